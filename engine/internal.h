@@ -1,0 +1,49 @@
+/* Shared internals of the engine: assertions, branch hints, container_of, the panic path. */
+#ifndef CORIO_INTERNAL_H
+#define CORIO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corio.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define CORIO__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Aborts with file:line and the failed expression. For broken internal invariants only: never for
+ * anything a caller or the kernel can cause. */
+#define CORIO__ASSERT(cond)                                                                        \
+    do {                                                                                           \
+        if (unlikely(!(cond)))                                                                     \
+            corio__assert_fail(#cond, __FILE__, __LINE__);                                         \
+    } while (0)
+
+_Noreturn void corio__assert_fail(const char *expr, const char *file, int line);
+
+/* Prints "corio: <message>" to stderr and aborts. For kernel failures that cannot happen. */
+_Noreturn void corio__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Sanitizer and valgrind support. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CORIO__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORIO__ASAN 1
+#endif
+#endif
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#define CORIO__VALGRIND 1
+#endif
+#endif
+
+/* Thread-local storage for the current loop and coroutine: initial-exec, so that a shared libcorio
+ * reads it with one instruction instead of a __tls_get_addr call. */
+#define CORIO__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
+#endif

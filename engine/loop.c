@@ -1,0 +1,492 @@
+/* The scheduler: run queue, CQE drain, timers, idle wait, stop. One iteration runs every coroutine
+ * that was runnable when it began, then makes at most one io_uring_enter that submits all the SQEs
+ * they queued and waits only when nothing is runnable, then resolves the completions. */
+#include "loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef CORIO__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+CORIO__TLS struct corio_coro *corio__tls_co;
+CORIO__TLS struct corio_loop *corio__tls_loop;
+
+/* ---- small shared pieces -------------------------------------------------------------------- */
+
+_Noreturn void corio__assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "corio: assertion failed: %s (%s:%d)\n", expr, file, line);
+    abort();
+}
+
+_Noreturn void corio__panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("corio: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+int64_t corio_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- stack overflow reporting --------------------------------------------------------------- */
+
+/* Each thread that creates a loop gets an alternate signal stack, so that the SIGSEGV of a
+ * coroutine that ran into its guard page can be handled at all: the faulting stack has no room. */
+static CORIO__TLS void *tls_altstack;
+static CORIO__TLS unsigned tls_altstack_users;
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+static struct sigaction segv_prev; /* written once under segv_once, read by the handler */
+
+#define ALTSTACK_SIZE (64 * 1024)
+
+static void write_str(const char *s)
+{
+    ssize_t r = write(STDERR_FILENO, s, strlen(s));
+    (void)r;
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+    struct corio_coro *co = corio__tls_co;
+    if (co && co->stack && corio__stack_in_guard(co->stack, si->si_addr)) {
+        /* Only async-signal-safe calls from here on. */
+        write_str("corio: coroutine stack overflow: a coroutine ran past the end of its stack "
+                  "(raise corio_loop_opts.stack_size)\n");
+        signal(SIGSEGV, SIG_DFL);
+        return; /* the faulting access repeats and the default action ends the process */
+    }
+    if (segv_prev.sa_flags & SA_SIGINFO) {
+        if (segv_prev.sa_sigaction) {
+            segv_prev.sa_sigaction(sig, si, uctx);
+            return;
+        }
+    } else if (segv_prev.sa_handler != SIG_DFL && segv_prev.sa_handler != SIG_IGN) {
+        segv_prev.sa_handler(sig);
+        return;
+    }
+    signal(SIGSEGV, SIG_DFL);
+}
+
+static void segv_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &segv_prev);
+}
+
+static void altstack_acquire(void)
+{
+    if (tls_altstack_users++ > 0)
+        return;
+    stack_t cur;
+    /* Keep an alternate stack the application (or a sanitizer) already installed. */
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return;
+    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                     0);
+    if (mem == MAP_FAILED)
+        return;
+    stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(mem, ALTSTACK_SIZE);
+        return;
+    }
+    tls_altstack = mem;
+}
+
+static void altstack_release(void)
+{
+    if (tls_altstack_users == 0 || --tls_altstack_users > 0 || !tls_altstack)
+        return;
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(tls_altstack, ALTSTACK_SIZE);
+    tls_altstack = NULL;
+}
+
+/* ---- loop lifetime -------------------------------------------------------------------------- */
+
+static void fill_defaults(struct corio_loop_opts *o)
+{
+    if (!o->sq_entries)
+        o->sq_entries = 256;
+    if (!o->cq_entries)
+        o->cq_entries = o->sq_entries * 4;
+    if (!o->stack_size)
+        o->stack_size = 64 * 1024;
+    if (!o->stack_cache)
+        o->stack_cache = 1024;
+}
+
+int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
+{
+    struct corio_loop *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    if (opts)
+        l->opts = *opts;
+    fill_defaults(&l->opts);
+    int err = corio__ring_new(&l->ring, &l->opts, &l->stats, &l->features);
+    if (err) {
+        free(l);
+        return err;
+    }
+    corio__list_init(&l->runq);
+    corio__list_init(&l->all);
+    corio__stack_pool_init(&l->stacks, l->opts.stack_size, l->opts.stack_cache);
+    l->owner = pthread_self();
+    if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV)) {
+        pthread_once(&segv_once, segv_install);
+        altstack_acquire();
+    }
+    *out = l;
+    return 0;
+}
+
+void corio_loop_free(struct corio_loop *l)
+{
+    if (!l)
+        return;
+    CORIO__ASSERT(!l->running);
+    if (l->live > 0) {
+        /* Cancel and finish what is left: their SQEs point into their stacks. */
+        corio_loop_stop(l);
+        corio_loop_run(l);
+    }
+    corio__stack_pool_fini(&l->stacks);
+    corio__heap_fini(&l->timers);
+    corio__ring_free(l->ring);
+    free(l->slots);
+    if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV))
+        altstack_release();
+    free(l);
+}
+
+struct corio_loop *corio_loop_current(void)
+{
+    return corio__tls_loop;
+}
+
+bool corio_loop_has(const struct corio_loop *l, enum corio_feature f)
+{
+    return (unsigned)f < CORIO_FEAT_COUNT && (l->features & (1ull << f));
+}
+
+const struct corio_stats *corio_stats(const struct corio_loop *l)
+{
+    return &l->stats;
+}
+
+/* ---- switching ------------------------------------------------------------------------------ */
+
+static void resume(struct corio_loop *l, struct corio_coro *co)
+{
+    co->state = CORIO__CO_RUNNING;
+    l->current = co;
+    corio__tls_co = co;
+    l->stats.switches++;
+#ifdef CORIO__ASAN
+    __sanitizer_start_switch_fiber(&l->asan_sched_fake, co->stack->lo,
+                                   (size_t)(co->stack->hi - co->stack->lo));
+#endif
+    corio__ctx_switch(&l->sched, &co->ctx);
+#ifdef CORIO__ASAN
+    __sanitizer_finish_switch_fiber(l->asan_sched_fake, NULL, NULL);
+#endif
+    l->current = NULL;
+    corio__tls_co = NULL;
+    if (co->state == CORIO__CO_DONE) {
+        /* The coroutine made its last switch: nothing runs on its stack any more. */
+        corio__stack_put(&l->stacks, co->stack);
+    }
+}
+
+void corio__suspend(struct corio_coro *co)
+{
+    struct corio_loop *l = co->loop;
+    l->stats.switches++;
+#ifdef CORIO__ASAN
+    /* A finished coroutine passes NULL: ASan frees its fake stack, it will never run again. */
+    __sanitizer_start_switch_fiber(co->state == CORIO__CO_DONE ? NULL : &co->asan_fake,
+                                   l->asan_sched_bottom, l->asan_sched_size);
+#endif
+    corio__ctx_switch(&co->ctx, &l->sched);
+#ifdef CORIO__ASAN
+    __sanitizer_finish_switch_fiber(co->asan_fake, &l->asan_sched_bottom, &l->asan_sched_size);
+#endif
+}
+
+void corio__coro_main(void *arg)
+{
+    struct corio_coro *co = arg;
+#ifdef CORIO__ASAN
+    __sanitizer_finish_switch_fiber(NULL, &co->loop->asan_sched_bottom,
+                                    &co->loop->asan_sched_size);
+#endif
+    int result = co->fn(co->arg);
+    corio__coro_finished(co, result);
+    co->state = CORIO__CO_DONE;
+    corio__suspend(co);
+    corio__panic("a finished coroutine was resumed");
+}
+
+/* ---- waiting and waking --------------------------------------------------------------------- */
+
+void corio__make_ready(struct corio_coro *co)
+{
+    if (co->queued)
+        return;
+    co->queued = true;
+    co->state = CORIO__CO_READY;
+    corio__list_push_back(&co->loop->runq, &co->runq);
+}
+
+int corio__park(struct corio_coro *co, int64_t deadline, corio__abort_fn *abort, void *obj)
+{
+    struct corio_loop *l = co->loop;
+    struct corio__timer t;
+    co->abort = abort;
+    co->wait_obj = obj;
+    co->wake_res = 0;
+    co->state = CORIO__CO_WAITING;
+    co->timer = NULL;
+    if (deadline >= 0) {
+        t.deadline = deadline;
+        t.data = co;
+        t.idx = CORIO__TIMER_IDLE;
+        if (corio__heap_push(&l->timers, &t) == 0)
+            co->timer = &t;
+        else if (abort)
+            abort(co, -ENOMEM);
+    }
+    corio__suspend(co);
+    if (co->timer) {
+        corio__heap_remove(&l->timers, co->timer);
+        co->timer = NULL;
+    }
+    co->abort = NULL;
+    co->wait_obj = NULL;
+    return co->wake_res;
+}
+
+void corio__unpark(struct corio_coro *co, int res)
+{
+    if (co->state != CORIO__CO_WAITING)
+        return;
+    co->wake_res = res;
+    co->abort = NULL;
+    corio__make_ready(co);
+}
+
+void corio__cancel(struct corio_coro *co)
+{
+    co->cancelled = true;
+    if (co->state == CORIO__CO_WAITING && co->abort)
+        co->abort(co, -ECANCELED);
+}
+
+void corio_loop_stop(struct corio_loop *l)
+{
+    l->stopping = true;
+    struct corio__list *n = l->all.next;
+    while (n != &l->all) {
+        struct corio_coro *co = container_of(n, struct corio_coro, all);
+        n = n->next;
+        corio__cancel(co);
+    }
+}
+
+/* ---- completions ---------------------------------------------------------------------------- */
+
+/* Maps a finished future's raw CQE result to what the caller sees: a linked timeout that fired
+ * turns the op's cancellation into -ETIMEDOUT; our own async cancel gives -ECANCELED (io-wq
+ * workers interrupted by it may report -EINTR). A result the op produced itself is kept: data
+ * that arrived as the cancel raced it is not lost. */
+static inline void future_settle(struct corio__future *f)
+{
+    int64_t res = f->res;
+    if (f->kind == CORIO__FK_SLEEP) {
+        if (res == -ETIME)
+            res = 0;
+    } else if (unlikely(res == -ECANCELED || res == -EINTR)) {
+        if (f->flags & CORIO__FF_TIMED_OUT)
+            res = -ETIMEDOUT;
+        else if (f->flags & CORIO__FF_CANCELLED)
+            res = -ECANCELED;
+    }
+    f->res = res;
+}
+
+static inline void future_cqe(struct corio_loop *l, struct corio__future *f)
+{
+    l->inflight--;
+    if (--f->pending)
+        return;
+    future_settle(f);
+    f->state = CORIO__F_DONE;
+    corio__list_remove(&f->link);
+    if (f->flags & CORIO__FF_AWAITED) {
+        f->flags &= ~CORIO__FF_AWAITED;
+        struct corio_coro *co = f->owner;
+        if (co->wait_need && --co->wait_need == 0)
+            corio__unpark(co, 0);
+    }
+}
+
+static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
+{
+    uint64_t ud = c->user_data;
+    void *p = (void *)(uintptr_t)(ud & ~(uint64_t)CORIO__UD_TAG_MASK);
+    switch (ud & CORIO__UD_TAG_MASK) {
+    case CORIO__UD_FUTURE: {
+        struct corio__future *f = p;
+        if (unlikely(!f))
+            return; /* user_data 0: a cancel's own completion */
+        f->res = c->res;
+        f->cqe_flags = c->flags;
+        future_cqe(l, f);
+        return;
+    }
+    case CORIO__UD_LINK: {
+        struct corio__future *f = p;
+        if (c->res == -ETIME)
+            f->flags |= CORIO__FF_TIMED_OUT;
+        future_cqe(l, f);
+        return;
+    }
+    case CORIO__UD_HANDLER: {
+        struct corio__handler *h = p;
+        h->fn(h, c->res, c->flags);
+        return;
+    }
+    case CORIO__UD_WAKE:
+        l->wake_armed = false;
+        return;
+    default:
+        corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)ud);
+    }
+}
+
+static void reap(struct corio_loop *l)
+{
+    unsigned n;
+    do {
+        n = corio__ring_reap(l->ring, l->cqes, CORIO__REAP_BATCH);
+        for (unsigned i = 0; i < n; i++)
+            dispatch(l, &l->cqes[i]);
+    } while (n == CORIO__REAP_BATCH);
+}
+
+static void fire_timers(struct corio_loop *l)
+{
+    int64_t now = corio_now();
+    struct corio__timer *t;
+    while ((t = corio__heap_top(&l->timers)) && t->deadline <= now) {
+        corio__heap_remove(&l->timers, t);
+        struct corio_coro *co = t->data;
+        co->timer = NULL;
+        if (co->abort)
+            co->abort(co, -ETIMEDOUT);
+    }
+}
+
+/* Waits with the kernel for the next completion or the earliest timer. Without EXT_ARG (before
+ * 5.11) the timer becomes a timeout SQE of our own. */
+static int idle_wait(struct corio_loop *l)
+{
+    struct corio__timer *t = corio__heap_top(&l->timers);
+    int64_t timeout = -1;
+    if (t) {
+        timeout = t->deadline - corio_now();
+        if (timeout < 0)
+            timeout = 0;
+    }
+    int err = corio__ring_enter(l->ring, true, timeout);
+    if (err == -EOPNOTSUPP) {
+        if (!l->wake_armed) {
+            l->wake_ts.sec = t->deadline / 1000000000;
+            l->wake_ts.nsec = t->deadline % 1000000000;
+            struct corio__op op = {.opcode = CORIO__OP_TIMEOUT, .addr = &l->wake_ts};
+            corio__ring_prep(l->ring, &op, (uintptr_t)l | CORIO__UD_WAKE, NULL, 0);
+            l->wake_armed = true;
+        }
+        err = corio__ring_enter(l->ring, true, -1);
+    }
+    return err;
+}
+
+/* Nothing is runnable, no op is in flight and no timer is set, yet coroutines are alive: they wait
+ * for each other. Nothing can ever wake them, so cancel them all rather than hang. */
+static void break_deadlock(struct corio_loop *l)
+{
+    l->deadlock = true;
+    corio_loop_stop(l);
+}
+
+int corio_loop_run(struct corio_loop *l)
+{
+    if (l->running)
+        return -EBUSY;
+    if (!pthread_equal(l->owner, pthread_self()))
+        return -EPERM;
+    struct corio_loop *prev = corio__tls_loop;
+    corio__tls_loop = l;
+    l->running = true;
+    l->deadlock = false;
+    int err = 0;
+    while (l->live > 0) {
+        l->stats.iterations++;
+        /* Run the coroutines that are runnable now; those they wake run next iteration, after
+         * the ring has had its say. */
+        struct corio__list batch;
+        corio__list_init(&batch);
+        corio__list_splice(&batch, &l->runq);
+        struct corio__list *n;
+        while ((n = corio__list_pop_front(&batch))) {
+            struct corio_coro *co = container_of(n, struct corio_coro, runq);
+            co->queued = false;
+            resume(l, co);
+        }
+        if (l->live == 0)
+            break;
+        if (corio__list_empty(&l->runq)) {
+            if (l->inflight == 0 && l->timers.n == 0 && corio__ring_unsubmitted(l->ring) == 0) {
+                break_deadlock(l);
+                continue;
+            }
+            err = idle_wait(l);
+        } else {
+            err = corio__ring_enter(l->ring, false, 0);
+        }
+        if (unlikely(err))
+            corio__panic("io_uring_enter failed: %s", strerror(-err));
+        reap(l);
+        if (l->timers.n)
+            fire_timers(l);
+    }
+    l->running = false;
+    l->stopping = false;
+    corio__tls_loop = prev;
+    return l->deadlock ? -EDEADLK : err;
+}

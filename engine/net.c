@@ -1,0 +1,346 @@
+/* Socket operations and the TCP/Unix listen and dial helpers. */
+#include "op.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* ---- socket: IORING_OP_SOCKET (5.19) or socket(2) ------------------------------------------- */
+
+static struct corio__op socket_op(int domain, int type, int protocol)
+{
+    return (struct corio__op){.opcode = CORIO__OP_SOCKET,
+                              .fd = domain,
+                              .op_flags = (uint32_t)(type | SOCK_CLOEXEC),
+                              .len = (uint32_t)protocol};
+}
+
+static bool has_socket_op(void)
+{
+    struct corio_coro *co = corio__tls_co;
+    return co && (co->loop->features & (1ull << CORIO_FEAT_SOCKET));
+}
+
+static int socket_syscall(int domain, int type, int protocol)
+{
+    int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+    return fd < 0 ? -errno : fd;
+}
+
+int corio_socket(int domain, int type, int protocol)
+{
+    if (!has_socket_op())
+        return corio__tls_co ? socket_syscall(domain, type, protocol) : -EPERM;
+    struct corio__op op = socket_op(domain, type, protocol);
+    return (int)corio__op_run(&op, CORIO_FOREVER, CORIO__FK_OP);
+}
+
+int corio_socket_start(struct corio_future *pub, int domain, int type, int protocol)
+{
+    struct corio__future *f = corio__fut(pub);
+    if (!has_socket_op() && corio__tls_co) {
+        f->owner = corio__tls_co;
+        f->state = CORIO__F_DONE;
+        f->res = socket_syscall(domain, type, protocol);
+        return f->res < 0 ? (int)f->res : 0;
+    }
+    struct corio__op op = socket_op(domain, type, protocol);
+    return corio__op_start(f, &op, CORIO_FOREVER, CORIO__FK_OP);
+}
+
+/* ---- accept, connect ------------------------------------------------------------------------ */
+
+static struct corio__op accept_op(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+    return (struct corio__op){.opcode = CORIO__OP_ACCEPT,
+                              .fd = fd,
+                              .addr = addr,
+                              .addr2 = addrlen,
+                              .op_flags = (uint32_t)(flags | SOCK_CLOEXEC)};
+}
+
+int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags, int64_t deadline)
+{
+    struct corio__op op = accept_op(fd, addr, addrlen, flags);
+    return (int)corio__op_run(&op, deadline, CORIO__FK_OP);
+}
+
+int corio_accept_start(struct corio_future *f, int fd, struct sockaddr *addr, socklen_t *addrlen,
+                       int flags, int64_t deadline)
+{
+    struct corio__op op = accept_op(fd, addr, addrlen, flags);
+    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+}
+
+static struct corio__op connect_op(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    return (struct corio__op){
+        .opcode = CORIO__OP_CONNECT, .fd = fd, .addr = addr, .len = (uint32_t)addrlen};
+}
+
+int corio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
+{
+    struct corio__op op = connect_op(fd, addr, addrlen);
+    return (int)corio__op_run(&op, deadline, CORIO__FK_OP);
+}
+
+int corio_connect_start(struct corio_future *f, int fd, const struct sockaddr *addr,
+                        socklen_t addrlen, int64_t deadline)
+{
+    struct corio__op op = connect_op(fd, addr, addrlen);
+    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+}
+
+/* ---- send, recv, sendmsg, recvmsg, shutdown ------------------------------------------------- */
+
+static struct corio__op xfer_op(uint8_t opcode, int fd, const void *buf, size_t len, int flags)
+{
+    /* MSG_NOSIGNAL on every send: a vanished peer is -EPIPE, never a SIGPIPE that kills. */
+    if (opcode == CORIO__OP_SEND || opcode == CORIO__OP_SENDMSG)
+        flags |= MSG_NOSIGNAL;
+    return (struct corio__op){.opcode = opcode,
+                              .fd = fd,
+                              .addr = buf,
+                              .len = corio__clamp_len(len),
+                              .op_flags = (uint32_t)flags};
+}
+
+ssize_t corio_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
+    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+}
+
+int corio_send_start(struct corio_future *f, int fd, const void *buf, size_t len, int flags,
+                     int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
+    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+}
+
+ssize_t corio_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_RECV, fd, buf, len, flags);
+    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+}
+
+int corio_recv_start(struct corio_future *f, int fd, void *buf, size_t len, int flags,
+                     int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_RECV, fd, buf, len, flags);
+    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+}
+
+ssize_t corio_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_SENDMSG, fd, msg, 0, flags);
+    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+}
+
+int corio_sendmsg_start(struct corio_future *f, int fd, const struct msghdr *msg, int flags,
+                        int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_SENDMSG, fd, msg, 0, flags);
+    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+}
+
+ssize_t corio_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_RECVMSG, fd, msg, 0, flags);
+    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+}
+
+int corio_recvmsg_start(struct corio_future *f, int fd, struct msghdr *msg, int flags,
+                        int64_t deadline)
+{
+    struct corio__op op = xfer_op(CORIO__OP_RECVMSG, fd, msg, 0, flags);
+    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+}
+
+int corio_shutdown(int fd, int how)
+{
+    const struct corio__op op = {.opcode = CORIO__OP_SHUTDOWN, .fd = fd, .len = (uint32_t)how};
+    return (int)corio__op_run(&op, CORIO_FOREVER, CORIO__FK_OP);
+}
+
+int corio_shutdown_start(struct corio_future *f, int fd, int how)
+{
+    const struct corio__op op = {.opcode = CORIO__OP_SHUTDOWN, .fd = fd, .len = (uint32_t)how};
+    return corio__op_start(corio__fut(f), &op, CORIO_FOREVER, CORIO__FK_OP);
+}
+
+/* Loops send or recv over [buf, buf + len) until done, the peer's shutdown (recv) or an error. */
+static ssize_t xfer_all(uint8_t opcode, int fd, const void *buf, size_t len, size_t *done,
+                        int64_t deadline)
+{
+    size_t got = 0;
+    ssize_t r = 0;
+    while (got < len) {
+        struct corio__op op = xfer_op(opcode, fd, (const char *)buf + got, len - got, 0);
+        r = (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (done)
+        *done = got;
+    if (r < 0)
+        return r;
+    if (r == 0 && got < len && opcode == CORIO__OP_SEND)
+        return -EIO;
+    return (ssize_t)got;
+}
+
+ssize_t corio_send_all(int fd, const void *buf, size_t len, size_t *done, int64_t deadline)
+{
+    return xfer_all(CORIO__OP_SEND, fd, buf, len, done, deadline);
+}
+
+ssize_t corio_recv_all(int fd, void *buf, size_t len, size_t *done, int64_t deadline)
+{
+    return xfer_all(CORIO__OP_RECV, fd, buf, len, done, deadline);
+}
+
+/* ---- listen and dial helpers ---------------------------------------------------------------- */
+
+/* Parses a numeric IPv4 or IPv6 address. Returns the sockaddr length, or -EINVAL. */
+static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (!host)
+        host = "0.0.0.0";
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        return sizeof(*in4);
+    }
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        return sizeof(*in6);
+    }
+    return -EINVAL;
+}
+
+static int bind_listen(int fd, const struct sockaddr *sa, socklen_t len, int backlog)
+{
+    if (bind(fd, sa, len) != 0 || listen(fd, backlog) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags)
+{
+    struct sockaddr_storage ss;
+    int len = parse_addr(host, port, &ss);
+    if (len < 0)
+        return len;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if ((flags & CORIO_LISTEN_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    if (ss.ss_family == AF_INET6) {
+        int v6only = (flags & CORIO_LISTEN_V6ONLY) ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    return bind_listen(fd, (struct sockaddr *)&ss, (socklen_t)len, backlog);
+}
+
+/* Creates a socket and connects it; closes it on failure. Returns the fd or -errno. */
+static int dial(const struct sockaddr *sa, socklen_t len, int64_t deadline)
+{
+    int fd = corio_socket(sa->sa_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return fd;
+    int err = corio_connect(fd, sa, len, deadline);
+    if (err < 0) {
+        corio_close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline)
+{
+    struct sockaddr_storage ss;
+    if (!host)
+        return -EINVAL;
+    int len = parse_addr(host, port, &ss);
+    if (len < 0)
+        return len;
+    int fd = dial((struct sockaddr *)&ss, (socklen_t)len, deadline);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return fd;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *un)
+{
+    memset(un, 0, sizeof(*un));
+    un->sun_family = AF_UNIX;
+    size_t n = path ? strlen(path) : 0;
+    if (n == 0)
+        return -EINVAL;
+    if (n >= sizeof(un->sun_path))
+        return -ENAMETOOLONG;
+    memcpy(un->sun_path, path, n);
+    return (int)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+}
+
+int corio_listen_unix(const char *path, int backlog)
+{
+    struct sockaddr_un un;
+    int len = unix_addr(path, &un);
+    if (len < 0)
+        return len;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* A socket file left by an earlier run would make bind fail with EADDRINUSE. Only a socket
+     * is removed: any other file at @path is an error the caller must see. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    return bind_listen(fd, (struct sockaddr *)&un, (socklen_t)len, backlog);
+}
+
+int corio_dial_unix(const char *path, int64_t deadline)
+{
+    struct sockaddr_un un;
+    int len = unix_addr(path, &un);
+    if (len < 0)
+        return len;
+    return dial((struct sockaddr *)&un, (socklen_t)len, deadline);
+}
+
+int corio_local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -errno;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -EAFNOSUPPORT;
+}

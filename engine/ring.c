@@ -1,0 +1,544 @@
+/* The io_uring layer. liburing (2.3, Debian 12's floor) sets the ring up and fills SQEs; the
+ * submission and completion paths are written here against the ring's shared memory, so that
+ * every io_uring_enter is one we chose and counted. */
+#include "ring.h"
+
+#include "internal.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+
+_Static_assert(sizeof(struct corio__ts) == sizeof(struct __kernel_timespec), "corio__ts layout");
+_Static_assert(CORIO__CQE_F_MORE == IORING_CQE_F_MORE, "CQE flag mirror");
+
+/* Deferred-taskrun rings only post completions inside io_uring_enter(GETEVENTS): see
+ * corio__ring_enter. Spilled CQEs are those reaped while a full SQ was being flushed. */
+struct corio__ring {
+    struct io_uring ring;       /* liburing's view: the mmaps and the local SQ tail */
+    unsigned setup_flags;       /* the IORING_SETUP_ flags the kernel accepted */
+    unsigned enter_flags;       /* IORING_ENTER_REGISTERED_RING when the fd is registered */
+    int enter_fd;               /* the registered index, or the ring fd */
+    bool ext_arg;               /* IORING_FEAT_EXT_ARG: enter can wait with a timeout */
+    bool cqe_skip;              /* IORING_FEAT_CQE_SKIP: cancels need not post on success */
+    struct corio_stats *stats;  /* the owning loop's counters */
+    struct corio__cqe *spill;   /* CQEs reaped early, handed out first by corio__ring_reap */
+    unsigned spill_n;           /* entries in spill */
+    unsigned spill_cap;         /* capacity of spill */
+};
+
+/* ---- setup ---------------------------------------------------------------------------------- */
+
+struct flag_map {
+    enum corio_feature feat;
+    unsigned setup;
+};
+
+static const struct flag_map setup_flags[] = {
+    {CORIO_FEAT_SINGLE_ISSUER, IORING_SETUP_SINGLE_ISSUER},
+    {CORIO_FEAT_DEFER_TASKRUN, IORING_SETUP_DEFER_TASKRUN},
+    {CORIO_FEAT_COOP_TASKRUN, IORING_SETUP_COOP_TASKRUN},
+    {CORIO_FEAT_TASKRUN_FLAG, IORING_SETUP_TASKRUN_FLAG},
+    {CORIO_FEAT_SUBMIT_ALL, IORING_SETUP_SUBMIT_ALL},
+    {CORIO_FEAT_SQPOLL, IORING_SETUP_SQPOLL},
+    {CORIO_FEAT_CQSIZE, IORING_SETUP_CQSIZE},
+};
+
+static const struct flag_map op_map[] = {
+    {CORIO_FEAT_NOP, IORING_OP_NOP},
+    {CORIO_FEAT_READ, IORING_OP_READ},
+    {CORIO_FEAT_WRITE, IORING_OP_WRITE},
+    {CORIO_FEAT_READV, IORING_OP_READV},
+    {CORIO_FEAT_WRITEV, IORING_OP_WRITEV},
+    {CORIO_FEAT_OPENAT, IORING_OP_OPENAT},
+    {CORIO_FEAT_CLOSE, IORING_OP_CLOSE},
+    {CORIO_FEAT_FSYNC, IORING_OP_FSYNC},
+    {CORIO_FEAT_STATX, IORING_OP_STATX},
+    {CORIO_FEAT_SOCKET, IORING_OP_SOCKET},
+    {CORIO_FEAT_ACCEPT, IORING_OP_ACCEPT},
+    {CORIO_FEAT_CONNECT, IORING_OP_CONNECT},
+    {CORIO_FEAT_SEND, IORING_OP_SEND},
+    {CORIO_FEAT_RECV, IORING_OP_RECV},
+    {CORIO_FEAT_SENDMSG, IORING_OP_SENDMSG},
+    {CORIO_FEAT_RECVMSG, IORING_OP_RECVMSG},
+    {CORIO_FEAT_SHUTDOWN, IORING_OP_SHUTDOWN},
+    {CORIO_FEAT_TIMEOUT, IORING_OP_TIMEOUT},
+    {CORIO_FEAT_LINK_TIMEOUT, IORING_OP_LINK_TIMEOUT},
+    {CORIO_FEAT_ASYNC_CANCEL, IORING_OP_ASYNC_CANCEL},
+    {CORIO_FEAT_MSG_RING, IORING_OP_MSG_RING},
+    {CORIO_FEAT_SEND_ZC, IORING_OP_SEND_ZC},
+    {CORIO_FEAT_READ_FIXED, IORING_OP_READ_FIXED},
+    {CORIO_FEAT_WRITE_FIXED, IORING_OP_WRITE_FIXED},
+    {CORIO_FEAT_PROVIDE_BUFFERS, IORING_OP_PROVIDE_BUFFERS},
+};
+
+static unsigned refused_setup(uint64_t refuse)
+{
+    unsigned out = 0;
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(setup_flags); i++)
+        if (refuse & (1ull << setup_flags[i].feat))
+            out |= setup_flags[i].setup;
+    return out;
+}
+
+/* Drops the least essential flag of @f after the kernel refused it. Returns the new set, or
+ * UINT32_MAX when there is nothing left to drop. DEFER_TASKRUN steps down to COOP_TASKRUN, and
+ * the TASKRUN flag only exists with one of them (kernel: io_uring_setup's flag checks). */
+static unsigned degrade(unsigned f, unsigned refused)
+{
+    if (f & IORING_SETUP_DEFER_TASKRUN) {
+        f &= ~IORING_SETUP_DEFER_TASKRUN;
+        if (!(refused & IORING_SETUP_COOP_TASKRUN))
+            f |= IORING_SETUP_COOP_TASKRUN;
+        else
+            f &= ~IORING_SETUP_TASKRUN_FLAG;
+        return f;
+    }
+    static const unsigned order[] = {IORING_SETUP_TASKRUN_FLAG, IORING_SETUP_COOP_TASKRUN,
+                                     IORING_SETUP_SINGLE_ISSUER, IORING_SETUP_SUBMIT_ALL,
+                                     IORING_SETUP_CQSIZE, IORING_SETUP_SQ_AFF,
+                                     IORING_SETUP_SQPOLL};
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(order); i++) {
+        if (f & order[i]) {
+            f &= ~order[i];
+            if (order[i] == IORING_SETUP_COOP_TASKRUN)
+                f &= ~IORING_SETUP_TASKRUN_FLAG;
+            if (order[i] == IORING_SETUP_SQPOLL)
+                f &= ~IORING_SETUP_SQ_AFF;
+            return f;
+        }
+    }
+    return UINT32_MAX;
+}
+
+/* The flags to try first, minus those the test hook refuses, with the dependencies between them
+ * kept (DEFER_TASKRUN needs SINGLE_ISSUER and no SQPOLL; TASKRUN_FLAG needs a TASKRUN mode). */
+static unsigned wanted_flags(const struct corio_loop_opts *o, unsigned refused)
+{
+    unsigned f = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER;
+    if (o->flags & CORIO_LOOP_SQPOLL) {
+        f |= IORING_SETUP_SQPOLL;
+        if (o->sqpoll_cpu > 0)
+            f |= IORING_SETUP_SQ_AFF;
+    } else {
+        f |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    }
+    f &= ~refused;
+    if ((f & IORING_SETUP_DEFER_TASKRUN) && !(f & IORING_SETUP_SINGLE_ISSUER))
+        f &= ~IORING_SETUP_DEFER_TASKRUN;
+    if (!(f & IORING_SETUP_DEFER_TASKRUN) && !(f & IORING_SETUP_SQPOLL) &&
+        !(refused & IORING_SETUP_COOP_TASKRUN))
+        f |= IORING_SETUP_COOP_TASKRUN;
+    if (!(f & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)))
+        f &= ~IORING_SETUP_TASKRUN_FLAG;
+    if (!(f & IORING_SETUP_SQPOLL))
+        f &= ~IORING_SETUP_SQ_AFF;
+    return f & ~refused;
+}
+
+static int try_setup(struct corio__ring *r, const struct corio_loop_opts *o, unsigned flags)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = flags;
+    p.cq_entries = o->cq_entries;
+    if (flags & IORING_SETUP_SQPOLL) {
+        p.sq_thread_idle = o->sqpoll_idle_ms ? o->sqpoll_idle_ms : 1000;
+        p.sq_thread_cpu = o->sqpoll_cpu > 0 ? (unsigned)(o->sqpoll_cpu - 1) : 0;
+    }
+    int err = corio__fault_setup(flags);
+    if (err)
+        return err;
+    err = io_uring_queue_init_params(o->sq_entries, &r->ring, &p);
+    if (err)
+        return err;
+    r->setup_flags = flags;
+    r->ext_arg = p.features & IORING_FEAT_EXT_ARG;
+    r->cqe_skip = p.features & IORING_FEAT_CQE_SKIP;
+    return 0;
+}
+
+static void probe_features(struct corio__ring *r, uint64_t *features)
+{
+    uint64_t f = 0;
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(setup_flags); i++)
+        if (r->setup_flags & setup_flags[i].setup)
+            f |= 1ull << setup_flags[i].feat;
+    unsigned kf = r->ring.features;
+    if (kf & IORING_FEAT_EXT_ARG)
+        f |= 1ull << CORIO_FEAT_EXT_ARG;
+    if (kf & IORING_FEAT_NODROP)
+        f |= 1ull << CORIO_FEAT_NODROP;
+    if (kf & IORING_FEAT_CQE_SKIP)
+        f |= 1ull << CORIO_FEAT_CQE_SKIP;
+    if (kf & IORING_FEAT_FAST_POLL)
+        f |= 1ull << CORIO_FEAT_FAST_POLL;
+    if (kf & IORING_FEAT_RW_CUR_POS)
+        f |= 1ull << CORIO_FEAT_RW_CUR_POS;
+    if (r->enter_flags & IORING_ENTER_REGISTERED_RING)
+        f |= 1ull << CORIO_FEAT_REG_RING_FD;
+
+    /* IORING_REGISTER_PROBE (5.6) lists the opcodes this kernel knows. */
+    struct io_uring_probe *p = io_uring_get_probe_ring(&r->ring);
+    if (p) {
+        for (size_t i = 0; i < CORIO__ARRAY_SIZE(op_map); i++)
+            if (io_uring_opcode_supported(p, (int)op_map[i].setup))
+                f |= 1ull << op_map[i].feat;
+        io_uring_free_probe(p);
+    }
+    *features = f;
+}
+
+int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
+                    struct corio_stats *stats, uint64_t *features)
+{
+    struct corio__ring *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->stats = stats;
+    unsigned refused = refused_setup(o->refuse);
+    unsigned flags = wanted_flags(o, refused);
+    int err;
+    for (;;) {
+        err = try_setup(r, o, flags);
+        if (err != -EINVAL)
+            break;
+        flags = degrade(flags, refused);
+        if (flags == UINT32_MAX)
+            break;
+    }
+    /* SQPOLL may be refused with -EPERM (unprivileged on kernels before 5.11): the loop still
+     * works without it, more slowly, as the design's "probe, don't assume" rule asks. */
+    if (err == -EPERM && (flags & IORING_SETUP_SQPOLL)) {
+        flags = wanted_flags(&(struct corio_loop_opts){.flags = 0}, refused);
+        err = try_setup(r, o, flags);
+    }
+    if (err) {
+        free(r);
+        return err;
+    }
+    r->enter_fd = r->ring.ring_fd;
+    if (!(o->refuse & (1ull << CORIO_FEAT_REG_RING_FD)) && io_uring_register_ring_fd(&r->ring) == 1) {
+        r->enter_fd = r->ring.enter_ring_fd;
+        r->enter_flags = IORING_ENTER_REGISTERED_RING;
+    }
+    /* liburing 2.3 fills the SQ index array at submit time; our own submit path does not, so
+     * make it the identity once: SQE slot i is always array entry i. */
+    for (unsigned i = 0; i < r->ring.sq.ring_entries; i++)
+        r->ring.sq.array[i] = i;
+    probe_features(r, features);
+    *out = r;
+    return 0;
+}
+
+void corio__ring_free(struct corio__ring *r)
+{
+    if (!r)
+        return;
+    io_uring_queue_exit(&r->ring);
+    free(r->spill);
+    free(r);
+}
+
+/* ---- submission ----------------------------------------------------------------------------- */
+
+static inline unsigned sq_khead(const struct corio__ring *r)
+{
+    /* With SQPOLL the kernel thread advances the head concurrently: acquire pairs with its
+     * release so that the slots before it are free for us to reuse. */
+    if (r->setup_flags & IORING_SETUP_SQPOLL)
+        return io_uring_smp_load_acquire(r->ring.sq.khead);
+    return *r->ring.sq.khead;
+}
+
+unsigned corio__ring_unsubmitted(const struct corio__ring *r)
+{
+    return r->ring.sq.sqe_tail - sq_khead(r);
+}
+
+/* Publishes the locally prepared SQEs to the kernel by moving the shared tail. */
+static inline void sq_flush(struct corio__ring *r)
+{
+    struct io_uring_sq *sq = &r->ring.sq;
+    if (sq->sqe_head != sq->sqe_tail) {
+        if (r->setup_flags & IORING_SETUP_SQPOLL)
+            r->stats->sqes += sq->sqe_tail - sq->sqe_head;
+        sq->sqe_head = sq->sqe_tail;
+        /* Pairs with the kernel's acquire of the SQ tail: the SQE contents are visible first. */
+        io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+    }
+}
+
+static void spill_cqes(struct corio__ring *r);
+
+/* The raw system call, with the fault seam in testing builds. */
+static int ring_enter(struct corio__ring *r, unsigned submit, unsigned min, unsigned flags,
+                      void *arg, size_t argsz)
+{
+    r->stats->enters++;
+    int ret = corio__fault_enter();
+    if (ret)
+        return ret;
+    return io_uring_enter2((unsigned)r->enter_fd, submit, min, flags | r->enter_flags, arg, argsz);
+}
+
+/* Makes room for @need SQEs when the SQ is full: submits what is queued (waiting for the SQ poller
+ * to consume in SQPOLL mode). A kernel that refuses to submit while CQEs are backed up (-EBUSY) gets
+ * its CQ emptied into the spill list first, so that no completion is lost. */
+static void make_room(struct corio__ring *r, unsigned need)
+{
+    while (r->ring.sq.ring_entries - corio__ring_unsubmitted(r) < need) {
+        sq_flush(r);
+        unsigned flags = 0, submit = corio__ring_unsubmitted(r);
+        if (r->setup_flags & IORING_SETUP_SQPOLL) {
+            io_uring_smp_mb();
+            flags = IORING_ENTER_SQ_WAIT;
+            if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP)
+                flags |= IORING_ENTER_SQ_WAKEUP;
+        }
+        int ret = ring_enter(r, submit, 0, flags, NULL, 0);
+        if (ret > 0 && !(r->setup_flags & IORING_SETUP_SQPOLL))
+            r->stats->sqes += (unsigned)ret;
+        if (ret == -EBUSY || ret == -EAGAIN || ret == 0)
+            spill_cqes(r);
+        else if (ret < 0 && ret != -EINTR)
+            corio__panic("io_uring_enter to flush a full SQ failed: %s", strerror(-ret));
+    }
+}
+
+static inline struct io_uring_sqe *get_sqe(struct corio__ring *r)
+{
+    struct io_uring_sq *sq = &r->ring.sq;
+    struct io_uring_sqe *sqe = &sq->sqes[sq->sqe_tail & sq->ring_mask];
+    sq->sqe_tail++;
+    return sqe;
+}
+
+static void prep_sqe(struct io_uring_sqe *sqe, const struct corio__op *op)
+{
+    switch (op->opcode) {
+    case CORIO__OP_NOP:
+        io_uring_prep_nop(sqe);
+        break;
+    case CORIO__OP_READ:
+        io_uring_prep_read(sqe, op->fd, (void *)op->addr, op->len, op->off);
+        break;
+    case CORIO__OP_WRITE:
+        io_uring_prep_write(sqe, op->fd, op->addr, op->len, op->off);
+        break;
+    case CORIO__OP_READV:
+        io_uring_prep_readv(sqe, op->fd, op->addr, op->len, op->off);
+        break;
+    case CORIO__OP_WRITEV:
+        io_uring_prep_writev(sqe, op->fd, op->addr, op->len, op->off);
+        break;
+    case CORIO__OP_OPENAT:
+        io_uring_prep_openat(sqe, op->fd, op->addr, (int)op->op_flags, op->aux);
+        break;
+    case CORIO__OP_CLOSE:
+        io_uring_prep_close(sqe, op->fd);
+        break;
+    case CORIO__OP_FSYNC:
+        io_uring_prep_fsync(sqe, op->fd, op->op_flags ? IORING_FSYNC_DATASYNC : 0);
+        break;
+    case CORIO__OP_STATX:
+        io_uring_prep_statx(sqe, op->fd, op->addr, (int)op->op_flags, op->aux,
+                            (struct statx *)op->addr2);
+        break;
+    case CORIO__OP_SOCKET:
+        io_uring_prep_socket(sqe, op->fd, (int)op->op_flags, (int)op->len, 0);
+        break;
+    case CORIO__OP_ACCEPT:
+        io_uring_prep_accept(sqe, op->fd, (struct sockaddr *)op->addr, (socklen_t *)op->addr2,
+                             (int)op->op_flags);
+        break;
+    case CORIO__OP_CONNECT:
+        io_uring_prep_connect(sqe, op->fd, op->addr, op->len);
+        break;
+    case CORIO__OP_SEND:
+        io_uring_prep_send(sqe, op->fd, op->addr, op->len, (int)op->op_flags);
+        break;
+    case CORIO__OP_RECV:
+        io_uring_prep_recv(sqe, op->fd, (void *)op->addr, op->len, (int)op->op_flags);
+        break;
+    case CORIO__OP_SENDMSG:
+        io_uring_prep_sendmsg(sqe, op->fd, op->addr, op->op_flags);
+        break;
+    case CORIO__OP_RECVMSG:
+        io_uring_prep_recvmsg(sqe, op->fd, (struct msghdr *)op->addr, op->op_flags);
+        break;
+    case CORIO__OP_SHUTDOWN:
+        io_uring_prep_shutdown(sqe, op->fd, (int)op->len);
+        break;
+    case CORIO__OP_TIMEOUT:
+        /* Absolute on CLOCK_MONOTONIC, the clock of corio_now(). Completes with -ETIME. */
+        io_uring_prep_timeout(sqe, (struct __kernel_timespec *)op->addr, 0, IORING_TIMEOUT_ABS);
+        break;
+    default:
+        corio__panic("unknown opcode %u", op->opcode);
+    }
+}
+
+void corio__ring_prep(struct corio__ring *r, const struct corio__op *op, uint64_t user_data,
+                      const struct corio__ts *link_ts, uint64_t link_ud)
+{
+    /* An op and its linked timeout must reach the kernel in the same submission, or the link
+     * would be cut: reserve both slots before preparing either. */
+    unsigned need = link_ts ? 2 : 1;
+    if (unlikely(r->ring.sq.ring_entries - corio__ring_unsubmitted(r) < need))
+        make_room(r, need);
+    struct io_uring_sqe *sqe = get_sqe(r);
+    prep_sqe(sqe, op);
+    io_uring_sqe_set_data64(sqe, user_data);
+    if (link_ts) {
+        sqe->flags |= IOSQE_IO_LINK;
+        struct io_uring_sqe *t = get_sqe(r);
+        io_uring_prep_link_timeout(t, (struct __kernel_timespec *)link_ts, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(t, link_ud);
+    }
+}
+
+void corio__ring_cancel(struct corio__ring *r, uint64_t target)
+{
+    if (unlikely(r->ring.sq.ring_entries - corio__ring_unsubmitted(r) < 1))
+        make_room(r, 1);
+    struct io_uring_sqe *sqe = get_sqe(r);
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    if (r->cqe_skip)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+bool corio__ring_wants_enter(const struct corio__ring *r)
+{
+    unsigned f = IO_URING_READ_ONCE(*r->ring.sq.kflags);
+    return f & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
+}
+
+int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns)
+{
+    sq_flush(r);
+    unsigned submit = corio__ring_unsubmitted(r);
+    unsigned kflags = IO_URING_READ_ONCE(*r->ring.sq.kflags);
+    unsigned flags = 0;
+    if (kflags & IORING_SQ_CQ_OVERFLOW) {
+        /* The CQ ring overflowed into the kernel's list (FEAT_NODROP keeps them); GETEVENTS
+         * flushes them back as we make room. Counted once per enter that sees the flag. */
+        r->stats->cq_overflows++;
+        flags |= IORING_ENTER_GETEVENTS;
+    }
+    if (r->setup_flags & IORING_SETUP_SQPOLL) {
+        /* Full barrier between publishing the tail and reading NEED_WAKEUP, pairing with the
+         * poller's barrier between setting the flag and its last look at the tail. */
+        io_uring_smp_mb();
+        if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP)
+            flags |= IORING_ENTER_SQ_WAKEUP;
+        submit = 0;
+    } else if (submit == 0 && !wait && !(kflags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))) {
+        return 0;
+    }
+    if (kflags & IORING_SQ_TASKRUN)
+        flags |= IORING_ENTER_GETEVENTS;
+    if ((r->setup_flags & IORING_SETUP_SQPOLL) && !wait && !flags)
+        return 0;
+
+    struct io_uring_getevents_arg arg;
+    struct __kernel_timespec ts;
+    void *argp = NULL;
+    size_t argsz = 0;
+    unsigned min = 0;
+    if (wait) {
+        flags |= IORING_ENTER_GETEVENTS;
+        min = 1;
+        if (timeout_ns >= 0) {
+            if (!r->ext_arg)
+                return -EOPNOTSUPP; /* the loop falls back to a timeout SQE */
+            ts.tv_sec = timeout_ns / 1000000000;
+            ts.tv_nsec = timeout_ns % 1000000000;
+            memset(&arg, 0, sizeof(arg));
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+            argp = &arg;
+            argsz = sizeof(arg);
+            flags |= IORING_ENTER_EXT_ARG;
+        }
+    } else if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN) {
+        /* Deferred task work (6.1) runs only inside GETEVENTS: ask for it on every submit so that
+         * completions keep flowing while coroutines are runnable. */
+        flags |= IORING_ENTER_GETEVENTS;
+    }
+    int ret = ring_enter(r, submit, min, flags, argp, argsz);
+    if (ret >= 0) {
+        if (!(r->setup_flags & IORING_SETUP_SQPOLL))
+            r->stats->sqes += (unsigned)ret;
+        return 0;
+    }
+    switch (ret) {
+    case -ETIME:  /* the wait timed out: timers are due */
+    case -EINTR:  /* a signal: the loop comes round again */
+    case -EAGAIN: /* no memory for requests right now: reap and retry */
+    case -EBUSY:  /* CQ backlog: reap and retry */
+        return 0;
+    default:
+        return ret;
+    }
+}
+
+/* ---- completion ----------------------------------------------------------------------------- */
+
+static unsigned reap_ring(struct corio__ring *r, struct corio__cqe *out, unsigned max)
+{
+    struct io_uring_cq *cq = &r->ring.cq;
+    unsigned head = *cq->khead;
+    /* Acquire pairs with the kernel's release of the CQ tail: the CQEs in [head, tail) are
+     * fully written. */
+    unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+    unsigned n = 0;
+    while (head != tail && n < max) {
+        const struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
+        out[n].user_data = cqe->user_data;
+        out[n].res = cqe->res;
+        out[n].flags = cqe->flags;
+        n++;
+        head++;
+    }
+    if (n) {
+        /* Release: the copies above are done before the kernel may reuse the slots. */
+        io_uring_smp_store_release(cq->khead, head);
+        r->stats->cqes += n;
+    }
+    return n;
+}
+
+static void spill_cqes(struct corio__ring *r)
+{
+    for (;;) {
+        if (r->spill_n == r->spill_cap) {
+            unsigned cap = r->spill_cap ? r->spill_cap * 2 : 256;
+            struct corio__cqe *s = realloc(r->spill, cap * sizeof(*s));
+            if (!s)
+                corio__panic("out of memory while spilling CQEs");
+            r->spill = s;
+            r->spill_cap = cap;
+        }
+        unsigned n = reap_ring(r, r->spill + r->spill_n, r->spill_cap - r->spill_n);
+        r->spill_n += n;
+        if (n == 0)
+            return;
+    }
+}
+
+unsigned corio__ring_reap(struct corio__ring *r, struct corio__cqe *out, unsigned max)
+{
+    if (unlikely(r->spill_n)) {
+        unsigned n = r->spill_n < max ? r->spill_n : max;
+        memcpy(out, r->spill, n * sizeof(*out));
+        memmove(r->spill, r->spill + n, (r->spill_n - n) * sizeof(*out));
+        r->spill_n -= n;
+        return n;
+    }
+    unsigned n = reap_ring(r, out, max);
+    return corio__fault_cqes(out, n, max);
+}

@@ -1,0 +1,98 @@
+/* The io_uring layer: setup with fallbacks, SQE preparation, submission, CQE reaping, raw
+ * syscalls. This and ring.c are the only files that know SQE/CQE layouts; ring.c is the only one
+ * that includes <liburing.h>. The layers above describe an operation with struct corio__op. */
+#ifndef CORIO_RING_H
+#define CORIO_RING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "corio.h"
+
+struct corio__ring;
+
+/* The operations the layers above can ask for. */
+enum corio__opcode {
+    CORIO__OP_NOP,
+    CORIO__OP_READ,     /* fd, addr = buf, len, off */
+    CORIO__OP_WRITE,    /* fd, addr = buf, len, off */
+    CORIO__OP_READV,    /* fd, addr = iov, len = iovcnt, off */
+    CORIO__OP_WRITEV,   /* fd, addr = iov, len = iovcnt, off */
+    CORIO__OP_OPENAT,   /* fd = dirfd, addr = path, op_flags = open flags, aux = mode */
+    CORIO__OP_CLOSE,    /* fd */
+    CORIO__OP_FSYNC,    /* fd, op_flags = 1 for datasync */
+    CORIO__OP_STATX,    /* fd = dirfd, addr = path, op_flags = AT_ flags, aux = mask, addr2 = out */
+    CORIO__OP_SOCKET,   /* fd = domain, len = protocol, op_flags = type */
+    CORIO__OP_ACCEPT,   /* fd, addr = sockaddr, addr2 = socklen_t *, op_flags = accept4 flags */
+    CORIO__OP_CONNECT,  /* fd, addr = sockaddr, len = addrlen */
+    CORIO__OP_SEND,     /* fd, addr = buf, len, op_flags = msg flags */
+    CORIO__OP_RECV,     /* fd, addr = buf, len, op_flags = msg flags */
+    CORIO__OP_SENDMSG,  /* fd, addr = msghdr, op_flags = msg flags */
+    CORIO__OP_RECVMSG,  /* fd, addr = msghdr, op_flags = msg flags */
+    CORIO__OP_SHUTDOWN, /* fd, len = how */
+    CORIO__OP_TIMEOUT,  /* addr = struct corio__ts (absolute CLOCK_MONOTONIC) */
+    CORIO__OP_COUNT
+};
+
+/* An operation, described without the SQE layout; it is read once, while the SQE is prepared. */
+struct corio__op {
+    uint8_t opcode;    /* enum corio__opcode */
+    int32_t fd;        /* the file, or what the opcode's comment says */
+    uint32_t len;      /* a length, a count, or what the opcode's comment says */
+    uint32_t op_flags; /* the opcode's flags */
+    uint32_t aux;      /* a mode or a mask */
+    const void *addr;  /* the main pointer argument */
+    const void *addr2; /* the second pointer argument */
+    uint64_t off;      /* a file offset; (uint64_t)-1 for the current position */
+};
+
+/* struct __kernel_timespec, without the uapi header. */
+struct corio__ts {
+    int64_t sec;
+    int64_t nsec;
+};
+
+/* A completion, copied out of the CQ ring before its slot is released to the kernel. */
+struct corio__cqe {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+};
+
+/* Flags of a completion the layers above look at, mirrored from the uapi. */
+#define CORIO__CQE_F_MORE (1u << 1)
+
+/* Creates the ring with the best setup flags the kernel accepts (retrying without each one it
+ * refuses), registers its fd, probes the opcodes, and sets the CORIO_FEAT_ bits in *features.
+ * Returns 0 and sets *out, or -errno from io_uring_setup when no configuration works. */
+int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *opts,
+                    struct corio_stats *stats, uint64_t *features);
+
+void corio__ring_free(struct corio__ring *r);
+
+/* Prepares the SQE for @op with @user_data. If @link_ts is not NULL, a linked timeout SQE with
+ * user_data @link_ud and that absolute deadline follows it. When the SQ is full it is submitted
+ * first, so this always succeeds. Returns nothing. */
+void corio__ring_prep(struct corio__ring *r, const struct corio__op *op, uint64_t user_data,
+                      const struct corio__ts *link_ts, uint64_t link_ud);
+
+/* Queues an async cancel of the op whose user_data is @target. The cancel's own completion carries
+ * user_data 0 (skipped where the kernel can). Returns nothing. */
+void corio__ring_cancel(struct corio__ring *r, uint64_t target);
+
+/* True when an io_uring_enter is due even with nothing to submit: the kernel has task work for us
+ * (TASKRUN flag) or CQEs waiting in its overflow list. */
+bool corio__ring_wants_enter(const struct corio__ring *r);
+
+/* Submits every queued SQE; if @wait, also waits until at least one CQE is ready or @timeout_ns
+ * (relative, -1: none) passes. At most one io_uring_enter, none in SQPOLL mode while the poller is
+ * awake and nothing is waited for. Returns 0, or -errno for a failure that is not transient. */
+int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns);
+
+/* Copies up to @max ready CQEs into @out and releases their slots. Returns how many. */
+unsigned corio__ring_reap(struct corio__ring *r, struct corio__cqe *out, unsigned max);
+
+/* SQEs prepared and not yet seen by the kernel. */
+unsigned corio__ring_unsubmitted(const struct corio__ring *r);
+
+#endif

@@ -1,0 +1,112 @@
+#include "stack.h"
+
+#include "internal.h"
+
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef CORIO__VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+#ifdef CORIO__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+size_t corio__page_size(void)
+{
+    long v = sysconf(_SC_PAGESIZE);
+    return v > 0 ? (size_t)v : 4096;
+}
+
+void corio__stack_pool_init(struct corio__stack_pool *p, size_t usable, unsigned max_free)
+{
+    p->free = NULL;
+    p->usable = usable;
+    p->n_free = 0;
+    p->max_free = max_free;
+    p->n_live = 0;
+    p->page = corio__page_size();
+}
+
+static void unmap(struct corio__stack *s)
+{
+#ifdef CORIO__VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+#ifdef CORIO__ASAN
+    /* Frames that never returned (a coroutine's last one) leave poisoned shadow behind. */
+    ASAN_UNPOISON_MEMORY_REGION(s->lo, (size_t)(s->hi - s->lo));
+#endif
+    munmap(s->map, s->map_len);
+}
+
+void corio__stack_pool_fini(struct corio__stack_pool *p)
+{
+    CORIO__ASSERT(p->n_live == 0);
+    while (p->free) {
+        struct corio__stack *s = p->free;
+        p->free = s->next;
+        unmap(s);
+    }
+    p->n_free = 0;
+}
+
+struct corio__stack *corio__stack_get(struct corio__stack_pool *p)
+{
+    struct corio__stack *s = p->free;
+    if (s) {
+        p->free = s->next;
+        p->n_free--;
+        p->n_live++;
+        return s;
+    }
+    size_t page = p->page;
+    size_t hdr = (sizeof(struct corio__stack) + 63) & ~(size_t)63;
+    size_t len = (p->usable + hdr + page - 1) / page * page + page;
+    /* MAP_NORESERVE: a stack is committed page by page as it is touched, not all at once. */
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    if (mprotect(map, page, PROT_NONE) != 0) {
+        munmap(map, len);
+        return NULL;
+    }
+    s = (struct corio__stack *)((char *)map + len - hdr);
+    s->map = map;
+    s->map_len = len;
+    s->lo = (char *)map + page;
+    s->hi = (char *)s;
+    s->next = NULL;
+    s->vg_id = 0;
+#ifdef CORIO__VALGRIND
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
+#endif
+    p->n_live++;
+    return s;
+}
+
+void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
+{
+    CORIO__ASSERT(p->n_live > 0);
+    p->n_live--;
+#ifdef CORIO__ASAN
+    ASAN_UNPOISON_MEMORY_REGION(s->lo, (size_t)(s->hi - s->lo));
+#endif
+    if (p->n_free >= p->max_free) {
+        unmap(s);
+        return;
+    }
+    s->next = p->free;
+    p->free = s;
+    p->n_free++;
+}
+
+bool corio__stack_in_guard(const struct corio__stack *s, const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr, lo = (uintptr_t)s->map;
+    /* A frame larger than a page can jump past the guard into memory below the mapping. Faults
+     * within 64 KiB under the guard are reported as overflow too: a best effort, documented. */
+    return a < (uintptr_t)s->lo && a + 65536 >= lo;
+}

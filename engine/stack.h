@@ -1,0 +1,45 @@
+/* Coroutine stacks: mmap'd, with a PROT_NONE guard page below, kept in a per-loop LIFO pool so that
+ * a spawn after the first ones makes no system call. Pages are touched lazily by the kernel, so a
+ * large stack costs address space, not memory, until it is used. */
+#ifndef CORIO_STACK_H
+#define CORIO_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Lives at the very top of its own mapping; the usable stack is [lo, hi), just below it. */
+struct corio__stack {
+    void *map;                 /* start of the mapping: the guard page */
+    size_t map_len;            /* length of the whole mapping */
+    char *lo;                  /* lowest usable byte (just above the guard page) */
+    char *hi;                  /* one past the highest usable byte (this header starts here) */
+    unsigned vg_id;            /* valgrind's id for the registered stack */
+    struct corio__stack *next; /* next free stack in the pool */
+};
+
+struct corio__stack_pool {
+    struct corio__stack *free; /* LIFO: the most recently used stack is the warmest */
+    size_t usable;             /* usable bytes of each stack */
+    unsigned n_free;           /* stacks in the free list */
+    unsigned max_free;         /* the most kept; more are unmapped */
+    size_t n_live;             /* stacks handed out and not yet returned */
+    size_t page;               /* the page size, read once */
+};
+
+void corio__stack_pool_init(struct corio__stack_pool *p, size_t usable, unsigned max_free);
+
+/* Unmaps every pooled stack; all of them must have been returned. */
+void corio__stack_pool_fini(struct corio__stack_pool *p);
+
+/* Takes a stack from the pool, or maps a new one. Returns it, or NULL if mmap failed. */
+struct corio__stack *corio__stack_get(struct corio__stack_pool *p);
+
+/* Returns @s to the pool (or unmaps it when the pool is full). */
+void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s);
+
+/* True if @addr lies in @s's guard page, or within a page below the usable region's low end. */
+bool corio__stack_in_guard(const struct corio__stack *s, const void *addr);
+
+size_t corio__page_size(void);
+
+#endif

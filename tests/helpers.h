@@ -1,0 +1,44 @@
+/* Test helpers (t_ prefix): loop fixtures, running a coroutine to completion, sockets, files. */
+#ifndef CORIO_TEST_HELPERS_H
+#define CORIO_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "corio.h"
+
+#define T_EXIT_SKIP 77
+
+/* Returns true (after printing why) when io_uring cannot be used here at all: -ENOSYS or -EPERM
+ * from io_uring_setup. main() then returns T_EXIT_SKIP. Any other failure aborts the test. */
+bool t_uring_unavailable(void);
+
+/* cmocka group fixtures: *state becomes a fresh loop; teardown asserts it is idle and frees it. */
+int t_loop_setup(void **state);
+int t_loop_teardown(void **state);
+
+/* Spawns fn(arg) on @loop, runs the loop until every coroutine has ended, and returns fn's result.
+ * Fails the test if the loop reports an error. */
+int t_run1(struct corio_loop *loop, corio_fn *fn, void *arg);
+
+/* A connected TCP pair over loopback: sv[0] is the accepted side. Returns 0 or -errno. Usable
+ * outside coroutines (blocking syscalls). */
+int t_tcp_pair(int sv[2]);
+
+/* Number of open fds of this process. */
+int t_count_fds(void);
+
+/* Creates an unlinked temp file and returns its fd (O_RDWR). */
+int t_tmpfile(void);
+
+/* Fills @buf with a pattern derived from @seed and the byte position @pos0. */
+void t_fill(void *buf, size_t len, uint64_t seed, uint64_t pos0);
+
+/* Checks @buf against t_fill's pattern. Returns the index of the first bad byte, or -1. */
+long t_check(const void *buf, size_t len, uint64_t seed, uint64_t pos0);
+
+#endif

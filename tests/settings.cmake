@@ -1,0 +1,2 @@
+# Per-test settings for corio_add_test: set(CORIO_TEST_SETTINGS_<name> [TIMEOUT s] [LABELS ...]
+# [SOURCES ...] [LIBS ...]). One line per test; tests not listed get TIMEOUT 60 and LABELS unit.

@@ -1,0 +1,112 @@
+/* A first end-to-end check of the engine: spawn, nop, sleep, a TCP echo through the ring. */
+#include "helpers.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static int nops(void *arg)
+{
+    int n = *(int *)arg;
+    for (int i = 0; i < n; i++) {
+        int r = corio_nop();
+        if (r != 0)
+            return r;
+    }
+    return 42;
+}
+
+static void test_smoke_nop(void **state)
+{
+    int n = 1000;
+    assert_int_equal(t_run1(*state, nops, &n), 42);
+    const struct corio_stats *s = corio_stats(*state);
+    assert_true(s->cqes >= 1000);
+}
+
+static int sleeper(void *arg)
+{
+    (void)arg;
+    int64_t t0 = corio_now();
+    int r = corio_sleep(t0 + CORIO_MS(20));
+    int64_t dt = corio_now() - t0;
+    if (r != 0)
+        return r;
+    return dt >= CORIO_MS(19) ? 0 : -1;
+}
+
+static void test_smoke_sleep(void **state)
+{
+    assert_int_equal(t_run1(*state, sleeper, NULL), 0);
+}
+
+static int echo_server(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = corio_recv(fd, buf, sizeof(buf), 0, CORIO_FOREVER)) > 0)
+        if (corio_send_all(fd, buf, (size_t)n, NULL, CORIO_FOREVER) < 0)
+            break;
+    corio_close(fd);
+    return (int)n;
+}
+
+static int echo_client(void *arg)
+{
+    int fd = *(int *)arg;
+    static char out[1 << 20], in[1 << 20];
+    t_fill(out, sizeof(out), 7, 0);
+    struct corio_future fs, fr;
+    size_t done = 0;
+    corio_send_start(&fs, fd, out, sizeof(out), 0, CORIO_FOREVER);
+    ssize_t r = corio_recv_all(fd, in, 1000, &done, CORIO_FOREVER);
+    if (r != 1000)
+        return -100;
+    ssize_t s = corio_await(&fs);
+    if (s <= 0)
+        return -101;
+    size_t sent = (size_t)s;
+    corio_recv_start(&fr, fd, in + 1000, sent - 1000, MSG_WAITALL, CORIO_FOREVER);
+    if (corio_send_all(fd, out + sent, sizeof(out) - sent, NULL, CORIO_FOREVER) < 0)
+        return -102;
+    if (corio_await(&fr) < 0)
+        return -103;
+    corio_shutdown(fd, SHUT_WR);
+    return 0;
+}
+
+static int echo_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    if (t_tcp_pair(sv))
+        return -1;
+    corio_id a, b;
+    corio_spawn(NULL, echo_server, &sv[0], &a);
+    corio_spawn(NULL, echo_client, &sv[1], &b);
+    int ra = 1, rb = 1;
+    int e1 = corio_join(b, &rb, CORIO_FOREVER);
+    int e2 = corio_join(a, &ra, CORIO_FOREVER);
+    close(sv[1]);
+    if (e1 || e2)
+        return -2;
+    return rb == 0 && ra == 0 ? 0 : -3;
+}
+
+static void test_smoke_echo(void **state)
+{
+    assert_int_equal(t_run1(*state, echo_main, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_smoke_nop, t_loop_setup, t_loop_teardown),
+        cmocka_unit_test_setup_teardown(test_smoke_sleep, t_loop_setup, t_loop_teardown),
+        cmocka_unit_test_setup_teardown(test_smoke_echo, t_loop_setup, t_loop_teardown),
+    };
+    if (t_uring_unavailable())
+        return T_EXIT_SKIP;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
