@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CORIO__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 /* ---- handles -------------------------------------------------------------------------------- */
 
 static corio_id make_id(uint32_t idx, uint32_t gen)
@@ -65,19 +69,19 @@ static void slot_free(struct corio_loop *l, uint32_t idx)
 
 /* ---- spawn and end -------------------------------------------------------------------------- */
 
-int corio_spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out)
+struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out,
+                                struct corio__group *g, bool ready, int *err)
 {
-    if (!l)
-        l = corio__tls_loop;
-    if (!l || !fn)
-        return -EINVAL;
     struct corio__stack *st = corio__stack_get(&l->stacks);
-    if (!st)
-        return -ENOMEM;
+    if (!st) {
+        *err = -ENOMEM;
+        return NULL;
+    }
     uint32_t idx;
     if (slot_alloc(l, &idx) != 0) {
         corio__stack_put(&l->stacks, st);
-        return -ENOMEM;
+        *err = -ENOMEM;
+        return NULL;
     }
     /* The coroutine struct takes the top of the usable stack; the stack proper starts below. */
     uintptr_t top = ((uintptr_t)st->hi - sizeof(struct corio_coro)) & ~(uintptr_t)63;
@@ -88,10 +92,14 @@ int corio_spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out)
     co->arg = arg;
     co->stack = st;
     co->slot = idx;
-    co->cancelled = l->stopping;
+    co->cancelled = l->stopping || (g && g->cancelling);
     corio__list_init(&co->inflight);
     corio__list_init(&co->runq);
+    corio__list_init(&co->group_link);
     corio__ctx_make(&co->ctx, st->lo, (void *)top, corio__coro_main, co);
+#ifdef CORIO__TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
 
     struct corio__slot *s = &l->slots[idx];
     s->co = co;
@@ -100,13 +108,35 @@ int corio_spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out)
     s->state = CORIO__SLOT_LIVE | (out ? 0 : CORIO__SLOT_DETACHED);
     if (out)
         *out = make_id(idx, s->gen);
+    if (g) {
+        co->group = g;
+        corio__list_push_back(corio__waitq(&g->members), &co->group_link);
+        g->n++;
+    }
 
     corio__list_push_back(&l->all, &co->all);
     l->live++;
     l->stats.spawns++;
-    corio__make_ready(co);
-    return 0;
+    if (ready)
+        corio__make_ready(co);
+    else
+        co->state = CORIO__CO_WAITING;
+    *err = 0;
+    return co;
 }
+
+int corio_spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out)
+{
+    if (!l)
+        l = corio__tls_loop;
+    if (!l || !fn)
+        return -EINVAL;
+    int err;
+    corio__spawn(l, fn, arg, out, NULL, true, &err);
+    return err;
+}
+
+static void group_left(struct corio_coro *co, int result);
 
 void corio__coro_finished(struct corio_coro *co, int result)
 {
@@ -116,6 +146,8 @@ void corio__coro_finished(struct corio_coro *co, int result)
     corio__future_drain(co);
     corio__list_remove(&co->all);
     l->live--;
+    if (co->group)
+        group_left(co, result);
     struct corio__slot *s = &l->slots[co->slot];
     s->co = NULL;
     s->result = result;
@@ -243,4 +275,104 @@ int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts)
     }
     corio_loop_free(l);
     return err ? err : result;
+}
+
+/* ---- groups --------------------------------------------------------------------------------- */
+
+_Static_assert(sizeof(struct corio__group) <= sizeof(struct corio_group), "grow corio_group");
+
+static inline struct corio__group *grp(struct corio_group *g)
+{
+    return (struct corio__group *)(void *)g;
+}
+
+void corio_group_init(struct corio_group *pub, unsigned flags)
+{
+    struct corio__group *g = grp(pub);
+    memset(g, 0, sizeof(*g));
+    corio__list_init(&g->members);
+    corio__list_init(&g->waiters);
+    g->flags = flags;
+}
+
+int corio_group_spawn(struct corio_group *pub, corio_fn *fn, void *arg, corio_id *out)
+{
+    struct corio_loop *l = corio__tls_loop;
+    if (!l || !fn)
+        return -EINVAL;
+    int err;
+    corio__spawn(l, fn, arg, out, grp(pub), true, &err);
+    return err;
+}
+
+static int group_cancel(struct corio__group *g)
+{
+    int n = 0;
+    g->cancelling = true;
+    struct corio__list *m = corio__waitq(&g->members);
+    for (struct corio__list *i = m->next; i != m; i = i->next) {
+        corio__cancel(container_of(i, struct corio_coro, group_link));
+        n++;
+    }
+    return n;
+}
+
+int corio_group_cancel(struct corio_group *pub)
+{
+    return group_cancel(grp(pub));
+}
+
+/* A member ended: record its error, fail fast if asked, and wake the waiters when it was the
+ * last one. */
+static void group_left(struct corio_coro *co, int result)
+{
+    struct corio__group *g = co->group;
+    corio__list_remove(&co->group_link);
+    co->group = NULL;
+    g->n--;
+    if (result < 0 && g->first_error == 0) {
+        g->first_error = result;
+        if (g->flags & CORIO_GROUP_CANCEL_ON_ERROR)
+            group_cancel(g);
+    }
+    if (g->n == 0)
+        while (corio__waitq_wake(&g->waiters, 0))
+            ;
+}
+
+int corio_group_wait(struct corio_group *pub, int64_t deadline)
+{
+    struct corio__group *g = grp(pub);
+    struct corio_coro *co = corio__tls_co;
+    if (!co)
+        return -EPERM;
+    if (co->group == g)
+        return -EDEADLK;
+    if (g->n == 0)
+        return 0;
+    int ret = 0;
+    if (co->cancelled)
+        ret = -ECANCELED;
+    else if (deadline >= 0 && deadline <= corio_now())
+        ret = -ETIMEDOUT;
+    else
+        ret = corio__waitq_wait(&g->waiters, co, deadline);
+    if (g->n == 0)
+        return ret;
+    /* Timed out or cancelled: the members go too, and we still wait for every one of them, so
+     * that none outlives the group (and the frames it may point into). */
+    group_cancel(g);
+    while (g->n > 0)
+        corio__waitq_wait(&g->waiters, co, CORIO_FOREVER);
+    return ret;
+}
+
+size_t corio_group_size(const struct corio_group *pub)
+{
+    return ((const struct corio__group *)(const void *)pub)->n;
+}
+
+int corio_group_error(const struct corio_group *pub)
+{
+    return ((const struct corio__group *)(const void *)pub)->first_error;
 }

@@ -36,6 +36,14 @@ _Noreturn void corio__panic(const char *fmt, ...) __attribute__((format(printf, 
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define CORIO__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORIO__TSAN 1
+#endif
+#endif
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #define CORIO__VALGRIND 1

@@ -16,6 +16,9 @@
 #ifdef CORIO__ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef CORIO__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 CORIO__TLS struct corio_coro *corio__tls_co;
 CORIO__TLS struct corio_loop *corio__tls_loop;
@@ -200,55 +203,98 @@ const struct corio_stats *corio_stats(const struct corio_loop *l)
 
 /* ---- switching ------------------------------------------------------------------------------ */
 
-static void resume(struct corio_loop *l, struct corio_coro *co)
+/* Every context switch goes through here, so that the sanitizers hear of each one: ASan must know
+ * which stack is live (or it reports false stack-buffer errors), TSan which fiber runs. @from_fake
+ * is where ASan parks the fake stack of the flow being left; NULL means that flow never resumes. */
+static inline void do_switch(struct corio_loop *l, struct corio__ctx *from, void **from_fake,
+                             struct corio__ctx *to, const void *to_lo, size_t to_size,
+                             void *to_tsan)
 {
-    co->state = CORIO__CO_RUNNING;
-    l->current = co;
-    corio__tls_co = co;
     l->stats.switches++;
 #ifdef CORIO__ASAN
-    __sanitizer_start_switch_fiber(&l->asan_sched_fake, co->stack->lo,
-                                   (size_t)(co->stack->hi - co->stack->lo));
+    __sanitizer_start_switch_fiber(from_fake, to_lo, to_size);
+#else
+    (void)from_fake;
+    (void)to_lo;
+    (void)to_size;
 #endif
-    corio__ctx_switch(&l->sched, &co->ctx);
+#ifdef CORIO__TSAN
+    __tsan_switch_to_fiber(to_tsan, 0);
+#else
+    (void)to_tsan;
+#endif
+    corio__ctx_switch(from, to);
 #ifdef CORIO__ASAN
-    __sanitizer_finish_switch_fiber(l->asan_sched_fake, NULL, NULL);
+    __sanitizer_finish_switch_fiber(from_fake ? *from_fake : NULL, NULL, NULL);
 #endif
+}
+
+static inline void switch_to_coro(struct corio_loop *l, struct corio__ctx *from, void **from_fake,
+                                  struct corio_coro *to)
+{
+    to->state = CORIO__CO_RUNNING;
+    l->current = to;
+    corio__tls_co = to;
+    do_switch(l, from, from_fake, &to->ctx, to->stack->lo, (size_t)(to->stack->hi - to->stack->lo),
+              to->tsan_fiber);
+}
+
+static void resume(struct corio_loop *l, struct corio_coro *co)
+{
+    switch_to_coro(l, &l->sched, &l->asan_sched_fake, co);
+    /* Whoever switched back to the scheduler: not always @co, since coroutines can hand the
+     * thread to each other directly (corio__park_switch). */
+    struct corio_coro *back = l->current;
     l->current = NULL;
     corio__tls_co = NULL;
-    if (co->state == CORIO__CO_DONE) {
-        /* The coroutine made its last switch: nothing runs on its stack any more. */
-        corio__stack_put(&l->stacks, co->stack);
+    if (back->state == CORIO__CO_DONE) {
+        /* It made its last switch: nothing runs on its stack any more. */
+#ifdef CORIO__TSAN
+        __tsan_destroy_fiber(back->tsan_fiber);
+#endif
+        corio__stack_put(&l->stacks, back->stack);
     }
 }
 
 void corio__suspend(struct corio_coro *co)
 {
     struct corio_loop *l = co->loop;
-    l->stats.switches++;
-#ifdef CORIO__ASAN
-    /* A finished coroutine passes NULL: ASan frees its fake stack, it will never run again. */
-    __sanitizer_start_switch_fiber(co->state == CORIO__CO_DONE ? NULL : &co->asan_fake,
-                                   l->asan_sched_bottom, l->asan_sched_size);
-#endif
-    corio__ctx_switch(&co->ctx, &l->sched);
-#ifdef CORIO__ASAN
-    __sanitizer_finish_switch_fiber(co->asan_fake, &l->asan_sched_bottom, &l->asan_sched_size);
-#endif
+    /* A finished coroutine passes no fake-stack slot: ASan frees it, it will never run again. */
+    do_switch(l, &co->ctx, co->state == CORIO__CO_DONE ? NULL : &co->asan_fake, &l->sched,
+              l->sched_lo, l->sched_size, l->tsan_sched);
 }
 
 void corio__coro_main(void *arg)
 {
     struct corio_coro *co = arg;
 #ifdef CORIO__ASAN
-    __sanitizer_finish_switch_fiber(NULL, &co->loop->asan_sched_bottom,
-                                    &co->loop->asan_sched_size);
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     int result = co->fn(co->arg);
     corio__coro_finished(co, result);
     co->state = CORIO__CO_DONE;
     corio__suspend(co);
     corio__panic("a finished coroutine was resumed");
+}
+
+/* Records the scheduler's own stack (the thread's) for ASan, and its TSan fiber. */
+static void sched_identity(struct corio_loop *l)
+{
+#ifdef CORIO__ASAN
+    pthread_attr_t a;
+    void *lo = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getstack(&a, &lo, &size);
+        pthread_attr_destroy(&a);
+    }
+    l->sched_lo = lo;
+    l->sched_size = size;
+#endif
+#ifdef CORIO__TSAN
+    l->tsan_sched = __tsan_get_current_fiber();
+#endif
+    (void)l;
 }
 
 /* ---- waiting and waking --------------------------------------------------------------------- */
@@ -260,6 +306,26 @@ void corio__make_ready(struct corio_coro *co)
     co->queued = true;
     co->state = CORIO__CO_READY;
     corio__list_push_back(&co->loop->runq, &co->runq);
+}
+
+int corio__park_switch(struct corio_coro *co, struct corio_coro *to, corio__abort_fn *abort,
+                       void *obj)
+{
+    co->abort = abort;
+    co->wait_obj = obj;
+    co->wake_res = 0;
+    co->state = CORIO__CO_WAITING;
+    co->timer = NULL;
+    if (to) {
+        CORIO__ASSERT(!to->queued && to->state != CORIO__CO_RUNNING);
+        to->abort = NULL;
+        switch_to_coro(co->loop, &co->ctx, &co->asan_fake, to);
+    } else {
+        corio__suspend(co);
+    }
+    co->abort = NULL;
+    co->wait_obj = NULL;
+    return co->wake_res;
 }
 
 int corio__park(struct corio_coro *co, int64_t deadline, corio__abort_fn *abort, void *obj)
@@ -297,6 +363,47 @@ void corio__unpark(struct corio_coro *co, int res)
     co->wake_res = res;
     co->abort = NULL;
     corio__make_ready(co);
+}
+
+/* ---- wait queues ---------------------------------------------------------------------------- */
+
+int corio__wait_check(struct corio_coro **out, int64_t deadline)
+{
+    struct corio_coro *co = corio__tls_co;
+    if (!co)
+        return -EPERM;
+    if (co->cancelled)
+        return -ECANCELED;
+    if (deadline >= 0 && deadline <= corio_now())
+        return -ETIMEDOUT;
+    *out = co;
+    return 0;
+}
+
+static void waitq_abort(struct corio_coro *co, int why)
+{
+    struct corio__waiter *w = co->wait_obj;
+    corio__list_remove(&w->link);
+    corio__unpark(co, why);
+}
+
+int corio__waitq_wait(struct corio__list *q, struct corio_coro *co, int64_t deadline)
+{
+    struct corio__waiter w = {.co = co};
+    corio__list_push_back(corio__waitq(q), &w.link);
+    int r = corio__park(co, deadline, waitq_abort, &w);
+    corio__list_remove(&w.link); /* a no-op when the waker or the abort already unlinked it */
+    return r;
+}
+
+struct corio_coro *corio__waitq_wake(struct corio__list *q, int res)
+{
+    struct corio__list *n = corio__list_pop_front(corio__waitq(q));
+    if (!n)
+        return NULL;
+    struct corio_coro *co = container_of(n, struct corio__waiter, link)->co;
+    corio__unpark(co, res);
+    return co;
 }
 
 void corio__cancel(struct corio_coro *co)
@@ -454,6 +561,7 @@ int corio_loop_run(struct corio_loop *l)
     corio__tls_loop = l;
     l->running = true;
     l->deadlock = false;
+    sched_identity(l);
     int err = 0;
     while (l->live > 0) {
         l->stats.iterations++;

@@ -72,12 +72,25 @@ enum {
     CORIO__CO_DONE = 4,    /* returned; its stack goes back to the pool */
 };
 
+/* A group of coroutines (the layout behind struct corio_group). Zeroed storage is a valid empty
+ * group: its lists are set up on first use. */
+struct corio__group {
+    struct corio__list members; /* live members, through corio_coro.group_link */
+    struct corio__list waiters; /* coroutines in corio_group_wait */
+    size_t n;                   /* live members */
+    int first_error;            /* the first negative result of a member */
+    unsigned flags;             /* CORIO_GROUP_* */
+    bool cancelling;            /* corio_group_cancel was called: new members start cancelled */
+};
+
 struct corio_coro {
     struct corio__ctx ctx;        /* saved stack pointer while not running */
     struct corio_loop *loop;      /* the loop it runs on */
     struct corio__list runq;      /* in loop->runq while READY */
     struct corio__list all;       /* in loop->all while alive */
     struct corio__list inflight;  /* its pending futures */
+    struct corio__group *group;   /* its group, or NULL (the loop's root) */
+    struct corio__list group_link; /* in group->members */
     corio_fn *fn;                 /* body */
     void *arg;                    /* body's argument */
     corio__abort_fn *abort;       /* how to abort the current wait; NULL if it cannot be */
@@ -85,6 +98,7 @@ struct corio_coro {
     struct corio__timer *timer;   /* the current wait's deadline timer, or NULL */
     struct corio__stack *stack;   /* its stack; this struct lives at the top of it */
     void *asan_fake;              /* AddressSanitizer's fake stack while switched out */
+    void *tsan_fiber;             /* ThreadSanitizer's fiber for this coroutine */
     int wake_res;                 /* what the waker passed to corio__unpark */
     uint32_t wait_need;           /* completions of awaited futures still needed to wake */
     uint32_t slot;                /* index in loop->slots */
@@ -131,9 +145,10 @@ struct corio_loop {
     bool deadlock;                 /* everything was parked with nothing that could wake it */
     bool wake_armed;               /* a fallback timeout SQE (no EXT_ARG) is in flight */
     struct corio__ts wake_ts;      /* its deadline */
-    const void *asan_sched_bottom; /* the scheduler's stack, for AddressSanitizer's switch */
-    size_t asan_sched_size;
-    void *asan_sched_fake;
+    const void *sched_lo;          /* the scheduler's stack (the thread's), for ASan */
+    size_t sched_size;             /* its size */
+    void *asan_sched_fake;         /* ASan's fake stack of the scheduler while switched out */
+    void *tsan_sched;              /* TSan's fiber of the scheduler */
     struct corio__cqe cqes[CORIO__REAP_BATCH]; /* reap buffer */
 };
 
@@ -145,6 +160,13 @@ extern CORIO__TLS struct corio_loop *corio__tls_loop;
  * when @deadline (absolute, or CORIO_FOREVER) passes. Returns the waker's result. */
 int corio__park(struct corio_coro *co, int64_t deadline, corio__abort_fn *abort, void *obj);
 
+/* Parks the current coroutine @co like corio__park (no deadline) and hands the thread straight
+ * to @to, a parked or new coroutine that is not on the run queue, without a trip through the
+ * scheduler; @to's park returns what was left in its wake_res. With @to NULL it is corio__park.
+ * Returns the waker's result. */
+int corio__park_switch(struct corio_coro *co, struct corio_coro *to, corio__abort_fn *abort,
+                       void *obj);
+
 /* Makes a parked @co runnable; its corio__park returns @res. A no-op unless @co is parked. */
 void corio__unpark(struct corio_coro *co, int res);
 
@@ -153,6 +175,31 @@ void corio__make_ready(struct corio_coro *co);
 
 /* Switches from the running coroutine @co to the scheduler; returns when @co is resumed. */
 void corio__suspend(struct corio_coro *co);
+
+/* A parked coroutine in a wait queue; lives in the waiter's frame. */
+struct corio__waiter {
+    struct corio__list link; /* in the queue */
+    struct corio_coro *co;   /* the parked coroutine */
+};
+
+/* Queues live in zeroed caller storage: a list whose next is NULL is an empty, unset list. */
+static inline struct corio__list *corio__waitq(struct corio__list *q)
+{
+    if (unlikely(!q->next))
+        corio__list_init(q);
+    return q;
+}
+
+/* The checks every wait makes before parking. Returns the current coroutine in *out and 0, or
+ * -EPERM (outside a coroutine), -ECANCELED, -ETIMEDOUT (@deadline already past). */
+int corio__wait_check(struct corio_coro **out, int64_t deadline);
+
+/* Parks the current coroutine @co at the tail of @q until a corio__waitq_wake or its deadline
+ * or cancel. Returns the waker's result, -ETIMEDOUT or -ECANCELED. */
+int corio__waitq_wait(struct corio__list *q, struct corio_coro *co, int64_t deadline);
+
+/* Wakes the first waiter of @q with @res. Returns the woken coroutine, or NULL if none. */
+struct corio_coro *corio__waitq_wake(struct corio__list *q, int res);
 
 /* Cancels @co: flags it and aborts its current wait. */
 void corio__cancel(struct corio_coro *co);

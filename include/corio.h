@@ -391,6 +391,199 @@ CORIO_API int corio_dial_unix(const char *path, int64_t deadline);
 /* Returns the local port of socket @fd (after a bind to port 0), or -errno. */
 CORIO_API int corio_local_port(int fd);
 
+/* ==== groups ================================================================================= */
+
+/* A group (a nursery): coroutines spawned into it are its members. Cancelling the group cancels
+ * every member; its owner waits for all of them, and corio_group_wait never returns while a member
+ * is alive, so no coroutine outlives its group. Lives in caller storage: zero it or use
+ * CORIO_GROUP_INIT, or corio_group_init for flags. Single-loop: no atomics, no locks. */
+struct corio_group {
+    _Alignas(8) unsigned char opaque_[64];
+};
+#define CORIO_GROUP_INIT {{0}}
+
+/* When a member returns a negative value, cancel the rest of the group (fail fast). */
+#define CORIO_GROUP_CANCEL_ON_ERROR 0x1u
+
+/* Initializes @g with CORIO_GROUP_* @flags. Returns nothing. */
+CORIO_API void corio_group_init(struct corio_group *g, unsigned flags);
+
+/* Spawns fn(arg) as a member of @g on the calling thread's running loop, as corio_spawn does. A
+ * group that is being cancelled starts new members cancelled. Returns 0 or -errno (-ENOMEM,
+ * -EINVAL outside a running loop). */
+CORIO_API int corio_group_spawn(struct corio_group *g, corio_fn *fn, void *arg, corio_id *out);
+
+/* Cancels every member of @g, now and spawned later, without waiting. Returns the number of
+ * members that were cancelled. */
+CORIO_API int corio_group_cancel(struct corio_group *g);
+
+/* Waits until every member of @g has ended. If @deadline passes or the caller is cancelled, the
+ * members are cancelled and still waited for, then -ETIMEDOUT or -ECANCELED is returned; so when
+ * this returns, the group is empty. May suspend. Returns 0, or -errno (also -EPERM outside a
+ * coroutine, -EDEADLK when called by a member of @g). */
+CORIO_API int corio_group_wait(struct corio_group *g, int64_t deadline);
+
+/* Returns the number of members alive. */
+CORIO_API size_t corio_group_size(const struct corio_group *g);
+
+/* Returns the first negative value a member returned, or 0. */
+CORIO_API int corio_group_error(const struct corio_group *g);
+
+/* ==== sync ===================================================================================
+ * Mutex, semaphore, wait group and event for coroutines of one loop. Waiting suspends the
+ * coroutine, never the thread; waiters are served in FIFO order; no atomic instruction is used.
+ * Each lives in caller storage, zero-initialized (the _INIT macros) or set up by its _init. A
+ * wait returns 0, -ETIMEDOUT when @deadline passes, -ECANCELED if the caller is cancelled, or
+ * -EPERM outside a coroutine. */
+
+struct corio_mutex {
+    _Alignas(8) unsigned char opaque_[32];
+};
+#define CORIO_MUTEX_INIT {{0}}
+
+/* Locks @m; ownership passes to waiters in FIFO order. May suspend. Returns 0 or -errno
+ * (-EDEADLK if the caller already holds it). */
+CORIO_API int corio_mutex_lock(struct corio_mutex *m, int64_t deadline);
+/* Returns 0 if @m was locked for the caller, or -EBUSY. */
+CORIO_API int corio_mutex_trylock(struct corio_mutex *m);
+/* Unlocks @m, handing it to the first waiter. Returns 0, or -EPERM if the caller does not hold it. */
+CORIO_API int corio_mutex_unlock(struct corio_mutex *m);
+
+struct corio_sem {
+    _Alignas(8) unsigned char opaque_[32];
+};
+
+/* Initializes @s with @count permits. Returns nothing. */
+CORIO_API void corio_sem_init(struct corio_sem *s, unsigned count);
+/* Takes a permit. May suspend. Returns 0 or -errno. */
+CORIO_API int corio_sem_acquire(struct corio_sem *s, int64_t deadline);
+/* Returns 0 if a permit was taken, or -EAGAIN. */
+CORIO_API int corio_sem_tryacquire(struct corio_sem *s);
+/* Returns a permit, handing it to the first waiter if there is one. Returns nothing. */
+CORIO_API void corio_sem_release(struct corio_sem *s);
+/* Returns the permits available now. */
+CORIO_API unsigned corio_sem_value(const struct corio_sem *s);
+
+struct corio_waitgroup {
+    _Alignas(8) unsigned char opaque_[32];
+};
+#define CORIO_WAITGROUP_INIT {{0}}
+
+/* Adds @n (may be negative) to the counter; at zero the waiters wake. Returns 0, or -EINVAL if
+ * the counter would go below zero (it is then left unchanged). */
+CORIO_API int corio_waitgroup_add(struct corio_waitgroup *wg, int n);
+/* corio_waitgroup_add(wg, -1). Returns 0 or -EINVAL. */
+CORIO_API int corio_waitgroup_done(struct corio_waitgroup *wg);
+/* Waits until the counter is zero. May suspend. Returns 0 or -errno. */
+CORIO_API int corio_waitgroup_wait(struct corio_waitgroup *wg, int64_t deadline);
+
+struct corio_event {
+    _Alignas(8) unsigned char opaque_[32];
+};
+#define CORIO_EVENT_INIT {{0}}
+
+/* Sets the one-shot event @ev: every waiter wakes, and later waits return at once. Returns
+ * nothing. */
+CORIO_API void corio_event_set(struct corio_event *ev);
+/* Returns true once @ev is set. */
+CORIO_API bool corio_event_is_set(const struct corio_event *ev);
+/* Waits until @ev is set. May suspend. Returns 0 or -errno. */
+CORIO_API int corio_event_wait(struct corio_event *ev, int64_t deadline);
+
+/* ==== channels =============================================================================== */
+
+/* A channel of fixed-size values between coroutines of one loop: bounded (capacity > 0) or
+ * unbuffered (capacity 0: a send waits for a receiver and hands the value over directly). Values
+ * are copied in and out; many senders and receivers wait in FIFO order. */
+struct corio_chan;
+
+/* Creates a channel of values of @elem_size bytes (1 to 65536) holding up to @capacity. The only
+ * allocation is here. Returns 0 and sets *out, or -errno (-EINVAL, -ENOMEM). */
+CORIO_API int corio_chan_new(struct corio_chan **out, size_t elem_size, size_t capacity);
+
+/* Frees @ch. It must have no waiters: close it and let them run first. NULL is a no-op. Returns
+ * nothing. */
+CORIO_API void corio_chan_free(struct corio_chan *ch);
+
+/* Sends the value at @elem. May suspend. Returns 0, -EPIPE if the channel is (or gets) closed,
+ * -ETIMEDOUT, -ECANCELED, or -EPERM outside a coroutine when it would have to wait. */
+CORIO_API int corio_chan_send(struct corio_chan *ch, const void *elem, int64_t deadline);
+
+/* Receives a value into @elem. May suspend. Returns 1 when a value was received, 0 at the end of
+ * the stream (closed and drained), or -errno (-ETIMEDOUT, -ECANCELED, -EPERM). */
+CORIO_API int corio_chan_recv(struct corio_chan *ch, void *elem, int64_t deadline);
+
+/* Non-waiting forms. Return as above, or -EAGAIN instead of waiting. */
+CORIO_API int corio_chan_trysend(struct corio_chan *ch, const void *elem);
+CORIO_API int corio_chan_tryrecv(struct corio_chan *ch, void *elem);
+
+/* Closes @ch: waiting receivers get 0 (end of stream) once the buffer is drained, waiting and
+ * later senders get -EPIPE. Values already buffered can still be received. Returns 0, or
+ * -EALREADY if it was closed before. */
+CORIO_API int corio_chan_close(struct corio_chan *ch);
+
+/* Returns the number of values buffered. */
+CORIO_API size_t corio_chan_len(const struct corio_chan *ch);
+
+/* One case of corio_select. */
+enum corio_select_op {
+    CORIO_SELECT_SEND,  /* send *elem on ch */
+    CORIO_SELECT_RECV,  /* receive into *elem from ch */
+    CORIO_SELECT_FUTURE /* wait for future f (started by the caller) */
+};
+
+struct corio_select_case {
+    enum corio_select_op op;
+    struct corio_chan *ch;  /* SEND, RECV */
+    void *elem;             /* SEND: the value; RECV: where to store it */
+    struct corio_future *f; /* FUTURE */
+    int64_t result;         /* out: the chosen case's result, as its own call would return it */
+};
+
+/* Waits until one of @cases[0..n) can proceed, performs it (only that one), and stores its result
+ * in cases[i].result. Cases are tried in order when several are ready at once. May suspend.
+ * Returns the index i, or -errno: -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+CORIO_API int corio_select(struct corio_select_case *cases, size_t n, int64_t deadline);
+
+/* ==== generators ============================================================================= */
+
+/* A generator: a coroutine that yields values out and receives a value back on each resume, like
+ * a Python generator driven by send(). It runs on the loop of the coroutine that creates it, and
+ * only coroutines of that loop drive it. Lives in caller storage. */
+struct corio_gen {
+    _Alignas(8) unsigned char opaque_[64];
+};
+
+/* A generator's body. @in is the value of the first corio_gen_send. Its return value ends the
+ * generator and is kept for corio_gen_result. */
+typedef int corio_gen_fn(struct corio_gen *g, void *arg, void *in);
+
+/* Prepares generator @g to run fn(g, arg, in) on the first send. Returns 0, or -errno (-ENOMEM,
+ * -EPERM outside a coroutine). */
+CORIO_API int corio_gen_init(struct corio_gen *g, corio_gen_fn *fn, void *arg);
+
+/* Resumes @g with @in and waits until it yields or ends. The hand-off is a direct switch between
+ * the two coroutines. May suspend. Returns 1 with the yielded value in *out, 0 when the generator
+ * has ended (see corio_gen_result), or -errno: -EPERM (not a coroutine of its loop), -EBUSY
+ * (another coroutine is sending), -EDEADLK (the generator sending to itself), -ECANCELED (the
+ * caller is cancelled; the generator is cancelled too and has ended when this returns). */
+CORIO_API int corio_gen_send(struct corio_gen *g, void *in, void **out);
+
+/* corio_gen_send(g, NULL, out): the iterator form, `while (corio_gen_next(&g, &v) > 0)`. */
+CORIO_API int corio_gen_next(struct corio_gen *g, void **out);
+
+/* Inside the generator: hands @value to the sender and suspends until the next send, whose value
+ * is stored in *in (if not NULL). Returns 0, or -ECANCELED when the generator is being finished
+ * or its driver was cancelled: the body should then return. */
+CORIO_API int corio_gen_yield(struct corio_gen *g, void *value, void **in);
+
+/* Returns the generator's return value once it has ended, or -EINPROGRESS. */
+CORIO_API int corio_gen_result(const struct corio_gen *g);
+
+/* Finishes @g: a generator that has not ended is cancelled and run to its end. May suspend.
+ * Returns its result (as corio_gen_result), or -EPERM outside a coroutine. */
+CORIO_API int corio_gen_fini(struct corio_gen *g);
+
 #ifdef __cplusplus
 }
 #endif

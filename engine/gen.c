@@ -1,0 +1,163 @@
+/* Generators: a coroutine driven by corio_gen_send, yielding a value back on each resume. The
+ * driver and the generator hand the thread to each other directly (corio__park_switch), so a
+ * send + yield is two context switches and no trip through the scheduler. Only when the
+ * generator itself waits for I/O does the scheduler come in between. */
+#include "coro.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { GEN_UNSET = 0, GEN_NEW, GEN_RUNNING, GEN_SUSPENDED, GEN_DONE };
+
+struct corio__gen {
+    struct corio_coro *co;     /* the generator's coroutine, until it ends */
+    struct corio_coro *driver; /* the coroutine parked in send (or fini), or NULL */
+    corio_gen_fn *fn;          /* body */
+    void *arg;                 /* body's argument */
+    void *in;                  /* the value of the current send */
+    void *out;                 /* the value of the last yield */
+    struct corio_loop *loop;   /* the loop it runs on */
+    int result;                /* the body's return value, once GEN_DONE */
+    uint8_t state;             /* GEN_* */
+};
+_Static_assert(sizeof(struct corio__gen) <= sizeof(struct corio_gen), "grow corio_gen");
+
+static inline struct corio__gen *gen(struct corio_gen *g)
+{
+    return (struct corio__gen *)(void *)g;
+}
+
+static int gen_main(void *p)
+{
+    struct corio__gen *g = p;
+    int r = g->fn((struct corio_gen *)p, g->arg, g->in);
+    g->result = r;
+    g->state = GEN_DONE;
+    g->co = NULL;
+    struct corio_coro *d = g->driver;
+    g->driver = NULL;
+    if (d)
+        corio__unpark(d, 0); /* 0: the generator ended */
+    return r;
+}
+
+int corio_gen_init(struct corio_gen *pub, corio_gen_fn *fn, void *arg)
+{
+    struct corio__gen *g = gen(pub);
+    memset(g, 0, sizeof(*g));
+    struct corio_coro *self = corio__tls_co;
+    if (!self)
+        return -EPERM;
+    if (!fn)
+        return -EINVAL;
+    g->fn = fn;
+    g->arg = arg;
+    g->loop = self->loop;
+    int err;
+    g->co = corio__spawn(self->loop, gen_main, g, NULL, NULL, false, &err);
+    if (!g->co)
+        return err;
+    g->state = GEN_NEW;
+    return 0;
+}
+
+/* The driver is cancelled while the generator runs: cancel the generator too and keep waiting
+ * until it yields or ends, so that it never runs on without a driver. */
+static void send_abort(struct corio_coro *co, int why)
+{
+    (void)why;
+    struct corio__gen *g = co->wait_obj;
+    if (g->co)
+        corio__cancel(g->co);
+}
+
+int corio_gen_send(struct corio_gen *pub, void *in, void **out)
+{
+    struct corio__gen *g = gen(pub);
+    struct corio_coro *self = corio__tls_co;
+    if (!self || g->state == GEN_UNSET || self->loop != g->loop)
+        return -EPERM;
+    if (g->state == GEN_DONE)
+        return 0;
+    if (g->co == self)
+        return -EDEADLK;
+    if (g->driver)
+        return -EBUSY;
+    if (self->cancelled) {
+        corio_gen_fini(pub);
+        return -ECANCELED;
+    }
+    g->in = in;
+    g->driver = self;
+    g->state = GEN_RUNNING;
+    g->co->wake_res = 0; /* its yield returns 0: resumed by a send */
+    int r = corio__park_switch(self, g->co, send_abort, g);
+    if (r == 1 && out)
+        *out = g->out;
+    return r;
+}
+
+int corio_gen_next(struct corio_gen *g, void **out)
+{
+    return corio_gen_send(g, NULL, out);
+}
+
+/* The generator is cancelled while parked in yield (fini, loop stop): wake it with the error. */
+static void yield_abort(struct corio_coro *co, int why)
+{
+    corio__unpark(co, why);
+}
+
+int corio_gen_yield(struct corio_gen *pub, void *value, void **in)
+{
+    struct corio__gen *g = gen(pub);
+    struct corio_coro *self = corio__tls_co;
+    if (!self || self != g->co)
+        return -EPERM;
+    if (self->cancelled)
+        return -ECANCELED;
+    struct corio_coro *d = g->driver;
+    CORIO__ASSERT(d);
+    g->out = value;
+    g->driver = NULL;
+    g->state = GEN_SUSPENDED;
+    d->wake_res = 1; /* its send returns 1: a value */
+    int r = corio__park_switch(self, d, yield_abort, g);
+    g->state = GEN_RUNNING;
+    if (r < 0)
+        return r;
+    if (in)
+        *in = g->in;
+    return 0;
+}
+
+int corio_gen_result(const struct corio_gen *pub)
+{
+    const struct corio__gen *g = (const struct corio__gen *)(const void *)pub;
+    return g->state == GEN_DONE ? g->result : -EINPROGRESS;
+}
+
+int corio_gen_fini(struct corio_gen *pub)
+{
+    struct corio__gen *g = gen(pub);
+    struct corio_coro *self = corio__tls_co;
+    if (g->state == GEN_UNSET)
+        return -EINVAL;
+    if (g->state == GEN_DONE)
+        return g->result;
+    if (!self || self->loop != g->loop || g->driver)
+        return -EPERM;
+    struct corio_coro *co = g->co;
+    g->driver = self;
+    corio__cancel(co);
+    if (g->state == GEN_NEW) {
+        /* Never started: it runs, cancelled, so its body sees -ECANCELED at its first wait. */
+        g->state = GEN_RUNNING;
+        co->wake_res = 0;
+        corio__make_ready(co);
+    }
+    /* Not abortable: the generator's stack may point into frames the caller is about to drop. */
+    while (g->state != GEN_DONE)
+        corio__park(self, CORIO_FOREVER, NULL, NULL);
+    return g->result;
+}

@@ -1,0 +1,189 @@
+/* Mutex, semaphore, wait group and one-shot event. All of them are a FIFO wait queue plus a
+ * counter or an owner; none needs an atomic instruction, because a loop's coroutines never run
+ * at the same time. Hand-offs are direct: unlock gives the mutex to the first waiter, release
+ * gives the permit to the first waiter, so a newcomer cannot barge in ahead of the queue. */
+#include "loop.h"
+
+#include <errno.h>
+
+static void waitq_wake_all(struct corio__list *q, int res)
+{
+    while (corio__waitq_wake(q, res))
+        ;
+}
+
+/* ---- mutex ---------------------------------------------------------------------------------- */
+
+struct corio__mutex {
+    struct corio__list q;    /* waiters */
+    struct corio_coro *owner; /* the holder, or NULL */
+};
+_Static_assert(sizeof(struct corio__mutex) <= sizeof(struct corio_mutex), "grow corio_mutex");
+
+int corio_mutex_lock(struct corio_mutex *pub, int64_t deadline)
+{
+    struct corio__mutex *m = (struct corio__mutex *)(void *)pub;
+    struct corio_coro *co = corio__tls_co;
+    if (!co)
+        return -EPERM;
+    if (m->owner == co)
+        return -EDEADLK;
+    if (!m->owner && !co->cancelled) {
+        m->owner = co;
+        return 0;
+    }
+    int err = corio__wait_check(&co, deadline);
+    if (err)
+        return err;
+    /* Woken with 0 only by unlock, which has already made us the owner. */
+    return corio__waitq_wait(&m->q, co, deadline);
+}
+
+int corio_mutex_trylock(struct corio_mutex *pub)
+{
+    struct corio__mutex *m = (struct corio__mutex *)(void *)pub;
+    struct corio_coro *co = corio__tls_co;
+    if (!co)
+        return -EPERM;
+    if (m->owner)
+        return -EBUSY;
+    m->owner = co;
+    return 0;
+}
+
+int corio_mutex_unlock(struct corio_mutex *pub)
+{
+    struct corio__mutex *m = (struct corio__mutex *)(void *)pub;
+    if (!m->owner || m->owner != corio__tls_co)
+        return -EPERM;
+    struct corio__list *n = corio__list_pop_front(corio__waitq(&m->q));
+    if (!n) {
+        m->owner = NULL;
+        return 0;
+    }
+    struct corio_coro *next = container_of(n, struct corio__waiter, link)->co;
+    m->owner = next;
+    corio__unpark(next, 0);
+    return 0;
+}
+
+/* ---- semaphore ------------------------------------------------------------------------------ */
+
+struct corio__sem {
+    struct corio__list q; /* waiters */
+    uint64_t count;       /* permits available */
+};
+_Static_assert(sizeof(struct corio__sem) <= sizeof(struct corio_sem), "grow corio_sem");
+
+void corio_sem_init(struct corio_sem *pub, unsigned count)
+{
+    struct corio__sem *s = (struct corio__sem *)(void *)pub;
+    corio__list_init(&s->q);
+    s->count = count;
+}
+
+int corio_sem_acquire(struct corio_sem *pub, int64_t deadline)
+{
+    struct corio__sem *s = (struct corio__sem *)(void *)pub;
+    struct corio_coro *co;
+    if (s->count > 0 && corio__tls_co && !corio__tls_co->cancelled) {
+        s->count--;
+        return 0;
+    }
+    int err = corio__wait_check(&co, deadline);
+    if (err)
+        return err;
+    return corio__waitq_wait(&s->q, co, deadline); /* 0: release handed us its permit */
+}
+
+int corio_sem_tryacquire(struct corio_sem *pub)
+{
+    struct corio__sem *s = (struct corio__sem *)(void *)pub;
+    if (s->count == 0)
+        return -EAGAIN;
+    s->count--;
+    return 0;
+}
+
+void corio_sem_release(struct corio_sem *pub)
+{
+    struct corio__sem *s = (struct corio__sem *)(void *)pub;
+    if (!corio__waitq_wake(&s->q, 0))
+        s->count++;
+}
+
+unsigned corio_sem_value(const struct corio_sem *pub)
+{
+    const struct corio__sem *s = (const struct corio__sem *)(const void *)pub;
+    return (unsigned)s->count;
+}
+
+/* ---- wait group ----------------------------------------------------------------------------- */
+
+struct corio__waitgroup {
+    struct corio__list q; /* waiters */
+    int64_t count;        /* outstanding work */
+};
+_Static_assert(sizeof(struct corio__waitgroup) <= sizeof(struct corio_waitgroup), "grow wg");
+
+int corio_waitgroup_add(struct corio_waitgroup *pub, int n)
+{
+    struct corio__waitgroup *wg = (struct corio__waitgroup *)(void *)pub;
+    if (wg->count + n < 0)
+        return -EINVAL;
+    wg->count += n;
+    if (wg->count == 0)
+        waitq_wake_all(&wg->q, 0);
+    return 0;
+}
+
+int corio_waitgroup_done(struct corio_waitgroup *wg)
+{
+    return corio_waitgroup_add(wg, -1);
+}
+
+int corio_waitgroup_wait(struct corio_waitgroup *pub, int64_t deadline)
+{
+    struct corio__waitgroup *wg = (struct corio__waitgroup *)(void *)pub;
+    struct corio_coro *co;
+    if (wg->count == 0)
+        return corio__tls_co ? 0 : -EPERM;
+    int err = corio__wait_check(&co, deadline);
+    if (err)
+        return err;
+    return corio__waitq_wait(&wg->q, co, deadline);
+}
+
+/* ---- event ---------------------------------------------------------------------------------- */
+
+struct corio__event {
+    struct corio__list q; /* waiters */
+    bool set;             /* once true, stays true */
+};
+_Static_assert(sizeof(struct corio__event) <= sizeof(struct corio_event), "grow corio_event");
+
+void corio_event_set(struct corio_event *pub)
+{
+    struct corio__event *ev = (struct corio__event *)(void *)pub;
+    if (ev->set)
+        return;
+    ev->set = true;
+    waitq_wake_all(&ev->q, 0);
+}
+
+bool corio_event_is_set(const struct corio_event *pub)
+{
+    return ((const struct corio__event *)(const void *)pub)->set;
+}
+
+int corio_event_wait(struct corio_event *pub, int64_t deadline)
+{
+    struct corio__event *ev = (struct corio__event *)(void *)pub;
+    struct corio_coro *co;
+    if (ev->set)
+        return corio__tls_co ? 0 : -EPERM;
+    int err = corio__wait_check(&co, deadline);
+    if (err)
+        return err;
+    return corio__waitq_wait(&ev->q, co, deadline);
+}
