@@ -1,0 +1,870 @@
+/* The HTTP/1.1 server: accept loop, one coroutine per connection, routing, responses, request
+ * bodies and static files. Built only on corio's public API.
+ *
+ * A connection owns one allocation: its input buffer and its output buffer. A request head is
+ * parsed in place in the input buffer (the request struct points into it), so the head stays where
+ * it is until the request is done; body bytes are read after it. Responses go to the output
+ * buffer, which is flushed before the connection waits for input: pipelined requests that arrived
+ * together are answered with one send. */
+#include "server.h"
+
+#include <corio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct route {
+    int method;             /* enum corio_http_method, or -1 for any */
+    char *path;             /* the path, or its prefix (without the '*') */
+    size_t len;             /* bytes in path */
+    bool prefix;            /* match as a prefix */
+    corio_http_handler *h;  /* handler */
+    void *arg;              /* its argument */
+};
+
+struct corio_http_server {
+    struct corio_http_server_opts o;      /* options with defaults filled in */
+    int root_fd;                          /* the static root directory, or -1 */
+    struct route *routes;                 /* in the order added */
+    size_t n_routes;                      /* routes in use */
+    struct corio_http_stats stats;        /* counters */
+    struct corio_sem slots;               /* free connection slots */
+    time_t date_sec;                      /* the second date[] was formatted for */
+    char date[CORIO_HTTP_DATE_LEN + 1];   /* cached IMF-fixdate for the Date header */
+};
+
+enum { RESP_NONE, RESP_STARTED, RESP_DONE };
+enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_DONE, BODY_ERROR };
+
+/* The outcomes of reading a head that are not a head or an HTTP status. */
+#define HEAD_CLOSE (-2) /* end the connection quietly: EOF, reset, idle timeout */
+
+struct corio_http_conn {
+    struct corio_http_server *s; /* the server */
+    int fd;                      /* the socket */
+    char *rbuf;                  /* input; unconsumed bytes are [rpos, rlen) */
+    size_t rcap, rpos, rlen;
+    char *wbuf;                  /* output not yet sent: [0, wlen) */
+    size_t wcap, wlen;
+    int64_t head_deadline;       /* when the head being read must be complete */
+    uint64_t nreq;               /* requests served on this connection */
+    /* The request being served. */
+    bool head_only;              /* a HEAD request: no body in responses */
+    bool keep_alive;             /* the response says keep-alive and the loop goes on */
+    bool broken;                 /* an I/O error or a half-sent response: close after this */
+    bool sent_continue;          /* the 100 Continue response went out */
+    bool expect_continue;        /* the client waits for 100 Continue before its body */
+    uint8_t resp;                /* RESP_* */
+    int64_t resp_left;           /* body bytes a started response still owes */
+    uint8_t body;                /* BODY_* */
+    size_t bstart;               /* where the body starts in rbuf (the end of the head) */
+    size_t bpos;                 /* the body read cursor in rbuf */
+    int64_t body_left;           /* BODY_LENGTH: bytes not yet read */
+    int64_t body_deadline;       /* the body must have arrived by then */
+    size_t payload_off;          /* BODY_CHUNKED: decoded bytes waiting at rbuf[payload_off] */
+    size_t payload_len;
+    struct corio_http_chunked ch; /* the chunked decoder */
+};
+
+/* ---- server ------------------------------------------------------------------------------- */
+
+int corio_http_server_new(struct corio_http_server **out, const struct corio_http_server_opts *opts)
+{
+    struct corio_http_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    if (opts)
+        s->o = *opts;
+    struct corio_http_limits def;
+    corio_http_limits_init(&def);
+    struct corio_http_limits *lim = &s->o.limits;
+    if (!lim->max_head_bytes)
+        lim->max_head_bytes = def.max_head_bytes;
+    if (!lim->max_headers)
+        lim->max_headers = def.max_headers;
+    if (!lim->max_target_bytes)
+        lim->max_target_bytes = def.max_target_bytes;
+    if (!lim->max_body_bytes)
+        lim->max_body_bytes = def.max_body_bytes;
+    if (!s->o.header_timeout)
+        s->o.header_timeout = CORIO_SEC(10);
+    if (!s->o.idle_timeout)
+        s->o.idle_timeout = CORIO_SEC(60);
+    if (!s->o.body_timeout)
+        s->o.body_timeout = CORIO_SEC(60);
+    if (!s->o.max_connections)
+        s->o.max_connections = 10000;
+    if (!s->o.buffer_size)
+        s->o.buffer_size = 16384;
+    /* The head must fit, with room left for body bytes behind it. */
+    if (s->o.buffer_size < lim->max_head_bytes + 4096)
+        s->o.buffer_size = lim->max_head_bytes + 4096;
+    if (s->o.max_connections > UINT32_MAX || lim->max_headers > 4096) {
+        free(s);
+        return -EINVAL;
+    }
+    s->root_fd = -1;
+    if (s->o.root) {
+        s->root_fd = open(s->o.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->root_fd < 0) {
+            int err = -errno;
+            free(s);
+            return err;
+        }
+        s->o.root = NULL; /* not kept: the caller's string may go */
+    }
+    corio_sem_init(&s->slots, (unsigned)s->o.max_connections);
+    *out = s;
+    return 0;
+}
+
+void corio_http_server_free(struct corio_http_server *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_routes; i++)
+        free(s->routes[i].path);
+    free(s->routes);
+    if (s->root_fd >= 0)
+        close(s->root_fd);
+    free(s);
+}
+
+static const char *const method_names[] = {
+    [CORIO_HTTP_GET] = "GET",         [CORIO_HTTP_HEAD] = "HEAD",       [CORIO_HTTP_POST] = "POST",
+    [CORIO_HTTP_PUT] = "PUT",         [CORIO_HTTP_DELETE] = "DELETE",   [CORIO_HTTP_OPTIONS] = "OPTIONS",
+    [CORIO_HTTP_PATCH] = "PATCH",     [CORIO_HTTP_TRACE] = "TRACE",     [CORIO_HTTP_CONNECT] = "CONNECT",
+};
+
+int corio_http_route(struct corio_http_server *s, const char *method, const char *path,
+                     corio_http_handler *h, void *arg)
+{
+    if (!s || !path || path[0] != '/' || !h)
+        return -EINVAL;
+    int m = -1;
+    if (method) {
+        for (size_t i = 1; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+            if (method_names[i] && strcmp(method, method_names[i]) == 0)
+                m = (int)i;
+        if (m < 0)
+            return -EINVAL;
+    }
+    struct route *r = realloc(s->routes, (s->n_routes + 1) * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    s->routes = r;
+    size_t len = strlen(path);
+    bool prefix = path[len - 1] == '*';
+    if (prefix)
+        len--;
+    char *copy = strndup(path, len);
+    if (!copy)
+        return -ENOMEM;
+    s->routes[s->n_routes++] = (struct route){m, copy, len, prefix, h, arg};
+    return 0;
+}
+
+const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s)
+{
+    return &s->stats;
+}
+
+static const char *date_now(struct corio_http_server *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != s->date_sec) {
+        corio_http_format_date(s->date, sizeof(s->date), ts.tv_sec);
+        s->date_sec = ts.tv_sec;
+    }
+    return s->date;
+}
+
+/* ---- deadlines ---------------------------------------------------------------------------- */
+
+/* Waits for @f until @deadline using the loop's timer heap instead of a linked timeout SQE: the
+ * common case, an op that completes in time, then costs no kernel timer and no second SQE and
+ * CQE, which is measurable on a server doing two ops per request. On timeout the op is cancelled
+ * and still awaited (its buffer is ours until its CQE); a result that raced the cancel is kept.
+ * Returns the op's result, or -ETIMEDOUT / -ECANCELED. */
+static ssize_t await_until(struct corio_future *f, int64_t deadline)
+{
+    struct corio_future *fs[1] = {f};
+    int r = corio_await_any(fs, 1, deadline);
+    if (r == 0)
+        return corio_future_result(f);
+    corio_future_cancel(f);
+    ssize_t n = corio_await(f);
+    if (n == -ECANCELED && r == -ETIMEDOUT)
+        n = -ETIMEDOUT;
+    return n;
+}
+
+static ssize_t recv_until(int fd, void *buf, size_t len, int64_t deadline)
+{
+    struct corio_future f;
+    corio_recv_start(&f, fd, buf, len, 0, CORIO_FOREVER);
+    return await_until(&f, deadline);
+}
+
+static ssize_t send_all_until(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    size_t done = 0;
+    while (done < len) {
+        struct corio_future f;
+        corio_send_start(&f, fd, (const char *)buf + done, len - done, 0, CORIO_FOREVER);
+        ssize_t n = await_until(&f, deadline);
+        if (n < 0)
+            return n;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static int64_t write_deadline(struct corio_http_conn *c)
+{
+    /* A peer that stops reading holds a sender at most this long. */
+    return corio_now() + c->s->o.idle_timeout;
+}
+
+static int flush(struct corio_http_conn *c)
+{
+    if (c->wlen == 0)
+        return 0;
+    ssize_t r = send_all_until(c->fd, c->wbuf, c->wlen, write_deadline(c));
+    c->wlen = 0;
+    if (r < 0) {
+        c->broken = true;
+        return (int)r;
+    }
+    return 0;
+}
+
+static int out_append(struct corio_http_conn *c, const void *p, size_t len)
+{
+    if (c->broken)
+        return -EPIPE;
+    if (len <= c->wcap - c->wlen) {
+        memcpy(c->wbuf + c->wlen, p, len);
+        c->wlen += len;
+        return 0;
+    }
+    int err = flush(c);
+    if (err)
+        return err;
+    if (len <= c->wcap / 2) {
+        memcpy(c->wbuf, p, len);
+        c->wlen = len;
+        return 0;
+    }
+    ssize_t r = send_all_until(c->fd, p, len, write_deadline(c));
+    if (r < 0) {
+        c->broken = true;
+        return (int)r;
+    }
+    return 0;
+}
+
+/* Writes a response head into the output buffer. @len < 0 omits Content-Length. */
+static int write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
+                      const struct corio_http_response *tmpl)
+{
+    struct corio_http_response r;
+    if (tmpl)
+        r = *tmpl;
+    else
+        memset(&r, 0, sizeof(r));
+    r.status = status;
+    r.date_str = date_now(c->s);
+    r.content_type = ctype;
+    r.content_length = len;
+    r.keep_alive = c->keep_alive && !c->broken;
+    for (int tries = 0; tries < 2; tries++) {
+        ssize_t n = corio_http_format_response(c->wbuf + c->wlen, c->wcap - c->wlen, &r);
+        if (n >= 0) {
+            c->wlen += (size_t)n;
+            c->s->stats.responses++;
+            return 0;
+        }
+        if (n != -ENOSPC)
+            return (int)n;
+        int err = flush(c);
+        if (err)
+            return err;
+    }
+    return -ENOSPC;
+}
+
+static bool bodyless_status(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
+                       const void *body, size_t len)
+{
+    if (c->resp != RESP_NONE)
+        return -EALREADY;
+    bool none = bodyless_status(status);
+    int err = write_head(c, status, none ? NULL : content_type, none ? -1 : (int64_t)len, NULL);
+    c->resp = RESP_DONE;
+    if (err) {
+        c->broken = true;
+        return err;
+    }
+    if (none || c->head_only || len == 0)
+        return 0;
+    return out_append(c, body, len);
+}
+
+int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
+                             int64_t content_length, const char *extra_headers)
+{
+    if (c->resp != RESP_NONE)
+        return -EALREADY;
+    struct corio_http_response t;
+    memset(&t, 0, sizeof(t));
+    if (extra_headers) {
+        t.extra = extra_headers;
+        t.extra_len = strlen(extra_headers);
+    }
+    int err = write_head(c, status, content_type, content_length, &t);
+    if (err) {
+        c->broken = true;
+        c->resp = RESP_DONE;
+        return err;
+    }
+    c->resp = RESP_STARTED;
+    c->resp_left = content_length < 0 ? 0 : content_length;
+    if (c->head_only || c->resp_left == 0)
+        c->resp = RESP_DONE;
+    return 0;
+}
+
+int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len)
+{
+    if (c->head_only && c->resp == RESP_DONE)
+        return 0;
+    if (c->resp != RESP_STARTED || (int64_t)len > c->resp_left)
+        return -EINVAL;
+    int err = out_append(c, buf, len);
+    if (err)
+        return err;
+    c->resp_left -= (int64_t)len;
+    if (c->resp_left == 0)
+        c->resp = RESP_DONE;
+    return 0;
+}
+
+/* Answers with an error status and a short text body, and marks the connection for closing when
+ * @close is set (RFC 9112 asks for it after a malformed request). */
+static void respond_error(struct corio_http_conn *c, int status, bool close_conn)
+{
+    if (close_conn)
+        c->keep_alive = false;
+    const char *reason = corio_http_reason(status);
+    char body[64];
+    size_t n = strlen(reason);
+    if (n > sizeof(body) - 2)
+        n = sizeof(body) - 2;
+    memcpy(body, reason, n);
+    body[n++] = '\n';
+    c->resp = RESP_NONE;
+    corio_http_respond(c, status, "text/plain; charset=utf-8", body, n);
+}
+
+/* ---- request bodies ----------------------------------------------------------------------- */
+
+static int send_continue(struct corio_http_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->sent_continue = true;
+    int err = out_append(c, cont, sizeof(cont) - 1);
+    return err ? err : flush(c);
+}
+
+/* Reads more body input into rbuf after the head; the bytes before bstart are never moved. */
+static ssize_t body_fill(struct corio_http_conn *c)
+{
+    if (c->bpos == c->rlen) {
+        c->bpos = c->rlen = c->bstart;
+        c->payload_off = c->bstart;
+    }
+    if (c->rlen == c->rcap)
+        return -ENOBUFS;
+    ssize_t n = recv_until(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, c->body_deadline);
+    if (n == 0)
+        return -ECONNRESET; /* the peer ended the stream inside the body */
+    if (n > 0)
+        c->rlen += (size_t)n;
+    return n;
+}
+
+ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len)
+{
+    if (c->body == BODY_NONE || c->body == BODY_DONE)
+        return 0;
+    if (c->body == BODY_ERROR)
+        return -EPROTO;
+    if (c->expect_continue && !c->sent_continue && c->resp == RESP_NONE) {
+        int err = send_continue(c);
+        if (err)
+            return err;
+    }
+    if (c->body == BODY_LENGTH) {
+        if (c->body_left == 0) {
+            c->body = BODY_DONE;
+            return 0;
+        }
+        size_t want = len < (uint64_t)c->body_left ? len : (size_t)c->body_left;
+        ssize_t n;
+        if (c->bpos < c->rlen) {
+            n = (ssize_t)(c->rlen - c->bpos < want ? c->rlen - c->bpos : want);
+            memcpy(buf, c->rbuf + c->bpos, (size_t)n);
+            c->bpos += (size_t)n;
+        } else {
+            n = recv_until(c->fd, buf, want, c->body_deadline);
+            if (n == 0)
+                n = -ECONNRESET;
+        }
+        if (n < 0) {
+            c->body = BODY_ERROR;
+            c->broken = true;
+            return n;
+        }
+        c->body_left -= n;
+        if (c->body_left == 0)
+            c->body = BODY_DONE;
+        return n;
+    }
+    /* Chunked: decode in place behind the head, hand out the payload, read more when empty. */
+    for (;;) {
+        if (c->payload_len > 0) {
+            size_t n = len < c->payload_len ? len : c->payload_len;
+            memcpy(buf, c->rbuf + c->payload_off, n);
+            c->payload_off += n;
+            c->payload_len -= n;
+            return (ssize_t)n;
+        }
+        if (c->body == BODY_DONE)
+            return 0;
+        if (c->bpos == c->rlen) {
+            ssize_t n = body_fill(c);
+            if (n < 0) {
+                c->body = BODY_ERROR;
+                c->broken = true;
+                return n;
+            }
+        }
+        size_t produced = 0, consumed = 0;
+        int r = corio_http_chunked_decode(&c->ch, c->rbuf + c->bpos, c->rlen - c->bpos, &produced,
+                                          &consumed);
+        c->payload_off = c->bpos;
+        c->payload_len = produced;
+        c->bpos += consumed;
+        if (r < 0) {
+            c->body = BODY_ERROR;
+            c->broken = true;
+            return r;
+        }
+        if (r == 1)
+            c->body = BODY_DONE;
+    }
+}
+
+/* Reads and drops what the handler left of the body, so that the next request can follow. */
+static void body_discard(struct corio_http_conn *c)
+{
+    if (c->body == BODY_NONE || c->body == BODY_DONE)
+        return;
+    if (c->expect_continue && !c->sent_continue) {
+        /* The client waits for our go-ahead before it sends the body: it never got one, so the
+         * body will not come on this connection. */
+        c->keep_alive = false;
+        c->body = BODY_DONE;
+        return;
+    }
+    char scratch[4096];
+    ssize_t n;
+    while ((n = corio_http_read_body(c, scratch, sizeof(scratch))) > 0)
+        ;
+    if (n < 0)
+        c->broken = true;
+}
+
+/* ---- static files ------------------------------------------------------------------------- */
+
+static void serve_file(struct corio_http_conn *c, const struct corio_http_request *req)
+{
+    struct corio_http_server *s = c->s;
+    char path[4096 + 16];
+    ssize_t plen = corio_http_decode_path(req->target, req->target_len, path, sizeof(path) - 16);
+    if (plen < 0) {
+        respond_error(c, plen == -ENOSPC ? 414 : (int)-plen, plen != -403);
+        return;
+    }
+    if (path[plen - 1] == '/') {
+        memcpy(path + plen, "index.html", 11);
+        plen += 10;
+    }
+    /* Symlinks below the root are followed, as nginx does by default; ".." never gets here. */
+    const char *rel = path[1] ? path + 1 : ".";
+    int64_t dl = corio_now() + s->o.body_timeout;
+    int fd = corio_openat(s->root_fd, rel, O_RDONLY | O_NONBLOCK, 0, dl);
+    if (fd < 0) {
+        respond_error(c, fd == -ENOENT || fd == -ENOTDIR || fd == -ENAMETOOLONG ? 404 : 403, false);
+        return;
+    }
+    struct statx st;
+    int err = corio_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st, dl);
+    if (err < 0) {
+        respond_error(c, 500, false);
+        goto out;
+    }
+    if (S_ISDIR(st.stx_mode)) {
+        /* A directory named without its slash: send the client to the slash form. */
+        char loc[4096 + 32];
+        int n = snprintf(loc, sizeof(loc), "Location: %.*s/\r\n", (int)plen, path);
+        if (n > 0 && (size_t)n < sizeof(loc)) {
+            corio_http_respond_start(c, 301, NULL, 0, loc);
+        } else {
+            respond_error(c, 404, false);
+        }
+        goto out;
+    }
+    if (!S_ISREG(st.stx_mode)) {
+        respond_error(c, 403, false);
+        goto out;
+    }
+    int64_t size = (int64_t)st.stx_size;
+    time_t mtime = (time_t)st.stx_mtime.tv_sec;
+    struct corio_http_response t;
+    memset(&t, 0, sizeof(t));
+    t.has_last_modified = true;
+    t.last_modified = mtime;
+    time_t ims;
+    if (req->if_modified_since &&
+        corio_http_parse_date(req->if_modified_since, req->if_modified_since_len, &ims) == 0 &&
+        mtime <= ims) {
+        if (write_head(c, 304, NULL, -1, &t) != 0)
+            c->broken = true;
+        c->resp = RESP_DONE;
+        goto out;
+    }
+    int status = 200;
+    int64_t first = 0, last = size - 1;
+    if (req->range) {
+        int rr = corio_http_parse_range(req->range, req->range_len, size, &first, &last);
+        if (rr == -416) {
+            t.content_range = CORIO_HTTP_CONTENT_RANGE_UNSATISFIED;
+            t.range_size = size;
+            if (write_head(c, 416, NULL, 0, &t) != 0)
+                c->broken = true;
+            c->resp = RESP_DONE;
+            goto out;
+        }
+        if (rr == CORIO_HTTP_RANGE_PARTIAL) {
+            status = 206;
+            t.content_range = CORIO_HTTP_CONTENT_RANGE_BYTES;
+            t.range_first = first;
+            t.range_last = last;
+            t.range_size = size;
+        } else {
+            first = 0;
+            last = size - 1;
+        }
+    }
+    int64_t len = size == 0 ? 0 : last - first + 1;
+    const char *ctype = corio_http_mime_type(path, (size_t)plen);
+    if (write_head(c, status, ctype, len, &t) != 0) {
+        c->broken = true;
+        c->resp = RESP_DONE;
+        goto out;
+    }
+    c->resp = RESP_DONE;
+    if (c->head_only)
+        goto out;
+    /* The body: read into the output buffer's free space and send, chunk by chunk. */
+    int64_t off = first;
+    while (len > 0 && !c->broken) {
+        if (c->wcap - c->wlen < 4096 && flush(c) != 0)
+            break;
+        size_t room = c->wcap - c->wlen;
+        size_t want = (uint64_t)len < room ? (size_t)len : room;
+        ssize_t n = corio_read(fd, c->wbuf + c->wlen, want, off, dl);
+        if (n <= 0) {
+            /* The file shrank or failed under us: the promised length cannot be kept. */
+            c->broken = true;
+            break;
+        }
+        c->wlen += (size_t)n;
+        off += n;
+        len -= n;
+    }
+out:
+    corio_close(fd);
+}
+
+/* ---- the connection ----------------------------------------------------------------------- */
+
+/* Reads until a whole head is in rbuf[rpos..]. Returns its length, a negated HTTP status, or
+ * HEAD_CLOSE. */
+static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *req,
+                         struct corio_http_header *hdrs)
+{
+    struct corio_http_server *s = c->s;
+    struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+    /* Between requests with nothing buffered, the idle timeout applies until the first byte. */
+    bool idle = c->nreq > 0 && c->rpos == c->rlen;
+    int64_t deadline = idle ? corio_now() + s->o.idle_timeout : c->head_deadline;
+    for (;;) {
+        if (c->rpos < c->rlen) {
+            ssize_t r = corio_http_parse_request(&p, c->rbuf + c->rpos, c->rlen - c->rpos,
+                                                 &s->o.limits, req, hdrs, s->o.limits.max_headers);
+            if (r != CORIO_HTTP_INCOMPLETE)
+                return r;
+        }
+        if (c->rpos > 0) {
+            /* The parser keeps offsets, not pointers: the unparsed bytes may move. */
+            memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+            c->rlen -= c->rpos;
+            c->rpos = 0;
+        }
+        if (c->rlen == c->rcap)
+            return -431;
+        if (flush(c) != 0)
+            return HEAD_CLOSE;
+        ssize_t n = recv_until(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, deadline);
+        if (n == -ETIMEDOUT) {
+            if (idle)
+                return HEAD_CLOSE;
+            s->stats.timeouts++;
+            return -408;
+        }
+        if (n <= 0)
+            return HEAD_CLOSE;
+        if (idle) {
+            idle = false;
+            deadline = corio_now() + s->o.header_timeout;
+        }
+        c->rlen += (size_t)n;
+    }
+}
+
+static const struct route *find_route(struct corio_http_server *s,
+                                      const struct corio_http_request *req, bool *path_matched)
+{
+    const char *t = req->target;
+    size_t tl = req->target_len;
+    *path_matched = false;
+    /* The absolute form (a proxy-style target) routes by its path. */
+    if (tl > 0 && t[0] != '/') {
+        const char *sep = memmem(t, tl, "://", 3);
+        const char *slash = sep ? memchr(sep + 3, '/', tl - (size_t)(sep + 3 - t)) : NULL;
+        if (!slash)
+            return NULL;
+        tl -= (size_t)(slash - t);
+        t = slash;
+    }
+    const char *q = memchr(t, '?', tl);
+    size_t pl = q ? (size_t)(q - t) : tl;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const struct route *r = &s->routes[i];
+        bool match = r->prefix ? pl >= r->len && memcmp(t, r->path, r->len) == 0
+                               : pl == r->len && memcmp(t, r->path, r->len) == 0;
+        if (!match)
+            continue;
+        *path_matched = true;
+        if (r->method < 0 || r->method == (int)req->method ||
+            (r->method == CORIO_HTTP_GET && req->method == CORIO_HTTP_HEAD))
+            return r;
+    }
+    return NULL;
+}
+
+static void dispatch(struct corio_http_conn *c, const struct corio_http_request *req)
+{
+    struct corio_http_server *s = c->s;
+    bool path_matched;
+    const struct route *r = find_route(s, req, &path_matched);
+    if (r) {
+        int err = r->h(c, req, r->arg);
+        if (c->resp == RESP_NONE) {
+            c->keep_alive = false;
+            respond_error(c, 500, true);
+        } else if (c->resp == RESP_STARTED) {
+            c->broken = true; /* promised bytes that never came: the framing is lost */
+        } else if (err < 0) {
+            c->keep_alive = false;
+        }
+        return;
+    }
+    if (s->root_fd >= 0 && (req->method == CORIO_HTTP_GET || req->method == CORIO_HTTP_HEAD)) {
+        serve_file(c, req);
+        return;
+    }
+    if (path_matched) {
+        c->resp = RESP_NONE;
+        corio_http_respond_start(c, 405, NULL, 0, "Allow: GET, HEAD\r\n");
+        return;
+    }
+    respond_error(c, 404, false);
+}
+
+/* After an error response, read what the client still sends for a moment before closing, so that
+ * the kernel does not answer it with a reset that could destroy our response in transit (the
+ * "lingering close" of RFC 9112 section 9.6). */
+static void linger_close(struct corio_http_conn *c)
+{
+    if (flush(c) == 0 && corio_shutdown(c->fd, SHUT_WR) == 0) {
+        int64_t dl = corio_now() + CORIO_MS(500);
+        size_t total = 0;
+        ssize_t n;
+        while (total < 65536 && (n = corio_recv(c->fd, c->rbuf, c->rcap, 0, dl)) > 0)
+            total += (size_t)n;
+    }
+}
+
+static void serve_conn(struct corio_http_conn *c)
+{
+    struct corio_http_server *s = c->s;
+    uintptr_t h = ((uintptr_t)(c->wbuf + c->wcap) + 15) & ~(uintptr_t)15;
+    struct corio_http_header *hdrs = (struct corio_http_header *)h;
+    for (;;) {
+        struct corio_http_request req;
+        ssize_t hl = read_head(c, &req, hdrs);
+        if (hl == HEAD_CLOSE)
+            break;
+        if (hl < 0) {
+            s->stats.bad_requests++;
+            c->head_only = false;
+            c->keep_alive = false;
+            respond_error(c, (int)-hl, true);
+            linger_close(c);
+            break;
+        }
+        s->stats.requests++;
+        c->nreq++;
+        c->head_only = req.method == CORIO_HTTP_HEAD;
+        c->keep_alive = req.keep_alive;
+        c->resp = RESP_NONE;
+        c->sent_continue = false;
+        c->expect_continue = req.expect_continue;
+        c->bstart = c->bpos = c->rpos + (size_t)hl;
+        c->payload_len = 0;
+        c->body_deadline = corio_now() + s->o.body_timeout;
+        if (req.chunked) {
+            c->body = BODY_CHUNKED;
+            corio_http_chunked_init(&c->ch, &s->o.limits);
+        } else if (req.content_length > 0) {
+            c->body = BODY_LENGTH;
+            c->body_left = req.content_length;
+        } else {
+            c->body = BODY_NONE;
+        }
+        dispatch(c, &req);
+        if (c->keep_alive && !c->broken)
+            body_discard(c);
+        if (!c->keep_alive || c->broken || corio_cancelled()) {
+            flush(c);
+            break;
+        }
+        /* The next request starts after this one's body. */
+        c->rpos = c->bpos;
+        if (c->rpos == c->rlen)
+            c->rpos = c->rlen = 0;
+        c->head_deadline = corio_now() + s->o.header_timeout;
+        /* More pipelined bytes wait: answer them before sending, unless the output is filling. */
+        if (c->wlen > c->wcap / 2 && flush(c) != 0)
+            break;
+    }
+}
+
+struct conn_start {
+    struct corio_http_server *s;
+    int fd;
+    int64_t accepted;
+};
+
+static int conn_main(void *arg)
+{
+    struct conn_start *cs = arg;
+    struct corio_http_server *s = cs->s;
+    struct corio_http_conn c;
+    memset(&c, 0, sizeof(c));
+    c.s = s;
+    c.fd = cs->fd;
+    c.head_deadline = cs->accepted + s->o.header_timeout;
+    free(cs);
+    size_t bs = s->o.buffer_size;
+    size_t hdr_bytes = s->o.limits.max_headers * sizeof(struct corio_http_header);
+    /* One allocation per connection: input, output, then the parsed header fields. */
+    char *mem = malloc(2 * bs + hdr_bytes + 16);
+    s->stats.open++;
+    if (mem) {
+        c.rbuf = mem;
+        c.rcap = bs;
+        c.wbuf = mem + bs;
+        c.wcap = bs;
+        serve_conn(&c);
+        free(mem);
+    }
+    corio_close(c.fd);
+    s->stats.open--;
+    corio_sem_release(&s->slots);
+    return 0;
+}
+
+int corio_http_serve(struct corio_http_server *s, int lfd)
+{
+    struct corio_group conns;
+    corio_group_init(&conns, 0);
+    int ret;
+    for (;;) {
+        ret = corio_sem_acquire(&s->slots, CORIO_FOREVER);
+        if (ret < 0)
+            break;
+        int fd = corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
+        if (fd < 0) {
+            corio_sem_release(&s->slots);
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                /* Out of descriptors: back off instead of spinning; connections that end free
+                 * some, and the pending ones wait in the backlog. */
+                if (corio_sleep(corio_now() + CORIO_MS(10)) == -ECANCELED) {
+                    ret = -ECANCELED;
+                    break;
+                }
+                continue;
+            }
+            if (fd == -ECONNABORTED || fd == -EINTR || fd == -EPROTO)
+                continue;
+            ret = fd;
+            break;
+        }
+        struct conn_start *cs = malloc(sizeof(*cs));
+        int err = cs ? 0 : -ENOMEM;
+        if (cs) {
+            *cs = (struct conn_start){s, fd, corio_now()};
+            err = corio_group_spawn(&conns, conn_main, cs, NULL);
+            if (err)
+                free(cs);
+        }
+        if (err) {
+            corio_close(fd);
+            corio_sem_release(&s->slots);
+            continue;
+        }
+        s->stats.connections++;
+    }
+    /* Whatever ended the accept loop, the connections end with it. */
+    corio_group_cancel(&conns);
+    corio_group_wait(&conns, CORIO_FOREVER);
+    return ret;
+}

@@ -1,0 +1,31 @@
+/* Pieces the command-line tools share: clean stop on SIGINT/SIGTERM, numbers from options,
+ * CPU pinning, and the --stats report. */
+#ifndef CORIO_TOOLS_COMMON_H
+#define CORIO_TOOLS_COMMON_H
+
+#include <corio.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Blocks SIGINT and SIGTERM in the calling thread (before it creates threads or its loop), so
+ * that tool_stop_on_signals can receive them through a signalfd. Returns 0 or -errno. */
+int tool_block_signals(void);
+
+/* Spawns a coroutine on @loop that waits for SIGINT or SIGTERM and then stops the
+ * loop, which cancels every coroutine. Returns 0 or -errno. */
+int tool_stop_on_signals(struct corio_loop *loop);
+
+/* Parses a non-negative integer option value (with optional k/m/g suffix, powers of 1024).
+ * Exits with status 2 and a message on a bad value. Returns the value. */
+uint64_t tool_parse_size(const char *opt, const char *val);
+
+/* Parses seconds (fractions allowed) into nanoseconds. Exits with status 2 on a bad value. */
+int64_t tool_parse_seconds(const char *opt, const char *val);
+
+/* Pins the calling thread to CPU @cpu. Returns 0 or -errno. */
+int tool_pin_cpu(int cpu);
+
+/* Prints the loop's counters to stderr, one line, prefixed by @who. */
+void tool_print_stats(const char *who, struct corio_loop *loop);
+
+#endif

@@ -1,0 +1,137 @@
+/* corio-echo: a TCP echo server on corio, one coroutine per connection. */
+#include "common.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct opts {
+    const char *host;
+    uint16_t port;
+    int backlog;
+    size_t buffer;
+    bool stats;
+};
+
+static struct opts o = {.host = "0.0.0.0", .port = 7000, .backlog = 4096, .buffer = 16384};
+static uint64_t n_conns;
+static int server_err; /* why the server could not start */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: corio-echo [options]\n"
+               "  --port N          TCP port (default 7000)\n"
+               "  --host ADDR       numeric IPv4/IPv6 address to bind (default 0.0.0.0)\n"
+               "  --backlog N       listen backlog (default 4096)\n"
+               "  --stack-size N    coroutine stack size in bytes, k/m suffix (default 64k)\n"
+               "  --buffer N        receive buffer per connection (default 16k)\n"
+               "  --sq-entries N    io_uring SQ size (default 256)\n"
+               "  --sqpoll          submit through a kernel SQ polling thread\n"
+               "  --cpu N           pin the server to CPU N\n"
+               "  --stats           print the loop's counters at exit\n"
+               "  --help            this text\n"
+               "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
+}
+
+static int echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char *buf = malloc(o.buffer); /* one allocation per connection, none per message */
+    ssize_t n;
+    while (buf && (n = corio_recv(fd, buf, o.buffer, 0, CORIO_FOREVER)) > 0)
+        if (corio_send_all(fd, buf, (size_t)n, NULL, CORIO_FOREVER) < 0)
+            break;
+    free(buf);
+    corio_close(fd);
+    return 0;
+}
+
+static int server(void *arg)
+{
+    (void)arg;
+    int lfd = corio_listen_tcp(o.host, o.port, o.backlog, 0);
+    if (lfd < 0) {
+        fprintf(stderr, "corio-echo: listen on %s:%u: %s\n", o.host, o.port, strerror(-lfd));
+        server_err = lfd;
+        corio_loop_stop(corio_loop_current());
+        return lfd;
+    }
+    printf("ready port=%d\n", corio_local_port(lfd));
+    fflush(stdout);
+    for (;;) {
+        int fd = corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
+        if (fd == -ECANCELED)
+            break;
+        if (fd == -EMFILE || fd == -ENFILE) {
+            /* Out of descriptors: wait for connections to end instead of spinning. */
+            if (corio_sleep(corio_now() + CORIO_MS(10)) == -ECANCELED)
+                break;
+            continue;
+        }
+        if (fd < 0)
+            continue;
+        if (corio_spawn(NULL, echo_conn, (void *)(intptr_t)fd, NULL) != 0)
+            corio_close(fd);
+        else
+            n_conns++;
+    }
+    corio_close(lfd);
+    corio_loop_stop(corio_loop_current());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct corio_loop_opts lo = {0};
+    int cpu = -1;
+    enum { O_PORT = 256, O_HOST, O_BACKLOG, O_STACK, O_BUF, O_SQE, O_SQPOLL, O_CPU, O_STATS };
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, O_PORT},     {"host", required_argument, NULL, O_HOST},
+        {"backlog", required_argument, NULL, O_BACKLOG}, {"stack-size", required_argument, NULL, O_STACK},
+        {"buffer", required_argument, NULL, O_BUF},     {"sq-entries", required_argument, NULL, O_SQE},
+        {"sqpoll", no_argument, NULL, O_SQPOLL},        {"cpu", required_argument, NULL, O_CPU},
+        {"stats", no_argument, NULL, O_STATS},          {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_PORT: o.port = (uint16_t)tool_parse_size("--port", optarg); break;
+        case O_HOST: o.host = optarg; break;
+        case O_BACKLOG: o.backlog = (int)tool_parse_size("--backlog", optarg); break;
+        case O_STACK: lo.stack_size = tool_parse_size("--stack-size", optarg); break;
+        case O_BUF: o.buffer = tool_parse_size("--buffer", optarg); break;
+        case O_SQE: lo.sq_entries = (unsigned)tool_parse_size("--sq-entries", optarg); break;
+        case O_SQPOLL: lo.flags |= CORIO_LOOP_SQPOLL; break;
+        case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
+        case O_STATS: o.stats = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc || o.buffer == 0 || o.buffer > 1 << 20) {
+        usage(stderr);
+        return 2;
+    }
+    if (cpu >= 0 && tool_pin_cpu(cpu) != 0)
+        fprintf(stderr, "corio-echo: cannot pin to CPU %d\n", cpu);
+    tool_block_signals();
+    struct corio_loop *loop;
+    int err = corio_loop_new(&loop, &lo);
+    if (err) {
+        fprintf(stderr, "corio-echo: %s\n", corio_strerror_setup(err));
+        return 1;
+    }
+    err = tool_stop_on_signals(loop);
+    if (!err)
+        err = corio_spawn(loop, server, NULL, NULL);
+    if (!err)
+        err = corio_loop_run(loop);
+    if (err)
+        fprintf(stderr, "corio-echo: %s\n", strerror(-err));
+    if (o.stats)
+        tool_print_stats("corio-echo", loop);
+    fprintf(stderr, "corio-echo: conns=%llu\n", (unsigned long long)n_conns);
+    corio_loop_free(loop);
+    return err || server_err ? 1 : 0;
+}
