@@ -75,24 +75,24 @@ struct corio_http_header {
  * valid only as long as those bytes stay where they are. Absent optional fields are NULL with 0
  * length. */
 struct corio_http_request {
-    enum corio_http_method method;      /* the method, never UNKNOWN after a successful parse */
-    const char *method_str;             /* the raw method token */
-    size_t method_len;                  /* bytes in method_str */
-    const char *target;                 /* the raw request-target, not decoded or validated */
-    size_t target_len;                  /* bytes in target, 1..max_target_bytes */
-    int minor_version;                  /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
-    struct corio_http_header *headers;  /* the caller's header storage, in arrival order */
-    size_t num_headers;                 /* header fields stored in headers */
-    int64_t content_length;             /* Content-Length, or -1 when absent */
-    bool chunked;                       /* Transfer-Encoding: chunked; then content_length is -1 */
-    bool keep_alive;                    /* the connection may serve another request after this */
-    bool expect_continue;               /* HTTP/1.1 "Expect: 100-continue" was sent */
-    const char *host;                   /* Host value (at most one is accepted) */
-    size_t host_len;                    /* bytes in host */
-    const char *if_modified_since;      /* first If-Modified-Since value */
-    size_t if_modified_since_len;       /* bytes in if_modified_since */
-    const char *range;                  /* Range value; NULL if absent or sent more than once */
-    size_t range_len;                   /* bytes in range */
+    enum corio_http_method method;     /* the method, never UNKNOWN after a successful parse */
+    const char *method_str;            /* the raw method token */
+    size_t method_len;                 /* bytes in method_str */
+    const char *target;                /* the raw request-target, not decoded or validated */
+    size_t target_len;                 /* bytes in target, 1..max_target_bytes */
+    int minor_version;                 /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    struct corio_http_header *headers; /* the caller's header storage, in arrival order */
+    size_t num_headers;                /* header fields stored in headers */
+    int64_t content_length;            /* Content-Length, or -1 when absent */
+    bool chunked;                      /* Transfer-Encoding: chunked; then content_length is -1 */
+    bool keep_alive;                   /* the connection may serve another request after this */
+    bool expect_continue;              /* HTTP/1.1 "Expect: 100-continue" was sent */
+    const char *host;                  /* Host value (at most one is accepted) */
+    size_t host_len;                   /* bytes in host */
+    const char *if_modified_since;     /* first If-Modified-Since value */
+    size_t if_modified_since_len;      /* bytes in if_modified_since */
+    const char *range;                 /* Range value; NULL if absent or sent more than once */
+    size_t range_len;                  /* bytes in range */
 };
 
 /* Incremental state of one head parse. It holds offsets only, never pointers, so the caller may
@@ -102,20 +102,22 @@ struct corio_http_parser {
     size_t line_start; /* offset of the line being scanned */
     size_t head_start; /* offset of the request line, after ignored leading CRLFs */
     size_t target_len; /* request-target bytes seen so far while the request line is incomplete */
-    unsigned state;    /* where the scanner is: leading CRLFs, method, target, rest of line, fields */
+    unsigned state;    /* scanner state: leading CRLFs, method, target, rest of line, fields */
 };
 
 /* Static initializer for struct corio_http_parser; equivalent to corio_http_parser_init(). */
+/* clang-format off */
 #define CORIO_HTTP_PARSER_INIT { 0, 0, 0, 0, 0 }
+/* clang-format on */
 
 /* Incremental state of one chunked body decode (RFC 9112 section 7.1). */
 struct corio_http_chunked {
-    uint64_t chunk_left;  /* payload bytes left in the current chunk, or the chunk-size so far */
-    uint64_t total;       /* payload bytes decoded so far */
-    uint64_t max_body;    /* limit on total (-413) */
-    size_t max_trailer;   /* limit on the trailer section's bytes (-431) */
-    size_t line_len;      /* bytes of the current chunk-size line or trailer section so far */
-    unsigned state;       /* where the decoder is inside the chunk framing */
+    uint64_t chunk_left; /* payload bytes left in the current chunk, or the chunk-size so far */
+    uint64_t total;      /* payload bytes decoded so far */
+    uint64_t max_body;   /* limit on total (-413) */
+    size_t max_trailer;  /* limit on the trailer section's bytes (-431) */
+    size_t line_len;     /* bytes of the current chunk-size line or trailer section so far */
+    unsigned state;      /* where the decoder is inside the chunk framing */
 };
 
 /* Fills @lim with the defaults (8192-byte head, 64 headers, 4096-byte target, 1 MiB body).
@@ -159,8 +161,8 @@ void corio_http_parser_init(struct corio_http_parser *p);
  * are needed, or a negated HTTP status code as listed above. */
 ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
                                  const struct corio_http_limits *lim,
-                                 struct corio_http_request *req,
-                                 struct corio_http_header *headers, size_t nheaders);
+                                 struct corio_http_request *req, struct corio_http_header *headers,
+                                 size_t nheaders);
 
 /* Prepares @c to decode one chunked body under @lim (NULL: defaults): max_body_bytes bounds the
  * decoded payload and max_head_bytes bounds the trailer section. Returns nothing. */
@@ -181,8 +183,8 @@ void corio_http_chunked_init(struct corio_http_chunked *c, const struct corio_ht
  * -400 for bad framing (bad hex, chunk-size overflow, bad extension, bare LF, missing CRLF after
  * the data, bad trailer field, chunk-size line over CORIO_HTTP_MAX_CHUNK_LINE), -413 when the
  * payload would exceed max_body_bytes, -431 when the trailers exceed max_head_bytes. */
-int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len,
-                              size_t *produced, size_t *consumed);
+int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len, size_t *produced,
+                              size_t *consumed);
 
 /* Looks up the reason phrase of @status ("Not Found" for 404). Returns a static string, "Unknown"
  * for codes the table lacks. */
@@ -198,21 +200,21 @@ enum corio_http_content_range {
 /* What corio_http_format_response() writes. A zeroed struct plus a status is a valid response
  * with "Content-Length: 0" and "Connection: close". */
 struct corio_http_response {
-    int status;                  /* 100..999; the line is "HTTP/1.1 <status> <reason>" */
-    time_t date;                 /* Date header value, used when date_str is NULL */
-    const char *date_str;        /* if non-NULL, CORIO_HTTP_DATE_LEN bytes of IMF-fixdate copied
-                                  * verbatim; lets a server format the date once per second */
-    const char *content_type;    /* NUL-terminated Content-Type value; NULL omits the header */
-    int64_t content_length;      /* Content-Length value; negative omits the header */
-    bool keep_alive;             /* "Connection: keep-alive" if true, else "Connection: close" */
-    bool has_last_modified;      /* emit Last-Modified from last_modified */
-    time_t last_modified;        /* Last-Modified value when has_last_modified */
-    enum corio_http_content_range content_range; /* which Content-Range form to emit */
-    int64_t range_first;         /* first byte for CONTENT_RANGE_BYTES */
-    int64_t range_last;          /* last byte, inclusive, for CONTENT_RANGE_BYTES */
-    int64_t range_size;          /* complete length for either Content-Range form */
-    const char *extra;           /* raw header lines, each ending in CRLF, copied verbatim */
-    size_t extra_len;            /* bytes in extra */
+    int status;               /* 100..999; the line is "HTTP/1.1 <status> <reason>" */
+    time_t date;              /* Date header value, used when date_str is NULL */
+    const char *date_str;     /* if non-NULL, CORIO_HTTP_DATE_LEN bytes of IMF-fixdate copied
+                               * verbatim; lets a server format the date once per second */
+    const char *content_type; /* NUL-terminated Content-Type value; NULL omits the header */
+    int64_t content_length;   /* Content-Length value; negative omits the header */
+    bool keep_alive;          /* "Connection: keep-alive" if true, else "Connection: close" */
+    bool has_last_modified;   /* emit Last-Modified from last_modified */
+    time_t last_modified;     /* Last-Modified value when has_last_modified */
+    enum corio_http_content_range content_range; /* Content-Range form */
+    int64_t range_first;                         /* first byte for CONTENT_RANGE_BYTES */
+    int64_t range_last;                          /* last byte, inclusive, for CONTENT_RANGE_BYTES */
+    int64_t range_size;                          /* complete length for either Content-Range form */
+    const char *extra; /* raw header lines, each ending in CRLF, copied verbatim */
+    size_t extra_len;  /* bytes in extra */
 };
 
 /* Formats the status line and headers of @r, ending with the blank line, into @buf[0..@cap), in
@@ -235,7 +237,7 @@ int corio_http_format_date(char *buf, size_t cap, time_t t);
 int corio_http_parse_date(const char *s, size_t len, time_t *out);
 
 /* Picks a Content-Type from the extension of the file name @path[0..@len) (case-insensitive):
- * html htm css js mjs json txt xml svg png jpg jpeg gif webp ico wasm pdf woff woff2 mp4; text/*
+ * html htm css js mjs json txt xml svg png jpg jpeg gif webp ico wasm pdf woff woff2 mp4; text
  * types carry "; charset=utf-8". Returns a static NUL-terminated string,
  * "application/octet-stream" for anything else. */
 const char *corio_http_mime_type(const char *path, size_t len);
@@ -251,8 +253,7 @@ const char *corio_http_mime_type(const char *path, size_t len);
  * Returns CORIO_HTTP_RANGE_PARTIAL with *@first and *@last (inclusive) set,
  * CORIO_HTTP_RANGE_IGNORE, or -416 when the range is valid but selects no byte (a >= size, a
  * zero-length suffix, or an empty representation); answer that with CONTENT_RANGE_UNSATISFIED. */
-int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first,
-                           int64_t *last);
+int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first, int64_t *last);
 
 /* Turns a request-target into a file path below a document root. Takes the path part (up to '?'
  * or '#'; an absolute-form "http://host" or "https://host" prefix is dropped), percent-decodes
