@@ -56,17 +56,6 @@ static int slot_alloc(struct corio_loop *l, uint32_t *out)
     return 0;
 }
 
-static void slot_free(struct corio_loop *l, uint32_t idx)
-{
-    struct corio__slot *s = &l->slots[idx];
-    s->state = CORIO__SLOT_FREE;
-    s->co = NULL;
-    s->joiner = NULL;
-    s->gen++;
-    s->next_free = l->free_slot;
-    l->free_slot = idx + 1;
-}
-
 /* ---- spawn and end -------------------------------------------------------------------------- */
 
 struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out,
@@ -94,6 +83,7 @@ struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, c
     co->slot = idx;
     co->cancelled = l->stopping || (g && g->cancelling);
     corio__list_init(&co->inflight);
+    corio__list_init(&co->handlers);
     corio__list_init(&co->runq);
     corio__list_init(&co->group_link);
     corio__ctx_make(&co->ctx, st->lo, (void *)top, corio__coro_main, co);
@@ -136,30 +126,6 @@ int corio_spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out)
     return err;
 }
 
-static void group_left(struct corio_coro *co, int result);
-
-void corio__coro_finished(struct corio_coro *co, int result)
-{
-    struct corio_loop *l = co->loop;
-    /* The frame that holds its pending futures is about to go: cancel them and wait for their
-     * CQEs, so that the kernel is done with this stack before it is reused. */
-    corio__future_drain(co);
-    corio__list_remove(&co->all);
-    l->live--;
-    if (co->group)
-        group_left(co, result);
-    struct corio__slot *s = &l->slots[co->slot];
-    s->co = NULL;
-    s->result = result;
-    if (s->state & CORIO__SLOT_DETACHED) {
-        slot_free(l, co->slot);
-        return;
-    }
-    s->state = CORIO__SLOT_ENDED;
-    if (s->joiner)
-        corio__unpark(s->joiner, 0);
-}
-
 /* ---- join, detach, cancel ------------------------------------------------------------------- */
 
 static void join_abort(struct corio_coro *co, int why)
@@ -196,7 +162,7 @@ int corio_join(corio_id id, int *result, int64_t deadline)
     }
     if (result)
         *result = s->result;
-    slot_free(l, (uint32_t)(s - l->slots));
+    corio__slot_free(l, (uint32_t)(s - l->slots));
     return 0;
 }
 
@@ -211,7 +177,7 @@ int corio_detach(corio_id id)
     if (s->joiner)
         return -EINVAL;
     if (s->state == CORIO__SLOT_ENDED)
-        slot_free(l, (uint32_t)(s - l->slots));
+        corio__slot_free(l, (uint32_t)(s - l->slots));
     else
         s->state |= CORIO__SLOT_DETACHED;
     return 0;
@@ -305,39 +271,9 @@ int corio_group_spawn(struct corio_group *pub, corio_fn *fn, void *arg, corio_id
     return err;
 }
 
-static int group_cancel(struct corio__group *g)
-{
-    int n = 0;
-    g->cancelling = true;
-    struct corio__list *m = corio__waitq(&g->members);
-    for (struct corio__list *i = m->next; i != m; i = i->next) {
-        corio__cancel(container_of(i, struct corio_coro, group_link));
-        n++;
-    }
-    return n;
-}
-
 int corio_group_cancel(struct corio_group *pub)
 {
-    return group_cancel(grp(pub));
-}
-
-/* A member ended: record its error, fail fast if asked, and wake the waiters when it was the
- * last one. */
-static void group_left(struct corio_coro *co, int result)
-{
-    struct corio__group *g = co->group;
-    corio__list_remove(&co->group_link);
-    co->group = NULL;
-    g->n--;
-    if (result < 0 && g->first_error == 0) {
-        g->first_error = result;
-        if (g->flags & CORIO_GROUP_CANCEL_ON_ERROR)
-            group_cancel(g);
-    }
-    if (g->n == 0)
-        while (corio__waitq_wake(&g->waiters, 0))
-            ;
+    return corio__group_cancel(grp(pub));
 }
 
 int corio_group_wait(struct corio_group *pub, int64_t deadline)
@@ -361,7 +297,7 @@ int corio_group_wait(struct corio_group *pub, int64_t deadline)
         return ret;
     /* Timed out or cancelled: the members go too, and we still wait for every one of them, so
      * that none outlives the group (and the frames it may point into). */
-    group_cancel(g);
+    corio__group_cancel(g);
     while (g->n > 0)
         corio__waitq_wait(&g->waiters, co, CORIO_FOREVER);
     return ret;

@@ -1,5 +1,4 @@
-/* Futures: await one, any or all; cancel; and the drain that keeps a finishing coroutine's stack
- * alive until the kernel is done with every op that points into it. */
+/* Futures: await one, any or all; cancel. */
 #include "future.h"
 
 #include <errno.h>
@@ -139,19 +138,4 @@ int corio_future_cancel(struct corio_future *pub)
         return -EINVAL;
     corio__future_cancel_kernel(f->owner->loop, f);
     return 0;
-}
-
-void corio__future_drain(struct corio_coro *co)
-{
-    while (!corio__list_empty(&co->inflight)) {
-        uint32_t n = 0;
-        for (struct corio__list *i = co->inflight.next; i != &co->inflight; i = i->next) {
-            struct corio__future *f = container_of(i, struct corio__future, link);
-            corio__future_cancel_kernel(co->loop, f);
-            f->flags |= CORIO__FF_AWAITED;
-            n++;
-        }
-        co->wait_need = n;
-        corio__park(co, CORIO_FOREVER, NULL, NULL);
-    }
 }

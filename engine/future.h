@@ -12,7 +12,5 @@ static inline struct corio__future *corio__fut(struct corio_future *f)
 /* Sends an async cancel for pending @f, once. */
 void corio__future_cancel_kernel(struct corio_loop *l, struct corio__future *f);
 
-/* Cancels every pending future of @co and waits for all their CQEs. */
-void corio__future_drain(struct corio_coro *co);
 
 #endif

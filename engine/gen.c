@@ -19,6 +19,7 @@ struct corio__gen {
     struct corio_loop *loop;   /* the loop it runs on */
     int result;                /* the body's return value, once GEN_DONE */
     uint8_t state;             /* GEN_* */
+    bool driver_cancelled;     /* the driver was cancelled while parked in send (send_abort) */
 };
 _Static_assert(sizeof(struct corio__gen) <= sizeof(struct corio_gen), "grow corio_gen");
 
@@ -41,6 +42,17 @@ static int gen_main(void *p)
     return r;
 }
 
+/* A generator that was never started is cancelled (loop stop, or a deadlock being broken): start
+ * it, cancelled, as corio_gen_fini does, so that its body runs to its end like any coroutine
+ * cancelled before its first run, instead of ignoring the cancel and never ending. */
+static void new_abort(struct corio_coro *co, int why)
+{
+    (void)why;
+    struct corio__gen *g = co->wait_obj;
+    g->state = GEN_RUNNING;
+    corio__unpark(co, 0);
+}
+
 int corio_gen_init(struct corio_gen *pub, corio_gen_fn *fn, void *arg)
 {
     struct corio__gen *g = gen(pub);
@@ -58,6 +70,9 @@ int corio_gen_init(struct corio_gen *pub, corio_gen_fn *fn, void *arg)
     if (!g->co)
         return err;
     g->state = GEN_NEW;
+    /* Parked until the first send switches to it (which clears this hook). */
+    g->co->abort = new_abort;
+    g->co->wait_obj = g;
     return 0;
 }
 
@@ -67,6 +82,7 @@ static void send_abort(struct corio_coro *co, int why)
 {
     (void)why;
     struct corio__gen *g = co->wait_obj;
+    g->driver_cancelled = true;
     if (g->co)
         corio__cancel(g->co);
 }
@@ -91,7 +107,14 @@ int corio_gen_send(struct corio_gen *pub, void *in, void **out)
     g->driver = self;
     g->state = GEN_RUNNING;
     g->co->wake_res = 0; /* its yield returns 0: resumed by a send */
+    g->driver_cancelled = false;
     int r = corio__park_switch(self, g->co, send_abort, g);
+    if (g->driver_cancelled) {
+        /* The generator was cancelled with us and has ended (a cancelled generator cannot
+         * yield): report the cancel, not a normal end. */
+        g->driver_cancelled = false;
+        return -ECANCELED;
+    }
     if (r == 1 && out)
         *out = g->out;
     return r;

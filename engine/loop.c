@@ -142,6 +142,23 @@ static void fill_defaults(struct corio_loop_opts *o)
         o->stack_cache = 1024;
 }
 
+/* Modes of operations that IORING_REGISTER_PROBE cannot show. A buffer ring is tried for real.
+ * Multishot accept came with IORING_OP_SOCKET (5.19) and multishot recv with IORING_OP_SEND_ZC
+ * (6.0): their opcodes stand in for a version check. */
+static void probe_modes(struct corio_loop *l)
+{
+    struct corio__pbuf *p;
+    if (corio__ring_pbuf_new(l->ring, 0xffff, 1, &p) == 0) {
+        corio__ring_pbuf_free(l->ring, 0xffff, p);
+        l->features |= 1ull << CORIO_FEAT_BUF_RING;
+    }
+    if (l->features & (1ull << CORIO_FEAT_SOCKET))
+        l->features |= 1ull << CORIO_FEAT_ACCEPT_MULTISHOT;
+    if ((l->features & (1ull << CORIO_FEAT_SEND_ZC)) &&
+        (l->features & (1ull << CORIO_FEAT_BUF_RING)))
+        l->features |= 1ull << CORIO_FEAT_RECV_MULTISHOT;
+}
+
 int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
 {
     struct corio_loop *l = calloc(1, sizeof(*l));
@@ -155,6 +172,15 @@ int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
         free(l);
         return err;
     }
+    if (l->opts.fixed_files) {
+        err = corio__ring_files_sparse(l->ring, l->opts.fixed_files);
+        if (err) {
+            corio__ring_free(l->ring);
+            free(l);
+            return err;
+        }
+    }
+    probe_modes(l);
     corio__list_init(&l->runq);
     corio__list_init(&l->all);
     corio__stack_pool_init(&l->stacks, l->opts.stack_size, l->opts.stack_cache);
@@ -176,6 +202,19 @@ void corio_loop_free(struct corio_loop *l)
         /* Cancel and finish what is left: their SQEs point into their stacks. */
         corio_loop_stop(l);
         corio_loop_run(l);
+    }
+    if (l->live > 0) {
+        /* Deadlocked in waits that ignore cancellation: no op is in flight (that is what made it
+         * a deadlock), so no kernel write can land in their stacks; reclaim them unrun. */
+        while (!corio__list_empty(&l->all)) {
+            struct corio_coro *co = container_of(l->all.next, struct corio_coro, all);
+            corio__list_remove(&co->all);
+#ifdef CORIO__TSAN
+            __tsan_destroy_fiber(co->tsan_fiber);
+#endif
+            corio__stack_put(&l->stacks, co->stack);
+        }
+        l->live = 0;
     }
     corio__stack_pool_fini(&l->stacks);
     corio__heap_fini(&l->timers);
@@ -239,6 +278,110 @@ static inline void switch_to_coro(struct corio_loop *l, struct corio__ctx *from,
               to->tsan_fiber);
 }
 
+/* ---- the end of a coroutine (on the scheduler's stack) -------------------------------------- */
+
+void corio__slot_free(struct corio_loop *l, uint32_t idx)
+{
+    struct corio__slot *s = &l->slots[idx];
+    s->state = CORIO__SLOT_FREE;
+    s->co = NULL;
+    s->joiner = NULL;
+    s->gen++;
+    s->next_free = l->free_slot;
+    l->free_slot = idx + 1;
+}
+
+int corio__group_cancel(struct corio__group *g)
+{
+    int n = 0;
+    g->cancelling = true;
+    struct corio__list *m = corio__waitq(&g->members);
+    for (struct corio__list *i = m->next; i != m; i = i->next) {
+        corio__cancel(container_of(i, struct corio_coro, group_link));
+        n++;
+    }
+    return n;
+}
+
+/* A member ended: record its error, fail fast if asked, and wake the waiters when it was the
+ * last one. */
+static void group_left(struct corio_coro *co, int result)
+{
+    struct corio__group *g = co->group;
+    corio__list_remove(&co->group_link);
+    co->group = NULL;
+    g->n--;
+    if (result < 0 && g->first_error == 0) {
+        g->first_error = result;
+        if (g->flags & CORIO_GROUP_CANCEL_ON_ERROR)
+            corio__group_cancel(g);
+    }
+    if (g->n == 0)
+        while (corio__waitq_wake(&g->waiters, 0))
+            ;
+}
+
+/* The coroutine is over and the kernel holds nothing of its stack: report its result (to its
+ * joiner, its group) and give the stack back. Only now, so that a joiner or group owner never
+ * sees it end while an op of it may still write into memory they handed it. */
+static void finalize(struct corio_loop *l, struct corio_coro *co)
+{
+    int result = co->result;
+    corio__list_remove(&co->all);
+    l->live--;
+    if (co->group)
+        group_left(co, result);
+    struct corio__slot *s = &l->slots[co->slot];
+    s->co = NULL;
+    s->result = result;
+    if (s->state & CORIO__SLOT_DETACHED) {
+        corio__slot_free(l, co->slot);
+    } else {
+        s->state = CORIO__SLOT_ENDED;
+        if (s->joiner)
+            corio__unpark(s->joiner, 0);
+    }
+#ifdef CORIO__TSAN
+    __tsan_destroy_fiber(co->tsan_fiber);
+#endif
+    corio__stack_put(&l->stacks, co->stack);
+}
+
+static void future_cancel(struct corio_loop *l, struct corio__future *f)
+{
+    if (!(f->flags & CORIO__FF_CANCELLED)) {
+        f->flags |= CORIO__FF_CANCELLED;
+        corio__ring_cancel(l->ring, (uintptr_t)f | CORIO__UD_FUTURE);
+    }
+}
+
+/* The body returned. Ops it left in flight are cancelled, and the stack is kept (a zombie) until
+ * their CQEs are in: the kernel may write into it until then. */
+static void finish(struct corio_loop *l, struct corio_coro *co)
+{
+    if (corio__list_empty(&co->inflight) && corio__list_empty(&co->handlers)) {
+        finalize(l, co);
+        return;
+    }
+    co->state = CORIO__CO_ZOMBIE;
+    for (struct corio__list *i = co->inflight.next; i != &co->inflight; i = i->next)
+        future_cancel(l, container_of(i, struct corio__future, link));
+    struct corio__list *i = co->handlers.next;
+    while (i != &co->handlers) {
+        struct corio__handler *h = container_of(i, struct corio__handler, link);
+        i = i->next;
+        h->cancel(h); /* may unlink h */
+    }
+    corio__zombie_check(co);
+}
+
+void corio__zombie_check(struct corio_coro *co)
+{
+    if (co->state == CORIO__CO_ZOMBIE && corio__list_empty(&co->inflight) &&
+        corio__list_empty(&co->handlers))
+        finalize(co->loop, co);
+}
+
 static void resume(struct corio_loop *l, struct corio_coro *co)
 {
     switch_to_coro(l, &l->sched, &l->asan_sched_fake, co);
@@ -247,13 +390,8 @@ static void resume(struct corio_loop *l, struct corio_coro *co)
     struct corio_coro *back = l->current;
     l->current = NULL;
     corio__tls_co = NULL;
-    if (back->state == CORIO__CO_DONE) {
-        /* It made its last switch: nothing runs on its stack any more. */
-#ifdef CORIO__TSAN
-        __tsan_destroy_fiber(back->tsan_fiber);
-#endif
-        corio__stack_put(&l->stacks, back->stack);
-    }
+    if (back->state == CORIO__CO_DONE)
+        finish(l, back);
 }
 
 void corio__suspend(struct corio_coro *co)
@@ -264,14 +402,30 @@ void corio__suspend(struct corio_coro *co)
               l->sched_lo, l->sched_size, l->tsan_sched);
 }
 
+/* The body runs below a gap of unused stack. When it returns, its frames (and the buffers and
+ * futures in them, which pending ops may still reference) stay where they were: the little code
+ * that runs on this stack afterwards, up to the final switch, fits in the gap and never touches
+ * them. Everything else happens on the scheduler's stack (finish). */
+#ifdef CORIO__ASAN
+#define EXIT_GAP 4096 /* ASan's switch hooks use more stack */
+#else
+#define EXIT_GAP 1024
+#endif
+
+__attribute__((noinline)) static int run_body(struct corio_coro *co)
+{
+    char gap[EXIT_GAP];
+    __asm__ volatile("" : : "r"(gap) : "memory"); /* reserved, never written */
+    return co->fn(co->arg);
+}
+
 void corio__coro_main(void *arg)
 {
     struct corio_coro *co = arg;
 #ifdef CORIO__ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    int result = co->fn(co->arg);
-    corio__coro_finished(co, result);
+    co->result = run_body(co);
     co->state = CORIO__CO_DONE;
     corio__suspend(co);
     corio__panic("a finished coroutine was resumed");
@@ -453,12 +607,14 @@ static inline void future_cqe(struct corio_loop *l, struct corio__future *f)
     future_settle(f);
     f->state = CORIO__F_DONE;
     corio__list_remove(&f->link);
+    struct corio_coro *co = f->owner;
     if (f->flags & CORIO__FF_AWAITED) {
         f->flags &= ~CORIO__FF_AWAITED;
-        struct corio_coro *co = f->owner;
         if (co->wait_need && --co->wait_need == 0)
             corio__unpark(co, 0);
     }
+    if (unlikely(co->state == CORIO__CO_ZOMBIE))
+        corio__zombie_check(co);
 }
 
 static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
@@ -470,8 +626,18 @@ static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
         struct corio__future *f = p;
         if (unlikely(!f))
             return; /* user_data 0: a cancel's own completion */
+        if (unlikely(c->flags & CORIO__CQE_F_NOTIF)) {
+            /* A zero-copy send's notification: the kernel is done with the buffer. */
+            future_cqe(l, f);
+            return;
+        }
         f->res = c->res;
         f->cqe_flags = c->flags;
+        if (unlikely(c->flags & CORIO__CQE_F_MORE)) {
+            /* send_zc's result with a notification still to come: keep the future pending. */
+            f->pending++;
+            l->inflight++;
+        }
         future_cqe(l, f);
         return;
     }
@@ -484,7 +650,10 @@ static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
     }
     case CORIO__UD_HANDLER: {
         struct corio__handler *h = p;
+        struct corio_coro *owner = h->owner;
         h->fn(h, c->res, c->flags);
+        if (unlikely(owner->state == CORIO__CO_ZOMBIE))
+            corio__zombie_check(owner);
         return;
     }
     case CORIO__UD_WAKE:
@@ -545,10 +714,12 @@ static int idle_wait(struct corio_loop *l)
 
 /* Nothing is runnable, no op is in flight and no timer is set, yet coroutines are alive: they wait
  * for each other. Nothing can ever wake them, so cancel them all rather than hang. */
-static void break_deadlock(struct corio_loop *l)
+static bool break_deadlock(struct corio_loop *l)
 {
     l->deadlock = true;
     corio_loop_stop(l);
+    /* Nothing woke: every one of them is in a wait that ignores cancellation. Give up. */
+    return !corio__list_empty(&l->runq);
 }
 
 int corio_loop_run(struct corio_loop *l)
@@ -580,8 +751,9 @@ int corio_loop_run(struct corio_loop *l)
             break;
         if (corio__list_empty(&l->runq)) {
             if (l->inflight == 0 && l->timers.n == 0 && corio__ring_unsubmitted(l->ring) == 0) {
-                break_deadlock(l);
-                continue;
+                if (break_deadlock(l))
+                    continue;
+                break;
             }
             err = idle_wait(l);
         } else {

@@ -57,19 +57,27 @@ enum {
 #define CORIO__UD_WAKE 3u
 #define CORIO__UD_TAG_MASK 7u
 
-/* A completion consumer other than a future (multishot ops, notifications): the drain calls
- * fn with each CQE whose user_data is the handler's address tagged CORIO__UD_HANDLER. */
+/* A completion consumer other than a future (multishot ops): the drain calls fn with each CQE
+ * whose user_data is the handler's address tagged CORIO__UD_HANDLER. A handler lives in its
+ * owner coroutine's frame like a future. If the owner ends while the handler is linked, cancel
+ * runs (on the scheduler's stack): it sends the async cancel, or, when already disarmed, releases
+ * what the handler holds and unlinks it; fn does the same on its last CQE when the owner is
+ * a zombie. The owner's stack is freed once no handler and no future remains. */
 struct corio__handler;
 typedef void corio__handler_fn(struct corio__handler *h, int32_t res, uint32_t flags);
 struct corio__handler {
-    corio__handler_fn *fn;
+    corio__handler_fn *fn;                    /* the CQE consumer */
+    void (*cancel)(struct corio__handler *h); /* disarm without waiting (owner gone) */
+    struct corio_coro *owner;                 /* the coroutine on whose stack it lives */
+    struct corio__list link;                  /* in owner->handlers while armed or holding */
 };
 
 enum {
     CORIO__CO_READY = 1,   /* on the run queue (or about to be) */
     CORIO__CO_RUNNING = 2, /* the current coroutine */
     CORIO__CO_WAITING = 3, /* parked: woken by a completion, a wake, a timer or a cancel */
-    CORIO__CO_DONE = 4,    /* returned; its stack goes back to the pool */
+    CORIO__CO_DONE = 4,    /* returned; the scheduler finishes it off its stack */
+    CORIO__CO_ZOMBIE = 5,  /* returned with ops in flight: its stack waits for their CQEs */
 };
 
 /* A group of coroutines (the layout behind struct corio_group). Zeroed storage is a valid empty
@@ -89,6 +97,7 @@ struct corio_coro {
     struct corio__list runq;      /* in loop->runq while READY */
     struct corio__list all;       /* in loop->all while alive */
     struct corio__list inflight;  /* its pending futures */
+    struct corio__list handlers;  /* its armed multishot handlers (struct corio__handler) */
     struct corio__group *group;   /* its group, or NULL (the loop's root) */
     struct corio__list group_link; /* in group->members */
     corio_fn *fn;                 /* body */
@@ -100,6 +109,7 @@ struct corio_coro {
     void *asan_fake;              /* AddressSanitizer's fake stack while switched out */
     void *tsan_fiber;             /* ThreadSanitizer's fiber for this coroutine */
     int wake_res;                 /* what the waker passed to corio__unpark */
+    int result;                   /* the body's return value, once DONE */
     uint32_t wait_need;           /* completions of awaited futures still needed to wake */
     uint32_t slot;                /* index in loop->slots */
     uint8_t state;                /* CORIO__CO_* */
@@ -144,6 +154,9 @@ struct corio_loop {
     bool stopping;                 /* corio_loop_stop: new coroutines start cancelled */
     bool deadlock;                 /* everything was parked with nothing that could wake it */
     bool wake_armed;               /* a fallback timeout SQE (no EXT_ARG) is in flight */
+    bool buffers_registered;       /* corio_buffers_register is in effect */
+    uint16_t next_bgid;            /* the next provided-buffer group id to hand out */
+    unsigned deadlock_breaks;      /* consecutive deadlock breaks without progress */
     struct corio__ts wake_ts;      /* its deadline */
     const void *sched_lo;          /* the scheduler's stack (the thread's), for ASan */
     size_t sched_size;             /* its size */
@@ -204,8 +217,14 @@ struct corio_coro *corio__waitq_wake(struct corio__list *q, int res);
 /* Cancels @co: flags it and aborts its current wait. */
 void corio__cancel(struct corio_coro *co);
 
-/* Called by coro.c when a coroutine body has returned, before the final switch. */
-void corio__coro_finished(struct corio_coro *co, int result);
+/* Ends a zombie @co once its last future and handler are done; a no-op before that. */
+void corio__zombie_check(struct corio_coro *co);
+
+/* Cancels every member of @g (now and later spawned ones). Returns the number cancelled. */
+int corio__group_cancel(struct corio__group *g);
+
+/* Returns slot @idx to the free list, bumping its generation. */
+void corio__slot_free(struct corio_loop *l, uint32_t idx);
 
 /* Entry point of every coroutine (coro.c). */
 void corio__coro_main(void *arg);

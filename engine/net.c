@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -110,9 +111,19 @@ static struct corio__op xfer_op(uint8_t opcode, int fd, const void *buf, size_t 
                               .op_flags = (uint32_t)flags};
 }
 
+/* Large sends go zero-copy when the loop asks for it (corio_loop_opts.zc_threshold). */
+static inline void maybe_zc(struct corio__op *op, size_t len)
+{
+    struct corio_coro *co = corio__tls_co;
+    if (co && co->loop->opts.zc_threshold && len >= co->loop->opts.zc_threshold &&
+        (co->loop->features & (1ull << CORIO_FEAT_SEND_ZC)))
+        op->opcode = CORIO__OP_SEND_ZC;
+}
+
 ssize_t corio_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
+    maybe_zc(&op, len);
     return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
 }
 
@@ -120,6 +131,7 @@ int corio_send_start(struct corio_future *f, int fd, const void *buf, size_t len
                      int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
+    maybe_zc(&op, len);
     return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
@@ -182,6 +194,8 @@ static ssize_t xfer_all(uint8_t opcode, int fd, const void *buf, size_t len, siz
     ssize_t r = 0;
     while (got < len) {
         struct corio__op op = xfer_op(opcode, fd, (const char *)buf + got, len - got, 0);
+        if (opcode == CORIO__OP_SEND)
+            maybe_zc(&op, len - got);
         r = (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
         if (r <= 0)
             break;
@@ -343,4 +357,219 @@ int corio_local_port(int fd)
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return -EAFNOSUPPORT;
+}
+
+/* ---- zero-copy send ------------------------------------------------------------------------- */
+
+static bool has_feature(enum corio_feature f)
+{
+    struct corio_coro *co = corio__tls_co;
+    return co && (co->loop->features & (1ull << f));
+}
+
+ssize_t corio_send_zc(int fd, const void *buf, size_t len, int flags, int64_t deadline)
+{
+    if (corio__tls_co && !has_feature(CORIO_FEAT_SEND_ZC))
+        return -EOPNOTSUPP;
+    /* The future stays pending through both CQEs: the result (with IORING_CQE_F_MORE) and the
+     * notification that the kernel no longer reads @buf (loop.c dispatch). */
+    struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
+    op.opcode = CORIO__OP_SEND_ZC;
+    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+}
+
+/* ---- multishot accept ----------------------------------------------------------------------- */
+
+/* Above this many queued connections the multishot is cancelled; it is armed again once the
+ * queue is taken down. Connections wait in the listen backlog meanwhile. */
+#define ACCEPT_QUEUE_SOFT_MAX 1024
+
+struct corio__acceptor {
+    struct corio__handler h;   /* CQE consumer, tagged CORIO__UD_HANDLER */
+    struct corio_coro *waiter; /* the owner while parked in corio_acceptor_next */
+    struct corio_loop *loop;   /* its loop */
+    int *q;                    /* queued fds, a ring of qcap entries */
+    uint32_t qhead;            /* index of the oldest */
+    uint32_t qlen;             /* fds queued */
+    uint32_t qcap;             /* capacity of q */
+    int fd;                    /* the listener */
+    int err;                   /* an error to report once (-EMFILE ...) */
+    bool armed;                /* the multishot accept is in the kernel */
+    bool fixed;                /* accept into the fixed file table */
+    bool cancelling;           /* we asked the kernel to stop it */
+};
+_Static_assert(sizeof(struct corio__acceptor) <= sizeof(struct corio_acceptor), "grow acceptor");
+
+static int acc_push(struct corio__acceptor *a, int fd)
+{
+    if (a->qlen == a->qcap) {
+        uint32_t cap = a->qcap ? a->qcap * 2 : 64;
+        int *q = malloc(cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < a->qlen; i++)
+            q[i] = a->q[(a->qhead + i) % a->qcap];
+        free(a->q);
+        a->q = q;
+        a->qhead = 0;
+        a->qcap = cap;
+    }
+    a->q[(a->qhead + a->qlen) % a->qcap] = fd;
+    a->qlen++;
+    return 0;
+}
+
+/* Closes an fd nobody took. A direct descriptor needs an SQE; a plain one is closed at once. */
+static void acc_close(struct corio__acceptor *a, int fd)
+{
+    if (fd & CORIO_FD_FIXED) {
+        const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
+        corio__ring_prep(a->loop->ring, &op, 0, NULL, 0);
+    } else {
+        close(fd);
+    }
+}
+
+static void acc_drop_queue(struct corio__acceptor *a)
+{
+    while (a->qlen) {
+        acc_close(a, a->q[a->qhead]);
+        a->qhead = (a->qhead + 1) % a->qcap;
+        a->qlen--;
+    }
+    free(a->q);
+    a->q = NULL;
+    a->qcap = 0;
+}
+
+static void acc_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
+{
+    struct corio__acceptor *a = container_of(h, struct corio__acceptor, h);
+    if (!(flags & CORIO__CQE_F_MORE)) {
+        a->armed = false;
+        a->loop->inflight--;
+    }
+    if (res >= 0) {
+        int fd = a->fixed ? (res | CORIO_FD_FIXED) : res;
+        if (acc_push(a, fd) != 0)
+            acc_close(a, fd); /* no memory to queue it: the peer sees a closed connection */
+        if (a->qlen >= ACCEPT_QUEUE_SOFT_MAX && a->armed && !a->cancelling) {
+            a->cancelling = true;
+            corio__ring_cancel(a->loop->ring, (uintptr_t)&a->h | CORIO__UD_HANDLER);
+        }
+    } else if (!(res == -ECANCELED && a->cancelling)) {
+        a->err = res;
+    }
+    if (!a->armed)
+        a->cancelling = false;
+    if (a->waiter)
+        corio__unpark(a->waiter, 0);
+    if (!a->armed && a->h.owner->state == CORIO__CO_ZOMBIE) {
+        acc_drop_queue(a);
+        corio__list_remove(&a->h.link);
+    }
+}
+
+static void acc_cancel(struct corio__handler *h)
+{
+    struct corio__acceptor *a = container_of(h, struct corio__acceptor, h);
+    if (a->armed) {
+        if (!a->cancelling) {
+            a->cancelling = true;
+            corio__ring_cancel(a->loop->ring, (uintptr_t)&a->h | CORIO__UD_HANDLER);
+        }
+        return;
+    }
+    acc_drop_queue(a);
+    corio__list_remove(&a->h.link);
+}
+
+static void acc_abort(struct corio_coro *co, int why)
+{
+    struct corio__acceptor *a = co->wait_obj;
+    a->waiter = NULL;
+    corio__unpark(co, why);
+}
+
+int corio_acceptor_init(struct corio_acceptor *pub, int fd, unsigned flags)
+{
+    struct corio__acceptor *a = (struct corio__acceptor *)(void *)pub;
+    memset(a, 0, sizeof(*a));
+    struct corio_coro *co = corio__tls_co;
+    if (!co)
+        return -EPERM;
+    if (!has_feature(CORIO_FEAT_ACCEPT_MULTISHOT))
+        return -EOPNOTSUPP;
+    if ((flags & CORIO_ACCEPT_FIXED) && !co->loop->opts.fixed_files)
+        return -EINVAL;
+    a->h.fn = acc_cqe;
+    a->h.cancel = acc_cancel;
+    a->h.owner = co;
+    corio__list_init(&a->h.link);
+    a->loop = co->loop;
+    a->fd = fd;
+    a->fixed = flags & CORIO_ACCEPT_FIXED;
+    return 0;
+}
+
+int corio_acceptor_next(struct corio_acceptor *pub, int64_t deadline)
+{
+    struct corio__acceptor *a = (struct corio__acceptor *)(void *)pub;
+    struct corio_coro *co = corio__tls_co;
+    if (!co || co != a->h.owner)
+        return -EPERM;
+    for (;;) {
+        if (a->qlen) {
+            int fd = a->q[a->qhead];
+            a->qhead = (a->qhead + 1) % a->qcap;
+            a->qlen--;
+            return fd;
+        }
+        if (a->err) {
+            int err = a->err;
+            a->err = 0;
+            return err;
+        }
+        int err = corio__wait_check(&co, deadline);
+        if (err)
+            return err;
+        if (!a->armed) {
+            const struct corio__op op = {.opcode = CORIO__OP_ACCEPT_MULTI,
+                                         .fd = a->fd,
+                                         .op_flags = SOCK_CLOEXEC,
+                                         .aux = a->fixed};
+            corio__ring_prep(a->loop->ring, &op, (uintptr_t)&a->h | CORIO__UD_HANDLER, NULL, 0);
+            a->armed = true;
+            a->loop->inflight++;
+            if (corio__list_empty(&a->h.link))
+                corio__list_push_back(&co->handlers, &a->h.link);
+        }
+        a->waiter = co;
+        err = corio__park(co, deadline, acc_abort, a);
+        a->waiter = NULL;
+        if (err)
+            return err;
+    }
+}
+
+void corio_acceptor_fini(struct corio_acceptor *pub)
+{
+    struct corio__acceptor *a = (struct corio__acceptor *)(void *)pub;
+    if (!a->loop)
+        return;
+    struct corio_coro *co = corio__tls_co;
+    CORIO__ASSERT(!a->armed || co == a->h.owner);
+    if (a->armed && !a->cancelling) {
+        a->cancelling = true;
+        corio__ring_cancel(a->loop->ring, (uintptr_t)&a->h | CORIO__UD_HANDLER);
+    }
+    /* Not abortable: the last CQE must land before this frame can go. */
+    while (a->armed) {
+        a->waiter = co;
+        corio__park(co, CORIO_FOREVER, NULL, NULL);
+        a->waiter = NULL;
+    }
+    acc_drop_queue(a);
+    corio__list_remove(&a->h.link);
+    a->loop = NULL;
 }

@@ -45,6 +45,9 @@ static const char *const names[CORIO_FEAT_COUNT] = {
     [CORIO_FEAT_CQE_SKIP] = "cqe_skip",
     [CORIO_FEAT_FAST_POLL] = "fast_poll",
     [CORIO_FEAT_RW_CUR_POS] = "rw_cur_pos",
+    [CORIO_FEAT_RECV_MULTISHOT] = "recv_multishot",
+    [CORIO_FEAT_ACCEPT_MULTISHOT] = "accept_multishot",
+    [CORIO_FEAT_BUF_RING] = "buf_ring",
 };
 
 const char *corio_feature_name(enum corio_feature f)
@@ -104,8 +107,12 @@ const char *corio_strerror_setup(int err)
         if (seccomp_mode() == 2)
             return "io_uring_setup failed with EPERM under a seccomp filter: the container's "
                    "seccomp profile blocks io_uring";
-        return "io_uring_setup failed with EPERM: a security policy (seccomp, LSM) refuses "
-               "io_uring";
+        /* Name the sysctl even when it is not the cause, so that the reader can rule it out. */
+        if (disabled == 0)
+            return "io_uring_setup failed with EPERM: a security policy (seccomp, LSM) refuses "
+                   "io_uring (the sysctl kernel.io_uring_disabled is 0: not the cause)";
+        return "io_uring_setup failed with EPERM: a security policy refuses io_uring: the sysctl "
+               "kernel.io_uring_disabled (unreadable here), a seccomp filter or an LSM";
     case -ENOMEM:
         return "io_uring_setup failed with ENOMEM: no memory for the rings (on kernels before "
                "5.12 they count against RLIMIT_MEMLOCK: raise it with ulimit -l)";

@@ -9,11 +9,16 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "fault.h"
 
 _Static_assert(sizeof(struct corio__ts) == sizeof(struct __kernel_timespec), "corio__ts layout");
 _Static_assert(CORIO__CQE_F_MORE == IORING_CQE_F_MORE, "CQE flag mirror");
+_Static_assert(CORIO__CQE_F_BUFFER == IORING_CQE_F_BUFFER, "CQE flag mirror");
+_Static_assert(CORIO__CQE_F_NOTIF == IORING_CQE_F_NOTIF, "CQE flag mirror");
+_Static_assert(CORIO__CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "CQE flag mirror");
+_Static_assert(CORIO__FD_FIXED == CORIO_FD_FIXED, "fixed fd bit");
 
 /* Deferred-taskrun rings only post completions inside io_uring_enter(GETEVENTS): see
  * corio__ring_enter. Spilled CQEs are those reaped while a full SQ was being flushed. */
@@ -319,6 +324,21 @@ static inline struct io_uring_sqe *get_sqe(struct corio__ring *r)
 
 static void prep_sqe(struct io_uring_sqe *sqe, const struct corio__op *op)
 {
+    int fd = op->fd;
+    /* A direct descriptor: the SQE names a slot of the fixed file table, not an fd. */
+    bool fixed = op->opcode != CORIO__OP_SOCKET && op->opcode != CORIO__OP_NOP &&
+                 op->opcode != CORIO__OP_TIMEOUT && fd >= 0 && (fd & CORIO__FD_FIXED);
+    if (fixed && op->opcode == CORIO__OP_CLOSE) {
+        io_uring_prep_close_direct(sqe, (unsigned)(fd & ~CORIO__FD_FIXED));
+        return;
+    }
+    if (fixed) {
+        struct corio__op copy = *op;
+        copy.fd = fd & ~CORIO__FD_FIXED;
+        prep_sqe(sqe, &copy);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        return;
+    }
     switch (op->opcode) {
     case CORIO__OP_NOP:
         io_uring_prep_nop(sqe);
@@ -376,6 +396,27 @@ static void prep_sqe(struct io_uring_sqe *sqe, const struct corio__op *op)
     case CORIO__OP_TIMEOUT:
         /* Absolute on CLOCK_MONOTONIC, the clock of corio_now(). Completes with -ETIME. */
         io_uring_prep_timeout(sqe, (struct __kernel_timespec *)op->addr, 0, IORING_TIMEOUT_ABS);
+        break;
+    case CORIO__OP_RECV_MULTI:
+        /* Multishot recv (6.0) picking each buffer from group aux: one SQE, a CQE per arrival. */
+        io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, (int)op->op_flags);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = (uint16_t)op->aux;
+        break;
+    case CORIO__OP_ACCEPT_MULTI:
+        if (op->aux)
+            io_uring_prep_multishot_accept_direct(sqe, op->fd, NULL, NULL, (int)op->op_flags);
+        else
+            io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, (int)op->op_flags);
+        break;
+    case CORIO__OP_SEND_ZC:
+        io_uring_prep_send_zc(sqe, op->fd, op->addr, op->len, (int)op->op_flags, 0);
+        break;
+    case CORIO__OP_READ_FIXED:
+        io_uring_prep_read_fixed(sqe, op->fd, (void *)op->addr, op->len, op->off, (int)op->aux);
+        break;
+    case CORIO__OP_WRITE_FIXED:
+        io_uring_prep_write_fixed(sqe, op->fd, op->addr, op->len, op->off, (int)op->aux);
         break;
     default:
         corio__panic("unknown opcode %u", op->opcode);
@@ -541,4 +582,76 @@ unsigned corio__ring_reap(struct corio__ring *r, struct corio__cqe *out, unsigne
     }
     unsigned n = reap_ring(r, out, max);
     return corio__fault_cqes(out, n, max);
+}
+
+/* ---- provided buffers, fixed files, fixed buffers --------------------------------------------- */
+
+struct corio__pbuf {
+    struct io_uring_buf_ring *br; /* shared with the kernel: it reads [head, tail) */
+    size_t len;                   /* bytes mapped */
+    unsigned mask;                /* entries - 1 */
+};
+
+int corio__ring_pbuf_new(struct corio__ring *r, uint16_t bgid, unsigned entries,
+                         struct corio__pbuf **out)
+{
+    if (entries == 0 || entries > 32768 || (entries & (entries - 1)))
+        return -EINVAL;
+    struct corio__pbuf *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->len = entries * sizeof(struct io_uring_buf);
+    /* Page-aligned memory the kernel pins: an anonymous mapping gives that. */
+    void *mem = mmap(NULL, p->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->br = mem;
+    p->mask = entries - 1;
+    io_uring_buf_ring_init(p->br);
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)mem;
+    reg.ring_entries = entries;
+    reg.bgid = bgid;
+    int err = io_uring_register_buf_ring(&r->ring, &reg, 0);
+    if (err) {
+        munmap(mem, p->len);
+        free(p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}
+
+void corio__ring_pbuf_free(struct corio__ring *r, uint16_t bgid, struct corio__pbuf *p)
+{
+    if (!p)
+        return;
+    io_uring_unregister_buf_ring(&r->ring, bgid);
+    munmap(p->br, p->len);
+    free(p);
+}
+
+void corio__pbuf_put(struct corio__pbuf *p, void *addr, unsigned len, uint16_t bid)
+{
+    io_uring_buf_ring_add(p->br, addr, len, bid, (int)p->mask, 0);
+    /* Release: the entry is written before the kernel can see the new tail. */
+    io_uring_buf_ring_advance(p->br, 1);
+}
+
+int corio__ring_files_sparse(struct corio__ring *r, unsigned n)
+{
+    return io_uring_register_files_sparse(&r->ring, n);
+}
+
+int corio__ring_buffers_register(struct corio__ring *r, const struct iovec *iov, unsigned n)
+{
+    return io_uring_register_buffers(&r->ring, iov, n);
+}
+
+int corio__ring_buffers_unregister(struct corio__ring *r)
+{
+    return io_uring_unregister_buffers(&r->ring);
 }

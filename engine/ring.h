@@ -9,6 +9,8 @@
 
 #include "corio.h"
 
+#include <sys/uio.h>
+
 struct corio__ring;
 
 /* The operations the layers above can ask for. */
@@ -31,6 +33,11 @@ enum corio__opcode {
     CORIO__OP_RECVMSG,  /* fd, addr = msghdr, op_flags = msg flags */
     CORIO__OP_SHUTDOWN, /* fd, len = how */
     CORIO__OP_TIMEOUT,  /* addr = struct corio__ts (absolute CLOCK_MONOTONIC) */
+    CORIO__OP_RECV_MULTI,   /* fd, aux = buffer group: multishot recv into provided buffers */
+    CORIO__OP_ACCEPT_MULTI, /* fd, op_flags = accept4 flags, aux = 1: into the fixed file table */
+    CORIO__OP_SEND_ZC,      /* fd, addr = buf, len, op_flags = msg flags: zero-copy send */
+    CORIO__OP_READ_FIXED,   /* fd, addr = buf, len, off, aux = registered buffer index */
+    CORIO__OP_WRITE_FIXED,  /* fd, addr = buf, len, off, aux = registered buffer index */
     CORIO__OP_COUNT
 };
 
@@ -60,7 +67,14 @@ struct corio__cqe {
 };
 
 /* Flags of a completion the layers above look at, mirrored from the uapi. */
-#define CORIO__CQE_F_MORE (1u << 1)
+#define CORIO__CQE_F_BUFFER (1u << 0) /* the upper 16 bits carry a provided buffer's id */
+#define CORIO__CQE_F_MORE (1u << 1)   /* the request stays armed: more CQEs will come */
+#define CORIO__CQE_F_NOTIF (1u << 3)  /* a zero-copy send's notification: the buffer is free */
+#define CORIO__CQE_BUFFER_SHIFT 16
+
+/* An fd with this bit set is an index in the ring's fixed file table (a direct descriptor); the
+ * public CORIO_FD_FIXED has the same value. */
+#define CORIO__FD_FIXED 0x40000000
 
 /* Creates the ring with the best setup flags the kernel accepts (retrying without each one it
  * refuses), registers its fd, probes the opcodes, and sets the CORIO_FEAT_ bits in *features.
@@ -94,5 +108,28 @@ unsigned corio__ring_reap(struct corio__ring *r, struct corio__cqe *out, unsigne
 
 /* SQEs prepared and not yet seen by the kernel. */
 unsigned corio__ring_unsubmitted(const struct corio__ring *r);
+
+/* A ring of provided buffers shared with the kernel (IORING_REGISTER_PBUF_RING, 5.19). */
+struct corio__pbuf;
+
+/* Registers a buffer ring of @entries (a power of two, <= 32768) as buffer group @bgid. Returns
+ * 0 and sets *out, or -errno (-EINVAL, -ENOMEM, -EEXIST). */
+int corio__ring_pbuf_new(struct corio__ring *r, uint16_t bgid, unsigned entries,
+                         struct corio__pbuf **out);
+
+/* Unregisters and frees a buffer ring. Returns nothing. */
+void corio__ring_pbuf_free(struct corio__ring *r, uint16_t bgid, struct corio__pbuf *p);
+
+/* Hands buffer @bid at [@addr, @addr + @len) to the kernel. No system call. Returns nothing. */
+void corio__pbuf_put(struct corio__pbuf *p, void *addr, unsigned len, uint16_t bid);
+
+/* Registers a sparse fixed file table of @n slots. Returns 0 or -errno. */
+int corio__ring_files_sparse(struct corio__ring *r, unsigned n);
+
+/* Registers @n buffers for READ_FIXED/WRITE_FIXED (replacing none). Returns 0 or -errno. */
+int corio__ring_buffers_register(struct corio__ring *r, const struct iovec *iov, unsigned n);
+
+/* Unregisters the fixed buffers. Returns 0 or -errno. */
+int corio__ring_buffers_unregister(struct corio__ring *r);
 
 #endif

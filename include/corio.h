@@ -103,6 +103,10 @@ enum corio_feature {
     CORIO_FEAT_CQE_SKIP,
     CORIO_FEAT_FAST_POLL,
     CORIO_FEAT_RW_CUR_POS,
+    /* Operation modes probed by trying them once. */
+    CORIO_FEAT_RECV_MULTISHOT,
+    CORIO_FEAT_ACCEPT_MULTISHOT,
+    CORIO_FEAT_BUF_RING,
     CORIO_FEAT_COUNT
 };
 
@@ -117,7 +121,14 @@ struct corio_loop_opts {
     int sqpoll_cpu;           /* with CORIO_LOOP_SQPOLL: CPU of the poller + 1; 0: not pinned. */
     uint64_t refuse;          /* test hook: bits (1 << CORIO_FEAT_x) of setup flags to treat as
                                  refused by the kernel, to exercise the fallbacks. */
+    unsigned fixed_files;     /* slots of the fixed file table (direct descriptors); 0: none. */
+    size_t zc_threshold;      /* corio_send uses zero-copy send_zc from this many bytes; 0: never.*/
 };
+
+/* An fd with this bit is a direct descriptor: a slot of the loop's fixed file table (see
+ * corio_loop_opts.fixed_files and CORIO_ACCEPT_FIXED). Every operation of this header takes one
+ * where it takes an fd, except the helpers that call the kernel directly (listen, setsockopt). */
+#define CORIO_FD_FIXED 0x40000000
 
 #define CORIO_LOOP_SQPOLL 0x1u        /* a kernel thread polls the SQ: no io_uring_enter to submit. */
 #define CORIO_LOOP_NO_SIGSEGV 0x2u    /* do not install the stack-overflow SIGSEGV reporter. */
@@ -390,6 +401,105 @@ CORIO_API int corio_dial_unix(const char *path, int64_t deadline);
 
 /* Returns the local port of socket @fd (after a bind to port 0), or -errno. */
 CORIO_API int corio_local_port(int fd);
+
+/* Zero-copy send (IORING_OP_SEND_ZC, 6.0): the kernel sends from @buf without copying it and the
+ * call returns only once the kernel has let go of @buf (its notification CQE), so @buf may be
+ * reused at once. Worth it for large messages; corio_send does it by itself from
+ * corio_loop_opts.zc_threshold bytes. -EOPNOTSUPP where the kernel lacks it. Returns bytes sent or
+ * -errno. */
+CORIO_API ssize_t corio_send_zc(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+
+/* A listener with a multishot accept armed (5.19): one SQE accepts many connections, which queue
+ * here until corio_acceptor_next takes them. Lives in caller storage; single coroutine use. */
+struct corio_acceptor {
+    _Alignas(8) unsigned char opaque_[96];
+};
+
+/* Accept into the fixed file table: corio_acceptor_next returns direct descriptors
+ * (CORIO_FD_FIXED | slot), which need corio_loop_opts.fixed_files. */
+#define CORIO_ACCEPT_FIXED 0x1u
+
+/* Arms a multishot accept on listener @fd (the accepted sockets get SOCK_CLOEXEC). Must be called
+ * in a coroutine. Returns 0 or -errno (-EOPNOTSUPP without multishot accept). */
+CORIO_API int corio_acceptor_init(struct corio_acceptor *a, int fd, unsigned flags);
+
+/* Takes the next accepted connection, waiting for one. When the kernel ends the multishot (a CQE
+ * without IORING_CQE_F_MORE, e.g. at EMFILE) it is armed again on the next call; -EMFILE and
+ * -ENFILE are returned so that the caller backs off instead of spinning. May suspend. Returns the
+ * new fd, owned by the caller, or -errno (-ETIMEDOUT, -ECANCELED). */
+CORIO_API int corio_acceptor_next(struct corio_acceptor *a, int64_t deadline);
+
+/* Disarms the multishot accept, waits for its last CQE, and closes connections still queued.
+ * May suspend. Returns nothing. */
+CORIO_API void corio_acceptor_fini(struct corio_acceptor *a);
+
+/* ==== buffers ================================================================================
+ * Provided buffer rings (5.19): the kernel picks a buffer from the ring when data arrives, so a
+ * connection parked in a receive owns no buffer. A multishot receive keeps one SQE armed per
+ * connection for every arrival. The coroutine borrows each filled buffer and gives it back with
+ * corio_buf_release; when the ring runs dry the kernel stops the multishot (-ENOBUFS) and corio
+ * re-arms it once buffers come back: data waits in the socket, nothing is dropped. */
+
+struct corio_bufring;
+
+/* A buffer borrowed from a ring: @len bytes at @data. Give it back with corio_buf_release. */
+struct corio_buf {
+    void *data;                 /* the received bytes */
+    size_t len;                 /* how many */
+    struct corio_bufring *ring; /* the ring it returns to */
+    uint32_t id;                /* its id in the ring */
+};
+
+/* Creates a ring of @count buffers (a power of two, at most 32768) of @size bytes each on @loop
+ * (NULL: the running loop), registered with the kernel as a new buffer group. Returns 0 and sets
+ * *out, or -errno (-EINVAL, -ENOMEM, -EOPNOTSUPP before 5.19). */
+CORIO_API int corio_bufring_new(struct corio_bufring **out, struct corio_loop *loop,
+                                unsigned count, size_t size);
+
+/* Frees a ring whose buffers are all back and that no receiver uses. NULL is a no-op. Returns
+ * nothing. */
+CORIO_API void corio_bufring_free(struct corio_bufring *br);
+
+/* Returns the number of buffers the kernel can fill now. */
+CORIO_API unsigned corio_bufring_available(const struct corio_bufring *br);
+
+/* Gives a borrowed buffer back to its ring (no system call). Returns nothing. */
+CORIO_API void corio_buf_release(struct corio_buf *b);
+
+/* A multishot receive on one socket into a buffer ring. Caller storage; one coroutine uses it. */
+struct corio_receiver {
+    _Alignas(8) unsigned char opaque_[96];
+};
+
+/* Prepares a receiver of socket @fd into @br; the multishot recv is armed on the first
+ * corio_receiver_next. Returns 0, or -EPERM outside a coroutine. */
+CORIO_API int corio_receiver_init(struct corio_receiver *rx, int fd, struct corio_bufring *br);
+
+/* Takes the next received buffer into *out (borrowed: release it). May suspend. Returns its length
+ * (> 0), 0 when the peer has shut down, or -errno (-ECONNRESET, -ETIMEDOUT, -ECANCELED). */
+CORIO_API ssize_t corio_receiver_next(struct corio_receiver *rx, struct corio_buf *out,
+                                      int64_t deadline);
+
+/* Disarms the receive, waits for its last CQE and releases the buffers still queued. May
+ * suspend. Returns nothing. */
+CORIO_API void corio_receiver_fini(struct corio_receiver *rx);
+
+/* Registers @n buffers with the kernel for corio_read_fixed / corio_write_fixed on @loop (NULL:
+ * the running loop); they stay pinned until corio_buffers_unregister or the loop's end. Returns 0
+ * or -errno (-EBUSY if buffers are registered already). */
+CORIO_API int corio_buffers_register(struct corio_loop *loop, const struct iovec *iov, unsigned n);
+
+/* Unregisters the buffers of corio_buffers_register. Returns 0 or -errno. */
+CORIO_API int corio_buffers_unregister(struct corio_loop *loop);
+
+/* Reads into registered buffer @index ([@buf, @buf + @len) must lie inside it) at @off. Returns
+ * bytes read or -errno. */
+CORIO_API ssize_t corio_read_fixed(int fd, void *buf, size_t len, int64_t off, unsigned index,
+                                   int64_t deadline);
+
+/* Writes from registered buffer @index at @off. Returns bytes written or -errno. */
+CORIO_API ssize_t corio_write_fixed(int fd, const void *buf, size_t len, int64_t off,
+                                    unsigned index, int64_t deadline);
 
 /* ==== groups ================================================================================= */
 
