@@ -534,9 +534,10 @@ int corio_acceptor_next(struct corio_acceptor *pub, int64_t deadline)
         if (err)
             return err;
         if (!a->armed) {
+            /* Direct descriptors have no close-on-exec flag to set: the kernel refuses it. */
             const struct corio__op op = {.opcode = CORIO__OP_ACCEPT_MULTI,
                                          .fd = a->fd,
-                                         .op_flags = SOCK_CLOEXEC,
+                                         .op_flags = a->fixed ? 0 : SOCK_CLOEXEC,
                                          .aux = a->fixed};
             corio__ring_prep(a->loop->ring, &op, (uintptr_t)&a->h | CORIO__UD_HANDLER, NULL, 0);
             a->armed = true;
