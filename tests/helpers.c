@@ -152,3 +152,102 @@ long t_check(const void *buf, size_t len, uint64_t seed, uint64_t pos0)
             return (long)i;
     return -1;
 }
+
+/* ---- expectations inside coroutines, pipes, temp dirs ----------------------------------------- */
+
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define T_HAVE_VALGRIND 1
+#endif
+#endif
+
+static pthread_mutex_t expect_mu = PTHREAD_MUTEX_INITIALIZER;
+static char expect_msg[512];
+static unsigned expect_failures;
+
+bool t_expect_(bool ok, const char *expr, const char *file, int line)
+{
+    if (ok)
+        return true;
+    pthread_mutex_lock(&expect_mu);
+    if (expect_failures++ == 0)
+        snprintf(expect_msg, sizeof(expect_msg), "%s:%d: expectation failed: %s", file, line, expr);
+    pthread_mutex_unlock(&expect_mu);
+    return false;
+}
+
+bool t_expect_eq_(long long a, long long b, const char *expr, const char *file, int line)
+{
+    if (a == b)
+        return true;
+    pthread_mutex_lock(&expect_mu);
+    if (expect_failures++ == 0)
+        snprintf(expect_msg, sizeof(expect_msg), "%s:%d: expectation failed: %s (%lld != %lld)",
+                 file, line, expr, a, b);
+    pthread_mutex_unlock(&expect_mu);
+    return false;
+}
+
+void t_expect_ok(void)
+{
+    char msg[sizeof(expect_msg)];
+    pthread_mutex_lock(&expect_mu);
+    unsigned n = expect_failures;
+    memcpy(msg, expect_msg, sizeof(msg));
+    expect_failures = 0;
+    expect_msg[0] = '\0';
+    pthread_mutex_unlock(&expect_mu);
+    if (n)
+        fail_msg("%s (%u failed expectation(s) in all)", msg, n);
+}
+
+int t_pipe(int fds[2], int flags)
+{
+    return pipe2(fds, O_CLOEXEC | flags) == 0 ? 0 : -errno;
+}
+
+int t_readable(int fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : -errno;
+}
+
+bool t_on_valgrind(void)
+{
+#ifdef T_HAVE_VALGRIND
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return false;
+#endif
+}
+
+int t_mkdtemp(char *buf, size_t len)
+{
+    const char *dir = getenv("TMPDIR");
+    int n = snprintf(buf, len, "%s/corio-test-XXXXXX", dir ? dir : "/tmp");
+    if (n < 0 || (size_t)n >= len)
+        return -ENAMETOOLONG;
+    return mkdtemp(buf) ? 0 : -errno;
+}
+
+void t_rmtree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+double t_ms_since(int64_t t0)
+{
+    return (double)(corio_now() - t0) / 1e6;
+}

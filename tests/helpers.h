@@ -41,4 +41,39 @@ void t_fill(void *buf, size_t len, uint64_t seed, uint64_t pos0);
 /* Checks @buf against t_fill's pattern. Returns the index of the first bad byte, or -1. */
 long t_check(const void *buf, size_t len, uint64_t seed, uint64_t pos0);
 
+/* ---- expectations inside coroutines, pipes, temp dirs ----------------------------------------- */
+
+/* cmocka's assert_* macros longjmp to the test runner, off the coroutine's stack, and leave the
+ * loop marked running. A coroutine body therefore records its failed expectations with T_EXPECT
+ * and T_EXPECT_EQ (the first one is kept, with file:line), and the test calls t_expect_ok() after
+ * corio_loop_run() has returned. Thread-safe. Each returns whether the expectation held. */
+#define T_EXPECT(cond) t_expect_(!!(cond), #cond, __FILE__, __LINE__)
+#define T_EXPECT_EQ(a, b)                                                                          \
+    t_expect_eq_((long long)(a), (long long)(b), #a " == " #b, __FILE__, __LINE__)
+bool t_expect_(bool ok, const char *expr, const char *file, int line);
+bool t_expect_eq_(long long a, long long b, const char *expr, const char *file, int line);
+
+/* Fails the current cmocka test with the first recorded expectation failure, if any, and clears
+ * the record. */
+void t_expect_ok(void);
+
+/* Creates a pipe with O_CLOEXEC | @flags (e.g. O_NONBLOCK). Returns 0 or -errno. */
+int t_pipe(int fds[2], int flags);
+
+/* Bytes waiting to be read on a pipe or socket (FIONREAD). Returns the count, or -errno. */
+int t_readable(int fd);
+
+/* True when the process runs under valgrind. */
+bool t_on_valgrind(void);
+
+/* Creates a fresh directory under $TMPDIR (or /tmp) and stores its path in @buf. Returns 0 or
+ * -errno. */
+int t_mkdtemp(char *buf, size_t len);
+
+/* Removes the files directly inside @dir, then @dir itself (no recursion). */
+void t_rmtree(const char *dir);
+
+/* Milliseconds since @t0, a corio_now() value. */
+double t_ms_since(int64_t t0);
+
 #endif

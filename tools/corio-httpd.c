@@ -1,7 +1,7 @@
 /* corio-httpd: an HTTP/1.1 server on corio. GET / answers "Hello, World!"; --root serves files. */
 #include "common.h"
 
-#include "http/server.h"
+#include <corio/http.h>
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,0 +1,367 @@
+/* corio http: an HTTP/1.1 request parser, chunked decoder and response helpers (pure functions
+ * over caller memory), and an HTTP/1.1 server on corio's coroutines. Link with libcorio_http.
+ *
+ * The parser section is pure functions over caller memory: nothing there does I/O, allocates,
+ * blocks or suspends, and every pointer a call hands back points into a buffer the caller passed
+ * in. The server section runs on a corio loop.
+ *
+ * Error convention. The module follows the library's "negative means failure" rule with one twist
+ * for the parsers: a malformed or refused request fails with the *negated HTTP status code* the
+ * server must answer with (-400, -413, -414, -431, -501, -505), so a server can send
+ * `corio_http_reason(-ret)` and close. "Need more bytes" is CORIO_HTTP_INCOMPLETE (-1), which
+ * collides with no status code. The formatting helpers use ordinary -errno values (-ENOSPC,
+ * -EINVAL), which never collide with the status codes either (all errno values are below 400).
+ */
+#ifndef CORIO_HTTP_H
+#define CORIO_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "../corio.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== parser ================================================================================= */
+
+/* Returned by the parsers while the bytes seen so far are a valid prefix but not a whole unit. */
+#define CORIO_HTTP_INCOMPLETE (-1)
+
+/* Defaults that corio_http_limits_init() fills in. */
+#define CORIO_HTTP_DEFAULT_MAX_HEAD_BYTES 8192
+#define CORIO_HTTP_DEFAULT_MAX_HEADERS 64
+#define CORIO_HTTP_DEFAULT_MAX_TARGET_BYTES 4096
+#define CORIO_HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+
+/* Longest chunk-size line (size, extensions and CRLF) the chunked decoder accepts. */
+#define CORIO_HTTP_MAX_CHUNK_LINE 4096
+
+/* Length of an IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT". */
+#define CORIO_HTTP_DATE_LEN 29
+
+/* Request methods the server implements. Any other syntactically valid method fails with -501. */
+enum corio_http_method {
+    CORIO_HTTP_METHOD_UNKNOWN = 0, /* only seen in a zeroed struct, never after a parse */
+    CORIO_HTTP_GET,
+    CORIO_HTTP_HEAD,
+    CORIO_HTTP_POST,
+    CORIO_HTTP_PUT,
+    CORIO_HTTP_DELETE,
+    CORIO_HTTP_OPTIONS,
+    CORIO_HTTP_PATCH,
+    CORIO_HTTP_TRACE,
+    CORIO_HTTP_CONNECT,
+};
+
+/* Limits a parse enforces. A NULL limits pointer anywhere in this API means the defaults. */
+struct corio_http_limits {
+    size_t max_head_bytes;   /* whole head incl. ignored leading CRLFs and final CRLF; else -431.
+                              * Also bounds a chunked body's trailer section (-431). */
+    size_t max_headers;      /* header fields in a head; one more gives -431 */
+    size_t max_target_bytes; /* request-target length; one more gives -414 */
+    int64_t max_body_bytes;  /* Content-Length or decoded chunked payload; one more gives -413 */
+};
+
+/* One header field. Both point into the caller's buffer and are not NUL-terminated. The name is
+ * as sent (compare it case-insensitively); the value has leading and trailing SP/HTAB removed. */
+struct corio_http_header {
+    const char *name;  /* field name, a non-empty token */
+    size_t name_len;   /* bytes in name */
+    const char *value; /* field value without surrounding whitespace, may be empty */
+    size_t value_len;  /* bytes in value */
+};
+
+/* A parsed request head. Every pointer points into the buffer given to the parse, so the struct is
+ * valid only as long as those bytes stay where they are. Absent optional fields are NULL with 0
+ * length. */
+struct corio_http_request {
+    enum corio_http_method method;     /* the method, never UNKNOWN after a successful parse */
+    const char *method_str;            /* the raw method token */
+    size_t method_len;                 /* bytes in method_str */
+    const char *target;                /* the raw request-target, not decoded or validated */
+    size_t target_len;                 /* bytes in target, 1..max_target_bytes */
+    int minor_version;                 /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    struct corio_http_header *headers; /* the caller's header storage, in arrival order */
+    size_t num_headers;                /* header fields stored in headers */
+    int64_t content_length;            /* Content-Length, or -1 when absent */
+    bool chunked;                      /* Transfer-Encoding: chunked; then content_length is -1 */
+    bool keep_alive;                   /* the connection may serve another request after this */
+    bool expect_continue;              /* HTTP/1.1 "Expect: 100-continue" was sent */
+    const char *host;                  /* Host value (at most one is accepted) */
+    size_t host_len;                   /* bytes in host */
+    const char *if_modified_since;     /* first If-Modified-Since value */
+    size_t if_modified_since_len;      /* bytes in if_modified_since */
+    const char *range;                 /* Range value; NULL if absent or sent more than once */
+    size_t range_len;                  /* bytes in range */
+};
+
+/* Incremental state of one head parse. It holds offsets only, never pointers, so the caller may
+ * move or grow its buffer between calls as long as the bytes already passed stay the same. */
+struct corio_http_parser {
+    size_t scanned;    /* bytes already scanned for the terminating blank line */
+    size_t line_start; /* offset of the line being scanned */
+    size_t head_start; /* offset of the request line, after ignored leading CRLFs */
+    size_t target_len; /* request-target bytes seen so far while the request line is incomplete */
+    unsigned state;    /* scanner state: leading CRLFs, method, target, rest of line, fields */
+};
+
+/* Static initializer for struct corio_http_parser; equivalent to corio_http_parser_init(). */
+/* clang-format off */
+#define CORIO_HTTP_PARSER_INIT { 0, 0, 0, 0, 0 }
+/* clang-format on */
+
+/* Incremental state of one chunked body decode (RFC 9112 section 7.1). */
+struct corio_http_chunked {
+    uint64_t chunk_left; /* payload bytes left in the current chunk, or the chunk-size so far */
+    uint64_t total;      /* payload bytes decoded so far */
+    uint64_t max_body;   /* limit on total (-413) */
+    size_t max_trailer;  /* limit on the trailer section's bytes (-431) */
+    size_t line_len;     /* bytes of the current chunk-size line or trailer section so far */
+    unsigned state;      /* where the decoder is inside the chunk framing */
+};
+
+/* Fills @lim with the defaults (8192-byte head, 64 headers, 4096-byte target, 1 MiB body).
+ * Returns nothing. */
+CORIO_API void corio_http_limits_init(struct corio_http_limits *lim);
+
+/* Resets @p for a new request head. A zeroed struct (CORIO_HTTP_PARSER_INIT) is equally valid.
+ * Returns nothing. */
+CORIO_API void corio_http_parser_init(struct corio_http_parser *p);
+
+/* Parses an HTTP/1.1 request head from @buf[0..@len).
+ *
+ * Call it each time more bytes arrive, always with the whole unconsumed data from the start of
+ * the request (the buffer may move between calls, but bytes already passed must not change).
+ * Only the new bytes are scanned for the blank line that ends the head, so feeding a head one
+ * byte at a time costs O(n) in total; the head is then parsed in one pass. Empty lines (CRLF)
+ * before the request line are skipped and count towards the returned length and max_head_bytes.
+ * @lim may be NULL for the defaults and must be the same on every call for one head. The -431
+ * for an oversized head needs max_head_bytes + 1 bytes to be seen, so a server whose buffer is
+ * smaller than that and fills up without a result should answer 431 itself.
+ *
+ * On success @req is filled with pointers into @buf, and the fields go to @headers, of which at
+ * most min(@nheaders, @lim->max_headers) are used. The body, if any, starts at @buf + return value:
+ * content_length bytes of it, or a chunked body for corio_http_chunked_decode(), or none when
+ * content_length is -1 and chunked is false. @req is untouched unless the head is complete.
+ *
+ * Strictness follows RFC 9112 and refuses request smuggling shapes: a bare LF, obs-fold, space
+ * before a colon, a second Content-Length or Host, Content-Length with Transfer-Encoding, and
+ * Transfer-Encoding in HTTP/1.0 are all errors. Errors:
+ *   -400 any syntax violation, the above, a missing Host in HTTP/1.1, chunked not last in
+ *        Transfer-Encoding, a malformed version ("HTTP/1.1" must match exactly in shape);
+ *   -413 Content-Length above max_body_bytes;
+ *   -414 request-target above max_target_bytes, reported as soon as the partial line shows it;
+ *   -431 head above max_head_bytes (reported once that many bytes arrived without the blank
+ *        line), or more header fields than allowed;
+ *   -501 a valid method token that is not in enum corio_http_method, or a Transfer-Encoding
+ *        other than exactly "chunked";
+ *   -505 a well-formed version other than HTTP/1.0 and HTTP/1.1.
+ * Syntax errors of the complete head take precedence over -501 and -413. The same bytes give the
+ * same result however they are split across calls. @p is reset on completion and on error, so
+ * pipelined requests are parsed by calling again at @buf + return value.
+ *
+ * Returns the head length in bytes (> 0) when complete, CORIO_HTTP_INCOMPLETE when more bytes
+ * are needed, or a negated HTTP status code as listed above. */
+CORIO_API ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
+                                 const struct corio_http_limits *lim,
+                                 struct corio_http_request *req, struct corio_http_header *headers,
+                                 size_t nheaders);
+
+/* Prepares @c to decode one chunked body under @lim (NULL: defaults): max_body_bytes bounds the
+ * decoded payload and max_head_bytes bounds the trailer section. Returns nothing. */
+CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c, const struct corio_http_limits *lim);
+
+/* Decodes the next bytes of a chunked body in place.
+ *
+ * Reads @buf[0..@len), moves the payload bytes it finds to @buf[0..*@produced) (every
+ * payload byte comes after its chunk-size line, so the write never overtakes the read), and sets
+ * *@consumed to the input bytes used. Until the body ends all input is consumed, so the caller
+ * handles the payload and then reads more into @buf from offset 0. When the body ends (last chunk
+ * and trailer section, whose fields are checked like head fields and then discarded), *@consumed
+ * stops right after it, and @buf[*@consumed..@len) is the start of the next pipelined request.
+ * Chunk extensions are checked for syntax and ignored. Any split of the input gives the same
+ * payload and result. After an error the outputs are unspecified and the connection must close.
+ *
+ * Returns 1 when the body is complete, 0 when more bytes are needed, or a negated HTTP status:
+ * -400 for bad framing (bad hex, chunk-size overflow, bad extension, bare LF, missing CRLF after
+ * the data, bad trailer field, chunk-size line over CORIO_HTTP_MAX_CHUNK_LINE), -413 when the
+ * payload would exceed max_body_bytes, -431 when the trailers exceed max_head_bytes. */
+CORIO_API int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len, size_t *produced,
+                              size_t *consumed);
+
+/* Looks up the reason phrase of @status ("Not Found" for 404). Returns a static string, "Unknown"
+ * for codes the table lacks. */
+CORIO_API const char *corio_http_reason(int status);
+
+/* Kinds of Content-Range header corio_http_format_response() can emit. */
+enum corio_http_content_range {
+    CORIO_HTTP_CONTENT_RANGE_NONE = 0,   /* no Content-Range */
+    CORIO_HTTP_CONTENT_RANGE_BYTES,      /* "bytes first-last/size", for 206 */
+    CORIO_HTTP_CONTENT_RANGE_UNSATISFIED /* "bytes *" "/size" (one string), for 416 */
+};
+
+/* What corio_http_format_response() writes. A zeroed struct plus a status is a valid response
+ * with "Content-Length: 0" and "Connection: close". */
+struct corio_http_response {
+    int status;               /* 100..999; the line is "HTTP/1.1 <status> <reason>" */
+    time_t date;              /* Date header value, used when date_str is NULL */
+    const char *date_str;     /* if non-NULL, CORIO_HTTP_DATE_LEN bytes of IMF-fixdate copied
+                               * verbatim; lets a server format the date once per second */
+    const char *content_type; /* NUL-terminated Content-Type value; NULL omits the header */
+    int64_t content_length;   /* Content-Length value; negative omits the header */
+    bool keep_alive;          /* "Connection: keep-alive" if true, else "Connection: close" */
+    bool has_last_modified;   /* emit Last-Modified from last_modified */
+    time_t last_modified;     /* Last-Modified value when has_last_modified */
+    enum corio_http_content_range content_range; /* Content-Range form */
+    int64_t range_first;                         /* first byte for CONTENT_RANGE_BYTES */
+    int64_t range_last;                          /* last byte, inclusive, for CONTENT_RANGE_BYTES */
+    int64_t range_size;                          /* complete length for either Content-Range form */
+    const char *extra; /* raw header lines, each ending in CRLF, copied verbatim */
+    size_t extra_len;  /* bytes in extra */
+};
+
+/* Formats the status line and headers of @r, ending with the blank line, into @buf[0..@cap), in
+ * the order Date, Server: corio, Content-Type, Content-Length, Last-Modified, Content-Range,
+ * Connection, extra. Nothing is NUL-terminated. Returns the length written, -ENOSPC if it does
+ * not fit in @cap, or -EINVAL for a status outside 100..999 or a date outside years 0..9999. */
+CORIO_API ssize_t corio_http_format_response(char *buf, size_t cap, const struct corio_http_response *r);
+
+/* Formats @t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into @buf, adding a NUL when
+ * @cap leaves room for one. Uses plain arithmetic: no locale, no TZ, no libc time calls.
+ * Returns CORIO_HTTP_DATE_LEN, -ENOSPC if @cap is below that, or -EINVAL if the year of @t is
+ * outside 0..9999. */
+CORIO_API int corio_http_format_date(char *buf, size_t cap, time_t t);
+
+/* Parses the HTTP-date in @s[0..@len) in any of the three formats RFC 9110 section 5.6.7 requires
+ * a recipient to accept: IMF-fixdate, RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT"; a two-digit
+ * year below 70 means 20yy, else 19yy) and asctime ("Sun Nov  6 08:49:37 1994"). The whole input
+ * must match; names are case-sensitive as the grammar says; the weekday is checked to be a
+ * weekday name but not against the date. Returns 0 with *@out set, or -EINVAL. */
+CORIO_API int corio_http_parse_date(const char *s, size_t len, time_t *out);
+
+/* Picks a Content-Type from the extension of the file name @path[0..@len) (case-insensitive):
+ * html htm css js mjs json txt xml svg png jpg jpeg gif webp ico wasm pdf woff woff2 mp4; text
+ * types carry "; charset=utf-8". Returns a static NUL-terminated string,
+ * "application/octet-stream" for anything else. */
+CORIO_API const char *corio_http_mime_type(const char *path, size_t len);
+
+/* Results of corio_http_parse_range() besides -416. */
+#define CORIO_HTTP_RANGE_IGNORE 0  /* serve the whole representation with 200 */
+#define CORIO_HTTP_RANGE_PARTIAL 1 /* serve *first..*last with 206 */
+
+/* Interprets the Range value @s[0..@len) against a representation of @size bytes. Only a single
+ * range of unit "bytes" is honoured: "bytes=a-b" (b clamped to size-1), "bytes=a-" and "bytes=-n"
+ * (the last n bytes, the whole file if n >= size), with OWS allowed around the range. A malformed
+ * value, another unit, or several ranges are ignored, as RFC 9110 section 14.2 allows.
+ * Returns CORIO_HTTP_RANGE_PARTIAL with *@first and *@last (inclusive) set,
+ * CORIO_HTTP_RANGE_IGNORE, or -416 when the range is valid but selects no byte (a >= size, a
+ * zero-length suffix, or an empty representation); answer that with CONTENT_RANGE_UNSATISFIED. */
+CORIO_API int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first, int64_t *last);
+
+/* Turns a request-target into a file path below a document root. Takes the path part (up to '?'
+ * or '#'; an absolute-form "http://host" or "https://host" prefix is dropped), percent-decodes
+ * it, drops "." segments and collapses "//", keeping a trailing '/'. The result always starts
+ * with '/', contains no ".." segment, and is NUL-terminated in @out; it is never longer than
+ * @len, so @cap = @len + 1 always suffices. Returns the path length (excluding the NUL), -400
+ * for a target that is not a path, a bad %-escape or a NUL byte, -403 for a ".." segment (also
+ * when encoded) or an encoded '/' ("%2F"), which could walk out of the root, or -ENOSPC when
+ * @cap is too small. */
+CORIO_API ssize_t corio_http_decode_path(const char *target, size_t len, char *out, size_t cap);
+
+
+/* ==== server ================================================================================= */
+
+/* corio http: an HTTP/1.1 server on corio's coroutines. One coroutine per connection reads
+ * requests (keep-alive, pipelining), routes them by method and path to handlers, writes responses
+ * in order, and serves static files from a directory. The limits a server embedded on the
+ * internet needs are built in: head size and field count, body size, an absolute deadline to
+ * receive a head (slowloris), an idle keep-alive timeout, and a cap on connections. */
+
+struct corio_http_server;
+struct corio_http_conn;
+
+/* A route's handler: answers @req on connection @c with corio_http_respond (or streams with
+ * corio_http_respond_start + corio_http_write). It runs in the connection's coroutine and may
+ * suspend. A negative return, or a return without a response, makes the server answer 500 and
+ * close the connection. Returns 0 or -errno. */
+typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_http_request *req,
+                               void *arg);
+
+struct corio_http_server_opts {
+    const char *root;                /* directory served for GET/HEAD no route matches; NULL: none */
+    struct corio_http_limits limits; /* head, field, target and body limits; zero fields: defaults */
+    int64_t header_timeout;          /* ns from a head's first byte (or the accept) to its end;
+                                        then 408 and close. Default 10 s */
+    int64_t idle_timeout;            /* ns a keep-alive connection may wait for its next request;
+                                        then it is closed. Default 60 s */
+    int64_t body_timeout;            /* ns to receive a request body once its head is in. 60 s */
+    size_t max_connections;          /* connections served at once; more wait in the listen
+                                        backlog. Default 10000 */
+    size_t buffer_size;              /* per-connection input and output buffers, each; at least
+                                        max_head_bytes + 1. Default 16 KiB */
+};
+
+struct corio_http_stats {
+    uint64_t connections; /* accepted */
+    uint64_t requests;    /* heads parsed and dispatched */
+    uint64_t responses;   /* responses written, including error responses */
+    uint64_t bad_requests; /* requests refused with a 4xx/5xx by the parser or a limit */
+    uint64_t timeouts;    /* heads that missed their deadline (408) */
+    int64_t open;         /* connections open now */
+};
+
+/* Creates a server. @opts may be NULL for the defaults. Returns 0 and sets *out, or -errno:
+ * -ENOENT/-ENOTDIR/-EACCES for a root that cannot be opened, -EINVAL, -ENOMEM. */
+CORIO_API int corio_http_server_new(struct corio_http_server **out, const struct corio_http_server_opts *opts);
+
+/* Frees a server that is not serving. NULL is a no-op. Returns nothing. */
+CORIO_API void corio_http_server_free(struct corio_http_server *s);
+
+/* Routes requests with @method ("GET", ...; NULL for any) and @path to @h(c, req, arg). @path is
+ * matched exactly against the request-target's path (the part before '?'), or as a prefix when
+ * it ends in '*'. Routes are tried in the order they were added. Returns 0, -EINVAL or -ENOMEM. */
+CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, const char *path,
+                     corio_http_handler *h, void *arg);
+
+/* Serves connections accepted on listening socket @lfd, one coroutine each, until the calling
+ * coroutine is cancelled; then every connection is cancelled and awaited before it returns. Does
+ * not close @lfd. May suspend. Returns -ECANCELED after a cancel, or -errno if accept fails for
+ * good (-EMFILE/-ENFILE are waited out, not returned). */
+CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
+
+/* Returns the counters of @s. */
+CORIO_API const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s);
+
+/* Sends a whole response: status line, headers (Date, Server, Content-Type if @content_type is not
+ * NULL, Content-Length, Connection) and @body. For HEAD requests the body is left out. Responses
+ * are buffered and flushed before the connection next waits, so pipelined requests share sends.
+ * May suspend. Returns 0 or -errno (-EALREADY if a response was already started). */
+CORIO_API int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
+                       const void *body, size_t len);
+
+/* Starts a response whose body of @content_length bytes the handler then sends with
+ * corio_http_write; @extra_headers (may be NULL) are raw lines each ending in CRLF. May suspend.
+ * Returns 0 or -errno. */
+CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
+                             int64_t content_length, const char *extra_headers);
+
+/* Sends body bytes of a response started with corio_http_respond_start. May suspend. Returns 0
+ * or -errno (-EPIPE when the peer is gone). */
+CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len);
+
+/* Reads up to @len bytes of the request body (Content-Length or chunked, decoded). A client that
+ * sent "Expect: 100-continue" gets its 100 response on the first call. May suspend. Returns the
+ * bytes read, 0 at the end of the body, or -errno (-ETIMEDOUT past the body deadline), or a
+ * negated HTTP status (-400, -413) for a malformed or oversized chunked body. */
+CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CORIO_HTTP_H */

@@ -1,0 +1,332 @@
+/* libFuzzer target for engine/http/parser.c.
+ *
+ * Each input is used four ways: as a request head (with the default limits and with small ones
+ * that the corpus can reach), as a chunked body, as the body after a chunked head, and as the
+ * argument of the small helpers. Heads and bodies are fed whole, split at every point into two
+ * calls, and one byte at a time, each piece an exact-size heap copy so that ASan sees any read
+ * past the bytes given; every way must give the same result. Any disagreement or broken
+ * invariant aborts, which libFuzzer reports as a crash.
+ *
+ * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iengine/http engine/http/parser.c
+ *        tests/fuzz/fuzz_http_parser.c; or with tests/fuzz/replay_main.c and any compiler. */
+#include "parser.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Splitting at every point costs O(n^2); longer inputs add little over what shorter ones reach. */
+#define MAX_INPUT 2048
+#define NHDR 72
+
+static void fail(const char *what, int line)
+{
+    fprintf(stderr, "fuzz_http_parser: check failed at line %d: %s\n", line, what);
+    abort();
+}
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            fail(#c, __LINE__);                                                                    \
+    } while (0)
+
+/* A parse result reduced to offsets, comparable across buffers. */
+struct summary {
+    ssize_t ret;
+    int method;
+    size_t method_off, method_len, target_off, target_len;
+    int minor_version;
+    size_t num_headers;
+    size_t hdr[NHDR][4];
+    int64_t content_length;
+    int chunked, keep_alive, expect_continue;
+    ssize_t host_off, ims_off, range_off;
+    size_t host_len, ims_len, range_len;
+};
+
+static char *dup_exact(const uint8_t *s, size_t n)
+{
+    char *b = malloc(n ? n : 1);
+    CHECK(b != NULL);
+    if (n)
+        memcpy(b, s, n);
+    return b;
+}
+
+static bool inside(const char *base, size_t len, const char *p, size_t n)
+{
+    return p >= base && p <= base + len && n <= (size_t)(base + len - p);
+}
+
+static ssize_t off_or_neg(const char *base, const char *p)
+{
+    return p ? p - base : -1;
+}
+
+/* Checks what a successful parse promises, then records it as offsets. */
+static void summarize(struct summary *s, ssize_t r, const char *b, size_t n,
+                      const struct corio_http_limits *lim, const struct corio_http_request *req)
+{
+    memset(s, 0, sizeof(*s));
+    s->ret = r;
+    CHECK(r == CORIO_HTTP_INCOMPLETE || r == -400 || r == -413 || r == -414 || r == -431 ||
+          r == -501 || r == -505 || r > 0);
+    if (r <= 0)
+        return;
+    size_t len = (size_t)r;
+    CHECK(len <= n && len <= lim->max_head_bytes);
+    CHECK(b[len - 1] == '\n' && b[len - 2] == '\r' && b[len - 3] == '\n' && b[len - 4] == '\r');
+    CHECK(req->method != CORIO_HTTP_METHOD_UNKNOWN);
+    CHECK(inside(b, len, req->method_str, req->method_len) && req->method_len > 0);
+    CHECK(inside(b, len, req->target, req->target_len) && req->target_len > 0);
+    CHECK(req->target_len <= lim->max_target_bytes);
+    CHECK(req->minor_version == 0 || req->minor_version == 1);
+    CHECK(req->num_headers <= lim->max_headers && req->num_headers <= NHDR);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct corio_http_header *h = &req->headers[i];
+        CHECK(inside(b, len, h->name, h->name_len) && h->name_len > 0);
+        CHECK(inside(b, len, h->value, h->value_len));
+        CHECK(memchr(h->name, ':', h->name_len) == NULL);
+        CHECK(memchr(h->value, '\r', h->value_len) == NULL);
+        CHECK(memchr(h->value, '\n', h->value_len) == NULL);
+        if (h->value_len) {
+            CHECK(h->value[0] != ' ' && h->value[0] != '\t');
+            CHECK(h->value[h->value_len - 1] != ' ' && h->value[h->value_len - 1] != '\t');
+        }
+    }
+    CHECK(req->content_length >= -1 && req->content_length <= lim->max_body_bytes);
+    CHECK(!req->chunked || req->content_length == -1);
+    CHECK(!req->chunked || req->minor_version == 1);
+    CHECK(req->minor_version == 0 || req->host != NULL);
+    CHECK(req->host == NULL || inside(b, len, req->host, req->host_len));
+    CHECK(req->range == NULL || inside(b, len, req->range, req->range_len));
+    CHECK(req->if_modified_since == NULL ||
+          inside(b, len, req->if_modified_since, req->if_modified_since_len));
+
+    s->method = (int)req->method;
+    s->method_off = (size_t)(req->method_str - b);
+    s->method_len = req->method_len;
+    s->target_off = (size_t)(req->target - b);
+    s->target_len = req->target_len;
+    s->minor_version = req->minor_version;
+    s->num_headers = req->num_headers;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        s->hdr[i][0] = (size_t)(req->headers[i].name - b);
+        s->hdr[i][1] = req->headers[i].name_len;
+        s->hdr[i][2] = (size_t)(req->headers[i].value - b);
+        s->hdr[i][3] = req->headers[i].value_len;
+    }
+    s->content_length = req->content_length;
+    s->chunked = req->chunked;
+    s->keep_alive = req->keep_alive;
+    s->expect_continue = req->expect_continue;
+    s->host_off = off_or_neg(b, req->host);
+    s->host_len = req->host_len;
+    s->ims_off = off_or_neg(b, req->if_modified_since);
+    s->ims_len = req->if_modified_since_len;
+    s->range_off = off_or_neg(b, req->range);
+    s->range_len = req->range_len;
+}
+
+/* One parse call on an exact-size copy of @data[0..@n). */
+static ssize_t feed(struct corio_http_parser *p, const uint8_t *data, size_t n,
+                    const struct corio_http_limits *lim, struct summary *out)
+{
+    struct corio_http_header h[NHDR];
+    struct corio_http_request req;
+    char *b = dup_exact(data, n);
+    ssize_t r = corio_http_parse_request(p, b, n, lim, &req, h, NHDR);
+    summarize(out, r, b, n, lim, &req);
+    free(b);
+    return r;
+}
+
+/* Parses whole, at every split and byte by byte; all must agree. Returns the whole result. */
+static ssize_t fuzz_head(const uint8_t *data, size_t size, const struct corio_http_limits *lim)
+{
+    static struct summary whole, part;
+    struct corio_http_parser p;
+
+    corio_http_parser_init(&p);
+    ssize_t r = feed(&p, data, size, lim, &whole);
+
+    for (size_t k = 0; k < size; k++) {
+        corio_http_parser_init(&p);
+        ssize_t r1 = feed(&p, data, k, lim, &part);
+        if (r1 == CORIO_HTTP_INCOMPLETE)
+            r1 = feed(&p, data, size, lim, &part);
+        CHECK(r1 == r);
+        CHECK(memcmp(&part, &whole, sizeof(whole)) == 0);
+    }
+
+    corio_http_parser_init(&p);
+    ssize_t r1 = CORIO_HTTP_INCOMPLETE;
+    part = whole; /* for the empty input, where the loop does not run */
+    for (size_t k = 1; k <= size && r1 == CORIO_HTTP_INCOMPLETE; k++)
+        r1 = feed(&p, data, k, lim, &part);
+    CHECK(r1 == r);
+    CHECK(memcmp(&part, &whole, sizeof(whole)) == 0);
+    return r;
+}
+
+struct decoded {
+    int status;
+    size_t payload_len;
+    size_t consumed;
+    char payload[MAX_INPUT];
+};
+
+/* Decodes @data[0..@n) as pieces of @step bytes (0: whole), the first piece @first bytes. */
+static void decode(const uint8_t *data, size_t n, const struct corio_http_limits *lim, size_t first,
+                   size_t step, struct decoded *d)
+{
+    struct corio_http_chunked c;
+    corio_http_chunked_init(&c, lim);
+    d->status = 0;
+    d->payload_len = 0;
+    d->consumed = 0;
+    size_t from = 0;
+    do {
+        size_t to = n;
+        if (from == 0 && first && first < n)
+            to = first;
+        else if (from > 0 && step && n - from > step)
+            to = from + step;
+        char *b = dup_exact(data + from, to - from);
+        size_t produced = (size_t)-1, consumed = (size_t)-1;
+        d->status = corio_http_chunked_decode(&c, b, to - from, &produced, &consumed);
+        CHECK(d->status == 0 || d->status == 1 || d->status == -400 || d->status == -413 ||
+              d->status == -431);
+        if (d->status >= 0) {
+            CHECK(produced <= consumed && consumed <= to - from);
+            CHECK(d->status == 1 || consumed == to - from);
+            memcpy(d->payload + d->payload_len, b, produced);
+            d->payload_len += produced;
+            d->consumed += consumed;
+            CHECK(d->payload_len <= (size_t)lim->max_body_bytes);
+        }
+        free(b);
+        from = to;
+    } while (d->status == 0 && from < n);
+}
+
+static bool same_decode(const struct decoded *a, const struct decoded *b)
+{
+    if (a->status != b->status)
+        return false;
+    if (a->status < 0)
+        return true; /* outputs are unspecified after an error */
+    return a->payload_len == b->payload_len && a->consumed == b->consumed &&
+           memcmp(a->payload, b->payload, a->payload_len) == 0;
+}
+
+static void fuzz_chunked(const uint8_t *data, size_t size, const struct corio_http_limits *lim)
+{
+    static struct decoded whole, part;
+
+    decode(data, size, lim, 0, 0, &whole);
+    for (size_t k = 1; k < size; k++) {
+        decode(data, size, lim, k, 0, &part);
+        CHECK(same_decode(&part, &whole));
+    }
+    decode(data, size, lim, 1, 1, &part);
+    CHECK(same_decode(&part, &whole));
+    decode(data, size, lim, 2, 3, &part);
+    CHECK(same_decode(&part, &whole));
+}
+
+static void fuzz_helpers(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+
+    time_t t;
+    if (corio_http_parse_date(s, size, &t) == 0) {
+        char buf[CORIO_HTTP_DATE_LEN + 1];
+        time_t back;
+        CHECK(corio_http_format_date(buf, sizeof(buf), t) == CORIO_HTTP_DATE_LEN);
+        CHECK(corio_http_parse_date(buf, CORIO_HTTP_DATE_LEN, &back) == 0 && back == t);
+    }
+
+    static const int64_t sizes[] = {0, 1, 7, 1000, INT64_MAX};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        int64_t first = -1, last = -1;
+        int r = corio_http_parse_range(s, size, sizes[i], &first, &last);
+        CHECK(r == CORIO_HTTP_RANGE_IGNORE || r == CORIO_HTTP_RANGE_PARTIAL || r == -416);
+        if (r == CORIO_HTTP_RANGE_PARTIAL)
+            CHECK(0 <= first && first <= last && last < sizes[i]);
+    }
+
+    char *out = malloc(size + 1);
+    CHECK(out != NULL);
+    ssize_t r = corio_http_decode_path(s, size, out, size + 1);
+    CHECK(r == -400 || r == -403 || r >= 0);
+    if (r >= 0) {
+        CHECK((size_t)r <= size && out[0] == '/' && strlen(out) == (size_t)r);
+        CHECK(strstr(out, "//") == NULL && strstr(out, "/../") == NULL);
+        CHECK(strstr(out, "/./") == NULL);
+        CHECK(!(r >= 3 && memcmp(out + r - 3, "/..", 3) == 0));
+        CHECK(!(r >= 2 && memcmp(out + r - 2, "/.", 2) == 0));
+        if (r > 0)
+            CHECK(corio_http_decode_path(s, size, out, (size_t)r) == -ENOSPC);
+    }
+    free(out);
+
+    CHECK(corio_http_mime_type(s, size) != NULL);
+
+    /* A response built from the input's bytes: status and times vary, the shape does not. */
+    if (size >= 8) {
+        struct corio_http_response resp = {0};
+        int64_t v;
+        memcpy(&v, data, sizeof(v));
+        resp.status = (int)((uint64_t)v % 1100);
+        resp.date = (time_t)(v >> 16);
+        resp.content_length = v >> 40;
+        resp.keep_alive = v & 1;
+        resp.has_last_modified = v & 2;
+        resp.last_modified = (time_t)(v / 3);
+        resp.content_range = (enum corio_http_content_range)((uint64_t)v % 3);
+        resp.range_first = v % 1000;
+        resp.range_last = v % 777;
+        resp.range_size = v >> 20;
+        resp.extra = s + 8;
+        resp.extra_len = size - 8;
+        char buf[512];
+        ssize_t n = corio_http_format_response(buf, sizeof(buf), &resp);
+        CHECK(n == -ENOSPC || n == -EINVAL || (n > 0 && (size_t)n <= sizeof(buf)));
+        if (n > 0)
+            CHECK(memcmp(buf + n - 2, "\r\n", 2) == 0 && memcmp(buf, "HTTP/1.1 ", 9) == 0);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const struct corio_http_limits small = {
+        .max_head_bytes = 96,
+        .max_headers = 4,
+        .max_target_bytes = 16,
+        .max_body_bytes = 64,
+    };
+
+    struct corio_http_limits defaults;
+
+    if (size > MAX_INPUT)
+        return 0;
+    corio_http_limits_init(&defaults);
+    ssize_t r = fuzz_head(data, size, &defaults);
+    fuzz_head(data, size, &small);
+
+    fuzz_chunked(data, size, &defaults);
+    fuzz_chunked(data, size, &small);
+    if (r > 0) {
+        /* The body after the head, however the head said it is framed. */
+        fuzz_chunked(data + r, size - (size_t)r, &defaults);
+    }
+
+    fuzz_helpers(data, size);
+    return 0;
+}
