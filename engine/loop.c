@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -638,6 +639,47 @@ static inline void future_cqe(struct corio_loop *l, struct corio__future *f)
         corio__zombie_check(co);
 }
 
+/* A transient -EAGAIN (io_uring may give one where a blocking syscall would wait, and the fault
+ * seam injects them) is not the caller's problem: the op is submitted again, a bounded number of
+ * times, unless the caller asked for non-blocking behaviour (MSG_DONTWAIT). Returns true if it
+ * was resubmitted. */
+static bool retry_eagain(struct corio_loop *l, struct corio__future *f)
+{
+    if (f->kind != CORIO__FK_OP || f->retries >= 8 ||
+        (f->flags & (CORIO__FF_CANCELLED | CORIO__FF_TIMED_OUT)))
+        return false;
+    switch (f->op.opcode) {
+    case CORIO__OP_SEND:
+    case CORIO__OP_RECV:
+    case CORIO__OP_SENDMSG:
+    case CORIO__OP_RECVMSG:
+        if (f->op.op_flags & MSG_DONTWAIT)
+            return false;
+        break;
+    case CORIO__OP_READ:
+    case CORIO__OP_WRITE:
+    case CORIO__OP_READV:
+    case CORIO__OP_WRITEV:
+    case CORIO__OP_ACCEPT:
+        break;
+    default:
+        return false;
+    }
+    f->retries++;
+    uint64_t ud = (uintptr_t)f | CORIO__UD_FUTURE;
+    if (f->flags & CORIO__FF_LINKED) {
+        /* The first attempt's linked timeout completes by itself; the retry gets its own. */
+        corio__ring_prep(l->ring, &f->op, ud, &f->ts, (uintptr_t)f | CORIO__UD_LINK);
+        f->pending += 2;
+        l->inflight += 2;
+    } else {
+        corio__ring_prep(l->ring, &f->op, ud, NULL, 0);
+        f->pending += 1;
+        l->inflight += 1;
+    }
+    return true;
+}
+
 static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
 {
     uint64_t ud = c->user_data;
@@ -650,6 +692,10 @@ static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
         if (unlikely(c->flags & CORIO__CQE_F_NOTIF)) {
             /* A zero-copy send's notification: the kernel is done with the buffer. */
             future_cqe(l, f);
+            return;
+        }
+        if (unlikely(c->res == -EAGAIN) && retry_eagain(l, f)) {
+            future_cqe(l, f); /* this attempt's CQE; the retry keeps the future pending */
             return;
         }
         f->res = c->res;

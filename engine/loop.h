@@ -29,11 +29,13 @@ struct corio__future {
     struct corio_coro *owner;  /* the coroutine that started it, on whose stack it lives */
     struct corio__list link;   /* in owner->inflight while pending */
     struct corio__ts ts;       /* the absolute deadline the kernel reads at submission */
+    struct corio__op op;       /* the op, kept to submit it again after a transient -EAGAIN */
     uint32_t cqe_flags;        /* the op CQE's flags */
     uint8_t state;             /* CORIO__F_IDLE, _PENDING or _DONE */
     uint8_t pending;           /* CQEs still to come: 1, or 2 with a linked timeout */
     uint8_t flags;             /* CORIO__FF_* */
     uint8_t kind;              /* CORIO__FK_*: how the result is mapped */
+    uint8_t retries;           /* times it was submitted again after -EAGAIN */
 };
 _Static_assert(sizeof(struct corio__future) <= sizeof(struct corio_future), "grow corio_future");
 _Static_assert(_Alignof(struct corio__future) <= _Alignof(struct corio_future), "align");
@@ -43,6 +45,7 @@ enum { CORIO__F_IDLE = 0, CORIO__F_PENDING = 1, CORIO__F_DONE = 2 };
 #define CORIO__FF_AWAITED 0x1u    /* its owner is parked waiting for it */
 #define CORIO__FF_CANCELLED 0x2u  /* an async cancel was sent for it */
 #define CORIO__FF_TIMED_OUT 0x4u  /* its linked timeout fired (-ETIME) */
+#define CORIO__FF_LINKED 0x8u     /* submitted with a linked timeout (a deadline) */
 
 enum {
     CORIO__FK_OP = 0,    /* an ordinary op */

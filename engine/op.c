@@ -13,6 +13,7 @@ int corio__op_start(struct corio__future *f, const struct corio__op *op, int64_t
     f->kind = kind;
     f->cqe_flags = 0;
     f->pending = 0;
+    f->retries = 0;
     f->state = CORIO__F_DONE;
     if (unlikely(!co))
         return (int)(f->res = -EPERM);
@@ -24,10 +25,12 @@ int corio__op_start(struct corio__future *f, const struct corio__op *op, int64_t
             return (int)(f->res = kind == CORIO__FK_SLEEP ? 0 : -ETIMEDOUT);
         corio__ts_from_ns(&f->ts, deadline);
     }
+    f->op = *op;
     if (deadline >= 0 && kind != CORIO__FK_SLEEP) {
         corio__ring_prep(l->ring, op, (uintptr_t)f | CORIO__UD_FUTURE, &f->ts,
                          (uintptr_t)f | CORIO__UD_LINK);
         f->pending = 2;
+        f->flags = CORIO__FF_LINKED;
     } else {
         corio__ring_prep(l->ring, op, (uintptr_t)f | CORIO__UD_FUTURE, NULL, 0);
         f->pending = 1;

@@ -230,7 +230,7 @@ CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *o
  * A coroutine that ends with futures pending has them cancelled and awaited before its stack is
  * reused. */
 struct corio_future {
-    _Alignas(8) unsigned char opaque_[64];
+    _Alignas(8) unsigned char opaque_[128];
 };
 
 /* Waits for @f to complete. May suspend. Returns the op's result (>= 0, or -errno, -ETIMEDOUT when
