@@ -12,6 +12,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#ifdef CORIO__VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
 #define NO_BUF UINT32_MAX
 
 struct corio_bufring {
@@ -145,6 +149,9 @@ static void rx_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
         uint32_t id = flags >> CORIO__CQE_BUFFER_SHIFT;
         br->avail--;
         if (res > 0) {
+#ifdef CORIO__VALGRIND
+            VALGRIND_MAKE_MEM_DEFINED(br->mem + (size_t)id * br->size, (size_t)res);
+#endif
             br->len[id] = (uint32_t)res;
             br->next[id] = NO_BUF;
             if (rx->head == NO_BUF)

@@ -196,7 +196,7 @@ int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
     corio__list_init(&l->all);
     /* The usable size the caller asked for, plus what every stack spends before its body runs:
      * the coroutine struct at the top and the exit gap. */
-    size_t usable = l->opts.stack_size + sizeof(struct corio_coro) + 64 + EXIT_GAP;
+    size_t usable = l->opts.stack_size + sizeof(struct corio_coro) + 8 * 192 + EXIT_GAP;
     corio__stack_pool_init(&l->stacks, usable, l->opts.stack_cache);
     l->owner = pthread_self();
     if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV)) {
@@ -606,8 +606,56 @@ void corio_loop_stop(struct corio_loop *l)
  * turns the op's cancellation into -ETIMEDOUT; our own async cancel gives -ECANCELED (io-wq
  * workers interrupted by it may report -EINTR). A result the op produced itself is kept: data
  * that arrived as the cancel raced it is not lost. */
+#ifdef CORIO__VALGRIND
+/* memcheck cannot see the kernel write through io_uring: tell it what a completed op filled, or
+ * every read buffer looks uninitialized to it. */
+static void vg_mark_filled(const struct corio__future *f)
+{
+    const struct corio__op *op = &f->op;
+    size_t n = (size_t)f->res;
+    switch (op->opcode) {
+    case CORIO__OP_READ:
+    case CORIO__OP_RECV:
+    case CORIO__OP_READ_FIXED:
+        VALGRIND_MAKE_MEM_DEFINED(op->addr, n);
+        break;
+    case CORIO__OP_READV:
+    case CORIO__OP_RECVMSG: {
+        const struct msghdr *m = op->addr;
+        const struct iovec *iov = op->opcode == CORIO__OP_READV ? op->addr : m->msg_iov;
+        size_t cnt = op->opcode == CORIO__OP_READV ? op->len : m->msg_iovlen;
+        for (size_t i = 0; i < cnt && n > 0; i++) {
+            size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
+            VALGRIND_MAKE_MEM_DEFINED(iov[i].iov_base, k);
+            n -= k;
+        }
+        if (op->opcode == CORIO__OP_RECVMSG) {
+            if (m->msg_name)
+                VALGRIND_MAKE_MEM_DEFINED(m->msg_name, m->msg_namelen);
+            if (m->msg_control)
+                VALGRIND_MAKE_MEM_DEFINED(m->msg_control, m->msg_controllen);
+        }
+        break;
+    }
+    case CORIO__OP_STATX:
+        VALGRIND_MAKE_MEM_DEFINED(op->addr2, 256); /* sizeof(struct statx) */
+        break;
+    case CORIO__OP_ACCEPT:
+        if (op->addr && op->addr2)
+            VALGRIND_MAKE_MEM_DEFINED(op->addr, *(const socklen_t *)op->addr2);
+        break;
+    default:
+        break;
+    }
+}
+#endif
+
 static inline void future_settle(struct corio__future *f)
 {
+#ifdef CORIO__VALGRIND
+    if (f->res >= 0 && RUNNING_ON_VALGRIND)
+        vg_mark_filled(f);
+#endif
     int64_t res = f->res;
     if (f->kind == CORIO__FK_SLEEP) {
         if (res == -ETIME)

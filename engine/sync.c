@@ -28,8 +28,8 @@ int corio_mutex_lock(struct corio_mutex *pub, int64_t deadline)
         return -EPERM;
     if (m->owner == co)
         return -EDEADLK;
-    if (!m->owner && !co->cancelled) {
-        m->owner = co;
+    if (!m->owner) {
+        m->owner = co; /* no wait: allowed even when cancelled, e.g. for clean-up */
         return 0;
     }
     int err = corio__wait_check(&co, deadline);
@@ -86,7 +86,7 @@ int corio_sem_acquire(struct corio_sem *pub, int64_t deadline)
 {
     struct corio__sem *s = (struct corio__sem *)(void *)pub;
     struct corio_coro *co;
-    if (s->count > 0 && corio__tls_co && !corio__tls_co->cancelled) {
+    if (s->count > 0 && corio__tls_co) {
         s->count--;
         return 0;
     }

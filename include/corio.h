@@ -34,6 +34,13 @@
 extern "C" {
 #endif
 
+/* Opaque storage is 8-aligned; the spelling differs between C11 and C++. */
+#ifdef __cplusplus
+#define CORIO_ALIGN8 alignas(8)
+#else
+#define CORIO_ALIGN8 _Alignas(8)
+#endif
+
 #if defined(CORIO_STATIC_DEFINE)
 #define CORIO_API
 #elif defined(CORIO_BUILDING)
@@ -230,7 +237,7 @@ CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *o
  * A coroutine that ends with futures pending has them cancelled and awaited before its stack is
  * reused. */
 struct corio_future {
-    _Alignas(8) unsigned char opaque_[128];
+    CORIO_ALIGN8 unsigned char opaque_[128];
 };
 
 /* Waits for @f to complete. May suspend. Returns the op's result (>= 0, or -errno, -ETIMEDOUT when
@@ -412,7 +419,7 @@ CORIO_API ssize_t corio_send_zc(int fd, const void *buf, size_t len, int flags, 
 /* A listener with a multishot accept armed (5.19): one SQE accepts many connections, which queue
  * here until corio_acceptor_next takes them. Lives in caller storage; single coroutine use. */
 struct corio_acceptor {
-    _Alignas(8) unsigned char opaque_[96];
+    CORIO_ALIGN8 unsigned char opaque_[96];
 };
 
 /* Accept into the fixed file table: corio_acceptor_next returns direct descriptors
@@ -468,7 +475,7 @@ CORIO_API void corio_buf_release(struct corio_buf *b);
 
 /* A multishot receive on one socket into a buffer ring. Caller storage; one coroutine uses it. */
 struct corio_receiver {
-    _Alignas(8) unsigned char opaque_[96];
+    CORIO_ALIGN8 unsigned char opaque_[96];
 };
 
 /* Prepares a receiver of socket @fd into @br; the multishot recv is armed on the first
@@ -508,7 +515,7 @@ CORIO_API ssize_t corio_write_fixed(int fd, const void *buf, size_t len, int64_t
  * is alive, so no coroutine outlives its group. Lives in caller storage: zero it or use
  * CORIO_GROUP_INIT, or corio_group_init for flags. Single-loop: no atomics, no locks. */
 struct corio_group {
-    _Alignas(8) unsigned char opaque_[64];
+    CORIO_ALIGN8 unsigned char opaque_[64];
 };
 #define CORIO_GROUP_INIT {{0}}
 
@@ -547,7 +554,7 @@ CORIO_API int corio_group_error(const struct corio_group *g);
  * -EPERM outside a coroutine. */
 
 struct corio_mutex {
-    _Alignas(8) unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[32];
 };
 #define CORIO_MUTEX_INIT {{0}}
 
@@ -560,7 +567,7 @@ CORIO_API int corio_mutex_trylock(struct corio_mutex *m);
 CORIO_API int corio_mutex_unlock(struct corio_mutex *m);
 
 struct corio_sem {
-    _Alignas(8) unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[32];
 };
 
 /* Initializes @s with @count permits. Returns nothing. */
@@ -575,7 +582,7 @@ CORIO_API void corio_sem_release(struct corio_sem *s);
 CORIO_API unsigned corio_sem_value(const struct corio_sem *s);
 
 struct corio_waitgroup {
-    _Alignas(8) unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[32];
 };
 #define CORIO_WAITGROUP_INIT {{0}}
 
@@ -588,7 +595,7 @@ CORIO_API int corio_waitgroup_done(struct corio_waitgroup *wg);
 CORIO_API int corio_waitgroup_wait(struct corio_waitgroup *wg, int64_t deadline);
 
 struct corio_event {
-    _Alignas(8) unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[32];
 };
 #define CORIO_EVENT_INIT {{0}}
 
@@ -661,7 +668,7 @@ CORIO_API int corio_select(struct corio_select_case *cases, size_t n, int64_t de
  * a Python generator driven by send(). It runs on the loop of the coroutine that creates it, and
  * only coroutines of that loop drive it. Lives in caller storage. */
 struct corio_gen {
-    _Alignas(8) unsigned char opaque_[64];
+    CORIO_ALIGN8 unsigned char opaque_[64];
 };
 
 /* A generator's body. @in is the value of the first corio_gen_send. Its return value ends the
