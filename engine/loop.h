@@ -94,31 +94,36 @@ struct corio__group {
     bool cancelling;            /* corio_group_cancel was called: new members start cancelled */
 };
 
+/* The fields the hot path touches (switch, park, wake, run queue) come first and fit one cache
+ * line; the struct sits at the top of the coroutine's own stack, right above its live frames. */
 struct corio_coro {
     struct corio__ctx ctx;        /* saved stack pointer while not running */
     struct corio_loop *loop;      /* the loop it runs on */
     struct corio__list runq;      /* in loop->runq while READY */
-    struct corio__list all;       /* in loop->all while alive */
+    corio__abort_fn *abort;       /* how to abort the current wait; NULL if it cannot be */
+    void *wait_obj;               /* the object of the current wait, for abort */
+    int wake_res;                 /* what the waker passed to corio__unpark */
+    uint32_t wait_need;           /* completions of awaited futures still needed to wake */
+    uint8_t state;                /* CORIO__CO_* */
+    bool cancelled;               /* corio_cancel was called: waits fail with -ECANCELED */
+    bool queued;                  /* on the run queue */
+    /* -- second cache line -- */
+    struct corio__timer *timer;   /* the current wait's deadline timer, or NULL */
     struct corio__list inflight;  /* its pending futures */
     struct corio__list handlers;  /* its armed multishot handlers (struct corio__handler) */
+    struct corio__stack *stack;   /* its stack; this struct lives at the top of it */
+    int result;                   /* the body's return value, once DONE */
+    uint32_t slot;                /* index in loop->slots */
+    /* -- cold -- */
+    struct corio__list all;       /* in loop->all while alive */
     struct corio__group *group;   /* its group, or NULL (the loop's root) */
     struct corio__list group_link; /* in group->members */
     corio_fn *fn;                 /* body */
     void *arg;                    /* body's argument */
-    corio__abort_fn *abort;       /* how to abort the current wait; NULL if it cannot be */
-    void *wait_obj;               /* the object of the current wait, for abort */
-    struct corio__timer *timer;   /* the current wait's deadline timer, or NULL */
-    struct corio__stack *stack;   /* its stack; this struct lives at the top of it */
     void *asan_fake;              /* AddressSanitizer's fake stack while switched out */
     void *tsan_fiber;             /* ThreadSanitizer's fiber for this coroutine */
-    int wake_res;                 /* what the waker passed to corio__unpark */
-    int result;                   /* the body's return value, once DONE */
-    uint32_t wait_need;           /* completions of awaited futures still needed to wake */
-    uint32_t slot;                /* index in loop->slots */
-    uint8_t state;                /* CORIO__CO_* */
-    bool cancelled;               /* corio_cancel was called: waits fail with -ECANCELED */
-    bool queued;                  /* on the run queue */
 };
+_Static_assert(offsetof(struct corio_coro, timer) == 64, "keep the hot fields in one cache line");
 
 /* One entry per coroutine handle: gen and index make up its corio_id. */
 struct corio__slot {
@@ -137,9 +142,11 @@ enum { CORIO__SLOT_FREE = 0, CORIO__SLOT_LIVE = 1, CORIO__SLOT_ENDED = 2 };
 
 struct corio_loop {
     struct corio__ring *ring;      /* the io_uring */
+    const struct corio__ring_view *view; /* the ring's counters, for inline checks */
     struct corio_coro *current;    /* the running coroutine, or NULL in the scheduler */
     struct corio__ctx sched;       /* the scheduler's context while a coroutine runs */
-    struct corio__list runq;       /* READY coroutines, FIFO */
+    struct corio__list runq;       /* READY coroutines, FIFO: they run next iteration */
+    struct corio__list batch;      /* the READY coroutines this iteration is running */
     struct corio__list all;        /* every live coroutine */
     struct corio__heap timers;     /* deadlines of parked waits */
     struct corio__stack_pool stacks;
@@ -160,6 +167,7 @@ struct corio_loop {
     bool buffers_registered;       /* corio_buffers_register is in effect */
     uint16_t next_bgid;            /* the next provided-buffer group id to hand out */
     unsigned deadlock_breaks;      /* consecutive deadlock breaks without progress */
+    unsigned batch_avg;            /* CQEs per idle wake-up, moving average, in 16ths */
     struct corio__ts wake_ts;      /* its deadline */
     const void *sched_lo;          /* the scheduler's stack (the thread's), for ASan */
     size_t sched_size;             /* its size */

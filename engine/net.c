@@ -120,11 +120,24 @@ static inline void maybe_zc(struct corio__op *op, size_t len)
         op->opcode = CORIO__OP_SEND_ZC;
 }
 
+/* Runs a send that maybe_zc may have made zero-copy. A socket the kernel cannot send zero-copy
+ * on (AF_UNIX, ...) fails it with -EOPNOTSUPP before sending anything: the threshold is only an
+ * optimisation, so such a send is made again as a plain one. */
+static int64_t send_run(struct corio__op *op, int64_t deadline)
+{
+    int64_t r = corio__op_run(op, deadline, CORIO__FK_OP);
+    if (unlikely(r == -EOPNOTSUPP) && op->opcode == CORIO__OP_SEND_ZC) {
+        op->opcode = CORIO__OP_SEND;
+        r = corio__op_run(op, deadline, CORIO__FK_OP);
+    }
+    return r;
+}
+
 ssize_t corio_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
     maybe_zc(&op, len);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)send_run(&op, deadline);
 }
 
 int corio_send_start(struct corio_future *f, int fd, const void *buf, size_t len, int flags,
@@ -196,7 +209,7 @@ static ssize_t xfer_all(uint8_t opcode, int fd, const void *buf, size_t len, siz
         struct corio__op op = xfer_op(opcode, fd, (const char *)buf + got, len - got, 0);
         if (opcode == CORIO__OP_SEND)
             maybe_zc(&op, len - got);
-        r = (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+        r = (ssize_t)send_run(&op, deadline);
         if (r <= 0)
             break;
         got += (size_t)r;
@@ -320,6 +333,19 @@ static int unix_addr(const char *path, struct sockaddr_un *un)
     return (int)(offsetof(struct sockaddr_un, sun_path) + n + 1);
 }
 
+/* A socket file is stale when nothing listens behind it any more: a connect to it is refused. A
+ * live listener accepts the probe (it then sees a connection that closes at once) or, with a full
+ * backlog, gives -EAGAIN; either way its file must stay. */
+static bool unix_socket_stale(const struct sockaddr_un *un, socklen_t len)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return false;
+    bool stale = connect(fd, (const struct sockaddr *)un, len) != 0 && errno == ECONNREFUSED;
+    close(fd);
+    return stale;
+}
+
 int corio_listen_unix(const char *path, int backlog)
 {
     struct sockaddr_un un;
@@ -329,10 +355,11 @@ int corio_listen_unix(const char *path, int backlog)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    /* A socket file left by an earlier run would make bind fail with EADDRINUSE. Only a socket
-     * is removed: any other file at @path is an error the caller must see. */
+    /* A socket file left by an earlier run would make bind fail with EADDRINUSE. Only a stale
+     * socket is removed: a live listener's file, or any other file at @path, is an error the
+     * caller must see. */
     struct stat st;
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unix_socket_stale(&un, (socklen_t)len))
         unlink(path);
     return bind_listen(fd, (struct sockaddr *)&un, (socklen_t)len, backlog);
 }
@@ -392,6 +419,7 @@ struct corio__acceptor {
     uint32_t qhead;            /* index of the oldest */
     uint32_t qlen;             /* fds queued */
     uint32_t qcap;             /* capacity of q */
+    uint32_t closing;          /* queued direct descriptors whose close CQE is still to come */
     int fd;                    /* the listener */
     int err;                   /* an error to report once (-EMFILE ...) */
     bool armed;                /* the multishot accept is in the kernel */
@@ -419,21 +447,31 @@ static int acc_push(struct corio__acceptor *a, int fd)
     return 0;
 }
 
-/* Closes an fd nobody took. A direct descriptor needs an SQE; a plain one is closed at once. */
-static void acc_close(struct corio__acceptor *a, int fd)
+/* Closes an fd nobody took. A plain one is closed at once; a direct descriptor needs an SQE.
+ * Once the multishot is over (@tracked), that close's CQE comes back to the handler and the
+ * acceptor stays linked to its owner until it has: otherwise the owner's end could be the loop's
+ * end, with the close never submitted and the peer never told. */
+static void acc_close(struct corio__acceptor *a, int fd, bool tracked)
 {
     if (fd & CORIO_FD_FIXED) {
         const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
-        corio__ring_prep(a->loop->ring, &op, 0, NULL, 0);
+        corio__ring_prep(a->loop->ring, &op, tracked ? (uintptr_t)&a->h | CORIO__UD_HANDLER : 0,
+                         NULL, 0);
+        if (tracked) {
+            a->closing++;
+            a->loop->inflight++;
+        }
     } else {
         close(fd);
     }
 }
 
+/* Closes what is queued. Only once the multishot is over: its closes are tracked (acc_close). */
 static void acc_drop_queue(struct corio__acceptor *a)
 {
+    CORIO__ASSERT(!a->armed);
     while (a->qlen) {
-        acc_close(a, a->q[a->qhead]);
+        acc_close(a, a->q[a->qhead], true);
         a->qhead = (a->qhead + 1) % a->qcap;
         a->qlen--;
     }
@@ -445,6 +483,19 @@ static void acc_drop_queue(struct corio__acceptor *a)
 static void acc_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
 {
     struct corio__acceptor *a = container_of(h, struct corio__acceptor, h);
+    if (a->closing && !a->armed) {
+        /* The close of a queued direct descriptor: the multishot is over, and it is not armed
+         * again before these are done, so every CQE now is one of them. */
+        a->closing--;
+        a->loop->inflight--;
+        if (a->closing == 0) {
+            if (a->waiter)
+                corio__unpark(a->waiter, 0);
+            if (a->h.owner->state == CORIO__CO_ZOMBIE)
+                corio__list_remove(&a->h.link);
+        }
+        return;
+    }
     if (!(flags & CORIO__CQE_F_MORE)) {
         a->armed = false;
         a->loop->inflight--;
@@ -452,7 +503,7 @@ static void acc_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
     if (res >= 0) {
         int fd = a->fixed ? (res | CORIO_FD_FIXED) : res;
         if (acc_push(a, fd) != 0)
-            acc_close(a, fd); /* no memory to queue it: the peer sees a closed connection */
+            acc_close(a, fd, false); /* no memory to queue it: the peer sees it closed */
         if (a->qlen >= ACCEPT_QUEUE_SOFT_MAX && a->armed && !a->cancelling) {
             a->cancelling = true;
             corio__ring_cancel(a->loop->ring, (uintptr_t)&a->h | CORIO__UD_HANDLER);
@@ -466,7 +517,8 @@ static void acc_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
         corio__unpark(a->waiter, 0);
     if (!a->armed && a->h.owner->state == CORIO__CO_ZOMBIE) {
         acc_drop_queue(a);
-        corio__list_remove(&a->h.link);
+        if (!a->closing)
+            corio__list_remove(&a->h.link);
     }
 }
 
@@ -481,7 +533,8 @@ static void acc_cancel(struct corio__handler *h)
         return;
     }
     acc_drop_queue(a);
-    corio__list_remove(&a->h.link);
+    if (!a->closing)
+        corio__list_remove(&a->h.link);
 }
 
 static void acc_abort(struct corio_coro *co, int why)
@@ -571,6 +624,12 @@ void corio_acceptor_fini(struct corio_acceptor *pub)
         a->waiter = NULL;
     }
     acc_drop_queue(a);
+    /* Nor are the closes of queued direct descriptors: their CQEs come to this frame too. */
+    while (a->closing) {
+        a->waiter = co;
+        corio__park(co, CORIO_FOREVER, NULL, NULL);
+        a->waiter = NULL;
+    }
     corio__list_remove(&a->h.link);
     a->loop = NULL;
 }

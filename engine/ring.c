@@ -14,6 +14,10 @@
 #include "fault.h"
 
 _Static_assert(sizeof(struct corio__ts) == sizeof(struct __kernel_timespec), "corio__ts layout");
+
+/* Linux 6.12 added a batch-wait cap: io_uring_getevents_arg's former pad became min_wait_usec, and
+ * IORING_FEAT_MIN_TIMEOUT says so. liburing 2.3's headers predate both. */
+#define CORIO__FEAT_MIN_TIMEOUT (1U << 15)
 _Static_assert(CORIO__CQE_F_MORE == IORING_CQE_F_MORE, "CQE flag mirror");
 _Static_assert(CORIO__CQE_F_BUFFER == IORING_CQE_F_BUFFER, "CQE flag mirror");
 _Static_assert(CORIO__CQE_F_NOTIF == IORING_CQE_F_NOTIF, "CQE flag mirror");
@@ -29,10 +33,13 @@ struct corio__ring {
     int enter_fd;               /* the registered index, or the ring fd */
     bool ext_arg;               /* IORING_FEAT_EXT_ARG: enter can wait with a timeout */
     bool cqe_skip;              /* IORING_FEAT_CQE_SKIP: cancels need not post on success */
+    bool min_timeout;           /* IORING_FEAT_MIN_TIMEOUT (6.12): batch waits with a time cap */
     struct corio_stats *stats;  /* the owning loop's counters */
+    struct corio__ring_view view; /* for the loop's inline checks */
     struct corio__cqe *spill;   /* CQEs reaped early, handed out first by corio__ring_reap */
     unsigned spill_n;           /* entries in spill */
     unsigned spill_cap;         /* capacity of spill */
+    unsigned woken_tail;        /* SQPOLL: the SQ tail the sleeping poller was last woken for */
 };
 
 /* ---- setup ---------------------------------------------------------------------------------- */
@@ -144,25 +151,47 @@ static unsigned wanted_flags(const struct corio_loop_opts *o, unsigned refused)
     return f & ~refused;
 }
 
+/* The CORIO_FEAT_ bits of setup flags @f, for the fault seam (unused in normal builds). */
+static inline uint64_t setup_feats(unsigned f)
+{
+    uint64_t out = 0;
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(setup_flags); i++)
+        if (f & setup_flags[i].setup)
+            out |= 1ull << setup_flags[i].feat;
+    return out;
+}
+
 static int try_setup(struct corio__ring *r, const struct corio_loop_opts *o, unsigned flags)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = flags;
+    /* An op with a deadline takes two SQEs that must reach the kernel in one submission
+     * (corio__ring_prep): a one-entry SQ could never make room for them. */
+    unsigned sq_entries = o->sq_entries < 2 ? 2 : o->sq_entries;
     p.cq_entries = o->cq_entries;
+    /* CQSIZE with a CQ smaller than the SQ is -EINVAL (kernel: io_uring_create), which the retry
+     * loop would take for a refused flag and answer by dropping the good flags one by one. No
+     * ring has a CQ smaller than its SQ (without CQSIZE it is twice the SQ): ask for that. */
+    if (p.cq_entries < sq_entries)
+        p.cq_entries = sq_entries;
+    /* Fault seam (CORIO_TESTING, engine/fault.h): may force tiny rings ("sq=", "cq="). */
+    corio__fault_params(&sq_entries, &p.cq_entries);
     if (flags & IORING_SETUP_SQPOLL) {
         p.sq_thread_idle = o->sqpoll_idle_ms ? o->sqpoll_idle_ms : 1000;
         p.sq_thread_cpu = o->sqpoll_cpu > 0 ? (unsigned)(o->sqpoll_cpu - 1) : 0;
     }
-    int err = corio__fault_setup(flags);
+    /* Fault seam: may refuse these flags as a kernel without them would ("refuse_setup="). */
+    int err = corio__fault_setup(flags, setup_feats(flags));
     if (err)
         return err;
-    err = io_uring_queue_init_params(o->sq_entries, &r->ring, &p);
+    err = io_uring_queue_init_params(sq_entries, &r->ring, &p);
     if (err)
         return err;
     r->setup_flags = flags;
     r->ext_arg = p.features & IORING_FEAT_EXT_ARG;
     r->cqe_skip = p.features & IORING_FEAT_CQE_SKIP;
+    r->min_timeout = p.features & CORIO__FEAT_MIN_TIMEOUT;
     return 0;
 }
 
@@ -194,6 +223,8 @@ static void probe_features(struct corio__ring *r, uint64_t *features)
                 f |= 1ull << op_map[i].feat;
         io_uring_free_probe(p);
     }
+    /* Fault seam: ops refused with "hide_op=" are missing from the probe, as on an older kernel. */
+    f &= ~corio__fault_hidden_ops();
     *features = f;
 }
 
@@ -235,8 +266,27 @@ int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
     for (unsigned i = 0; i < r->ring.sq.ring_entries; i++)
         r->ring.sq.array[i] = i;
     probe_features(r, features);
+    r->view.sqe_tail = &r->ring.sq.sqe_tail;
+    r->view.sq_khead = r->ring.sq.khead;
+    r->view.cq_khead = r->ring.cq.khead;
+    r->view.cq_ktail = r->ring.cq.ktail;
+    r->view.kflags = r->ring.sq.kflags;
+    r->view.spill_n = &r->spill_n;
+    /* Task work is only visible through IORING_SQ_TASKRUN when TASKRUN_FLAG is set; without it
+     * (or with SQPOLL, whose enter path is cheap anyway) the loop must always enter. */
+    if ((r->setup_flags & IORING_SETUP_SQPOLL) ||
+        ((r->setup_flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)) &&
+         !(r->setup_flags & IORING_SETUP_TASKRUN_FLAG)))
+        r->view.attention = ~0u;
+    else
+        r->view.attention = IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN;
     *out = r;
     return 0;
+}
+
+const struct corio__ring_view *corio__ring_view(const struct corio__ring *r)
+{
+    return &r->view;
 }
 
 void corio__ring_free(struct corio__ring *r)
@@ -244,6 +294,7 @@ void corio__ring_free(struct corio__ring *r)
     if (!r)
         return;
     io_uring_queue_exit(&r->ring);
+    corio__fault_ring_free(r); /* fault seam: forget the CQEs it holds for this ring */
     free(r->spill);
     free(r);
 }
@@ -284,7 +335,8 @@ static int ring_enter(struct corio__ring *r, unsigned submit, unsigned min, unsi
                       void *arg, size_t argsz)
 {
     r->stats->enters++;
-    int ret = corio__fault_enter();
+    /* Fault seam: may fail the call, and turns a wait into a poll while it holds CQEs back. */
+    int ret = corio__fault_enter(r, &min);
     if (ret)
         return ret;
     return io_uring_enter2((unsigned)r->enter_fd, submit, min, flags | r->enter_flags, arg, argsz);
@@ -431,6 +483,11 @@ void corio__ring_prep(struct corio__ring *r, const struct corio__op *op, uint64_
     unsigned need = link_ts ? 2 : 1;
     if (unlikely(r->ring.sq.ring_entries - corio__ring_unsubmitted(r) < need))
         make_room(r, need);
+    else if (unlikely(corio__fault_sq_full(r)) && corio__ring_unsubmitted(r))
+        make_room(r, r->ring.sq.ring_entries - corio__ring_unsubmitted(r) + 1); /* seam: "full" */
+    /* Fault seam: may shorten the op, or swap it for a NOP whose CQE it rewrites at reap. */
+    struct corio__op faulted;
+    op = corio__fault_prep(r, op, user_data, &faulted);
     struct io_uring_sqe *sqe = get_sqe(r);
     prep_sqe(sqe, op);
     io_uring_sqe_set_data64(sqe, user_data);
@@ -459,7 +516,8 @@ bool corio__ring_wants_enter(const struct corio__ring *r)
     return f & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
 }
 
-int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns)
+int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns, unsigned batch,
+                      unsigned batch_us)
 {
     sq_flush(r);
     unsigned submit = corio__ring_unsubmitted(r);
@@ -475,8 +533,14 @@ int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns)
         /* Full barrier between publishing the tail and reading NEED_WAKEUP, pairing with the
          * poller's barrier between setting the flag and its last look at the tail. */
         io_uring_smp_mb();
-        if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP)
+        /* Wake a sleeping poller only when it has SQEs to take, and once per batch published:
+         * until it runs and clears NEED_WAKEUP, another wake-up for the same SQEs is a wasted
+         * system call (thousands of them while the loop spins on runnable coroutines). */
+        if ((IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP) && submit &&
+            (wait || r->ring.sq.sqe_tail != r->woken_tail)) {
             flags |= IORING_ENTER_SQ_WAKEUP;
+            r->woken_tail = r->ring.sq.sqe_tail;
+        }
         submit = 0;
     } else if (submit == 0 && !wait && !(kflags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))) {
         return 0;
@@ -494,13 +558,22 @@ int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns)
     if (wait) {
         flags |= IORING_ENTER_GETEVENTS;
         min = 1;
-        if (timeout_ns >= 0) {
+        bool batched = batch > 1 && batch_us > 0 && r->min_timeout;
+        if (timeout_ns >= 0 || batched) {
             if (!r->ext_arg)
                 return -EOPNOTSUPP; /* the loop falls back to a timeout SQE */
-            ts.tv_sec = timeout_ns / 1000000000;
-            ts.tv_nsec = timeout_ns % 1000000000;
             memset(&arg, 0, sizeof(arg));
-            arg.ts = (uint64_t)(uintptr_t)&ts;
+            if (timeout_ns >= 0) {
+                ts.tv_sec = timeout_ns / 1000000000;
+                ts.tv_nsec = timeout_ns % 1000000000;
+                arg.ts = (uint64_t)(uintptr_t)&ts;
+            }
+            if (batched) {
+                /* Wait for @batch completions, but no longer than batch_us once one is there:
+                 * busy loops wake less often, an idle one is not slowed down. */
+                min = batch;
+                arg.pad = batch_us; /* min_wait_usec */
+            }
             argp = &arg;
             argsz = sizeof(arg);
             flags |= IORING_ENTER_EXT_ARG;
@@ -578,10 +651,11 @@ unsigned corio__ring_reap(struct corio__ring *r, struct corio__cqe *out, unsigne
         memcpy(out, r->spill, n * sizeof(*out));
         memmove(r->spill, r->spill + n, (r->spill_n - n) * sizeof(*out));
         r->spill_n -= n;
-        return n;
+        /* Through the fault seam too: it may hold older CQEs of the same user_data. */
+        return corio__fault_cqes(r, out, n, max);
     }
     unsigned n = reap_ring(r, out, max);
-    return corio__fault_cqes(out, n, max);
+    return corio__fault_cqes(r, out, n, max); /* fault seam: rewrite, reorder, hold back */
 }
 
 /* ---- provided buffers, fixed files, fixed buffers --------------------------------------------- */

@@ -130,7 +130,12 @@ struct corio_loop_opts {
                                  refused by the kernel, to exercise the fallbacks. */
     unsigned fixed_files;     /* slots of the fixed file table (direct descriptors); 0: none. */
     size_t zc_threshold;      /* corio_send uses zero-copy send_zc from this many bytes; 0: never.*/
+    unsigned batch_wait_us;   /* when busy, an idle wait may hold out this long for more CQEs so
+                                 that one wake-up serves several (kernel 6.12+); default 50,
+                                 CORIO_BATCH_WAIT_OFF: never. */
 };
+
+#define CORIO_BATCH_WAIT_OFF UINT32_MAX
 
 /* An fd with this bit is a direct descriptor: a slot of the loop's fixed file table (see
  * corio_loop_opts.fixed_files and CORIO_ACCEPT_FIXED). Every operation of this header takes one

@@ -281,6 +281,11 @@ static int write_head(struct corio_http_conn *c, int status, const char *ctype, 
         r = *tmpl;
     else
         memset(&r, 0, sizeof(r));
+    /* A client that waits for 100 Continue and gets a final response instead does not send its
+     * body (RFC 9110 section 10.1.1), so body_discard ends the connection: say so in advance. */
+    if (c->expect_continue && !c->sent_continue &&
+        (c->body == BODY_LENGTH || c->body == BODY_CHUNKED))
+        c->keep_alive = false;
     r.status = status;
     r.date_str = date_now(c->s);
     r.content_type = ctype;
@@ -399,6 +404,10 @@ static ssize_t body_fill(struct corio_http_conn *c)
     }
     if (c->rlen == c->rcap)
         return -ENOBUFS;
+    /* Written responses go out before the wait (see corio_http_read_body). */
+    int err = flush(c);
+    if (err)
+        return err;
     ssize_t n = recv_until(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, c->body_deadline);
     if (n == 0)
         return -ECONNRESET; /* the peer ended the stream inside the body */
@@ -430,13 +439,19 @@ ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len)
             memcpy(buf, c->rbuf + c->bpos, (size_t)n);
             c->bpos += (size_t)n;
         } else {
-            n = recv_until(c->fd, buf, want, c->body_deadline);
+            /* Responses already written go out before the wait, as corio_http_respond
+             * promises: the client may wait for one before it sends the rest. */
+            n = flush(c);
+            if (n == 0)
+                n = recv_until(c->fd, buf, want, c->body_deadline);
             if (n == 0)
                 n = -ECONNRESET;
         }
         if (n < 0) {
+            /* The request's framing is lost, so the connection ends after this request; the
+             * output is intact, so the handler may still answer (408, 400, ...). */
             c->body = BODY_ERROR;
-            c->broken = true;
+            c->keep_alive = false;
             return n;
         }
         c->body_left -= n;
@@ -459,7 +474,7 @@ ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len)
             ssize_t n = body_fill(c);
             if (n < 0) {
                 c->body = BODY_ERROR;
-                c->broken = true;
+                c->keep_alive = false; /* as above: the output is intact */
                 return n;
             }
         }
@@ -471,7 +486,7 @@ ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len)
         c->bpos += consumed;
         if (r < 0) {
             c->body = BODY_ERROR;
-            c->broken = true;
+            c->keep_alive = false; /* as above: the handler can still answer -r */
             return r;
         }
         if (r == 1)
@@ -658,12 +673,14 @@ static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *r
     }
 }
 
+/* Finds the route for @req. *@allowed gets a bit (1u << method) for each method that has a
+ * route for the path, GET implying HEAD, so that a miss can tell 404 from 405 and fill Allow. */
 static const struct route *find_route(struct corio_http_server *s,
-                                      const struct corio_http_request *req, bool *path_matched)
+                                      const struct corio_http_request *req, unsigned *allowed)
 {
     const char *t = req->target;
     size_t tl = req->target_len;
-    *path_matched = false;
+    *allowed = 0;
     /* The absolute form (a proxy-style target) routes by its path. */
     if (tl > 0 && t[0] != '/') {
         const char *sep = memmem(t, tl, "://", 3);
@@ -681,10 +698,13 @@ static const struct route *find_route(struct corio_http_server *s,
                                : pl == r->len && memcmp(t, r->path, r->len) == 0;
         if (!match)
             continue;
-        *path_matched = true;
         if (r->method < 0 || r->method == (int)req->method ||
             (r->method == CORIO_HTTP_GET && req->method == CORIO_HTTP_HEAD))
             return r;
+        /* Not the any-method route (that one matched above). */
+        *allowed |= 1u << r->method;
+        if (r->method == CORIO_HTTP_GET)
+            *allowed |= 1u << CORIO_HTTP_HEAD;
     }
     return NULL;
 }
@@ -692,8 +712,8 @@ static const struct route *find_route(struct corio_http_server *s,
 static void dispatch(struct corio_http_conn *c, const struct corio_http_request *req)
 {
     struct corio_http_server *s = c->s;
-    bool path_matched;
-    const struct route *r = find_route(s, req, &path_matched);
+    unsigned allowed;
+    const struct route *r = find_route(s, req, &allowed);
     if (r) {
         int err = r->h(c, req, r->arg);
         if (c->resp == RESP_NONE) {
@@ -710,9 +730,19 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
         serve_file(c, req);
         return;
     }
-    if (path_matched) {
+    if (allowed) {
+        /* RFC 9110 section 15.5.6: a 405 lists the methods the target supports. */
+        char allow[128] = "Allow: ";
+        size_t n = 7;
+        for (size_t m = 1; m < sizeof(method_names) / sizeof(method_names[0]); m++) {
+            if (!(allowed & (1u << m)))
+                continue;
+            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 7 ? ", " : "",
+                                  method_names[m]);
+        }
+        snprintf(allow + n, sizeof(allow) - n, "\r\n");
         c->resp = RESP_NONE;
-        corio_http_respond_start(c, 405, NULL, 0, "Allow: GET, HEAD\r\n");
+        corio_http_respond_start(c, 405, NULL, 0, allow);
         return;
     }
     respond_error(c, 404, false);
