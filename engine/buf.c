@@ -264,6 +264,11 @@ ssize_t corio_receiver_next(struct corio_receiver *pub, struct corio_buf *out, i
                 continue;
             }
             rx_arm(rx);
+            /* Buffers are there, so no receiver should wait for them: pass the wake-up on. A
+             * returned buffer wakes one waiter, and if that one has nothing to receive, nothing
+             * is consumed and no further buffer comes back to wake the others, which would stay
+             * parked with buffers available and their data waiting. */
+            corio__waitq_wake(&br->waiters, 0);
         }
         rx->waiter = co;
         err = corio__park(co, deadline, rx_abort, rx);

@@ -24,23 +24,23 @@
 
 /* What the seam did on this thread since the last corio__fault_configure. */
 struct corio__fault_stats {
-    uint64_t enter_eintr;     /* io_uring_enter calls failed with -EINTR (kernel not called) */
-    uint64_t enter_eagain;    /* ... with -EAGAIN */
-    uint64_t enter_ebusy;     /* ... with -EBUSY */
-    uint64_t enter_nowait;    /* waits turned into polls because CQEs were held back */
-    uint64_t short_rw;        /* SQEs whose length (or iovcnt) was shrunk */
-    uint64_t cqe_eagain;      /* SQEs replaced by a NOP completing with -EAGAIN */
-    uint64_t cqe_econnreset;  /* ... with -ECONNRESET */
-    uint64_t cqe_enobufs;     /* ... with -ENOBUFS (multishot recv only) */
-    uint64_t op_refused;      /* ... with the refused op's error (refuse_op) */
-    uint64_t sq_full;         /* preps that flushed the SQ as if it were full */
-    uint64_t setup_refused;   /* io_uring_setup attempts refused (refuse_setup) */
-    uint64_t rewritten;       /* CQEs whose res was rewritten (one per NOP above, once reaped) */
-    uint64_t reordered;       /* reaped batches shuffled */
-    uint64_t held;            /* CQEs held back to a later reap (counted each time) */
-    uint64_t cqes_in;         /* CQEs that entered the seam (from the CQ ring or the spill) */
-    uint64_t cqes_out;        /* CQEs it handed to the loop */
-    uint64_t lost;            /* CQEs with a user_data still held when their ring was freed */
+    uint64_t enter_eintr;    /* io_uring_enter calls failed with -EINTR (kernel not called) */
+    uint64_t enter_eagain;   /* ... with -EAGAIN */
+    uint64_t enter_ebusy;    /* ... with -EBUSY */
+    uint64_t enter_nowait;   /* waits turned into polls because CQEs were held back */
+    uint64_t short_rw;       /* SQEs whose length (or iovcnt) was shrunk */
+    uint64_t cqe_eagain;     /* SQEs replaced by a NOP completing with -EAGAIN */
+    uint64_t cqe_econnreset; /* ... with -ECONNRESET */
+    uint64_t cqe_enobufs;    /* ... with -ENOBUFS (multishot recv only) */
+    uint64_t op_refused;     /* ... with the refused op's error (refuse_op) */
+    uint64_t sq_full;        /* preps that flushed the SQ as if it were full */
+    uint64_t setup_refused;  /* io_uring_setup attempts refused (refuse_setup) */
+    uint64_t rewritten;      /* CQEs whose res was rewritten (one per NOP above, once reaped) */
+    uint64_t reordered;      /* reaped batches shuffled */
+    uint64_t held;           /* CQEs held back to a later reap (counted each time) */
+    uint64_t cqes_in;        /* CQEs that entered the seam (from the CQ ring or the spill) */
+    uint64_t cqes_out;       /* CQEs it handed to the loop */
+    uint64_t lost;           /* CQEs with a user_data still held when their ring was freed */
 };
 
 /* Configures the seam of the calling thread from @spec, replacing the previous configuration and
@@ -54,7 +54,10 @@ struct corio__fault_stats {
  *   cqe_enobufs=P       multishot recv completes -ENOBUFS (its final CQE: it must be re-armed)
  *   sq_full=P           a prep flushes the SQ with io_uring_enter as if it were full
  *   reorder=P           a reaped batch is shuffled (never two CQEs of one user_data)
- *   holdback=P          a CQE is held back to a later reap (at most 3 reaps)
+ *   holdback=P          a CQE is held back to a later reap (at most 3 reaps). Held CQEs are
+ *                       released when the loop next reaps; a loop whose coroutines keep each
+ *                       other runnable skips the ring while it looks quiet (corio__ring_quiet),
+ *                       so there they wait until the loop goes idle: delayed, never lost
  *   sq=N cq=N           ring sizes forced at setup (cq also caps sq: the kernel wants cq >= sq)
  *   refuse_setup=F|F    io_uring_setup fails -EINVAL while asked for these flags (feature names:
  *                       single_issuer defer_taskrun coop_taskrun taskrun_flag submit_all sqpoll

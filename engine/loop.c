@@ -200,6 +200,7 @@ int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
     l->view = corio__ring_view(l->ring);
     corio__list_init(&l->runq);
     corio__list_init(&l->batch);
+    corio__list_init(&l->fixed_waiters);
     corio__list_init(&l->all);
     /* The usable size the caller asked for, plus what every stack spends before its body runs:
      * the coroutine struct at the top and the exit gap. */
@@ -681,6 +682,13 @@ static void vg_mark_filled(const struct corio__future *f)
 }
 #endif
 
+void corio__fixed_release(struct corio_loop *l)
+{
+    if (l->fixed_used > 0)
+        l->fixed_used--;
+    corio__waitq_wake(&l->fixed_waiters, 0);
+}
+
 static inline void future_settle(struct corio__future *f)
 {
 #ifdef CORIO__VALGRIND
@@ -709,6 +717,9 @@ static inline void future_cqe(struct corio_loop *l, struct corio__future *f)
     if (--f->pending)
         return;
     future_settle(f);
+    if (unlikely(f->op.opcode == CORIO__OP_CLOSE) && f->res == 0 && f->op.fd >= 0 &&
+        (f->op.fd & CORIO_FD_FIXED))
+        corio__fixed_release(l);
     f->state = CORIO__F_DONE;
     corio__list_remove(&f->link);
     struct corio_coro *co = f->owner;
@@ -723,13 +734,22 @@ static inline void future_cqe(struct corio_loop *l, struct corio__future *f)
 
 /* A transient -EAGAIN (io_uring may give one where a blocking syscall would wait, and the fault
  * seam injects them) is not the caller's problem: the op is submitted again, a bounded number of
- * times, unless the caller asked for non-blocking behaviour (MSG_DONTWAIT). Returns true if it
- * was resubmitted. */
-static bool retry_eagain(struct corio_loop *l, struct corio__future *f)
+ * times, unless the caller asked for non-blocking behaviour (MSG_DONTWAIT). So is an automatic
+ * send_zc the socket refuses (-EOPNOTSUPP). Returns true if it was resubmitted. */
+static bool retry_op(struct corio_loop *l, struct corio__future *f, int res)
 {
     if (f->kind != CORIO__FK_OP || f->retries >= 8 ||
         (f->flags & (CORIO__FF_CANCELLED | CORIO__FF_TIMED_OUT)))
         return false;
+    if (res == -EOPNOTSUPP) {
+        /* A send made zero-copy by the loop's threshold, on a socket that cannot do zero-copy
+         * (AF_UNIX): nothing was sent; the threshold is an optimisation, so send it plainly. */
+        if (f->op.opcode != CORIO__OP_SEND_ZC || !f->op.aux)
+            return false;
+        f->op.opcode = CORIO__OP_SEND;
+        f->op.aux = 0;
+        res = -EAGAIN;
+    }
     switch (f->op.opcode) {
     case CORIO__OP_SEND:
     case CORIO__OP_RECV:
@@ -776,7 +796,12 @@ static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
             future_cqe(l, f);
             return;
         }
-        if (unlikely(c->res == -EAGAIN) && retry_eagain(l, f)) {
+        if (unlikely(c->res == -EAGAIN || c->res == -EOPNOTSUPP) && retry_op(l, f, c->res)) {
+            if (c->flags & CORIO__CQE_F_MORE) {
+                /* A refused send_zc still posts its notification. */
+                f->pending++;
+                l->inflight++;
+            }
             future_cqe(l, f); /* this attempt's CQE; the retry keeps the future pending */
             return;
         }

@@ -168,6 +168,8 @@ struct corio_loop {
     uint16_t next_bgid;            /* the next provided-buffer group id to hand out */
     unsigned deadlock_breaks;      /* consecutive deadlock breaks without progress */
     unsigned batch_avg;            /* CQEs per idle wake-up, moving average, in 16ths */
+    uint32_t fixed_used;           /* slots of the fixed file table holding accepted sockets */
+    struct corio__list fixed_waiters; /* acceptors waiting for a free fixed slot */
     struct corio__ts wake_ts;      /* its deadline */
     const void *sched_lo;          /* the scheduler's stack (the thread's), for ASan */
     size_t sched_size;             /* its size */
@@ -224,6 +226,9 @@ int corio__waitq_wait(struct corio__list *q, struct corio_coro *co, int64_t dead
 
 /* Wakes the first waiter of @q with @res. Returns the woken coroutine, or NULL if none. */
 struct corio_coro *corio__waitq_wake(struct corio__list *q, int res);
+
+/* A slot of the fixed file table was freed: count it and wake an acceptor waiting for one. */
+void corio__fixed_release(struct corio_loop *l);
 
 /* Cancels @co: flags it and aborts its current wait. */
 void corio__cancel(struct corio_coro *co);

@@ -116,28 +116,17 @@ static inline void maybe_zc(struct corio__op *op, size_t len)
 {
     struct corio_coro *co = corio__tls_co;
     if (co && co->loop->opts.zc_threshold && len >= co->loop->opts.zc_threshold &&
-        (co->loop->features & (1ull << CORIO_FEAT_SEND_ZC)))
+        (co->loop->features & (1ull << CORIO_FEAT_SEND_ZC))) {
         op->opcode = CORIO__OP_SEND_ZC;
-}
-
-/* Runs a send that maybe_zc may have made zero-copy. A socket the kernel cannot send zero-copy
- * on (AF_UNIX, ...) fails it with -EOPNOTSUPP before sending anything: the threshold is only an
- * optimisation, so such a send is made again as a plain one. */
-static int64_t send_run(struct corio__op *op, int64_t deadline)
-{
-    int64_t r = corio__op_run(op, deadline, CORIO__FK_OP);
-    if (unlikely(r == -EOPNOTSUPP) && op->opcode == CORIO__OP_SEND_ZC) {
-        op->opcode = CORIO__OP_SEND;
-        r = corio__op_run(op, deadline, CORIO__FK_OP);
+        op->aux = 1; /* chosen by threshold: falls back to a plain send (loop.c dispatch) */
     }
-    return r;
 }
 
 ssize_t corio_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
     maybe_zc(&op, len);
-    return (ssize_t)send_run(&op, deadline);
+    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_send_start(struct corio_future *f, int fd, const void *buf, size_t len, int flags,
@@ -209,7 +198,7 @@ static ssize_t xfer_all(uint8_t opcode, int fd, const void *buf, size_t len, siz
         struct corio__op op = xfer_op(opcode, fd, (const char *)buf + got, len - got, 0);
         if (opcode == CORIO__OP_SEND)
             maybe_zc(&op, len - got);
-        r = (ssize_t)send_run(&op, deadline);
+        r = (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
         if (r <= 0)
             break;
         got += (size_t)r;
@@ -457,6 +446,7 @@ static void acc_close(struct corio__acceptor *a, int fd, bool tracked)
         const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
         corio__ring_prep(a->loop->ring, &op, tracked ? (uintptr_t)&a->h | CORIO__UD_HANDLER : 0,
                          NULL, 0);
+        corio__fixed_release(a->loop); /* free once the close is processed, before later SQEs */
         if (tracked) {
             a->closing++;
             a->loop->inflight++;
@@ -502,6 +492,8 @@ static void acc_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
     }
     if (res >= 0) {
         int fd = a->fixed ? (res | CORIO_FD_FIXED) : res;
+        if (a->fixed)
+            a->loop->fixed_used++;
         if (acc_push(a, fd) != 0)
             acc_close(a, fd, false); /* no memory to queue it: the peer sees it closed */
         if (a->qlen >= ACCEPT_QUEUE_SOFT_MAX && a->armed && !a->cancelling) {
@@ -587,11 +579,20 @@ int corio_acceptor_next(struct corio_acceptor *pub, int64_t deadline)
         if (err)
             return err;
         if (!a->armed) {
-            /* Direct descriptors have no close-on-exec flag to set: the kernel refuses it. */
+            struct corio_loop *l = a->loop;
+            if (a->fixed && l->fixed_used >= l->opts.fixed_files) {
+                /* The kernel accepts before it takes a slot, and resets the connection when the
+                 * table is full: never arm without a free slot. Like -EMFILE for plain fds, the
+                 * caller hears -ENFILE and backs off; corio_close frees slots. */
+                return -ENFILE;
+            }
+            /* Into the fixed table, one at a time (a multishot could accept more connections
+             * than there are free slots); plain fds, multishot. Direct descriptors have no
+             * close-on-exec flag to set: the kernel refuses it. */
             const struct corio__op op = {.opcode = CORIO__OP_ACCEPT_MULTI,
                                          .fd = a->fd,
                                          .op_flags = a->fixed ? 0 : SOCK_CLOEXEC,
-                                         .aux = a->fixed};
+                                         .aux = a->fixed ? 3 : 0};
             corio__ring_prep(a->loop->ring, &op, (uintptr_t)&a->h | CORIO__UD_HANDLER, NULL, 0);
             a->armed = true;
             a->loop->inflight++;

@@ -456,7 +456,11 @@ static void prep_sqe(struct io_uring_sqe *sqe, const struct corio__op *op)
         sqe->buf_group = (uint16_t)op->aux;
         break;
     case CORIO__OP_ACCEPT_MULTI:
-        if (op->aux)
+        if (op->aux & 2) /* one accept into a free fixed slot */
+            /* liburing 2.3 stores file_index + 1: ALLOC - 1 gives the kernel's ALLOC. */
+            io_uring_prep_accept_direct(sqe, op->fd, NULL, NULL, (int)op->op_flags,
+                                        IORING_FILE_INDEX_ALLOC - 1);
+        else if (op->aux & 1)
             io_uring_prep_multishot_accept_direct(sqe, op->fd, NULL, NULL, (int)op->op_flags);
         else
             io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, (int)op->op_flags);

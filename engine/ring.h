@@ -34,8 +34,10 @@ enum corio__opcode {
     CORIO__OP_SHUTDOWN, /* fd, len = how */
     CORIO__OP_TIMEOUT,  /* addr = struct corio__ts (absolute CLOCK_MONOTONIC) */
     CORIO__OP_RECV_MULTI,   /* fd, aux = buffer group: multishot recv into provided buffers */
-    CORIO__OP_ACCEPT_MULTI, /* fd, op_flags = accept4 flags, aux = 1: into the fixed file table */
-    CORIO__OP_SEND_ZC,      /* fd, addr = buf, len, op_flags = msg flags: zero-copy send */
+    CORIO__OP_ACCEPT_MULTI, /* fd, op_flags = accept4 flags; aux bit 0: into the fixed file table,
+                               bit 1: single-shot */
+    CORIO__OP_SEND_ZC,      /* fd, addr = buf, len, op_flags = msg flags: zero-copy send; aux = 1:
+                               chosen by threshold, falls back to SEND on -EOPNOTSUPP */
     CORIO__OP_READ_FIXED,   /* fd, addr = buf, len, off, aux = registered buffer index */
     CORIO__OP_WRITE_FIXED,  /* fd, addr = buf, len, off, aux = registered buffer index */
     CORIO__OP_COUNT

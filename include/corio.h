@@ -428,7 +428,10 @@ struct corio_acceptor {
 };
 
 /* Accept into the fixed file table: corio_acceptor_next returns direct descriptors
- * (CORIO_FD_FIXED | slot), which need corio_loop_opts.fixed_files. */
+ * (CORIO_FD_FIXED | slot), which need corio_loop_opts.fixed_files. The kernel accepts before it
+ * takes a slot and resets the connection when the table is full, so a fixed acceptor accepts one
+ * connection at a time and only with a slot free; while none is, corio_acceptor_next returns
+ * -ENFILE (close direct descriptors with corio_close, which frees their slots). */
 #define CORIO_ACCEPT_FIXED 0x1u
 
 /* Arms a multishot accept on listener @fd (the accepted sockets get SOCK_CLOEXEC). Must be called

@@ -1,0 +1,925 @@
+/*
+ * uring_echo: a raw liburing TCP echo server without coroutines, the same-machine baseline that
+ * shows what corio's coroutine layer costs over hand-written io_uring. No dependency on corio.
+ *
+ * One thread, one ring, one io_uring_enter() per loop iteration: io_uring_submit_and_wait(ring, 1)
+ * submits everything the previous batch of completions queued and waits for the next, and the CQ is
+ * drained with io_uring_for_each_cqe() and a single io_uring_cq_advance(). Each connection is a
+ * small state machine (conn_step()) with at most one recv and one send in flight.
+ *
+ * --mode basic: single-shot accept; recv into a per-connection buffer; send it back; recv again.
+ * --mode fast (default) adds what the kernel offers, each probed with a fallback:
+ * - setup SINGLE_ISSUER|DEFER_TASKRUN (6.1), else COOP_TASKRUN|TASKRUN_FLAG (5.19), else none,
+ *   with SUBMIT_ALL (5.18) where taken, and a registered ring fd (5.18) to skip fdget per enter;
+ * - multishot accept (5.19), re-armed whenever a CQE lacks IORING_CQE_F_MORE;
+ * - a provided buffer ring (5.19) feeding a multishot recv (6.0). Each CQE's buffer is queued on
+ *   its connection and sent straight from the buffer (no copy); the buffer goes back to the ring
+ *   when its send completes. One send per connection is in flight, so the bytes leave in order.
+ *   A connection holding CONN_MAX_BUFS buffers has its recv cancelled until its queue drains, the
+ *   analogue of epoll_echo turning EPOLLIN off, so one slow reader cannot take the whole pool.
+ *   -ENOBUFS ends a multishot recv without consuming data; the connection re-arms once buffers
+ *   come back, so nothing is dropped.
+ * If a multishot opcode is refused (-EINVAL) the server falls back to its single-shot form, and if
+ * the buffer ring cannot be registered it uses the basic data path.
+ *
+ * Usage: uring_echo [--mode basic|fast] [--host ADDR] [--port N] [--backlog N] [--cpu N]
+ * Prints "ready port=N" once listening. SIGINT or SIGTERM (a signalfd polled through the ring)
+ * stops it with status 0 after cancelling and reaping every request, and prints
+ * "conns=... msgs=... bytes=... enters=... enobufs=... mode=... features=..." on stderr (msgs
+ * counts recv completions that returned data, enters the io_uring_enter() calls of the main loop,
+ * enobufs the recvs that found the buffer pool empty).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SQ_ENTRIES 4096
+/* Multishot requests post many CQEs per SQE, so the CQ is sized well above the SQ. */
+#define CQ_ENTRIES (4 * SQ_ENTRIES)
+/* Per-connection buffer of the basic data path. */
+#define BASIC_BUF_SIZE (16 * 1024)
+/*
+ * The provided buffer pool: PBUF_COUNT (a power of two, at most 32768) buffers of PBUF_SIZE. The
+ * sizes may be overridden with -D, as the tests do to force -ENOBUFS with a pool of 16.
+ */
+#ifndef PBUF_COUNT
+#define PBUF_COUNT 4096
+#endif
+#ifndef PBUF_SIZE
+#define PBUF_SIZE 4096
+#endif
+#define PBUF_GROUP 0
+/* Buffers one connection may hold before its recv is paused: 64 KiB, as in epoll_echo. */
+#ifndef CONN_MAX_BUFS
+#define CONN_MAX_BUFS 16
+#endif
+_Static_assert((PBUF_COUNT & (PBUF_COUNT - 1)) == 0 && PBUF_COUNT <= 32768, "PBUF_COUNT");
+#define ACCEPT_BACKOFF_MS 100
+/* Upper bound on the fd table, for hosts whose RLIMIT_NOFILE is huge or unlimited. */
+#define MAX_FDS (1 << 20)
+/* How long exit waits for cancelled requests to be reaped before it tears the ring down anyway. */
+#define DRAIN_TIMEOUT_SEC 2
+
+/*
+ * user_data layout: bits 0-7 the op, bits 8-31 the fd, bits 32-63 the connection's generation, so
+ * a CQE that outlives its connection is recognised even after the fd number is reused.
+ */
+enum op {
+    OP_ACCEPT = 1,   /* single-shot accept */
+    OP_ACCEPT_MSHOT, /* multishot accept */
+    OP_RECV,         /* single-shot recv, into c->buf or a provided buffer */
+    OP_RECV_MSHOT,   /* multishot recv into provided buffers */
+    OP_SEND,         /* send from c->buf or the head of the connection's buffer queue */
+    OP_CLOSE,        /* close of a finished connection's fd */
+    OP_CANCEL,       /* cancel of one connection's recv */
+    OP_CANCEL_ALL,   /* the cancel of everything at exit */
+    OP_SIGNAL,       /* poll on the signalfd */
+    OP_TIMEOUT,      /* the accept back-off timer */
+};
+
+static inline uint64_t make_ud(enum op op, int fd, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | (uint64_t)((uint32_t)fd & 0xffffff) << 8 | (uint64_t)op;
+}
+
+struct options {
+    const char *host; /* numeric IPv4 address to bind */
+    int port;         /* TCP port; 0 lets the kernel choose, and "ready" prints the choice */
+    int backlog;      /* listen() backlog */
+    int cpu;          /* CPU to pin to, or -1 for no pinning */
+    bool fast;        /* --mode fast */
+};
+
+/* A connection's state, at table[fd]. */
+struct conn {
+    uint32_t gen;     /* tag of this connection's requests; 0 marks a free slot */
+    bool recv_armed;  /* a recv is in flight (a multishot one until a CQE lacks F_MORE) */
+    bool recv_mshot;  /* the armed recv is multishot */
+    bool send_armed;  /* a send is in flight */
+    bool cancel_sent; /* a cancel of the armed recv is in flight */
+    bool eof;         /* the peer shut down its side: finish once the queued bytes are sent */
+    bool closing;     /* done: nothing new is armed; the fd closes once nothing is in flight */
+    bool starved;     /* recv ended with -ENOBUFS; re-armed when buffers return */
+    uint16_t queued;  /* provided buffers queued to send, the one being sent included */
+    uint16_t q_head;  /* first queued buffer id; the rest are linked through s->pbuf_next */
+    uint16_t q_tail;  /* last queued buffer id */
+    uint32_t q_off;   /* bytes of the head buffer already sent */
+    char *buf;        /* basic data path: receive buffer of BASIC_BUF_SIZE bytes */
+    uint32_t len;     /* basic data path: bytes received into buf */
+    uint32_t off;     /* basic data path: bytes of buf already sent; off < len: output pending */
+};
+
+struct server {
+    struct io_uring ring; /* the one ring: every request of the server goes through it */
+    bool ring_ok;         /* ring is initialised and must be torn down */
+    int lfd;              /* listening socket */
+    int sfd;              /* signalfd for SIGINT and SIGTERM */
+    struct conn *table;   /* per-fd state, nfds entries */
+    int nfds;             /* table size, equal to the RLIMIT_NOFILE soft limit */
+    int max_fd;           /* highest fd ever used by a connection, bounds table sweeps */
+    uint32_t next_gen;    /* last generation handed out */
+    unsigned inflight;    /* requests whose final CQE (no F_MORE) has not been seen */
+    bool stop;            /* a stop signal arrived */
+    /* Features in use. */
+    bool fast;              /* --mode fast */
+    bool accept_mshot;      /* multishot accept, until the kernel refuses it */
+    bool recv_mshot;        /* multishot recv, until the kernel refuses it */
+    bool use_pbuf;          /* the provided buffer ring is registered */
+    const char *setup_name; /* which setup flag set was accepted */
+    bool reg_ring;          /* the ring fd is registered */
+    /* Accept state. */
+    bool accept_armed;                /* an accept request is in flight */
+    bool accept_paused;               /* EMFILE or similar: no accept until a close or the timer */
+    bool timer_armed;                 /* the back-off timeout is in flight */
+    struct __kernel_timespec backoff; /* the back-off delay; must outlive the timeout SQE */
+    /* Provided buffers. */
+    struct io_uring_buf_ring *br; /* the ring shared with the kernel, PBUF_COUNT entries */
+    char *pbufs;                  /* PBUF_COUNT * PBUF_SIZE bytes of buffer memory */
+    uint16_t *pbuf_next;          /* per buffer id: next buffer in its connection's send queue */
+    uint32_t *pbuf_len;           /* per buffer id: bytes the recv put in it */
+    unsigned br_pending;          /* buffers added to the ring since its tail was last published */
+    unsigned pbuf_held;           /* buffers out of the ring: taken by CQEs, return not published */
+    unsigned nstarved;            /* connections waiting for buffers */
+    unsigned starve_cursor;       /* where flush_bufs() resumes its sweep for starved connections */
+    /* Statistics. */
+    uint64_t conns;   /* connections accepted */
+    uint64_t msgs;    /* recv completions that returned data */
+    uint64_t bytes;   /* bytes received */
+    uint64_t enters;  /* io_uring_enter() calls made by the loop */
+    uint64_t enobufs; /* recvs that found the buffer pool empty */
+};
+
+static void usage(FILE *f, const char *prog)
+{
+    fprintf(f,
+            "usage: %s [--mode basic|fast] [--host ADDR] [--port N] [--backlog N] [--cpu N]"
+            " [--help]\n"
+            "  --mode M      basic: accept/recv/send; fast: the best io_uring features the kernel\n"
+            "                has (default)\n"
+            "  --host ADDR   IPv4 address to listen on (default 127.0.0.1)\n"
+            "  --port N      TCP port (default 7002; 0 picks a free one)\n"
+            "  --backlog N   listen backlog (default 4096)\n"
+            "  --cpu N       pin the process to CPU N (default: no pinning)\n",
+            prog);
+}
+
+/* Parses a decimal int in [lo, hi]. Returns 0, or -EINVAL if @s is not one. */
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+/* Fills @o from the command line. Returns 0 to run, 1 after --help, or -EINVAL on bad usage. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"mode", required_argument, NULL, 'm'},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"backlog", required_argument, NULL, 'b'},
+        {"cpu", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (struct options){
+        .host = "127.0.0.1", .port = 7002, .backlog = 4096, .cpu = -1, .fast = true};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm':
+            if (strcmp(optarg, "fast") == 0)
+                o->fast = true;
+            else if (strcmp(optarg, "basic") == 0)
+                o->fast = false;
+            else
+                bad = -EINVAL;
+            break;
+        case 'H': {
+            struct in_addr addr;
+            o->host = optarg;
+            bad = inet_pton(AF_INET, optarg, &addr) == 1 ? 0 : -EINVAL;
+            break;
+        }
+        case 'p':
+            bad = parse_int(optarg, 0, 65535, &o->port);
+            break;
+        case 'b':
+            bad = parse_int(optarg, 1, 1 << 20, &o->backlog);
+            break;
+        case 'c':
+            bad = parse_int(optarg, 0, CPU_SETSIZE - 1, &o->cpu);
+            break;
+        case 'h':
+            usage(stdout, argv[0]);
+            return 1;
+        default:
+            return -EINVAL;
+        }
+        if (bad < 0) {
+            const char *name = "?";
+            for (const struct option *lo = longopts; lo->name != NULL; lo++) {
+                if (lo->val == c)
+                    name = lo->name;
+            }
+            fprintf(stderr, "%s: bad value for --%s: '%s'\n", argv[0], name, optarg);
+            return -EINVAL;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Pins the process to @cpu. Returns 0 or -errno. */
+static int pin_cpu(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+/*
+ * Raises the RLIMIT_NOFILE soft limit to the hard limit (capped at MAX_FDS), so that a thousand
+ * connections fit under a default soft limit of 1024. Returns the limit now in force, which is
+ * also the size the fd table needs since no fd can reach it.
+ */
+static int raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 1024;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > MAX_FDS ? MAX_FDS : rl.rlim_max;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return 1024;
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > MAX_FDS ? MAX_FDS : (int)rl.rlim_cur;
+}
+
+/*
+ * Opens the listening socket. It and the accepted sockets stay blocking: io_uring tries every
+ * socket op non-blocking first and arms an internal poll when it would block, while O_NONBLOCK
+ * would only make a request punted to io-wq fail with -EAGAIN. TCP_NODELAY is set here because
+ * Linux clones an accepted socket from its listener (sk_clone_lock), nonagle included, so every
+ * connection has Nagle off without a setsockopt() per accept. Returns the fd, or -errno.
+ */
+static int open_listener(const struct options *o, int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+    if (inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
+        return -EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    socklen_t len = sizeof(sa);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, o->backlog) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/*
+ * Returns a free SQE. When the SQ is full the queued SQEs are submitted first; that extra enter
+ * only happens when one batch of completions produces more than SQ_ENTRIES requests.
+ */
+static struct io_uring_sqe *get_sqe(struct server *s)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (sqe == NULL) {
+        io_uring_submit(&s->ring);
+        s->enters++;
+        sqe = io_uring_get_sqe(&s->ring);
+        if (sqe == NULL) {
+            /* Submission consumed nothing: the ring is unusable, and no recovery is sensible. */
+            fprintf(stderr, "uring_echo: submission queue stuck\n");
+            abort();
+        }
+    }
+    return sqe;
+}
+
+/*
+ * Returns an SQE for a new request, counted in s->inflight: every request posts exactly one final
+ * CQE (one without F_MORE), which uncounts it in handle_cqe(). The caller preps the SQE, which
+ * clears user_data, and then tags it with set_ud().
+ */
+static struct io_uring_sqe *queue_op(struct server *s)
+{
+    s->inflight++;
+    return get_sqe(s);
+}
+
+static void set_ud(struct io_uring_sqe *sqe, enum op op, int fd, uint32_t gen)
+{
+    io_uring_sqe_set_data64(sqe, make_ud(op, fd, gen));
+}
+
+static void arm_accept(struct server *s)
+{
+    struct io_uring_sqe *sqe = queue_op(s);
+    if (s->accept_mshot) {
+        io_uring_prep_multishot_accept(sqe, s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        set_ud(sqe, OP_ACCEPT_MSHOT, s->lfd, 0);
+    } else {
+        io_uring_prep_accept(sqe, s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        set_ud(sqe, OP_ACCEPT, s->lfd, 0);
+    }
+    s->accept_armed = true;
+}
+
+static void resume_accept(struct server *s)
+{
+    if (!s->accept_paused)
+        return;
+    s->accept_paused = false;
+    if (!s->accept_armed && !s->stop)
+        arm_accept(s);
+}
+
+/*
+ * Stops accepting after EMFILE, ENFILE, ENOBUFS or ENOMEM: re-arming at once would fail again at
+ * once, a busy loop. Accepting resumes when a connection closes or when the back-off timer fires.
+ */
+static void pause_accept(struct server *s)
+{
+    s->accept_paused = true;
+    if (s->timer_armed)
+        return;
+    struct io_uring_sqe *sqe = queue_op(s);
+    io_uring_prep_timeout(sqe, &s->backoff, 0, 0);
+    set_ud(sqe, OP_TIMEOUT, -1, 0);
+    s->timer_armed = true;
+}
+
+static void arm_signal(struct server *s)
+{
+    struct io_uring_sqe *sqe = queue_op(s);
+    io_uring_prep_poll_add(sqe, s->sfd, POLLIN);
+    set_ud(sqe, OP_SIGNAL, s->sfd, 0);
+}
+
+/* Gives buffer @bid back to the kernel. The ring tail is published once per loop iteration. */
+static void return_buf(struct server *s, uint16_t bid)
+{
+    io_uring_buf_ring_add(s->br, s->pbufs + (size_t)bid * PBUF_SIZE, PBUF_SIZE, bid,
+                          io_uring_buf_ring_mask(PBUF_COUNT), (int)s->br_pending);
+    s->br_pending++;
+}
+
+static void arm_recv(struct server *s, int fd, struct conn *c)
+{
+    struct io_uring_sqe *sqe = queue_op(s);
+    if (!s->use_pbuf) {
+        io_uring_prep_recv(sqe, fd, c->buf, BASIC_BUF_SIZE, 0);
+        set_ud(sqe, OP_RECV, fd, c->gen);
+    } else {
+        c->recv_mshot = s->recv_mshot;
+        if (s->recv_mshot) {
+            io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+            set_ud(sqe, OP_RECV_MSHOT, fd, c->gen);
+        } else {
+            io_uring_prep_recv(sqe, fd, NULL, PBUF_SIZE, 0);
+            set_ud(sqe, OP_RECV, fd, c->gen);
+        }
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = PBUF_GROUP;
+    }
+    c->recv_armed = true;
+}
+
+static void arm_send(struct server *s, int fd, struct conn *c)
+{
+    struct io_uring_sqe *sqe = queue_op(s);
+    if (!s->use_pbuf) {
+        io_uring_prep_send(sqe, fd, c->buf + c->off, c->len - c->off, MSG_NOSIGNAL);
+    } else {
+        /*
+         * MSG_WAITALL makes the kernel finish a partial stream send itself (5.19+; older kernels
+         * ignore it) instead of posting a short CQE; short sends are still handled below.
+         */
+        const char *p = s->pbufs + (size_t)c->q_head * PBUF_SIZE + c->q_off;
+        io_uring_prep_send(sqe, fd, p, s->pbuf_len[c->q_head] - c->q_off,
+                           MSG_NOSIGNAL | (s->fast ? MSG_WAITALL : 0));
+    }
+    set_ud(sqe, OP_SEND, fd, c->gen);
+    c->send_armed = true;
+}
+
+static void cancel_recv(struct server *s, int fd, struct conn *c)
+{
+    struct io_uring_sqe *sqe = queue_op(s);
+    io_uring_prep_cancel64(sqe, make_ud(c->recv_mshot ? OP_RECV_MSHOT : OP_RECV, fd, c->gen), 0);
+    set_ud(sqe, OP_CANCEL, fd, c->gen);
+    c->cancel_sent = true;
+}
+
+/*
+ * Frees the slot and closes the fd through the ring, so the close rides along with the next
+ * submit instead of costing a syscall. The fd number cannot be reused by an accept before the
+ * close runs, and any later CQE for this connection fails the generation check.
+ */
+static void release_conn(struct server *s, int fd, struct conn *c)
+{
+    while (c->queued > 0) {
+        return_buf(s, c->q_head);
+        c->q_head = s->pbuf_next[c->q_head];
+        c->queued--;
+    }
+    if (c->starved)
+        s->nstarved--;
+    free(c->buf);
+    *c = (struct conn){0};
+    struct io_uring_sqe *sqe = queue_op(s);
+    io_uring_prep_close(sqe, fd);
+    set_ud(sqe, OP_CLOSE, fd, 0);
+    resume_accept(s);
+}
+
+/*
+ * Moves a connection forward after any of its completions: finishes it when it is done, sends
+ * pending output, and keeps a recv armed while there is room for what it would bring.
+ */
+static void conn_step(struct server *s, int fd, struct conn *c)
+{
+    bool pending = s->use_pbuf ? c->queued > 0 : c->off < c->len;
+    if (c->eof && !pending && !c->send_armed)
+        c->closing = true;
+    if (c->closing) {
+        if (c->recv_armed && !c->cancel_sent)
+            cancel_recv(s, fd, c);
+        if (!c->recv_armed && !c->send_armed)
+            release_conn(s, fd, c);
+        return;
+    }
+    if (pending && !c->send_armed)
+        arm_send(s, fd, c);
+    /* basic: strictly recv, send, recv; fast: recv while the queue has room. */
+    bool room = s->use_pbuf ? c->queued < CONN_MAX_BUFS : !pending;
+    if (!c->recv_armed && !c->eof && !c->starved && room && !s->stop)
+        arm_recv(s, fd, c);
+    else if (c->recv_armed && c->recv_mshot && !room && !c->cancel_sent)
+        cancel_recv(s, fd, c);
+}
+
+static void on_new_conn(struct server *s, int fd)
+{
+    if (fd >= s->nfds) {
+        /* Cannot happen while the table matches RLIMIT_NOFILE; refuse rather than overrun. */
+        close(fd);
+        return;
+    }
+    struct conn *c = &s->table[fd];
+    if (++s->next_gen == 0)
+        s->next_gen = 1;
+    *c = (struct conn){.gen = s->next_gen};
+    if (!s->use_pbuf && (c->buf = malloc(BASIC_BUF_SIZE)) == NULL) {
+        c->gen = 0;
+        close(fd);
+        return;
+    }
+    if (fd > s->max_fd)
+        s->max_fd = fd;
+    s->conns++;
+    arm_recv(s, fd, c);
+}
+
+static void on_accept(struct server *s, enum op op, int res, bool more)
+{
+    if (!more)
+        s->accept_armed = false;
+    if (res >= 0) {
+        on_new_conn(s, res);
+    } else if (res == -EINVAL && op == OP_ACCEPT_MSHOT) {
+        s->accept_mshot = false; /* before 5.19 */
+    } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        pause_accept(s);
+    }
+    /* Other errors (ECONNABORTED, EPERM from a firewall...) concern one connection: go on. */
+    if (!s->accept_armed && !s->accept_paused && !s->stop)
+        arm_accept(s);
+}
+
+static void on_recv(struct server *s, int fd, struct conn *c, enum op op, int res, uint32_t flags)
+{
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more) {
+        c->recv_armed = false;
+        c->cancel_sent = false;
+    }
+    if (res > 0) {
+        s->msgs++;
+        s->bytes += (uint64_t)res;
+        if (!s->use_pbuf) {
+            c->len = (uint32_t)res;
+            c->off = 0;
+        } else {
+            uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+            s->pbuf_len[bid] = (uint32_t)res;
+            if (c->queued++ == 0)
+                c->q_head = bid;
+            else
+                s->pbuf_next[c->q_tail] = bid;
+            c->q_tail = bid;
+        }
+    } else if (res == 0) {
+        c->eof = true;
+    } else if (res == -ENOBUFS) {
+        /* Nothing was consumed; the data waits in the socket until buffers return. */
+        s->enobufs++;
+        if (!c->recv_armed && !c->starved) {
+            c->starved = true;
+            s->nstarved++;
+        }
+    } else if (res == -EINVAL && op == OP_RECV_MSHOT) {
+        s->recv_mshot = false; /* before 6.0: single-shot recvs from the same buffer ring */
+    } else if (res != -ECANCELED) {
+        c->closing = true; /* ECONNRESET, ETIMEDOUT...: the peer is gone */
+    }
+    conn_step(s, fd, c);
+}
+
+static void on_send(struct server *s, int fd, struct conn *c, int res)
+{
+    c->send_armed = false;
+    if (res <= 0) {
+        c->closing = true; /* EPIPE, ECONNRESET; 0 cannot happen for a non-empty send */
+    } else if (!s->use_pbuf) {
+        c->off += (uint32_t)res;
+    } else {
+        c->q_off += (uint32_t)res;
+        if (c->q_off == s->pbuf_len[c->q_head]) {
+            return_buf(s, c->q_head);
+            c->q_head = s->pbuf_next[c->q_head];
+            c->q_off = 0;
+            c->queued--;
+        }
+    }
+    conn_step(s, fd, c);
+}
+
+static void on_signal(struct server *s)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        s->stop = true;
+    if (!s->stop)
+        arm_signal(s);
+}
+
+/* Dispatches one CQE. Reads everything it needs before the caller advances the CQ head. */
+static void handle_cqe(struct server *s, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    enum op op = (enum op)(ud & 0xff);
+    int fd = (int)((ud >> 8) & 0xffffff);
+    uint32_t gen = (uint32_t)(ud >> 32);
+    int res = cqe->res;
+    uint32_t flags = cqe->flags;
+    bool more = flags & IORING_CQE_F_MORE;
+
+    if (!more)
+        s->inflight--;
+    if (flags & IORING_CQE_F_BUFFER)
+        s->pbuf_held++;
+    switch (op) {
+    case OP_ACCEPT:
+    case OP_ACCEPT_MSHOT:
+        on_accept(s, op, res, more);
+        break;
+    case OP_RECV:
+    case OP_RECV_MSHOT:
+    case OP_SEND: {
+        struct conn *c = fd < s->nfds ? &s->table[fd] : NULL;
+        if (c == NULL || c->gen == 0 || c->gen != gen) {
+            /* Not expected: a connection is released only once its requests are done. */
+            if (flags & IORING_CQE_F_BUFFER)
+                return_buf(s, (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT));
+            break;
+        }
+        if (op == OP_SEND)
+            on_send(s, fd, c, res);
+        else
+            on_recv(s, fd, c, op, res, flags);
+        break;
+    }
+    case OP_SIGNAL:
+        on_signal(s);
+        break;
+    case OP_TIMEOUT:
+        s->timer_armed = false;
+        resume_accept(s);
+        break;
+    case OP_CLOSE:
+    case OP_CANCEL:
+    case OP_CANCEL_ALL:
+        break;
+    }
+}
+
+/*
+ * Publishes returned buffers, then re-arms as many starved connections as the ring now has
+ * buffers, round-robin from a cursor. Counting what the ring holds, not what just came back, keeps
+ * a connection from starving forever when its -ENOBUFS raced with the last return, while a trickle
+ * of returns still does not wake every starved connection into another -ENOBUFS. Starvation is
+ * rare (the pool is 16 MiB), so the O(max_fd) sweep is the simple choice.
+ */
+static void flush_bufs(struct server *s)
+{
+    if (s->br_pending > 0) {
+        io_uring_buf_ring_advance(s->br, (int)s->br_pending);
+        s->pbuf_held -= s->br_pending;
+        s->br_pending = 0;
+    }
+    unsigned budget = PBUF_COUNT - s->pbuf_held;
+    for (int i = 0; i <= s->max_fd && s->nstarved > 0 && budget > 0; i++) {
+        int fd = (int)(s->starve_cursor++ % (unsigned)(s->max_fd + 1));
+        struct conn *c = &s->table[fd];
+        if (c->gen != 0 && c->starved) {
+            c->starved = false;
+            s->nstarved--;
+            budget--;
+            conn_step(s, fd, c);
+        }
+    }
+}
+
+static int run(struct server *s)
+{
+    while (!s->stop) {
+        if (s->br_pending > 0 || s->nstarved > 0)
+            flush_bufs(s);
+        /* The iteration's one syscall: submit all queued SQEs and wait for a completion. */
+        int r = io_uring_submit_and_wait(&s->ring, 1);
+        s->enters++;
+        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
+            fprintf(stderr, "io_uring_submit_and_wait: %s\n", strerror(-r));
+            return -1;
+        }
+        unsigned head, n = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            handle_cqe(s, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&s->ring, n);
+    }
+    return 0;
+}
+
+/*
+ * Cancels every request and reaps the CQEs, so that no request can still touch a buffer when the
+ * memory is freed. IORING_ASYNC_CANCEL_ANY needs 5.19; before it the cancel fails with -EINVAL and
+ * the ring teardown (io_uring_queue_exit) has to do the cancelling. Returns 0, or -ETIME if some
+ * request did not finish within DRAIN_TIMEOUT_SEC.
+ */
+static int drain(struct server *s)
+{
+    struct io_uring_sqe *sqe = queue_op(s);
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    set_ud(sqe, OP_CANCEL_ALL, -1, 0);
+    while (s->inflight > 0) {
+        struct __kernel_timespec ts = {.tv_sec = DRAIN_TIMEOUT_SEC};
+        struct io_uring_cqe *first;
+        int r = io_uring_submit_and_wait_timeout(&s->ring, &first, 1, &ts, NULL);
+        if (r == -ETIME)
+            return -ETIME;
+        if (r < 0 && r != -EINTR)
+            return r;
+        unsigned head, n = 0;
+        struct io_uring_cqe *cqe;
+        bool unsupported = false;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            if (!(cqe->flags & IORING_CQE_F_MORE))
+                s->inflight--;
+            if ((cqe->user_data & 0xff) == OP_CANCEL_ALL && cqe->res == -EINVAL)
+                unsupported = true;
+            n++;
+        }
+        io_uring_cq_advance(&s->ring, n);
+        if (unsupported)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* Creates the ring, trying the best setup flags first. Returns 0 or -errno. */
+static int setup_ring(struct server *s)
+{
+    static const struct {
+        unsigned flags;
+        const char *name;
+    } tries[] = {
+        {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+         "defer_taskrun"},
+        {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+         "coop_taskrun"},
+        {IORING_SETUP_SUBMIT_ALL, "submit_all"},
+        {0, "plain"},
+    };
+    int r = -EINVAL;
+    for (size_t i = s->fast ? 0 : 3; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        struct io_uring_params p = {
+            .flags = tries[i].flags | IORING_SETUP_CQSIZE,
+            .cq_entries = CQ_ENTRIES,
+        };
+        r = io_uring_queue_init_params(SQ_ENTRIES, &s->ring, &p);
+        if (r == 0) {
+            s->setup_name = tries[i].name;
+            break;
+        }
+        /* -EINVAL: a flag this kernel lacks. Anything else (ENOMEM, EPERM) will not get better. */
+        if (r != -EINVAL)
+            return r;
+    }
+    if (r < 0)
+        return r;
+    s->ring_ok = true;
+    if (!s->fast)
+        return 0;
+
+    s->reg_ring = io_uring_register_ring_fd(&s->ring) == 1;
+
+    /* The buffer ring is mmap()ed: it must be page aligned, and the kernel reads it in place. */
+    size_t ring_bytes = PBUF_COUNT * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *bufs = mmap(NULL, (size_t)PBUF_COUNT * PBUF_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    s->pbuf_next = calloc(PBUF_COUNT, sizeof(*s->pbuf_next));
+    s->pbuf_len = calloc(PBUF_COUNT, sizeof(*s->pbuf_len));
+    if (br == MAP_FAILED || bufs == MAP_FAILED || s->pbuf_next == NULL || s->pbuf_len == NULL)
+        goto no_pbuf;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)br,
+        .ring_entries = PBUF_COUNT,
+        .bgid = PBUF_GROUP,
+    };
+    if (io_uring_register_buf_ring(&s->ring, &reg, 0) < 0)
+        goto no_pbuf;
+    s->br = br;
+    s->pbufs = bufs;
+    io_uring_buf_ring_init(s->br);
+    for (unsigned i = 0; i < PBUF_COUNT; i++)
+        return_buf(s, (uint16_t)i);
+    io_uring_buf_ring_advance(s->br, (int)s->br_pending);
+    s->br_pending = 0;
+    s->use_pbuf = true;
+    return 0;
+
+no_pbuf:
+    /* Before 5.19: keep the fast setup and accept, use the basic data path. */
+    if (br != MAP_FAILED)
+        munmap(br, ring_bytes);
+    if (bufs != MAP_FAILED)
+        munmap(bufs, (size_t)PBUF_COUNT * PBUF_SIZE);
+    free(s->pbuf_next);
+    free(s->pbuf_len);
+    s->pbuf_next = NULL;
+    s->pbuf_len = NULL;
+    return 0;
+}
+
+static void teardown(struct server *s)
+{
+    if (s->ring_ok && s->inflight > 0) {
+        int r = drain(s);
+        if (r < 0 && r != -EINVAL)
+            fprintf(stderr, "uring_echo: %u requests still in flight at exit (%s)\n", s->inflight,
+                    strerror(-r));
+    }
+    if (s->table != NULL) {
+        for (int fd = 0; fd <= s->max_fd; fd++) {
+            if (s->table[fd].gen != 0) {
+                close(fd);
+                free(s->table[fd].buf);
+            }
+        }
+    }
+    if (s->use_pbuf) {
+        io_uring_unregister_buf_ring(&s->ring, PBUF_GROUP);
+        munmap(s->br, PBUF_COUNT * sizeof(struct io_uring_buf));
+        munmap(s->pbufs, (size_t)PBUF_COUNT * PBUF_SIZE);
+    }
+    free(s->pbuf_next);
+    free(s->pbuf_len);
+    if (s->ring_ok)
+        io_uring_queue_exit(&s->ring);
+    if (s->lfd >= 0)
+        close(s->lfd);
+    if (s->sfd >= 0)
+        close(s->sfd);
+    free(s->table);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    int r = parse_options(argc, argv, &o);
+    if (r != 0) {
+        if (r < 0)
+            usage(stderr, argv[0]);
+        return r < 0 ? 2 : 0;
+    }
+    if (o.cpu >= 0 && (r = pin_cpu(o.cpu)) < 0) {
+        fprintf(stderr, "sched_setaffinity(cpu %d): %s\n", o.cpu, strerror(-r));
+        return 1;
+    }
+
+    int status = 1;
+    struct server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        perror("calloc");
+        return 1;
+    }
+    s->lfd = s->sfd = -1;
+    s->fast = o.fast;
+    s->accept_mshot = o.fast;
+    s->recv_mshot = o.fast;
+    s->backoff.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL;
+
+    /* MSG_NOSIGNAL covers the sends; this covers anything else that might write to a dead peer. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    /* Blocked so that they queue for the signalfd instead of killing the process. */
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    s->nfds = raise_nofile();
+    s->table = calloc((size_t)s->nfds, sizeof(*s->table));
+    if (s->table == NULL) {
+        perror("calloc");
+        goto out;
+    }
+    s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sfd < 0) {
+        perror("signalfd");
+        goto out;
+    }
+    if ((r = setup_ring(s)) < 0) {
+        fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-r));
+        goto out;
+    }
+    int port = 0;
+    s->lfd = open_listener(&o, &port);
+    if (s->lfd < 0) {
+        fprintf(stderr, "listen on %s:%d: %s\n", o.host, o.port, strerror(-s->lfd));
+        goto out;
+    }
+    arm_signal(s);
+    arm_accept(s);
+    printf("ready port=%d\n", port);
+    fflush(stdout);
+
+    if (run(s) == 0)
+        status = 0;
+    fprintf(stderr,
+            "conns=%llu msgs=%llu bytes=%llu enters=%llu enobufs=%llu mode=%s"
+            " features=%s%s%s%s%s\n",
+            (unsigned long long)s->conns, (unsigned long long)s->msgs, (unsigned long long)s->bytes,
+            (unsigned long long)s->enters, (unsigned long long)s->enobufs,
+            s->fast ? "fast" : "basic", s->setup_name, s->reg_ring ? ",reg_ring" : "",
+            s->accept_mshot ? ",mshot_accept" : "", s->use_pbuf ? ",buf_ring" : "",
+            s->use_pbuf && s->recv_mshot ? ",mshot_recv" : "");
+
+out:
+    teardown(s);
+    free(s);
+    return status;
+}

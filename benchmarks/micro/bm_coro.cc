@@ -1,0 +1,127 @@
+/* Coroutine lifetime: spawn + run + end of a detached coroutine with a warm stack pool, against
+ * the cost of one switch measured in the same binary.
+ *
+ * "One switch" here is one resume + yield pair (the loop resumes a coroutine, it calls
+ * corio_yield(); two context switches and one loop iteration), as in bm_ctx. One item of
+ * BM_coro_spawn_run_end is one coroutine: corio_spawn (stack from the pool, handle slot, initial
+ * frame, run queue), its first resume, its return, and the end (slot freed, stack back to the
+ * pool); the corio_loop_run() that runs a batch of N is shared by the N.
+ */
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+/* corio_stats names both a struct and a function: g++ -Wshadow warns about the header. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#include "corio.h"
+#pragma GCC diagnostic pop
+
+/* The shared main and summary helpers, defined in bm_common.cc. */
+namespace corio_bm
+{
+double median_ns(const std::string &name, bool real = false);
+double median_counter(const std::string &name, const std::string &counter);
+std::string skip_reason(const std::string &name);
+bool ratio_line(const char *what, double value, const char *op, double target, const char *unit,
+                const std::string &why);
+int run_main(int argc, char **argv, void (*summary)());
+} // namespace corio_bm
+
+namespace
+{
+
+corio_loop *new_loop(benchmark::State &state, const corio_loop_opts *opts)
+{
+    corio_loop *loop = nullptr;
+    int err = corio_loop_new(&loop, opts);
+    if (err < 0) {
+        fprintf(stderr, "corio_loop_new: %s\n", strerror(-err));
+        state.SkipWithError("io_uring unavailable");
+        return nullptr;
+    }
+    return loop;
+}
+
+int return_at_once(void *)
+{
+    return 0;
+}
+
+/* Spawns @n detached coroutines that return at once and runs the loop until they have ended.
+ * Returns the number of failed spawns. */
+int spawn_batch(corio_loop *loop, int n)
+{
+    int failed = 0;
+    for (int i = 0; i < n; i++)
+        failed += corio_spawn(loop, return_at_once, nullptr, nullptr) != 0;
+    corio_loop_run(loop);
+    return failed;
+}
+
+/* N coroutines per batch; per item: one spawn + run + end. */
+void BM_coro_spawn_run_end(benchmark::State &state)
+{
+    const int n = int(state.range(0));
+    corio_loop_opts opts{};
+    opts.stack_cache = unsigned(n < 1024 ? 1024 : n); /* every stack of a batch comes back */
+    corio_loop *loop = new_loop(state, &opts);
+    if (!loop)
+        return;
+    spawn_batch(loop, n); /* warm the stack pool and the handle table: setup, untimed */
+    int failed = 0;
+    for (auto _ : state)
+        failed += spawn_batch(loop, n);
+    if (failed)
+        state.SkipWithError("corio_spawn failed");
+    state.SetItemsProcessed(state.iterations() * n);
+    corio_loop_free(loop);
+}
+BENCHMARK(BM_coro_spawn_run_end)->Arg(1)->Arg(256);
+
+/* One switch: a coroutine that yields once per benchmark iteration (as BM_ctx_yield). */
+int yield_driver(void *arg)
+{
+    auto *state = static_cast<benchmark::State *>(arg);
+    for (auto _ : *state)
+        benchmark::DoNotOptimize(corio_yield());
+    return 0;
+}
+
+void BM_coro_switch(benchmark::State &state)
+{
+    corio_loop *loop = new_loop(state, nullptr);
+    if (!loop)
+        return;
+    if (corio_spawn(loop, yield_driver, &state, nullptr) != 0)
+        state.SkipWithError("corio_spawn failed"); /* the state loop then runs no iteration */
+    if (corio_loop_run(loop) != 0)
+        state.SkipWithError("corio_loop_run failed");
+    state.SetItemsProcessed(state.iterations());
+    corio_loop_free(loop);
+}
+BENCHMARK(BM_coro_switch);
+
+void summary()
+{
+    using namespace corio_bm;
+    double spawn = median_ns("BM_coro_spawn_run_end/256");
+    double spawn1 = median_ns("BM_coro_spawn_run_end/1");
+    double sw = median_ns("BM_coro_switch");
+    ratio_line("coro_spawn_run_end_vs_switch", spawn / sw, "<=", 10, "x",
+               skip_reason("BM_coro_spawn_run_end/256"));
+    printf("  ns (CPU, median): spawn+run+end per coroutine, batches of 256: %.2f (real %.2f); "
+           "batches of 1 (a loop run each): %.2f (real %.2f); one switch = resume+yield pair: "
+           "%.2f (real %.2f)\n",
+           spawn, median_ns("BM_coro_spawn_run_end/256", true), spawn1,
+           median_ns("BM_coro_spawn_run_end/1", true), sw, median_ns("BM_coro_switch", true));
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    return corio_bm::run_main(argc, argv, summary);
+}

@@ -1,0 +1,1282 @@
+/* The fast path, network side (issue 5): provided buffer rings run dry and refilled with every
+ * byte verified, multishot receivers in each of their endings, multishot accept (200 connections
+ * through one SQE, re-arm at RLIMIT_NOFILE and at a full fixed file table, without a busy loop),
+ * direct descriptors, and coroutines that return with a receiver or an acceptor still armed.
+ * Loopback only, ports picked by the kernel. The ring side is in test_fastpath.c. */
+#include "helpers.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
+#define T_BOUND (corio_now() + CORIO_SEC(10))
+
+/* ---- fixtures and small helpers -------------------------------------------------------------- */
+
+static int fds_at_setup;
+
+static unsigned slowdown(void)
+{
+    return t_on_valgrind() ? 10 : 1;
+}
+
+static void watchdog_fired(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_fastpath_net: watchdog: a test hung; aborting\n";
+    ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)r;
+    _exit(70);
+}
+
+/* Every test: a watchdog against hangs, and no fd may leak. */
+static int fp_setup(void **state)
+{
+    (void)state;
+    signal(SIGALRM, watchdog_fired);
+    alarm(30 * slowdown());
+    fds_at_setup = t_count_fds();
+    return 0;
+}
+
+static int fp_teardown(void **state)
+{
+    (void)state;
+    alarm(0);
+    int now = t_count_fds();
+    if (now != fds_at_setup) {
+        print_error("fd leak: %d fds open before the test, %d after it\n", fds_at_setup, now);
+        return -1;
+    }
+    return 0;
+}
+
+#define FP_TEST(fn) cmocka_unit_test_setup_teardown(fn, fp_setup, fp_teardown)
+
+static struct corio_loop *mkloop(const struct corio_loop_opts *o)
+{
+    struct corio_loop *l = NULL;
+    int err = corio_loop_new(&l, o);
+    if (err)
+        fail_msg("corio_loop_new: %s (%s)", strerror(-err), corio_strerror_setup(err));
+    return l;
+}
+
+/* Skips the test (freeing @l) when the kernel lacks @feat. */
+static void need(struct corio_loop *l, enum corio_feature feat)
+{
+    if (!corio_loop_has(l, feat)) {
+        print_message("SKIP: the kernel lacks %s\n", corio_feature_name(feat));
+        corio_loop_free(l);
+        skip();
+    }
+}
+
+static struct corio_bufring *mkring(struct corio_loop *l, unsigned count, size_t size)
+{
+    struct corio_bufring *br = NULL;
+    int err = corio_bufring_new(&br, l, count, size);
+    if (err)
+        fail_msg("corio_bufring_new(%u, %zu): %s", count, size, strerror(-err));
+    return br;
+}
+
+static void set_linger0(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+}
+
+/* A blocking client connected to 127.0.0.1:@port (it lands in the listener's backlog), with a
+ * receive timeout so that a check on it cannot hang. */
+static int dial_blocking(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {.tv_sec = 5 * (time_t)slowdown()};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    return fd;
+}
+
+/* Reads what a served client must see: @len bytes equal to @want, then the end of the stream.
+ * Returns 0, or -errno from recv (-ECONNRESET: the server dropped it), or -EPROTO for wrong bytes
+ * or a missing end; says which on stderr. Fails nothing itself, so that the caller can clean up
+ * and report the coroutines' expectations first. */
+static int reply_then_eof(int fd, const void *want, size_t len)
+{
+    char buf[64];
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv(fd, buf + got, len - got, 0);
+        if (n <= 0) {
+            int err = n < 0 ? -errno : -EPROTO;
+            print_error("client fd %d: recv gave %zd (%s) after %zu of %zu bytes\n", fd, n,
+                        n < 0 ? strerror(errno) : "eof", got, len);
+            return err;
+        }
+        got += (size_t)n;
+    }
+    if (memcmp(buf, want, len) != 0) {
+        print_error("client fd %d: wrong reply\n", fd);
+        return -EPROTO;
+    }
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n != 0) {
+        print_error("client fd %d: recv gave %zd (%s), not the end\n", fd, n,
+                    n < 0 ? strerror(errno) : "data");
+        return n < 0 ? -errno : -EPROTO;
+    }
+    return 0;
+}
+
+/* ---- buffer ring exhaustion with every byte verified ----------------------------------------- */
+
+/* A ring of 4 buffers of 64 bytes and a peer sending 64 KiB. The receiver borrows buffers until
+ * it holds all four and only then gives them back (after a yield or a sleep): each time the
+ * kernel finds the ring empty with data waiting, ends the multishot with -ENOBUFS, and corio arms
+ * it again once buffers are back. Every byte must arrive, in order, and a buffer held must not
+ * be written meanwhile. */
+enum { BX_COUNT = 4, BX_SIZE = 64, BX_LEN = 64 * 1024 };
+
+struct bx {
+    int sv[2];
+    struct corio_bufring *br;
+    size_t got;   /* bytes received and verified */
+    unsigned dry; /* times every buffer was borrowed at once */
+};
+
+static int bx_sender(void *arg)
+{
+    struct bx *c = arg;
+    unsigned char *out = malloc(BX_LEN);
+    if (!T_EXPECT(out != NULL))
+        return -1;
+    t_fill(out, BX_LEN, 71, 0);
+    T_EXPECT_EQ(corio_send_all(c->sv[1], out, BX_LEN, NULL, T_BOUND), BX_LEN);
+    T_EXPECT_EQ(corio_shutdown(c->sv[1], SHUT_WR), 0);
+    free(out);
+    return 0;
+}
+
+static int bx_receiver(void *arg)
+{
+    struct bx *c = arg;
+    struct corio_receiver rx;
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    struct corio_buf held[BX_COUNT];
+    size_t held_pos[BX_COUNT];
+    unsigned nh = 0;
+    size_t pos = 0;
+    for (;;) {
+        ssize_t n = corio_receiver_next(&rx, &held[nh], T_BOUND);
+        if (n == 0)
+            break;
+        if (!T_EXPECT(n > 0 && n <= BX_SIZE))
+            break;
+        T_EXPECT_EQ(held[nh].len, n);
+        T_EXPECT_EQ(t_check(held[nh].data, (size_t)n, 71, pos), -1);
+        held_pos[nh++] = pos;
+        pos += (size_t)n;
+        if (nh < BX_COUNT)
+            continue;
+        /* Every buffer is borrowed: the kernel has nowhere to put what waits in the socket. */
+        T_EXPECT_EQ(corio_bufring_available(c->br), 0);
+        if (c->dry++ % 16 == 0)
+            T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(1)), 0);
+        else
+            T_EXPECT_EQ(corio_yield(), 0);
+        for (unsigned i = 0; i < nh; i++) {
+            T_EXPECT_EQ(t_check(held[i].data, held[i].len, 71, held_pos[i]), -1);
+            corio_buf_release(&held[i]);
+        }
+        nh = 0;
+    }
+    for (unsigned i = 0; i < nh; i++) {
+        T_EXPECT_EQ(t_check(held[i].data, held[i].len, 71, held_pos[i]), -1);
+        corio_buf_release(&held[i]);
+    }
+    T_EXPECT_EQ(corio_receiver_next(&rx, &held[0], T_BOUND), 0); /* the end stays the end */
+    corio_receiver_fini(&rx);
+    T_EXPECT_EQ(corio_bufring_available(c->br), BX_COUNT);
+    c->got = pos;
+    return 0;
+}
+
+static int bx_main(void *arg)
+{
+    corio_id a, b;
+    T_EXPECT_EQ(corio_spawn(NULL, bx_receiver, arg, &a), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, bx_sender, arg, &b), 0);
+    T_EXPECT_EQ(corio_join(a, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(b, NULL, T_BOUND), 0);
+    return 0;
+}
+
+static void test_fastpath_bufring_exhaustion(void **state)
+{
+    (void)state;
+    struct corio_loop *l = mkloop(NULL);
+    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct bx c;
+    memset(&c, 0, sizeof(c));
+    c.br = mkring(l, BX_COUNT, BX_SIZE);
+    assert_int_equal(corio_bufring_available(c.br), BX_COUNT);
+    assert_int_equal(t_tcp_pair(c.sv), 0);
+    assert_int_equal(t_run1(l, bx_main, &c), 0);
+    const struct corio_stats *s = corio_stats(l);
+    print_message("  %zu bytes through 4 x 64 B buffers; dry %u times; enobufs=%llu cqes=%llu\n",
+                  c.got, c.dry, (unsigned long long)s->enobufs, (unsigned long long)s->cqes);
+    close(c.sv[0]);
+    close(c.sv[1]);
+    corio_bufring_free(c.br);
+    t_expect_ok();
+    assert_int_equal(c.got, BX_LEN);
+    assert_true(c.dry > 0);
+    assert_true(s->enobufs > 0);
+    corio_loop_free(l);
+}
+
+/* Many connections on one small ring: 16 peers send 8 KiB each, with a pattern of their own,
+ * into 8 shared buffers of 64 bytes. Each receiver holds its buffer across a yield, so the ring
+ * runs dry with several receivers waiting for buffers at once. */
+enum { SH_CONNS = 16, SH_COUNT = 8, SH_SIZE = 64, SH_LEN = 8192 };
+
+struct sh {
+    struct corio_bufring *br;
+    int sv[SH_CONNS][2];
+    size_t got[SH_CONNS];
+};
+
+struct sh_arg {
+    struct sh *c;
+    int i;
+};
+
+static int sh_sender(void *arg)
+{
+    struct sh_arg *a = arg;
+    unsigned char *out = malloc(SH_LEN);
+    if (!T_EXPECT(out != NULL))
+        return -1;
+    t_fill(out, SH_LEN, 100 + (uint64_t)a->i, 0);
+    T_EXPECT_EQ(corio_send_all(a->c->sv[a->i][1], out, SH_LEN, NULL, T_BOUND), SH_LEN);
+    T_EXPECT_EQ(corio_shutdown(a->c->sv[a->i][1], SHUT_WR), 0);
+    free(out);
+    return 0;
+}
+
+static int sh_receiver(void *arg)
+{
+    struct sh_arg *a = arg;
+    struct corio_receiver rx;
+    T_EXPECT_EQ(corio_receiver_init(&rx, a->c->sv[a->i][0], a->c->br), 0);
+    size_t pos = 0;
+    struct corio_buf b;
+    ssize_t n;
+    while ((n = corio_receiver_next(&rx, &b, T_BOUND)) > 0) {
+        T_EXPECT_EQ(t_check(b.data, b.len, 100 + (uint64_t)a->i, pos), -1);
+        T_EXPECT_EQ(corio_yield(), 0);
+        T_EXPECT_EQ(t_check(b.data, b.len, 100 + (uint64_t)a->i, pos), -1);
+        pos += b.len;
+        corio_buf_release(&b);
+    }
+    T_EXPECT_EQ(n, 0);
+    corio_receiver_fini(&rx);
+    a->c->got[a->i] = pos;
+    return 0;
+}
+
+static int sh_main(void *arg)
+{
+    struct sh *c = arg;
+    struct sh_arg args[SH_CONNS];
+    corio_id ids[2 * SH_CONNS];
+    for (int i = 0; i < SH_CONNS; i++) {
+        args[i] = (struct sh_arg){c, i};
+        T_EXPECT_EQ(corio_spawn(NULL, sh_receiver, &args[i], &ids[2 * i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, sh_sender, &args[i], &ids[2 * i + 1]), 0);
+    }
+    for (int i = 0; i < 2 * SH_CONNS; i++)
+        T_EXPECT_EQ(corio_join(ids[i], NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_bufring_available(c->br), SH_COUNT);
+    return 0;
+}
+
+static void test_fastpath_bufring_shared(void **state)
+{
+    (void)state;
+    struct corio_loop *l = mkloop(NULL);
+    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct sh *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->br = mkring(l, SH_COUNT, SH_SIZE);
+    for (int i = 0; i < SH_CONNS; i++)
+        assert_int_equal(t_tcp_pair(c->sv[i]), 0);
+    int64_t t0 = corio_now();
+    assert_int_equal(t_run1(l, sh_main, c), 0);
+    print_message("  %d connections x %d B through %d x %d B shared buffers in %.0f ms; "
+                  "enobufs=%llu\n",
+                  SH_CONNS, SH_LEN, SH_COUNT, SH_SIZE, t_ms_since(t0),
+                  (unsigned long long)corio_stats(l)->enobufs);
+    for (int i = 0; i < SH_CONNS; i++) {
+        close(c->sv[i][0]);
+        close(c->sv[i][1]);
+    }
+    corio_bufring_free(c->br);
+    t_expect_ok();
+    for (int i = 0; i < SH_CONNS; i++)
+        assert_int_equal(c->got[i], SH_LEN);
+    assert_true(corio_stats(l)->enobufs > 0);
+    free(c);
+    corio_loop_free(l);
+}
+
+/* Receivers that wait for buffers must not be stranded behind one that, woken by a returned
+ * buffer, had nothing to receive. One buffer; A holds it; B (nothing will come) and then C (data
+ * waits) wait for a buffer; A gives it back. C must get its data at once, while B still waits. */
+struct strand {
+    struct corio_bufring *br;
+    int a[2], b[2], c[2];       /* [0]: the receiver's end */
+    struct corio_event a_holds; /* A has borrowed the only buffer */
+    int b_res, c_res;           /* what B's and C's receives returned */
+    double c_ms;                /* how long C waited */
+};
+
+static int strand_a(void *arg)
+{
+    struct strand *s = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    T_EXPECT_EQ(corio_receiver_init(&rx, s->a[0], s->br), 0);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), 1);
+    T_EXPECT_EQ(corio_bufring_available(s->br), 0);
+    corio_event_set(&s->a_holds);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(20)), 0); /* B and C park meanwhile */
+    corio_buf_release(&b);
+    corio_receiver_fini(&rx);
+    return 0;
+}
+
+static int strand_b(void *arg)
+{
+    struct strand *s = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    T_EXPECT_EQ(corio_event_wait(&s->a_holds, T_BOUND), 0);
+    T_EXPECT_EQ(corio_receiver_init(&rx, s->b[0], s->br), 0);
+    s->b_res = (int)corio_receiver_next(&rx, &b, corio_now() + CORIO_MS(500) * slowdown());
+    corio_receiver_fini(&rx);
+    return 0;
+}
+
+static int strand_c(void *arg)
+{
+    struct strand *s = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    T_EXPECT_EQ(corio_event_wait(&s->a_holds, T_BOUND), 0);
+    T_EXPECT_EQ(corio_yield(), 0); /* B queues for a buffer first */
+    T_EXPECT_EQ(corio_receiver_init(&rx, s->c[0], s->br), 0);
+    int64_t t0 = corio_now();
+    s->c_res = (int)corio_receiver_next(&rx, &b, corio_now() + CORIO_SEC(2) * slowdown());
+    s->c_ms = t_ms_since(t0);
+    if (s->c_res > 0) {
+        T_EXPECT_EQ(((char *)b.data)[0], 'c');
+        corio_buf_release(&b);
+    }
+    corio_receiver_fini(&rx);
+    return 0;
+}
+
+static int strand_main(void *arg)
+{
+    corio_id ids[3];
+    T_EXPECT_EQ(corio_spawn(NULL, strand_a, arg, &ids[0]), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, strand_b, arg, &ids[1]), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, strand_c, arg, &ids[2]), 0);
+    for (int i = 0; i < 3; i++)
+        T_EXPECT_EQ(corio_join(ids[i], NULL, T_BOUND), 0);
+    return 0;
+}
+
+static void test_fastpath_bufring_waiter_not_stranded(void **state)
+{
+    (void)state;
+    struct corio_loop *l = mkloop(NULL);
+    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct strand s;
+    memset(&s, 0, sizeof(s));
+    s.br = mkring(l, 1, 64);
+    assert_int_equal(t_tcp_pair(s.a), 0);
+    assert_int_equal(t_tcp_pair(s.b), 0);
+    assert_int_equal(t_tcp_pair(s.c), 0);
+    assert_int_equal(send(s.a[1], "a", 1, 0), 1);
+    assert_int_equal(send(s.c[1], "c", 1, 0), 1);
+    assert_int_equal(t_run1(l, strand_main, &s), 0);
+    print_message("  B (no data): %d; C (data waiting): %d after %.1f ms\n", s.b_res, s.c_res,
+                  s.c_ms);
+    int *fds[] = {s.a, s.b, s.c};
+    for (int i = 0; i < 3; i++) {
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    corio_bufring_free(s.br);
+    corio_loop_free(l);
+    t_expect_ok();
+    assert_int_equal(s.b_res, -ETIMEDOUT);
+    assert_int_equal(s.c_res, 1);
+    assert_true(s.c_ms < 400.0 * slowdown()); /* well before B's deadline frees anything */
+}
+
+/* ---- receivers: each way a receive ends ------------------------------------------------------ */
+
+enum { RX_COUNT = 8, RX_SIZE = 256 };
+
+struct rx_case {
+    int sv[2];
+    struct corio_bufring *br;
+    corio_id victim; /* cancel: the coroutine to cancel */
+    int result;      /* what the case's receive returned */
+};
+
+/* The peer sends 100 bytes and shuts down: 100, then 0, and 0 again. */
+static int rx_eof_body(void *arg)
+{
+    struct rx_case *c = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    char out[100];
+    t_fill(out, sizeof(out), 81, 0);
+    T_EXPECT_EQ(send(c->sv[1], out, sizeof(out), 0), sizeof(out));
+    T_EXPECT_EQ(shutdown(c->sv[1], SHUT_WR), 0);
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), 100);
+    T_EXPECT_EQ(t_check(b.data, b.len, 81, 0), -1);
+    T_EXPECT(b.ring == c->br);
+    T_EXPECT_EQ(corio_bufring_available(c->br), RX_COUNT - 1);
+    corio_buf_release(&b);
+    T_EXPECT(b.ring == NULL && b.data == NULL); /* a released buffer is spent */
+    corio_buf_release(&b);                      /* and releasing it again is a no-op */
+    T_EXPECT_EQ(corio_bufring_available(c->br), RX_COUNT);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), 0);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), 0);
+    corio_receiver_fini(&rx);
+    corio_receiver_fini(&rx); /* twice is harmless */
+    return 0;
+}
+
+/* The peer resets the connection: -ECONNRESET, and it stays. */
+static int rx_reset_body(void *arg)
+{
+    struct rx_case *c = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), -ECONNRESET);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), -ECONNRESET);
+    corio_receiver_fini(&rx);
+    return 0;
+}
+
+/* Nothing comes before the deadline: -ETIMEDOUT; the receive stays armed, and data sent later
+ * is received by the next call. */
+static int rx_deadline_body(void *arg)
+{
+    struct rx_case *c = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, t0 + CORIO_MS(20)), -ETIMEDOUT);
+    T_EXPECT(corio_now() - t0 >= CORIO_MS(19));
+    /* A deadline already past: at once. */
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(send(c->sv[1], "later", 5, 0), 5);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), 5);
+    T_EXPECT_EQ(memcmp(b.data, "later", 5), 0);
+    corio_buf_release(&b);
+    corio_receiver_fini(&rx);
+    T_EXPECT_EQ(corio_bufring_available(c->br), RX_COUNT);
+    return 0;
+}
+
+/* Cancelled while parked in a receive: -ECANCELED; fini still works in a cancelled coroutine. */
+static int rx_cancel_victim(void *arg)
+{
+    struct rx_case *c = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    c->result = (int)corio_receiver_next(&rx, &b, T_BOUND);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), -ECANCELED); /* and stays cancelled */
+    corio_receiver_fini(&rx);
+    return 0;
+}
+
+static int rx_cancel_body(void *arg)
+{
+    struct rx_case *c = arg;
+    T_EXPECT_EQ(corio_spawn(NULL, rx_cancel_victim, c, &c->victim), 0);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0);
+    T_EXPECT_EQ(corio_cancel(c->victim), 0);
+    T_EXPECT_EQ(corio_join(c->victim, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(c->result, -ECANCELED);
+    T_EXPECT_EQ(corio_bufring_available(c->br), RX_COUNT);
+    return 0;
+}
+
+/* fini with buffers queued in the receiver: they go back to the ring. */
+static int rx_fini_queued_body(void *arg)
+{
+    struct rx_case *c = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    char out[5 * RX_SIZE];
+    t_fill(out, sizeof(out), 82, 0);
+    T_EXPECT_EQ(send(c->sv[1], out, sizeof(out), 0), sizeof(out));
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), RX_SIZE);
+    T_EXPECT_EQ(t_check(b.data, b.len, 82, 0), -1);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0); /* the other four arrive */
+    T_EXPECT_EQ(corio_bufring_available(c->br), RX_COUNT - 5);
+    corio_buf_release(&b);
+    corio_receiver_fini(&rx);
+    T_EXPECT_EQ(corio_bufring_available(c->br), RX_COUNT);
+    return 0;
+}
+
+/* Coroutines that return without corio_receiver_fini: one with its receive armed and buffers
+ * queued, one armed after a timeout with nothing queued, one that got the end of the stream. The
+ * engine cancels what is armed and gives the buffers back; the loop ends; nothing leaks. */
+static int rx_orphan_queued(void *arg)
+{
+    struct rx_case *c = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    char out[3 * RX_SIZE];
+    t_fill(out, sizeof(out), 83, 0);
+    T_EXPECT_EQ(send(c->sv[1], out, sizeof(out), 0), sizeof(out));
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, T_BOUND), RX_SIZE);
+    corio_buf_release(&b);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0); /* two more queue up */
+    T_EXPECT_EQ(corio_bufring_available(c->br), RX_COUNT - 2);
+    return 0; /* no fini */
+}
+
+static int rx_orphan_idle(void *arg)
+{
+    struct rx_case *c = arg;
+    struct corio_receiver rx;
+    struct corio_buf b;
+    /* The other end of the pair: nothing is sent to it. */
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[1], c->br), 0);
+    T_EXPECT_EQ(corio_receiver_next(&rx, &b, corio_now() + CORIO_MS(5)), -ETIMEDOUT);
+    return 0; /* no fini */
+}
+
+static void rx_case(corio_fn *body, bool reset)
+{
+    struct corio_loop *l = mkloop(NULL);
+    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct rx_case c;
+    memset(&c, 0, sizeof(c));
+    c.br = mkring(l, RX_COUNT, RX_SIZE);
+    assert_int_equal(t_tcp_pair(c.sv), 0);
+    if (reset) {
+        set_linger0(c.sv[1]);
+        close(c.sv[1]);
+        c.sv[1] = -1;
+    }
+    assert_int_equal(t_run1(l, body, &c), 0);
+    assert_int_equal(corio_bufring_available(c.br), RX_COUNT);
+    close(c.sv[0]);
+    if (c.sv[1] >= 0)
+        close(c.sv[1]);
+    corio_bufring_free(c.br);
+    corio_loop_free(l);
+    t_expect_ok();
+}
+
+static void test_fastpath_receiver_eof(void **state)
+{
+    (void)state;
+    rx_case(rx_eof_body, false);
+}
+
+static void test_fastpath_receiver_reset(void **state)
+{
+    (void)state;
+    rx_case(rx_reset_body, true);
+}
+
+static void test_fastpath_receiver_deadline(void **state)
+{
+    (void)state;
+    rx_case(rx_deadline_body, false);
+}
+
+static void test_fastpath_receiver_cancel(void **state)
+{
+    (void)state;
+    rx_case(rx_cancel_body, false);
+}
+
+static void test_fastpath_receiver_fini_returns_queued(void **state)
+{
+    (void)state;
+    rx_case(rx_fini_queued_body, false);
+}
+
+static int rx_orphans_main(void *arg)
+{
+    struct rx_case *c = arg;
+    T_EXPECT_EQ(corio_spawn(NULL, rx_orphan_queued, c, NULL), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, rx_orphan_idle, c, NULL), 0);
+    return 0;
+}
+
+static void test_fastpath_receiver_owner_returns_armed(void **state)
+{
+    (void)state;
+    rx_case(rx_orphans_main, false);
+}
+
+/* ---- multishot accept ------------------------------------------------------------------------ */
+
+/* Serves one accepted connection: a 4-byte message is echoed, then the connection is closed. The
+ * ops: a receive with a deadline (2 SQEs), a send and a close (1 each). */
+#define SERVE_SQES 4
+
+static int serve_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    uint32_t v = 0;
+    T_EXPECT_EQ(corio_recv_all(fd, &v, sizeof(v), NULL, T_BOUND), sizeof(v));
+    T_EXPECT_EQ(corio_send(fd, &v, sizeof(v), 0, CORIO_FOREVER), sizeof(v)); /* never blocks */
+    T_EXPECT_EQ(corio_close(fd), 0);
+    return 0;
+}
+
+enum { AC_QUEUED = 100, AC_LIVE = 100 };
+
+struct ac200 {
+    int lfd, port;
+    int clients[AC_QUEUED]; /* connected before the acceptor was armed */
+    unsigned accepted;
+    uint64_t phase1_sqes; /* SQEs while the queued connections were accepted and served */
+    unsigned dialers_ok;
+};
+
+static int ac_dialer(void *arg)
+{
+    struct ac200 *c = arg;
+    uint32_t id = (uint32_t)(corio_self() & 0xffffffffu);
+    int fd = corio_dial_tcp("127.0.0.1", (uint16_t)c->port, T_BOUND);
+    if (!T_EXPECT(fd >= 0))
+        return -1;
+    uint32_t back = 0;
+    T_EXPECT_EQ(corio_send_all(fd, &id, sizeof(id), NULL, T_BOUND), sizeof(id));
+    T_EXPECT_EQ(corio_recv_all(fd, &back, sizeof(back), NULL, T_BOUND), sizeof(back));
+    T_EXPECT_EQ(back, id);
+    T_EXPECT_EQ(corio_recv(fd, &back, sizeof(back), 0, T_BOUND), 0);
+    T_EXPECT_EQ(corio_close(fd), 0);
+    c->dialers_ok++;
+    return 0;
+}
+
+static int ac200_main(void *arg)
+{
+    struct ac200 *c = arg;
+    const struct corio_stats *s = corio_stats(corio_loop_current());
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, 0), 0);
+    /* Phase 1: the queued connections. One SQE accepts them all; the rest is their service. */
+    uint64_t q0 = s->sqes;
+    corio_id ids[AC_QUEUED];
+    for (int i = 0; i < AC_QUEUED; i++) {
+        int fd = corio_acceptor_next(&a, T_BOUND);
+        if (!T_EXPECT(fd >= 0))
+            return -1;
+        c->accepted++;
+        T_EXPECT_EQ(corio_spawn(NULL, serve_conn, (void *)(intptr_t)fd, &ids[i]), 0);
+    }
+    for (int i = 0; i < AC_QUEUED; i++)
+        T_EXPECT_EQ(corio_join(ids[i], NULL, T_BOUND), 0);
+    c->phase1_sqes = s->sqes - q0;
+    /* Phase 2: connections that arrive while the multishot is armed. */
+    corio_id dl[AC_LIVE];
+    for (int i = 0; i < AC_LIVE; i++)
+        T_EXPECT_EQ(corio_spawn(NULL, ac_dialer, c, &dl[i]), 0);
+    for (int i = 0; i < AC_LIVE; i++) {
+        int fd = corio_acceptor_next(&a, T_BOUND);
+        if (!T_EXPECT(fd >= 0))
+            break;
+        c->accepted++;
+        T_EXPECT_EQ(corio_spawn(NULL, serve_conn, (void *)(intptr_t)fd, NULL), 0);
+    }
+    for (int i = 0; i < AC_LIVE; i++)
+        T_EXPECT_EQ(corio_join(dl[i], NULL, T_BOUND), 0);
+    corio_acceptor_fini(&a);
+    return 0;
+}
+
+static void test_fastpath_accept_200(void **state)
+{
+    (void)state;
+    struct corio_loop *l = mkloop(NULL);
+    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct ac200 *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->lfd = corio_listen_tcp("127.0.0.1", 0, 512, 0);
+    assert_true(c->lfd >= 0);
+    c->port = corio_local_port(c->lfd);
+    for (int i = 0; i < AC_QUEUED; i++) {
+        c->clients[i] = dial_blocking(c->port);
+        uint32_t v = (uint32_t)i;
+        assert_int_equal(send(c->clients[i], &v, sizeof(v), 0), sizeof(v));
+    }
+    assert_int_equal(t_run1(l, ac200_main, c), 0);
+    uint64_t arms = c->phase1_sqes - (uint64_t)AC_QUEUED * SERVE_SQES;
+    print_message("  accepted %u (%d queued + %d live); phase 1: %llu SQEs = %d x %d to serve + "
+                  "%llu for the accept\n",
+                  c->accepted, AC_QUEUED, AC_LIVE, (unsigned long long)c->phase1_sqes, AC_QUEUED,
+                  SERVE_SQES, (unsigned long long)arms);
+    int bad = 0;
+    for (int i = 0; i < AC_QUEUED; i++) {
+        uint32_t v = (uint32_t)i;
+        bad += reply_then_eof(c->clients[i], &v, sizeof(v)) != 0;
+        close(c->clients[i]);
+    }
+    close(c->lfd);
+    corio_loop_free(l);
+    t_expect_ok();
+    assert_int_equal(bad, 0);
+    assert_int_equal(c->accepted, AC_QUEUED + AC_LIVE);
+    assert_int_equal(c->dialers_ok, AC_LIVE);
+    /* One multishot SQE for 100 connections (a re-arm allowed), not one per connection. */
+    assert_true(c->phase1_sqes >= (uint64_t)AC_QUEUED * SERVE_SQES + 1);
+    assert_true(arms <= 2);
+    free(c);
+}
+
+/* Re-arm at RLIMIT_NOFILE. The soft limit is lowered so that only 3 fds can be accepted; 6
+ * connections wait. The multishot accepts 3 and ends with -EMFILE, which corio_acceptor_next
+ * returns; a caller that sleeps 10 ms after each -EMFILE makes a few SQEs and enters, not a busy
+ * loop. Once the accepted connections are served and closed, accepting resumes and the others are
+ * served too. */
+enum { EM_CONNS = 6, EM_FREE = 3 };
+
+struct emfile {
+    int lfd;
+    unsigned first_accepted; /* before the first -EMFILE */
+    int first_err;           /* the error that stopped them */
+    unsigned emfile_calls;   /* -EMFILE results during the back-off window */
+    uint64_t window_sqes, window_enters;
+    double window_ms;
+    unsigned served;
+};
+
+static void serve_one_byte(int fd, unsigned *served)
+{
+    char b = 0;
+    T_EXPECT_EQ(corio_recv(fd, &b, 1, 0, T_BOUND), 1);
+    T_EXPECT_EQ(corio_send(fd, &b, 1, 0, T_BOUND), 1);
+    T_EXPECT_EQ(corio_close(fd), 0);
+    (*served)++;
+}
+
+static int emfile_main(void *arg)
+{
+    struct emfile *c = arg;
+    const struct corio_stats *s = corio_stats(corio_loop_current());
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, 0), 0);
+    int fds[EM_CONNS];
+    int r;
+    while ((r = corio_acceptor_next(&a, T_BOUND)) >= 0 && c->first_accepted < EM_CONNS)
+        fds[c->first_accepted++] = r;
+    c->first_err = r;
+    /* The back-off window: each call arms the accept again and gets -EMFILE at once. */
+    uint64_t q0 = s->sqes, e0 = s->enters;
+    int64_t t0 = corio_now();
+    while (t_ms_since(t0) < 50) {
+        r = corio_acceptor_next(&a, T_BOUND);
+        if (!T_EXPECT_EQ(r, -EMFILE)) {
+            if (r >= 0)
+                corio_close(r);
+            break;
+        }
+        c->emfile_calls++;
+        T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0);
+    }
+    c->window_ms = t_ms_since(t0);
+    c->window_sqes = s->sqes - q0;
+    c->window_enters = s->enters - e0;
+    /* Serving frees descriptors: accepting resumes and the waiting connections get served. */
+    for (unsigned i = 0; i < c->first_accepted; i++)
+        serve_one_byte(fds[i], &c->served);
+    while (c->served < EM_CONNS) {
+        r = corio_acceptor_next(&a, T_BOUND);
+        if (!T_EXPECT(r >= 0))
+            break;
+        serve_one_byte(r, &c->served);
+    }
+    corio_acceptor_fini(&a);
+    return 0;
+}
+
+static void test_fastpath_accept_emfile_rearm(void **state)
+{
+    (void)state;
+    if (t_on_valgrind()) {
+        /* valgrind keeps RLIMIT_NOFILE to itself: the kernel never sees the lower limit. */
+        print_message("SKIP: under valgrind setrlimit(RLIMIT_NOFILE) does not reach the kernel\n");
+        skip();
+    }
+    struct corio_loop *l = mkloop(NULL);
+    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct emfile c;
+    memset(&c, 0, sizeof(c));
+    c.lfd = corio_listen_tcp("127.0.0.1", 0, 64, 0);
+    assert_true(c.lfd >= 0);
+    int port = corio_local_port(c.lfd);
+    int clients[EM_CONNS];
+    for (int i = 0; i < EM_CONNS; i++) {
+        clients[i] = dial_blocking(port);
+        char b = (char)('a' + i);
+        assert_int_equal(send(clients[i], &b, 1, 0), 1);
+    }
+    /* Exactly EM_FREE fd numbers free below the new limit: the lowest free ones are taken in
+     * turn, so the limit goes just above the last of them. */
+    int probe[EM_FREE], top = 0;
+    for (int i = 0; i < EM_FREE; i++) {
+        probe[i] = dup(0);
+        assert_true(probe[i] >= 0);
+        top = probe[i] > top ? probe[i] : top;
+    }
+    for (int i = 0; i < EM_FREE; i++)
+        close(probe[i]);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)top + 1;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(corio_spawn(l, emfile_main, &c, NULL), 0);
+    int run_err = corio_loop_run(l);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0); /* before anything can fail */
+    assert_int_equal(run_err, 0);
+    print_message("  accepted %u, then %d; back-off window %.0f ms: %u x -EMFILE, %llu SQEs, "
+                  "%llu enters; served %u of %d\n",
+                  c.first_accepted, c.first_err, c.window_ms, c.emfile_calls,
+                  (unsigned long long)c.window_sqes, (unsigned long long)c.window_enters, c.served,
+                  EM_CONNS);
+    int bad = 0;
+    for (int i = 0; i < EM_CONNS; i++) {
+        char b = (char)('a' + i);
+        bad += reply_then_eof(clients[i], &b, 1) != 0;
+        close(clients[i]);
+    }
+    close(c.lfd);
+    corio_loop_free(l);
+    t_expect_ok();
+    assert_int_equal(bad, 0);
+    assert_int_equal(c.first_accepted, EM_FREE);
+    assert_int_equal(c.first_err, -EMFILE);
+    assert_true(c.emfile_calls >= 1 && c.emfile_calls <= 6);
+    /* Per call: the re-armed accept and the sleep; a few enters each. A busy loop would make
+     * thousands. */
+    assert_true(c.window_sqes <= 3 * (uint64_t)c.emfile_calls + 2);
+    assert_true(c.window_enters <= 4 * (uint64_t)c.emfile_calls + 4);
+    assert_int_equal(c.served, EM_CONNS);
+}
+
+/* ---- direct descriptors ---------------------------------------------------------------------- */
+
+/* Accepting into the fixed file table: the fds are direct descriptors, and recv, send, send_zc, a
+ * multishot receiver and close all work on them. */
+enum { FX_CONNS = 4 };
+
+struct fx {
+    int lfd, port;
+    struct corio_bufring *br;
+    int fds[FX_CONNS];
+    unsigned dialers_ok;
+    int fds_before, fds_during; /* the process's fd count: direct descriptors are not in it */
+};
+
+static int fx_dialer(void *arg)
+{
+    struct fx *c = arg;
+    int fd = corio_dial_tcp("127.0.0.1", (uint16_t)c->port, T_BOUND);
+    if (!T_EXPECT(fd >= 0))
+        return -1;
+    char out[64], in[64];
+    t_fill(out, sizeof(out), 90, 0);
+    memset(in, 0, sizeof(in));
+    T_EXPECT_EQ(corio_send_all(fd, out, sizeof(out), NULL, T_BOUND), sizeof(out));
+    T_EXPECT_EQ(corio_recv_all(fd, in, sizeof(in), NULL, T_BOUND), sizeof(in));
+    T_EXPECT_EQ(t_check(in, sizeof(in), 90, 0), -1);
+    T_EXPECT_EQ(corio_recv(fd, in, 1, 0, T_BOUND), 0); /* the server's close reached us */
+    T_EXPECT_EQ(corio_close(fd), 0);
+    c->dialers_ok++;
+    return 0;
+}
+
+static void fx_echo(struct fx *c, int i, int fd)
+{
+    char buf[64];
+    memset(buf, 0, sizeof(buf));
+    if (i == 0) {
+        /* A multishot receiver on a direct descriptor. */
+        struct corio_receiver rx;
+        struct corio_buf b;
+        size_t got = 0;
+        T_EXPECT_EQ(corio_receiver_init(&rx, fd, c->br), 0);
+        while (got < sizeof(buf)) {
+            ssize_t n = corio_receiver_next(&rx, &b, T_BOUND);
+            if (!T_EXPECT(n > 0))
+                break;
+            memcpy(buf + got, b.data, (size_t)n);
+            got += (size_t)n;
+            corio_buf_release(&b);
+        }
+        corio_receiver_fini(&rx);
+    } else {
+        T_EXPECT_EQ(corio_recv_all(fd, buf, sizeof(buf), NULL, T_BOUND), sizeof(buf));
+    }
+    T_EXPECT_EQ(t_check(buf, sizeof(buf), 90, 0), -1);
+    if (i == 1 && corio_loop_has(corio_loop_current(), CORIO_FEAT_SEND_ZC))
+        T_EXPECT_EQ(corio_send_zc(fd, buf, sizeof(buf), 0, T_BOUND), sizeof(buf));
+    else
+        T_EXPECT_EQ(corio_send(fd, buf, sizeof(buf), 0, T_BOUND), sizeof(buf));
+}
+
+static int fx_main(void *arg)
+{
+    struct fx *c = arg;
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, CORIO_ACCEPT_FIXED), 0);
+    corio_id dl[FX_CONNS];
+    for (int i = 0; i < FX_CONNS; i++)
+        T_EXPECT_EQ(corio_spawn(NULL, fx_dialer, c, &dl[i]), 0);
+    uint64_t slots = 0;
+    for (int i = 0; i < FX_CONNS; i++) {
+        int fd = corio_acceptor_next(&a, T_BOUND);
+        c->fds[i] = fd;
+        if (!T_EXPECT(fd >= 0 && (fd & CORIO_FD_FIXED)))
+            break;
+        int slot = fd & ~CORIO_FD_FIXED;
+        T_EXPECT(slot >= 0 && slot < 64);
+        T_EXPECT(!(slots & (1ull << slot))); /* each connection its own slot */
+        slots |= 1ull << slot;
+    }
+    c->fds_during = t_count_fds();
+    for (int i = 0; i < FX_CONNS; i++) {
+        if (c->fds[i] < 0)
+            continue;
+        fx_echo(c, i, c->fds[i]);
+        T_EXPECT_EQ(corio_close(c->fds[i]), 0);
+        T_EXPECT_EQ(corio_close(c->fds[i]), -EBADF); /* the slot is empty now */
+    }
+    for (int i = 0; i < FX_CONNS; i++)
+        T_EXPECT_EQ(corio_join(dl[i], NULL, T_BOUND), 0);
+    corio_acceptor_fini(&a);
+    return 0;
+}
+
+static void test_fastpath_accept_fixed(void **state)
+{
+    (void)state;
+    struct corio_loop_opts o = {.fixed_files = 64};
+    struct corio_loop *l = mkloop(&o);
+    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct fx c;
+    memset(&c, 0, sizeof(c));
+    c.br = mkring(l, 8, 16);
+    c.lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
+    assert_true(c.lfd >= 0);
+    c.port = corio_local_port(c.lfd);
+    assert_int_equal(t_run1(l, fx_main, &c), 0);
+    close(c.lfd);
+    corio_bufring_free(c.br);
+    corio_loop_free(l);
+    t_expect_ok();
+    assert_int_equal(c.dialers_ok, FX_CONNS);
+}
+
+/* A fixed file table of 4 and 6 connections waiting: 4 are accepted, then -ENFILE; once they are
+ * served and closed, the accept is armed again and the connections still waiting are served.
+ *
+ * Known engine bug (reported; test_fastpath_fixed_full.c fails on it): the kernel accepts into
+ * the fixed table first and installs after (io_accept: do_accept, then io_fixed_fd_install), so
+ * each accept attempt that finds the table full resets one waiting connection. This test counts
+ * those losses and prints them; the other one asserts there are none. */
+enum { TF_SLOTS = 4, TF_CONNS = 6 };
+
+struct tfull {
+    int lfd;
+    unsigned first_accepted;
+    int first_err;
+    int last_err; /* what ended the accepts once the table had room: -ETIMEDOUT, nothing left */
+    unsigned served;
+};
+
+static int tfull_main(void *arg)
+{
+    struct tfull *c = arg;
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, CORIO_ACCEPT_FIXED), 0);
+    int fds[TF_CONNS];
+    int r;
+    while ((r = corio_acceptor_next(&a, T_BOUND)) >= 0 && c->first_accepted < TF_CONNS) {
+        T_EXPECT(r & CORIO_FD_FIXED);
+        fds[c->first_accepted++] = r;
+    }
+    c->first_err = r;
+    for (unsigned i = 0; i < c->first_accepted; i++)
+        serve_one_byte(fds[i], &c->served);
+    while ((r = corio_acceptor_next(&a, corio_now() + CORIO_MS(200) * slowdown())) >= 0) {
+        T_EXPECT(r & CORIO_FD_FIXED);
+        serve_one_byte(r, &c->served);
+    }
+    c->last_err = r;
+    corio_acceptor_fini(&a);
+    return 0;
+}
+
+static void test_fastpath_accept_fixed_table_full(void **state)
+{
+    (void)state;
+    struct corio_loop_opts o = {.fixed_files = TF_SLOTS};
+    struct corio_loop *l = mkloop(&o);
+    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct tfull c;
+    memset(&c, 0, sizeof(c));
+    c.lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
+    assert_true(c.lfd >= 0);
+    int port = corio_local_port(c.lfd);
+    int clients[TF_CONNS];
+    for (int i = 0; i < TF_CONNS; i++) {
+        clients[i] = dial_blocking(port);
+        char b = (char)('k' + i);
+        assert_int_equal(send(clients[i], &b, 1, 0), 1);
+    }
+    assert_int_equal(t_run1(l, tfull_main, &c), 0);
+    int reset = 0, bad = 0;
+    for (int i = 0; i < TF_CONNS; i++) {
+        char b = (char)('k' + i);
+        int r = reply_then_eof(clients[i], &b, 1);
+        reset += r == -ECONNRESET;
+        bad += r != 0 && r != -ECONNRESET;
+        close(clients[i]);
+    }
+    print_message("  accepted %u into %d slots, then %d; served %u of %d; %d reset by the full "
+                  "table\n",
+                  c.first_accepted, TF_SLOTS, c.first_err, c.served, TF_CONNS, reset);
+    close(c.lfd);
+    corio_loop_free(l);
+    t_expect_ok();
+    assert_int_equal(c.first_accepted, TF_SLOTS);
+    assert_int_equal(c.first_err, -ENFILE);
+    assert_int_equal(c.last_err, -ETIMEDOUT);
+    assert_int_equal(bad, 0);
+    assert_int_equal(reset, 0); /* a fixed acceptor never arms without a free slot */
+    assert_int_equal(c.served + (unsigned)reset, TF_CONNS);
+    assert_true(c.served > TF_SLOTS); /* accepting resumed once the table had room */
+}
+
+/* Ops on direct descriptors that name nothing: an empty slot or one past the table gives -EBADF
+ * (close of a slot past the table: -EINVAL, as the kernel's io_fixed_fd_remove says). */
+static int fixed_bad_body(void *arg)
+{
+    (void)arg;
+    char b[16] = {0};
+    const int empty = CORIO_FD_FIXED | 3, past = CORIO_FD_FIXED | 100;
+    T_EXPECT_EQ(corio_recv(empty, b, sizeof(b), 0, T_BOUND), -EBADF);
+    T_EXPECT_EQ(corio_send(empty, b, sizeof(b), 0, T_BOUND), -EBADF);
+    T_EXPECT_EQ(corio_read(empty, b, sizeof(b), -1, T_BOUND), -EBADF);
+    T_EXPECT_EQ(corio_write(empty, b, sizeof(b), -1, T_BOUND), -EBADF);
+    T_EXPECT_EQ(corio_recv(past, b, sizeof(b), 0, T_BOUND), -EBADF);
+    T_EXPECT_EQ(corio_close(empty), -EBADF);
+    T_EXPECT_EQ(corio_close(past), -EINVAL);
+    if (corio_loop_has(corio_loop_current(), CORIO_FEAT_SEND_ZC))
+        T_EXPECT_EQ(corio_send_zc(empty, b, sizeof(b), 0, T_BOUND), -EBADF);
+    struct corio_bufring *br = NULL;
+    if (T_EXPECT_EQ(corio_bufring_new(&br, NULL, 2, 64), 0)) {
+        struct corio_receiver rx;
+        struct corio_buf buf;
+        T_EXPECT_EQ(corio_receiver_init(&rx, empty, br), 0);
+        T_EXPECT_EQ(corio_receiver_next(&rx, &buf, T_BOUND), -EBADF);
+        corio_receiver_fini(&rx);
+        T_EXPECT_EQ(corio_bufring_available(br), 2);
+        corio_bufring_free(br);
+    }
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, empty, 0), 0);
+    T_EXPECT_EQ(corio_acceptor_next(&a, T_BOUND), -EBADF);
+    corio_acceptor_fini(&a);
+    return 0;
+}
+
+/* Without a fixed file table: -EBADF for the ops, -ENXIO for close (no table at all), and an
+ * acceptor cannot be asked for direct descriptors. */
+static int no_table_body(void *arg)
+{
+    int lfd = *(int *)arg;
+    char b[4] = {0};
+    T_EXPECT_EQ(corio_recv(CORIO_FD_FIXED | 0, b, sizeof(b), 0, T_BOUND), -EBADF);
+    T_EXPECT_EQ(corio_close(CORIO_FD_FIXED | 0), -ENXIO);
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, lfd, CORIO_ACCEPT_FIXED), -EINVAL);
+    corio_acceptor_fini(&a); /* after a failed init: a no-op */
+    return 0;
+}
+
+static void test_fastpath_fixed_files_bad_index(void **state)
+{
+    (void)state;
+    struct corio_loop_opts o = {.fixed_files = 8};
+    struct corio_loop *l = mkloop(&o);
+    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    assert_int_equal(t_run1(l, fixed_bad_body, NULL), 0);
+    corio_loop_free(l);
+    t_expect_ok();
+    l = mkloop(NULL);
+    int lfd = corio_listen_tcp("127.0.0.1", 0, 4, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(t_run1(l, no_table_body, &lfd), 0);
+    close(lfd);
+    corio_loop_free(l);
+    t_expect_ok();
+}
+
+/* A coroutine that returns with its acceptor armed and connections queued: the engine cancels the
+ * multishot and closes what was queued (plain fds at once, direct descriptors by the ring), so the
+ * peers see their connection closed and the process's fd count is back where it was. */
+enum { OR_CONNS = 5 };
+
+struct orphan_acc {
+    int lfd;
+    unsigned flags;
+};
+
+static int orphan_acc_body(void *arg)
+{
+    struct orphan_acc *c = arg;
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, c->flags), 0);
+    int fd = corio_acceptor_next(&a, T_BOUND);
+    T_EXPECT(fd >= 0);
+    if (fd >= 0)
+        T_EXPECT_EQ(corio_close(fd), 0);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0); /* the others are queued by now */
+    return 0;                                                /* no fini: armed, 4 queued */
+}
+
+/* And one with nothing queued, armed after a timeout. */
+static int orphan_acc_idle(void *arg)
+{
+    int lfd = *(int *)arg;
+    struct corio_acceptor a;
+    T_EXPECT_EQ(corio_acceptor_init(&a, lfd, 0), 0);
+    T_EXPECT_EQ(corio_acceptor_next(&a, corio_now() + CORIO_MS(5)), -ETIMEDOUT);
+    return 0;
+}
+
+static void orphan_acceptor(unsigned flags)
+{
+    struct corio_loop_opts o = {.fixed_files = (flags & CORIO_ACCEPT_FIXED) ? 64 : 0};
+    struct corio_loop *l = mkloop(&o);
+    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct orphan_acc c = {.flags = flags};
+    c.lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
+    assert_true(c.lfd >= 0);
+    int idle_lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
+    assert_true(idle_lfd >= 0);
+    int port = corio_local_port(c.lfd);
+    int clients[OR_CONNS];
+    for (int i = 0; i < OR_CONNS; i++)
+        clients[i] = dial_blocking(port);
+    int fds0 = t_count_fds();
+    assert_int_equal(corio_spawn(l, orphan_acc_body, &c, NULL), 0);
+    assert_int_equal(corio_spawn(l, orphan_acc_idle, &idle_lfd, NULL), 0);
+    assert_int_equal(corio_loop_run(l), 0);
+    int fds_after = t_count_fds();
+    /* The loop has ended but is not freed: the peers must already see their connections closed.
+     * A fixed acceptor accepts one connection at a time (a multishot could take more than the
+     * free slots, and the kernel resets what it cannot install), so connections it never took
+     * are still waiting in the listen backlog: their recv times out (EAGAIN), never resets. */
+    int open_peers = 0;
+    for (int i = 0; i < OR_CONNS; i++) {
+        char b;
+        ssize_t n = recv(clients[i], &b, 1, 0);
+        if ((flags & CORIO_ACCEPT_FIXED) && n < 0 && (errno == EAGAIN || errno == EINTR))
+            n = 0;
+        if (n != 0) {
+            print_error("client %d: recv gave %zd (%s), not the end of the stream\n", i, n,
+                        n < 0 ? strerror(errno) : "data");
+            open_peers++;
+        }
+        close(clients[i]);
+    }
+    close(c.lfd);
+    close(idle_lfd);
+    corio_loop_free(l);
+    t_expect_ok();
+    assert_int_equal(fds_after, fds0);
+    assert_int_equal(open_peers, 0);
+}
+
+static void test_fastpath_accept_owner_returns_armed(void **state)
+{
+    (void)state;
+    orphan_acceptor(0);
+}
+
+static void test_fastpath_accept_fixed_owner_returns_armed(void **state)
+{
+    (void)state;
+    orphan_acceptor(CORIO_ACCEPT_FIXED);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        FP_TEST(test_fastpath_bufring_exhaustion),
+        FP_TEST(test_fastpath_bufring_shared),
+        FP_TEST(test_fastpath_bufring_waiter_not_stranded),
+        FP_TEST(test_fastpath_receiver_eof),
+        FP_TEST(test_fastpath_receiver_reset),
+        FP_TEST(test_fastpath_receiver_deadline),
+        FP_TEST(test_fastpath_receiver_cancel),
+        FP_TEST(test_fastpath_receiver_fini_returns_queued),
+        FP_TEST(test_fastpath_receiver_owner_returns_armed),
+        FP_TEST(test_fastpath_accept_200),
+        FP_TEST(test_fastpath_accept_emfile_rearm),
+        FP_TEST(test_fastpath_accept_fixed),
+        FP_TEST(test_fastpath_accept_fixed_table_full),
+        FP_TEST(test_fastpath_fixed_files_bad_index),
+        FP_TEST(test_fastpath_accept_owner_returns_armed),
+        FP_TEST(test_fastpath_accept_fixed_owner_returns_armed),
+    };
+    if (t_uring_unavailable())
+        return T_EXIT_SKIP;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1799 @@
+/* Tests of engine/http/server.c: the server, not the parser (test_http_parser.c covers that).
+ *
+ * Each test runs a corio_http_server in-process on the test's loop: corio_http_serve() in one
+ * coroutine, listening on 127.0.0.1 port 0 (or on an abstract Unix SOCK_SEQPACKET socket where a
+ * test counts the server's sends: there every send is one record and every recv returns one), and
+ * the scenario in a client coroutine that speaks raw bytes to it. The client reads and checks each
+ * response (status line, headers, exact body by Content-Length), so a stray or missing byte shows
+ * up as a framing error in the next response. Every client wait has a deadline, and a watchdog
+ * coroutine stops the loop if a scenario hangs anyway. Expectations inside coroutines are recorded
+ * with T_EXPECT (cmocka's asserts cannot longjmp off a coroutine stack) and checked afterwards. */
+#include "helpers.h"
+
+#include <corio/http.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
+#define BOUND_MS (t_on_valgrind() ? 20000 : 5000)
+#define T_BOUND (corio_now() + CORIO_MS(BOUND_MS))
+/* How late a timer may fire and still pass: loaded machines, sanitizers and valgrind. */
+#define LATE_MS (t_on_valgrind() ? 3000.0 : 1000.0)
+/* The whole scenario must end by then. */
+#define WATCHDOG_MS (t_on_valgrind() ? 60000 : 20000)
+
+/* ---- the server under test and its routes ---------------------------------------------------- */
+
+struct env;
+typedef void scenario_fn(struct env *e);
+
+struct env {
+    struct corio_http_server_opts opts; /* what the server is created with */
+    bool seqpacket;                     /* listen on a Unix SOCK_SEQPACKET socket, not TCP */
+    scenario_fn *scenario;              /* the client side, run in a coroutine */
+    void *arg;                          /* for the scenario */
+    struct corio_http_server *s;        /* the server */
+    int lfd;                            /* its listening socket */
+    uint16_t port;                      /* TCP: its port */
+    struct sockaddr_un sun;             /* seqpacket: its abstract address */
+    socklen_t sun_len;
+    corio_id server_co;            /* the coroutine in corio_http_serve */
+    bool server_joined;            /* the scenario already cancelled and joined it */
+    int serve_ret;                 /* what corio_http_serve returned */
+    struct corio_http_stats stats; /* the server's counters when it ended */
+};
+
+static const char hello_body[] = "hello\n";
+
+static int h_hello(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return corio_http_respond(c, 200, "text/plain", hello_body, sizeof(hello_body) - 1);
+}
+
+static int h_submitted(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return corio_http_respond(c, 201, "text/plain", "created\n", 8);
+}
+
+/* Answers "<method> <target>\n" followed by the request body, which it reads in pieces of 7 bytes
+ * (odd on purpose, so that reads end inside chunks). A body error that is an HTTP status is
+ * answered with that status, and the body deadline with 408. */
+static int h_echo(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)arg;
+    size_t cap = 256 * 1024;
+    char *out = malloc(cap);
+    if (!out)
+        return -ENOMEM;
+    int n = snprintf(out, cap, "%.*s %.*s\n", (int)req->method_len, req->method_str,
+                     (int)req->target_len, req->target);
+    size_t len = n > 0 ? (size_t)n : 0;
+    for (;;) {
+        size_t want = cap - len < 7 ? cap - len : 7;
+        ssize_t r = corio_http_read_body(c, out + len, want);
+        if (r < 0) {
+            free(out);
+            int status = r == -ETIMEDOUT ? 408 : r <= -400 && r > -600 ? (int)-r : 0;
+            if (status) {
+                const char *reason = corio_http_reason(status);
+                corio_http_respond(c, status, "text/plain", reason, strlen(reason));
+            }
+            return (int)r;
+        }
+        if (r == 0 || want == 0)
+            break;
+        len += (size_t)r;
+    }
+    int err = corio_http_respond(c, 200, "text/plain", out, len);
+    free(out);
+    return err;
+}
+
+/* Responds without reading the request body. */
+static int h_ignore(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return corio_http_respond(c, 200, "text/plain", "ignored\n", 8);
+}
+
+/* Returns without responding: the server must answer 500 and close. */
+static int h_silent(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)c;
+    (void)req;
+    (void)arg;
+    return 0;
+}
+
+/* Responds, then fails: the response stands and the connection closes. */
+static int h_fail(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    corio_http_respond(c, 200, "text/plain", "failed\n", 7);
+    return -EIO;
+}
+
+/* Sleeps far longer than any test: only a cancel ends it. */
+static int h_sleep(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    int err = corio_sleep(corio_now() + CORIO_SEC(60));
+    if (err == 0)
+        corio_http_respond(c, 200, "text/plain", "late\n", 5);
+    return err;
+}
+
+/* Streams "0123456789" ten times with corio_http_respond_start and corio_http_write. */
+static int h_stream(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    int err = corio_http_respond_start(c, 200, "text/plain", 100, "X-Stream: yes\r\n");
+    for (int i = 0; i < 10 && err == 0; i++)
+        err = corio_http_write(c, "0123456789", 10);
+    return err;
+}
+
+static void add_routes(struct corio_http_server *s)
+{
+    assert_int_equal(corio_http_route(s, "GET", "/hello", h_hello, NULL), 0);
+    assert_int_equal(corio_http_route(s, NULL, "/echo", h_echo, NULL), 0);
+    assert_int_equal(corio_http_route(s, "POST", "/submit", h_submitted, NULL), 0);
+    assert_int_equal(corio_http_route(s, "DELETE", "/submit", h_submitted, NULL), 0);
+    assert_int_equal(corio_http_route(s, NULL, "/ignore", h_ignore, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/silent", h_silent, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/fail", h_fail, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/sleep", h_sleep, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/stream/*", h_stream, NULL), 0);
+}
+
+static int serve_main(void *p)
+{
+    struct env *e = p;
+    e->serve_ret = corio_http_serve(e->s, e->lfd);
+    e->stats = *corio_http_server_stats(e->s);
+    return 0;
+}
+
+static int watchdog_main(void *p)
+{
+    (void)p;
+    if (corio_sleep(corio_now() + CORIO_MS(WATCHDOG_MS)) == -ECANCELED)
+        return 0;
+    T_EXPECT(!"watchdog: the scenario did not end in time");
+    corio_loop_stop(corio_loop_current());
+    return -ETIMEDOUT;
+}
+
+static int env_main(void *p)
+{
+    struct env *e = p;
+    corio_id wd = 0;
+    if (!T_EXPECT_EQ(corio_spawn(NULL, serve_main, e, &e->server_co), 0))
+        return -1;
+    T_EXPECT_EQ(corio_spawn(NULL, watchdog_main, e, &wd), 0);
+    e->scenario(e);
+    if (!e->server_joined) {
+        T_EXPECT_EQ(corio_cancel(e->server_co), 0);
+        T_EXPECT_EQ(corio_join(e->server_co, NULL, T_BOUND), 0);
+    }
+    if (wd) {
+        corio_cancel(wd);
+        corio_join(wd, NULL, CORIO_FOREVER);
+    }
+    return 0;
+}
+
+/* Creates the server of @e with the standard routes, listens, runs the scenario to its end, and
+ * checks that the server ended cleanly: corio_http_serve returned -ECANCELED and no connection is
+ * left open. */
+static void run_env(struct corio_loop *loop, struct env *e)
+{
+    assert_int_equal(corio_http_server_new(&e->s, &e->opts), 0);
+    add_routes(e->s);
+    if (e->seqpacket) {
+        e->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        assert_true(e->lfd >= 0);
+        static unsigned seq;
+        memset(&e->sun, 0, sizeof(e->sun));
+        e->sun.sun_family = AF_UNIX;
+        int n = snprintf(e->sun.sun_path + 1, sizeof(e->sun.sun_path) - 1, "corio-http-test-%d-%u",
+                         (int)getpid(), seq++);
+        e->sun_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+        assert_int_equal(bind(e->lfd, (struct sockaddr *)&e->sun, e->sun_len), 0);
+        assert_int_equal(listen(e->lfd, 64), 0);
+    } else {
+        e->lfd = corio_listen_tcp("127.0.0.1", 0, 64, 0);
+        assert_true(e->lfd >= 0);
+        int port = corio_local_port(e->lfd);
+        assert_true(port > 0);
+        e->port = (uint16_t)port;
+    }
+    e->serve_ret = 12345;
+    int ret = t_run1(loop, env_main, e);
+    close(e->lfd);
+    corio_http_server_free(e->s);
+    t_expect_ok();
+    assert_int_equal(ret, 0);
+    assert_int_equal(e->serve_ret, -ECANCELED);
+    assert_int_equal(e->stats.open, 0);
+}
+
+/* ---- the client ------------------------------------------------------------------------------ */
+
+struct client {
+    int fd;    /* the connection, or -1 */
+    char *buf; /* bytes received and not yet consumed: [0, len) */
+    size_t cap, len;
+    unsigned nrecv; /* recv calls that returned data */
+};
+
+struct resp {
+    int status;      /* from the status line */
+    char head[4096]; /* the head, NUL-terminated (cut if longer) */
+    size_t head_len; /* its real length, with the blank line */
+    int64_t clen;    /* Content-Length, or -1 */
+    char *body;      /* body bytes (malloc'd, NUL-terminated), NULL for none */
+    size_t body_len; /* bytes in body */
+};
+
+/* Names the case a table-driven scenario is on; failure messages start with it. */
+static const char *t_case = "";
+
+static void resp_free(struct resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}
+
+static bool cl_open_(struct env *e, struct client *c, const char *file, int line)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->cap = 64 * 1024;
+    c->buf = malloc(c->cap);
+    if (!t_expect_(c->buf != NULL, "malloc", file, line))
+        return false;
+    int fd;
+    if (e->seqpacket) {
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+            int err = corio_connect(fd, (struct sockaddr *)&e->sun, e->sun_len, T_BOUND);
+            if (err < 0) {
+                close(fd);
+                fd = err;
+            }
+        } else {
+            fd = -errno;
+        }
+    } else {
+        fd = corio_dial_tcp("127.0.0.1", e->port, T_BOUND);
+    }
+    char msg[96];
+    snprintf(msg, sizeof(msg), "connect to the server: %s", fd < 0 ? strerror(-fd) : "ok");
+    if (!t_expect_(fd >= 0, msg, file, line))
+        return false;
+    c->fd = fd;
+    return true;
+}
+#define CL_OPEN(e, c) cl_open_(e, c, __FILE__, __LINE__)
+
+static void cl_close(struct client *c)
+{
+    if (c->fd >= 0)
+        corio_close(c->fd);
+    c->fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+}
+
+static bool cl_send_(struct client *c, const void *p, size_t len, const char *file, int line)
+{
+    ssize_t n = corio_send_all(c->fd, p, len, NULL, T_BOUND);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "send %zu bytes: %s", len, n < 0 ? strerror((int)-n) : "ok");
+    return t_expect_(n == (ssize_t)len, msg, file, line);
+}
+#define CL_SEND(c, p, len) cl_send_(c, p, len, __FILE__, __LINE__)
+#define CL_SENDS(c, s) cl_send_(c, s, strlen(s), __FILE__, __LINE__)
+
+/* Receives more bytes into c->buf. Returns the count, 0 at EOF, or -errno. */
+static ssize_t cl_fill(struct client *c, int64_t deadline)
+{
+    if (c->len == c->cap) {
+        size_t ncap = c->cap * 2;
+        char *nb = realloc(c->buf, ncap);
+        if (!nb)
+            return -ENOMEM;
+        c->buf = nb;
+        c->cap = ncap;
+    }
+    ssize_t n = corio_recv(c->fd, c->buf + c->len, c->cap - c->len, 0, deadline);
+    if (n > 0) {
+        c->len += (size_t)n;
+        c->nrecv++;
+    }
+    return n;
+}
+
+static void cl_consume(struct client *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Finds header @name in @r and copies its value (NUL-terminated) to @out. Returns how many times
+ * the header occurs. */
+static int resp_hdr(const struct resp *r, const char *name, char *out, size_t cap)
+{
+    int found = 0;
+    size_t nl = strlen(name);
+    const char *p = strstr(r->head, "\r\n");
+    while (p && p[2] != '\r' && p[2] != '\0') {
+        const char *line = p + 2;
+        const char *end = strstr(line, "\r\n");
+        if (!end)
+            break;
+        if ((size_t)(end - line) > nl + 1 && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            const char *v = line + nl + 1;
+            while (*v == ' ')
+                v++;
+            if (found++ == 0 && out) {
+                size_t vl = (size_t)(end - v) < cap - 1 ? (size_t)(end - v) : cap - 1;
+                memcpy(out, v, vl);
+                out[vl] = '\0';
+            }
+        }
+        p = end;
+    }
+    return found;
+}
+
+/* Reads one response. @head_req: the request was HEAD, so no body follows whatever the headers
+ * say. Returns 1 with *@r filled, 0 at EOF before any byte, or a negative error: -EPROTO for a
+ * malformed response, else the recv error. */
+static int cl_response(struct client *c, struct resp *r, bool head_req, int64_t deadline)
+{
+    memset(r, 0, sizeof(*r));
+    r->clen = -1;
+    char *end;
+    for (;;) {
+        end = c->len >= 4 ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
+        if (end)
+            break;
+        if (c->len > 64 * 1024)
+            return -EPROTO;
+        ssize_t n = cl_fill(c, deadline);
+        if (n == 0)
+            return c->len == 0 ? 0 : -EPROTO;
+        if (n < 0)
+            return (int)n;
+    }
+    size_t hl = (size_t)(end - c->buf) + 4;
+    r->head_len = hl;
+    size_t keep = hl < sizeof(r->head) - 1 ? hl : sizeof(r->head) - 1;
+    memcpy(r->head, c->buf, keep);
+    r->head[keep] = '\0';
+    if (hl < 13 || memcmp(c->buf, "HTTP/1.1 ", 9) != 0 || c->buf[12] != ' ')
+        return -EPROTO;
+    r->status = atoi(c->buf + 9);
+    if (r->status < 100 || r->status > 999)
+        return -EPROTO;
+    char v[32];
+    int ncl = resp_hdr(r, "Content-Length", v, sizeof(v));
+    if (ncl > 1)
+        return -EPROTO;
+    if (ncl == 1) {
+        char *e;
+        r->clen = strtoll(v, &e, 10);
+        if (*e || r->clen < 0)
+            return -EPROTO;
+    }
+    cl_consume(c, hl);
+    bool bodyless = head_req || r->status < 200 || r->status == 204 || r->status == 304;
+    if (bodyless)
+        return 1;
+    if (r->clen < 0)
+        return -EPROTO; /* this server always frames its bodies with Content-Length */
+    while (c->len < (size_t)r->clen) {
+        ssize_t n = cl_fill(c, deadline);
+        if (n == 0)
+            return -EPROTO;
+        if (n < 0)
+            return (int)n;
+    }
+    r->body = malloc((size_t)r->clen + 1);
+    if (!r->body)
+        return -ENOMEM;
+    memcpy(r->body, c->buf, (size_t)r->clen);
+    r->body[r->clen] = '\0';
+    r->body_len = (size_t)r->clen;
+    cl_consume(c, (size_t)r->clen);
+    return 1;
+}
+
+/* Reads a response and checks its status. */
+static bool expect_response_(struct client *c, struct resp *r, bool head_req, int status,
+                             const char *file, int line)
+{
+    int ret = cl_response(c, r, head_req, T_BOUND);
+    char msg[200];
+    if (ret != 1) {
+        snprintf(msg, sizeof(msg), "%sa response with status %d: got %s (%d); head \"%.60s\"",
+                 t_case, status,
+                 ret == 0         ? "EOF"
+                 : ret == -EPROTO ? "a malformed response"
+                                  : strerror(-ret),
+                 ret, r->head);
+        return t_expect_(false, msg, file, line);
+    }
+    snprintf(msg, sizeof(msg), "%sstatus %d, want %d; head \"%.100s\"", t_case, r->status, status,
+             r->head);
+    return t_expect_(r->status == status, msg, file, line);
+}
+#define EXPECT_RESPONSE(c, r, status) expect_response_(c, r, false, status, __FILE__, __LINE__)
+#define EXPECT_HEAD_RESPONSE(c, r, status) expect_response_(c, r, true, status, __FILE__, __LINE__)
+
+static bool expect_hdr_(const struct resp *r, const char *name, const char *want, const char *file,
+                        int line)
+{
+    char v[512], msg[800];
+    int n = resp_hdr(r, name, v, sizeof(v));
+    if (!want) {
+        snprintf(msg, sizeof(msg), "%sno %s header; head \"%.200s\"", t_case, name, r->head);
+        return t_expect_(n == 0, msg, file, line);
+    }
+    snprintf(msg, sizeof(msg), "%s%s: \"%s\" once: got %d time(s), \"%s\"", t_case, name, want, n,
+             n ? v : "");
+    return t_expect_(n == 1 && strcmp(v, want) == 0, msg, file, line);
+}
+#define EXPECT_HDR(r, name, want) expect_hdr_(r, name, want, __FILE__, __LINE__)
+#define EXPECT_NO_HDR(r, name) expect_hdr_(r, name, NULL, __FILE__, __LINE__)
+
+static bool expect_body_(const struct resp *r, const void *want, size_t len, const char *file,
+                         int line)
+{
+    char msg[300];
+    if (r->body_len != len) {
+        snprintf(msg, sizeof(msg), "%sa body of %zu bytes, got %zu: \"%.80s\"", t_case, len,
+                 r->body_len, r->body ? r->body : "");
+        return t_expect_(false, msg, file, line);
+    }
+    if (len && memcmp(r->body, want, len) != 0) {
+        size_t i = 0;
+        while (((const char *)want)[i] == r->body[i])
+            i++;
+        snprintf(msg, sizeof(msg), "%sbody differs at byte %zu of %zu: \"%.60s\"", t_case, i, len,
+                 r->body + i);
+        return t_expect_(false, msg, file, line);
+    }
+    return true;
+}
+#define EXPECT_BODY(r, p, len) expect_body_(r, p, len, __FILE__, __LINE__)
+#define EXPECT_BODY_STR(r, s) expect_body_(r, s, strlen(s), __FILE__, __LINE__)
+
+/* Expects the server to have closed the connection: no byte left, then EOF. A reset counts too
+ * when @allow_reset (after a request whose bytes the server did not read). */
+static bool expect_closed_(struct client *c, bool allow_reset, const char *file, int line)
+{
+    char msg[160];
+    if (c->len) {
+        snprintf(msg, sizeof(msg), "%sEOF, got %zu more bytes: \"%.60s\"", t_case, c->len, c->buf);
+        return t_expect_(false, msg, file, line);
+    }
+    ssize_t n = cl_fill(c, T_BOUND);
+    if (n == 0 || (allow_reset && n == -ECONNRESET))
+        return true;
+    snprintf(msg, sizeof(msg), "%sEOF, got %zd (%s): \"%.60s\"", t_case, n,
+             n < 0 ? strerror((int)-n) : "bytes", n > 0 ? c->buf : "");
+    return t_expect_(false, msg, file, line);
+}
+#define EXPECT_CLOSED(c) expect_closed_(c, false, __FILE__, __LINE__)
+#define EXPECT_CLOSED_OR_RESET(c) expect_closed_(c, true, __FILE__, __LINE__)
+
+/* Sends @req and expects a response with @status. */
+static bool roundtrip_(struct client *c, const char *req, struct resp *r, int status,
+                       const char *file, int line)
+{
+    if (!cl_send_(c, req, strlen(req), file, line))
+        return false;
+    return expect_response_(c, r, strncmp(req, "HEAD ", 5) == 0, status, file, line);
+}
+#define ROUNDTRIP(c, req, r, status) roundtrip_(c, req, r, status, __FILE__, __LINE__)
+
+static void sleep_ms(int64_t ms)
+{
+    corio_sleep(corio_now() + CORIO_MS(ms));
+}
+
+/* ---- fixtures -------------------------------------------------------------------------------- */
+
+static int fds_at_setup;
+
+static int http_setup(void **state)
+{
+    fds_at_setup = t_count_fds();
+    return t_loop_setup(state);
+}
+
+static int http_teardown(void **state)
+{
+    int r = t_loop_teardown(state);
+    int now = t_count_fds();
+    if (now != fds_at_setup) {
+        print_error("fd leak: %d fds open before the test, %d after it\n", fds_at_setup, now);
+        return -1;
+    }
+    return r;
+}
+
+#define HTTP_TEST(fn) cmocka_unit_test_setup_teardown(fn, http_setup, http_teardown)
+
+static void run_scenario(void **state, scenario_fn *fn, const struct corio_http_server_opts *o)
+{
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    if (o)
+        e.opts = *o;
+    e.scenario = fn;
+    run_env(*state, &e);
+}
+
+/* ---- routes, methods, keep-alive ------------------------------------------------------------- */
+
+static void sc_get_head(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_HDR(&r, "Content-Type", "text/plain");
+        EXPECT_HDR(&r, "Content-Length", "6");
+        EXPECT_HDR(&r, "Connection", "keep-alive");
+        EXPECT_HDR(&r, "Server", "corio");
+        T_EXPECT_EQ(resp_hdr(&r, "Date", NULL, 0), 1);
+        EXPECT_BODY_STR(&r, hello_body);
+    }
+    resp_free(&r);
+    /* HEAD of a GET route: the same headers and no body; the GET after it parses only if no
+     * body byte was sent. A query string does not change the route. */
+    if (ROUNDTRIP(&c, "HEAD /hello?x=1 HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_HDR(&r, "Content-Length", "6");
+        EXPECT_HDR(&r, "Content-Type", "text/plain");
+    }
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    /* A prefix route, streamed with respond_start + write. */
+    if (ROUNDTRIP(&c, "GET /stream/abc HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_HDR(&r, "Content-Length", "100");
+        EXPECT_HDR(&r, "X-Stream", "yes");
+        T_EXPECT_EQ(r.body_len, 100);
+        T_EXPECT(r.body && memcmp(r.body + 90, "0123456789", 10) == 0);
+    }
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_get_head(void **state)
+{
+    run_scenario(state, sc_get_head, NULL);
+}
+
+static void sc_404_405(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    if (ROUNDTRIP(&c, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", &r, 404))
+        EXPECT_HDR(&r, "Connection", "keep-alive");
+    resp_free(&r);
+    /* A route that is only a prefix of the path does not match. */
+    ROUNDTRIP(&c, "GET /hello/x HTTP/1.1\r\nHost: t\r\n\r\n", &r, 404);
+    resp_free(&r);
+    ROUNDTRIP(&c, "HEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n", &r, 404);
+    resp_free(&r);
+    /* The path has a GET route: PUT gets 405 listing what the path supports. */
+    if (ROUNDTRIP(&c, "PUT /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", &r, 405)) {
+        EXPECT_HDR(&r, "Allow", "GET, HEAD");
+        EXPECT_HDR(&r, "Content-Length", "0");
+    }
+    resp_free(&r);
+    /* The path has POST and DELETE routes only: GET is not allowed there. RFC 9110 section
+     * 15.5.6: Allow lists the target resource's methods. */
+    if (ROUNDTRIP(&c, "GET /submit HTTP/1.1\r\nHost: t\r\n\r\n", &r, 405))
+        EXPECT_HDR(&r, "Allow", "POST, DELETE");
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "DELETE /submit HTTP/1.1\r\nHost: t\r\n\r\n", &r, 201))
+        EXPECT_BODY_STR(&r, "created\n");
+    resp_free(&r);
+    /* After all that, the connection still serves. */
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_404_405(void **state)
+{
+    run_scenario(state, sc_404_405, NULL);
+}
+
+static void sc_handler_errors(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    /* No response from the handler: 500, then the connection closes. */
+    if (CL_OPEN(e, &c)) {
+        if (ROUNDTRIP(&c, "GET /silent HTTP/1.1\r\nHost: t\r\n\r\n", &r, 500))
+            EXPECT_HDR(&r, "Connection", "close");
+        resp_free(&r);
+        EXPECT_CLOSED(&c);
+    }
+    cl_close(&c);
+    /* A response, then an error from the handler: the response stands, the connection ends. */
+    if (CL_OPEN(e, &c)) {
+        if (ROUNDTRIP(&c, "GET /fail HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+            EXPECT_BODY_STR(&r, "failed\n");
+        resp_free(&r);
+        EXPECT_CLOSED(&c);
+    }
+    cl_close(&c);
+}
+
+static void test_http_server_handler_errors(void **state)
+{
+    run_scenario(state, sc_handler_errors, NULL);
+}
+
+static void sc_keep_alive(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    /* HTTP/1.1: several requests on one connection, then "Connection: close" ends it. */
+    if (CL_OPEN(e, &c)) {
+        for (int i = 0; i < 5; i++) {
+            if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+                EXPECT_HDR(&r, "Connection", "keep-alive");
+                EXPECT_BODY_STR(&r, hello_body);
+            }
+            resp_free(&r);
+        }
+        if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r, 200)) {
+            EXPECT_HDR(&r, "Connection", "close");
+            EXPECT_BODY_STR(&r, hello_body);
+        }
+        resp_free(&r);
+        EXPECT_CLOSED(&c);
+    }
+    cl_close(&c);
+    /* HTTP/1.0 closes after one response by default. */
+    if (CL_OPEN(e, &c)) {
+        if (ROUNDTRIP(&c, "GET /hello HTTP/1.0\r\n\r\n", &r, 200)) {
+            EXPECT_HDR(&r, "Connection", "close");
+            EXPECT_BODY_STR(&r, hello_body);
+        }
+        resp_free(&r);
+        EXPECT_CLOSED(&c);
+    }
+    cl_close(&c);
+    /* HTTP/1.0 with "Connection: keep-alive" stays open until a request without it. */
+    if (CL_OPEN(e, &c)) {
+        for (int i = 0; i < 2; i++) {
+            if (ROUNDTRIP(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r, 200))
+                EXPECT_HDR(&r, "Connection", "keep-alive");
+            resp_free(&r);
+        }
+        if (ROUNDTRIP(&c, "GET /hello HTTP/1.0\r\n\r\n", &r, 200))
+            EXPECT_HDR(&r, "Connection", "close");
+        resp_free(&r);
+        EXPECT_CLOSED(&c);
+    }
+    cl_close(&c);
+}
+
+static void test_http_server_keep_alive(void **state)
+{
+    run_scenario(state, sc_keep_alive, NULL);
+}
+
+/* ---- pipelining and splits ------------------------------------------------------------------- */
+
+static const char pipelined[] = "GET /echo?1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                                "GET /echo?2 HTTP/1.1\r\nHost: t\r\n\r\n"
+                                "POST /echo?3 HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+                                "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+                                "POST /echo?5 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                                "\r\n3\r\nabc\r\n0\r\n\r\n"
+                                "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
+                                "GET /echo?7 HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/* Reads the responses to `pipelined`, in order. */
+static void expect_pipelined_responses(struct client *c)
+{
+    struct resp r;
+    if (EXPECT_RESPONSE(c, &r, 200))
+        EXPECT_BODY_STR(&r, "GET /echo?1\n");
+    resp_free(&r);
+    if (EXPECT_RESPONSE(c, &r, 200))
+        EXPECT_BODY_STR(&r, "GET /echo?2\n");
+    resp_free(&r);
+    if (EXPECT_RESPONSE(c, &r, 200))
+        EXPECT_BODY_STR(&r, "POST /echo?3\nbody");
+    resp_free(&r);
+    if (EXPECT_HEAD_RESPONSE(c, &r, 200))
+        EXPECT_HDR(&r, "Content-Length", "6");
+    resp_free(&r);
+    if (EXPECT_RESPONSE(c, &r, 200))
+        EXPECT_BODY_STR(&r, "POST /echo?5\nabc");
+    resp_free(&r);
+    EXPECT_RESPONSE(c, &r, 404);
+    resp_free(&r);
+    if (EXPECT_RESPONSE(c, &r, 200))
+        EXPECT_BODY_STR(&r, "GET /echo?7\n");
+    resp_free(&r);
+}
+
+static void sc_pipelined(struct env *e)
+{
+    struct client c;
+    if (!CL_OPEN(e, &c))
+        return;
+    for (int round = 0; round < 3; round++) {
+        unsigned before = c.nrecv;
+        if (!CL_SEND(&c, pipelined, sizeof(pipelined) - 1))
+            break;
+        expect_pipelined_responses(&c);
+        T_EXPECT_EQ(c.len, 0);
+        /* Over SOCK_SEQPACKET one recv returns one send of the server's: the seven responses
+         * to one write of seven requests came in one send. */
+        if (e->seqpacket)
+            T_EXPECT_EQ(c.nrecv - before, 1);
+    }
+    cl_close(&c);
+}
+
+static void test_http_server_pipelined(void **state)
+{
+    run_scenario(state, sc_pipelined, NULL);
+}
+
+static void test_http_server_pipelined_one_send(void **state)
+{
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    e.seqpacket = true;
+    e.scenario = sc_pipelined;
+    run_env(*state, &e);
+}
+
+/* Sends @p one byte per send, with a short sleep after each so that the server runs between
+ * them and sees every split point. */
+static bool send_bytewise_(struct client *c, const char *p, size_t len, const char *file, int line)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (!cl_send_(c, p + i, 1, file, line))
+            return false;
+        corio_sleep(corio_now() + CORIO_US(300));
+    }
+    return true;
+}
+#define SEND_BYTEWISE(c, s) send_bytewise_(c, s, strlen(s), __FILE__, __LINE__)
+
+static void sc_split_every_byte(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* Leading empty lines, several fields, OWS around a value. */
+    SEND_BYTEWISE(&c, "\r\nGET /echo?a=1&b=2 HTTP/1.1\r\nHost: example.org\r\n"
+                      "User-Agent: split/1.0\r\nAccept:  */* \r\n\r\n");
+    if (EXPECT_RESPONSE(&c, &r, 200))
+        EXPECT_BODY_STR(&r, "GET /echo?a=1&b=2\n");
+    resp_free(&r);
+    SEND_BYTEWISE(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world");
+    if (EXPECT_RESPONSE(&c, &r, 200))
+        EXPECT_BODY_STR(&r, "POST /echo\nhello world");
+    resp_free(&r);
+    SEND_BYTEWISE(&c, "PUT /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5;ext=\"q\"\r\nhello\r\nA\r\n, chunked!\r\n0\r\nX-Trailer: t\r\n\r\n");
+    if (EXPECT_RESPONSE(&c, &r, 200))
+        EXPECT_BODY_STR(&r, "PUT /echo\nhello, chunked!");
+    resp_free(&r);
+    SEND_BYTEWISE(&c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    if (EXPECT_HEAD_RESPONSE(&c, &r, 200))
+        EXPECT_HDR(&r, "Content-Length", "6");
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_split_every_byte(void **state)
+{
+    run_scenario(state, sc_split_every_byte, NULL);
+}
+
+/* ---- request bodies -------------------------------------------------------------------------- */
+
+static void sc_body_content_length(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* A body larger than the server's buffers, in two sends. */
+    size_t n = 100000;
+    char *body = malloc(n);
+    char *want = malloc(n + 16);
+    if (T_EXPECT(body && want)) {
+        t_fill(body, n, 7, 0);
+        char head[128];
+        snprintf(head, sizeof(head),
+                 "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
+        CL_SENDS(&c, head);
+        CL_SEND(&c, body, 1000);
+        sleep_ms(5);
+        CL_SEND(&c, body + 1000, n - 1000);
+        memcpy(want, "POST /echo\n", 11);
+        memcpy(want + 11, body, n);
+        if (EXPECT_RESPONSE(&c, &r, 200))
+            EXPECT_BODY(&r, want, n + 11);
+        resp_free(&r);
+    }
+    free(body);
+    free(want);
+    /* An empty body, then a small one: the connection stays in step. */
+    if (ROUNDTRIP(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, "POST /echo\n");
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz", &r, 200))
+        EXPECT_BODY_STR(&r, "POST /echo\nxyz");
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_body_content_length(void **state)
+{
+    run_scenario(state, sc_body_content_length, NULL);
+}
+
+static void sc_body_chunked(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    static const char body[] =
+        "3;name=value\r\nabc\r\n10\r\n0123456789abcdef\r\n1\r\nZ\r\n"
+        "1a\r\nABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n0\r\nX-Sum: 1\r\nX-More: 2\r\n\r\n";
+    /* Pieces of 1, 2, 3, 5, 8, ... bytes: the splits fall inside sizes, CRLFs and data. */
+    CL_SENDS(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    size_t off = 0, a = 1, b = 2;
+    while (off < sizeof(body) - 1) {
+        size_t k = a < sizeof(body) - 1 - off ? a : sizeof(body) - 1 - off;
+        CL_SEND(&c, body + off, k);
+        off += k;
+        size_t t = a + b;
+        a = b;
+        b = t;
+        sleep_ms(2);
+    }
+    if (EXPECT_RESPONSE(&c, &r, 200))
+        EXPECT_BODY_STR(&r, "POST /echo\nabc0123456789abcdefZABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    resp_free(&r);
+    /* The trailer section was consumed exactly: the next request parses. */
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    /* A chunked body in the same send as the request after it. */
+    if (ROUNDTRIP(&c,
+                  "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "2\r\nhi\r\n0\r\n\r\nGET /echo?next HTTP/1.1\r\nHost: t\r\n\r\n",
+                  &r, 200))
+        EXPECT_BODY_STR(&r, "POST /echo\nhi");
+    resp_free(&r);
+    if (EXPECT_RESPONSE(&c, &r, 200))
+        EXPECT_BODY_STR(&r, "GET /echo?next\n");
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_body_chunked(void **state)
+{
+    run_scenario(state, sc_body_chunked, NULL);
+}
+
+static void sc_body_errors(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    /* Bad chunk framing: the handler gets -400 and answers it; the connection ends. */
+    if (CL_OPEN(e, &c)) {
+        if (ROUNDTRIP(&c,
+                      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "zz\r\nabc\r\n0\r\n\r\n",
+                      &r, 400)) {
+            EXPECT_HDR(&r, "Connection", "close");
+            EXPECT_BODY_STR(&r, "Bad Request");
+        }
+        resp_free(&r);
+        EXPECT_CLOSED_OR_RESET(&c);
+    }
+    cl_close(&c);
+    /* A chunked body over max_body_bytes (1000): -413. */
+    if (CL_OPEN(e, &c)) {
+        if (ROUNDTRIP(&c,
+                      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "3e9\r\n",
+                      &r, 413)) {
+            EXPECT_HDR(&r, "Connection", "close");
+            EXPECT_BODY_STR(&r, "Content Too Large");
+        }
+        resp_free(&r);
+        EXPECT_CLOSED_OR_RESET(&c);
+    }
+    cl_close(&c);
+}
+
+static void test_http_server_body_errors(void **state)
+{
+    struct corio_http_server_opts o = {.limits.max_body_bytes = 1000};
+    run_scenario(state, sc_body_errors, &o);
+}
+
+static void sc_body_timeout(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* Three bytes of ten, then nothing: the handler's read fails at the body deadline (200 ms
+     * after the head), and it can still answer; the connection then ends. */
+    int64_t t0 = corio_now();
+    CL_SENDS(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    if (EXPECT_RESPONSE(&c, &r, 408)) {
+        double ms = t_ms_since(t0);
+        T_EXPECT(ms >= 190.0);
+        T_EXPECT(ms <= 200.0 + LATE_MS);
+        EXPECT_HDR(&r, "Connection", "close");
+        EXPECT_BODY_STR(&r, "Request Timeout");
+    }
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+    /* The same inside a chunked body. */
+    if (!CL_OPEN(e, &c))
+        return;
+    CL_SENDS(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab");
+    if (EXPECT_RESPONSE(&c, &r, 408))
+        EXPECT_HDR(&r, "Connection", "close");
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+}
+
+static void test_http_server_body_timeout(void **state)
+{
+    struct corio_http_server_opts o = {.body_timeout = CORIO_MS(200)};
+    run_scenario(state, sc_body_timeout, &o);
+}
+
+static void sc_body_discarded(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* The handler does not read the body: the server drops it, and the request after it (in the
+     * same send, and in a later one) is served. */
+    size_t n = 50000;
+    size_t cap = n + 512;
+    char *req = malloc(cap);
+    if (T_EXPECT(req)) {
+        int h = snprintf(req, cap,
+                         "POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
+        memset(req + h, 'x', n);
+        strcpy(req + (size_t)h + n, "GET /echo?after HTTP/1.1\r\nHost: t\r\n\r\n");
+        CL_SEND(&c, req, strlen(req));
+        if (EXPECT_RESPONSE(&c, &r, 200))
+            EXPECT_BODY_STR(&r, "ignored\n");
+        resp_free(&r);
+        if (EXPECT_RESPONSE(&c, &r, 200))
+            EXPECT_BODY_STR(&r, "GET /echo?after\n");
+        resp_free(&r);
+        /* The head first, the body later: the server reads it to discard it. */
+        CL_SEND(&c, req, (size_t)h);
+        if (EXPECT_RESPONSE(&c, &r, 200))
+            EXPECT_BODY_STR(&r, "ignored\n");
+        resp_free(&r);
+        sleep_ms(5);
+        CL_SEND(&c, req + h, n);
+        if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+            EXPECT_BODY_STR(&r, hello_body);
+        resp_free(&r);
+    }
+    free(req);
+    /* The same with a chunked body. */
+    if (ROUNDTRIP(&c,
+                  "POST /ignore HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\nabcde\r\n0\r\n\r\nGET /echo?chunked HTTP/1.1\r\nHost: t\r\n\r\n",
+                  &r, 200))
+        EXPECT_BODY_STR(&r, "ignored\n");
+    resp_free(&r);
+    if (EXPECT_RESPONSE(&c, &r, 200))
+        EXPECT_BODY_STR(&r, "GET /echo?chunked\n");
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_body_discarded(void **state)
+{
+    run_scenario(state, sc_body_discarded, NULL);
+}
+
+static void sc_expect_continue(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* The interim response comes before the client sends any body byte. */
+    CL_SENDS(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    if (EXPECT_RESPONSE(&c, &r, 100))
+        T_EXPECT(strcmp(r.head, "HTTP/1.1 100 Continue\r\n\r\n") == 0);
+    resp_free(&r);
+    CL_SENDS(&c, "hello");
+    if (EXPECT_RESPONSE(&c, &r, 200)) {
+        EXPECT_BODY_STR(&r, "POST /echo\nhello");
+        EXPECT_HDR(&r, "Connection", "keep-alive");
+    }
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    /* A handler that answers without reading: no 100, the final response says the connection
+     * closes (the body will not come), and it does. */
+    if (ROUNDTRIP(&c,
+                  "POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                  "Expect: 100-continue\r\n\r\n",
+                  &r, 200)) {
+        EXPECT_BODY_STR(&r, "ignored\n");
+        EXPECT_HDR(&r, "Connection", "close");
+    }
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+}
+
+static void test_http_server_expect_continue(void **state)
+{
+    run_scenario(state, sc_expect_continue, NULL);
+}
+
+/* ---- bad input and limits -------------------------------------------------------------------- */
+
+struct bad_case {
+    const char *what; /* named in a failure */
+    const char *req;  /* the bytes sent */
+    int status;       /* the expected answer, after which the server closes */
+};
+
+/* The requests that hit the size limits, filled in by build_bad_inputs(). */
+static char big_target[160], big_field[1300], many_fields[512];
+
+static const struct bad_case bad_cases[] = {
+    {"malformed request line", "GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n", 400},
+    {"space in the target", "GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+    {"missing Host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+    {"bare LF", "GET / HTTP/1.1\nHost: t\n\n", 400},
+    {"bare LF in a field", "GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n", 400},
+    {"obs-fold", "GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", 400},
+    {"duplicate Content-Length",
+     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
+    {"Content-Length and Transfer-Encoding",
+     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "3\r\nabc\r\n0\r\n\r\n",
+     400},
+    {"space before the colon", "GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400},
+    {"Content-Length above max_body_bytes",
+     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n", 413},
+    {"target above max_target_bytes", big_target, 414},
+    {"more fields than max_headers", many_fields, 431},
+    {"head above max_head_bytes", big_field, 431},
+    {"unknown method", "BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501},
+    {"Transfer-Encoding gzip", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+     501},
+    {"Transfer-Encoding gzip, chunked",
+     "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+    {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
+    {"HTTP/3.1", "GET / HTTP/3.1\r\nHost: t\r\n\r\n", 505},
+};
+
+static void build_bad_inputs(void)
+{
+    /* max_target_bytes is 100: a 101-byte target. */
+    char t[102];
+    memset(t, 'a', sizeof(t));
+    t[0] = '/';
+    t[101] = '\0';
+    snprintf(big_target, sizeof(big_target), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", t);
+    /* max_head_bytes is 1024. */
+    char v[1101];
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    snprintf(big_field, sizeof(big_field), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n\r\n", v);
+    /* max_headers is 8: Host and 8 more. */
+    size_t n = (size_t)snprintf(many_fields, sizeof(many_fields), "GET / HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 8; i++)
+        n += (size_t)snprintf(many_fields + n, sizeof(many_fields) - n, "X-%d: %d\r\n", i, i);
+    snprintf(many_fields + n, sizeof(many_fields) - n, "\r\n");
+}
+
+static void sc_bad_input(struct env *e)
+{
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        const struct bad_case *bc = &bad_cases[i];
+        struct client c;
+        struct resp r;
+        if (!CL_OPEN(e, &c))
+            return;
+        char what[128];
+        snprintf(what, sizeof(what), "[%s] ", bc->what);
+        t_case = what;
+        if (ROUNDTRIP(&c, bc->req, &r, bc->status)) {
+            EXPECT_HDR(&r, "Connection", "close");
+            char body[64];
+            snprintf(body, sizeof(body), "%s\n", corio_http_reason(bc->status));
+            EXPECT_BODY_STR(&r, body);
+            /* RFC 9112 sections 2.2 and 6.3: after a request whose framing cannot be trusted
+             * the server closes the connection; this server closes after every refused one. */
+            EXPECT_CLOSED(&c);
+        }
+        t_case = "";
+        resp_free(&r);
+        cl_close(&c);
+    }
+    /* An immediate second request on a fresh connection still works. */
+    struct client c;
+    struct resp r;
+    if (CL_OPEN(e, &c)) {
+        ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
+        resp_free(&r);
+    }
+    cl_close(&c);
+}
+
+static void sc_bad_input_check_stats(struct env *e)
+{
+    sc_bad_input(e);
+    const struct corio_http_stats *st = corio_http_server_stats(e->s);
+    T_EXPECT_EQ(st->bad_requests, sizeof(bad_cases) / sizeof(bad_cases[0]));
+}
+
+static void test_http_server_bad_input(void **state)
+{
+    build_bad_inputs();
+    struct corio_http_server_opts o = {.limits = {.max_head_bytes = 1024,
+                                                  .max_headers = 8,
+                                                  .max_target_bytes = 100,
+                                                  .max_body_bytes = 1000}};
+    run_scenario(state, sc_bad_input_check_stats, &o);
+}
+
+/* ---- deadlines ------------------------------------------------------------------------------- */
+
+static void sc_header_timeout(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    int64_t t0 = corio_now();
+    if (!CL_OPEN(e, &c))
+        return;
+    CL_SENDS(&c, "GET /hello HTTP/1.1\r\nHo");
+    if (EXPECT_RESPONSE(&c, &r, 408)) {
+        double ms = t_ms_since(t0);
+        T_EXPECT(ms >= 190.0);
+        T_EXPECT(ms <= 200.0 + LATE_MS);
+        EXPECT_HDR(&r, "Connection", "close");
+    }
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->timeouts, 1);
+    /* The deadline covers the head, not the connection: a second head on a kept-alive connection
+     * gets its own 200 ms from the end of the first request. */
+    if (!CL_OPEN(e, &c))
+        return;
+    for (int i = 0; i < 3; i++) {
+        sleep_ms(120);
+        if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+            EXPECT_BODY_STR(&r, hello_body);
+        resp_free(&r);
+    }
+    cl_close(&c);
+}
+
+static void test_http_server_header_timeout(void **state)
+{
+    struct corio_http_server_opts o = {.header_timeout = CORIO_MS(200)};
+    run_scenario(state, sc_header_timeout, &o);
+}
+
+static void sc_idle_timeout(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_HDR(&r, "Connection", "keep-alive");
+    resp_free(&r);
+    /* Nothing more is sent: the server closes after the idle timeout, without a 408. */
+    int64_t t0 = corio_now();
+    ssize_t n = cl_fill(&c, T_BOUND);
+    double ms = t_ms_since(t0);
+    T_EXPECT_EQ(n, 0);
+    T_EXPECT(ms >= 180.0);
+    T_EXPECT(ms <= 200.0 + LATE_MS);
+    cl_close(&c);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->timeouts, 0);
+    /* Traffic within the timeout keeps the connection. */
+    if (!CL_OPEN(e, &c))
+        return;
+    for (int i = 0; i < 3; i++) {
+        sleep_ms(100);
+        ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
+        resp_free(&r);
+    }
+    cl_close(&c);
+}
+
+static void test_http_server_idle_timeout(void **state)
+{
+    struct corio_http_server_opts o = {.idle_timeout = CORIO_MS(200),
+                                       .header_timeout = CORIO_SEC(5)};
+    run_scenario(state, sc_idle_timeout, &o);
+}
+
+static void sc_slowloris(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    int64_t t0 = corio_now();
+    if (!CL_OPEN(e, &c))
+        return;
+    /* One byte every 100 ms of an endless head: each byte arrives well within any per-read
+     * timeout, but the head's absolute deadline (500 ms) still ends it. */
+    static const char head[] =
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa";
+    size_t sent = 0;
+    ssize_t n = -ETIMEDOUT;
+    while (sent < sizeof(head) - 1 && n == -ETIMEDOUT) {
+        if (corio_send(c.fd, head + sent, 1, MSG_NOSIGNAL, T_BOUND) != 1)
+            break;
+        sent++;
+        n = cl_fill(&c, corio_now() + CORIO_MS(100));
+    }
+    double ms = t_ms_since(t0);
+    T_EXPECT(n > 0);
+    T_EXPECT(ms >= 490.0);
+    T_EXPECT(ms <= 500.0 + LATE_MS);
+    T_EXPECT(sent >= 4 && sent < sizeof(head) - 1);
+    if (EXPECT_RESPONSE(&c, &r, 408))
+        EXPECT_HDR(&r, "Connection", "close");
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->timeouts, 1);
+}
+
+static void test_http_server_slowloris(void **state)
+{
+    struct corio_http_server_opts o = {.header_timeout = CORIO_MS(500)};
+    run_scenario(state, sc_slowloris, &o);
+}
+
+/* ---- connection cap and shutdown ------------------------------------------------------------- */
+
+static void sc_max_connections(struct env *e)
+{
+    struct client a, b, c;
+    struct resp r;
+    if (!CL_OPEN(e, &a) || !CL_OPEN(e, &b))
+        return;
+    ROUNDTRIP(&a, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
+    resp_free(&r);
+    ROUNDTRIP(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
+    resp_free(&r);
+    /* The third connects (the kernel completes it into the backlog) but is not served. */
+    if (CL_OPEN(e, &c)) {
+        CL_SENDS(&c, "GET /echo?third HTTP/1.1\r\nHost: t\r\n\r\n");
+        T_EXPECT_EQ(cl_fill(&c, corio_now() + CORIO_MS(300)), -ETIMEDOUT);
+        const struct corio_http_stats *st = corio_http_server_stats(e->s);
+        T_EXPECT_EQ(st->open, 2);
+        T_EXPECT_EQ(st->connections, 2);
+        /* The first two still work meanwhile. */
+        ROUNDTRIP(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
+        resp_free(&r);
+        /* A slot frees: the third is accepted and answered. */
+        cl_close(&a);
+        int64_t t0 = corio_now();
+        if (EXPECT_RESPONSE(&c, &r, 200))
+            EXPECT_BODY_STR(&r, "GET /echo?third\n");
+        resp_free(&r);
+        T_EXPECT(t_ms_since(t0) < LATE_MS);
+        T_EXPECT_EQ(st->connections, 3);
+        T_EXPECT_EQ(st->open, 2);
+    }
+    cl_close(&a);
+    cl_close(&b);
+    cl_close(&c);
+}
+
+static void test_http_server_max_connections(void **state)
+{
+    struct corio_http_server_opts o = {.max_connections = 2};
+    run_scenario(state, sc_max_connections, &o);
+}
+
+static void sc_shutdown(struct env *e)
+{
+    struct client idle, half, busy;
+    struct resp r;
+    if (!CL_OPEN(e, &idle) || !CL_OPEN(e, &half) || !CL_OPEN(e, &busy))
+        return;
+    /* One connection kept alive after a response, one inside a head, one inside a handler. */
+    ROUNDTRIP(&idle, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
+    resp_free(&r);
+    CL_SENDS(&half, "GET /hello HTTP/1.1\r\nHo");
+    CL_SENDS(&busy, "GET /sleep HTTP/1.1\r\nHost: t\r\n\r\n");
+    const struct corio_http_stats *st = corio_http_server_stats(e->s);
+    for (int64_t end = T_BOUND; corio_now() < end && (st->open != 3 || st->requests != 2);)
+        sleep_ms(2);
+    sleep_ms(20); /* let the half head arrive and the handler start sleeping */
+    T_EXPECT_EQ(st->open, 3);
+    T_EXPECT_EQ(st->requests, 2);
+    /* Cancelling the serving coroutine ends every connection, and it returns promptly. */
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_cancel(e->server_co), 0);
+    T_EXPECT_EQ(corio_join(e->server_co, NULL, T_BOUND), 0);
+    e->server_joined = true;
+    T_EXPECT(t_ms_since(t0) < LATE_MS);
+    T_EXPECT_EQ(e->serve_ret, -ECANCELED);
+    T_EXPECT_EQ(e->stats.open, 0);
+    /* Every client sees its connection end: EOF (a reset if the server closed with input it had
+     * not read). The half-sent head gets no 408 and the sleeping request no response. */
+    struct client *cs[3] = {&idle, &half, &busy};
+    for (int i = 0; i < 3; i++) {
+        ssize_t n = cl_fill(cs[i], T_BOUND);
+        T_EXPECT(n == 0 || n == -ECONNRESET);
+        cl_close(cs[i]);
+    }
+    /* Nothing accepts any more: a new connection waits in the backlog unanswered. */
+    struct client late;
+    if (CL_OPEN(e, &late)) {
+        CL_SENDS(&late, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        T_EXPECT_EQ(cl_fill(&late, corio_now() + CORIO_MS(100)), -ETIMEDOUT);
+    }
+    cl_close(&late);
+}
+
+static void test_http_server_shutdown(void **state)
+{
+    run_scenario(state, sc_shutdown, NULL);
+}
+
+/* ---- static files ---------------------------------------------------------------------------- */
+
+#define MTIME ((time_t)1700000000) /* Tue, 14 Nov 2023 22:13:20 GMT */
+#define BIG_SIZE ((size_t)8 << 20)
+
+struct file_spec {
+    const char *name;
+    size_t size;
+    uint64_t seed;
+};
+
+static const struct file_spec files[] = {
+    {"index.html", 1000, 1},  {"style.css", 300, 2}, {"img.png", 2000, 3},
+    {"data.xyz", 100, 4},     {"empty.txt", 0, 5},   {"sub/index.html", 50, 6},
+    {"big.bin", BIG_SIZE, 7},
+};
+
+static char base_dir[256], root_dir[300];
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+    struct timespec ts[2] = {{MTIME, 0}, {MTIME, 0}};
+    assert_int_equal(futimens(fd, ts), 0);
+    close(fd);
+}
+
+/* base/secret.txt (outside the root) and base/www/... (the root). */
+static void make_root(void)
+{
+    assert_int_equal(t_mkdtemp(base_dir, sizeof(base_dir)), 0);
+    snprintf(root_dir, sizeof(root_dir), "%s/www", base_dir);
+    assert_int_equal(mkdir(root_dir, 0755), 0);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/sub", root_dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/secret.txt", base_dir);
+    write_file(path, "top secret\n", 11);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *data = malloc(files[i].size + 1);
+        assert_non_null(data);
+        t_fill(data, files[i].size, files[i].seed, 0);
+        snprintf(path, sizeof(path), "%s/%s", root_dir, files[i].name);
+        write_file(path, data, files[i].size);
+        free(data);
+    }
+}
+
+static void remove_root(void)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/sub", root_dir);
+    t_rmtree(path);
+    t_rmtree(root_dir);
+    t_rmtree(base_dir);
+}
+
+static const struct file_spec *file_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        if (strcmp(files[i].name, name) == 0)
+            return &files[i];
+    return NULL;
+}
+
+/* Expects @r to carry exactly bytes [first, first + len) of file @name. */
+static bool expect_file_bytes_(const struct resp *r, const char *name, size_t first, size_t len,
+                               const char *file, int line)
+{
+    const struct file_spec *f = file_named(name);
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s: %zu bytes from %zu, got %zu", name, len, first, r->body_len);
+    if (!t_expect_(f && r->body_len == len, msg, file, line))
+        return false;
+    long bad = t_check(r->body, len, f->seed, first);
+    snprintf(msg, sizeof(msg), "%s: byte %ld of the body differs from the file", name, bad);
+    return t_expect_(bad < 0, msg, file, line);
+}
+#define EXPECT_FILE_BYTES(r, name, first, len)                                                     \
+    expect_file_bytes_(r, name, first, len, __FILE__, __LINE__)
+
+static void run_static(void **state, scenario_fn *fn)
+{
+    make_root();
+    struct corio_http_server_opts o = {.root = root_dir};
+    run_scenario(state, fn, &o);
+    remove_root();
+}
+
+static void sc_static_get(struct env *e)
+{
+    static const struct {
+        const char *target, *file, *ctype;
+    } gets[] = {
+        {"/index.html", "index.html", "text/html; charset=utf-8"},
+        {"/style.css", "style.css", "text/css; charset=utf-8"},
+        {"/img.png", "img.png", "image/png"},
+        {"/data.xyz", "data.xyz", "application/octet-stream"},
+        {"/empty.txt", "empty.txt", "text/plain; charset=utf-8"},
+        {"/", "index.html", "text/html; charset=utf-8"},
+        {"/index.html?v=2#frag", "index.html", "text/html; charset=utf-8"},
+        {"/sub/", "sub/index.html", "text/html; charset=utf-8"},
+        {"/sub//index.html", "sub/index.html", "text/html; charset=utf-8"},
+        {"/./sub/./index.html", "sub/index.html", "text/html; charset=utf-8"},
+        {"/%69ndex.html", "index.html", "text/html; charset=utf-8"},
+    };
+    char lm[CORIO_HTTP_DATE_LEN + 1];
+    corio_http_format_date(lm, sizeof(lm), MTIME);
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++) {
+        char req[256], cl[32];
+        const struct file_spec *f = file_named(gets[i].file);
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", gets[i].target);
+        snprintf(cl, sizeof(cl), "%zu", f->size);
+        if (ROUNDTRIP(&c, req, &r, 200)) {
+            EXPECT_HDR(&r, "Content-Type", gets[i].ctype);
+            EXPECT_HDR(&r, "Content-Length", cl);
+            EXPECT_HDR(&r, "Last-Modified", lm);
+            EXPECT_HDR(&r, "Connection", "keep-alive");
+            EXPECT_FILE_BYTES(&r, gets[i].file, 0, f->size);
+        }
+        resp_free(&r);
+    }
+    /* HEAD: the same headers, no body. */
+    if (ROUNDTRIP(&c, "HEAD /img.png HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_HDR(&r, "Content-Type", "image/png");
+        EXPECT_HDR(&r, "Content-Length", "2000");
+        EXPECT_HDR(&r, "Last-Modified", lm);
+    }
+    resp_free(&r);
+    /* A directory named without its slash: a redirect to the slash form. */
+    if (ROUNDTRIP(&c, "GET /sub HTTP/1.1\r\nHost: t\r\n\r\n", &r, 301)) {
+        EXPECT_HDR(&r, "Location", "/sub/");
+        EXPECT_HDR(&r, "Content-Length", "0");
+    }
+    resp_free(&r);
+    ROUNDTRIP(&c, "GET /missing.html HTTP/1.1\r\nHost: t\r\n\r\n", &r, 404);
+    resp_free(&r);
+    ROUNDTRIP(&c, "HEAD /missing.html HTTP/1.1\r\nHost: t\r\n\r\n", &r, 404);
+    resp_free(&r);
+    ROUNDTRIP(&c, "GET /index.html/x HTTP/1.1\r\nHost: t\r\n\r\n", &r, 404);
+    resp_free(&r);
+    /* Routes take precedence over files; other methods than GET/HEAD are not served from disk. */
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    ROUNDTRIP(&c, "POST /index.html HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", &r, 404);
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_static_get(void **state)
+{
+    run_static(state, sc_static_get);
+}
+
+static void sc_static_conditional(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    char req[256], date[CORIO_HTTP_DATE_LEN + 1];
+    if (!CL_OPEN(e, &c))
+        return;
+    /* Equal to or later than the mtime: 304 without a body. */
+    static const int64_t deltas[] = {0, 1, 86400 * 365};
+    for (size_t i = 0; i < sizeof(deltas) / sizeof(deltas[0]); i++) {
+        corio_http_format_date(date, sizeof(date), MTIME + (time_t)deltas[i]);
+        snprintf(req, sizeof(req),
+                 "GET /style.css HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: %s\r\n\r\n", date);
+        if (ROUNDTRIP(&c, req, &r, 304)) {
+            T_EXPECT(r.body == NULL);
+            EXPECT_NO_HDR(&r, "Content-Type");
+        }
+        resp_free(&r);
+    }
+    /* The obsolete date formats are understood too (RFC 9110 section 5.6.7). */
+    ROUNDTRIP(&c,
+              "GET /style.css HTTP/1.1\r\nHost: t\r\n"
+              "If-Modified-Since: Tuesday, 14-Nov-23 22:13:20 GMT\r\n\r\n",
+              &r, 304);
+    resp_free(&r);
+    ROUNDTRIP(&c,
+              "GET /style.css HTTP/1.1\r\nHost: t\r\n"
+              "If-Modified-Since: Tue Nov 14 22:13:20 2023\r\n\r\n",
+              &r, 304);
+    resp_free(&r);
+    /* Earlier than the mtime, or not a date: the whole file. */
+    corio_http_format_date(date, sizeof(date), MTIME - 1);
+    snprintf(req, sizeof(req),
+             "GET /style.css HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: %s\r\n\r\n", date);
+    if (ROUNDTRIP(&c, req, &r, 200))
+        EXPECT_FILE_BYTES(&r, "style.css", 0, 300);
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "GET /style.css HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: yesterday\r\n\r\n",
+                  &r, 200))
+        EXPECT_FILE_BYTES(&r, "style.css", 0, 300);
+    resp_free(&r);
+    /* HEAD with a matching date: 304 too. */
+    corio_http_format_date(date, sizeof(date), MTIME);
+    snprintf(req, sizeof(req),
+             "HEAD /style.css HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: %s\r\n\r\n", date);
+    ROUNDTRIP(&c, req, &r, 304);
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_static_conditional(void **state)
+{
+    run_static(state, sc_static_conditional);
+}
+
+static void sc_static_range(struct env *e)
+{
+    static const struct {
+        const char *range;
+        int status;
+        size_t first, len; /* the bytes of a 206 */
+        const char *content_range;
+    } cases[] = {
+        {"bytes=0-9", 206, 0, 10, "bytes 0-9/2000"},
+        {"bytes=-5", 206, 1995, 5, "bytes 1995-1999/2000"},
+        {"bytes=10-", 206, 10, 1990, "bytes 10-1999/2000"},
+        {"bytes=1990-5000", 206, 1990, 10, "bytes 1990-1999/2000"},
+        {"bytes=1999-1999", 206, 1999, 1, "bytes 1999-1999/2000"},
+        {"bytes=-3000", 206, 0, 2000, "bytes 0-1999/2000"},
+        {"bytes=2000-", 416, 0, 0, "bytes */2000"},
+        {"bytes=5000-6000", 416, 0, 0, "bytes */2000"},
+        {"bytes=0-1,5-6", 200, 0, 2000, NULL},
+        {"bytes=9-2", 200, 0, 2000, NULL},
+        {"items=0-9", 200, 0, 2000, NULL},
+    };
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[256], cl[32];
+        snprintf(req, sizeof(req), "GET /img.png HTTP/1.1\r\nHost: t\r\nRange: %s\r\n\r\n",
+                 cases[i].range);
+        snprintf(cl, sizeof(cl), "%zu", cases[i].len);
+        if (ROUNDTRIP(&c, req, &r, cases[i].status)) {
+            EXPECT_HDR(&r, "Content-Length", cl);
+            if (cases[i].content_range)
+                EXPECT_HDR(&r, "Content-Range", cases[i].content_range);
+            else
+                EXPECT_NO_HDR(&r, "Content-Range");
+            EXPECT_FILE_BYTES(&r, "img.png", cases[i].first, cases[i].len);
+        }
+        resp_free(&r);
+    }
+    /* HEAD with a range: the 206 headers without the bytes. */
+    if (ROUNDTRIP(&c, "HEAD /img.png HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9\r\n\r\n", &r, 206)) {
+        EXPECT_HDR(&r, "Content-Range", "bytes 0-9/2000");
+        EXPECT_HDR(&r, "Content-Length", "10");
+    }
+    resp_free(&r);
+    /* Any range of an empty file is unsatisfiable. */
+    if (ROUNDTRIP(&c, "GET /empty.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0\r\n\r\n", &r, 416))
+        EXPECT_HDR(&r, "Content-Range", "bytes */0");
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_static_range(void **state)
+{
+    run_static(state, sc_static_range);
+}
+
+static void sc_static_traversal(struct env *e)
+{
+    static const char *const targets[] = {
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/sub/../../secret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/%2e%2e%2fsecret.txt",
+        "../secret.txt",
+        "/..",
+        "/sub/..%2F..%2Fsecret.txt",
+        "/../www/index.html",
+        "/.%2e/secret.txt",
+    };
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        struct client c;
+        struct resp r;
+        char req[256], what[160];
+        if (!CL_OPEN(e, &c))
+            return;
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", targets[i]);
+        CL_SENDS(&c, req);
+        int ret = cl_response(&c, &r, false, T_BOUND);
+        snprintf(what, sizeof(what), "GET %s: 403 or 400, got %d (ret %d)", targets[i], r.status,
+                 ret);
+        t_expect_(ret == 1 && (r.status == 403 || r.status == 400), what, __FILE__, __LINE__);
+        snprintf(what, sizeof(what), "GET %s: nothing from outside the root", targets[i]);
+        t_expect_(!r.body || !strstr(r.body, "top secret"), what, __FILE__, __LINE__);
+        if (ret == 1 && r.status == 400) {
+            EXPECT_HDR(&r, "Connection", "close");
+            EXPECT_CLOSED(&c);
+        }
+        resp_free(&r);
+        cl_close(&c);
+    }
+}
+
+static void test_http_server_static_traversal(void **state)
+{
+    run_static(state, sc_static_traversal);
+}
+
+static void sc_static_large(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    char cl[32];
+    if (!CL_OPEN(e, &c))
+        return;
+    snprintf(cl, sizeof(cl), "%zu", BIG_SIZE);
+    if (ROUNDTRIP(&c, "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_HDR(&r, "Content-Length", cl);
+        EXPECT_HDR(&r, "Content-Type", "application/octet-stream");
+        EXPECT_FILE_BYTES(&r, "big.bin", 0, BIG_SIZE);
+    }
+    resp_free(&r);
+    /* A range in the middle of it, then the whole file again on the same connection. */
+    if (ROUNDTRIP(&c, "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=4194300-4194399\r\n\r\n",
+                  &r, 206))
+        EXPECT_FILE_BYTES(&r, "big.bin", 4194300, 100);
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_FILE_BYTES(&r, "big.bin", 0, BIG_SIZE);
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_static_large(void **state)
+{
+    run_static(state, sc_static_large);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        HTTP_TEST(test_http_server_get_head),
+        HTTP_TEST(test_http_server_404_405),
+        HTTP_TEST(test_http_server_handler_errors),
+        HTTP_TEST(test_http_server_keep_alive),
+        HTTP_TEST(test_http_server_pipelined),
+        HTTP_TEST(test_http_server_pipelined_one_send),
+        HTTP_TEST(test_http_server_split_every_byte),
+        HTTP_TEST(test_http_server_body_content_length),
+        HTTP_TEST(test_http_server_body_chunked),
+        HTTP_TEST(test_http_server_body_errors),
+        HTTP_TEST(test_http_server_body_timeout),
+        HTTP_TEST(test_http_server_body_discarded),
+        HTTP_TEST(test_http_server_expect_continue),
+        HTTP_TEST(test_http_server_bad_input),
+        HTTP_TEST(test_http_server_header_timeout),
+        HTTP_TEST(test_http_server_idle_timeout),
+        HTTP_TEST(test_http_server_slowloris),
+        HTTP_TEST(test_http_server_max_connections),
+        HTTP_TEST(test_http_server_shutdown),
+        HTTP_TEST(test_http_server_static_get),
+        HTTP_TEST(test_http_server_static_conditional),
+        HTTP_TEST(test_http_server_static_range),
+        HTTP_TEST(test_http_server_static_traversal),
+        HTTP_TEST(test_http_server_static_large),
+    };
+    if (t_uring_unavailable())
+        return T_EXIT_SKIP;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
