@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #ifdef CORIO__VALGRIND
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #endif
 #ifdef CORIO__ASAN
@@ -98,6 +99,12 @@ void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
         unmap(s);
         return;
     }
+#ifdef CORIO__VALGRIND
+    /* memcheck marked the frames that ended as inaccessible as the stack pointer rose above
+     * them; the next coroutine on this stack builds its frames there (and, on another slot, its
+     * struct): make the region ordinary undefined memory again. */
+    VALGRIND_MAKE_MEM_UNDEFINED(s->lo, (size_t)(s->hi - s->lo));
+#endif
     s->next = p->free;
     p->free = s;
     p->n_free++;
