@@ -12,6 +12,15 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* A spin-wait hint to the CPU. */
+#if defined(__x86_64__) || defined(__i386__)
+#define corio__cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define corio__cpu_relax() __asm__ volatile("yield" ::: "memory")
+#else
+#define corio__cpu_relax() ((void)0)
+#endif
+
 #define CORIO__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Aborts with file:line and the failed expression. For broken internal invariants only: never for

@@ -276,6 +276,10 @@ int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flag
         int v6only = (flags & CORIO_LISTEN_V6ONLY) ? 1 : 0;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
     }
+    /* Accepted sockets inherit TCP_NODELAY from the listener (Linux copies the listener's TCP
+     * state into each child), which matters for direct descriptors that cannot be setsockopt'd:
+     * a server answering in pieces must not wait on Nagle for the peer's delayed ACK. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return bind_listen(fd, (struct sockaddr *)&ss, (socklen_t)len, backlog);
 }
 

@@ -133,6 +133,8 @@ struct corio_loop_opts {
     unsigned batch_wait_us;   /* when busy, an idle wait may hold out this long for more CQEs so
                                  that one wake-up serves several (kernel 6.12+); default 50,
                                  CORIO_BATCH_WAIT_OFF: never. */
+    unsigned sqpoll_spin_us;  /* with CORIO_LOOP_SQPOLL: how long an idle loop polls the CQ before
+                                 it sleeps in io_uring_enter; default 100. */
 };
 
 #define CORIO_BATCH_WAIT_OFF UINT32_MAX
@@ -396,7 +398,7 @@ CORIO_API ssize_t corio_recv_all(int fd, void *buf, size_t len, size_t *done, in
 
 /* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"),
  * or NULL for all IPv4 addresses; @port 0 picks a free port (read it with corio_local_port). Sets
- * SO_REUSEADDR. Does not suspend: usable outside coroutines. Returns the listening fd, or -errno
+ * SO_REUSEADDR, and TCP_NODELAY, which the accepted connections inherit. Does not suspend: usable outside coroutines. Returns the listening fd, or -errno
  * (-EINVAL for an address that is not numeric, -EADDRINUSE, ...). */
 CORIO_API int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags);
 

@@ -98,7 +98,9 @@ static int worker(void *arg)
         if (n != (ssize_t)o.bs || (o.verify && stamp != off)) {
             if (errors++ < 5)
                 fprintf(stderr, "corio_fileread: read at %" PRIu64 ": %s\n", off,
-                        n < 0 ? strerror((int)-n) : n != (ssize_t)o.bs ? "short" : "wrong block");
+                        n < 0                ? strerror((int)-n)
+                        : n != (ssize_t)o.bs ? "short"
+                                             : "wrong block");
             stop = true;
             break;
         }
@@ -191,30 +193,53 @@ static double parse_secs(const char *opt, const char *s)
 int main(int argc, char **argv)
 {
     enum { O_FILE = 256, O_CREATE, O_DEPTH, O_BS, O_SECS, O_WARM, O_FIXED, O_NOVERIFY, O_CPU };
-    static const struct option longopts[] = {
-        {"file", required_argument, NULL, O_FILE},     {"create", required_argument, NULL, O_CREATE},
-        {"depth", required_argument, NULL, O_DEPTH},   {"bs", required_argument, NULL, O_BS},
-        {"secs", required_argument, NULL, O_SECS},     {"warmup", required_argument, NULL, O_WARM},
-        {"fixed", no_argument, NULL, O_FIXED},         {"no-verify", no_argument, NULL, O_NOVERIFY},
-        {"cpu", required_argument, NULL, O_CPU},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"file", required_argument, NULL, O_FILE},
+                                             {"create", required_argument, NULL, O_CREATE},
+                                             {"depth", required_argument, NULL, O_DEPTH},
+                                             {"bs", required_argument, NULL, O_BS},
+                                             {"secs", required_argument, NULL, O_SECS},
+                                             {"warmup", required_argument, NULL, O_WARM},
+                                             {"fixed", no_argument, NULL, O_FIXED},
+                                             {"no-verify", no_argument, NULL, O_NOVERIFY},
+                                             {"cpu", required_argument, NULL, O_CPU},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case O_FILE: o.file = optarg; break;
-        case O_CREATE: o.create = parse_size("--create", optarg); break;
-        case O_DEPTH: o.depth = (unsigned)parse_size("--depth", optarg); break;
-        case O_BS: o.bs = (size_t)parse_size("--bs", optarg); break;
-        case O_SECS: o.secs = parse_secs("--secs", optarg); break;
-        case O_WARM: o.warmup = parse_secs("--warmup", optarg); break;
-        case O_FIXED: o.fixed = true; break;
-        case O_NOVERIFY: o.verify = false; break;
-        case O_CPU: o.cpu = (int)parse_size("--cpu", optarg); break;
+        case O_FILE:
+            o.file = optarg;
+            break;
+        case O_CREATE:
+            o.create = parse_size("--create", optarg);
+            break;
+        case O_DEPTH:
+            o.depth = (unsigned)parse_size("--depth", optarg);
+            break;
+        case O_BS:
+            o.bs = (size_t)parse_size("--bs", optarg);
+            break;
+        case O_SECS:
+            o.secs = parse_secs("--secs", optarg);
+            break;
+        case O_WARM:
+            o.warmup = parse_secs("--warmup", optarg);
+            break;
+        case O_FIXED:
+            o.fixed = true;
+            break;
+        case O_NOVERIFY:
+            o.verify = false;
+            break;
+        case O_CPU:
+            o.cpu = (int)parse_size("--cpu", optarg);
+            break;
         case 'h':
             printf("usage: corio_fileread --file PATH [--create SIZE] [--depth N] [--bs N] "
                    "[--secs S] [--warmup S] [--fixed] [--no-verify] [--cpu N]\n");
             return 0;
-        default: return 2;
+        default:
+            return 2;
         }
     }
     if (!o.file || optind != argc || o.depth == 0 || o.depth > MAX_DEPTH || o.bs < 8 ||

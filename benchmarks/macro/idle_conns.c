@@ -56,19 +56,31 @@ int main(int argc, char **argv)
     long n = 10000;
     bool ping = false;
     double hold = -1;
-    static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'p'},
-        {"connections", required_argument, NULL, 'c'}, {"ping", no_argument, NULL, 'P'},
-        {"hold", required_argument, NULL, 'h'}, {"help", no_argument, NULL, '?'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"host", required_argument, NULL, 'H'},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"connections", required_argument, NULL, 'c'},
+                                             {"ping", no_argument, NULL, 'P'},
+                                             {"hold", required_argument, NULL, 'h'},
+                                             {"help", no_argument, NULL, '?'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = (int)parse_long("--port", optarg, 1, 65535); break;
-        case 'c': n = parse_long("-c", optarg, 1, 1000000); break;
-        case 'P': ping = true; break;
-        case 'h': hold = (double)parse_long("--hold", optarg, 0, 86400); break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = (int)parse_long("--port", optarg, 1, 65535);
+            break;
+        case 'c':
+            n = parse_long("-c", optarg, 1, 1000000);
+            break;
+        case 'P':
+            ping = true;
+            break;
+        case 'h':
+            hold = (double)parse_long("--hold", optarg, 0, 86400);
+            break;
         default:
             fprintf(stderr, "usage: idle_conns [--host ADDR] [--port N] [-c N] [--ping] "
                             "[--hold SECS]\n");
