@@ -19,15 +19,20 @@
  *   analogue of epoll_echo turning EPOLLIN off, so one slow reader cannot take the whole pool.
  *   -ENOBUFS ends a multishot recv without consuming data; the connection re-arms once buffers
  *   come back, so nothing is dropped.
+ * - The kernel takes ring buffers in FIFO order, so a buffer comes back into use only after every
+ *   other buffer in the ring: with the whole 16 MiB pool in the ring, every recv would write into
+ *   cache-cold memory. Returned buffers therefore go on a LIFO stack, and the ring is topped up
+ *   from it to a small target (RING_TARGET_INIT buffers, doubled after an -ENOBUFS and decaying
+ *   back), so the same few hundred KiB stay in cache while the pool still absorbs bursts.
  * If a multishot opcode is refused (-EINVAL) the server falls back to its single-shot form, and if
  * the buffer ring cannot be registered it uses the basic data path.
  *
  * Usage: uring_echo [--mode basic|fast] [--host ADDR] [--port N] [--backlog N] [--cpu N]
  * Prints "ready port=N" once listening. SIGINT or SIGTERM (a signalfd polled through the ring)
  * stops it with status 0 after cancelling and reaping every request, and prints
- * "conns=... msgs=... bytes=... enters=... enobufs=... mode=... features=..." on stderr (msgs
- * counts recv completions that returned data, enters the io_uring_enter() calls of the main loop,
- * enobufs the recvs that found the buffer pool empty).
+ * "conns=... msgs=... bytes=... enters=... enobufs=... ring=... mode=... features=..." on stderr
+ * (msgs counts recv completions that returned data, enters the io_uring_enter() calls of the main
+ * loop, enobufs the recvs that found the buffer ring empty, ring the final ring target).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,6 +70,11 @@
 #define PBUF_SIZE 4096
 #endif
 #define PBUF_GROUP 0
+/* Free buffers kept in the kernel ring at first (see the top comment); at most PBUF_COUNT. */
+#ifndef RING_TARGET_INIT
+#define RING_TARGET_INIT 128
+#endif
+#define RING_DECAY_ITERS 4096
 /* Buffers one connection may hold before its recv is paused: 64 KiB, as in epoll_echo. */
 #ifndef CONN_MAX_BUFS
 #define CONN_MAX_BUFS 16
@@ -153,8 +163,12 @@ struct server {
     char *pbufs;                  /* PBUF_COUNT * PBUF_SIZE bytes of buffer memory */
     uint16_t *pbuf_next;          /* per buffer id: next buffer in its connection's send queue */
     uint32_t *pbuf_len;           /* per buffer id: bytes the recv put in it */
-    unsigned br_pending;          /* buffers added to the ring since its tail was last published */
-    unsigned pbuf_held;           /* buffers out of the ring: taken by CQEs, return not published */
+    uint16_t *spare;              /* free buffer ids kept out of the ring, LIFO: hottest on top */
+    unsigned nspare;              /* entries in spare */
+    unsigned ring_target;         /* free buffers to keep in the ring; doubles on -ENOBUFS */
+    bool grow_ring;               /* an -ENOBUFS since the last flush_bufs(): double ring_target */
+    unsigned quiet_iters;         /* loop iterations since ring_target last changed */
+    unsigned pbuf_held;           /* buffers taken by CQEs and not yet back on spare */
     unsigned nstarved;            /* connections waiting for buffers */
     unsigned starve_cursor;       /* where flush_bufs() resumes its sweep for starved connections */
     /* Statistics. */
@@ -392,12 +406,11 @@ static void arm_signal(struct server *s)
     set_ud(sqe, OP_SIGNAL, s->sfd, 0);
 }
 
-/* Gives buffer @bid back to the kernel. The ring tail is published once per loop iteration. */
+/* Takes back buffer @bid. flush_bufs() hands it to the kernel again when the ring runs low. */
 static void return_buf(struct server *s, uint16_t bid)
 {
-    io_uring_buf_ring_add(s->br, s->pbufs + (size_t)bid * PBUF_SIZE, PBUF_SIZE, bid,
-                          io_uring_buf_ring_mask(PBUF_COUNT), (int)s->br_pending);
-    s->br_pending++;
+    s->spare[s->nspare++] = bid;
+    s->pbuf_held--;
 }
 
 static void arm_recv(struct server *s, int fd, struct conn *c)
@@ -560,6 +573,7 @@ static void on_recv(struct server *s, int fd, struct conn *c, enum op op, int re
     } else if (res == -ENOBUFS) {
         /* Nothing was consumed; the data waits in the socket until buffers return. */
         s->enobufs++;
+        s->grow_ring = true;
         if (!c->recv_armed && !c->starved) {
             c->starved = true;
             s->nstarved++;
@@ -651,20 +665,43 @@ static void handle_cqe(struct server *s, const struct io_uring_cqe *cqe)
 }
 
 /*
- * Publishes returned buffers, then re-arms as many starved connections as the ring now has
- * buffers, round-robin from a cursor. Counting what the ring holds, not what just came back, keeps
- * a connection from starving forever when its -ENOBUFS raced with the last return, while a trickle
- * of returns still does not wake every starved connection into another -ENOBUFS. Starvation is
- * rare (the pool is 16 MiB), so the O(max_fd) sweep is the simple choice.
+ * Tops the kernel ring up to s->ring_target from the spare stack, hottest buffers first, with one
+ * tail publish, then re-arms as many starved connections as the ring has buffers, round-robin from
+ * a cursor. Counting what the ring holds, not what just came back, keeps a connection from
+ * starving forever when its -ENOBUFS raced with the last return, while a trickle of returns does
+ * not wake every starved connection into another -ENOBUFS. Starvation is rare, so the O(max_fd)
+ * sweep is the simple choice.
  */
 static void flush_bufs(struct server *s)
 {
-    if (s->br_pending > 0) {
-        io_uring_buf_ring_advance(s->br, (int)s->br_pending);
-        s->pbuf_held -= s->br_pending;
-        s->br_pending = 0;
+    /*
+     * Doubled once per iteration however many recvs failed, so one burst grows it once; shrunk by
+     * a quarter after RING_DECAY_ITERS quiet iterations, so that a past burst does not leave the
+     * ring cold for good. A wrong guess costs one failed recv and a re-arm.
+     */
+    if (s->grow_ring) {
+        if (s->ring_target < PBUF_COUNT)
+            s->ring_target *= 2;
+        s->grow_ring = false;
+        s->quiet_iters = 0;
+    } else if (++s->quiet_iters >= RING_DECAY_ITERS && s->ring_target > RING_TARGET_INIT) {
+        s->ring_target -= s->ring_target / 4;
+        if (s->ring_target < RING_TARGET_INIT)
+            s->ring_target = RING_TARGET_INIT;
+        s->quiet_iters = 0;
     }
-    unsigned budget = PBUF_COUNT - s->pbuf_held;
+    /* Buffers neither held nor spare are in the ring (or in a CQE not reaped yet: harmless). */
+    unsigned in_ring = PBUF_COUNT - s->pbuf_held - s->nspare;
+    int added = 0;
+    while (in_ring < s->ring_target && s->nspare > 0) {
+        uint16_t bid = s->spare[--s->nspare];
+        io_uring_buf_ring_add(s->br, s->pbufs + (size_t)bid * PBUF_SIZE, PBUF_SIZE, bid,
+                              io_uring_buf_ring_mask(PBUF_COUNT), added++);
+        in_ring++;
+    }
+    if (added > 0)
+        io_uring_buf_ring_advance(s->br, added);
+    unsigned budget = in_ring;
     for (int i = 0; i <= s->max_fd && s->nstarved > 0 && budget > 0; i++) {
         int fd = (int)(s->starve_cursor++ % (unsigned)(s->max_fd + 1));
         struct conn *c = &s->table[fd];
@@ -680,7 +717,7 @@ static void flush_bufs(struct server *s)
 static int run(struct server *s)
 {
     while (!s->stop) {
-        if (s->br_pending > 0 || s->nstarved > 0)
+        if (s->use_pbuf)
             flush_bufs(s);
         /* The iteration's one syscall: submit all queued SQEs and wait for a completion. */
         int r = io_uring_submit_and_wait(&s->ring, 1);
@@ -782,7 +819,9 @@ static int setup_ring(struct server *s)
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     s->pbuf_next = calloc(PBUF_COUNT, sizeof(*s->pbuf_next));
     s->pbuf_len = calloc(PBUF_COUNT, sizeof(*s->pbuf_len));
-    if (br == MAP_FAILED || bufs == MAP_FAILED || s->pbuf_next == NULL || s->pbuf_len == NULL)
+    s->spare = calloc(PBUF_COUNT, sizeof(*s->spare));
+    if (br == MAP_FAILED || bufs == MAP_FAILED || s->pbuf_next == NULL || s->pbuf_len == NULL ||
+        s->spare == NULL)
         goto no_pbuf;
     struct io_uring_buf_reg reg = {
         .ring_addr = (uint64_t)(uintptr_t)br,
@@ -794,11 +833,12 @@ static int setup_ring(struct server *s)
     s->br = br;
     s->pbufs = bufs;
     io_uring_buf_ring_init(s->br);
-    for (unsigned i = 0; i < PBUF_COUNT; i++)
-        return_buf(s, (uint16_t)i);
-    io_uring_buf_ring_advance(s->br, (int)s->br_pending);
-    s->br_pending = 0;
+    /* Low ids on top, so that the first buffers used are the first pages of the pool. */
+    for (unsigned i = PBUF_COUNT; i-- > 0;)
+        s->spare[s->nspare++] = (uint16_t)i;
+    s->ring_target = RING_TARGET_INIT < PBUF_COUNT ? RING_TARGET_INIT : PBUF_COUNT;
     s->use_pbuf = true;
+    flush_bufs(s);
     return 0;
 
 no_pbuf:
@@ -809,8 +849,10 @@ no_pbuf:
         munmap(bufs, (size_t)PBUF_COUNT * PBUF_SIZE);
     free(s->pbuf_next);
     free(s->pbuf_len);
+    free(s->spare);
     s->pbuf_next = NULL;
     s->pbuf_len = NULL;
+    s->spare = NULL;
     return 0;
 }
 
@@ -837,6 +879,7 @@ static void teardown(struct server *s)
     }
     free(s->pbuf_next);
     free(s->pbuf_len);
+    free(s->spare);
     if (s->ring_ok)
         io_uring_queue_exit(&s->ring);
     if (s->lfd >= 0)
@@ -910,10 +953,10 @@ int main(int argc, char **argv)
     if (run(s) == 0)
         status = 0;
     fprintf(stderr,
-            "conns=%llu msgs=%llu bytes=%llu enters=%llu enobufs=%llu mode=%s"
+            "conns=%llu msgs=%llu bytes=%llu enters=%llu enobufs=%llu ring=%u mode=%s"
             " features=%s%s%s%s%s\n",
             (unsigned long long)s->conns, (unsigned long long)s->msgs, (unsigned long long)s->bytes,
-            (unsigned long long)s->enters, (unsigned long long)s->enobufs,
+            (unsigned long long)s->enters, (unsigned long long)s->enobufs, s->ring_target,
             s->fast ? "fast" : "basic", s->setup_name, s->reg_ring ? ",reg_ring" : "",
             s->accept_mshot ? ",mshot_accept" : "", s->use_pbuf ? ",buf_ring" : "",
             s->use_pbuf && s->recv_mshot ? ",mshot_recv" : "");
