@@ -26,11 +26,30 @@ struct corio_bufring {
     size_t size;               /* bytes per buffer */
     unsigned count;            /* buffers */
     unsigned avail;            /* buffers the kernel holds, ready to fill */
+    unsigned target;           /* how many the kernel should hold: grows on -ENOBUFS, decays */
+    unsigned nstack;           /* free buffers held back from the kernel, on the stack */
+    unsigned decay;            /* releases until the target next decays */
+    uint32_t *stack;           /* those ids, last released on top: the warmest in cache */
     uint16_t bgid;             /* its buffer group id */
     struct corio__list waiters; /* receivers parked until buffers come back */
     uint32_t *next;            /* per buffer: the next in a receiver's queue */
     uint32_t *len;             /* per buffer: bytes received into it */
 };
+
+/* Buffers the kernel's ring holds at first; releases between decays of a grown target. */
+#define RING_TARGET 128
+#define RING_DECAY 4096
+
+/* Moves free buffers from the stack into the kernel's ring up to the target. */
+static void ring_top_up(struct corio_bufring *br)
+{
+    while (br->avail < br->target && br->nstack > 0) {
+        uint32_t id = br->stack[--br->nstack];
+        corio__pbuf_put(br->pbuf, br->mem + (size_t)id * br->size, (unsigned)br->size,
+                        (uint16_t)id);
+        br->avail++;
+    }
+}
 
 int corio_bufring_new(struct corio_bufring **out, struct corio_loop *l, unsigned count,
                       size_t size)
@@ -47,11 +66,12 @@ int corio_bufring_new(struct corio_bufring **out, struct corio_loop *l, unsigned
         return -ENOMEM;
     br->next = calloc(count, sizeof(*br->next));
     br->len = calloc(count, sizeof(*br->len));
+    br->stack = calloc(count, sizeof(*br->stack));
     br->mem_len = (size_t)count * size;
     /* Anonymous memory: pages are committed as the kernel first writes into them. */
     br->mem = mmap(NULL, br->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     int err = -ENOMEM;
-    if (!br->next || !br->len || br->mem == MAP_FAILED)
+    if (!br->next || !br->len || !br->stack || br->mem == MAP_FAILED)
         goto fail;
     br->loop = l;
     br->size = size;
@@ -61,9 +81,15 @@ int corio_bufring_new(struct corio_bufring **out, struct corio_loop *l, unsigned
     if (err)
         goto fail;
     corio__list_init(&br->waiters);
-    for (unsigned i = 0; i < count; i++)
-        corio__pbuf_put(br->pbuf, br->mem + (size_t)i * size, (unsigned)size, (uint16_t)i);
-    br->avail = count;
+    /* The kernel takes ring buffers in FIFO order, so with every buffer in the ring each receive
+     * would land in the buffer used longest ago: cache-cold memory. So the ring holds a modest
+     * target, topped up from a LIFO stack of free buffers (the most recently released, i.e.
+     * warmest, go back first); the target doubles when the kernel runs dry and decays back. */
+    br->target = count < RING_TARGET ? count : RING_TARGET;
+    br->decay = RING_DECAY;
+    for (unsigned i = count; i-- > 0;)
+        br->stack[br->nstack++] = i;
+    ring_top_up(br);
     *out = br;
     return 0;
 fail:
@@ -71,6 +97,7 @@ fail:
         munmap(br->mem, br->mem_len);
     free(br->next);
     free(br->len);
+    free(br->stack);
     free(br);
     return err;
 }
@@ -84,18 +111,24 @@ void corio_bufring_free(struct corio_bufring *br)
     munmap(br->mem, br->mem_len);
     free(br->next);
     free(br->len);
+    free(br->stack);
     free(br);
 }
 
 unsigned corio_bufring_available(const struct corio_bufring *br)
 {
-    return br->avail;
+    return br->avail + br->nstack;
 }
 
 static void buf_return(struct corio_bufring *br, uint32_t id)
 {
-    corio__pbuf_put(br->pbuf, br->mem + (size_t)id * br->size, (unsigned)br->size, (uint16_t)id);
-    br->avail++;
+    br->stack[br->nstack++] = id;
+    if (--br->decay == 0) {
+        br->decay = RING_DECAY;
+        if (br->target > RING_TARGET && br->target > br->count / 64)
+            br->target -= br->target / 8;
+    }
+    ring_top_up(br);
     /* A receiver the kernel stopped for want of buffers can be armed again. */
     corio__waitq_wake(&br->waiters, 0);
 }
@@ -165,8 +198,13 @@ static void rx_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
     }
     if (res == 0)
         rx->eof = true;
-    else if (res == -ENOBUFS)
+    else if (res == -ENOBUFS) {
         l->stats.enobufs++; /* not final: armed again once buffers are back */
+        /* The ring ran dry while free buffers may wait on the stack: hold more in the kernel. */
+        if (br->target < br->count)
+            br->target = br->target * 2 < br->count ? br->target * 2 : br->count;
+        ring_top_up(br);
+    }
     else if (res < 0 && !(res == -ECANCELED && rx->cancelling))
         rx->err = res;
     if (rx->waiter)
@@ -256,6 +294,7 @@ ssize_t corio_receiver_next(struct corio_receiver *pub, struct corio_buf *out, i
         if (err)
             return err;
         if (!rx->armed) {
+            ring_top_up(br);
             if (br->avail == 0) {
                 /* The kernel stopped us for want of buffers: wait for some to come back. */
                 err = corio__waitq_wait(&br->waiters, co, deadline);

@@ -477,7 +477,8 @@ CORIO_API int corio_bufring_new(struct corio_bufring **out, struct corio_loop *l
  * nothing. */
 CORIO_API void corio_bufring_free(struct corio_bufring *br);
 
-/* Returns the number of buffers the kernel can fill now. */
+/* Returns the number of buffers not borrowed: in the kernel's ring, or free and ready to go there
+ * (the ring holds a working set of the warmest buffers and grows when the kernel runs dry). */
 CORIO_API unsigned corio_bufring_available(const struct corio_bufring *br);
 
 /* Gives a borrowed buffer back to its ring (no system call). Returns nothing. */

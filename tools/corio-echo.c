@@ -38,6 +38,9 @@ static void usage(FILE *f)
                "  --zc-threshold N  send zero-copy (send_zc) from N bytes (default: never)\n"
                "  --sq-entries N    io_uring SQ size (default 256)\n"
                "  --sqpoll          submit through a kernel SQ polling thread\n"
+               "  --sqpoll-cpu N    pin the SQ polling thread to CPU N\n"
+               "  --batch-wait-us N when busy, wait up to N us for more completions (default 50;\n"
+               "                    0: never)\n"
                "  --cpu N           pin the server to CPU N\n"
                "  --stats           print the loop's counters at exit\n"
                "  --help            this text\n"
@@ -125,7 +128,7 @@ int main(int argc, char **argv)
     struct corio_loop_opts lo = {0};
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_BACKLOG, O_STACK, O_BUF, O_SQE, O_SQPOLL, O_CPU, O_STATS,
-           O_BUFS, O_PLAIN, O_FIXED, O_ZC };
+           O_BUFS, O_PLAIN, O_FIXED, O_ZC, O_SQCPU, O_BATCH };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},     {"host", required_argument, NULL, O_HOST},
         {"backlog", required_argument, NULL, O_BACKLOG}, {"stack-size", required_argument, NULL, O_STACK},
@@ -135,6 +138,8 @@ int main(int argc, char **argv)
         {"buffers", required_argument, NULL, O_BUFS},   {"plain", no_argument, NULL, O_PLAIN},
         {"fixed-files", required_argument, NULL, O_FIXED},
         {"zc-threshold", required_argument, NULL, O_ZC},
+        {"sqpoll-cpu", required_argument, NULL, O_SQCPU},
+        {"batch-wait-us", required_argument, NULL, O_BATCH},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -155,6 +160,12 @@ int main(int argc, char **argv)
             o.fixed = lo.fixed_files > 0;
             break;
         case O_ZC: lo.zc_threshold = tool_parse_size("--zc-threshold", optarg); break;
+        case O_SQCPU: lo.sqpoll_cpu = (int)tool_parse_size("--sqpoll-cpu", optarg) + 1; break;
+        case O_BATCH: {
+            unsigned us = (unsigned)tool_parse_size("--batch-wait-us", optarg);
+            lo.batch_wait_us = us ? us : CORIO_BATCH_WAIT_OFF;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
