@@ -912,9 +912,12 @@ static int idle_wait(struct corio_loop *l)
         }
     }
     /* How many completions to wait for: twice as many as recent wake-ups brought (a moving
-     * average), so that a busy loop batches more and more and a quiet one answers at once; the
-     * kernel holds out at most batch_wait_us for them. */
-    unsigned batch = l->batch_avg / 8;
+     * average) once they bring several, so that a busy loop batches more and more and a quiet
+     * one answers at once; the kernel holds out at most batch_wait_us for them. */
+    unsigned batch = l->batch_avg / 16;
+    /* A loop that has been waking for one completion at a time (a lone connection) waits for
+     * one: asking for two would only add the time cap to every wake-up. */
+    batch = batch < 2 ? 1 : batch * 2;
     if (batch > 64)
         batch = 64;
     /* Never more than could come: the completions the loop still expects. */
