@@ -20,4 +20,4 @@ set(CORIO_TEST_SETTINGS_test_abuse TIMEOUT 120 LABELS abuse net LIBS corio_http_
 set(CORIO_TEST_SETTINGS_test_soak TIMEOUT 240 LABELS soak)
 set(CORIO_TEST_SETTINGS_test_cancel_matrix TIMEOUT 120 LABELS cancel memcheck)
 set(CORIO_TEST_SETTINGS_test_ctx_abi TIMEOUT 120 LABELS unit memcheck)
-set(CORIO_TEST_SETTINGS_test_scale TIMEOUT 300 LABELS slow)
+set(CORIO_TEST_SETTINGS_test_scale TIMEOUT 240 LABELS slow)

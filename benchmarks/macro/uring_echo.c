@@ -32,7 +32,8 @@
  * stops it with status 0 after cancelling and reaping every request, and prints
  * "conns=... msgs=... bytes=... enters=... enobufs=... ring=... mode=... features=..." on stderr
  * (msgs counts recv completions that returned data, enters the io_uring_enter() calls of the main
- * loop, enobufs the recvs that found the buffer ring empty, ring the final ring target).
+ * loop, enobufs the recvs that found the buffer ring empty, ring the final ring target, 0 when
+ * there is no buffer ring).
  */
 #include <arpa/inet.h>
 #include <errno.h>
