@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,4 +251,57 @@ void t_rmtree(const char *dir)
 double t_ms_since(int64_t t0)
 {
     return (double)(corio_now() - t0) / 1e6;
+}
+
+int t_run_checked(void **state, corio_fn *fn, void *arg)
+{
+    int r = t_run1(*state, fn, arg);
+    t_expect_ok();
+    return r;
+}
+
+unsigned t_slowdown(void)
+{
+    return t_on_valgrind() ? 10 : 1;
+}
+
+static int guard_fds;
+
+static void guard_fired(int sig)
+{
+    (void)sig;
+    static const char msg[] = "watchdog: a test hung; aborting\n";
+    ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)r;
+    _exit(70);
+}
+
+int t_guard_setup(void **state)
+{
+    (void)state;
+    signal(SIGALRM, guard_fired);
+    alarm(30 * t_slowdown());
+    guard_fds = t_count_fds();
+    return 0;
+}
+
+int t_guard_teardown(void **state)
+{
+    (void)state;
+    alarm(0);
+    int now = t_count_fds();
+    if (now != guard_fds) {
+        print_error("fd leak: %d fds open before the test, %d after it\n", guard_fds, now);
+        return -1;
+    }
+    return 0;
+}
+
+struct corio_loop *t_mkloop(const struct corio_loop_opts *o)
+{
+    struct corio_loop *l = NULL;
+    int err = corio_loop_new(&l, o);
+    if (err)
+        fail_msg("corio_loop_new: %s (%s)", strerror(-err), corio_strerror_setup(err));
+    return l;
 }

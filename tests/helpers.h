@@ -57,6 +57,24 @@ bool t_expect_eq_(long long a, long long b, const char *expr, const char *file, 
  * the record. */
 void t_expect_ok(void);
 
+/* cmocka fixtures: a watchdog (SIGALRM after 30 s, 300 s under valgrind) that aborts a hung
+ * test with a message, and a check that the test left no fd open. */
+int t_guard_setup(void **state);
+int t_guard_teardown(void **state);
+
+/* 10 under valgrind, else 1: a factor for timeouts. */
+unsigned t_slowdown(void);
+
+/* corio_loop_new(@o), failing the test (with the reason) if it fails. Returns the loop. */
+struct corio_loop *t_mkloop(const struct corio_loop_opts *o);
+
+/* Statement forms of the two, for test files that check a lot inside coroutines. */
+#define CHECK(cond) ((void)T_EXPECT(cond))
+#define CHECK_EQ(a, b) ((void)T_EXPECT_EQ(a, b))
+
+/* t_run1(*state, fn, arg), then fails the test if an expectation failed. Returns fn's result. */
+int t_run_checked(void **state, corio_fn *fn, void *arg);
+
 /* Creates a pipe with O_CLOEXEC | @flags (e.g. O_NONBLOCK). Returns 0 or -errno. */
 int t_pipe(int fds[2], int flags);
 

@@ -190,6 +190,9 @@ static void note_ctx(const struct rep *r)
                   r->flavour);
 }
 
+/* Its own forms of helpers.h's CHECK/CHECK_EQ: they also name the cell and repetition. */
+#undef CHECK
+#undef CHECK_EQ
 #define CHECK(cond) ((cond) ? true : (note_ctx(r), T_EXPECT(cond)))
 #define CHECK_EQ(a, b)                                                                             \
     (((long long)(a) == (long long)(b)) ? true : (note_ctx(r), T_EXPECT_EQ(a, b)))

@@ -23,41 +23,8 @@
 #define ON_VALGRIND() false
 #endif
 
-/* ---- checks inside coroutines --------------------------------------------------------------- */
+/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
 
-static unsigned n_fails;
-
-static void check_failed(const char *expr, const char *file, int line, long long a, long long b,
-                         bool values)
-{
-    if (n_fails++ == 0) {
-        if (values)
-            fprintf(stderr, "%s:%d: check failed: %s (%lld != %lld)\n", file, line, expr, a, b);
-        else
-            fprintf(stderr, "%s:%d: check failed: %s\n", file, line, expr);
-    }
-}
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            check_failed(#c, __FILE__, __LINE__, 0, 0, false);                                     \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            check_failed(#a " == " #b, __FILE__, __LINE__, a_, b_, true);                          \
-    } while (0)
-
-/* Runs fn(arg) as the test's main coroutine and fails the test if a check failed. */
-static int run(void **state, corio_fn *fn, void *arg)
-{
-    n_fails = 0;
-    int r = t_run1(*state, fn, arg);
-    assert_int_equal(n_fails, 0);
-    return r;
-}
 
 #define DL(ms) (corio_now() + CORIO_MS(ms))
 #define GUARD DL(10000)
@@ -176,7 +143,7 @@ static int rendezvous_main(void *arg)
 
 static void test_chan_unbuffered_rendezvous(void **state)
 {
-    run(state, rendezvous_main, NULL);
+    t_run_checked(state, rendezvous_main, NULL);
 }
 
 static int buffered_main(void *arg)
@@ -209,7 +176,7 @@ static int buffered_main(void *arg)
 
 static void test_chan_buffered_capacity(void **state)
 {
-    run(state, buffered_main, NULL);
+    t_run_checked(state, buffered_main, NULL);
 }
 
 struct fifo_recv {
@@ -259,7 +226,7 @@ static int fifo_values_main(void *arg)
 
 static void test_chan_fifo_values(void **state)
 {
-    run(state, fifo_values_main, NULL);
+    t_run_checked(state, fifo_values_main, NULL);
 }
 
 struct one_arg {
@@ -352,7 +319,7 @@ static int fifo_waiters_main(void *arg)
 
 static void test_chan_fifo_waiters(void **state)
 {
-    run(state, fifo_waiters_main, NULL);
+    t_run_checked(state, fifo_waiters_main, NULL);
 }
 
 /* ---- close ---------------------------------------------------------------------------------- */
@@ -425,7 +392,7 @@ static int close_main(void *arg)
 
 static void test_chan_close(void **state)
 {
-    run(state, close_main, NULL);
+    t_run_checked(state, close_main, NULL);
 }
 
 /* ---- non-waiting forms, deadlines, -EPERM, bad arguments ------------------------------------- */
@@ -472,7 +439,7 @@ static int try_deadline_main(void *arg)
 
 static void test_chan_try_and_deadline(void **state)
 {
-    run(state, try_deadline_main, NULL);
+    t_run_checked(state, try_deadline_main, NULL);
 }
 
 static void test_chan_outside_coroutine(void **state)
@@ -542,7 +509,7 @@ static int cancel_simple_main(void *arg)
 
 static void test_chan_cancel_parked(void **state)
 {
-    run(state, cancel_simple_main, NULL);
+    t_run_checked(state, cancel_simple_main, NULL);
 }
 
 /* Senders and receivers, some cancelled at random moments: every value whose send returned 0 is
@@ -691,7 +658,7 @@ static void test_chan_cancel_no_loss(void **state)
 {
     size_t caps[] = {0, 2, 64};
     for (size_t i = 0; i < 3; i++) {
-        run(state, chaos_main, &caps[i]);
+        t_run_checked(state, chaos_main, &caps[i]);
     }
 }
 
@@ -795,7 +762,7 @@ static int value_sizes_main(void *arg)
 
 static void test_chan_value_sizes(void **state)
 {
-    run(state, value_sizes_main, NULL);
+    t_run_checked(state, value_sizes_main, NULL);
 }
 
 /* ---- many senders and receivers ------------------------------------------------------------- */
@@ -870,7 +837,7 @@ static void test_chan_many_senders_receivers(void **state)
 {
     size_t caps[] = {0, 16};
     for (size_t i = 0; i < 2; i++)
-        run(state, many_main, &caps[i]);
+        t_run_checked(state, many_main, &caps[i]);
 }
 
 /* ---- a three-stage pipeline ----------------------------------------------------------------- */
@@ -947,7 +914,7 @@ static void test_chan_pipeline_1m(void **state)
 {
     /* valgrind runs this some 50 times slower: a tenth of the values still covers every path. */
     struct pipeline p = {.n = ON_VALGRIND() ? 100000 : 1000000};
-    run(state, pipeline_main, &p);
+    t_run_checked(state, pipeline_main, &p);
     assert_int_equal(p.got.count, p.n);
     assert_int_equal(p.got.dups, 0);
     assert_int_equal(p.got.bad, 0);
@@ -1031,7 +998,7 @@ static int contend_main(void *arg)
 
 static void test_chan_10k_contending(void **state)
 {
-    run(state, contend_main, NULL);
+    t_run_checked(state, contend_main, NULL);
 }
 
 /* ---- select --------------------------------------------------------------------------------- */
@@ -1103,7 +1070,7 @@ static int select_ready_main(void *arg)
 
 static void test_chan_select_ready(void **state)
 {
-    run(state, select_ready_main, NULL);
+    t_run_checked(state, select_ready_main, NULL);
 }
 
 static int select_deadline_main(void *arg)
@@ -1139,7 +1106,7 @@ static int select_deadline_main(void *arg)
 
 static void test_chan_select_deadline(void **state)
 {
-    run(state, select_deadline_main, NULL);
+    t_run_checked(state, select_deadline_main, NULL);
 }
 
 static int select_future_main(void *arg)
@@ -1175,7 +1142,7 @@ static int select_future_main(void *arg)
 
 static void test_chan_select_future_wakes(void **state)
 {
-    run(state, select_future_main, NULL);
+    t_run_checked(state, select_future_main, NULL);
 }
 
 /* A select woken by a future is runnable but has not yet run when its channel waiters are looked
@@ -1242,7 +1209,7 @@ static int select_stale_main(void *arg)
 
 static void test_chan_select_stale_waiters(void **state)
 {
-    run(state, select_stale_main, NULL);
+    t_run_checked(state, select_stale_main, NULL);
 }
 
 struct later {
@@ -1338,7 +1305,7 @@ static int select_chan_wakes_main(void *arg)
 
 static void test_chan_select_channel_wakes_and_close(void **state)
 {
-    run(state, select_chan_wakes_main, NULL);
+    t_run_checked(state, select_chan_wakes_main, NULL);
 }
 
 struct sel_cancel {
@@ -1388,7 +1355,7 @@ static int select_cancel_main(void *arg)
 
 static void test_chan_select_cancel(void **state)
 {
-    run(state, select_cancel_main, NULL);
+    t_run_checked(state, select_cancel_main, NULL);
 }
 
 #define NCASES 20
@@ -1450,7 +1417,7 @@ static int select_many_main(void *arg)
 
 static void test_chan_select_many_cases(void **state)
 {
-    run(state, select_many_main, NULL);
+    t_run_checked(state, select_many_main, NULL);
 }
 
 static int other_future_owner(void *arg)
@@ -1495,7 +1462,7 @@ static int select_einval_main(void *arg)
 
 static void test_chan_select_invalid(void **state)
 {
-    run(state, select_einval_main, NULL);
+    t_run_checked(state, select_einval_main, NULL);
 }
 
 int main(void)

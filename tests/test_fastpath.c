@@ -23,54 +23,11 @@
 
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
-static int fds_at_setup;
-
-static unsigned slowdown(void)
-{
-    return t_on_valgrind() ? 10 : 1;
-}
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "test_fastpath: watchdog: a test hung; aborting\n";
-    ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-    (void)r;
-    _exit(70);
-}
-
-/* Every test: a watchdog against hangs, and no fd may leak. */
-static int fp_setup(void **state)
-{
-    (void)state;
-    signal(SIGALRM, watchdog_fired);
-    alarm(30 * slowdown());
-    fds_at_setup = t_count_fds();
-    return 0;
-}
-
-static int fp_teardown(void **state)
-{
-    (void)state;
-    alarm(0);
-    int now = t_count_fds();
-    if (now != fds_at_setup) {
-        print_error("fd leak: %d fds open before the test, %d after it\n", fds_at_setup, now);
-        return -1;
-    }
-    return 0;
-}
-
-#define FP_TEST(fn) cmocka_unit_test_setup_teardown(fn, fp_setup, fp_teardown)
-
-static struct corio_loop *mkloop(const struct corio_loop_opts *o)
-{
-    struct corio_loop *l = NULL;
-    int err = corio_loop_new(&l, o);
-    if (err)
-        fail_msg("corio_loop_new: %s (%s)", strerror(-err), corio_strerror_setup(err));
-    return l;
-}
+/* The watchdog against hangs, the fd-leak check and mkloop are helpers.h's t_guard_* and
+ * t_mkloop. */
+#define FP_TEST(fn) cmocka_unit_test_setup_teardown(fn, t_guard_setup, t_guard_teardown)
+#define mkloop t_mkloop
+#define slowdown t_slowdown
 
 static uint64_t all_refuse_bits(void)
 {

@@ -15,40 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- checks inside coroutines --------------------------------------------------------------- */
+/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
 
-static unsigned n_fails;
-
-static void check_failed(const char *expr, const char *file, int line, long long a, long long b,
-                         bool values)
-{
-    if (n_fails++ == 0) {
-        if (values)
-            fprintf(stderr, "%s:%d: check failed: %s (%lld != %lld)\n", file, line, expr, a, b);
-        else
-            fprintf(stderr, "%s:%d: check failed: %s\n", file, line, expr);
-    }
-}
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            check_failed(#c, __FILE__, __LINE__, 0, 0, false);                                     \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            check_failed(#a " == " #b, __FILE__, __LINE__, a_, b_, true);                          \
-    } while (0)
-
-static int run(void **state, corio_fn *fn, void *arg)
-{
-    n_fails = 0;
-    int r = t_run1(*state, fn, arg);
-    assert_int_equal(n_fails, 0);
-    return r;
-}
 
 #define DL(ms) (corio_now() + CORIO_MS(ms))
 #define GUARD DL(10000)
@@ -125,7 +93,7 @@ static int send_yield_main(void *arg)
 
 static void test_gen_send_yield_values(void **state)
 {
-    run(state, send_yield_main, NULL);
+    t_run_checked(state, send_yield_main, NULL);
 }
 
 /* Yields 0, 1, ..., n-1 and returns n * 10. */
@@ -171,7 +139,7 @@ static int next_main(void *arg)
 
 static void test_gen_next_until_end(void **state)
 {
-    run(state, next_main, NULL);
+    t_run_checked(state, next_main, NULL);
 }
 
 /* ---- -EBUSY, -EDEADLK, -EPERM --------------------------------------------------------------- */
@@ -234,7 +202,7 @@ static void test_gen_ebusy_second_sender(void **state)
 {
     struct busy b;
     memset(&b, 0, sizeof(b));
-    run(state, busy_main, &b);
+    t_run_checked(state, busy_main, &b);
 }
 
 static int self_sender(struct corio_gen *g, void *arg, void *in)
@@ -272,7 +240,7 @@ static int deadlk_main(void *arg)
 
 static void test_gen_eperm_edeadlk(void **state)
 {
-    run(state, deadlk_main, NULL);
+    t_run_checked(state, deadlk_main, NULL);
     struct corio_gen g;
     void *out;
     assert_int_equal(corio_gen_init(&g, counter, IV(1)), -EPERM);
@@ -357,7 +325,7 @@ static int io_main(void *arg)
 
 static void test_gen_io_between_yields(void **state)
 {
-    run(state, io_main, NULL);
+    t_run_checked(state, io_main, NULL);
 }
 
 /* ---- fini ----------------------------------------------------------------------------------- */
@@ -431,7 +399,7 @@ static int fini_main(void *arg)
 
 static void test_gen_fini(void **state)
 {
-    run(state, fini_main, NULL);
+    t_run_checked(state, fini_main, NULL);
 }
 
 /* ---- cancel of the driver ------------------------------------------------------------------- */
@@ -488,7 +456,7 @@ static void test_gen_cancel_driver(void **state)
 {
     struct drv d;
     memset(&d, 0, sizeof(d));
-    run(state, cancel_driver_main, &d);
+    t_run_checked(state, cancel_driver_main, &d);
     assert_true(d.f.cleaned);
     assert_int_equal(d.f.yield_res, 0);
     assert_int_equal(d.f.sleep_res, -ECANCELED);
@@ -549,7 +517,7 @@ static void test_gen_cancel_driver_after_end(void **state)
 {
     struct late l;
     memset(&l, 0, sizeof(l));
-    run(state, late_cancel_main, &l);
+    t_run_checked(state, late_cancel_main, &l);
     assert_int_equal(l.cancel_res, 0);
     assert_int_equal(l.send_res, 0);
     assert_int_equal(VI(l.out), -1);
@@ -576,7 +544,7 @@ static int stop_main(void *arg)
 static void test_gen_loop_stop(void **state)
 {
     memset(stop_fin, 0, sizeof(stop_fin));
-    run(state, stop_main, NULL);
+    t_run_checked(state, stop_main, NULL);
     assert_true(stop_fin[0].cleaned);
     assert_int_equal(stop_fin[0].yield_res, -ECANCELED);
     assert_int_equal(corio_gen_result(&stop_gens[0]), 42);
@@ -747,7 +715,7 @@ static int parser_main(void *arg)
 
 static void test_gen_record_parser(void **state)
 {
-    run(state, parser_main, NULL);
+    t_run_checked(state, parser_main, NULL);
 }
 
 int main(void)

@@ -17,40 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* ---- checks inside coroutines --------------------------------------------------------------- */
+/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
 
-static unsigned n_fails;
-
-static void check_failed(const char *expr, const char *file, int line, long long a, long long b,
-                         bool values)
-{
-    if (n_fails++ == 0) {
-        if (values)
-            fprintf(stderr, "%s:%d: check failed: %s (%lld != %lld)\n", file, line, expr, a, b);
-        else
-            fprintf(stderr, "%s:%d: check failed: %s\n", file, line, expr);
-    }
-}
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            check_failed(#c, __FILE__, __LINE__, 0, 0, false);                                     \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            check_failed(#a " == " #b, __FILE__, __LINE__, a_, b_, true);                          \
-    } while (0)
-
-static int run(void **state, corio_fn *fn, void *arg)
-{
-    n_fails = 0;
-    int r = t_run1(*state, fn, arg);
-    assert_int_equal(n_fails, 0);
-    return r;
-}
 
 #define DL(ms) (corio_now() + CORIO_MS(ms))
 #define GUARD DL(10000)
@@ -125,7 +93,7 @@ static void test_group_join_error_travels_up(void **state)
     uint16_t port = 0;
     int holder = closed_port(&port);
     assert_true(holder >= 0);
-    assert_int_equal(run(state, join_a, &port), -ECONNREFUSED);
+    assert_int_equal(t_run_checked(state, join_a, &port), -ECONNREFUSED);
     close(holder);
 }
 
@@ -188,7 +156,7 @@ static void test_group_wait_all(void **state)
     struct members m;
     memset(&m, 0, sizeof(m));
     corio_group_init(&m.g, 0);
-    run(state, wait_main, &m);
+    t_run_checked(state, wait_main, &m);
 }
 
 static int zeroed_main(void *arg)
@@ -214,7 +182,7 @@ static int zeroed_main(void *arg)
 
 static void test_group_zeroed_and_join_member(void **state)
 {
-    run(state, zeroed_main, NULL);
+    t_run_checked(state, zeroed_main, NULL);
 }
 
 /* ---- cancel: members parked in every kind of wait ------------------------------------------- */
@@ -343,7 +311,7 @@ static void test_group_cancel_wakes_every_wait(void **state)
     memset(&p, 0, sizeof(p));
     corio_group_init(&p.g, 0);
     p.mu = (struct corio_mutex)CORIO_MUTEX_INIT;
-    run(state, cancel_main, &p);
+    t_run_checked(state, cancel_main, &p);
 }
 
 /* ---- deadline, cancelled owner, -EDEADLK ---------------------------------------------------- */
@@ -381,7 +349,7 @@ static void test_group_wait_deadline(void **state)
 {
     struct members m;
     memset(&m, 0, sizeof(m));
-    run(state, deadline_main, &m);
+    t_run_checked(state, deadline_main, &m);
 }
 
 struct owner {
@@ -423,7 +391,7 @@ static void test_group_owner_cancelled(void **state)
 {
     struct owner o;
     memset(&o, 0, sizeof(o));
-    run(state, owner_main, &o);
+    t_run_checked(state, owner_main, &o);
     assert_int_equal(o.wait_res, -ECANCELED);
     assert_int_equal(o.size_at_return, 0);
     assert_int_equal(o.cleanups_at_return, 4);
@@ -457,7 +425,7 @@ static void test_group_member_waits_own_group(void **state)
 {
     struct selfwait s;
     memset(&s, 0, sizeof(s));
-    run(state, edeadlk_main, &s);
+    t_run_checked(state, edeadlk_main, &s);
     struct corio_group g = CORIO_GROUP_INIT;
     assert_int_equal(corio_group_wait(&g, CORIO_FOREVER), -EPERM);
     assert_int_equal(corio_group_spawn(&g, self_waiter, &s, NULL), -EINVAL); /* no running loop */
@@ -514,7 +482,7 @@ static void test_group_cancel_on_error(void **state)
 {
     struct members m;
     memset(&m, 0, sizeof(m));
-    run(state, cancel_on_error_main, &m);
+    t_run_checked(state, cancel_on_error_main, &m);
 }
 
 /* ---- spawned after a cancel ----------------------------------------------------------------- */
@@ -562,7 +530,7 @@ static int after_cancel_main(void *arg)
 
 static void test_group_spawn_after_cancel(void **state)
 {
-    run(state, after_cancel_main, NULL);
+    t_run_checked(state, after_cancel_main, NULL);
 }
 
 /* ---- loop stop ------------------------------------------------------------------------------ */
@@ -600,7 +568,7 @@ static void test_group_loop_stop(void **state)
     struct stop s;
     memset(&s, 0, sizeof(s));
     int64_t t0 = corio_now();
-    run(state, stop_owner, &s);
+    t_run_checked(state, stop_owner, &s);
     assert_true(corio_now() - t0 < CORIO_MS(3000));
     assert_int_equal(s.owner_wait, -ECANCELED);
     assert_int_equal(s.size_at_return, 0);
@@ -678,7 +646,7 @@ static void test_group_nested(void **state)
     struct nest n;
     memset(&n, 0, sizeof(n));
     n.leaf_ms = 10;
-    run(state, nest_main, &n);
+    t_run_checked(state, nest_main, &n);
     for (int l = 1; l <= NEST_DEPTH; l++) {
         assert_int_equal(n.ended[l], expect[l]);
         assert_int_equal(n.cancelled[l], 0);
@@ -687,7 +655,7 @@ static void test_group_nested(void **state)
     memset(&n, 0, sizeof(n));
     n.leaf_ms = 10000;
     int64_t t0 = corio_now();
-    run(state, nest_main, &n);
+    t_run_checked(state, nest_main, &n);
     assert_true(corio_now() - t0 < CORIO_MS(3000));
     for (int l = 1; l <= NEST_DEPTH; l++) {
         assert_int_equal(n.ended[l], expect[l]);

@@ -11,41 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- checks inside coroutines --------------------------------------------------------------- */
+/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
 
-static unsigned n_fails;
-
-static void check_failed(const char *expr, const char *file, int line, long long a, long long b,
-                         bool values)
-{
-    if (n_fails++ == 0) {
-        if (values)
-            fprintf(stderr, "%s:%d: check failed: %s (%lld != %lld)\n", file, line, expr, a, b);
-        else
-            fprintf(stderr, "%s:%d: check failed: %s\n", file, line, expr);
-    }
-}
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            check_failed(#c, __FILE__, __LINE__, 0, 0, false);                                     \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            check_failed(#a " == " #b, __FILE__, __LINE__, a_, b_, true);                          \
-    } while (0)
-
-/* Runs fn(arg) as the test's main coroutine and fails the test if a check failed. */
-static int run(void **state, corio_fn *fn, void *arg)
-{
-    n_fails = 0;
-    int r = t_run1(*state, fn, arg);
-    assert_int_equal(n_fails, 0);
-    return r;
-}
 
 /* A deadline @ms from now: long enough never to fire in a passing test, short enough that a
  * broken wake-up fails the test instead of hanging it. */
@@ -116,7 +83,7 @@ static int mutex_exclusion_main(void *arg)
 static void test_sync_mutex_exclusion(void **state)
 {
     struct excl e = {.mu = CORIO_MUTEX_INIT, .iters = 10};
-    run(state, mutex_exclusion_main, &e);
+    t_run_checked(state, mutex_exclusion_main, &e);
     assert_int_equal(e.counter, 1000);
     assert_int_equal(e.max_inside, 1);
     assert_int_equal(e.inside, 0);
@@ -179,7 +146,7 @@ static int mutex_fifo_main(void *arg)
 static void test_sync_mutex_fifo(void **state)
 {
     struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = GUARD};
-    run(state, mutex_fifo_main, &o);
+    t_run_checked(state, mutex_fifo_main, &o);
     assert_int_equal(o.n, 5);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(o.seq[i], i);
@@ -228,7 +195,7 @@ static void test_sync_mutex_errors(void **state)
 {
     struct mu_pair p = {.mu = CORIO_MUTEX_INIT, .locked = CORIO_EVENT_INIT,
                         .release = CORIO_EVENT_INIT};
-    run(state, mutex_errors_main, &p);
+    t_run_checked(state, mutex_errors_main, &p);
 }
 
 static int mutex_deadline_main(void *arg)
@@ -257,7 +224,7 @@ static void test_sync_mutex_deadline(void **state)
 {
     struct mu_pair p = {.mu = CORIO_MUTEX_INIT, .locked = CORIO_EVENT_INIT,
                         .release = CORIO_EVENT_INIT};
-    run(state, mutex_deadline_main, &p);
+    t_run_checked(state, mutex_deadline_main, &p);
 }
 
 static int mutex_cancel_main(void *arg)
@@ -322,13 +289,13 @@ static int handoff_cancel_main(void *arg)
 static void test_sync_cancel_after_handoff(void **state)
 {
     struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = GUARD};
-    run(state, handoff_cancel_main, &o);
+    t_run_checked(state, handoff_cancel_main, &o);
 }
 
 static void test_sync_mutex_cancel_waiter(void **state)
 {
     struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = GUARD};
-    run(state, mutex_cancel_main, &o);
+    t_run_checked(state, mutex_cancel_main, &o);
     assert_int_equal(o.n, 2);
     assert_int_equal(o.seq[0], 1);
     assert_int_equal(o.seq[1], 3);
@@ -385,7 +352,7 @@ static int mutex_many_main(void *arg)
 static void test_sync_mutex_10k(void **state)
 {
     struct many m = {.mu = CORIO_MUTEX_INIT};
-    run(state, mutex_many_main, &m);
+    t_run_checked(state, mutex_many_main, &m);
     assert_int_equal(m.counter, MANY);
     assert_int_equal(m.out_of_order, 0);
 }
@@ -447,7 +414,7 @@ static void test_sync_sem_count(void **state)
 {
     struct sem_conc s;
     memset(&s, 0, sizeof(s));
-    run(state, sem_count_main, &s);
+    t_run_checked(state, sem_count_main, &s);
 }
 
 static int sem_waiter(void *arg)
@@ -497,7 +464,7 @@ static int sem_fifo_main(void *arg)
 static void test_sync_sem_fifo_cancel(void **state)
 {
     struct order o = {.deadline = GUARD};
-    run(state, sem_fifo_main, &o);
+    t_run_checked(state, sem_fifo_main, &o);
     int want[5] = {0, 1, 2, 4, 5};
     assert_int_equal(o.n, 5);
     for (int i = 0; i < 5; i++)
@@ -525,7 +492,7 @@ static int sem_deadline_main(void *arg)
 
 static void test_sync_sem_deadline(void **state)
 {
-    run(state, sem_deadline_main, NULL);
+    t_run_checked(state, sem_deadline_main, NULL);
 }
 
 /* ---- wait group ----------------------------------------------------------------------------- */
@@ -582,7 +549,7 @@ static int waitgroup_main(void *arg)
 static void test_sync_waitgroup_wait(void **state)
 {
     struct wg_ctx c = {.wg = CORIO_WAITGROUP_INIT};
-    run(state, waitgroup_main, &c);
+    t_run_checked(state, waitgroup_main, &c);
 }
 
 static int waitgroup_errors_main(void *arg)
@@ -607,7 +574,7 @@ static int waitgroup_errors_main(void *arg)
 
 static void test_sync_waitgroup_errors_deadline(void **state)
 {
-    run(state, waitgroup_errors_main, NULL);
+    t_run_checked(state, waitgroup_errors_main, NULL);
 }
 
 /* ---- event ---------------------------------------------------------------------------------- */
@@ -664,7 +631,7 @@ static int event_main(void *arg)
 static void test_sync_event_set_wakes_all(void **state)
 {
     struct ev_ctx c = {.ev = CORIO_EVENT_INIT, .deadline = GUARD};
-    run(state, event_main, &c);
+    t_run_checked(state, event_main, &c);
 }
 
 static int event_deadline_main(void *arg)
@@ -681,7 +648,7 @@ static int event_deadline_main(void *arg)
 
 static void test_sync_event_deadline(void **state)
 {
-    run(state, event_deadline_main, NULL);
+    t_run_checked(state, event_deadline_main, NULL);
 }
 
 /* ---- cancelled callers, and calls outside a coroutine --------------------------------------- */
@@ -719,7 +686,7 @@ static int cancelled_self_main(void *arg)
 
 static void test_sync_cancelled_caller(void **state)
 {
-    run(state, cancelled_self_main, NULL);
+    t_run_checked(state, cancelled_self_main, NULL);
 }
 
 static void test_sync_eperm_outside(void **state)
