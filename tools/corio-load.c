@@ -184,6 +184,7 @@ static struct config {
     int cpus[CPU_SETSIZE]; /* --cpu, in order */
     unsigned ncpus;
     bool quiet;
+    bool stats; /* print each loop's counters (corio_stats) at the end */
     bool progress;         /* stdout is a terminal and not --quiet */
     bool paired;           /* a sender and a receiver coroutine per connection (see conn_run) */
     long server_pid;       /* --server-pid, or 0 */
@@ -850,6 +851,16 @@ static void *worker_thread(void *arg)
         err = corio_loop_run(loop);
     if (err < 0 && !w->setup_err)
         w->setup_err = err;
+    if (loop && cfg.stats) {
+        const struct corio_stats *ls = corio_stats(loop);
+        fprintf(stderr,
+                PROG ": thread %u: sqes=%llu enters=%llu cqes=%llu cq_overflows=%llu enobufs=%llu "
+                     "switches=%llu spawns=%llu iterations=%llu\n",
+                w->index, (unsigned long long)ls->sqes, (unsigned long long)ls->enters,
+                (unsigned long long)ls->cqes, (unsigned long long)ls->cq_overflows,
+                (unsigned long long)ls->enobufs, (unsigned long long)ls->switches,
+                (unsigned long long)ls->spawns, (unsigned long long)ls->iterations);
+    }
     if (loop)
         corio_loop_free(loop);
     atomic_store(&w->finished, true);
@@ -1155,6 +1166,7 @@ static void usage(FILE *f)
            "      --server-pid PID  report the server's CPU time per message from "
            "/proc/PID/stat\n"
            "  -q, --quiet           no progress and no summary on stdout\n"
+        "      --stats           print each loop's counters (SQEs, enters, CQEs, ...) at the end\n"
            "  -h, --help            this text\n"
            "Echo mode checks every byte that comes back; HTTP mode checks each response's framing\n"
            "(chunked responses are refused) and counts 4xx/5xx responses as errors. Messages,\n"
@@ -1265,7 +1277,8 @@ static void parse_options(int argc, char **argv)
         OPT_THREADS,
         OPT_CPU,
         OPT_PID,
-        OPT_EXPECT
+        OPT_EXPECT,
+        OPT_STATS
     };
     static const struct option longopts[] = {
         {"mode", required_argument, NULL, OPT_MODE},
@@ -1283,6 +1296,7 @@ static void parse_options(int argc, char **argv)
         {"server-pid", required_argument, NULL, OPT_PID},
         {"expect-body", required_argument, NULL, OPT_EXPECT},
         {"quiet", no_argument, NULL, 'q'},
+        {"stats", no_argument, NULL, OPT_STATS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1338,6 +1352,9 @@ static void parse_options(int argc, char **argv)
             break;
         case OPT_EXPECT:
             cfg.expect_body = (long long)parse_uint("--expect-body", optarg, 0, LLONG_MAX, false);
+            break;
+        case OPT_STATS:
+            cfg.stats = true;
             break;
         case 'q':
             cfg.quiet = true;
