@@ -23,6 +23,11 @@ int tool_block_signals(void)
 {
     sigset_t set;
     signal_set(&set);
+    /* A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
+     * before it could reach the signalfd: take the default disposition back (blocked, the
+     * default action never runs; the signalfd receives it). */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     return -pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 

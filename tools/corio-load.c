@@ -1496,7 +1496,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* The threads inherit the mask, so the signals only reach sigtimedwait below. */
+    /* The threads inherit the mask, so the signals only reach sigtimedwait below. A shell starts
+     * background jobs with SIGINT ignored, and an ignored signal is discarded before anyone can
+     * wait for it: take the default disposition back first (blocked, it never runs). */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
