@@ -154,10 +154,16 @@ struct corio__receiver {
     uint32_t tail;              /* last queued buffer id */
     int fd;                     /* the socket */
     int err;                    /* a final error to report once the queue is empty */
+    unsigned queued;            /* buffers in the queue */
     bool armed;                 /* the multishot recv is in the kernel */
     bool eof;                   /* the peer shut down */
-    bool cancelling;            /* fini sent the cancel */
+    bool cancelling;            /* a cancel is on its way: from fini, or a pause */
 };
+
+/* Buffers a receiver queues before it pauses its receive: a connection whose coroutine does not
+ * take what arrives must not drain a ring that others share. While paused, the socket's own
+ * buffer holds what comes, and TCP flow control pushes back on the peer. */
+#define RX_QUEUE_MAX 32
 _Static_assert(sizeof(struct corio__receiver) <= sizeof(struct corio_receiver), "grow receiver");
 
 static void rx_release_queue(struct corio__receiver *rx)
@@ -167,6 +173,7 @@ static void rx_release_queue(struct corio__receiver *rx)
         rx->head = rx->br->next[id];
         buf_return(rx->br, id);
     }
+    rx->queued = 0;
 }
 
 static void rx_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
@@ -192,6 +199,12 @@ static void rx_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
             else
                 br->next[rx->tail] = id;
             rx->tail = id;
+            if (++rx->queued >= RX_QUEUE_MAX && rx->armed && !rx->cancelling) {
+                /* Pause: corio_receiver_next arms it again once the queue is empty. */
+                rx->cancelling = true;
+                l->stats.rx_pauses++;
+                corio__ring_cancel(l->ring, (uintptr_t)&rx->h | CORIO__UD_HANDLER);
+            }
         } else {
             buf_return(br, id); /* picked but not filled */
         }
@@ -264,6 +277,7 @@ static void rx_arm(struct corio__receiver *rx)
         .opcode = CORIO__OP_RECV_MULTI, .fd = rx->fd, .aux = rx->br->bgid};
     corio__ring_prep(l->ring, &op, (uintptr_t)&rx->h | CORIO__UD_HANDLER, NULL, 0);
     rx->armed = true;
+    rx->cancelling = false;
     l->inflight++;
     if (corio__list_empty(&rx->h.link))
         corio__list_push_back(&rx->owner->handlers, &rx->h.link);
@@ -280,6 +294,7 @@ ssize_t corio_receiver_next(struct corio_receiver *pub, struct corio_buf *out, i
         if (rx->head != NO_BUF) {
             uint32_t id = rx->head;
             rx->head = br->next[id];
+            rx->queued--;
             out->data = br->mem + (size_t)id * br->size;
             out->len = br->len[id];
             out->ring = br;

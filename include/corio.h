@@ -157,6 +157,7 @@ struct corio_stats {
     uint64_t switches;      /* coroutine context switches (into or out of a coroutine). */
     uint64_t spawns;        /* coroutines started. */
     uint64_t iterations;    /* loop iterations. */
+    uint64_t rx_pauses;     /* receivers paused with a full queue (their coroutine lagged). */
 };
 
 /* Creates a loop with its io_uring, owned by the calling thread: only this thread may run it. The
@@ -484,7 +485,10 @@ CORIO_API unsigned corio_bufring_available(const struct corio_bufring *br);
 /* Gives a borrowed buffer back to its ring (no system call). Returns nothing. */
 CORIO_API void corio_buf_release(struct corio_buf *b);
 
-/* A multishot receive on one socket into a buffer ring. Caller storage; one coroutine uses it. */
+/* A multishot receive on one socket into a buffer ring. Caller storage; one coroutine uses it.
+ * It queues what arrives until its coroutine takes it; past 32 queued buffers it pauses (the
+ * socket holds the rest, and TCP pushes back on the peer) until the queue is taken, so that a
+ * connection that is not read cannot drain a ring that others share. */
 struct corio_receiver {
     CORIO_ALIGN8 unsigned char opaque_[96];
 };

@@ -302,6 +302,99 @@ static void test_fastpath_bufring_shared(void **state)
     corio_loop_free(l);
 }
 
+/* A receiver whose coroutine stops taking what arrives must not drain a ring that others share:
+ * it pauses its receive once it holds a bounded queue, the rest waits in the socket (and TCP
+ * pushes back on the peer), and when the coroutine takes the queue again the stream goes on with
+ * every byte in order. 1024 buffers of 4 KiB; the peer sends 8 MiB, twice the ring. */
+enum { LAG_COUNT = 1024, LAG_SIZE = 4096, LAG_LEN = 8 << 20 };
+
+struct lag {
+    int sv[2];
+    struct corio_bufring *br;
+    unsigned min_avail; /* the fewest buffers available while the receiver lagged */
+    size_t got;
+};
+
+static int lag_sender(void *arg)
+{
+    struct lag *c = arg;
+    enum { CHUNK = 64 * 1024 };
+    unsigned char *out = malloc(CHUNK);
+    if (!T_EXPECT(out != NULL))
+        return -1;
+    for (size_t off = 0; off < LAG_LEN; off += CHUNK) {
+        t_fill(out, CHUNK, 29, off);
+        if (!T_EXPECT_EQ(corio_send_all(c->sv[1], out, CHUNK, NULL, T_BOUND), CHUNK))
+            break;
+    }
+    T_EXPECT_EQ(corio_shutdown(c->sv[1], SHUT_WR), 0);
+    free(out);
+    return 0;
+}
+
+static int lag_receiver(void *arg)
+{
+    struct lag *c = arg;
+    struct corio_receiver rx;
+    T_EXPECT_EQ(corio_receiver_init(&rx, c->sv[0], c->br), 0);
+    struct corio_buf b;
+    size_t pos = 0;
+    ssize_t n = corio_receiver_next(&rx, &b, T_BOUND); /* arms the receive */
+    c->min_avail = LAG_COUNT;
+    /* Lag: 50 ms without taking anything, while the sender pushes as fast as it can. */
+    for (int i = 0; i < 50; i++) {
+        T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(1)), 0);
+        unsigned a = corio_bufring_available(c->br);
+        if (a < c->min_avail)
+            c->min_avail = a;
+    }
+    for (; n > 0; n = corio_receiver_next(&rx, &b, T_BOUND)) {
+        T_EXPECT_EQ(t_check(b.data, b.len, 29, pos), -1);
+        pos += b.len;
+        corio_buf_release(&b);
+    }
+    T_EXPECT_EQ(n, 0);
+    corio_receiver_fini(&rx);
+    c->got = pos;
+    return 0;
+}
+
+static int lag_main(void *arg)
+{
+    corio_id a, b;
+    T_EXPECT_EQ(corio_spawn(NULL, lag_receiver, arg, &a), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, lag_sender, arg, &b), 0);
+    T_EXPECT_EQ(corio_join(a, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(b, NULL, T_BOUND), 0);
+    return 0;
+}
+
+static void test_fastpath_receiver_lagging_pauses(void **state)
+{
+    (void)state;
+    struct corio_loop *l = mkloop(NULL);
+    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct lag c;
+    memset(&c, 0, sizeof(c));
+    c.br = mkring(l, LAG_COUNT, LAG_SIZE);
+    assert_int_equal(t_tcp_pair(c.sv), 0);
+    assert_int_equal(t_run1(l, lag_main, &c), 0);
+    print_message("  lagging receiver: at least %u of %u buffers stayed available; "
+                  "rx_pauses=%llu; %zu bytes verified\n",
+                  c.min_avail, LAG_COUNT, (unsigned long long)corio_stats(l)->rx_pauses, c.got);
+    close(c.sv[0]);
+    close(c.sv[1]);
+    assert_int_equal(corio_bufring_available(c.br), LAG_COUNT);
+    corio_bufring_free(c.br);
+    t_expect_ok();
+    assert_int_equal(c.got, LAG_LEN);
+    assert_true(corio_stats(l)->rx_pauses > 0);
+    /* Most of the ring stays for the others: the queue bound plus what one burst of the kernel
+     * moved before the pause landed. */
+    assert_true(c.min_avail >= LAG_COUNT - LAG_COUNT / 4);
+    corio_loop_free(l);
+}
+
 /* Receivers that wait for buffers must not be stranded behind one that, woken by a returned
  * buffer, had nothing to receive. One buffer; A holds it; B (nothing will come) and then C (data
  * waits) wait for a buffer; A gives it back. C must get its data at once, while B still waits. */
@@ -1225,6 +1318,7 @@ int main(void)
         FP_TEST(test_fastpath_receiver_cancel),
         FP_TEST(test_fastpath_receiver_fini_returns_queued),
         FP_TEST(test_fastpath_receiver_owner_returns_armed),
+        FP_TEST(test_fastpath_receiver_lagging_pauses),
         FP_TEST(test_fastpath_accept_200),
         FP_TEST(test_fastpath_accept_emfile_rearm),
         FP_TEST(test_fastpath_accept_fixed),

@@ -100,7 +100,7 @@ void tool_print_stats(const char *who, struct corio_loop *loop)
     fprintf(stderr,
             "%s: sqes=%" PRIu64 " enters=%" PRIu64 " cqes=%" PRIu64 " cq_overflows=%" PRIu64
             " enobufs=%" PRIu64 " switches=%" PRIu64 " spawns=%" PRIu64 " iterations=%" PRIu64
-            "\n",
+            " rx_pauses=%" PRIu64 "\n",
             who, s->sqes, s->enters, s->cqes, s->cq_overflows, s->enobufs, s->switches, s->spawns,
-            s->iterations);
+            s->iterations, s->rx_pauses);
 }

@@ -26,6 +26,8 @@
  * allocation per sample); its counters are single-writer atomics, so the coordinator can read them
  * for the progress line without a lock while the loops write them with plain stores.
  */
+#include "common.h"
+
 #include <corio.h>
 
 #include <arpa/inet.h>
@@ -852,14 +854,9 @@ static void *worker_thread(void *arg)
     if (err < 0 && !w->setup_err)
         w->setup_err = err;
     if (loop && cfg.stats) {
-        const struct corio_stats *ls = corio_stats(loop);
-        fprintf(stderr,
-                PROG ": thread %u: sqes=%llu enters=%llu cqes=%llu cq_overflows=%llu enobufs=%llu "
-                     "switches=%llu spawns=%llu iterations=%llu\n",
-                w->index, (unsigned long long)ls->sqes, (unsigned long long)ls->enters,
-                (unsigned long long)ls->cqes, (unsigned long long)ls->cq_overflows,
-                (unsigned long long)ls->enobufs, (unsigned long long)ls->switches,
-                (unsigned long long)ls->spawns, (unsigned long long)ls->iterations);
+        char who[64];
+        snprintf(who, sizeof(who), PROG ": thread %u", w->index);
+        tool_print_stats(who, loop);
     }
     if (loop)
         corio_loop_free(loop);
