@@ -34,6 +34,7 @@ struct corio_http_server {
     size_t n_routes;                      /* routes in use */
     struct corio_http_stats stats;        /* counters */
     struct corio_sem slots;               /* free connection slots */
+    struct corio_bufring *ring;           /* buffers for the connections' multishot receives */
     time_t date_sec;                      /* the second date[] was formatted for */
     char date[CORIO_HTTP_DATE_LEN + 1];   /* cached IMF-fixdate for the Date header */
 };
@@ -69,6 +70,10 @@ struct corio_http_conn {
     size_t payload_off;          /* BODY_CHUNKED: decoded bytes waiting at rbuf[payload_off] */
     size_t payload_len;
     struct corio_http_chunked ch; /* the chunked decoder */
+    struct corio_receiver rx;    /* multishot receive over the server's ring, if it has one */
+    struct corio_buf pend;       /* a received buffer not yet copied out in full */
+    size_t pend_off;             /* how much of it was */
+    bool use_rx;                 /* rx is set up */
 };
 
 /* ---- server ------------------------------------------------------------------------------- */
@@ -224,6 +229,30 @@ static ssize_t send_all_until(int fd, const void *buf, size_t len, int64_t deadl
         done += (size_t)n;
     }
     return (ssize_t)done;
+}
+
+/* Reads up to @len bytes into @dst. With the server's buffer ring, a multishot receive stays
+ * armed on the connection (no poll to arm again per request) and each buffer the kernel fills is
+ * copied out, the rest of it kept for the next call; otherwise a receive per call. Returns the
+ * bytes read, 0 at EOF, or -errno (-ETIMEDOUT past @deadline). */
+static ssize_t conn_recv(struct corio_http_conn *c, void *dst, size_t len, int64_t deadline)
+{
+    if (!c->use_rx)
+        return recv_until(c->fd, dst, len, deadline);
+    if (!c->pend.ring) {
+        ssize_t n = corio_receiver_next(&c->rx, &c->pend, deadline);
+        if (n <= 0)
+            return n;
+        c->pend_off = 0;
+    }
+    size_t k = c->pend.len - c->pend_off;
+    if (k > len)
+        k = len;
+    memcpy(dst, (const char *)c->pend.data + c->pend_off, k);
+    c->pend_off += k;
+    if (c->pend_off == c->pend.len)
+        corio_buf_release(&c->pend);
+    return (ssize_t)k;
 }
 
 /* ---- output ------------------------------------------------------------------------------- */
@@ -408,7 +437,7 @@ static ssize_t body_fill(struct corio_http_conn *c)
     int err = flush(c);
     if (err)
         return err;
-    ssize_t n = recv_until(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, c->body_deadline);
+    ssize_t n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen, c->body_deadline);
     if (n == 0)
         return -ECONNRESET; /* the peer ended the stream inside the body */
     if (n > 0)
@@ -443,7 +472,7 @@ ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len)
              * promises: the client may wait for one before it sends the rest. */
             n = flush(c);
             if (n == 0)
-                n = recv_until(c->fd, buf, want, c->body_deadline);
+                n = conn_recv(c, buf, want, c->body_deadline);
             if (n == 0)
                 n = -ECONNRESET;
         }
@@ -656,7 +685,7 @@ static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *r
             return -431;
         if (flush(c) != 0)
             return HEAD_CLOSE;
-        ssize_t n = recv_until(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, deadline);
+        ssize_t n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen, deadline);
         if (n == -ETIMEDOUT) {
             if (idle)
                 return HEAD_CLOSE;
@@ -757,7 +786,7 @@ static void linger_close(struct corio_http_conn *c)
         int64_t dl = corio_now() + CORIO_MS(500);
         size_t total = 0;
         ssize_t n;
-        while (total < 65536 && (n = corio_recv(c->fd, c->rbuf, c->rcap, 0, dl)) > 0)
+        while (total < 65536 && (n = conn_recv(c, c->rbuf, c->rcap, dl)) > 0)
             total += (size_t)n;
     }
 }
@@ -843,7 +872,12 @@ static int conn_main(void *arg)
         c.rcap = bs;
         c.wbuf = mem + bs;
         c.wcap = bs;
+        c.use_rx = s->ring && corio_receiver_init(&c.rx, c.fd, s->ring) == 0;
         serve_conn(&c);
+        if (c.use_rx) {
+            corio_buf_release(&c.pend);
+            corio_receiver_fini(&c.rx);
+        }
         free(mem);
     }
     corio_close(c.fd);
@@ -856,6 +890,11 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
 {
     struct corio_group conns;
     corio_group_init(&conns, 0);
+    /* One ring of 4 KiB buffers for every connection's receives (none where the kernel has no
+     * buffer rings or multishot receive: then each receive brings its own buffer). */
+    struct corio_loop *loop = corio_loop_current();
+    if (!s->ring && loop && corio_loop_has(loop, CORIO_FEAT_RECV_MULTISHOT))
+        corio_bufring_new(&s->ring, loop, 1024, 4096);
     int ret;
     for (;;) {
         ret = corio_sem_acquire(&s->slots, CORIO_FOREVER);
@@ -896,5 +935,7 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
     /* Whatever ended the accept loop, the connections end with it. */
     corio_group_cancel(&conns);
     corio_group_wait(&conns, CORIO_FOREVER);
+    corio_bufring_free(s->ring);
+    s->ring = NULL;
     return ret;
 }
