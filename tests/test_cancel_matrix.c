@@ -970,7 +970,11 @@ static int drive_after(void *p)
         int64_t bound = corio_now() + BOUND_NS;
         while (r->fut && !corio_future_done(r->fut) && corio_now() < bound)
             corio_yield();
-        CHECK_EQ(r->stage, ST_STARTED);
+        /* A sleep whose 50 us had passed by the time it started (a stalled, loaded machine) is
+         * done at once, with nothing submitted: its victim did not wait, and ran on. */
+        bool ran_on = k == K_SLEEP && r->start_res == 0 && r->start_inflight_delta == 0;
+        if (!ran_on)
+            CHECK_EQ(r->stage, ST_STARTED);
     } else if (k == K_JOIN) {
         corio_yield(); /* the target ends; the victim is runnable behind us */
         CHECK(r->target_ended);
@@ -1401,6 +1405,10 @@ int main(void)
     bool watching = pthread_create(&wd, NULL, watchdog_main, NULL) == 0;
     print_message("cancellation matrix: %d repetitions a cell (CORIO_MATRIX_REPS)\n",
                   reps_wanted());
+    /* One cell or a few, by name: CORIO_MATRIX_CELL='test_cancel_matrix_sleep_*'. */
+    const char *only = getenv("CORIO_MATRIX_CELL");
+    if (only && *only)
+        cmocka_set_test_filter(only);
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     atomic_store(&watch_stop, true);
     if (watching)
