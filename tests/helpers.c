@@ -285,16 +285,55 @@ int t_guard_setup(void **state)
     return 0;
 }
 
+/* Lists this process's fds and what they are, to name a leaked one. */
+static void print_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char link[300], target[256];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        target[n < 0 ? 0 : n] = '\0';
+        print_error("  fd %s -> %s\n", e->d_name, target);
+    }
+    closedir(d);
+}
+
+/* 0 if the fd count is back to @before; else says so, lists the fds and returns -1. */
+static int fds_back_to(int before)
+{
+    int now = t_count_fds();
+    if (now == before)
+        return 0;
+    print_error("fd leak: %d fds open before the test, %d after it:\n", before, now);
+    print_fds();
+    return -1;
+}
+
 int t_guard_teardown(void **state)
 {
     (void)state;
     alarm(0);
-    int now = t_count_fds();
-    if (now != guard_fds) {
-        print_error("fd leak: %d fds open before the test, %d after it\n", guard_fds, now);
-        return -1;
-    }
-    return 0;
+    return fds_back_to(guard_fds);
+}
+
+static int loop_fds;
+
+int t_loop_fds_setup(void **state)
+{
+    loop_fds = t_count_fds();
+    return t_loop_setup(state);
+}
+
+int t_loop_fds_teardown(void **state)
+{
+    int r = t_loop_teardown(state);
+    return fds_back_to(loop_fds) ? -1 : r;
 }
 
 struct corio_loop *t_mkloop(const struct corio_loop_opts *o)

@@ -62,6 +62,10 @@ void t_expect_ok(void);
 int t_guard_setup(void **state);
 int t_guard_teardown(void **state);
 
+/* cmocka fixtures: t_loop_setup/teardown plus the fd-leak check, which lists the fds open. */
+int t_loop_fds_setup(void **state);
+int t_loop_fds_teardown(void **state);
+
 /* 10 under valgrind, else 1: a factor for timeouts. */
 unsigned t_slowdown(void);
 

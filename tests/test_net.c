@@ -6,7 +6,6 @@
 #include "helpers.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -29,47 +28,7 @@
 
 /* ---- fixtures and small helpers ---------------------------------------------------------------- */
 
-static int fds_at_setup;
-
-/* Lists this process's fds and what they are, to name a leaked one. */
-static void print_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char link[300], target[256];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(link, target, sizeof(target) - 1);
-        target[n < 0 ? 0 : n] = '\0';
-        print_error("  fd %s -> %s\n", e->d_name, target);
-    }
-    closedir(d);
-}
-
-/* t_loop_setup plus an fd count, so that the teardown can tell a test that leaked an fd. */
-static int net_setup(void **state)
-{
-    fds_at_setup = t_count_fds();
-    return t_loop_setup(state);
-}
-
-static int net_teardown(void **state)
-{
-    int r = t_loop_teardown(state);
-    int now = t_count_fds();
-    if (now != fds_at_setup) {
-        print_error("fd leak: %d fds open before the test, %d after it:\n", fds_at_setup, now);
-        print_fds();
-        return -1;
-    }
-    return r;
-}
-
-#define NET_TEST(fn) cmocka_unit_test_setup_teardown(fn, net_setup, net_teardown)
+#define NET_TEST(fn) cmocka_unit_test_setup_teardown(fn, t_loop_fds_setup, t_loop_fds_teardown)
 
 /* Skips the current test, saying why, when the loop's kernel lacks @feat. */
 static void need(struct corio_loop *loop, enum corio_feature feat)
