@@ -153,7 +153,7 @@ static void fill_defaults(struct corio_loop_opts *o)
     if (!o->stack_cache)
         o->stack_cache = 1024;
     if (!o->sqpoll_spin_us)
-        o->sqpoll_spin_us = 100;
+        o->sqpoll_spin_us = CORIO_SQPOLL_SPIN_AWAKE;
     if (!o->batch_wait_us)
         o->batch_wait_us = 50;
     else if (o->batch_wait_us == CORIO_BATCH_WAIT_OFF)
@@ -898,13 +898,22 @@ static int idle_wait(struct corio_loop *l)
             timeout = 0;
     }
     if (l->features & (1ull << CORIO_FEAT_SQPOLL)) {
-        /* The kernel's poller submits and, awake, completes without us: spin on the CQ for a
-         * while before sleeping in io_uring_enter, so that a busy loop makes no system call at
-         * all. Bounded by the time and by the earliest timer. */
-        int64_t now = corio_now(), end = now + (int64_t)l->opts.sqpoll_spin_us * 1000;
+        /* The kernel's poller submits and, awake, completes without us: spin on the CQ while it
+         * is awake (or for sqpoll_spin_us), so that a busy loop makes no system call at all.
+         * Bounded by the earliest timer; ends when the poller sleeps or CQEs overflow, which
+         * need an enter. */
+        bool awake = l->opts.sqpoll_spin_us == CORIO_SQPOLL_SPIN_AWAKE;
+        /* Publish what the coroutines prepared first (no system call while the poller is
+         * awake; the wake-up if it sleeps): the poller cannot complete what it cannot see. */
+        int err = corio__ring_enter(l->ring, false, 0, 0, 0);
+        if (err)
+            return err;
+        int64_t now = corio_now(), end = INT64_MAX;
+        if (!awake)
+            end = now + (int64_t)l->opts.sqpoll_spin_us * 1000;
         if (t && t->deadline < end)
             end = t->deadline;
-        while (now < end) {
+        while (now < end && !corio__ring_needs_enter(l->view)) {
             if (corio__ring_has_cqes(l->view))
                 return 0;
             corio__cpu_relax();

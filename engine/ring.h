@@ -123,6 +123,7 @@ struct corio__ring_view {
     const unsigned *kflags;    /* IORING_SQ_* flags */
     const unsigned *spill_n;   /* CQEs waiting in the spill list */
     unsigned attention;        /* flags that need an enter; all ones: always enter */
+    unsigned sleep_flags;      /* IORING_SQ_NEED_WAKEUP | IORING_SQ_CQ_OVERFLOW */
 };
 
 const struct corio__ring_view *corio__ring_view(const struct corio__ring *r);
@@ -144,6 +145,12 @@ static inline bool corio__ring_has_cqes(const struct corio__ring_view *v)
 {
     return *v->spill_n != 0 ||
            *(const volatile unsigned *)v->cq_khead != *(const volatile unsigned *)v->cq_ktail;
+}
+
+/* SQPOLL: true once the poller has gone to sleep or CQEs overflowed: only an enter helps then. */
+static inline bool corio__ring_needs_enter(const struct corio__ring_view *v)
+{
+    return (*(const volatile unsigned *)v->kflags & v->sleep_flags) != 0;
 }
 
 /* A ring of provided buffers shared with the kernel (IORING_REGISTER_PBUF_RING, 5.19). */

@@ -134,8 +134,14 @@ struct corio_loop_opts {
                                  that one wake-up serves several (kernel 6.12+); default 50,
                                  CORIO_BATCH_WAIT_OFF: never. */
     unsigned sqpoll_spin_us;  /* with CORIO_LOOP_SQPOLL: how long an idle loop polls the CQ before
-                                 it sleeps in io_uring_enter; default 100. */
+                                 it sleeps in io_uring_enter. Default CORIO_SQPOLL_SPIN_AWAKE: for
+                                 as long as the kernel's poller is awake (it sleeps after
+                                 sqpoll_idle_ms without work), so that no io_uring_enter is made
+                                 while it is; the loop's thread then burns its CPU as the poller
+                                 does. Any other value bounds the spin in microseconds. */
 };
+
+#define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
 
 #define CORIO_BATCH_WAIT_OFF UINT32_MAX
 

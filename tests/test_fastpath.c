@@ -317,7 +317,7 @@ static void test_fastpath_refuse_everything(void **state)
 
 /* ---- SQPOLL ---------------------------------------------------------------------------------- */
 
-enum { SQ_COROS = 64, SQ_NOPS = 100, SQ_SPIN_NOPS = 500 };
+enum { SQ_COROS = 64, SQ_NOPS = 100, SQ_SPIN_NOPS = 500, SQ_SLEEPS = 20 };
 
 static int sq_nops(void *arg)
 {
@@ -349,6 +349,7 @@ struct sq_figures {
     uint64_t awake_enters;      /* SQ_SPIN_NOPS spun nops with the poller awake */
     uint64_t awake_sqes;
     uint64_t wake_enters; /* one spun nop after 100 ms idle */
+    uint64_t sleep_enters; /* SQ_SLEEPS kernel timeouts of 300 us, awaited one by one */
 };
 
 static int sq_main(void *arg)
@@ -374,6 +375,12 @@ static int sq_main(void *arg)
             break;
     fig->awake_enters = s->enters - e0;
     fig->awake_sqes = s->sqes - q0;
+    /* Ops that take longer than a bounded spin (kernel timeouts, 300 us): awaiting them needs
+     * an enter each unless the loop spins for as long as the poller is awake. */
+    e0 = s->enters;
+    for (int i = 0; i < SQ_SLEEPS; i++)
+        T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_US(300)), 0);
+    fig->sleep_enters = s->enters - e0;
     /* Idle for 100 ms: the poller (idle time 10 ms) goes to sleep and sets NEED_WAKEUP. The wait
      * ends by the loop's own timer, not a kernel timeout: the timeout's task work would run on
      * the poller's thread and wake it, and the wake-up path would go untested. */
@@ -387,39 +394,67 @@ static int sq_main(void *arg)
     return 0;
 }
 
-static void test_fastpath_sqpoll_wakeup(void **state)
+/* Runs sq_main on an SQPOLL loop whose poller sleeps after 10 ms idle. Returns false (after
+ * printing why) if the kernel refused SQPOLL. */
+static bool sqpoll_run(unsigned spin_us, struct sq_figures *fig)
 {
-    (void)state;
-    struct corio_loop_opts o = {.flags = CORIO_LOOP_SQPOLL, .sqpoll_idle_ms = 10};
+    struct corio_loop_opts o = {
+        .flags = CORIO_LOOP_SQPOLL, .sqpoll_idle_ms = 10, .sqpoll_spin_us = spin_us};
     struct corio_loop *l = mkloop(&o);
     if (!corio_loop_has(l, CORIO_FEAT_SQPOLL)) {
         print_message("SKIP: the kernel refused IORING_SETUP_SQPOLL (the loop fell back)\n");
         corio_loop_free(l);
-        skip();
+        return false;
     }
     assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN)); /* the two exclude each other */
-    struct sq_figures fig;
-    memset(&fig, 0, sizeof(fig));
-    assert_int_equal(t_run1(l, sq_main, &fig), 0);
+    memset(fig, 0, sizeof(*fig));
+    assert_int_equal(t_run1(l, sq_main, fig), 0);
     t_expect_ok();
     const struct corio_stats *s = corio_stats(l);
-    print_message("  SQPOLL: %d x %d awaited nops: %.3f enters/op; %d spun nops with the poller "
-                  "awake: %llu enters, %llu sqes; after 100 ms idle: %llu enter(s) to wake it; "
-                  "total sqes=%llu enters=%llu\n",
-                  SQ_COROS, SQ_NOPS, fig.batch_enters_per_op, SQ_SPIN_NOPS,
-                  (unsigned long long)fig.awake_enters, (unsigned long long)fig.awake_sqes,
-                  (unsigned long long)fig.wake_enters, (unsigned long long)s->sqes,
-                  (unsigned long long)s->enters);
-    /* Loose bounds: a 2-CPU machine under load may deschedule the poller, and then the loop
-     * waits in the kernel for completions more often. */
-    assert_true(fig.batch_enters_per_op < 0.5);
-    assert_true(fig.awake_sqes >= SQ_SPIN_NOPS);
-    assert_true(fig.awake_enters <= SQ_SPIN_NOPS / 10);
-    /* The sleeping poller had to be woken with an enter: that is the NEED_WAKEUP path. Once per
-     * batch of SQEs: not once per loop iteration until the poller gets a CPU. */
-    assert_true(fig.wake_enters >= 1);
-    assert_true(fig.wake_enters <= 3);
+    print_message("  SQPOLL, spin %s: %d x %d awaited nops: %.4f enters/op; %d spun nops with the "
+                  "poller awake: %llu enters, %llu sqes; %d awaited 300 us sleeps: %llu enters; "
+                  "after 100 ms idle: %llu enter(s) to wake it; total sqes=%llu enters=%llu\n",
+                  spin_us ? "bounded" : "while the poller is awake", SQ_COROS, SQ_NOPS,
+                  fig->batch_enters_per_op, SQ_SPIN_NOPS, (unsigned long long)fig->awake_enters,
+                  (unsigned long long)fig->awake_sqes, SQ_SLEEPS,
+                  (unsigned long long)fig->sleep_enters, (unsigned long long)fig->wake_enters,
+                  (unsigned long long)s->sqes, (unsigned long long)s->enters);
     corio_loop_free(l);
+    /* Both modes: submissions to an awake poller need no system call; the sleeping poller had
+     * to be woken with an enter (the NEED_WAKEUP path), once per batch of SQEs, not once per
+     * loop iteration until the poller gets a CPU. */
+    assert_true(fig->awake_sqes >= SQ_SPIN_NOPS);
+    assert_true(fig->awake_enters <= SQ_SPIN_NOPS / 10);
+    assert_true(fig->wake_enters >= 1);
+    assert_true(fig->wake_enters <= 3);
+    return true;
+}
+
+/* Default: the idle loop spins on the CQ for as long as the poller is awake, so awaiting costs
+ * no enter either. Only a poller that went to sleep (10 ms without work, possible if a loaded
+ * machine deschedules the loop that long) needs one: a bound of 1 per 100 ops, where waiting in
+ * the kernel would take about 1 per op. */
+static void test_fastpath_sqpoll_wakeup(void **state)
+{
+    (void)state;
+    struct sq_figures fig;
+    if (!sqpoll_run(0, &fig))
+        skip();
+    assert_true(fig.batch_enters_per_op < 0.01);
+    assert_true(fig.sleep_enters <= 2);
+}
+
+/* A bounded spin (20 us): the loop then sleeps in io_uring_enter to wait for what takes longer
+ * (the sleeps), and everything still works, wake-ups included. Loose bound on the nops: one
+ * enter waits for many completions. */
+static void test_fastpath_sqpoll_bounded_spin(void **state)
+{
+    (void)state;
+    struct sq_figures fig;
+    if (!sqpoll_run(20, &fig))
+        skip();
+    assert_true(fig.batch_enters_per_op < 0.5);
+    assert_true(fig.sleep_enters >= SQ_SLEEPS / 2);
 }
 
 /* ---- registered buffers ---------------------------------------------------------------------- */
@@ -745,6 +780,7 @@ int main(void)
         FP_TEST(test_fastpath_refuse_both_taskrun_modes),
         FP_TEST(test_fastpath_refuse_everything),
         FP_TEST(test_fastpath_sqpoll_wakeup),
+        FP_TEST(test_fastpath_sqpoll_bounded_spin),
         FP_TEST(test_fastpath_registered_buffers),
         FP_TEST(test_fastpath_send_zc_buffer_held),
         FP_TEST(test_fastpath_send_zc_threshold),
