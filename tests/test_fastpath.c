@@ -441,7 +441,7 @@ static void test_fastpath_sqpoll_wakeup(void **state)
     if (!sqpoll_run(0, &fig))
         skip();
     assert_true(fig.batch_enters_per_op < 0.01);
-    assert_true(fig.sleep_enters <= 2);
+    assert_true(fig.sleep_enters <= SQ_SLEEPS / 4);
 }
 
 /* A bounded spin (20 us): the loop then sleeps in io_uring_enter to wait for what takes longer
