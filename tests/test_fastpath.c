@@ -737,39 +737,6 @@ static void test_fastpath_send_zc_unsupported_socket(void **state)
     assert_int_equal(t_check(in + 8192, 8192, 63, 0), -1);
 }
 
-static int zc_missing_body(void *arg)
-{
-    (void)arg;
-    int sv[2];
-    if (!T_EXPECT_EQ(t_tcp_pair(sv), 0))
-        return -1;
-    char out[64];
-    t_fill(out, sizeof(out), 64, 0);
-    T_EXPECT_EQ(corio_send_zc(sv[1], out, sizeof(out), 0, T_BOUND), -EOPNOTSUPP);
-    T_EXPECT_EQ(corio_send(sv[1], out, sizeof(out), 0, T_BOUND), sizeof(out)); /* plain */
-    close(sv[0]);
-    close(sv[1]);
-    return 0;
-}
-
-/* The engine's own -EOPNOTSUPP, for a kernel without IORING_OP_SEND_ZC (before 6.0), needs such a
- * kernel: the refuse hook covers setup flags only, not opcodes. */
-static void test_fastpath_send_zc_missing_opcode(void **state)
-{
-    (void)state;
-    struct corio_loop_opts o = {.zc_threshold = 16};
-    struct corio_loop *l = mkloop(&o);
-    if (corio_loop_has(l, CORIO_FEAT_SEND_ZC)) {
-        corio_loop_free(l);
-        print_message("SKIP: this kernel has IORING_OP_SEND_ZC and opcodes cannot be refused by "
-                      "the test hook, so the missing-opcode -EOPNOTSUPP cannot be simulated\n");
-        skip();
-    }
-    assert_int_equal(t_run1(l, zc_missing_body, NULL), 0);
-    corio_loop_free(l);
-    t_expect_ok();
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,7 +753,6 @@ int main(void)
         FP_TEST(test_fastpath_send_zc_threshold),
         FP_TEST(test_fastpath_send_zc_threshold_off),
         FP_TEST(test_fastpath_send_zc_unsupported_socket),
-        FP_TEST(test_fastpath_send_zc_missing_opcode),
     };
     if (t_uring_unavailable())
         return T_EXIT_SKIP;

@@ -770,6 +770,43 @@ static void test_regress_6_spill_wait(void **state)
     assert_true(sw.ms < 500.0);
 }
 
+static int zc_hidden_body(void *arg)
+{
+#define T_BOUND (corio_now() + CORIO_SEC(10))
+    (void)arg;
+    int sv[2];
+    if (!T_EXPECT_EQ(t_tcp_pair(sv), 0))
+        return -1;
+    char out[64], in[64];
+    t_fill(out, sizeof(out), 64, 0);
+    T_EXPECT_EQ(corio_send_zc(sv[1], out, sizeof(out), 0, T_BOUND), -EOPNOTSUPP);
+    /* Above the loop's zero-copy threshold: sent plainly, and only once. */
+    T_EXPECT_EQ(corio_send(sv[1], out, sizeof(out), 0, T_BOUND), sizeof(out));
+    T_EXPECT_EQ(corio_recv_all(sv[0], in, sizeof(in), NULL, T_BOUND), sizeof(in));
+    T_EXPECT_EQ(t_check(in, sizeof(in), 64, 0), -1);
+    T_EXPECT_EQ(recv(sv[0], in, sizeof(in), MSG_DONTWAIT), -1);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+#undef T_BOUND
+}
+
+/* A kernel without IORING_OP_SEND_ZC (before 6.0), simulated by hiding the opcode from the probe
+ * and the ring: corio_send_zc fails with the engine's own -EOPNOTSUPP without submitting, and a
+ * send above the zero-copy threshold goes out plainly. */
+static void test_faults_send_zc_missing(void **state)
+{
+    (void)state;
+    assert_int_equal(corio__fault_configure("quiet=1,hide_op=send_zc"), 0);
+    struct corio_loop_opts o = {.zc_threshold = 16};
+    struct corio_loop *loop;
+    assert_int_equal(corio_loop_new(&loop, &o), 0);
+    assert_false(corio_loop_has(loop, CORIO_FEAT_SEND_ZC));
+    assert_int_equal(t_run1(loop, zc_hidden_body, NULL), 0);
+    assert_int_equal(corio__fault_stats()->op_refused, 0); /* no send_zc SQE reached the seam */
+    scripted_end(loop);
+}
+
 int main(void)
 {
     struct rlimit rl;
@@ -791,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_faults_all),
         cmocka_unit_test(test_regress_6_cancel_eagain),
         cmocka_unit_test(test_regress_6_spill_wait),
+        cmocka_unit_test(test_faults_send_zc_missing),
     };
     if (t_uring_unavailable())
         return T_EXIT_SKIP;
