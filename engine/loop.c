@@ -891,12 +891,6 @@ static void fire_timers(struct corio_loop *l)
 static int idle_wait(struct corio_loop *l)
 {
     struct corio__timer *t = corio__heap_top(&l->timers);
-    int64_t timeout = -1;
-    if (t) {
-        timeout = t->deadline - corio_now();
-        if (timeout < 0)
-            timeout = 0;
-    }
     if (l->features & (1ull << CORIO_FEAT_SQPOLL)) {
         /* The kernel's poller submits and, awake, completes without us: spin on the CQ while it
          * is awake (or for sqpoll_spin_us), so that a busy loop makes no system call at all.
@@ -919,6 +913,13 @@ static int idle_wait(struct corio_loop *l)
             corio__cpu_relax();
             now = corio_now();
         }
+    }
+    /* After the spin: the time left until the earliest timer. */
+    int64_t timeout = -1;
+    if (t) {
+        timeout = t->deadline - corio_now();
+        if (timeout < 0)
+            timeout = 0;
     }
     /* How many completions to wait for: twice as many as recent wake-ups brought (a moving
      * average) once they bring several, so that a busy loop batches more and more and a quiet

@@ -444,6 +444,39 @@ static void test_fastpath_sqpoll_wakeup(void **state)
     assert_true(fig.sleep_enters <= SQ_SLEEPS / 4);
 }
 
+static int sq_timer_body(void *arg)
+{
+    double *ms = arg;
+    struct corio_event never = CORIO_EVENT_INIT;
+    for (int i = 0; i < 10; i++) /* work for the poller: it is awake now */
+        T_EXPECT_EQ(corio_nop(), 0);
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_event_wait(&never, t0 + CORIO_MS(100)), -ETIMEDOUT);
+    *ms = t_ms_since(t0);
+    return 0;
+}
+
+/* A loop timer (a wait's deadline) while the poller stays awake (idle time 1 s): the loop spins
+ * until the deadline and must not then sleep in the kernel for the whole timeout again. */
+static void test_fastpath_sqpoll_timer_on_time(void **state)
+{
+    (void)state;
+    struct corio_loop_opts o = {.flags = CORIO_LOOP_SQPOLL};
+    struct corio_loop *l = mkloop(&o);
+    if (!corio_loop_has(l, CORIO_FEAT_SQPOLL)) {
+        corio_loop_free(l);
+        print_message("SKIP: the kernel refused IORING_SETUP_SQPOLL (the loop fell back)\n");
+        skip();
+    }
+    double ms = 0;
+    assert_int_equal(t_run1(l, sq_timer_body, &ms), 0);
+    corio_loop_free(l);
+    t_expect_ok();
+    print_message("  a 100 ms deadline with the poller awake ended after %.1f ms\n", ms);
+    assert_true(ms >= 99.0);
+    assert_true(ms < 170.0 * slowdown());
+}
+
 /* A bounded spin (20 us): the loop then sleeps in io_uring_enter to wait for what takes longer
  * (the sleeps), and everything still works, wake-ups included. Loose bound on the nops: one
  * enter waits for many completions. */
@@ -748,6 +781,7 @@ int main(void)
         FP_TEST(test_fastpath_refuse_everything),
         FP_TEST(test_fastpath_sqpoll_wakeup),
         FP_TEST(test_fastpath_sqpoll_bounded_spin),
+        FP_TEST(test_fastpath_sqpoll_timer_on_time),
         FP_TEST(test_fastpath_registered_buffers),
         FP_TEST(test_fastpath_send_zc_buffer_held),
         FP_TEST(test_fastpath_send_zc_threshold),
