@@ -44,6 +44,7 @@ struct cfg {
     uint64_t refuse_setup; /* CORIO_FEAT_ bits of setup flags io_uring_setup refuses */
     uint64_t refuse_op;    /* CORIO_FEAT_ bits of ops whose SQEs fail */
     uint64_t hide_op;      /* ... that the probe does not list either */
+    uint64_t hide_feat;    /* CORIO_FEAT_ bits of kernel features reported missing */
     int refuse_err;        /* their error */
     bool quiet;            /* no "corio faults:" line */
     bool any;              /* some fault is enabled */
@@ -234,6 +235,9 @@ static int parse(const char *spec, struct cfg *c)
             ok = parse_feats(v, CORIO_FEAT_NOP, CORIO_FEAT_WRITE_FIXED, &u);
             c->hide_op |= u;
             c->refuse_op |= u;
+        } else if (strcmp(kv, "hide_feat") == 0) {
+            ok = parse_feats(v, CORIO_FEAT_EXT_ARG, CORIO_FEAT_EXT_ARG, &u);
+            c->hide_feat |= u;
         } else if (strcmp(kv, "refuse_op_err") == 0) {
             ok = strcmp(v, "einval") == 0 || strcmp(v, "eopnotsupp") == 0;
             c->refuse_err = strcmp(v, "einval") == 0 ? -EINVAL : -EOPNOTSUPP;
@@ -254,7 +258,8 @@ static int parse(const char *spec, struct cfg *c)
     }
     c->any = c->enter_eintr > 0 || c->enter_eagain > 0 || c->enter_ebusy > 0 || c->short_rw > 0 ||
              c->cqe_eagain > 0 || c->cqe_econnreset > 0 || c->cqe_enobufs > 0 || c->sq_full > 0 ||
-             c->reorder > 0 || c->holdback > 0 || c->sq || c->cq || c->refuse_setup || c->refuse_op;
+             c->reorder > 0 || c->holdback > 0 || c->sq || c->cq || c->refuse_setup || c->refuse_op ||
+             c->hide_feat;
     return 0;
 }
 
@@ -389,7 +394,7 @@ void corio__fault_params(unsigned *sq_entries, unsigned *cq_entries)
 uint64_t corio__fault_hidden_ops(void)
 {
     ensure();
-    return T.cfg.hide_op;
+    return T.cfg.hide_op | T.cfg.hide_feat;
 }
 
 int corio__fault_enter(const struct corio__ring *r, unsigned *min_complete)

@@ -68,6 +68,9 @@ struct corio__fault_stats {
  *                       refuse_op_err, every time
  *   hide_op=O|O         as refuse_op, and the opcode probe does not list them either: a kernel
  *                       without those ops, so the engine's fallbacks are taken
+ *   hide_feat=F         the kernel feature F (ext_arg) is reported missing and not used, as
+ *                       on an older kernel (without EXT_ARG the loop waits for its timers
+ *                       with timeout SQEs)
  *   refuse_op_err=einval|eopnotsupp   the refused ops' error (default einval)
  *   quiet=1             do not print the "corio faults:" line
  * Prints "corio faults: seed=S spec=..." once to stderr when a fault is enabled. Returns 0, or
@@ -96,7 +99,7 @@ int corio__fault_setup(unsigned setup_flags, uint64_t feats);
 /* May replace the SQ and CQ sizes asked for at setup. Returns nothing. */
 void corio__fault_params(unsigned *sq_entries, unsigned *cq_entries);
 
-/* Returns the CORIO_FEAT_ bits of the ops the opcode probe must not report. */
+/* Returns the CORIO_FEAT_ bits of the ops and features the probe must not report. */
 uint64_t corio__fault_hidden_ops(void);
 
 /* Returns a negative errno to make this io_uring_enter fail without calling the kernel, else 0.

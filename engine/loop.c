@@ -853,7 +853,10 @@ static void dispatch(struct corio_loop *l, const struct corio__cqe *c)
         return;
     }
     case CORIO__UD_WAKE:
-        l->wake_armed = false;
+        /* Which one fired is not known: forget the earliest deadline, so that the next idle
+         * wait arms another one for its timer rather than trust one that may be gone. */
+        l->wake_armed--;
+        l->wake_deadline = INT64_MAX;
         return;
     default:
         corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)ud);
@@ -907,12 +910,17 @@ static int idle_wait(struct corio_loop *l)
             end = now + (int64_t)l->opts.sqpoll_spin_us * 1000;
         if (t && t->deadline < end)
             end = t->deadline;
-        while (now < end && !corio__ring_needs_enter(l->view)) {
+        for (;;) {
             if (corio__ring_has_cqes(l->view))
                 return 0;
+            if (now >= end || corio__ring_needs_enter(l->view))
+                break;
             corio__cpu_relax();
             now = corio_now();
         }
+        /* A timer is due: the loop fires it without asking the kernel. */
+        if (t && t->deadline <= now)
+            return 0;
     }
     /* After the spin: the time left until the earliest timer. */
     int64_t timeout = -1;
@@ -935,12 +943,16 @@ static int idle_wait(struct corio_loop *l)
         batch = (unsigned)l->inflight;
     int err = corio__ring_enter(l->ring, true, timeout, batch, l->opts.batch_wait_us);
     if (err == -EOPNOTSUPP) {
-        if (!l->wake_armed) {
+        /* A timeout SQE wakes the loop at the earliest timer, unless one already in flight
+         * comes first. One armed for a later timer does not do: the earlier one would fire
+         * late. (The kernel reads wake_ts when the SQE is submitted, right below.) */
+        if (t && (!l->wake_armed || t->deadline < l->wake_deadline)) {
             l->wake_ts.sec = t->deadline / 1000000000;
             l->wake_ts.nsec = t->deadline % 1000000000;
             struct corio__op op = {.opcode = CORIO__OP_TIMEOUT, .addr = &l->wake_ts};
             corio__ring_prep(l->ring, &op, (uintptr_t)l | CORIO__UD_WAKE, NULL, 0);
-            l->wake_armed = true;
+            l->wake_armed++;
+            l->wake_deadline = t->deadline;
         }
         err = corio__ring_enter(l->ring, true, -1, 1, 0);
     }

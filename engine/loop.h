@@ -163,14 +163,15 @@ struct corio_loop {
     bool running;                  /* inside corio_loop_run */
     bool stopping;                 /* corio_loop_stop: new coroutines start cancelled */
     bool deadlock;                 /* everything was parked with nothing that could wake it */
-    bool wake_armed;               /* a fallback timeout SQE (no EXT_ARG) is in flight */
+    unsigned wake_armed;           /* fallback timeout SQEs (no EXT_ARG) in flight */
     bool buffers_registered;       /* corio_buffers_register is in effect */
     uint16_t next_bgid;            /* the next provided-buffer group id to hand out */
     unsigned deadlock_breaks;      /* consecutive deadlock breaks without progress */
     unsigned batch_avg;            /* CQEs per idle wake-up, moving average, in 16ths */
     uint32_t fixed_used;           /* slots of the fixed file table holding accepted sockets */
     struct corio__list fixed_waiters; /* acceptors waiting for a free fixed slot */
-    struct corio__ts wake_ts;      /* its deadline */
+    struct corio__ts wake_ts;      /* the last one's deadline, read by the kernel at submit */
+    int64_t wake_deadline;         /* one in flight for sure fires by then; INT64_MAX: unknown */
     const void *sched_lo;          /* the scheduler's stack (the thread's), for ASan */
     size_t sched_size;             /* its size */
     void *asan_sched_fake;         /* ASan's fake stack of the scheduler while switched out */

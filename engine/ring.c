@@ -225,6 +225,8 @@ static void probe_features(struct corio__ring *r, uint64_t *features)
     }
     /* Fault seam: ops refused with "hide_op=" are missing from the probe, as on an older kernel. */
     f &= ~corio__fault_hidden_ops();
+    if (!(f & (1ull << CORIO_FEAT_EXT_ARG)))
+        r->ext_arg = false; /* "hide_feat=ext_arg" */
     *features = f;
 }
 

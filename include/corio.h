@@ -134,11 +134,13 @@ struct corio_loop_opts {
                                  that one wake-up serves several (kernel 6.12+); default 50,
                                  CORIO_BATCH_WAIT_OFF: never. */
     unsigned sqpoll_spin_us;  /* with CORIO_LOOP_SQPOLL: how long an idle loop polls the CQ before
-                                 it sleeps in io_uring_enter. Default CORIO_SQPOLL_SPIN_AWAKE: for
-                                 as long as the kernel's poller is awake (it sleeps after
-                                 sqpoll_idle_ms without work), so that no io_uring_enter is made
-                                 while it is; the loop's thread then burns its CPU as the poller
-                                 does. Any other value bounds the spin in microseconds. */
+                                 it sleeps in io_uring_enter. 0 or CORIO_SQPOLL_SPIN_AWAKE (the
+                                 default): for as long as the kernel's poller is awake, so that
+                                 completions and timers need no io_uring_enter while it is; the
+                                 loop's thread burns its CPU as the poller does, up to
+                                 sqpoll_idle_ms after the last work. A number bounds the spin in
+                                 microseconds. Either way the spin ends when the poller sleeps or
+                                 the CQ overflows: the loop then waits in io_uring_enter. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX

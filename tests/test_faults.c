@@ -807,6 +807,62 @@ static void test_faults_send_zc_missing(void **state)
     scripted_end(loop);
 }
 
+struct wake_late {
+    double long_ms, short_ms; /* how long each deadline wait took */
+};
+
+static int wait_long(void *arg)
+{
+    struct wake_late *w = arg;
+    struct corio_event never = CORIO_EVENT_INIT;
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_event_wait(&never, t0 + CORIO_MS(300)), -ETIMEDOUT);
+    w->long_ms = t_ms_since(t0);
+    return 0;
+}
+
+static int wait_short_later(void *arg)
+{
+    struct wake_late *w = arg;
+    struct corio_event never = CORIO_EVENT_INIT;
+    /* A kernel timeout wakes the loop while the 300 ms wake-up SQE is in flight. */
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(20)), 0);
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_event_wait(&never, t0 + CORIO_MS(30)), -ETIMEDOUT);
+    w->short_ms = t_ms_since(t0);
+    return 0;
+}
+
+static int wake_late_main(void *arg)
+{
+    corio_id a, b;
+    T_EXPECT_EQ(corio_spawn(NULL, wait_long, arg, &a), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, wait_short_later, arg, &b), 0);
+    T_EXPECT_EQ(corio_join(a, NULL, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_join(b, NULL, CORIO_FOREVER), 0);
+    return 0;
+}
+
+/* A kernel without EXT_ARG (before 5.11): the loop waits for its timers with timeout SQEs. One
+ * armed for a later deadline must not stand in for an earlier timer added after it: the 30 ms
+ * wait ended at the 300 ms wake-up (loop.c idle_wait). */
+static void test_faults_no_ext_arg_timers(void **state)
+{
+    (void)state;
+    assert_int_equal(corio__fault_configure("quiet=1,hide_feat=ext_arg"), 0);
+    struct corio_loop *loop;
+    assert_int_equal(corio_loop_new(&loop, NULL), 0);
+    assert_false(corio_loop_has(loop, CORIO_FEAT_EXT_ARG));
+    struct wake_late w = {0, 0};
+    assert_int_equal(t_run1(loop, wake_late_main, &w), 0);
+    scripted_end(loop);
+    print_message("without EXT_ARG: a 300 ms deadline took %.1f ms, a 30 ms one set later %.1f ms\n",
+                  w.long_ms, w.short_ms);
+    assert_true(w.long_ms >= 299.0);
+    assert_true(w.short_ms >= 29.0);
+    assert_true(w.short_ms < 150.0 * t_slowdown());
+}
+
 int main(void)
 {
     struct rlimit rl;
@@ -829,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_regress_6_cancel_eagain),
         cmocka_unit_test(test_regress_6_spill_wait),
         cmocka_unit_test(test_faults_send_zc_missing),
+        cmocka_unit_test(test_faults_no_ext_arg_timers),
     };
     if (t_uring_unavailable())
         return T_EXIT_SKIP;
