@@ -913,7 +913,7 @@ static int idle_wait(struct corio_loop *l)
         for (;;) {
             if (corio__ring_has_cqes(l->view))
                 return 0;
-            if (now >= end || corio__ring_needs_enter(l->view))
+            if (now >= end || corio__ring_needs_enter(l->ring))
                 break;
             corio__cpu_relax();
             now = corio_now();

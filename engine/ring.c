@@ -274,7 +274,6 @@ int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
     r->view.cq_ktail = r->ring.cq.ktail;
     r->view.kflags = r->ring.sq.kflags;
     r->view.spill_n = &r->spill_n;
-    r->view.sleep_flags = IORING_SQ_NEED_WAKEUP | IORING_SQ_CQ_OVERFLOW;
     /* Task work is only visible through IORING_SQ_TASKRUN when TASKRUN_FLAG is set; without it
      * (or with SQPOLL, whose enter path is cheap anyway) the loop must always enter. */
     if ((r->setup_flags & IORING_SETUP_SQPOLL) ||
@@ -521,6 +520,12 @@ bool corio__ring_wants_enter(const struct corio__ring *r)
 {
     unsigned f = IO_URING_READ_ONCE(*r->ring.sq.kflags);
     return f & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
+}
+
+bool corio__ring_needs_enter(const struct corio__ring *r)
+{
+    unsigned f = IO_URING_READ_ONCE(*r->ring.sq.kflags);
+    return f & (IORING_SQ_NEED_WAKEUP | IORING_SQ_CQ_OVERFLOW);
 }
 
 int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns, unsigned batch,

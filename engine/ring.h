@@ -100,6 +100,10 @@ void corio__ring_cancel(struct corio__ring *r, uint64_t target);
  * (TASKRUN flag) or CQEs waiting in its overflow list. */
 bool corio__ring_wants_enter(const struct corio__ring *r);
 
+/* SQPOLL: true once the poller has gone to sleep (IORING_SQ_NEED_WAKEUP) or CQEs overflowed:
+ * waiting for completions then takes an io_uring_enter. */
+bool corio__ring_needs_enter(const struct corio__ring *r);
+
 /* Submits every queued SQE; if @wait, also waits until at least one CQE is ready or @timeout_ns
  * (relative, -1: none) passes; with @batch > 1 it waits for up to @batch CQEs, but at most
  * @batch_us microseconds once the first is there (kernels with IORING_FEAT_MIN_TIMEOUT; others
@@ -123,7 +127,6 @@ struct corio__ring_view {
     const unsigned *kflags;    /* IORING_SQ_* flags */
     const unsigned *spill_n;   /* CQEs waiting in the spill list */
     unsigned attention;        /* flags that need an enter; all ones: always enter */
-    unsigned sleep_flags;      /* IORING_SQ_NEED_WAKEUP | IORING_SQ_CQ_OVERFLOW */
 };
 
 const struct corio__ring_view *corio__ring_view(const struct corio__ring *r);
@@ -145,12 +148,6 @@ static inline bool corio__ring_has_cqes(const struct corio__ring_view *v)
 {
     return *v->spill_n != 0 ||
            *(const volatile unsigned *)v->cq_khead != *(const volatile unsigned *)v->cq_ktail;
-}
-
-/* SQPOLL: true once the poller has gone to sleep or CQEs overflowed: only an enter helps then. */
-static inline bool corio__ring_needs_enter(const struct corio__ring_view *v)
-{
-    return (*(const volatile unsigned *)v->kflags & v->sleep_flags) != 0;
 }
 
 /* A ring of provided buffers shared with the kernel (IORING_REGISTER_PBUF_RING, 5.19). */
