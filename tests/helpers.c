@@ -67,6 +67,15 @@ int t_run1(struct corio_loop *loop, corio_fn *fn, void *arg)
     return r.result;
 }
 
+int t_run2(struct corio_loop *loop, corio_fn *fa, corio_fn *fb, void *arg)
+{
+    struct run1 a = {fa, arg, -12345}, b = {fb, arg, -12345};
+    assert_int_equal(corio_spawn(loop, run1_body, &a, NULL), 0);
+    assert_int_equal(corio_spawn(loop, run1_body, &b, NULL), 0);
+    assert_int_equal(corio_loop_run(loop), 0);
+    return a.result ? a.result : b.result;
+}
+
 int t_tcp_pair(int sv[2])
 {
     int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

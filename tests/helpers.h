@@ -25,6 +25,10 @@ int t_loop_teardown(void **state);
  * Fails the test if the loop reports an error. */
 int t_run1(struct corio_loop *loop, corio_fn *fn, void *arg);
 
+/* As t_run1 with two coroutines, fa(arg) and fb(arg), started in that order. Returns fa's result
+ * if it is not 0, else fb's. */
+int t_run2(struct corio_loop *loop, corio_fn *fa, corio_fn *fb, void *arg);
+
 /* A connected TCP pair over loopback: sv[0] is the accepted side. Returns 0 or -errno. Usable
  * outside coroutines (blocking syscalls). */
 int t_tcp_pair(int sv[2]);

@@ -394,18 +394,25 @@ static int sq_main(void *arg)
     return 0;
 }
 
-/* Runs sq_main on an SQPOLL loop whose poller sleeps after 10 ms idle. Returns false (after
- * printing why) if the kernel refused SQPOLL. */
-static bool sqpoll_run(unsigned spin_us, struct sq_figures *fig)
+/* A loop with @o (CORIO_LOOP_SQPOLL set in it); skips the test, saying why, if the kernel
+ * refused SQPOLL. */
+static struct corio_loop *sqpoll_loop(struct corio_loop_opts *o)
+{
+    struct corio_loop *l = mkloop(o);
+    if (!corio_loop_has(l, CORIO_FEAT_SQPOLL)) {
+        corio_loop_free(l);
+        print_message("SKIP: the kernel refused IORING_SETUP_SQPOLL (the loop fell back)\n");
+        skip();
+    }
+    return l;
+}
+
+/* Runs sq_main on an SQPOLL loop whose poller sleeps after 10 ms idle. */
+static void sqpoll_run(unsigned spin_us, struct sq_figures *fig)
 {
     struct corio_loop_opts o = {
         .flags = CORIO_LOOP_SQPOLL, .sqpoll_idle_ms = 10, .sqpoll_spin_us = spin_us};
-    struct corio_loop *l = mkloop(&o);
-    if (!corio_loop_has(l, CORIO_FEAT_SQPOLL)) {
-        print_message("SKIP: the kernel refused IORING_SETUP_SQPOLL (the loop fell back)\n");
-        corio_loop_free(l);
-        return false;
-    }
+    struct corio_loop *l = sqpoll_loop(&o);
     assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN)); /* the two exclude each other */
     memset(fig, 0, sizeof(*fig));
     assert_int_equal(t_run1(l, sq_main, fig), 0);
@@ -427,7 +434,6 @@ static bool sqpoll_run(unsigned spin_us, struct sq_figures *fig)
     assert_true(fig->awake_enters <= SQ_SPIN_NOPS / 10);
     assert_true(fig->wake_enters >= 1);
     assert_true(fig->wake_enters <= 3);
-    return true;
 }
 
 /* Default: the idle loop spins on the CQ for as long as the poller is awake, so awaiting costs
@@ -438,8 +444,7 @@ static void test_fastpath_sqpoll_wakeup(void **state)
 {
     (void)state;
     struct sq_figures fig;
-    if (!sqpoll_run(0, &fig))
-        skip();
+    sqpoll_run(0, &fig);
     assert_true(fig.batch_enters_per_op < 0.01);
     assert_true(fig.sleep_enters <= SQ_SLEEPS / 4);
 }
@@ -462,12 +467,7 @@ static void test_fastpath_sqpoll_timer_on_time(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.flags = CORIO_LOOP_SQPOLL};
-    struct corio_loop *l = mkloop(&o);
-    if (!corio_loop_has(l, CORIO_FEAT_SQPOLL)) {
-        corio_loop_free(l);
-        print_message("SKIP: the kernel refused IORING_SETUP_SQPOLL (the loop fell back)\n");
-        skip();
-    }
+    struct corio_loop *l = sqpoll_loop(&o);
     double ms = 0;
     assert_int_equal(t_run1(l, sq_timer_body, &ms), 0);
     corio_loop_free(l);
@@ -484,8 +484,7 @@ static void test_fastpath_sqpoll_bounded_spin(void **state)
 {
     (void)state;
     struct sq_figures fig;
-    if (!sqpoll_run(20, &fig))
-        skip();
+    sqpoll_run(20, &fig);
     assert_true(fig.batch_enters_per_op < 0.5);
     assert_true(fig.sleep_enters >= SQ_SLEEPS / 2);
 }

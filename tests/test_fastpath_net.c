@@ -173,16 +173,6 @@ static int bx_receiver(void *arg)
     return 0;
 }
 
-static int bx_main(void *arg)
-{
-    corio_id a, b;
-    T_EXPECT_EQ(corio_spawn(NULL, bx_receiver, arg, &a), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, bx_sender, arg, &b), 0);
-    T_EXPECT_EQ(corio_join(a, NULL, T_BOUND), 0);
-    T_EXPECT_EQ(corio_join(b, NULL, T_BOUND), 0);
-    return 0;
-}
-
 static void test_fastpath_bufring_exhaustion(void **state)
 {
     (void)state;
@@ -193,7 +183,7 @@ static void test_fastpath_bufring_exhaustion(void **state)
     c.br = mkring(l, BX_COUNT, BX_SIZE);
     assert_int_equal(corio_bufring_available(c.br), BX_COUNT);
     assert_int_equal(t_tcp_pair(c.sv), 0);
-    assert_int_equal(t_run1(l, bx_main, &c), 0);
+    assert_int_equal(t_run2(l, bx_receiver, bx_sender, &c), 0);
     const struct corio_stats *s = corio_stats(l);
     print_message("  %zu bytes through 4 x 64 B buffers; dry %u times; enobufs=%llu cqes=%llu\n",
                   c.got, c.dry, (unsigned long long)s->enobufs, (unsigned long long)s->cqes);
@@ -359,16 +349,6 @@ static int lag_receiver(void *arg)
     return 0;
 }
 
-static int lag_main(void *arg)
-{
-    corio_id a, b;
-    T_EXPECT_EQ(corio_spawn(NULL, lag_receiver, arg, &a), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, lag_sender, arg, &b), 0);
-    T_EXPECT_EQ(corio_join(a, NULL, T_BOUND), 0);
-    T_EXPECT_EQ(corio_join(b, NULL, T_BOUND), 0);
-    return 0;
-}
-
 static void test_fastpath_receiver_lagging_pauses(void **state)
 {
     (void)state;
@@ -378,7 +358,7 @@ static void test_fastpath_receiver_lagging_pauses(void **state)
     memset(&c, 0, sizeof(c));
     c.br = mkring(l, LAG_COUNT, LAG_SIZE);
     assert_int_equal(t_tcp_pair(c.sv), 0);
-    assert_int_equal(t_run1(l, lag_main, &c), 0);
+    assert_int_equal(t_run2(l, lag_receiver, lag_sender, &c), 0);
     print_message("  lagging receiver: at least %u of %u buffers stayed available; "
                   "rx_pauses=%llu; %zu bytes verified\n",
                   c.min_avail, LAG_COUNT, (unsigned long long)corio_stats(l)->rx_pauses, c.got);

@@ -833,16 +833,6 @@ static int wait_short_later(void *arg)
     return 0;
 }
 
-static int wake_late_main(void *arg)
-{
-    corio_id a, b;
-    T_EXPECT_EQ(corio_spawn(NULL, wait_long, arg, &a), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, wait_short_later, arg, &b), 0);
-    T_EXPECT_EQ(corio_join(a, NULL, CORIO_FOREVER), 0);
-    T_EXPECT_EQ(corio_join(b, NULL, CORIO_FOREVER), 0);
-    return 0;
-}
-
 /* A kernel without EXT_ARG (before 5.11): the loop waits for its timers with timeout SQEs. One
  * armed for a later deadline must not stand in for an earlier timer added after it: the 30 ms
  * wait ended at the 300 ms wake-up (loop.c idle_wait). */
@@ -854,7 +844,7 @@ static void test_faults_no_ext_arg_timers(void **state)
     assert_int_equal(corio_loop_new(&loop, NULL), 0);
     assert_false(corio_loop_has(loop, CORIO_FEAT_EXT_ARG));
     struct wake_late w = {0, 0};
-    assert_int_equal(t_run1(loop, wake_late_main, &w), 0);
+    assert_int_equal(t_run2(loop, wait_long, wait_short_later, &w), 0);
     scripted_end(loop);
     print_message("without EXT_ARG: a 300 ms deadline took %.1f ms, a 30 ms one set later %.1f ms\n",
                   w.long_ms, w.short_ms);
