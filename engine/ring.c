@@ -531,6 +531,11 @@ bool corio__ring_needs_enter(const struct corio__ring *r)
 int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns, unsigned batch,
                       unsigned batch_us)
 {
+    /* A timed or batched wait needs EXT_ARG: without it the loop arms a timeout SQE and calls
+     * again, so nothing is counted or woken here. */
+    bool batched = wait && batch > 1 && batch_us > 0 && r->min_timeout;
+    if (wait && (timeout_ns >= 0 || batched) && !r->ext_arg)
+        return -EOPNOTSUPP;
     sq_flush(r);
     unsigned submit = corio__ring_unsubmitted(r);
     unsigned kflags = IO_URING_READ_ONCE(*r->ring.sq.kflags);
@@ -570,10 +575,7 @@ int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns, unsi
     if (wait) {
         flags |= IORING_ENTER_GETEVENTS;
         min = 1;
-        bool batched = batch > 1 && batch_us > 0 && r->min_timeout;
         if (timeout_ns >= 0 || batched) {
-            if (!r->ext_arg)
-                return -EOPNOTSUPP; /* the loop falls back to a timeout SQE */
             memset(&arg, 0, sizeof(arg));
             if (timeout_ns >= 0) {
                 ts.tv_sec = timeout_ns / 1000000000;
