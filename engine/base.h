@@ -1,7 +1,10 @@
-/* Shared internals of the engine: assertions, branch hints, container_of, the panic path. */
-#ifndef CORIO_INTERNAL_H
-#define CORIO_INTERNAL_H
+/* The engine's leaf, which every module may use and which uses none of them: assertions and the
+ * panic path, branch hints, container_of, sanitizer detection, thread-local storage (base.c holds
+ * the functions, the clock and the feature names). */
+#ifndef CORIO_BASE_H
+#define CORIO_BASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +60,12 @@ _Noreturn void corio__panic(const char *fmt, ...) __attribute__((format(printf, 
 #if __has_include(<valgrind/valgrind.h>)
 #define CORIO__VALGRIND 1
 #endif
+#endif
+
+#ifdef CORIO__VALGRIND
+/* True when the process runs under valgrind: read once at the first loop's creation, since each
+ * RUNNING_ON_VALGRIND is a client request of a dozen instructions, too many for the hot path. */
+extern bool corio__on_valgrind;
 #endif
 
 /* Thread-local storage for the current loop and coroutine: initial-exec, so that a shared libcorio

@@ -5,7 +5,9 @@
  * buffer id, which the receiver queues (linked through the ring's per-buffer next[] array, so a
  * receiver owns no memory of its own) until its coroutine takes it. Buffers go back to the kernel
  * with a shared-memory store, no system call. */
-#include "op.h"
+#include "future.h"
+
+#include "loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -77,7 +79,7 @@ int corio_bufring_new(struct corio_bufring **out, struct corio_loop *l, unsigned
     br->size = size;
     br->count = count;
     br->bgid = l->next_bgid++;
-    err = corio__ring_pbuf_new(l->ring, br->bgid, count, &br->pbuf);
+    err = corio__ring_pbuf_new(l->io.ring, br->bgid, count, &br->pbuf);
     if (err)
         goto fail;
     corio__list_init(&br->waiters);
@@ -107,7 +109,7 @@ void corio_bufring_free(struct corio_bufring *br)
     if (!br)
         return;
     CORIO__ASSERT(corio__list_empty(&br->waiters));
-    corio__ring_pbuf_free(br->loop->ring, br->bgid, br->pbuf);
+    corio__ring_pbuf_free(br->loop->io.ring, br->bgid, br->pbuf);
     munmap(br->mem, br->mem_len);
     free(br->next);
     free(br->len);
@@ -146,10 +148,9 @@ void corio_buf_release(struct corio_buf *b)
 /* ---- receivers ------------------------------------------------------------------------------ */
 
 struct corio__receiver {
-    struct corio__handler h;    /* CQE consumer, tagged CORIO__UD_HANDLER */
+    struct corio__pending p;    /* its CQEs' record, linked to its owner while armed */
     struct corio_bufring *br;   /* where its buffers come from */
-    struct corio_coro *owner;   /* the coroutine that uses it */
-    struct corio_coro *waiter;  /* the owner while parked in corio_receiver_next */
+    struct corio__task *waiter; /* the owner while parked in corio_receiver_next */
     uint32_t head;              /* first queued buffer id, or NO_BUF */
     uint32_t tail;              /* last queued buffer id */
     int fd;                     /* the socket */
@@ -176,95 +177,105 @@ static void rx_release_queue(struct corio__receiver *rx)
     rx->queued = 0;
 }
 
-static void rx_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
+/* Asks the kernel to stop the multishot, once. */
+static void rx_stop(struct corio__receiver *rx)
 {
-    struct corio__receiver *rx = container_of(h, struct corio__receiver, h);
+    if (!rx->cancelling) {
+        rx->cancelling = true;
+        corio__op_cancel(&rx->br->loop->io, &rx->p.c);
+    }
+}
+
+/* A buffer the kernel filled (or picked and left empty) for @rx: queue it, pausing the receive
+ * once the queue is long. */
+static void rx_buffer(struct corio__receiver *rx, int32_t res, uint32_t id)
+{
     struct corio_bufring *br = rx->br;
-    struct corio_loop *l = br->loop;
-    if (!(flags & CORIO__CQE_F_MORE)) {
-        rx->armed = false;
-        l->inflight--;
+    br->avail--;
+    if (res <= 0) {
+        buf_return(br, id); /* picked but not filled */
+        return;
     }
-    if (flags & CORIO__CQE_F_BUFFER) {
-        uint32_t id = flags >> CORIO__CQE_BUFFER_SHIFT;
-        br->avail--;
-        if (res > 0) {
 #ifdef CORIO__VALGRIND
-            VALGRIND_MAKE_MEM_DEFINED(br->mem + (size_t)id * br->size, (size_t)res);
+    VALGRIND_MAKE_MEM_DEFINED(br->mem + (size_t)id * br->size, (size_t)res);
 #endif
-            br->len[id] = (uint32_t)res;
-            br->next[id] = NO_BUF;
-            if (rx->head == NO_BUF)
-                rx->head = id;
-            else
-                br->next[rx->tail] = id;
-            rx->tail = id;
-            if (++rx->queued >= RX_QUEUE_MAX && rx->armed && !rx->cancelling) {
-                /* Pause: corio_receiver_next arms it again once the queue is empty. */
-                rx->cancelling = true;
-                l->stats.rx_pauses++;
-                corio__ring_cancel(l->ring, (uintptr_t)&rx->h | CORIO__UD_HANDLER);
-            }
-        } else {
-            buf_return(br, id); /* picked but not filled */
-        }
+    br->len[id] = (uint32_t)res;
+    br->next[id] = NO_BUF;
+    if (rx->head == NO_BUF)
+        rx->head = id;
+    else
+        br->next[rx->tail] = id;
+    rx->tail = id;
+    if (++rx->queued >= RX_QUEUE_MAX && rx->armed && !rx->cancelling) {
+        /* Pause: corio_receiver_next arms it again once the queue is empty. */
+        br->loop->stats.rx_pauses++;
+        rx_stop(rx);
     }
-    if (res == 0)
+}
+
+static void rx_complete(struct corio__completion *c, const struct corio__cqe *cqe, bool link)
+{
+    (void)link;
+    struct corio__receiver *rx = container_of(c, struct corio__receiver, p.c);
+    struct corio_bufring *br = rx->br;
+    int32_t res = cqe->res;
+    if (!(cqe->flags & CORIO__CQE_F_MORE))
+        rx->armed = false;
+    if (cqe->flags & CORIO__CQE_F_BUFFER)
+        rx_buffer(rx, res, cqe->flags >> CORIO__CQE_BUFFER_SHIFT);
+    if (res == 0) {
         rx->eof = true;
-    else if (res == -ENOBUFS) {
-        l->stats.enobufs++; /* not final: armed again once buffers are back */
+    } else if (res == -ENOBUFS) {
+        br->loop->stats.enobufs++; /* not final: armed again once buffers are back */
         /* The ring ran dry while free buffers may wait on the stack: hold more in the kernel. */
         if (br->target < br->count)
             br->target = br->target * 2 < br->count ? br->target * 2 : br->count;
         ring_top_up(br);
-    }
-    else if (res < 0 && !(res == -ECANCELED && rx->cancelling))
+    } else if (res < 0 && !(res == -ECANCELED && rx->cancelling)) {
         rx->err = res;
+    }
     if (rx->waiter)
         corio__unpark(rx->waiter, 0);
-    if (!rx->armed && rx->owner->state == CORIO__CO_ZOMBIE) {
+    if (!rx->armed && rx->p.owner->t.state == CORIO__T_ZOMBIE) {
         /* Its owner returned without corio_receiver_fini: this was the last CQE. */
         rx_release_queue(rx);
-        corio__list_remove(&rx->h.link);
+        corio__pending_done(&rx->p);
     }
 }
 
-static void rx_abort(struct corio_coro *co, int why)
+static void rx_abort(struct corio__task *t, int why)
 {
-    struct corio__receiver *rx = co->wait_obj;
+    struct corio__receiver *rx = t->wait_obj;
     rx->waiter = NULL;
-    corio__unpark(co, why);
+    corio__unpark(t, why);
 }
 
 /* The owner returned while the receiver was linked (runs on the scheduler's stack). */
-static void rx_cancel(struct corio__handler *h)
+static void rx_cancel(struct corio__pending *p)
 {
-    struct corio__receiver *rx = container_of(h, struct corio__receiver, h);
+    struct corio__receiver *rx = container_of(p, struct corio__receiver, p);
     if (rx->armed) {
-        if (!rx->cancelling) {
-            rx->cancelling = true;
-            corio__ring_cancel(rx->br->loop->ring, (uintptr_t)&rx->h | CORIO__UD_HANDLER);
-        }
+        rx_stop(rx);
         return;
     }
     rx_release_queue(rx);
-    corio__list_remove(&rx->h.link);
+    corio__pending_done(&rx->p);
 }
 
 int corio_receiver_init(struct corio_receiver *pub, int fd, struct corio_bufring *br)
 {
     struct corio__receiver *rx = (struct corio__receiver *)(void *)pub;
     memset(rx, 0, sizeof(*rx));
-    if (!corio__tls_co)
+    struct corio_coro *co = corio__self();
+    if (!co)
         return -EPERM;
-    if (!br || br->loop != corio__tls_co->loop)
+    if (!br || br->loop != co->loop)
         return -EINVAL;
-    rx->h.fn = rx_cqe;
-    rx->h.cancel = rx_cancel;
-    rx->h.owner = corio__tls_co;
-    corio__list_init(&rx->h.link);
+    rx->p.c.complete = rx_complete;
+    rx->p.cancel = rx_cancel;
+    rx->p.owner = co;
+    corio__list_init(&rx->p.link);
     rx->br = br;
-    rx->owner = corio__tls_co;
     rx->head = NO_BUF;
     rx->fd = fd;
     return 0;
@@ -272,47 +283,51 @@ int corio_receiver_init(struct corio_receiver *pub, int fd, struct corio_bufring
 
 static void rx_arm(struct corio__receiver *rx)
 {
-    struct corio_loop *l = rx->br->loop;
     const struct corio__op op = {
         .opcode = CORIO__OP_RECV_MULTI, .fd = rx->fd, .aux = rx->br->bgid};
-    corio__ring_prep(l->ring, &op, (uintptr_t)&rx->h | CORIO__UD_HANDLER, NULL, 0);
+    corio__op_submit(&rx->br->loop->io, &op, &rx->p.c, NULL);
     rx->armed = true;
     rx->cancelling = false;
-    l->inflight++;
-    if (corio__list_empty(&rx->h.link))
-        corio__list_push_back(&rx->owner->handlers, &rx->h.link);
+    if (corio__list_empty(&rx->p.link))
+        corio__pending_add(&rx->p);
+}
+
+/* Takes the first queued buffer into *out. Returns its length. */
+static ssize_t rx_take(struct corio__receiver *rx, struct corio_buf *out)
+{
+    struct corio_bufring *br = rx->br;
+    uint32_t id = rx->head;
+    rx->head = br->next[id];
+    rx->queued--;
+    out->data = br->mem + (size_t)id * br->size;
+    out->len = br->len[id];
+    out->ring = br;
+    out->id = id;
+    return (ssize_t)out->len;
 }
 
 ssize_t corio_receiver_next(struct corio_receiver *pub, struct corio_buf *out, int64_t deadline)
 {
     struct corio__receiver *rx = (struct corio__receiver *)(void *)pub;
-    struct corio_coro *co = corio__tls_co;
-    if (!co || co != rx->owner)
+    struct corio__task *t = corio__tls_task;
+    if (!t || corio__coro_of(t) != rx->p.owner)
         return -EPERM;
     struct corio_bufring *br = rx->br;
     for (;;) {
-        if (rx->head != NO_BUF) {
-            uint32_t id = rx->head;
-            rx->head = br->next[id];
-            rx->queued--;
-            out->data = br->mem + (size_t)id * br->size;
-            out->len = br->len[id];
-            out->ring = br;
-            out->id = id;
-            return (ssize_t)out->len;
-        }
+        if (rx->head != NO_BUF)
+            return rx_take(rx, out);
         if (rx->eof)
             return 0;
         if (rx->err)
             return rx->err;
-        int err = corio__wait_check(&co, deadline);
+        int err = corio__wait_check(&t, deadline);
         if (err)
             return err;
         if (!rx->armed) {
             ring_top_up(br);
             if (br->avail == 0) {
                 /* The kernel stopped us for want of buffers: wait for some to come back. */
-                err = corio__waitq_wait(&br->waiters, co, deadline);
+                err = corio__waitq_wait(&br->waiters, t, deadline);
                 if (err)
                     return err;
                 continue;
@@ -324,8 +339,8 @@ ssize_t corio_receiver_next(struct corio_receiver *pub, struct corio_buf *out, i
              * parked with buffers available and their data waiting. */
             corio__waitq_wake(&br->waiters, 0);
         }
-        rx->waiter = co;
-        err = corio__park(co, deadline, rx_abort, rx);
+        rx->waiter = t;
+        err = corio__park(t, deadline, rx_abort, rx);
         rx->waiter = NULL;
         if (err)
             return err;
@@ -337,20 +352,19 @@ void corio_receiver_fini(struct corio_receiver *pub)
     struct corio__receiver *rx = (struct corio__receiver *)(void *)pub;
     if (!rx->br)
         return;
-    struct corio_coro *co = corio__tls_co;
-    CORIO__ASSERT(!rx->armed || co == rx->owner);
+    struct corio__task *t = corio__tls_task;
+    CORIO__ASSERT(!rx->armed || (t && corio__coro_of(t) == rx->p.owner));
     if (rx->armed) {
-        rx->cancelling = true;
-        corio__ring_cancel(rx->br->loop->ring, (uintptr_t)&rx->h | CORIO__UD_HANDLER);
+        rx_stop(rx);
         /* Not abortable: the CQE that disarms it must land before this frame can go. */
         while (rx->armed) {
-            rx->waiter = co;
-            corio__park(co, CORIO_FOREVER, NULL, NULL);
+            rx->waiter = t;
+            corio__park(t, CORIO_FOREVER, NULL, NULL);
             rx->waiter = NULL;
         }
     }
     rx_release_queue(rx);
-    corio__list_remove(&rx->h.link);
+    corio__list_remove(&rx->p.link);
     rx->br = NULL;
 }
 
@@ -364,7 +378,7 @@ int corio_buffers_register(struct corio_loop *l, const struct iovec *iov, unsign
         return -EINVAL;
     if (l->buffers_registered)
         return -EBUSY;
-    int err = corio__ring_buffers_register(l->ring, iov, n);
+    int err = corio__ring_buffers_register(l->io.ring, iov, n);
     if (err == 0)
         l->buffers_registered = true;
     return err;
@@ -377,7 +391,7 @@ int corio_buffers_unregister(struct corio_loop *l)
     if (!l || !l->buffers_registered)
         return -EINVAL;
     l->buffers_registered = false;
-    return corio__ring_buffers_unregister(l->ring);
+    return corio__ring_buffers_unregister(l->io.ring);
 }
 
 ssize_t corio_read_fixed(int fd, void *buf, size_t len, int64_t off, unsigned index,
@@ -389,7 +403,7 @@ ssize_t corio_read_fixed(int fd, void *buf, size_t len, int64_t off, unsigned in
                                  .len = corio__clamp_len(len),
                                  .off = (uint64_t)off,
                                  .aux = index};
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 ssize_t corio_write_fixed(int fd, const void *buf, size_t len, int64_t off, unsigned index,
@@ -401,5 +415,5 @@ ssize_t corio_write_fixed(int fd, const void *buf, size_t len, int64_t off, unsi
                                  .len = corio__clamp_len(len),
                                  .off = (uint64_t)off,
                                  .aux = index};
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }

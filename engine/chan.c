@@ -8,7 +8,6 @@
  * select can also be woken by a future; its channel waiters are then stale until it runs, and the
  * matching code skips waiters whose coroutine is no longer parked. */
 #include "future.h"
-#include "loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,7 +28,7 @@ struct sel;
 
 struct chan_waiter {
     struct corio__list link; /* in the channel's sendq or recvq */
-    struct corio_coro *co;   /* the parked coroutine */
+    struct corio__task *t;   /* the parked coroutine's task */
     void *elem;              /* send: the value to take; recv: where to put one */
     struct sel *sel;         /* the select it belongs to, or NULL */
     int idx;                 /* its case index in that select */
@@ -89,9 +88,9 @@ static void waiter_fire(struct chan_waiter *w, int res)
         w->sel->fired = w->idx;
         w->sel->res = res;
         unlink_siblings(w->sel);
-        corio__unpark(w->co, 0);
+        corio__unpark(w->t, 0);
     } else {
-        corio__unpark(w->co, res);
+        corio__unpark(w->t, res);
     }
 }
 
@@ -100,7 +99,7 @@ static struct chan_waiter *first_live(struct corio__list *q)
 {
     while (!corio__list_empty(q)) {
         struct chan_waiter *w = container_of(q->next, struct chan_waiter, link);
-        if (!w->sel || w->co->state == CORIO__CO_WAITING)
+        if (!w->sel || w->t->state == CORIO__T_WAITING)
             return w;
         corio__list_remove(&w->link);
     }
@@ -161,23 +160,23 @@ static int try_recv(struct corio_chan *ch, void *elem)
     return ch->closed ? 0 : -EAGAIN;
 }
 
-static void chan_abort(struct corio_coro *co, int why)
+static void chan_abort(struct corio__task *t, int why)
 {
-    struct chan_waiter *w = co->wait_obj;
+    struct chan_waiter *w = t->wait_obj;
     corio__list_remove(&w->link);
-    corio__unpark(co, why);
+    corio__unpark(t, why);
 }
 
 /* Parks the caller on @q with @elem until a peer serves it. Returns the result it was given. */
 static int chan_wait(struct corio__list *q, void *elem, int64_t deadline)
 {
-    struct corio_coro *co;
-    int err = corio__wait_check(&co, deadline);
+    struct corio__task *t;
+    int err = corio__wait_check(&t, deadline);
     if (err)
         return err;
-    struct chan_waiter w = {.co = co, .elem = elem, .sel = NULL, .idx = 0};
+    struct chan_waiter w = {.t = t, .elem = elem, .sel = NULL, .idx = 0};
     corio__list_push_back(q, &w.link);
-    int r = corio__park(co, deadline, chan_abort, &w);
+    int r = corio__park(t, deadline, chan_abort, &w);
     corio__list_remove(&w.link);
     return r;
 }
@@ -249,26 +248,24 @@ static bool try_case(struct corio_select_case *c)
     return true;
 }
 
-static void sel_abort(struct corio_coro *co, int why)
+static void sel_abort(struct corio__task *t, int why)
 {
-    unlink_siblings(co->wait_obj);
-    corio__unpark(co, why);
+    unlink_siblings(t->wait_obj);
+    corio__unpark(t, why);
 }
 
-static int check_cases(struct corio_coro *co, struct corio_select_case *cases, size_t n)
+static int check_cases(struct corio__task *t, struct corio_select_case *cases, size_t n)
 {
-    if (!co)
+    if (!t)
         return -EPERM;
     if (!cases || n == 0 || n > INT32_MAX)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         struct corio_select_case *c = &cases[i];
         if (c->op == CORIO_SELECT_FUTURE) {
-            struct corio__future *f = c->f ? corio__fut(c->f) : NULL;
-            if (!f || f->state == CORIO__F_IDLE)
-                return -EINVAL;
-            if (f->owner != co)
-                return -EPERM;
+            int err = corio__future_check(c->f, t);
+            if (err)
+                return err;
         } else if ((c->op != CORIO_SELECT_SEND && c->op != CORIO_SELECT_RECV) || !c->ch ||
                    !c->elem) {
             return -EINVAL;
@@ -279,8 +276,8 @@ static int check_cases(struct corio_coro *co, struct corio_select_case *cases, s
 
 int corio_select(struct corio_select_case *cases, size_t n, int64_t deadline)
 {
-    struct corio_coro *co = corio__tls_co;
-    int err = check_cases(co, cases, n);
+    struct corio__task *t = corio__tls_task;
+    int err = check_cases(t, cases, n);
     if (err)
         return err;
     struct chan_waiter local[8];
@@ -295,30 +292,29 @@ int corio_select(struct corio_select_case *cases, size_t n, int64_t deadline)
                 ret = (int)i;
         if (ret >= 0)
             break;
-        ret = corio__wait_check(&co, deadline);
+        ret = corio__wait_check(&t, deadline);
         if (ret)
             break;
         struct sel s = {.w = w, .n = n, .fired = -1, .res = 0};
         uint32_t futures = 0;
         for (size_t i = 0; i < n; i++) {
-            w[i] = (struct chan_waiter){.co = co, .elem = cases[i].elem, .sel = &s, .idx = (int)i};
+            w[i] = (struct chan_waiter){.t = t, .elem = cases[i].elem, .sel = &s, .idx = (int)i};
             corio__list_init(&w[i].link);
             if (cases[i].op == CORIO_SELECT_SEND) {
                 corio__list_push_back(&cases[i].ch->sendq, &w[i].link);
             } else if (cases[i].op == CORIO_SELECT_RECV) {
                 corio__list_push_back(&cases[i].ch->recvq, &w[i].link);
             } else {
-                corio__fut(cases[i].f)->flags |= CORIO__FF_AWAITED;
-                futures++;
+                futures += corio__future_watch(cases[i].f, true);
             }
         }
-        co->wait_need = futures ? 1 : 0;
-        int r = corio__park(co, deadline, sel_abort, &s);
+        t->wait_need = futures ? 1 : 0;
+        int r = corio__park(t, deadline, sel_abort, &s);
         unlink_siblings(&s);
-        co->wait_need = 0;
+        t->wait_need = 0;
         for (size_t i = 0; i < n; i++)
             if (cases[i].op == CORIO_SELECT_FUTURE)
-                corio__fut(cases[i].f)->flags &= ~CORIO__FF_AWAITED;
+                corio__future_watch(cases[i].f, false);
         if (s.fired >= 0) {
             cases[s.fired].result = s.res;
             ret = s.fired;

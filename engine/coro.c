@@ -1,22 +1,41 @@
-/* Coroutines: spawn, join, detach, cancel, yield, and the handles that name them.
+/* Coroutines: spawn, the handles that name them, join, detach, cancel, and how one ends.
  *
  * A coroutine's struct lives at the top of its own stack, so a spawn allocates nothing once the
  * stack pool is warm. Its handle is a slot index plus the slot's generation: a handle outlives the
- * coroutine (for join) without keeping its stack, and a stale handle is recognised, not followed. */
+ * coroutine (for join) without keeping its stack, and a stale handle is recognised, not followed.
+ * A coroutine whose body returns with ops in flight is a zombie: its stack, which those ops may
+ * still write into, is kept until their last CQEs are in. */
 #include "coro.h"
 
-#include "future.h"
 #include "loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef CORIO__TSAN
-#include <sanitizer/tsan_interface.h>
+#ifdef CORIO__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef CORIO__VALGRIND
+#include <valgrind/memcheck.h>
 #endif
 
-/* ---- handles -------------------------------------------------------------------------------- */
+/* Stack left unused between a coroutine's entry frame and its body (see coro_main). Only the
+ * sanitizer builds need it: their switch hooks are C calls that run after the body returns. */
+#if defined(CORIO__ASAN) || defined(CORIO__TSAN)
+#define EXIT_GAP 4096 /* the sanitizers' switch hooks use ~1 KiB (TSan, measured) */
+#else
+#define EXIT_GAP 0
+#endif
+
+/* What every stack spends before its body runs: the coroutine struct at the top (set off by up to
+ * 7 cache lines, see corio__spawn) and the exit gap. */
+size_t corio__coro_overhead(void)
+{
+    return sizeof(struct corio_coro) + 8 * 64 + EXIT_GAP;
+}
+
+/* ---- handles ---------------------------------------------------------------------------------- */
 
 static corio_id make_id(uint32_t idx, uint32_t gen)
 {
@@ -26,37 +45,96 @@ static corio_id make_id(uint32_t idx, uint32_t gen)
 static struct corio__slot *slot_of(struct corio_loop *l, corio_id id)
 {
     uint32_t idx = (uint32_t)(id & 0xffffffffu);
-    if (idx == 0 || idx > l->n_slots)
+    if (idx == 0 || idx > l->coros.n_slots)
         return NULL;
-    struct corio__slot *s = &l->slots[idx - 1];
+    struct corio__slot *s = &l->coros.slots[idx - 1];
     if (s->gen != (uint32_t)(id >> 32) || (s->state & ~CORIO__SLOT_DETACHED) == CORIO__SLOT_FREE)
         return NULL;
     return s;
 }
 
-static int slot_alloc(struct corio_loop *l, uint32_t *out)
+static int slot_alloc(struct corio__coros *cs, uint32_t *out)
 {
-    if (l->free_slot) {
-        uint32_t idx = l->free_slot - 1;
-        l->free_slot = l->slots[idx].next_free;
+    if (cs->free_slot) {
+        uint32_t idx = cs->free_slot - 1;
+        cs->free_slot = cs->slots[idx].next_free;
         *out = idx;
         return 0;
     }
-    if (l->n_slots == l->cap_slots) {
-        uint32_t cap = l->cap_slots ? l->cap_slots * 2 : 256;
-        struct corio__slot *s = realloc(l->slots, cap * sizeof(*s));
+    if (cs->n_slots == cs->cap_slots) {
+        uint32_t cap = cs->cap_slots ? cs->cap_slots * 2 : 256;
+        struct corio__slot *s = realloc(cs->slots, cap * sizeof(*s));
         if (!s)
             return -ENOMEM;
-        l->slots = s;
-        l->cap_slots = cap;
+        cs->slots = s;
+        cs->cap_slots = cap;
     }
-    *out = l->n_slots;
-    memset(&l->slots[l->n_slots], 0, sizeof(l->slots[0]));
-    l->n_slots++;
+    *out = cs->n_slots;
+    memset(&cs->slots[cs->n_slots], 0, sizeof(cs->slots[0]));
+    cs->n_slots++;
     return 0;
 }
 
-/* ---- spawn and end -------------------------------------------------------------------------- */
+/* Returns slot @idx to the free list, bumping its generation. */
+static void slot_free(struct corio__coros *cs, uint32_t idx)
+{
+    struct corio__slot *s = &cs->slots[idx];
+    s->state = CORIO__SLOT_FREE;
+    s->co = NULL;
+    s->joiner = NULL;
+    s->gen++;
+    s->next_free = cs->free_slot;
+    cs->free_slot = idx + 1;
+}
+
+struct corio_coro *corio__coro_lookup(struct corio_loop *l, corio_id id)
+{
+    struct corio__slot *s = l ? slot_of(l, id) : NULL;
+    return s ? s->co : NULL;
+}
+
+/* ---- the body --------------------------------------------------------------------------------- */
+
+/* When the body returns, its frames (and the buffers and futures in them, which pending ops may
+ * still reference) must stay intact until the scheduler has dealt with them (corio__coro_finish).
+ * So nothing may be written below this function's frame after the body returns: here the final
+ * switch is the tail of corio__ctx_start, which pops the scheduler's context without pushing
+ * anything. In the sanitizer builds the final switch must go through the scheduler's do_switch, a
+ * C call chain that needs stack: there the body runs below a gap of EXIT_GAP unused bytes, which
+ * that chain uses instead. */
+#if EXIT_GAP
+/* Not instrumented by ASan: its epilogue would write shadow bytes from below the gap, over the
+ * top of the body's dead frame. (With ASan's detect_stack_use_after_return the body's locals live
+ * on ASan's heap-backed fake stack, which this scheme cannot protect: leave that option off.) */
+__attribute__((no_sanitize_address)) __attribute__((noinline)) static int run_body(
+    struct corio_coro *co)
+{
+    char gap[EXIT_GAP];
+    __asm__ volatile("" : : "r"(gap) : "memory"); /* reserved, never written */
+    return co->fn(co->arg);
+}
+#endif
+
+static void coro_main(void *arg)
+{
+    struct corio_coro *co = arg;
+#ifdef CORIO__ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+#if EXIT_GAP
+    co->result = run_body(co);
+    co->t.state = CORIO__T_DONE;
+    corio__suspend(&co->t);
+    corio__panic("a finished coroutine was resumed");
+#else
+    co->result = co->fn(co->arg);
+    co->t.state = CORIO__T_DONE;
+    (*co->t.sched->switches)++;
+    /* Returning to corio__ctx_start, which resumes the scheduler. */
+#endif
+}
+
+/* ---- spawn ------------------------------------------------------------------------------------ */
 
 struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out,
                                 struct corio__group *g, bool ready, int *err)
@@ -67,7 +145,7 @@ struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, c
         return NULL;
     }
     uint32_t idx;
-    if (slot_alloc(l, &idx) != 0) {
+    if (slot_alloc(&l->coros, &idx) != 0) {
         corio__stack_put(&l->stacks, st);
         *err = -ENOMEM;
         return NULL;
@@ -80,22 +158,16 @@ struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, c
                     ~(uintptr_t)63;
     struct corio_coro *co = (struct corio_coro *)top;
     memset(co, 0, sizeof(*co));
+    corio__task_init(&co->t, &l->sched, st, (void *)top, coro_main, co);
     co->loop = l;
     co->fn = fn;
     co->arg = arg;
-    co->stack = st;
     co->slot = idx;
-    co->cancelled = l->stopping || (g && g->cancelling);
-    corio__list_init(&co->inflight);
-    corio__list_init(&co->handlers);
-    corio__list_init(&co->runq);
+    co->t.cancelled = l->coros.stopping || (g && g->cancelling);
+    corio__list_init(&co->pending);
     corio__list_init(&co->group_link);
-    corio__ctx_make(&co->ctx, st->lo, (void *)top, corio__coro_main, co, &l->sched);
-#ifdef CORIO__TSAN
-    co->tsan_fiber = __tsan_create_fiber(0);
-#endif
 
-    struct corio__slot *s = &l->slots[idx];
+    struct corio__slot *s = &l->coros.slots[idx];
     s->co = co;
     s->joiner = NULL;
     s->result = 0;
@@ -107,14 +179,11 @@ struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, c
         corio__list_push_back(corio__waitq(&g->members), &co->group_link);
         g->n++;
     }
-
-    corio__list_push_back(&l->all, &co->all);
-    l->live++;
+    corio__list_push_back(&l->coros.all, &co->all);
+    l->coros.live++;
     l->stats.spawns++;
     if (ready)
-        corio__make_ready(co);
-    else
-        co->state = CORIO__CO_WAITING;
+        corio__make_ready(&co->t);
     *err = 0;
     return co;
 }
@@ -130,18 +199,18 @@ int corio_spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out)
     return err;
 }
 
-/* ---- join, detach, cancel ------------------------------------------------------------------- */
+/* ---- join, detach, cancel --------------------------------------------------------------------- */
 
-static void join_abort(struct corio_coro *co, int why)
+static void join_abort(struct corio__task *t, int why)
 {
-    struct corio__slot *s = &co->loop->slots[(uint32_t)(uintptr_t)co->wait_obj];
-    s->joiner = NULL;
-    corio__unpark(co, why);
+    struct corio_loop *l = corio__loop_of(t);
+    l->coros.slots[(uint32_t)(uintptr_t)t->wait_obj].joiner = NULL;
+    corio__unpark(t, why);
 }
 
 int corio_join(corio_id id, int *result, int64_t deadline)
 {
-    struct corio_coro *self = corio__tls_co;
+    struct corio_coro *self = corio__self();
     if (!self)
         return -EPERM;
     struct corio_loop *l = self->loop;
@@ -153,20 +222,20 @@ int corio_join(corio_id id, int *result, int64_t deadline)
     if (s->state == CORIO__SLOT_LIVE) {
         if (s->joiner)
             return -EINVAL;
-        if (self->cancelled)
-            return -ECANCELED;
-        if (deadline >= 0 && deadline <= corio_now())
-            return -ETIMEDOUT;
-        uint32_t idx = (uint32_t)(s - l->slots);
+        struct corio__task *t;
+        int err = corio__wait_check(&t, deadline);
+        if (err)
+            return err;
+        uint32_t idx = (uint32_t)(s - l->coros.slots);
         s->joiner = self;
-        int r = corio__park(self, deadline, join_abort, (void *)(uintptr_t)idx);
-        if (r < 0)
-            return r;
-        s = &l->slots[idx]; /* the array may have moved while we were parked */
+        err = corio__park(t, deadline, join_abort, (void *)(uintptr_t)idx);
+        if (err < 0)
+            return err;
+        s = &l->coros.slots[idx]; /* the array may have moved while we were parked */
     }
     if (result)
         *result = s->result;
-    corio__slot_free(l, (uint32_t)(s - l->slots));
+    slot_free(&l->coros, (uint32_t)(s - l->coros.slots));
     return 0;
 }
 
@@ -181,17 +250,10 @@ int corio_detach(corio_id id)
     if (s->joiner)
         return -EINVAL;
     if (s->state == CORIO__SLOT_ENDED)
-        corio__slot_free(l, (uint32_t)(s - l->slots));
+        slot_free(&l->coros, (uint32_t)(s - l->coros.slots));
     else
         s->state |= CORIO__SLOT_DETACHED;
     return 0;
-}
-
-/* Finds a live coroutine by handle; handles of detached coroutines still work here. */
-struct corio_coro *corio__coro_lookup(struct corio_loop *l, corio_id id)
-{
-    struct corio__slot *s = l ? slot_of(l, id) : NULL;
-    return s ? s->co : NULL;
 }
 
 int corio_cancel(corio_id id)
@@ -199,108 +261,156 @@ int corio_cancel(corio_id id)
     struct corio_coro *co = corio__coro_lookup(corio__tls_loop, id);
     if (!co)
         return -ESRCH;
-    corio__cancel(co);
+    corio__task_cancel(&co->t);
     return 0;
 }
 
 corio_id corio_self(void)
 {
-    struct corio_coro *co = corio__tls_co;
-    return co ? make_id(co->slot, co->loop->slots[co->slot].gen) : 0;
+    struct corio_coro *co = corio__self();
+    return co ? make_id(co->slot, co->loop->coros.slots[co->slot].gen) : 0;
 }
 
 bool corio_cancelled(void)
 {
-    struct corio_coro *co = corio__tls_co;
-    return co && co->cancelled;
+    struct corio__task *t = corio__tls_task;
+    return t && t->cancelled;
 }
 
-int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts)
+int corio_set_deadline(int64_t deadline, int64_t *prev)
 {
-    struct corio_loop *l;
-    int err = corio_loop_new(&l, opts);
-    if (err)
-        return err;
-    corio_id id;
-    int result = 0;
-    err = corio_spawn(l, fn, arg, &id);
-    if (!err)
-        err = corio_loop_run(l);
-    if (!err) {
-        struct corio__slot *s = slot_of(l, id);
-        CORIO__ASSERT(s && s->state == CORIO__SLOT_ENDED);
-        result = s->result;
-    }
-    corio_loop_free(l);
-    return err ? err : result;
-}
-
-/* ---- groups --------------------------------------------------------------------------------- */
-
-_Static_assert(sizeof(struct corio__group) <= sizeof(struct corio_group), "grow corio_group");
-
-static inline struct corio__group *grp(struct corio_group *g)
-{
-    return (struct corio__group *)(void *)g;
-}
-
-void corio_group_init(struct corio_group *pub, unsigned flags)
-{
-    struct corio__group *g = grp(pub);
-    memset(g, 0, sizeof(*g));
-    corio__list_init(&g->members);
-    corio__list_init(&g->waiters);
-    g->flags = flags;
-}
-
-int corio_group_spawn(struct corio_group *pub, corio_fn *fn, void *arg, corio_id *out)
-{
-    struct corio_loop *l = corio__tls_loop;
-    if (!l || !fn)
-        return -EINVAL;
-    int err;
-    corio__spawn(l, fn, arg, out, grp(pub), true, &err);
-    return err;
-}
-
-int corio_group_cancel(struct corio_group *pub)
-{
-    return corio__group_cancel(grp(pub));
-}
-
-int corio_group_wait(struct corio_group *pub, int64_t deadline)
-{
-    struct corio__group *g = grp(pub);
-    struct corio_coro *co = corio__tls_co;
-    if (!co)
+    struct corio__task *t = corio__tls_task;
+    if (!t)
         return -EPERM;
-    if (co->group == g)
-        return -EDEADLK;
-    if (g->n == 0)
-        return 0;
-    int ret = 0;
-    if (co->cancelled)
-        ret = -ECANCELED;
-    else if (deadline >= 0 && deadline <= corio_now())
-        ret = -ETIMEDOUT;
-    else
-        ret = corio__waitq_wait(&g->waiters, co, deadline);
-    if (g->n == 0)
-        return ret;
-    /* Timed out or cancelled: the members go too, and we still wait for every one of them, so
-     * that none outlives the group (and the frames it may point into). */
-    corio__group_cancel(g);
-    while (g->n > 0)
-        corio__waitq_wait(&g->waiters, co, CORIO_FOREVER);
-    return ret;
+    if (prev)
+        *prev = t->deadline.deadline;
+    corio__task_set_deadline(t, deadline < 0 ? CORIO_FOREVER : deadline);
+    return 0;
 }
 
-size_t corio_group_size(const struct corio_group *pub)
+void corio__coro_cancel_all(struct corio_loop *l)
 {
-    return ((const struct corio__group *)(const void *)pub)->n;
+    l->coros.stopping = true;
+    struct corio__list *n = l->coros.all.next;
+    while (n != &l->coros.all) {
+        struct corio_coro *co = container_of(n, struct corio_coro, all);
+        n = n->next;
+        corio__task_cancel(&co->t);
+    }
 }
 
-int corio_group_error(const struct corio_group *pub)
+int corio__coro_take_result(struct corio_loop *l, corio_id id, int *result)
 {
-    return ((const struct corio__group *)(const void *)pub)->first_error;
+    struct corio__slot *s = slot_of(l, id);
+    if (!s || s->state != CORIO__SLOT_ENDED)
+        return -ESRCH;
+    *result = s->result;
+    slot_free(&l->coros, (uint32_t)(s - l->coros.slots));
+    return 0;
+}
+
+/* ---- the end of a coroutine (on the scheduler's stack) ---------------------------------------- */
+
+int corio__group_cancel(struct corio__group *g)
+{
+    int n = 0;
+    g->cancelling = true;
+    struct corio__list *m = corio__waitq(&g->members);
+    for (struct corio__list *i = m->next; i != m; i = i->next) {
+        corio__task_cancel(&container_of(i, struct corio_coro, group_link)->t);
+        n++;
+    }
+    return n;
+}
+
+/* A member ended: record its error, fail fast if asked, and wake the waiters when it was the
+ * last one. */
+static void group_left(struct corio_coro *co, int result)
+{
+    struct corio__group *g = co->group;
+    corio__list_remove(&co->group_link);
+    co->group = NULL;
+    g->n--;
+    if (result < 0 && g->first_error == 0) {
+        g->first_error = result;
+        if (g->flags & CORIO_GROUP_CANCEL_ON_ERROR)
+            corio__group_cancel(g);
+    }
+    if (g->n == 0)
+        corio__waitq_wake_all(&g->waiters, 0);
+}
+
+/* The coroutine is over and the kernel holds nothing of its stack: report its result (to its
+ * joiner, its group) and give the stack back. Only now, so that a joiner or group owner never
+ * sees it end while an op of it may still write into memory they handed it. */
+static void finalize(struct corio_coro *co)
+{
+    struct corio_loop *l = co->loop;
+    int result = co->result;
+    corio__list_remove(&co->all);
+    l->coros.live--;
+    if (co->group)
+        group_left(co, result);
+    struct corio__slot *s = &l->coros.slots[co->slot];
+    s->co = NULL;
+    s->result = result;
+    if (s->state & CORIO__SLOT_DETACHED) {
+        slot_free(&l->coros, co->slot);
+    } else {
+        s->state = CORIO__SLOT_ENDED;
+        if (s->joiner)
+            corio__unpark(&s->joiner->t, 0);
+    }
+    corio__task_fini(&co->t);
+    corio__stack_put(&l->stacks, co->t.stack);
+}
+
+void corio__coro_finish(struct corio_coro *co)
+{
+    if (corio__list_empty(&co->pending)) {
+        finalize(co);
+        return;
+    }
+    /* Its own deadline can no longer abort anything. */
+    corio__task_set_deadline(&co->t, CORIO_FOREVER);
+#ifdef CORIO__VALGRIND
+    /* memcheck made the body's frames inaccessible as its stack pointer rose above them, but the
+     * scheduler still reads and completes the futures and handlers left there. */
+    VALGRIND_MAKE_MEM_DEFINED(co->t.stack->lo, (size_t)((char *)co - co->t.stack->lo));
+#endif
+    /* Each cancel may unlink its record (one that holds nothing in the kernel any more), so step
+     * to the next one first. The coroutine becomes a zombie only afterwards, so that no unlink
+     * ends it in the middle of this walk. */
+    struct corio__list *i = co->pending.next;
+    while (i != &co->pending) {
+        struct corio__pending *p = container_of(i, struct corio__pending, link);
+        i = i->next;
+        p->cancel(p);
+    }
+    co->t.state = CORIO__T_ZOMBIE;
+    if (corio__list_empty(&co->pending))
+        finalize(co);
+}
+
+void corio__coro_zombie_check(struct corio_coro *co)
+{
+    if (corio__list_empty(&co->pending))
+        finalize(co);
+}
+
+void corio__coro_reclaim_all(struct corio_loop *l)
+{
+    while (!corio__list_empty(&l->coros.all)) {
+        struct corio_coro *co = container_of(l->coros.all.next, struct corio_coro, all);
+        corio__list_remove(&co->all);
+        corio__task_fini(&co->t);
+        corio__stack_put(&l->stacks, co->t.stack);
+    }
+    l->coros.live = 0;
+}
+
+void corio__coros_fini(struct corio__coros *cs)
+{
+    free(cs->slots);
+    cs->slots = NULL;
 }

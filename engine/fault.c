@@ -14,7 +14,7 @@
  * post and the loop must come round to reap them. */
 #include "fault.h"
 
-#include "internal.h"
+#include "base.h"
 
 #ifdef CORIO_TESTING
 
@@ -299,11 +299,6 @@ void corio__fault_script(const uint8_t *data, size_t len)
 const struct corio__fault_stats *corio__fault_stats(void)
 {
     return &T.stats;
-}
-
-uint64_t corio__fault_seed(void)
-{
-    return T.cfg.seed;
 }
 
 /* ---- per-ring state ------------------------------------------------------------------------- */

@@ -86,9 +86,6 @@ void corio__fault_script(const uint8_t *data, size_t len);
 /* Returns the counters of the calling thread. */
 const struct corio__fault_stats *corio__fault_stats(void);
 
-/* Returns the seed the calling thread's configuration uses. */
-uint64_t corio__fault_seed(void);
-
 /* ---- hooks, called by ring.c only --------------------------------------------------------------
  * @r is the ring, used as a key for the CQEs the seam holds back; it is never dereferenced. */
 

@@ -1,6 +1,6 @@
 /* File operations: read, write, readv, writev (also on pipes and sockets), openat, close, fsync,
  * statx, and the loops over short transfers. */
-#include "op.h"
+#include "future.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,53 +27,53 @@ static struct corio__op rwv_op(uint8_t opcode, int fd, const struct iovec *iov, 
 ssize_t corio_read(int fd, void *buf, size_t len, int64_t off, int64_t deadline)
 {
     struct corio__op op = rw_op(CORIO__OP_READ, fd, buf, len, off);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_read_start(struct corio_future *f, int fd, void *buf, size_t len, int64_t off,
                      int64_t deadline)
 {
     struct corio__op op = rw_op(CORIO__OP_READ, fd, buf, len, off);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 ssize_t corio_write(int fd, const void *buf, size_t len, int64_t off, int64_t deadline)
 {
     struct corio__op op = rw_op(CORIO__OP_WRITE, fd, buf, len, off);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_write_start(struct corio_future *f, int fd, const void *buf, size_t len, int64_t off,
                       int64_t deadline)
 {
     struct corio__op op = rw_op(CORIO__OP_WRITE, fd, buf, len, off);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 ssize_t corio_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off, int64_t deadline)
 {
     struct corio__op op = rwv_op(CORIO__OP_READV, fd, iov, iovcnt, off);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_readv_start(struct corio_future *f, int fd, const struct iovec *iov, int iovcnt,
                       int64_t off, int64_t deadline)
 {
     struct corio__op op = rwv_op(CORIO__OP_READV, fd, iov, iovcnt, off);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 ssize_t corio_writev(int fd, const struct iovec *iov, int iovcnt, int64_t off, int64_t deadline)
 {
     struct corio__op op = rwv_op(CORIO__OP_WRITEV, fd, iov, iovcnt, off);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_writev_start(struct corio_future *f, int fd, const struct iovec *iov, int iovcnt,
                        int64_t off, int64_t deadline)
 {
     struct corio__op op = rwv_op(CORIO__OP_WRITEV, fd, iov, iovcnt, off);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 /* Loops @opcode over [buf, buf + len) until done, EOF (reads) or an error. */
@@ -85,7 +85,7 @@ static ssize_t rw_all(uint8_t opcode, int fd, const void *buf, size_t len, int64
     while (got < len) {
         struct corio__op op = rw_op(opcode, fd, (const char *)buf + got, len - got,
                                     off < 0 ? -1 : off + (int64_t)got);
-        r = (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+        r = (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
         if (r <= 0)
             break;
         got += (size_t)r;
@@ -123,38 +123,38 @@ static struct corio__op openat_op(int dirfd, const char *path, int flags, mode_t
 int corio_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline)
 {
     struct corio__op op = openat_op(dirfd, path, flags, mode);
-    return (int)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (int)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_openat_start(struct corio_future *f, int dirfd, const char *path, int flags,
                        mode_t mode, int64_t deadline)
 {
     struct corio__op op = openat_op(dirfd, path, flags, mode);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 int corio_close(int fd)
 {
     const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
-    return (int)corio__op_run(&op, CORIO_FOREVER, CORIO__FK_CLOSE);
+    return (int)corio__future_run(&op, CORIO_FOREVER, CORIO__FK_CLOSE);
 }
 
 int corio_close_start(struct corio_future *f, int fd)
 {
     const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
-    return corio__op_start(corio__fut(f), &op, CORIO_FOREVER, CORIO__FK_CLOSE);
+    return corio__future_start(corio__fut(f), &op, CORIO_FOREVER, CORIO__FK_CLOSE);
 }
 
 int corio_fsync(int fd, int datasync, int64_t deadline)
 {
     const struct corio__op op = {.opcode = CORIO__OP_FSYNC, .fd = fd, .op_flags = datasync != 0};
-    return (int)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (int)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_fsync_start(struct corio_future *f, int fd, int datasync, int64_t deadline)
 {
     const struct corio__op op = {.opcode = CORIO__OP_FSYNC, .fd = fd, .op_flags = datasync != 0};
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 static struct corio__op statx_op(int dirfd, const char *path, int flags, unsigned mask,
@@ -172,12 +172,12 @@ int corio_statx(int dirfd, const char *path, int flags, unsigned mask, struct st
                 int64_t deadline)
 {
     struct corio__op op = statx_op(dirfd, path, flags, mask, out);
-    return (int)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (int)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_statx_start(struct corio_future *f, int dirfd, const char *path, int flags,
                       unsigned mask, struct statx *out, int64_t deadline)
 {
     struct corio__op op = statx_op(dirfd, path, flags, mask, out);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }

@@ -1,16 +1,81 @@
-/* Futures: await, any/all, cancel, and the drain of a finishing coroutine's futures (future.c). */
+/* Futures: the state of one started operation, in its owner's frame, and the blocking form every
+ * operation is built on (future.c). */
 #ifndef CORIO_FUTURE_H
 #define CORIO_FUTURE_H
 
-#include "loop.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "coro.h"
+#include "op.h"
+
+/* The layout behind struct corio_future. Its completion record receives the op's CQEs (and its
+ * linked timeout's); it is linked in its owner's pending list while the op is in flight. */
+struct corio__future {
+    struct corio__pending p;   /* completion record, owner, cancel hook */
+    int64_t res;               /* the result once done: the CQE's res, mapped (future.c) */
+    struct corio__ts ts;       /* the absolute deadline the kernel reads at submission */
+    struct corio__op op;       /* the op, kept to submit it again after a transient -EAGAIN */
+    uint32_t cqe_flags;        /* the op CQE's flags */
+    uint8_t state;             /* CORIO__F_IDLE, _PENDING or _DONE */
+    uint8_t pending;           /* CQEs still to come: 1, or 2 with a linked timeout */
+    uint8_t flags;             /* CORIO__FF_* */
+    uint8_t kind;              /* CORIO__FK_*: how the result is mapped */
+    uint8_t retries;           /* times it was submitted again after -EAGAIN */
+};
+_Static_assert(sizeof(struct corio__future) <= sizeof(struct corio_future), "grow corio_future");
+_Static_assert(_Alignof(struct corio__future) <= _Alignof(struct corio_future), "align");
+
+enum { CORIO__F_IDLE = 0, CORIO__F_PENDING = 1, CORIO__F_DONE = 2 };
+
+#define CORIO__FF_AWAITED 0x1u    /* its owner is parked waiting for it */
+#define CORIO__FF_CANCELLED 0x2u  /* an async cancel was sent for it */
+#define CORIO__FF_TIMED_OUT 0x4u  /* its deadline passed: its linked timeout fired (-ETIME), or
+                                     its owner's own deadline aborted it */
+#define CORIO__FF_LINKED 0x8u     /* submitted with a linked timeout (a deadline) */
+
+enum {
+    CORIO__FK_OP = 0,    /* an ordinary op */
+    CORIO__FK_CLOSE = 1, /* close: not cancellable */
+    CORIO__FK_SLEEP = 2, /* a timeout op: -ETIME means it expired, which is success */
+};
 
 static inline struct corio__future *corio__fut(struct corio_future *f)
 {
     return (struct corio__future *)(void *)f;
 }
 
-/* Sends an async cancel for pending @f, once. */
-void corio__future_cancel_kernel(struct corio_loop *l, struct corio__future *f);
+static inline const struct corio__future *corio__cfut(const struct corio_future *f)
+{
+    return (const struct corio__future *)(const void *)f;
+}
 
+/* Starts @op with @f as its future, owned by the calling coroutine. With @deadline >= 0 a linked
+ * timeout is attached (except for CORIO__FK_SLEEP, whose op is itself the timeout). If the op
+ * cannot start (-EPERM outside a coroutine, -ECANCELED, -ETIMEDOUT for a deadline already past,
+ * -EBUSY if @f is still pending), @f is completed with that error (except for -EBUSY: then it is
+ * left as it is). Returns 0 or that error. */
+int corio__future_start(struct corio__future *f, const struct corio__op *op, int64_t deadline,
+                        uint8_t kind);
+
+/* Starts @op and waits for it: the blocking form of every operation. Returns its result. */
+int64_t corio__future_run(const struct corio__op *op, int64_t deadline, uint8_t kind);
+
+/* Checks that @f was started by the coroutine of task @t. Returns 0, -EINVAL (never started) or
+ * -EPERM (another coroutine's). */
+int corio__future_check(const struct corio_future *f, const struct corio__task *t);
+
+/* Marks @f as awaited by its owner (@on) or not: its completion then counts against the owner's
+ * wait_need and wakes it at zero. Only pending futures count. Returns whether @f is pending. */
+static inline bool corio__future_watch(struct corio_future *pub, bool on)
+{
+    struct corio__future *f = corio__fut(pub);
+    if (on && f->state == CORIO__F_PENDING)
+        f->flags |= CORIO__FF_AWAITED;
+    else
+        f->flags &= ~CORIO__FF_AWAITED;
+    return f->state == CORIO__F_PENDING;
+}
 
 #endif

@@ -4,14 +4,16 @@
  * generator itself waits for I/O does the scheduler come in between. */
 #include "coro.h"
 
+#include "loop.h"
+
 #include <errno.h>
 #include <string.h>
 
 enum { GEN_UNSET = 0, GEN_NEW, GEN_RUNNING, GEN_SUSPENDED, GEN_DONE };
 
 struct corio__gen {
-    struct corio_coro *co;     /* the generator's coroutine, until it ends */
-    struct corio_coro *driver; /* the coroutine parked in send (or fini), or NULL */
+    struct corio__task *co;     /* the generator's coroutine (its task), until it ends */
+    struct corio__task *driver; /* the coroutine parked in send (or fini), or NULL */
     corio_gen_fn *fn;          /* body */
     void *arg;                 /* body's argument */
     void *in;                  /* the value of the current send */
@@ -35,7 +37,7 @@ static int gen_main(void *p)
     g->result = r;
     g->state = GEN_DONE;
     g->co = NULL;
-    struct corio_coro *d = g->driver;
+    struct corio__task *d = g->driver;
     g->driver = NULL;
     if (d)
         corio__unpark(d, 0); /* 0: the generator ended */
@@ -45,30 +47,31 @@ static int gen_main(void *p)
 /* A generator that was never started is cancelled (loop stop, or a deadlock being broken): start
  * it, cancelled, as corio_gen_fini does, so that its body runs to its end like any coroutine
  * cancelled before its first run, instead of ignoring the cancel and never ending. */
-static void new_abort(struct corio_coro *co, int why)
+static void new_abort(struct corio__task *t, int why)
 {
     (void)why;
-    struct corio__gen *g = co->wait_obj;
+    struct corio__gen *g = t->wait_obj;
     g->state = GEN_RUNNING;
-    corio__unpark(co, 0);
+    corio__unpark(t, 0);
 }
 
 int corio_gen_init(struct corio_gen *pub, corio_gen_fn *fn, void *arg)
 {
     struct corio__gen *g = gen(pub);
     memset(g, 0, sizeof(*g));
-    struct corio_coro *self = corio__tls_co;
+    struct corio__task *self = corio__tls_task;
     if (!self)
         return -EPERM;
     if (!fn)
         return -EINVAL;
     g->fn = fn;
     g->arg = arg;
-    g->loop = self->loop;
+    g->loop = corio__loop_of(self);
     int err;
-    g->co = corio__spawn(self->loop, gen_main, g, NULL, NULL, false, &err);
-    if (!g->co)
+    struct corio_coro *co = corio__spawn(g->loop, gen_main, g, NULL, NULL, false, &err);
+    if (!co)
         return err;
+    g->co = &co->t;
     g->state = GEN_NEW;
     /* Parked until the first send switches to it (which clears this hook). */
     g->co->abort = new_abort;
@@ -78,20 +81,20 @@ int corio_gen_init(struct corio_gen *pub, corio_gen_fn *fn, void *arg)
 
 /* The driver is cancelled while the generator runs: cancel the generator too and keep waiting
  * until it yields or ends, so that it never runs on without a driver. */
-static void send_abort(struct corio_coro *co, int why)
+static void send_abort(struct corio__task *t, int why)
 {
     (void)why;
-    struct corio__gen *g = co->wait_obj;
+    struct corio__gen *g = t->wait_obj;
     g->driver_cancelled = true;
     if (g->co)
-        corio__cancel(g->co);
+        corio__task_cancel(g->co);
 }
 
 int corio_gen_send(struct corio_gen *pub, void *in, void **out)
 {
     struct corio__gen *g = gen(pub);
-    struct corio_coro *self = corio__tls_co;
-    if (!self || g->state == GEN_UNSET || self->loop != g->loop)
+    struct corio__task *self = corio__tls_task;
+    if (!self || g->state == GEN_UNSET || corio__loop_of(self) != g->loop)
         return -EPERM;
     if (g->state == GEN_DONE)
         return 0;
@@ -126,20 +129,20 @@ int corio_gen_next(struct corio_gen *g, void **out)
 }
 
 /* The generator is cancelled while parked in yield (fini, loop stop): wake it with the error. */
-static void yield_abort(struct corio_coro *co, int why)
+static void yield_abort(struct corio__task *t, int why)
 {
-    corio__unpark(co, why);
+    corio__unpark(t, why);
 }
 
 int corio_gen_yield(struct corio_gen *pub, void *value, void **in)
 {
     struct corio__gen *g = gen(pub);
-    struct corio_coro *self = corio__tls_co;
+    struct corio__task *self = corio__tls_task;
     if (!self || self != g->co)
         return -EPERM;
     if (self->cancelled)
         return -ECANCELED;
-    struct corio_coro *d = g->driver;
+    struct corio__task *d = g->driver;
     CORIO__ASSERT(d);
     g->out = value;
     g->driver = NULL;
@@ -163,16 +166,16 @@ int corio_gen_result(const struct corio_gen *pub)
 int corio_gen_fini(struct corio_gen *pub)
 {
     struct corio__gen *g = gen(pub);
-    struct corio_coro *self = corio__tls_co;
+    struct corio__task *self = corio__tls_task;
     if (g->state == GEN_UNSET)
         return -EINVAL;
     if (g->state == GEN_DONE)
         return g->result;
-    if (!self || self->loop != g->loop || g->driver)
+    if (!self || corio__loop_of(self) != g->loop || g->driver)
         return -EPERM;
-    struct corio_coro *co = g->co;
+    struct corio__task *co = g->co;
     g->driver = self;
-    corio__cancel(co);
+    corio__task_cancel(co);
     if (g->state == GEN_NEW) {
         /* Never started: it runs, cancelled, so its body sees -ECANCELED at its first wait. */
         g->state = GEN_RUNNING;

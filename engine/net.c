@@ -1,5 +1,7 @@
 /* Socket operations and the TCP/Unix listen and dial helpers. */
-#include "op.h"
+#include "future.h"
+
+#include "loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,10 +23,11 @@ static struct corio__op socket_op(int domain, int type, int protocol)
                               .len = (uint32_t)protocol};
 }
 
-static bool has_socket_op(void)
+/* True if the calling coroutine's loop has feature @f (false outside coroutines). */
+static bool has_feature(enum corio_feature f)
 {
-    struct corio_coro *co = corio__tls_co;
-    return co && (co->loop->features & (1ull << CORIO_FEAT_SOCKET));
+    struct corio__task *t = corio__tls_task;
+    return t && corio__has(corio__loop_of(t), f);
 }
 
 static int socket_syscall(int domain, int type, int protocol)
@@ -35,23 +38,23 @@ static int socket_syscall(int domain, int type, int protocol)
 
 int corio_socket(int domain, int type, int protocol)
 {
-    if (!has_socket_op())
-        return corio__tls_co ? socket_syscall(domain, type, protocol) : -EPERM;
+    if (!has_feature(CORIO_FEAT_SOCKET))
+        return corio__tls_task ? socket_syscall(domain, type, protocol) : -EPERM;
     struct corio__op op = socket_op(domain, type, protocol);
-    return (int)corio__op_run(&op, CORIO_FOREVER, CORIO__FK_OP);
+    return (int)corio__future_run(&op, CORIO_FOREVER, CORIO__FK_OP);
 }
 
 int corio_socket_start(struct corio_future *pub, int domain, int type, int protocol)
 {
     struct corio__future *f = corio__fut(pub);
-    if (!has_socket_op() && corio__tls_co) {
-        f->owner = corio__tls_co;
+    if (!has_feature(CORIO_FEAT_SOCKET) && corio__tls_task) {
+        f->p.owner = corio__self();
         f->state = CORIO__F_DONE;
         f->res = socket_syscall(domain, type, protocol);
         return f->res < 0 ? (int)f->res : 0;
     }
     struct corio__op op = socket_op(domain, type, protocol);
-    return corio__op_start(f, &op, CORIO_FOREVER, CORIO__FK_OP);
+    return corio__future_start(f, &op, CORIO_FOREVER, CORIO__FK_OP);
 }
 
 /* ---- accept, connect ------------------------------------------------------------------------ */
@@ -68,14 +71,14 @@ static struct corio__op accept_op(int fd, struct sockaddr *addr, socklen_t *addr
 int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags, int64_t deadline)
 {
     struct corio__op op = accept_op(fd, addr, addrlen, flags);
-    return (int)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (int)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_accept_start(struct corio_future *f, int fd, struct sockaddr *addr, socklen_t *addrlen,
                        int flags, int64_t deadline)
 {
     struct corio__op op = accept_op(fd, addr, addrlen, flags);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 static struct corio__op connect_op(int fd, const struct sockaddr *addr, socklen_t addrlen)
@@ -87,14 +90,14 @@ static struct corio__op connect_op(int fd, const struct sockaddr *addr, socklen_
 int corio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
 {
     struct corio__op op = connect_op(fd, addr, addrlen);
-    return (int)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (int)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_connect_start(struct corio_future *f, int fd, const struct sockaddr *addr,
                         socklen_t addrlen, int64_t deadline)
 {
     struct corio__op op = connect_op(fd, addr, addrlen);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 /* ---- send, recv, sendmsg, recvmsg, shutdown ------------------------------------------------- */
@@ -114,11 +117,13 @@ static struct corio__op xfer_op(uint8_t opcode, int fd, const void *buf, size_t 
 /* Large sends go zero-copy when the loop asks for it (corio_loop_opts.zc_threshold). */
 static inline void maybe_zc(struct corio__op *op, size_t len)
 {
-    struct corio_coro *co = corio__tls_co;
-    if (co && co->loop->opts.zc_threshold && len >= co->loop->opts.zc_threshold &&
-        (co->loop->features & (1ull << CORIO_FEAT_SEND_ZC))) {
+    struct corio__task *t = corio__tls_task;
+    if (!t)
+        return;
+    struct corio_loop *l = corio__loop_of(t);
+    if (l->opts.zc_threshold && len >= l->opts.zc_threshold && corio__has(l, CORIO_FEAT_SEND_ZC)) {
         op->opcode = CORIO__OP_SEND_ZC;
-        op->aux = 1; /* chosen by threshold: falls back to a plain send (loop.c dispatch) */
+        op->aux = 1; /* chosen by threshold: falls back to a plain send (future.c retry) */
     }
 }
 
@@ -126,7 +131,7 @@ ssize_t corio_send(int fd, const void *buf, size_t len, int flags, int64_t deadl
 {
     struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
     maybe_zc(&op, len);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_send_start(struct corio_future *f, int fd, const void *buf, size_t len, int flags,
@@ -134,58 +139,58 @@ int corio_send_start(struct corio_future *f, int fd, const void *buf, size_t len
 {
     struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
     maybe_zc(&op, len);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 ssize_t corio_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_RECV, fd, buf, len, flags);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_recv_start(struct corio_future *f, int fd, void *buf, size_t len, int flags,
                      int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_RECV, fd, buf, len, flags);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 ssize_t corio_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_SENDMSG, fd, msg, 0, flags);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_sendmsg_start(struct corio_future *f, int fd, const struct msghdr *msg, int flags,
                         int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_SENDMSG, fd, msg, 0, flags);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 ssize_t corio_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_RECVMSG, fd, msg, 0, flags);
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 int corio_recvmsg_start(struct corio_future *f, int fd, struct msghdr *msg, int flags,
                         int64_t deadline)
 {
     struct corio__op op = xfer_op(CORIO__OP_RECVMSG, fd, msg, 0, flags);
-    return corio__op_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
 int corio_shutdown(int fd, int how)
 {
     const struct corio__op op = {.opcode = CORIO__OP_SHUTDOWN, .fd = fd, .len = (uint32_t)how};
-    return (int)corio__op_run(&op, CORIO_FOREVER, CORIO__FK_OP);
+    return (int)corio__future_run(&op, CORIO_FOREVER, CORIO__FK_OP);
 }
 
 int corio_shutdown_start(struct corio_future *f, int fd, int how)
 {
     const struct corio__op op = {.opcode = CORIO__OP_SHUTDOWN, .fd = fd, .len = (uint32_t)how};
-    return corio__op_start(corio__fut(f), &op, CORIO_FOREVER, CORIO__FK_OP);
+    return corio__future_start(corio__fut(f), &op, CORIO_FOREVER, CORIO__FK_OP);
 }
 
 /* Loops send or recv over [buf, buf + len) until done, the peer's shutdown (recv) or an error. */
@@ -198,7 +203,7 @@ static ssize_t xfer_all(uint8_t opcode, int fd, const void *buf, size_t len, siz
         struct corio__op op = xfer_op(opcode, fd, (const char *)buf + got, len - got, 0);
         if (opcode == CORIO__OP_SEND)
             maybe_zc(&op, len - got);
-        r = (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+        r = (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
         if (r <= 0)
             break;
         got += (size_t)r;
@@ -381,21 +386,15 @@ int corio_local_port(int fd)
 
 /* ---- zero-copy send ------------------------------------------------------------------------- */
 
-static bool has_feature(enum corio_feature f)
-{
-    struct corio_coro *co = corio__tls_co;
-    return co && (co->loop->features & (1ull << f));
-}
-
 ssize_t corio_send_zc(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
-    if (corio__tls_co && !has_feature(CORIO_FEAT_SEND_ZC))
+    if (corio__tls_task && !has_feature(CORIO_FEAT_SEND_ZC))
         return -EOPNOTSUPP;
     /* The future stays pending through both CQEs: the result (with IORING_CQE_F_MORE) and the
-     * notification that the kernel no longer reads @buf (loop.c dispatch). */
+     * notification that the kernel no longer reads @buf (future.c). */
     struct corio__op op = xfer_op(CORIO__OP_SEND, fd, buf, len, flags);
     op.opcode = CORIO__OP_SEND_ZC;
-    return (ssize_t)corio__op_run(&op, deadline, CORIO__FK_OP);
+    return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
 
 /* ---- multishot accept ----------------------------------------------------------------------- */
@@ -405,8 +404,8 @@ ssize_t corio_send_zc(int fd, const void *buf, size_t len, int flags, int64_t de
 #define ACCEPT_QUEUE_SOFT_MAX 1024
 
 struct corio__acceptor {
-    struct corio__handler h;   /* CQE consumer, tagged CORIO__UD_HANDLER */
-    struct corio_coro *waiter; /* the owner while parked in corio_acceptor_next */
+    struct corio__pending p;   /* its CQEs' record, linked to its owner while armed or closing */
+    struct corio__task *waiter; /* the owner while parked in corio_acceptor_next */
     struct corio_loop *loop;   /* its loop */
     int *q;                    /* queued fds, a ring of qcap entries */
     uint32_t qhead;            /* index of the oldest */
@@ -440,21 +439,21 @@ static int acc_push(struct corio__acceptor *a, int fd)
     return 0;
 }
 
-/* Closes an fd nobody took. A plain one is closed at once; a direct descriptor needs an SQE.
- * Once the multishot is over (@tracked), that close's CQE comes back to the handler and the
- * acceptor stays linked to its owner until it has: otherwise the owner's end could be the loop's
- * end, with the close never submitted and the peer never told. */
+/* Closes an fd nobody took. A plain one is closed at once; a direct descriptor needs an op. Once
+ * the multishot is over (@tracked), that close's CQE comes back to the acceptor, which stays
+ * linked to its owner until it has: otherwise the owner's end could be the loop's end, with the
+ * close never submitted and the peer never told. */
 static void acc_close(struct corio__acceptor *a, int fd, bool tracked)
 {
     if (fd & CORIO_FD_FIXED) {
         const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
-        corio__ring_prep(a->loop->ring, &op, tracked ? (uintptr_t)&a->h | CORIO__UD_HANDLER : 0,
-                         NULL, 0);
-        corio__fixed_release(a->loop); /* free once the close is processed, before later SQEs */
         if (tracked) {
+            corio__op_submit(&a->loop->io, &op, &a->p.c, NULL);
             a->closing++;
-            a->loop->inflight++;
+        } else {
+            corio__op_submit_untracked(&a->loop->io, &op, NULL);
         }
+        corio__fixed_release(a->loop); /* free once the close is processed, before later ops */
     } else {
         close(fd);
     }
@@ -474,98 +473,134 @@ static void acc_drop_queue(struct corio__acceptor *a)
     a->qcap = 0;
 }
 
-static void acc_cqe(struct corio__handler *h, int32_t res, uint32_t flags)
+static bool owner_gone(const struct corio__acceptor *a)
 {
-    struct corio__acceptor *a = container_of(h, struct corio__acceptor, h);
+    return a->p.owner->t.state == CORIO__T_ZOMBIE;
+}
+
+/* The close of a queued direct descriptor: the multishot is over, and it is not armed again
+ * before these are done, so every CQE now is one of them. */
+static void acc_closed(struct corio__acceptor *a)
+{
+    if (--a->closing > 0)
+        return;
+    if (a->waiter)
+        corio__unpark(a->waiter, 0);
+    if (owner_gone(a))
+        corio__pending_done(&a->p);
+}
+
+/* A connection the multishot accepted: queue it, and pause the multishot past the soft limit. */
+static void acc_accepted(struct corio__acceptor *a, int res)
+{
+    int fd = a->fixed ? (res | CORIO_FD_FIXED) : res;
+    if (a->fixed)
+        a->loop->fixed_used++;
+    if (acc_push(a, fd) != 0)
+        acc_close(a, fd, false); /* no memory to queue it: the peer sees it closed */
+    if (a->qlen >= ACCEPT_QUEUE_SOFT_MAX && a->armed && !a->cancelling) {
+        a->cancelling = true;
+        corio__op_cancel(&a->loop->io, &a->p.c);
+    }
+}
+
+static void acc_complete(struct corio__completion *c, const struct corio__cqe *cqe, bool link)
+{
+    (void)link;
+    struct corio__acceptor *a = container_of(c, struct corio__acceptor, p.c);
     if (a->closing && !a->armed) {
-        /* The close of a queued direct descriptor: the multishot is over, and it is not armed
-         * again before these are done, so every CQE now is one of them. */
-        a->closing--;
-        a->loop->inflight--;
-        if (a->closing == 0) {
-            if (a->waiter)
-                corio__unpark(a->waiter, 0);
-            if (a->h.owner->state == CORIO__CO_ZOMBIE)
-                corio__list_remove(&a->h.link);
-        }
+        acc_closed(a);
         return;
     }
-    if (!(flags & CORIO__CQE_F_MORE)) {
+    if (!(cqe->flags & CORIO__CQE_F_MORE))
         a->armed = false;
-        a->loop->inflight--;
-    }
-    if (res >= 0) {
-        int fd = a->fixed ? (res | CORIO_FD_FIXED) : res;
-        if (a->fixed)
-            a->loop->fixed_used++;
-        if (acc_push(a, fd) != 0)
-            acc_close(a, fd, false); /* no memory to queue it: the peer sees it closed */
-        if (a->qlen >= ACCEPT_QUEUE_SOFT_MAX && a->armed && !a->cancelling) {
-            a->cancelling = true;
-            corio__ring_cancel(a->loop->ring, (uintptr_t)&a->h | CORIO__UD_HANDLER);
-        }
-    } else if (!(res == -ECANCELED && a->cancelling)) {
-        a->err = res;
-    }
+    if (cqe->res >= 0)
+        acc_accepted(a, cqe->res);
+    else if (!(cqe->res == -ECANCELED && a->cancelling))
+        a->err = cqe->res;
     if (!a->armed)
         a->cancelling = false;
     if (a->waiter)
         corio__unpark(a->waiter, 0);
-    if (!a->armed && a->h.owner->state == CORIO__CO_ZOMBIE) {
+    if (!a->armed && owner_gone(a)) {
         acc_drop_queue(a);
         if (!a->closing)
-            corio__list_remove(&a->h.link);
+            corio__pending_done(&a->p);
     }
 }
 
-static void acc_cancel(struct corio__handler *h)
+static void acc_cancel(struct corio__pending *p)
 {
-    struct corio__acceptor *a = container_of(h, struct corio__acceptor, h);
+    struct corio__acceptor *a = container_of(p, struct corio__acceptor, p);
     if (a->armed) {
         if (!a->cancelling) {
             a->cancelling = true;
-            corio__ring_cancel(a->loop->ring, (uintptr_t)&a->h | CORIO__UD_HANDLER);
+            corio__op_cancel(&a->loop->io, &a->p.c);
         }
         return;
     }
     acc_drop_queue(a);
     if (!a->closing)
-        corio__list_remove(&a->h.link);
+        corio__pending_done(&a->p);
 }
 
-static void acc_abort(struct corio_coro *co, int why)
+static void acc_abort(struct corio__task *t, int why)
 {
-    struct corio__acceptor *a = co->wait_obj;
+    struct corio__acceptor *a = t->wait_obj;
     a->waiter = NULL;
-    corio__unpark(co, why);
+    corio__unpark(t, why);
 }
 
 int corio_acceptor_init(struct corio_acceptor *pub, int fd, unsigned flags)
 {
     struct corio__acceptor *a = (struct corio__acceptor *)(void *)pub;
     memset(a, 0, sizeof(*a));
-    struct corio_coro *co = corio__tls_co;
+    struct corio_coro *co = corio__self();
     if (!co)
         return -EPERM;
     if (!has_feature(CORIO_FEAT_ACCEPT_MULTISHOT))
         return -EOPNOTSUPP;
     if ((flags & CORIO_ACCEPT_FIXED) && !co->loop->opts.fixed_files)
         return -EINVAL;
-    a->h.fn = acc_cqe;
-    a->h.cancel = acc_cancel;
-    a->h.owner = co;
-    corio__list_init(&a->h.link);
+    a->p.c.complete = acc_complete;
+    a->p.cancel = acc_cancel;
+    a->p.owner = co;
+    corio__list_init(&a->p.link);
     a->loop = co->loop;
     a->fd = fd;
     a->fixed = flags & CORIO_ACCEPT_FIXED;
     return 0;
 }
 
+/* Arms the multishot accept. Returns 0, or -ENFILE when the fixed file table is full. */
+static int acc_arm(struct corio__acceptor *a)
+{
+    struct corio_loop *l = a->loop;
+    if (a->fixed && l->fixed_used >= l->opts.fixed_files) {
+        /* The kernel accepts before it takes a slot, and resets the connection when the table is
+         * full: never arm without a free slot. Like -EMFILE for plain fds, the caller hears
+         * -ENFILE and backs off; corio_close frees slots. */
+        return -ENFILE;
+    }
+    /* Into the fixed table, one at a time (a multishot could accept more connections than there
+     * are free slots); plain fds, multishot. Direct descriptors have no close-on-exec flag to
+     * set: the kernel refuses it. */
+    const struct corio__op op = {.opcode = CORIO__OP_ACCEPT_MULTI,
+                                 .fd = a->fd,
+                                 .op_flags = a->fixed ? 0 : SOCK_CLOEXEC,
+                                 .aux = a->fixed ? 3 : 0};
+    corio__op_submit(&l->io, &op, &a->p.c, NULL);
+    a->armed = true;
+    if (corio__list_empty(&a->p.link))
+        corio__pending_add(&a->p);
+    return 0;
+}
+
 int corio_acceptor_next(struct corio_acceptor *pub, int64_t deadline)
 {
     struct corio__acceptor *a = (struct corio__acceptor *)(void *)pub;
-    struct corio_coro *co = corio__tls_co;
-    if (!co || co != a->h.owner)
+    struct corio__task *t = corio__tls_task;
+    if (!t || corio__coro_of(t) != a->p.owner)
         return -EPERM;
     for (;;) {
         if (a->qlen) {
@@ -579,36 +614,26 @@ int corio_acceptor_next(struct corio_acceptor *pub, int64_t deadline)
             a->err = 0;
             return err;
         }
-        int err = corio__wait_check(&co, deadline);
+        int err = corio__wait_check(&t, deadline);
         if (err)
             return err;
-        if (!a->armed) {
-            struct corio_loop *l = a->loop;
-            if (a->fixed && l->fixed_used >= l->opts.fixed_files) {
-                /* The kernel accepts before it takes a slot, and resets the connection when the
-                 * table is full: never arm without a free slot. Like -EMFILE for plain fds, the
-                 * caller hears -ENFILE and backs off; corio_close frees slots. */
-                return -ENFILE;
-            }
-            /* Into the fixed table, one at a time (a multishot could accept more connections
-             * than there are free slots); plain fds, multishot. Direct descriptors have no
-             * close-on-exec flag to set: the kernel refuses it. */
-            const struct corio__op op = {.opcode = CORIO__OP_ACCEPT_MULTI,
-                                         .fd = a->fd,
-                                         .op_flags = a->fixed ? 0 : SOCK_CLOEXEC,
-                                         .aux = a->fixed ? 3 : 0};
-            corio__ring_prep(a->loop->ring, &op, (uintptr_t)&a->h | CORIO__UD_HANDLER, NULL, 0);
-            a->armed = true;
-            a->loop->inflight++;
-            if (corio__list_empty(&a->h.link))
-                corio__list_push_back(&co->handlers, &a->h.link);
-        }
-        a->waiter = co;
-        err = corio__park(co, deadline, acc_abort, a);
+        if (!a->armed && (err = acc_arm(a)) != 0)
+            return err;
+        a->waiter = t;
+        err = corio__park(t, deadline, acc_abort, a);
         a->waiter = NULL;
         if (err)
             return err;
     }
+}
+
+/* Parks the caller until the acceptor's next CQE; not abortable, since the CQEs it waits for
+ * land in the caller's frame. */
+static void acc_park(struct corio__acceptor *a, struct corio__task *t)
+{
+    a->waiter = t;
+    corio__park(t, CORIO_FOREVER, NULL, NULL);
+    a->waiter = NULL;
 }
 
 void corio_acceptor_fini(struct corio_acceptor *pub)
@@ -616,25 +641,19 @@ void corio_acceptor_fini(struct corio_acceptor *pub)
     struct corio__acceptor *a = (struct corio__acceptor *)(void *)pub;
     if (!a->loop)
         return;
-    struct corio_coro *co = corio__tls_co;
-    CORIO__ASSERT(!a->armed || co == a->h.owner);
+    struct corio__task *t = corio__tls_task;
+    CORIO__ASSERT(!a->armed || (t && corio__coro_of(t) == a->p.owner));
     if (a->armed && !a->cancelling) {
         a->cancelling = true;
-        corio__ring_cancel(a->loop->ring, (uintptr_t)&a->h | CORIO__UD_HANDLER);
+        corio__op_cancel(&a->loop->io, &a->p.c);
     }
-    /* Not abortable: the last CQE must land before this frame can go. */
-    while (a->armed) {
-        a->waiter = co;
-        corio__park(co, CORIO_FOREVER, NULL, NULL);
-        a->waiter = NULL;
-    }
+    /* The last CQE must land before this frame can go. */
+    while (a->armed)
+        acc_park(a, t);
     acc_drop_queue(a);
-    /* Nor are the closes of queued direct descriptors: their CQEs come to this frame too. */
-    while (a->closing) {
-        a->waiter = co;
-        corio__park(co, CORIO_FOREVER, NULL, NULL);
-        a->waiter = NULL;
-    }
-    corio__list_remove(&a->h.link);
+    /* So must the closes of queued direct descriptors: their CQEs come to this frame too. */
+    while (a->closing)
+        acc_park(a, t);
+    corio__list_remove(&a->p.link);
     a->loop = NULL;
 }

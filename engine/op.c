@@ -1,84 +1,101 @@
-/* The one path every operation takes: prep an SQE whose user_data is the future, link a timeout
- * for a deadline, and let the loop submit it with the rest of the iteration's SQEs. */
+/* The completion path: every op goes to the backend here, and every CQE comes back through
+ * corio__op_reap to the completion record it was submitted with.
+ *
+ * A CQE's user_data is its record's address with a tag in the three low bits (records are
+ * 8-aligned): TAG_OP for the op's own CQEs, TAG_LINK for its linked timeout's, TAG_UNTRACKED for
+ * an op the loop does not wait for. user_data 0 is an op whose CQE nobody wants (a cancel's own,
+ * a close nobody waits for): the fault seam leaves those alone too. The in-flight count
+ * goes up by one per tracked SQE and down by one per CQE that is the last of its SQE (no
+ * CORIO__CQE_F_MORE: a multishot's final CQE, a zero-copy send's notification), so it is exactly
+ * the number of CQEs the loop can still expect. */
 #include "op.h"
+
+#include "probe.h"
 
 #include <errno.h>
 
-int corio__op_start(struct corio__future *f, const struct corio__op *op, int64_t deadline,
-                    uint8_t kind)
+enum {
+    TAG_OP = CORIO__TAG_OP,
+    TAG_LINK = CORIO__TAG_LINK,
+    TAG_UNTRACKED = CORIO__TAG_UNTRACKED,
+    TAG_MASK = CORIO__TAG_MASK
+};
+
+static inline uint64_t user_data(struct corio__completion *c, unsigned tag)
 {
-    struct corio_coro *co = corio__tls_co;
-    f->owner = co;
-    f->flags = 0;
-    f->kind = kind;
-    f->cqe_flags = 0;
-    f->pending = 0;
-    f->retries = 0;
-    f->state = CORIO__F_DONE;
-    if (unlikely(!co))
-        return (int)(f->res = -EPERM);
-    if (unlikely(co->cancelled) && kind != CORIO__FK_CLOSE)
-        return (int)(f->res = -ECANCELED);
-    struct corio_loop *l = co->loop;
-    if (deadline >= 0) {
-        if (deadline <= corio_now())
-            return (int)(f->res = kind == CORIO__FK_SLEEP ? 0 : -ETIMEDOUT);
-        corio__ts_from_ns(&f->ts, deadline);
+    return c ? (uint64_t)(uintptr_t)c | tag : 0;
+}
+
+int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
+                   struct corio_stats *stats, uint64_t *features)
+{
+    int err = corio__ring_new(&io->ring, o, stats);
+    if (err)
+        return err;
+    if (o->fixed_files) {
+        err = corio__ring_files_sparse(io->ring, o->fixed_files);
+        if (err) {
+            corio__ring_free(io->ring);
+            return err;
+        }
     }
-    f->op = *op;
-    if (deadline >= 0 && kind != CORIO__FK_SLEEP) {
-        corio__ring_prep(l->ring, op, (uintptr_t)f | CORIO__UD_FUTURE, &f->ts,
-                         (uintptr_t)f | CORIO__UD_LINK);
-        f->pending = 2;
-        f->flags = CORIO__FF_LINKED;
-    } else {
-        corio__ring_prep(l->ring, op, (uintptr_t)f | CORIO__UD_FUTURE, NULL, 0);
-        f->pending = 1;
-    }
-    l->inflight += f->pending;
-    f->res = 0;
-    f->state = CORIO__F_PENDING;
-    corio__list_push_back(&co->inflight, &f->link);
+    io->view = corio__ring_view(io->ring);
+    io->inflight = 0;
+    *features = corio__probe_uring(io->ring);
     return 0;
 }
 
-int64_t corio__op_run(const struct corio__op *op, int64_t deadline, uint8_t kind)
+void corio__op_fini(struct corio__io *io)
 {
-    struct corio_future fut;
-    struct corio__future *f = corio__fut(&fut);
-    if (corio__op_start(f, op, deadline, kind) != 0)
-        return f->res;
-    return corio_await(&fut);
+    corio__ring_free(io->ring);
+    io->ring = NULL;
 }
 
-int corio_nop(void)
+void corio__op_submit_untracked(struct corio__io *io, const struct corio__op *op,
+                                struct corio__completion *c)
 {
-    const struct corio__op op = {.opcode = CORIO__OP_NOP};
-    return (int)corio__op_run(&op, CORIO_FOREVER, CORIO__FK_OP);
+    corio__ring_prep(io->ring, op, user_data(c, TAG_UNTRACKED), NULL, 0);
 }
 
-int corio_nop_start(struct corio_future *f)
+void corio__op_cancel(struct corio__io *io, struct corio__completion *c)
 {
-    const struct corio__op op = {.opcode = CORIO__OP_NOP};
-    return corio__op_start(corio__fut(f), &op, CORIO_FOREVER, CORIO__FK_OP);
+    corio__ring_cancel(io->ring, user_data(c, TAG_OP), 0);
 }
 
-/* The timeout op reads its timespec from the future itself (f->ts, filled by op_start). */
-int corio_sleep_start(struct corio_future *pub, int64_t deadline)
+static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
 {
-    struct corio__future *f = corio__fut(pub);
-    const struct corio__op op = {.opcode = CORIO__OP_TIMEOUT, .addr = &f->ts};
-    if (deadline < 0) {
-        /* Sleeping forever: only a cancel ends it. ~292 years from the clock's origin. */
-        corio__ts_from_ns(&f->ts, INT64_MAX);
+    uint64_t ud = cqe->user_data;
+    if (unlikely(ud == 0))
+        return;
+    unsigned tag = (unsigned)(ud & TAG_MASK);
+    struct corio__completion *c = (struct corio__completion *)(uintptr_t)(ud & ~(uint64_t)TAG_MASK);
+    if (likely(tag <= TAG_LINK)) {
+        if (!(cqe->flags & CORIO__CQE_F_MORE))
+            io->inflight--;
+    } else if (unlikely(tag != TAG_UNTRACKED)) {
+        corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)ud);
     }
-    return corio__op_start(f, &op, deadline, CORIO__FK_SLEEP);
+    c->complete(c, cqe, tag == TAG_LINK);
 }
 
-int corio_sleep(int64_t deadline)
+unsigned corio__op_reap(struct corio__io *io)
 {
-    struct corio_future f;
-    if (corio_sleep_start(&f, deadline) != 0)
-        return (int)corio__fut(&f)->res;
-    return (int)corio_await(&f);
+    unsigned n, total = 0;
+    do {
+        n = corio__ring_reap(io->ring, io->cqes, CORIO__REAP_BATCH);
+        for (unsigned i = 0; i < n; i++)
+            dispatch(io, &io->cqes[i]);
+        total += n;
+    } while (n == CORIO__REAP_BATCH);
+    return total;
+}
+
+bool corio__op_poller_asleep(const struct corio__io *io)
+{
+    return corio__ring_needs_enter(io->ring);
+}
+
+unsigned corio__op_unsubmitted(const struct corio__io *io)
+{
+    return corio__ring_unsubmitted(io->ring);
 }

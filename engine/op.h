@@ -1,19 +1,117 @@
-/* The one path every operation takes: describe it, prep its SQE (with a linked timeout for a
- * deadline), then await its future (op.c). */
+/* The one path of every operation. An op is described once (struct corio__op, ring.h), handed to
+ * the backend together with the completion record that is to receive its CQEs, and completed
+ * through one dispatch (op.c). This module owns the user_data tagging and the count of
+ * completions still in flight: above it nothing knows what a CQE's user_data holds, and below it
+ * nothing knows who waits for the result. */
 #ifndef CORIO_OP_H
 #define CORIO_OP_H
 
-#include "future.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-/* Starts @op with @f as its future, owned by the calling coroutine. With @deadline >= 0 a linked
- * timeout is attached (except for CORIO__FK_SLEEP, whose op is itself the timeout). If the op
- * cannot start (-EPERM outside a coroutine, -ECANCELED, -ETIMEDOUT for a deadline already past),
- * @f is completed with that error. Returns 0 or that error. */
-int corio__op_start(struct corio__future *f, const struct corio__op *op, int64_t deadline,
-                    uint8_t kind);
+#include "base.h"
+#include "ring.h"
 
-/* Starts @op and waits for it: the blocking form of every operation. Returns its result. */
-int64_t corio__op_run(const struct corio__op *op, int64_t deadline, uint8_t kind);
+struct corio__completion;
+
+/* Receives one CQE of an op submitted with @c: the op's own (@link false) or, for an op with a
+ * deadline, its linked timeout's (@link true). Runs on the scheduler's stack, inside the drain. */
+typedef void corio__complete_fn(struct corio__completion *c, const struct corio__cqe *cqe,
+                                bool link);
+
+/* A completion record: what a CQE's user_data points to. It lives with whoever waits for the op
+ * (a future in a coroutine's frame, a multishot handler, the loop's wake-up timer) and must stay
+ * put until the op's last CQE. 8-aligned: the user_data's low bits say which CQE of the op it is
+ * (op.c). */
+struct corio__completion {
+    corio__complete_fn *complete; /* called with each of the op's CQEs */
+};
+
+#define CORIO__REAP_BATCH 64
+
+/* A loop's I/O: its backend (the ring) and the completions the ops it submitted still owe. */
+struct corio__io {
+    struct corio__ring *ring;            /* the io_uring */
+    const struct corio__ring_view *view; /* the ring's counters, for the inline checks below */
+    size_t inflight;                     /* CQEs still to come for tracked submissions */
+    struct corio__cqe cqes[CORIO__REAP_BATCH]; /* the reap buffer */
+};
+
+/* Sets up the backend for a loop with options @o, counting into @stats, and probes the kernel:
+ * *features gets the CORIO_FEAT_ bits. Returns 0, or -errno from the backend's set-up. */
+int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
+                   struct corio_stats *stats, uint64_t *features);
+
+/* Tears the backend down; no op may be in flight. Returns nothing. */
+void corio__op_fini(struct corio__io *io);
+
+/* The tags in the low bits of a CQE's user_data (op.c explains them). */
+enum { CORIO__TAG_OP = 0, CORIO__TAG_LINK = 1, CORIO__TAG_UNTRACKED = 2, CORIO__TAG_MASK = 7 };
+
+/* Hands @op to the backend; each of its CQEs goes to @c. With @deadline (not NULL: an absolute
+ * CLOCK_MONOTONIC time the kernel reads at submission) a linked timeout follows it, whose CQE
+ * goes to @c too. Counted in flight until the last CQE: one without CORIO__CQE_F_MORE, per SQE.
+ * Returns nothing: a full submission queue is flushed to make room. Inline: every op takes it. */
+static inline void corio__op_submit(struct corio__io *io, const struct corio__op *op,
+                                    struct corio__completion *c, const struct corio__ts *deadline)
+{
+    uint64_t ud = (uint64_t)(uintptr_t)c;
+    if (deadline) {
+        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);
+        io->inflight += 2;
+    } else {
+        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, NULL, 0);
+        io->inflight += 1;
+    }
+}
+
+/* As corio__op_submit without a deadline, for an op nobody counts on: its CQE goes to @c (or
+ * nowhere with @c NULL) but the loop does not wait for it. Returns nothing. */
+void corio__op_submit_untracked(struct corio__io *io, const struct corio__op *op,
+                                struct corio__completion *c);
+
+/* Asks the backend to cancel the op submitted with @c. The op still completes through @c (with
+ * -ECANCELED, or its own result if it won the race). Returns nothing. */
+void corio__op_cancel(struct corio__io *io, struct corio__completion *c);
+
+/* Dispatches every completion that is ready to its record. Returns how many there were. */
+unsigned corio__op_reap(struct corio__io *io);
+
+/* Submits what is queued without waiting (no system call when nothing needs one). Returns 0, or
+ * -errno for a failure that is not transient. */
+static inline int corio__op_flush(struct corio__io *io)
+{
+    return corio__ring_enter(io->ring, false, 0, 0, 0);
+}
+
+/* Submits what is queued and waits for a completion, at most @timeout_ns (-1: no limit); with
+ * @batch > 1 for up to @batch completions, at most @batch_us after the first where the kernel can.
+ * Returns 0, -EOPNOTSUPP when a timed wait needs a kernel feature that is missing (the caller then
+ * arms a timeout op of its own), or -errno for a failure that is not transient. */
+static inline int corio__op_wait(struct corio__io *io, int64_t timeout_ns, unsigned batch,
+                                 unsigned batch_us)
+{
+    return corio__ring_enter(io->ring, true, timeout_ns, batch, batch_us);
+}
+
+/* SQPOLL: true once waiting for completions takes a system call (the poller sleeps). */
+bool corio__op_poller_asleep(const struct corio__io *io);
+
+/* Ops handed to the backend and not yet taken by the kernel. */
+unsigned corio__op_unsubmitted(const struct corio__io *io);
+
+/* True when entering the kernel would do nothing: nothing queued, no CQE ready, no task work. */
+static inline bool corio__op_quiet(const struct corio__io *io)
+{
+    return corio__ring_quiet(io->view);
+}
+
+/* True when completions are ready to be reaped. */
+static inline bool corio__op_has_cqes(const struct corio__io *io)
+{
+    return corio__ring_has_cqes(io->view);
+}
 
 /* Converts an absolute deadline in ns to the kernel's timespec. */
 static inline void corio__ts_from_ns(struct corio__ts *ts, int64_t ns)

@@ -1,60 +1,33 @@
-/* Names of the probed features, and the explanation of a loop that could not be created. The
- * probing itself happens in ring.c, the only file that speaks the kernel's interface. */
-#include "internal.h"
+/* Probing: which kernel features a loop can use (asked of the ring once, at loop creation), and
+ * why a loop could not be created at all. ring.c answers the raw questions, since it is the only
+ * file that speaks the kernel's interface; this file decides what the answers mean. */
+#include "probe.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-static const char *const names[CORIO_FEAT_COUNT] = {
-    [CORIO_FEAT_NOP] = "nop",
-    [CORIO_FEAT_READ] = "read",
-    [CORIO_FEAT_WRITE] = "write",
-    [CORIO_FEAT_READV] = "readv",
-    [CORIO_FEAT_WRITEV] = "writev",
-    [CORIO_FEAT_OPENAT] = "openat",
-    [CORIO_FEAT_CLOSE] = "close",
-    [CORIO_FEAT_FSYNC] = "fsync",
-    [CORIO_FEAT_STATX] = "statx",
-    [CORIO_FEAT_SOCKET] = "socket",
-    [CORIO_FEAT_ACCEPT] = "accept",
-    [CORIO_FEAT_CONNECT] = "connect",
-    [CORIO_FEAT_SEND] = "send",
-    [CORIO_FEAT_RECV] = "recv",
-    [CORIO_FEAT_SENDMSG] = "sendmsg",
-    [CORIO_FEAT_RECVMSG] = "recvmsg",
-    [CORIO_FEAT_SHUTDOWN] = "shutdown",
-    [CORIO_FEAT_TIMEOUT] = "timeout",
-    [CORIO_FEAT_LINK_TIMEOUT] = "link_timeout",
-    [CORIO_FEAT_ASYNC_CANCEL] = "async_cancel",
-    [CORIO_FEAT_MSG_RING] = "msg_ring",
-    [CORIO_FEAT_SEND_ZC] = "send_zc",
-    [CORIO_FEAT_READ_FIXED] = "read_fixed",
-    [CORIO_FEAT_WRITE_FIXED] = "write_fixed",
-    [CORIO_FEAT_PROVIDE_BUFFERS] = "provide_buffers",
-    [CORIO_FEAT_SINGLE_ISSUER] = "single_issuer",
-    [CORIO_FEAT_DEFER_TASKRUN] = "defer_taskrun",
-    [CORIO_FEAT_COOP_TASKRUN] = "coop_taskrun",
-    [CORIO_FEAT_TASKRUN_FLAG] = "taskrun_flag",
-    [CORIO_FEAT_SUBMIT_ALL] = "submit_all",
-    [CORIO_FEAT_SQPOLL] = "sqpoll",
-    [CORIO_FEAT_CQSIZE] = "cqsize",
-    [CORIO_FEAT_REG_RING_FD] = "registered_ring_fd",
-    [CORIO_FEAT_EXT_ARG] = "ext_arg",
-    [CORIO_FEAT_NODROP] = "nodrop",
-    [CORIO_FEAT_CQE_SKIP] = "cqe_skip",
-    [CORIO_FEAT_FAST_POLL] = "fast_poll",
-    [CORIO_FEAT_RW_CUR_POS] = "rw_cur_pos",
-    [CORIO_FEAT_RECV_MULTISHOT] = "recv_multishot",
-    [CORIO_FEAT_ACCEPT_MULTISHOT] = "accept_multishot",
-    [CORIO_FEAT_BUF_RING] = "buf_ring",
-};
-
-const char *corio_feature_name(enum corio_feature f)
+/* Modes of operations that IORING_REGISTER_PROBE cannot show. A buffer ring is tried for real.
+ * Multishot accept came with IORING_OP_SOCKET (5.19) and multishot recv with IORING_OP_SEND_ZC
+ * (6.0): their opcodes stand in for a version check. */
+static uint64_t probe_modes(struct corio__ring *r, uint64_t f)
 {
-    if ((unsigned)f >= CORIO_FEAT_COUNT || !names[f])
-        return "?";
-    return names[f];
+    struct corio__pbuf *p;
+    if (corio__ring_pbuf_new(r, 0xffff, 1, &p) == 0) {
+        corio__ring_pbuf_free(r, 0xffff, p);
+        f |= 1ull << CORIO_FEAT_BUF_RING;
+    }
+    if (f & (1ull << CORIO_FEAT_SOCKET))
+        f |= 1ull << CORIO_FEAT_ACCEPT_MULTISHOT;
+    if ((f & (1ull << CORIO_FEAT_SEND_ZC)) && (f & (1ull << CORIO_FEAT_BUF_RING)))
+        f |= 1ull << CORIO_FEAT_RECV_MULTISHOT;
+    return f;
+}
+
+uint64_t corio__probe_uring(struct corio__ring *r)
+{
+    uint64_t f = corio__ring_setup_feats(r) | corio__ring_kernel_feats(r) | corio__ring_probe_ops(r);
+    return probe_modes(r, f);
 }
 
 /* Reads the first integer of a one-line /proc file. Returns it, or -1. */

@@ -3,7 +3,7 @@
  * every io_uring_enter is one we chose and counted. */
 #include "ring.h"
 
-#include "internal.h"
+#include "base.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -151,7 +151,7 @@ static unsigned wanted_flags(const struct corio_loop_opts *o, unsigned refused)
     return f & ~refused;
 }
 
-/* The CORIO_FEAT_ bits of setup flags @f, for the fault seam (unused in normal builds). */
+/* The CORIO_FEAT_ bits of setup flags @f. */
 static inline uint64_t setup_feats(unsigned f)
 {
     uint64_t out = 0;
@@ -192,17 +192,22 @@ static int try_setup(struct corio__ring *r, const struct corio_loop_opts *o, uns
     r->ext_arg = p.features & IORING_FEAT_EXT_ARG;
     r->cqe_skip = p.features & IORING_FEAT_CQE_SKIP;
     r->min_timeout = p.features & CORIO__FEAT_MIN_TIMEOUT;
+    /* Fault seam: "hide_feat=ext_arg" makes the ring behave as on a kernel before 5.11. */
+    if (corio__fault_hidden_ops() & (1ull << CORIO_FEAT_EXT_ARG))
+        r->ext_arg = false;
     return 0;
 }
 
-static void probe_features(struct corio__ring *r, uint64_t *features)
+uint64_t corio__ring_setup_feats(const struct corio__ring *r)
+{
+    return setup_feats(r->setup_flags);
+}
+
+uint64_t corio__ring_kernel_feats(const struct corio__ring *r)
 {
     uint64_t f = 0;
-    for (size_t i = 0; i < CORIO__ARRAY_SIZE(setup_flags); i++)
-        if (r->setup_flags & setup_flags[i].setup)
-            f |= 1ull << setup_flags[i].feat;
     unsigned kf = r->ring.features;
-    if (kf & IORING_FEAT_EXT_ARG)
+    if (r->ext_arg)
         f |= 1ull << CORIO_FEAT_EXT_ARG;
     if (kf & IORING_FEAT_NODROP)
         f |= 1ull << CORIO_FEAT_NODROP;
@@ -214,7 +219,12 @@ static void probe_features(struct corio__ring *r, uint64_t *features)
         f |= 1ull << CORIO_FEAT_RW_CUR_POS;
     if (r->enter_flags & IORING_ENTER_REGISTERED_RING)
         f |= 1ull << CORIO_FEAT_REG_RING_FD;
+    return f & ~corio__fault_hidden_ops();
+}
 
+uint64_t corio__ring_probe_ops(struct corio__ring *r)
+{
+    uint64_t f = 0;
     /* IORING_REGISTER_PROBE (5.6) lists the opcodes this kernel knows. */
     struct io_uring_probe *p = io_uring_get_probe_ring(&r->ring);
     if (p) {
@@ -224,14 +234,11 @@ static void probe_features(struct corio__ring *r, uint64_t *features)
         io_uring_free_probe(p);
     }
     /* Fault seam: ops refused with "hide_op=" are missing from the probe, as on an older kernel. */
-    f &= ~corio__fault_hidden_ops();
-    if (!(f & (1ull << CORIO_FEAT_EXT_ARG)))
-        r->ext_arg = false; /* "hide_feat=ext_arg" */
-    *features = f;
+    return f & ~corio__fault_hidden_ops();
 }
 
 int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
-                    struct corio_stats *stats, uint64_t *features)
+                    struct corio_stats *stats)
 {
     struct corio__ring *r = calloc(1, sizeof(*r));
     if (!r)
@@ -267,7 +274,6 @@ int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
      * make it the identity once: SQE slot i is always array entry i. */
     for (unsigned i = 0; i < r->ring.sq.ring_entries; i++)
         r->ring.sq.array[i] = i;
-    probe_features(r, features);
     r->view.sqe_tail = &r->ring.sq.sqe_tail;
     r->view.sq_khead = r->ring.sq.khead;
     r->view.cq_khead = r->ring.cq.khead;
@@ -505,21 +511,15 @@ void corio__ring_prep(struct corio__ring *r, const struct corio__op *op, uint64_
     }
 }
 
-void corio__ring_cancel(struct corio__ring *r, uint64_t target)
+void corio__ring_cancel(struct corio__ring *r, uint64_t target, uint64_t own)
 {
     if (unlikely(r->ring.sq.ring_entries - corio__ring_unsubmitted(r) < 1))
         make_room(r, 1);
     struct io_uring_sqe *sqe = get_sqe(r);
     io_uring_prep_cancel64(sqe, target, 0);
-    io_uring_sqe_set_data64(sqe, 0);
+    io_uring_sqe_set_data64(sqe, own);
     if (r->cqe_skip)
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-}
-
-bool corio__ring_wants_enter(const struct corio__ring *r)
-{
-    unsigned f = IO_URING_READ_ONCE(*r->ring.sq.kflags);
-    return f & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
 }
 
 bool corio__ring_needs_enter(const struct corio__ring *r)

@@ -79,10 +79,21 @@ struct corio__cqe {
 #define CORIO__FD_FIXED 0x40000000
 
 /* Creates the ring with the best setup flags the kernel accepts (retrying without each one it
- * refuses), registers its fd, probes the opcodes, and sets the CORIO_FEAT_ bits in *features.
- * Returns 0 and sets *out, or -errno from io_uring_setup when no configuration works. */
+ * refuses) and registers its fd. Returns 0 and sets *out, or -errno from io_uring_setup when no
+ * configuration works. */
 int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *opts,
-                    struct corio_stats *stats, uint64_t *features);
+                    struct corio_stats *stats);
+
+/* Returns the CORIO_FEAT_ bits of the setup flags the kernel granted. */
+uint64_t corio__ring_setup_feats(const struct corio__ring *r);
+
+/* Returns the CORIO_FEAT_ bits of the kernel features the ring reported (IORING_FEAT_) and the
+ * registered ring fd. */
+uint64_t corio__ring_kernel_feats(const struct corio__ring *r);
+
+/* Asks the kernel which opcodes it knows (IORING_REGISTER_PROBE, one system call). Returns their
+ * CORIO_FEAT_ bits. */
+uint64_t corio__ring_probe_ops(struct corio__ring *r);
 
 void corio__ring_free(struct corio__ring *r);
 
@@ -92,13 +103,10 @@ void corio__ring_free(struct corio__ring *r);
 void corio__ring_prep(struct corio__ring *r, const struct corio__op *op, uint64_t user_data,
                       const struct corio__ts *link_ts, uint64_t link_ud);
 
-/* Queues an async cancel of the op whose user_data is @target. The cancel's own completion carries
- * user_data 0 (skipped where the kernel can). Returns nothing. */
-void corio__ring_cancel(struct corio__ring *r, uint64_t target);
-
-/* True when an io_uring_enter is due even with nothing to submit: the kernel has task work for us
- * (TASKRUN flag) or CQEs waiting in its overflow list. */
-bool corio__ring_wants_enter(const struct corio__ring *r);
+/* Queues an async cancel of the op whose user_data is @target. The cancel's own completion, if the
+ * kernel posts one (it skips it on success where it can), carries user_data @own. Returns
+ * nothing. */
+void corio__ring_cancel(struct corio__ring *r, uint64_t target, uint64_t own);
 
 /* SQPOLL: true once the poller has gone to sleep (IORING_SQ_NEED_WAKEUP) or CQEs overflowed:
  * waiting for completions then takes an io_uring_enter. */

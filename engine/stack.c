@@ -1,6 +1,7 @@
+/* Coroutine stacks: mapping, the guard page, and the pool that keeps them for reuse. */
 #include "stack.h"
 
-#include "internal.h"
+#include "base.h"
 
 #include <stdint.h>
 #include <sys/mman.h>
@@ -20,13 +21,14 @@ size_t corio__page_size(void)
     return v > 0 ? (size_t)v : 4096;
 }
 
-void corio__stack_pool_init(struct corio__stack_pool *p, size_t usable, unsigned max_free)
+void corio__stack_pool_init(struct corio__stack_pool *p, size_t usable, size_t max_free)
 {
     p->free = NULL;
     p->usable = usable;
     p->n_free = 0;
     p->max_free = max_free;
     p->n_live = 0;
+    p->peak = 0;
     p->page = corio__page_size();
 }
 
@@ -59,7 +61,8 @@ struct corio__stack *corio__stack_get(struct corio__stack_pool *p)
     if (s) {
         p->free = s->next;
         p->n_free--;
-        p->n_live++;
+        if (++p->n_live > p->peak)
+            p->peak = p->n_live;
         return s;
     }
     size_t page = p->page;
@@ -84,7 +87,8 @@ struct corio__stack *corio__stack_get(struct corio__stack_pool *p)
 #ifdef CORIO__VALGRIND
     s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
 #endif
-    p->n_live++;
+    if (++p->n_live > p->peak)
+        p->peak = p->n_live;
     return s;
 }
 
@@ -95,7 +99,9 @@ void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
 #ifdef CORIO__ASAN
     ASAN_UNPOISON_MEMORY_REGION(s->lo, (size_t)(s->hi - s->lo));
 #endif
-    if (p->n_free >= p->max_free) {
+    /* Without a fixed bound every stack is kept until a trim: the stacks mapped never exceed
+     * the most that were live at once. */
+    if (p->max_free && p->n_free >= p->max_free) {
         unmap(s);
         return;
     }
@@ -108,6 +114,24 @@ void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
     s->next = p->free;
     p->free = s;
     p->n_free++;
+}
+
+void corio__stack_pool_trim(struct corio__stack_pool *p)
+{
+    if (p->max_free)
+        return;
+    /* Keep the warmest (the first of the LIFO list): enough for the recent peak. */
+    size_t keep = p->peak > p->n_live ? p->peak - p->n_live : 0;
+    struct corio__stack **link = &p->free;
+    for (size_t i = 0; *link && i < keep; i++)
+        link = &(*link)->next;
+    while (*link) {
+        struct corio__stack *s = *link;
+        *link = s->next;
+        p->n_free--;
+        unmap(s);
+    }
+    p->peak = p->n_live;
 }
 
 bool corio__stack_in_guard(const struct corio__stack *s, const void *addr)

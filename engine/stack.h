@@ -20,13 +20,22 @@ struct corio__stack {
 struct corio__stack_pool {
     struct corio__stack *free; /* LIFO: the most recently used stack is the warmest */
     size_t usable;             /* usable bytes of each stack */
-    unsigned n_free;           /* stacks in the free list */
-    unsigned max_free;         /* the most kept; more are unmapped */
+    size_t n_free;             /* stacks in the free list */
+    size_t max_free;           /* the most kept; more are unmapped. 0: as many as were live at
+                                  once since the last trim (corio__stack_pool_trim) */
     size_t n_live;             /* stacks handed out and not yet returned */
+    size_t peak;               /* the most stacks live at once since the last trim */
     size_t page;               /* the page size, read once */
 };
 
-void corio__stack_pool_init(struct corio__stack_pool *p, size_t usable, unsigned max_free);
+/* Sets up an empty pool of stacks of @usable bytes that keeps at most @max_free of them once they
+ * are returned, or, with @max_free 0, as many as were in use at once lately: a loop whose
+ * coroutines come and go in thousands then maps no stack per spawn. Returns nothing. */
+void corio__stack_pool_init(struct corio__stack_pool *p, size_t usable, size_t max_free);
+
+/* With no fixed bound: unmaps the free stacks beyond the most that were live at once since the
+ * last trim, and starts a new window. Call it now and then from an idle loop. Returns nothing. */
+void corio__stack_pool_trim(struct corio__stack_pool *p);
 
 /* Unmaps every pooled stack; all of them must have been returned. */
 void corio__stack_pool_fini(struct corio__stack_pool *p);

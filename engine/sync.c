@@ -2,66 +2,60 @@
  * counter or an owner; none needs an atomic instruction, because a loop's coroutines never run
  * at the same time. Hand-offs are direct: unlock gives the mutex to the first waiter, release
  * gives the permit to the first waiter, so a newcomer cannot barge in ahead of the queue. */
-#include "loop.h"
+#include "scheduler.h"
 
 #include <errno.h>
-
-static void waitq_wake_all(struct corio__list *q, int res)
-{
-    while (corio__waitq_wake(q, res))
-        ;
-}
 
 /* ---- mutex ---------------------------------------------------------------------------------- */
 
 struct corio__mutex {
     struct corio__list q;    /* waiters */
-    struct corio_coro *owner; /* the holder, or NULL */
+    struct corio__task *owner; /* the holder, or NULL */
 };
 _Static_assert(sizeof(struct corio__mutex) <= sizeof(struct corio_mutex), "grow corio_mutex");
 
 int corio_mutex_lock(struct corio_mutex *pub, int64_t deadline)
 {
     struct corio__mutex *m = (struct corio__mutex *)(void *)pub;
-    struct corio_coro *co = corio__tls_co;
-    if (!co)
+    struct corio__task *t = corio__tls_task;
+    if (!t)
         return -EPERM;
-    if (m->owner == co)
+    if (m->owner == t)
         return -EDEADLK;
     if (!m->owner) {
-        m->owner = co; /* no wait: allowed even when cancelled, e.g. for clean-up */
+        m->owner = t; /* no wait: allowed even when cancelled, e.g. for clean-up */
         return 0;
     }
-    int err = corio__wait_check(&co, deadline);
+    int err = corio__wait_check(&t, deadline);
     if (err)
         return err;
     /* Woken with 0 only by unlock, which has already made us the owner. */
-    return corio__waitq_wait(&m->q, co, deadline);
+    return corio__waitq_wait(&m->q, t, deadline);
 }
 
 int corio_mutex_trylock(struct corio_mutex *pub)
 {
     struct corio__mutex *m = (struct corio__mutex *)(void *)pub;
-    struct corio_coro *co = corio__tls_co;
-    if (!co)
+    struct corio__task *t = corio__tls_task;
+    if (!t)
         return -EPERM;
     if (m->owner)
         return -EBUSY;
-    m->owner = co;
+    m->owner = t;
     return 0;
 }
 
 int corio_mutex_unlock(struct corio_mutex *pub)
 {
     struct corio__mutex *m = (struct corio__mutex *)(void *)pub;
-    if (!m->owner || m->owner != corio__tls_co)
+    if (!m->owner || m->owner != corio__tls_task)
         return -EPERM;
     struct corio__list *n = corio__list_pop_front(corio__waitq(&m->q));
     if (!n) {
         m->owner = NULL;
         return 0;
     }
-    struct corio_coro *next = container_of(n, struct corio__waiter, link)->co;
+    struct corio__task *next = container_of(n, struct corio__waiter, link)->t;
     m->owner = next;
     corio__unpark(next, 0);
     return 0;
@@ -85,15 +79,15 @@ void corio_sem_init(struct corio_sem *pub, unsigned count)
 int corio_sem_acquire(struct corio_sem *pub, int64_t deadline)
 {
     struct corio__sem *s = (struct corio__sem *)(void *)pub;
-    struct corio_coro *co;
-    if (s->count > 0 && corio__tls_co) {
+    struct corio__task *t;
+    if (s->count > 0 && corio__tls_task) {
         s->count--;
         return 0;
     }
-    int err = corio__wait_check(&co, deadline);
+    int err = corio__wait_check(&t, deadline);
     if (err)
         return err;
-    return corio__waitq_wait(&s->q, co, deadline); /* 0: release handed us its permit */
+    return corio__waitq_wait(&s->q, t, deadline); /* 0: release handed us its permit */
 }
 
 int corio_sem_tryacquire(struct corio_sem *pub)
@@ -133,7 +127,7 @@ int corio_waitgroup_add(struct corio_waitgroup *pub, int n)
         return -EINVAL;
     wg->count += n;
     if (wg->count == 0)
-        waitq_wake_all(&wg->q, 0);
+        corio__waitq_wake_all(&wg->q, 0);
     return 0;
 }
 
@@ -145,13 +139,13 @@ int corio_waitgroup_done(struct corio_waitgroup *wg)
 int corio_waitgroup_wait(struct corio_waitgroup *pub, int64_t deadline)
 {
     struct corio__waitgroup *wg = (struct corio__waitgroup *)(void *)pub;
-    struct corio_coro *co;
+    struct corio__task *t;
     if (wg->count == 0)
-        return corio__tls_co ? 0 : -EPERM;
-    int err = corio__wait_check(&co, deadline);
+        return corio__tls_task ? 0 : -EPERM;
+    int err = corio__wait_check(&t, deadline);
     if (err)
         return err;
-    return corio__waitq_wait(&wg->q, co, deadline);
+    return corio__waitq_wait(&wg->q, t, deadline);
 }
 
 /* ---- event ---------------------------------------------------------------------------------- */
@@ -168,7 +162,7 @@ void corio_event_set(struct corio_event *pub)
     if (ev->set)
         return;
     ev->set = true;
-    waitq_wake_all(&ev->q, 0);
+    corio__waitq_wake_all(&ev->q, 0);
 }
 
 bool corio_event_is_set(const struct corio_event *pub)
@@ -179,11 +173,11 @@ bool corio_event_is_set(const struct corio_event *pub)
 int corio_event_wait(struct corio_event *pub, int64_t deadline)
 {
     struct corio__event *ev = (struct corio__event *)(void *)pub;
-    struct corio_coro *co;
+    struct corio__task *t;
     if (ev->set)
-        return corio__tls_co ? 0 : -EPERM;
-    int err = corio__wait_check(&co, deadline);
+        return corio__tls_task ? 0 : -EPERM;
+    int err = corio__wait_check(&t, deadline);
     if (err)
         return err;
-    return corio__waitq_wait(&ev->q, co, deadline);
+    return corio__waitq_wait(&ev->q, t, deadline);
 }

@@ -611,9 +611,9 @@ static __attribute__((noinline)) ssize_t op_frame(struct rep *r)
         break;
     }
     r->fut_addr = (uintptr_t)&f;
-    size_t inflight0 = l->inflight;
+    size_t inflight0 = l->io.inflight;
     r->start_res = start_op(r, &f, buf, dl);
-    r->start_inflight_delta = (long)(l->inflight - inflight0);
+    r->start_inflight_delta = (long)(l->io.inflight - inflight0);
     r->fut = &f;
     r->stage = ST_STARTED;
     res = corio_await(&f);
@@ -701,9 +701,9 @@ static int victim_body(void *p)
     }
     r->was_cancelled = corio_cancelled();
     struct corio_loop *l = corio_loop_current();
-    size_t inflight0 = l->inflight;
+    size_t inflight0 = l->io.inflight;
     r->retry_res = retry_op(r);
-    r->retry_inflight_delta = (long)(l->inflight - inflight0);
+    r->retry_inflight_delta = (long)(l->io.inflight - inflight0);
     r->next_wait = corio_sleep(corio_now() + BOUND_NS);
     if (r->c->kind == K_JOIN && r->res != 0 && (r->c->m == M_STOP || r->c->m == M_FREE))
         corio_detach(r->target); /* nobody will join it: let it be reclaimed */
@@ -1004,7 +1004,7 @@ static int drive_destroy(void *p)
     CHECK_EQ(corio_join(r->victim, NULL, corio_now() + BOUND_NS), 0);
     /* The join returns once the zombie's stack is released, i.e. after its CQEs: nothing of the
      * loop's may still be in flight (this coroutine has nothing pending while it runs). */
-    CHECK_EQ(l->inflight, 0);
+    CHECK_EQ(l->io.inflight, 0);
     CHECK_EQ(r->start_res, 0);
     corio_id s[N_SCRIBBLERS];
     spawn_scribblers(r, s);
@@ -1205,10 +1205,10 @@ static int variants_of(const struct cell *c)
 /* The loop is idle and empty after every repetition. */
 static void assert_loop_clean(struct corio_loop *l)
 {
-    assert_int_equal(l->live, 0);
-    assert_int_equal(l->inflight, 0);
+    assert_int_equal(l->coros.live, 0);
+    assert_int_equal(l->io.inflight, 0);
     assert_int_equal(l->stacks.n_live, 0);
-    assert_true(corio__list_empty(&l->runq));
+    assert_true(corio__list_empty(&l->sched.runq));
 }
 
 static struct corio_loop_opts loop_opts(int flavour);

@@ -90,7 +90,7 @@ static void test_coro_detached_reclaimed(void **state)
     assert_int_equal(count, 2000);
     assert_int_equal(corio_stats(l)->spawns - spawns0, 2000);
     /* Reclaimed: handles and stacks were reused, not accumulated. */
-    assert_true(l->n_slots <= 100);
+    assert_true(l->coros.n_slots <= 100);
     assert_int_equal(l->stacks.n_live, 0);
     assert_true(l->stacks.n_free <= 100);
 }
@@ -617,7 +617,7 @@ static void test_coro_spawn_churn(void **state)
      * needs, and all of them are back. */
     assert_int_equal(l->stacks.n_live, 0);
     assert_true(l->stacks.n_free <= 1001);
-    assert_true(l->n_slots <= 1001 + 1);
+    assert_true(l->coros.n_slots <= 1001 + 1);
     assert_true(ms < (t_on_valgrind() || T_SANITIZED ? 30000.0 : 2000.0));
 }
 

@@ -16,8 +16,9 @@
  *   it has accepted all 10,000. Below ~10,500 fds a process the tests skip, saying so.
  *   CORIO_SCALE_CONNS changes the number of connections (for trying things out).
  * - 100,000 coroutines created and finished ten times; each does a little work and one suspension
- *   (a yield, or a nop through the ring for one in eight) and ends, detached. VmRSS after the
- *   tenth round is within 10% of the first. Each stack is two mappings (the stack and its guard
+ *   (a yield, or a nop through the ring for one in eight) and ends, detached. VmRSS moves by
+ *   less than 2% over the last five rounds (no leak), and the stack pool never holds more
+ *   stacks than one wave had alive at once. Each stack is two mappings (the stack and its guard
  *   page), so 100,000 coroutines alive at once need 200,000 mappings: past vm.max_map_count
  *   (65,530 by default), a round runs in waves, each as large as the map count allows, whose
  *   coroutines are all alive (suspended) at the same time. The test prints the wave size.
@@ -614,14 +615,14 @@ static void test_scale_spawn_100k_rss(void **state)
             spawned += n;
             /* All n start, suspend (alive together), then end. */
             assert_int_equal(corio_loop_run(l), 0);
-            assert_int_equal(l->live, 0);
+            assert_int_equal(l->coros.live, 0);
         }
         assert_int_equal(g_tiny.started, SPAWN_TOTAL);
         assert_int_equal(g_tiny.ended, SPAWN_TOTAL);
         assert_int_equal(g_tiny.errors, 0);
-        /* Every stack is back: at most the pool's cache of them is kept. */
+        /* Every stack is back, and no more were ever mapped than one wave had alive at once. */
         assert_int_equal(l->stacks.n_live, 0);
-        assert_true(l->stacks.n_free <= 1024);
+        assert_true(l->stacks.n_free <= (size_t)wave);
         rss[round] = rss_kib();
         assert_true(rss[round] > 0);
     }
@@ -632,13 +633,17 @@ static void test_scale_spawn_100k_rss(void **state)
         print_message(" %ld", rss[round]);
     print_message("\n");
     assert_int_equal(corio_stats(l)->spawns, (uint64_t)ROUNDS * SPAWN_TOTAL);
-    /* Within 10% between the first round and the tenth. */
-    long d = rss[ROUNDS - 1] - rss[0];
+    /* No leak: over the second half of the rounds VmRSS moves by less than 2% (a leak of 64
+     * bytes per coroutine would add 6 MiB a round). The first rounds may still grow a little:
+     * the pool keeps every stack of a wave, and a stack reused at another slot's offset can
+     * touch one more page (under the sanitizers, whose frames are larger, it converges over a
+     * few rounds). */
+    long d = rss[ROUNDS - 1] - rss[ROUNDS / 2 - 1];
     if (d < 0)
         d = -d;
-    if (d * 10 > rss[0])
-        fail_msg("VmRSS moved from %ld KiB after round 1 to %ld KiB after round %d (> 10%%)",
-                 rss[0], rss[ROUNDS - 1], ROUNDS);
+    if (d * 50 > rss[ROUNDS / 2 - 1])
+        fail_msg("VmRSS moved from %ld KiB after round %d to %ld KiB after round %d (> 2%%)",
+                 rss[ROUNDS / 2 - 1], ROUNDS / 2, rss[ROUNDS - 1], ROUNDS);
 }
 
 int main(void)

@@ -483,12 +483,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(corio_loop_run(loop) == 0);
     /* Every coroutine ran to its end, and the dispatcher expects no further CQE. */
     CHECK(p.ended == p.started);
-    CHECK(loop->live == 0);
-    if (loop->inflight != 0)
+    CHECK(loop->coros.live == 0);
+    if (loop->io.inflight != 0)
         fprintf(stderr, "fuzz_dispatch: the loop still expects %zd CQE(s)\n",
-                (ssize_t)loop->inflight);
-    CHECK(loop->inflight == 0);
-    CHECK(corio__list_empty(&loop->runq));
+                (ssize_t)loop->io.inflight);
+    CHECK(loop->io.inflight == 0);
+    CHECK(corio__list_empty(&loop->sched.runq));
     corio_loop_free(loop);
     corio__fault_script(NULL, 0);
     /* The seam handed the loop every CQE it took in, except cancels' own (user_data 0). */

@@ -1,0 +1,97 @@
+/* The leaf of the engine: the panic and assertion paths, the clock, and the names of the probed
+ * features. It depends on nothing but libc, so the ring, the stacks and the fault seam link with
+ * it alone. */
+#include "base.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#ifdef CORIO__VALGRIND
+#include <valgrind/valgrind.h>
+
+bool corio__on_valgrind;
+
+/* Runs before main: valgrind is there from the first instruction or not at all. */
+__attribute__((constructor)) static void detect_valgrind(void)
+{
+    corio__on_valgrind = RUNNING_ON_VALGRIND;
+}
+#endif
+
+_Noreturn void corio__assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "corio: assertion failed: %s (%s:%d)\n", expr, file, line);
+    abort();
+}
+
+_Noreturn void corio__panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("corio: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+int64_t corio_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *const names[CORIO_FEAT_COUNT] = {
+    [CORIO_FEAT_NOP] = "nop",
+    [CORIO_FEAT_READ] = "read",
+    [CORIO_FEAT_WRITE] = "write",
+    [CORIO_FEAT_READV] = "readv",
+    [CORIO_FEAT_WRITEV] = "writev",
+    [CORIO_FEAT_OPENAT] = "openat",
+    [CORIO_FEAT_CLOSE] = "close",
+    [CORIO_FEAT_FSYNC] = "fsync",
+    [CORIO_FEAT_STATX] = "statx",
+    [CORIO_FEAT_SOCKET] = "socket",
+    [CORIO_FEAT_ACCEPT] = "accept",
+    [CORIO_FEAT_CONNECT] = "connect",
+    [CORIO_FEAT_SEND] = "send",
+    [CORIO_FEAT_RECV] = "recv",
+    [CORIO_FEAT_SENDMSG] = "sendmsg",
+    [CORIO_FEAT_RECVMSG] = "recvmsg",
+    [CORIO_FEAT_SHUTDOWN] = "shutdown",
+    [CORIO_FEAT_TIMEOUT] = "timeout",
+    [CORIO_FEAT_LINK_TIMEOUT] = "link_timeout",
+    [CORIO_FEAT_ASYNC_CANCEL] = "async_cancel",
+    [CORIO_FEAT_MSG_RING] = "msg_ring",
+    [CORIO_FEAT_SEND_ZC] = "send_zc",
+    [CORIO_FEAT_READ_FIXED] = "read_fixed",
+    [CORIO_FEAT_WRITE_FIXED] = "write_fixed",
+    [CORIO_FEAT_PROVIDE_BUFFERS] = "provide_buffers",
+    [CORIO_FEAT_SINGLE_ISSUER] = "single_issuer",
+    [CORIO_FEAT_DEFER_TASKRUN] = "defer_taskrun",
+    [CORIO_FEAT_COOP_TASKRUN] = "coop_taskrun",
+    [CORIO_FEAT_TASKRUN_FLAG] = "taskrun_flag",
+    [CORIO_FEAT_SUBMIT_ALL] = "submit_all",
+    [CORIO_FEAT_SQPOLL] = "sqpoll",
+    [CORIO_FEAT_CQSIZE] = "cqsize",
+    [CORIO_FEAT_REG_RING_FD] = "registered_ring_fd",
+    [CORIO_FEAT_EXT_ARG] = "ext_arg",
+    [CORIO_FEAT_NODROP] = "nodrop",
+    [CORIO_FEAT_CQE_SKIP] = "cqe_skip",
+    [CORIO_FEAT_FAST_POLL] = "fast_poll",
+    [CORIO_FEAT_RW_CUR_POS] = "rw_cur_pos",
+    [CORIO_FEAT_RECV_MULTISHOT] = "recv_multishot",
+    [CORIO_FEAT_ACCEPT_MULTISHOT] = "accept_multishot",
+    [CORIO_FEAT_BUF_RING] = "buf_ring",
+};
+
+const char *corio_feature_name(enum corio_feature f)
+{
+    if ((unsigned)f >= CORIO_FEAT_COUNT || !names[f])
+        return "?";
+    return names[f];
+}
+

@@ -1,0 +1,73 @@
+/* Groups (nurseries): spawning into one, cancelling it, and waiting until it is empty. How a
+ * member leaves its group when it ends is part of a coroutine's end of life (coro.c). */
+#include "coro.h"
+
+#include "loop.h"
+
+#include <errno.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct corio__group) <= sizeof(struct corio_group), "grow corio_group");
+
+static inline struct corio__group *grp(struct corio_group *g)
+{
+    return (struct corio__group *)(void *)g;
+}
+
+void corio_group_init(struct corio_group *pub, unsigned flags)
+{
+    struct corio__group *g = grp(pub);
+    memset(g, 0, sizeof(*g));
+    corio__list_init(&g->members);
+    corio__list_init(&g->waiters);
+    g->flags = flags;
+}
+
+int corio_group_spawn(struct corio_group *pub, corio_fn *fn, void *arg, corio_id *out)
+{
+    struct corio_loop *l = corio__tls_loop;
+    if (!l || !fn)
+        return -EINVAL;
+    int err;
+    corio__spawn(l, fn, arg, out, grp(pub), true, &err);
+    return err;
+}
+
+int corio_group_cancel(struct corio_group *pub)
+{
+    return corio__group_cancel(grp(pub));
+}
+
+int corio_group_wait(struct corio_group *pub, int64_t deadline)
+{
+    struct corio__group *g = grp(pub);
+    struct corio_coro *co = corio__self();
+    if (!co)
+        return -EPERM;
+    if (co->group == g)
+        return -EDEADLK;
+    if (g->n == 0)
+        return 0;
+    struct corio__task *t;
+    int ret = corio__wait_check(&t, deadline);
+    if (ret == 0)
+        ret = corio__waitq_wait(&g->waiters, &co->t, deadline);
+    if (g->n == 0)
+        return ret;
+    /* Timed out or cancelled: the members go too, and we still wait for every one of them, so
+     * that none outlives the group (and the frames it may point into). */
+    corio__group_cancel(g);
+    while (g->n > 0)
+        corio__waitq_wait(&g->waiters, &co->t, CORIO_FOREVER);
+    return ret;
+}
+
+size_t corio_group_size(const struct corio_group *pub)
+{
+    return ((const struct corio__group *)(const void *)pub)->n;
+}
+
+int corio_group_error(const struct corio_group *pub)
+{
+    return ((const struct corio__group *)(const void *)pub)->first_error;
+}
