@@ -21,13 +21,14 @@
  * counters (corio_stats) and getrusage, sleeps through the measured window, snapshots again and
  * stops the workers. The figures are the differences, so setup and teardown are not in them.
  */
+#include "common.h"
+
 #include <corio.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -249,13 +250,8 @@ int main(int argc, char **argv)
     }
     if (o.create)
         return create_file();
-    if (o.cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(o.cpu, &set);
-        if (sched_setaffinity(0, sizeof(set), &set) != 0)
-            fprintf(stderr, "corio_fileread: cannot pin to CPU %d\n", o.cpu);
-    }
+    if (o.cpu >= 0 && bench_pin_cpu(o.cpu) != 0)
+        fprintf(stderr, "corio_fileread: cannot pin to CPU %d\n", o.cpu);
     fd = open(o.file, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {

@@ -19,24 +19,20 @@
  * EPOLLOUT with EPOLLIN off, so it reads nothing more until its output is gone. That bounds memory
  * to one buffer per connection however fast a peer sends and however slowly it reads.
  *
- * Usage: epoll_echo [--host ADDR] [--port N] [--backlog N] [--cpu N]
+ * Usage: epoll_echo [--host ADDR] [--port N] [--backlog N] [--cpu N] (common.c parses them, and
+ * holds the rest of the set-up that the baselines share: pinning, limits, listener, accept).
  * Prints "ready port=N" once listening. SIGINT or SIGTERM stops it with status 0 and a
  * "conns=... msgs=... bytes=..." line on stderr (msgs counts recv() calls that returned data).
  */
-#include <arpa/inet.h>
+#include "common.h"
+
 #include <errno.h>
-#include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -49,15 +45,6 @@
 #define MAX_EVENTS 1024
 /* How long accepting stays off after EMFILE when no connection closes to free a descriptor. */
 #define ACCEPT_BACKOFF_MS 100
-/* Upper bound on the fd table, for hosts whose RLIMIT_NOFILE is huge or unlimited. */
-#define MAX_FDS (1 << 20)
-
-struct options {
-    const char *host; /* numeric IPv4 address to bind */
-    int port;         /* TCP port; 0 lets the kernel choose, and "ready" prints the choice */
-    int backlog;      /* listen() backlog */
-    int cpu;          /* CPU to pin to, or -1 for no pinning */
-};
 
 /* A connection's state, at table[fd]. */
 struct conn {
@@ -84,136 +71,6 @@ struct server {
     char buf[IO_BUF_SIZE];     /* the one read buffer: data is echoed before the next read */
 };
 
-static void usage(FILE *f, const char *prog)
-{
-    fprintf(f,
-            "usage: %s [--host ADDR] [--port N] [--backlog N] [--cpu N] [--help]\n"
-            "  --host ADDR   IPv4 address to listen on (default 127.0.0.1)\n"
-            "  --port N      TCP port (default 7001; 0 picks a free one)\n"
-            "  --backlog N   listen backlog (default 4096)\n"
-            "  --cpu N       pin the process to CPU N (default: no pinning)\n",
-            prog);
-}
-
-/* Parses a decimal int in [lo, hi]. Returns 0, or -EINVAL if @s is not one. */
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return -EINVAL;
-    *out = (int)v;
-    return 0;
-}
-
-/* Fills @o from the command line. Returns 0 to run, 1 after --help, or -EINVAL on bad usage. */
-static int parse_options(int argc, char **argv, struct options *o)
-{
-    static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},    {"port", required_argument, NULL, 'p'},
-        {"backlog", required_argument, NULL, 'b'}, {"cpu", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
-    };
-    *o = (struct options){.host = "127.0.0.1", .port = 7001, .backlog = 4096, .cpu = -1};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'H': {
-            struct in_addr addr;
-            o->host = optarg;
-            bad = inet_pton(AF_INET, optarg, &addr) == 1 ? 0 : -EINVAL;
-            break;
-        }
-        case 'p':
-            bad = parse_int(optarg, 0, 65535, &o->port);
-            break;
-        case 'b':
-            bad = parse_int(optarg, 1, 1 << 20, &o->backlog);
-            break;
-        case 'c':
-            bad = parse_int(optarg, 0, CPU_SETSIZE - 1, &o->cpu);
-            break;
-        case 'h':
-            usage(stdout, argv[0]);
-            return 1;
-        default:
-            return -EINVAL;
-        }
-        if (bad < 0) {
-            const char *name = "?";
-            for (const struct option *lo = longopts; lo->name != NULL; lo++) {
-                if (lo->val == c)
-                    name = lo->name;
-            }
-            fprintf(stderr, "%s: bad value for --%s: '%s'\n", argv[0], name, optarg);
-            return -EINVAL;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* Pins the process to @cpu. Returns 0 or -errno. */
-static int pin_cpu(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
-}
-
-/*
- * Raises the RLIMIT_NOFILE soft limit to the hard limit (capped at MAX_FDS), so that a thousand
- * connections fit under a default soft limit of 1024. Returns the limit now in force, which is
- * also the size the fd table needs since no fd can reach it.
- */
-static int raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return 1024;
-    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > MAX_FDS ? MAX_FDS : rl.rlim_max;
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur < want) {
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
-            return 1024;
-    }
-    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > MAX_FDS ? MAX_FDS : (int)rl.rlim_cur;
-}
-
-/*
- * Opens the non-blocking listening socket. TCP_NODELAY is set here rather than on each accepted
- * socket: Linux clones an accepted socket from its listener (sk_clone_lock), nonagle included, so
- * every connection starts with Nagle off and accepting costs no extra setsockopt(). Returns the
- * fd, or -errno.
- */
-static int open_listener(const struct options *o, int *port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-    if (inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
-        return -EINVAL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    socklen_t len = sizeof(sa);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, o->backlog) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
 static int64_t ms_until(const struct timespec *t)
 {
     struct timespec now;
@@ -238,12 +95,7 @@ static void pause_accept(struct server *s)
     set_listener(s, 0);
     s->accept_paused = true;
     s->closed_since_pause = false;
-    clock_gettime(CLOCK_MONOTONIC, &s->resume_at);
-    s->resume_at.tv_nsec += ACCEPT_BACKOFF_MS * 1000000L;
-    if (s->resume_at.tv_nsec >= 1000000000L) {
-        s->resume_at.tv_sec++;
-        s->resume_at.tv_nsec -= 1000000000L;
-    }
+    bench_deadline_ms(&s->resume_at, ACCEPT_BACKOFF_MS);
 }
 
 static void close_conn(struct server *s, int fd)
@@ -258,44 +110,13 @@ static void close_conn(struct server *s, int fd)
 
 static void on_accept(struct server *s)
 {
-    for (;;) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            switch (errno) {
-            case EAGAIN:
-                return;
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
-                pause_accept(s);
-                return;
-            case EINTR:
-            case ECONNABORTED:
-            case EPROTO:
-            case EPERM:
-                /* The connection died in the queue, or a firewall refused it: try the next. */
-                continue;
-            default:
-                perror("accept4");
-                return;
-            }
-        }
-        if (fd >= s->nfds) {
-            /* Cannot happen while the table matches RLIMIT_NOFILE; refuse rather than overrun. */
-            close(fd);
-            continue;
-        }
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            close(fd);
-            continue;
-        }
+    int fd;
+    while ((fd = bench_epoll_accept(s->epfd, s->lfd, s->nfds, &s->max_fd)) >= 0) {
         s->table[fd].open = true;
-        if (fd > s->max_fd)
-            s->max_fd = fd;
         s->conns++;
     }
+    if (fd != -EAGAIN)
+        pause_accept(s);
 }
 
 /*
@@ -410,64 +231,27 @@ static int run(struct server *s)
     return 0;
 }
 
+static const struct bench_cli cli = {.default_port = 7001, .synopsis = "", .help = ""};
+
 int main(int argc, char **argv)
 {
-    struct options o;
-    int r = parse_options(argc, argv, &o);
-    if (r != 0) {
-        if (r < 0)
-            usage(stderr, argv[0]);
-        return r < 0 ? 2 : 0;
-    }
-    if (o.cpu >= 0 && (r = pin_cpu(o.cpu)) < 0) {
-        fprintf(stderr, "sched_setaffinity(cpu %d): %s\n", o.cpu, strerror(-r));
-        return 1;
-    }
+    struct bench_options o;
+    int status;
+    if (!bench_server_init(argc, argv, &cli, &o, &status))
+        return status;
 
-    int status = 1;
+    status = 1;
     struct server *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         perror("calloc");
         return 1;
     }
     s->epfd = s->lfd = s->sfd = -1;
-
-    /* MSG_NOSIGNAL covers every send; this covers any other write to a dead peer. */
-    signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    /* Blocked so that they queue for the signalfd instead of killing the process. */
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-
-    s->nfds = raise_nofile();
-    s->table = calloc((size_t)s->nfds, sizeof(*s->table));
-    if (s->table == NULL) {
-        perror("calloc");
+    bench_block_stop_signals(&mask);
+    s->table = bench_fd_table(sizeof(*s->table), &s->nfds);
+    if (s->table == NULL || bench_epoll_listen(&o, &mask, &s->sfd, &s->epfd, &s->lfd) < 0)
         goto out;
-    }
-    s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->sfd < 0 || s->epfd < 0) {
-        perror("signalfd/epoll_create1");
-        goto out;
-    }
-    int port = 0;
-    s->lfd = open_listener(&o, &port);
-    if (s->lfd < 0) {
-        fprintf(stderr, "listen on %s:%d: %s\n", o.host, o.port, strerror(-s->lfd));
-        goto out;
-    }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = s->lfd};
-    struct epoll_event sev = {.events = EPOLLIN, .data.fd = s->sfd};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0 ||
-        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sfd, &sev) < 0) {
-        perror("epoll_ctl");
-        goto out;
-    }
-    printf("ready port=%d\n", port);
-    fflush(stdout);
 
     if (run(s) == 0)
         status = 0;
@@ -481,12 +265,7 @@ out:
                 close_conn(s, fd);
         }
     }
-    if (s->lfd >= 0)
-        close(s->lfd);
-    if (s->epfd >= 0)
-        close(s->epfd);
-    if (s->sfd >= 0)
-        close(s->sfd);
+    bench_epoll_close(s->sfd, s->epfd, s->lfd);
     free(s->table);
     free(s);
     return status;

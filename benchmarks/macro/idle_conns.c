@@ -15,6 +15,8 @@
  * reset (SO_LINGER 0), which leaves no TIME_WAIT behind to use up the ephemeral ports of later
  * runs. Exits 0, 1 if a connection failed (the line then says how many), 2 on bad usage.
  */
+#include "common.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -107,11 +109,7 @@ int main(int argc, char **argv)
     }
     /* SIGINT and SIGTERM are taken by sigtimedwait below, not by a handler. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigprocmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    bench_block_stop_signals(&sigs);
 
     int *fds = calloc((size_t)n, sizeof(*fds));
     if (!fds)

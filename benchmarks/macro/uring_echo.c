@@ -27,7 +27,8 @@
  * If a multishot opcode is refused (-EINVAL) the server falls back to its single-shot form, and if
  * the buffer ring cannot be registered it uses the basic data path.
  *
- * Usage: uring_echo [--mode basic|fast] [--host ADDR] [--port N] [--backlog N] [--cpu N]
+ * Usage: uring_echo [--mode basic|fast] [--host ADDR] [--port N] [--backlog N] [--cpu N] (common.c
+ * parses all but --mode, and holds the set-up that the baselines share: pinning, limits, listener).
  * Prints "ready port=N" once listening. SIGINT or SIGTERM (a signalfd polled through the ring)
  * stops it with status 0 after cancelling and reaping every request, and prints
  * "conns=... msgs=... bytes=... enters=... enobufs=... ring=... mode=... features=..." on stderr
@@ -35,22 +36,17 @@
  * loop, enobufs the recvs that found the buffer ring empty, ring the final ring target, 0 when
  * there is no buffer ring).
  */
-#include <arpa/inet.h>
+#include "common.h"
+
 #include <errno.h>
-#include <getopt.h>
 #include <liburing.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -82,8 +78,6 @@
 #endif
 _Static_assert((PBUF_COUNT & (PBUF_COUNT - 1)) == 0 && PBUF_COUNT <= 32768, "PBUF_COUNT");
 #define ACCEPT_BACKOFF_MS 100
-/* Upper bound on the fd table, for hosts whose RLIMIT_NOFILE is huge or unlimited. */
-#define MAX_FDS (1 << 20)
 /* How long exit waits for cancelled requests to be reaped before it tears the ring down anyway. */
 #define DRAIN_TIMEOUT_SEC 2
 
@@ -108,14 +102,6 @@ static inline uint64_t make_ud(enum op op, int fd, uint32_t gen)
 {
     return (uint64_t)gen << 32 | (uint64_t)((uint32_t)fd & 0xffffff) << 8 | (uint64_t)op;
 }
-
-struct options {
-    const char *host; /* numeric IPv4 address to bind */
-    int port;         /* TCP port; 0 lets the kernel choose, and "ready" prints the choice */
-    int backlog;      /* listen() backlog */
-    int cpu;          /* CPU to pin to, or -1 for no pinning */
-    bool fast;        /* --mode fast */
-};
 
 /* A connection's state, at table[fd]. */
 struct conn {
@@ -179,153 +165,6 @@ struct server {
     uint64_t enters;  /* io_uring_enter() calls made by the loop */
     uint64_t enobufs; /* recvs that found the buffer pool empty */
 };
-
-static void usage(FILE *f, const char *prog)
-{
-    fprintf(f,
-            "usage: %s [--mode basic|fast] [--host ADDR] [--port N] [--backlog N] [--cpu N]"
-            " [--help]\n"
-            "  --mode M      basic: accept/recv/send; fast: the best io_uring features the kernel\n"
-            "                has (default)\n"
-            "  --host ADDR   IPv4 address to listen on (default 127.0.0.1)\n"
-            "  --port N      TCP port (default 7002; 0 picks a free one)\n"
-            "  --backlog N   listen backlog (default 4096)\n"
-            "  --cpu N       pin the process to CPU N (default: no pinning)\n",
-            prog);
-}
-
-/* Parses a decimal int in [lo, hi]. Returns 0, or -EINVAL if @s is not one. */
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return -EINVAL;
-    *out = (int)v;
-    return 0;
-}
-
-/* Fills @o from the command line. Returns 0 to run, 1 after --help, or -EINVAL on bad usage. */
-static int parse_options(int argc, char **argv, struct options *o)
-{
-    static const struct option longopts[] = {
-        {"mode", required_argument, NULL, 'm'},
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"backlog", required_argument, NULL, 'b'},
-        {"cpu", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (struct options){
-        .host = "127.0.0.1", .port = 7002, .backlog = 4096, .cpu = -1, .fast = true};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'm':
-            if (strcmp(optarg, "fast") == 0)
-                o->fast = true;
-            else if (strcmp(optarg, "basic") == 0)
-                o->fast = false;
-            else
-                bad = -EINVAL;
-            break;
-        case 'H': {
-            struct in_addr addr;
-            o->host = optarg;
-            bad = inet_pton(AF_INET, optarg, &addr) == 1 ? 0 : -EINVAL;
-            break;
-        }
-        case 'p':
-            bad = parse_int(optarg, 0, 65535, &o->port);
-            break;
-        case 'b':
-            bad = parse_int(optarg, 1, 1 << 20, &o->backlog);
-            break;
-        case 'c':
-            bad = parse_int(optarg, 0, CPU_SETSIZE - 1, &o->cpu);
-            break;
-        case 'h':
-            usage(stdout, argv[0]);
-            return 1;
-        default:
-            return -EINVAL;
-        }
-        if (bad < 0) {
-            const char *name = "?";
-            for (const struct option *lo = longopts; lo->name != NULL; lo++) {
-                if (lo->val == c)
-                    name = lo->name;
-            }
-            fprintf(stderr, "%s: bad value for --%s: '%s'\n", argv[0], name, optarg);
-            return -EINVAL;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* Pins the process to @cpu. Returns 0 or -errno. */
-static int pin_cpu(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
-}
-
-/*
- * Raises the RLIMIT_NOFILE soft limit to the hard limit (capped at MAX_FDS), so that a thousand
- * connections fit under a default soft limit of 1024. Returns the limit now in force, which is
- * also the size the fd table needs since no fd can reach it.
- */
-static int raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return 1024;
-    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > MAX_FDS ? MAX_FDS : rl.rlim_max;
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur < want) {
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
-            return 1024;
-    }
-    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > MAX_FDS ? MAX_FDS : (int)rl.rlim_cur;
-}
-
-/*
- * Opens the listening socket. It and the accepted sockets stay blocking: io_uring tries every
- * socket op non-blocking first and arms an internal poll when it would block, while O_NONBLOCK
- * would only make a request punted to io-wq fail with -EAGAIN. TCP_NODELAY is set here because
- * Linux clones an accepted socket from its listener (sk_clone_lock), nonagle included, so every
- * connection has Nagle off without a setsockopt() per accept. Returns the fd, or -errno.
- */
-static int open_listener(const struct options *o, int *port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-    if (inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
-        return -EINVAL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    socklen_t len = sizeof(sa);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, o->backlog) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
 
 /*
  * Returns a free SQE. When the SQ is full the queued SQEs are submitted first; that extra enter
@@ -890,47 +729,55 @@ static void teardown(struct server *s)
     free(s->table);
 }
 
+/* Takes --mode (fast or basic) into the bool at @ctx. Returns 0, or -EINVAL for another mode. */
+static int take_mode(int val, const char *arg, void *ctx)
+{
+    bool *fast = ctx;
+    (void)val;
+    if (strcmp(arg, "fast") == 0)
+        *fast = true;
+    else if (strcmp(arg, "basic") == 0)
+        *fast = false;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    struct options o;
-    int r = parse_options(argc, argv, &o);
-    if (r != 0) {
-        if (r < 0)
-            usage(stderr, argv[0]);
-        return r < 0 ? 2 : 0;
-    }
-    if (o.cpu >= 0 && (r = pin_cpu(o.cpu)) < 0) {
-        fprintf(stderr, "sched_setaffinity(cpu %d): %s\n", o.cpu, strerror(-r));
-        return 1;
-    }
+    static const struct option own[] = {{"mode", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+    bool fast = true;
+    const struct bench_cli cli = {
+        .default_port = 7002,
+        .synopsis = " [--mode basic|fast]",
+        .help =
+            "  --mode M      basic: accept/recv/send; fast: the best io_uring features the kernel\n"
+            "                has (default)\n",
+        .own = own,
+        .take = take_mode,
+        .ctx = &fast,
+    };
+    struct bench_options o;
+    int r, status;
+    if (!bench_server_init(argc, argv, &cli, &o, &status))
+        return status;
 
-    int status = 1;
+    status = 1;
     struct server *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         perror("calloc");
         return 1;
     }
     s->lfd = s->sfd = -1;
-    s->fast = o.fast;
-    s->accept_mshot = o.fast;
-    s->recv_mshot = o.fast;
+    s->fast = fast;
+    s->accept_mshot = fast;
+    s->recv_mshot = fast;
     s->backoff.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL;
-
-    /* MSG_NOSIGNAL covers the sends; this covers anything else that might write to a dead peer. */
-    signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    /* Blocked so that they queue for the signalfd instead of killing the process. */
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-
-    s->nfds = raise_nofile();
-    s->table = calloc((size_t)s->nfds, sizeof(*s->table));
-    if (s->table == NULL) {
-        perror("calloc");
+    bench_block_stop_signals(&mask);
+    s->table = bench_fd_table(sizeof(*s->table), &s->nfds);
+    if (s->table == NULL)
         goto out;
-    }
     s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (s->sfd < 0) {
         perror("signalfd");
@@ -941,15 +788,12 @@ int main(int argc, char **argv)
         goto out;
     }
     int port = 0;
-    s->lfd = open_listener(&o, &port);
-    if (s->lfd < 0) {
-        fprintf(stderr, "listen on %s:%d: %s\n", o.host, o.port, strerror(-s->lfd));
+    s->lfd = bench_listen(&o, 0, &port);
+    if (s->lfd < 0)
         goto out;
-    }
     arm_signal(s);
     arm_accept(s);
-    printf("ready port=%d\n", port);
-    fflush(stdout);
+    bench_ready(port);
 
     if (run(s) == 0)
         status = 0;
