@@ -509,8 +509,8 @@ void t_count_end(struct t_ends *e, ssize_t r)
 void t_serve_byte(int fd, unsigned *served)
 {
     char b = 0;
-    T_EXPECT_EQ(corio_recv(fd, &b, 1, 0, T_DL(10000)), 1);
-    T_EXPECT_EQ(corio_send(fd, &b, 1, 0, T_DL(10000)), 1);
+    T_EXPECT_EQ(corio_recv(fd, &b, 1, 0, T_BOUND), 1);
+    T_EXPECT_EQ(corio_send(fd, &b, 1, 0, T_BOUND), 1);
     T_EXPECT_EQ(corio_close(fd), 0);
     (*served)++;
 }

@@ -147,6 +147,10 @@ double t_ms_since(int64_t t0);
 /* A deadline @ms milliseconds from now. */
 #define T_DL(ms) (corio_now() + CORIO_MS(ms))
 
+/* The deadline of a wait that never ends by it in a passing test, and ends soon enough that a
+ * broken wake-up fails the test instead of hanging it. */
+#define T_BOUND T_DL(10000)
+
 /* Lets every runnable coroutine run @n times: enough for freshly spawned ones to reach their
  * first wait. Call from a coroutine. */
 void t_settle(int n);

@@ -45,9 +45,8 @@
 
 extern char **environ;
 
-/* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
+/* helpers.h's T_BOUND in ms, for WAIT_FOR: hitting it fails the test instead of hanging it. */
 #define BOUND_MS 10000
-#define T_BOUND (corio_now() + CORIO_MS(BOUND_MS))
 /* How late a deadline may fire and still pass: loaded CI machines and sanitizers. */
 #define LATE_MS 1000.0
 /* A scenario must end by then, or its watchdog stops the loop. */

@@ -14,8 +14,6 @@
 
 #include "loop.h" /* white box: the stack pool's counters */
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* Sanitized builds run several times slower: time bounds widen for them. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define T_SANITIZED 1

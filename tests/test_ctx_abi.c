@@ -60,7 +60,8 @@
 #define T_SANITIZED 0
 #endif
 
-#define T_BOUND (corio_now() + CORIO_SEC(30))
+/* The deadline of the test coroutines' waits: longer than helpers.h's T_BOUND. */
+#define ABI_BOUND T_DL(30000)
 
 #if defined(__x86_64__)
 
@@ -631,17 +632,17 @@ static void walk_step(void *arg, void *unused)
         struct corio_event ev = CORIO_EVENT_INIT;
         corio_id c;
         r = corio_spawn(NULL, setter_body, &ev, &c);
-        r |= corio_event_wait(&ev, T_BOUND);
-        r |= corio_join(c, NULL, T_BOUND); /* it has ended: no wait */
+        r |= corio_event_wait(&ev, ABI_BOUND);
+        r |= corio_join(c, NULL, ABI_BOUND); /* it has ended: no wait */
         break;
     }
     case P_CHAN: {
         long v = i;
         if (w->sender) {
-            r = corio_chan_send(w->ch, &v, T_BOUND);
+            r = corio_chan_send(w->ch, &v, ABI_BOUND);
         } else {
             long got = -1;
-            r = corio_chan_recv(w->ch, &got, T_BOUND) == 1 && got == i ? 0 : -1;
+            r = corio_chan_recv(w->ch, &got, ABI_BOUND) == 1 && got == i ? 0 : -1;
         }
         break;
     }
@@ -649,7 +650,7 @@ static void walk_step(void *arg, void *unused)
         corio_id c;
         int res = 0;
         r = corio_spawn(NULL, ender_body, NULL, &c);
-        r |= corio_join(c, &res, T_BOUND);
+        r |= corio_join(c, &res, ABI_BOUND);
         r |= res != 7;
         break;
     }
@@ -836,11 +837,11 @@ static int entry_spawner(void *arg)
     /* From inside a coroutine, into a group, and a generator's first send. */
     corio_id c;
     T_EXPECT_EQ(corio_spawn(NULL, entry_probe, e, &c), 0);
-    T_EXPECT_EQ(corio_join(c, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(c, NULL, ABI_BOUND), 0);
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < 8; i++)
         T_EXPECT_EQ(corio_group_spawn(&g, entry_probe, e, NULL), 0);
-    T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, ABI_BOUND), 0);
     for (int i = 0; i < 8; i++) {
         struct corio_gen gen;
         void *out;

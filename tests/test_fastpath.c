@@ -18,9 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
 /* The watchdog against hangs, the fd-leak check and mkloop are helpers.h's t_guard_* and

@@ -19,8 +19,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 enum { SLOTS = 4, CONNS = 6 };
 
 static void watchdog_fired(int sig)

@@ -772,7 +772,6 @@ static void test_regress_6_spill_wait(void **state)
 
 static int zc_hidden_body(void *arg)
 {
-#define T_BOUND (corio_now() + CORIO_SEC(10))
     (void)arg;
     int sv[2];
     if (!T_EXPECT_EQ(t_tcp_pair(sv), 0))

@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- offsets ----------------------------------------------------------------------------------- */
 
 static int offsets_body(void *arg)

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- start + await == the blocking form -------------------------------------------------------- */
 
 static int start_vs_blocking(void *arg)

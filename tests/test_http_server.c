@@ -25,7 +25,7 @@
 
 /* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
 #define BOUND_MS (t_on_valgrind() ? 20000 : 5000)
-#define T_BOUND (corio_now() + CORIO_MS(BOUND_MS))
+#define HTTP_BOUND T_DL(BOUND_MS)
 /* How late a timer may fire and still pass: loaded machines, sanitizers and valgrind. */
 #define LATE_MS (t_on_valgrind() ? 3000.0 : 1000.0)
 /* The whole scenario must end by then. */
@@ -191,7 +191,7 @@ static int env_main(void *p)
     e->scenario(e);
     if (!e->server_joined) {
         T_EXPECT_EQ(corio_cancel(e->server_co), 0);
-        T_EXPECT_EQ(corio_join(e->server_co, NULL, T_BOUND), 0);
+        T_EXPECT_EQ(corio_join(e->server_co, NULL, HTTP_BOUND), 0);
     }
     if (wd) {
         corio_cancel(wd);
@@ -275,7 +275,7 @@ static bool cl_open_(struct env *e, struct client *c, const char *file, int line
     if (e->seqpacket) {
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd >= 0) {
-            int err = corio_connect(fd, (struct sockaddr *)&e->sun, e->sun_len, T_BOUND);
+            int err = corio_connect(fd, (struct sockaddr *)&e->sun, e->sun_len, HTTP_BOUND);
             if (err < 0) {
                 close(fd);
                 fd = err;
@@ -284,7 +284,7 @@ static bool cl_open_(struct env *e, struct client *c, const char *file, int line
             fd = -errno;
         }
     } else {
-        fd = corio_dial_tcp("127.0.0.1", e->port, T_BOUND);
+        fd = corio_dial_tcp("127.0.0.1", e->port, HTTP_BOUND);
     }
     char msg[96];
     snprintf(msg, sizeof(msg), "connect to the server: %s", fd < 0 ? strerror(-fd) : "ok");
@@ -306,7 +306,7 @@ static void cl_close(struct client *c)
 
 static bool cl_send_(struct client *c, const void *p, size_t len, const char *file, int line)
 {
-    ssize_t n = corio_send_all(c->fd, p, len, NULL, T_BOUND);
+    ssize_t n = corio_send_all(c->fd, p, len, NULL, HTTP_BOUND);
     char msg[96];
     snprintf(msg, sizeof(msg), "send %zu bytes: %s", len, n < 0 ? strerror((int)-n) : "ok");
     return t_expect_(n == (ssize_t)len, msg, file, line);
@@ -433,7 +433,7 @@ static int cl_response(struct client *c, struct resp *r, bool head_req, int64_t 
 static bool expect_response_(struct client *c, struct resp *r, bool head_req, int status,
                              const char *file, int line)
 {
-    int ret = cl_response(c, r, head_req, T_BOUND);
+    int ret = cl_response(c, r, head_req, HTTP_BOUND);
     char msg[200];
     if (ret != 1) {
         snprintf(msg, sizeof(msg), "%sa response with status %d: got %s (%d); head \"%.60s\"",
@@ -498,7 +498,7 @@ static bool expect_closed_(struct client *c, bool allow_reset, const char *file,
         snprintf(msg, sizeof(msg), "%sEOF, got %zu more bytes: \"%.60s\"", t_case, c->len, c->buf);
         return t_expect_(false, msg, file, line);
     }
-    ssize_t n = cl_fill(c, T_BOUND);
+    ssize_t n = cl_fill(c, HTTP_BOUND);
     if (n == 0 || (allow_reset && n == -ECONNRESET))
         return true;
     snprintf(msg, sizeof(msg), "%sEOF, got %zd (%s): \"%.60s\"", t_case, n,
@@ -1251,7 +1251,7 @@ static void sc_idle_timeout(struct env *e)
     resp_free(&r);
     /* Nothing more is sent: the server closes after the idle timeout, without a 408. */
     int64_t t0 = corio_now();
-    ssize_t n = cl_fill(&c, T_BOUND);
+    ssize_t n = cl_fill(&c, HTTP_BOUND);
     double ms = t_ms_since(t0);
     T_EXPECT_EQ(n, 0);
     T_EXPECT(ms >= 180.0);
@@ -1290,7 +1290,7 @@ static void sc_slowloris(struct env *e)
     size_t sent = 0;
     ssize_t n = -ETIMEDOUT;
     while (sent < sizeof(head) - 1 && n == -ETIMEDOUT) {
-        if (corio_send(c.fd, head + sent, 1, MSG_NOSIGNAL, T_BOUND) != 1)
+        if (corio_send(c.fd, head + sent, 1, MSG_NOSIGNAL, HTTP_BOUND) != 1)
             break;
         sent++;
         n = cl_fill(&c, corio_now() + CORIO_MS(100));
@@ -1369,7 +1369,7 @@ static void sc_shutdown(struct env *e)
     CL_SENDS(&half, "GET /hello HTTP/1.1\r\nHo");
     CL_SENDS(&busy, "GET /sleep HTTP/1.1\r\nHost: t\r\n\r\n");
     const struct corio_http_stats *st = corio_http_server_stats(e->s);
-    for (int64_t end = T_BOUND; corio_now() < end && (st->open != 3 || st->requests != 2);)
+    for (int64_t end = HTTP_BOUND; corio_now() < end && (st->open != 3 || st->requests != 2);)
         sleep_ms(2);
     sleep_ms(20); /* let the half head arrive and the handler start sleeping */
     T_EXPECT_EQ(st->open, 3);
@@ -1377,7 +1377,7 @@ static void sc_shutdown(struct env *e)
     /* Cancelling the serving coroutine ends every connection, and it returns promptly. */
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_cancel(e->server_co), 0);
-    T_EXPECT_EQ(corio_join(e->server_co, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(e->server_co, NULL, HTTP_BOUND), 0);
     e->server_joined = true;
     T_EXPECT(t_ms_since(t0) < LATE_MS);
     T_EXPECT_EQ(e->serve_ret, -ECANCELED);
@@ -1386,7 +1386,7 @@ static void sc_shutdown(struct env *e)
      * not read). The half-sent head gets no 408 and the sleeping request no response. */
     struct client *cs[3] = {&idle, &half, &busy};
     for (int i = 0; i < 3; i++) {
-        ssize_t n = cl_fill(cs[i], T_BOUND);
+        ssize_t n = cl_fill(cs[i], HTTP_BOUND);
         T_EXPECT(n == 0 || n == -ECONNRESET);
         cl_close(cs[i]);
     }
@@ -1713,7 +1713,7 @@ static void sc_static_traversal(struct env *e)
             return;
         snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", targets[i]);
         CL_SENDS(&c, req);
-        int ret = cl_response(&c, &r, false, T_BOUND);
+        int ret = cl_response(&c, &r, false, HTTP_BOUND);
         snprintf(what, sizeof(what), "GET %s: 403 or 400, got %d (ret %d)", targets[i], r.status,
                  ret);
         t_expect_(ret == 1 && (r.status == 403 || r.status == 400), what, __FILE__, __LINE__);

@@ -19,10 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A generous bound for waits that should end at once: a wait that hits it fails the test instead
- * of hanging it. */
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- create / free ---------------------------------------------------------------------------- */
 
 static void test_loop_new_free(void **state)

@@ -19,10 +19,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* A generous bound for waits that should end soon: a wait that hits it fails the test instead of
- * hanging it. */
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* How late a deadline may fire and still pass: loaded CI machines, sanitizers and valgrind. */
 #define LATE_MS (t_on_valgrind() ? 3000.0 : 1000.0)
 
