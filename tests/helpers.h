@@ -116,10 +116,6 @@ unsigned t_slowdown(void);
 /* corio_loop_new(@o), failing the test (with the reason) if it fails. Returns the loop. */
 struct corio_loop *t_mkloop(const struct corio_loop_opts *o);
 
-/* Statement forms of the two, for test files that check a lot inside coroutines. */
-#define CHECK(cond) ((void)T_EXPECT(cond))
-#define CHECK_EQ(a, b) ((void)T_EXPECT_EQ(a, b))
-
 /* t_run1(*state, fn, arg), then fails the test if an expectation failed. Returns fn's result. */
 int t_run_checked(void **state, corio_fn *fn, void *arg);
 
