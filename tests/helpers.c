@@ -50,26 +50,34 @@ struct run1 {
     corio_fn *fn;
     void *arg;
     int result;
+    int64_t watchdog_ms; /* 0: none */
 };
 
 static int run1_body(void *p)
 {
     struct run1 *r = p;
+    corio_id wd = r->watchdog_ms ? t_watchdog_spawn(r->watchdog_ms) : 0;
     r->result = r->fn(r->arg);
+    t_watchdog_end(wd);
     return r->result;
 }
 
-int t_run1(struct corio_loop *loop, corio_fn *fn, void *arg)
+int t_run1_watched(struct corio_loop *loop, corio_fn *fn, void *arg, int64_t watchdog_ms)
 {
-    struct run1 r = {fn, arg, -12345};
+    struct run1 r = {fn, arg, -12345, watchdog_ms};
     assert_int_equal(corio_spawn(loop, run1_body, &r, NULL), 0);
     assert_int_equal(corio_loop_run(loop), 0);
     return r.result;
 }
 
+int t_run1(struct corio_loop *loop, corio_fn *fn, void *arg)
+{
+    return t_run1_watched(loop, fn, arg, 0);
+}
+
 int t_run2(struct corio_loop *loop, corio_fn *fa, corio_fn *fb, void *arg)
 {
-    struct run1 a = {fa, arg, -12345}, b = {fb, arg, -12345};
+    struct run1 a = {fa, arg, -12345, 0}, b = {fb, arg, -12345, 0};
     assert_int_equal(corio_spawn(loop, run1_body, &a, NULL), 0);
     assert_int_equal(corio_spawn(loop, run1_body, &b, NULL), 0);
     assert_int_equal(corio_loop_run(loop), 0);
@@ -163,7 +171,7 @@ long t_check(const void *buf, size_t len, uint64_t seed, uint64_t pos0)
     return -1;
 }
 
-/* ---- expectations inside coroutines, pipes, temp dirs ----------------------------------------- */
+/* ---- expectations inside coroutines, pipes, temp dirs ---------------------------------------- */
 
 #include <pthread.h>
 #include <sys/ioctl.h>
@@ -179,12 +187,26 @@ static pthread_mutex_t expect_mu = PTHREAD_MUTEX_INITIALIZER;
 static char expect_msg[512];
 static unsigned expect_failures;
 
+static void (*expect_ctx_fn)(void *arg);
+static void *expect_ctx_arg;
+
+/* Counts a failure; returns true for the first one since the last t_expect_ok(), after calling the
+ * context function. Called with expect_mu held. */
+static bool first_failure(void)
+{
+    if (expect_failures++ != 0)
+        return false;
+    if (expect_ctx_fn)
+        expect_ctx_fn(expect_ctx_arg);
+    return true;
+}
+
 bool t_expect_(bool ok, const char *expr, const char *file, int line)
 {
     if (ok)
         return true;
     pthread_mutex_lock(&expect_mu);
-    if (expect_failures++ == 0)
+    if (first_failure())
         snprintf(expect_msg, sizeof(expect_msg), "%s:%d: expectation failed: %s", file, line, expr);
     pthread_mutex_unlock(&expect_mu);
     return false;
@@ -195,11 +217,31 @@ bool t_expect_eq_(long long a, long long b, const char *expr, const char *file, 
     if (a == b)
         return true;
     pthread_mutex_lock(&expect_mu);
-    if (expect_failures++ == 0)
+    if (first_failure())
         snprintf(expect_msg, sizeof(expect_msg), "%s:%d: expectation failed: %s (%lld != %lld)",
                  file, line, expr, a, b);
     pthread_mutex_unlock(&expect_mu);
     return false;
+}
+
+void t_expect_context(void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&expect_mu);
+    expect_ctx_fn = fn;
+    expect_ctx_arg = arg;
+    pthread_mutex_unlock(&expect_mu);
+}
+
+bool t_expect_elapsed_(int64_t t0, int64_t ms, const char *file, int line)
+{
+    int64_t dt = corio_now() - t0;
+    char expr[96];
+    snprintf(expr, sizeof(expr), "%lld ns elapsed >= %lld ms - T_EARLY_NS", (long long)dt,
+             (long long)ms);
+    bool ok = t_expect_(dt >= CORIO_MS(ms) - T_EARLY_NS, expr, file, line);
+    snprintf(expr, sizeof(expr), "%lld ns elapsed <= %lld ms + T_LATE_NS", (long long)dt,
+             (long long)ms);
+    return t_expect_(dt <= CORIO_MS(ms) + T_LATE_NS, expr, file, line) && ok;
 }
 
 void t_expect_ok(void)
@@ -285,11 +327,16 @@ static void guard_fired(int sig)
     _exit(70);
 }
 
+void t_alarm(unsigned seconds)
+{
+    signal(SIGALRM, guard_fired);
+    alarm(seconds * t_slowdown());
+}
+
 int t_guard_setup(void **state)
 {
     (void)state;
-    signal(SIGALRM, guard_fired);
-    alarm(30 * t_slowdown());
+    t_alarm(30);
     guard_fds = t_count_fds();
     return 0;
 }
@@ -353,3 +400,164 @@ struct corio_loop *t_mkloop(const struct corio_loop_opts *o)
         fail_msg("corio_loop_new: %s (%s)", strerror(-err), corio_strerror_setup(err));
     return l;
 }
+
+/* ---- deadlines, waits and watchdogs ---------------------------------------------------------- */
+
+void t_settle(int n)
+{
+    for (int i = 0; i < n; i++)
+        corio_yield();
+}
+
+void t_sleep_ms(int64_t ms)
+{
+    corio_sleep(T_DL(ms));
+}
+
+static int watchdog_main(void *arg)
+{
+    int64_t ms = (int64_t)(intptr_t)arg;
+    if (corio_sleep(T_DL(ms)) == -ECANCELED)
+        return 0;
+    T_EXPECT(!"watchdog: the scenario did not end in time");
+    corio_loop_stop(corio_loop_current());
+    return -ETIMEDOUT;
+}
+
+corio_id t_watchdog_spawn(int64_t ms)
+{
+    corio_id wd = 0;
+    T_EXPECT_EQ(corio_spawn(NULL, watchdog_main, (void *)(intptr_t)ms, &wd), 0);
+    return wd;
+}
+
+void t_watchdog_end(corio_id id)
+{
+    if (id) {
+        corio_cancel(id);
+        corio_join(id, NULL, CORIO_FOREVER);
+    }
+}
+
+/* ---- kernel features, sockets, process state ------------------------------------------------- */
+
+void t_need(struct corio_loop *loop, enum corio_feature feat)
+{
+    if (!corio_loop_has(loop, feat)) {
+        print_message("SKIP: the kernel lacks %s\n", corio_feature_name(feat));
+        skip();
+    }
+}
+
+void t_need_or_free(struct corio_loop *loop, enum corio_feature feat)
+{
+    if (!corio_loop_has(loop, feat)) {
+        corio_loop_free(loop);
+        print_message("SKIP: the kernel lacks %s\n", corio_feature_name(feat));
+        skip();
+    }
+}
+
+int t_set_linger0(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0 ? 0 : -errno;
+}
+
+bool t_accept_queue_full(int lfd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return false;
+    /* For a listener, tcpi_unacked is the accept queue's length and tcpi_sacked its backlog. */
+    return ti.tcpi_unacked > ti.tcpi_sacked;
+}
+
+void t_assert_sigpipe_default(void)
+{
+    struct sigaction sa;
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_DFL);
+    sigset_t mask;
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &mask), 0);
+    assert_false(sigismember(&mask, SIGPIPE));
+}
+
+bool t_sigpipe_pending(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    return sigpending(&set) == 0 && sigismember(&set, SIGPIPE);
+}
+
+void t_count_end(struct t_ends *e, ssize_t r)
+{
+    if (r == 0)
+        e->eof++;
+    else if (r == -ECONNRESET)
+        e->reset++;
+    else if (r == -EPIPE)
+        e->pipe++;
+    else if (r == -ECANCELED)
+        e->cancelled++;
+    else if (e->other++ == 0)
+        e->other_err = (int)r;
+}
+
+void t_serve_byte(int fd, unsigned *served)
+{
+    char b = 0;
+    T_EXPECT_EQ(corio_recv(fd, &b, 1, 0, T_BOUND), 1);
+    T_EXPECT_EQ(corio_send(fd, &b, 1, 0, T_BOUND), 1);
+    T_EXPECT_EQ(corio_close(fd), 0);
+    (*served)++;
+}
+
+long t_rss_kib(void)
+{
+    long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+        res = -1;
+    fclose(f);
+    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+uint64_t t_xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+#if defined(__x86_64__)
+uint32_t t_get_mxcsr(void)
+{
+    uint32_t v;
+    __asm__ volatile("stmxcsr %0" : "=m"(v));
+    return v;
+}
+
+void t_set_mxcsr(uint32_t v)
+{
+    __asm__ volatile("ldmxcsr %0" : : "m"(v));
+}
+
+uint16_t t_get_fpcw(void)
+{
+    uint16_t v;
+    __asm__ volatile("fnstcw %0" : "=m"(v));
+    return v;
+}
+
+void t_set_fpcw(uint16_t v)
+{
+    __asm__ volatile("fldcw %0" : : "m"(v));
+}
+#endif

@@ -73,17 +73,6 @@
 
 #include "loop.h" /* white box: inflight CQEs, live coroutines, the stack pool */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define T_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define T_SANITIZED 1
-#endif
-#endif
-#ifndef T_SANITIZED
-#define T_SANITIZED 0
-#endif
-
 /* A bound on every wait of the test's own coroutines: a broken engine fails, it does not hang. */
 #define BOUND_NS (T_SANITIZED || t_on_valgrind() ? CORIO_SEC(20) : CORIO_SEC(5))
 
@@ -178,24 +167,14 @@ struct rep {
 
 /* ---- checks that name the cell and repetition on failure ------------------------------------- */
 
-static bool ctx_noted;
-
-static void note_ctx(const struct rep *r)
+/* The context of a cell's failures (t_expect_context): run_rep sets it to the repetition. */
+static void note_ctx(void *arg)
 {
-    if (ctx_noted)
-        return;
-    ctx_noted = true;
+    const struct rep *r = arg;
     print_message("cell %s/%s: first failure in repetition %d (variant %d, linked %d, loop %d)\n",
                   kind_name[r->c->kind], moment_name[r->c->m], r->i, r->variant, r->linked,
                   r->flavour);
 }
-
-/* Its own forms of helpers.h's CHECK/CHECK_EQ: they also name the cell and repetition. */
-#undef CHECK
-#undef CHECK_EQ
-#define CHECK(cond) ((cond) ? true : (note_ctx(r), T_EXPECT(cond)))
-#define CHECK_EQ(a, b)                                                                             \
-    (((long long)(a) == (long long)(b)) ? true : (note_ctx(r), T_EXPECT_EQ(a, b)))
 
 static bool is_future_kind(enum kind k)
 {
@@ -226,17 +205,17 @@ static void peer_act(struct rep *r)
 {
     struct cell *c = r->c;
     unsigned char pat[PEER_BYTES];
-    CHECK(!r->peer_acted);
+    T_EXPECT(!r->peer_acted);
     r->peer_acted = true;
     switch (c->kind) {
     case K_RECV:
         t_fill(pat, sizeof(pat), r->seed, 0);
-        CHECK_EQ(send(r->fds[1], pat, sizeof(pat), MSG_DONTWAIT | MSG_NOSIGNAL), PEER_BYTES);
+        T_EXPECT_EQ(send(r->fds[1], pat, sizeof(pat), MSG_DONTWAIT | MSG_NOSIGNAL), PEER_BYTES);
         r->produced = PEER_BYTES;
         break;
     case K_PIPE:
         t_fill(pat, sizeof(pat), r->seed, 0);
-        CHECK_EQ(write(r->fds[1], pat, sizeof(pat)), PEER_BYTES);
+        T_EXPECT_EQ(write(r->fds[1], pat, sizeof(pat)), PEER_BYTES);
         r->produced = PEER_BYTES;
         break;
     case K_SEND:
@@ -244,8 +223,8 @@ static void peer_act(struct rep *r)
         break;
     case K_ACCEPT:
         r->client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (CHECK(r->client >= 0) &&
-            CHECK_EQ(connect(r->client, (struct sockaddr *)&c->uaddr, c->ualen), 0))
+        if (T_EXPECT(r->client >= 0) &&
+            T_EXPECT_EQ(connect(r->client, (struct sockaddr *)&c->uaddr, c->ualen), 0))
             r->produced = 1;
         break;
     case K_CONNECT: /* the loopback handshake completes while the connect is submitted */
@@ -279,7 +258,7 @@ static void prefill_send(struct rep *r)
         pos += (size_t)n;
     }
     r->prefill = pos;
-    CHECK(pos > 0);
+    T_EXPECT(pos > 0);
 }
 
 static void rep_setup(struct rep *r)
@@ -294,10 +273,10 @@ static void rep_setup(struct rep *r)
     r->vval = 7000 + r->i;
     switch (c->kind) {
     case K_RECV:
-        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->fds), 0);
+        T_EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->fds), 0);
         break;
     case K_SEND: {
-        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->fds), 0);
+        T_EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->fds), 0);
         int one = 1; /* the minimum: a few KiB fill it */
         setsockopt(r->fds[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
         /* before: the room is there (nothing queued), so a send that were submitted would go */
@@ -307,11 +286,11 @@ static void rep_setup(struct rep *r)
         break;
     }
     case K_PIPE:
-        CHECK_EQ(t_pipe(r->fds, 0), 0);
+        T_EXPECT_EQ(t_pipe(r->fds, 0), 0);
         break;
     case K_CONNECT: {
         r->sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK(r->sock >= 0);
+        T_EXPECT(r->sock >= 0);
         /* Closed with a reset: no TIME_WAIT piles up over the repetitions. */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(r->sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -390,9 +369,9 @@ static void conserve(struct rep *r)
     case K_PIPE: {
         unsigned char rest[PEER_BYTES];
         int n = t_readable(r->fds[0]);
-        CHECK(n >= 0 && n <= PEER_BYTES);
+        T_EXPECT(n >= 0 && n <= PEER_BYTES);
         if (n > 0)
-            CHECK_EQ(read(r->fds[0], rest, (size_t)n), n);
+            T_EXPECT_EQ(read(r->fds[0], rest, (size_t)n), n);
         int consumed = r->res > 0 ? (int)r->res : 0;
         if (destroy) {
             /* Nobody took the bytes of the abandoned op: all of them are still there, unless the
@@ -400,16 +379,16 @@ static void conserve(struct rep *r)
              * have won (its bytes went with the frame that abandoned them). */
             consumed = r->produced - n;
             if (r->variant >= 2)
-                CHECK(consumed == 0 || (consumed >= 1 && consumed <= OP_BYTES));
+                T_EXPECT(consumed == 0 || (consumed >= 1 && consumed <= OP_BYTES));
             else
-                CHECK_EQ(consumed, 0);
+                T_EXPECT_EQ(consumed, 0);
         } else {
-            CHECK_EQ(consumed + n, r->produced);
+            T_EXPECT_EQ(consumed + n, r->produced);
             if (consumed > 0)
-                CHECK_EQ(t_check(r->got, (size_t)consumed, r->seed, 0), -1);
+                T_EXPECT_EQ(t_check(r->got, (size_t)consumed, r->seed, 0), -1);
         }
         if (n > 0)
-            CHECK_EQ(t_check(rest, (size_t)n, r->seed, (uint64_t)(r->produced - n)), -1);
+            T_EXPECT_EQ(t_check(rest, (size_t)n, r->seed, (uint64_t)(r->produced - n)), -1);
         break;
     }
     case K_SEND: {
@@ -417,15 +396,15 @@ static void conserve(struct rep *r)
         size_t sent = r->res > 0 ? (size_t)r->res : 0;
         if (destroy) {
             sent = r->drained - r->prefill;
-            CHECK(r->drained >= r->prefill);
+            T_EXPECT(r->drained >= r->prefill);
             if (r->variant >= 2)
-                CHECK(sent <= OP_BYTES);
+                T_EXPECT(sent <= OP_BYTES);
             else
-                CHECK_EQ(sent, 0);
+                T_EXPECT_EQ(sent, 0);
         } else {
-            CHECK_EQ(r->drained, r->prefill + sent);
+            T_EXPECT_EQ(r->drained, r->prefill + sent);
         }
-        CHECK_EQ(t_check(c->sink, r->drained, r->seed, 0), -1);
+        T_EXPECT_EQ(t_check(c->sink, r->drained, r->seed, 0), -1);
         break;
     }
     case K_ACCEPT: {
@@ -433,12 +412,12 @@ static void conserve(struct rep *r)
         int taken = r->res >= 0 ? 1 : 0;
         if (destroy) {
             /* An abandoned accept that won the race: the engine closed what nobody owns. */
-            CHECK(r->variant >= 2 ? queued <= r->produced : queued == r->produced);
+            T_EXPECT(r->variant >= 2 ? queued <= r->produced : queued == r->produced);
         } else {
-            CHECK_EQ(queued + taken, r->produced);
+            T_EXPECT_EQ(queued + taken, r->produced);
         }
         if (r->accepted >= 0)
-            CHECK_EQ(close(r->accepted), 0);
+            T_EXPECT_EQ(close(r->accepted), 0);
         if (r->client >= 0)
             close(r->client);
         break;
@@ -448,29 +427,29 @@ static void conserve(struct rep *r)
         socklen_t len = sizeof(peer);
         int gp = getpeername(r->sock, (struct sockaddr *)&peer, &len);
         if (r->res == 0 && !destroy)
-            CHECK_EQ(gp, 0);
+            T_EXPECT_EQ(gp, 0);
         /* Its SYN was dropped, or no connect was ever submitted: never connected. */
         if (r->caddr == &c->full_addr || c->m == M_BEFORE || c->m == M_FREE)
-            CHECK(gp != 0 && errno == ENOTCONN);
+            T_EXPECT(gp != 0 && errno == ENOTCONN);
         close(r->sock);
         int queued = accept_queued(c->open_lfd);
         if (c->m == M_BEFORE || c->m == M_FREE)
-            CHECK_EQ(queued, 0); /* no connect was ever submitted */
+            T_EXPECT_EQ(queued, 0); /* no connect was ever submitted */
         else if (r->caddr == &c->open_addr && r->res == 0)
-            CHECK_EQ(queued, 1);
+            T_EXPECT_EQ(queued, 1);
         break;
     }
     case K_CRECV:
         if (r->res == 1)
-            CHECK(r->peer_acted && r->peer_res == 0 && r->chan_got == r->peer_val);
+            T_EXPECT(r->peer_acted && r->peer_res == 0 && r->chan_got == r->peer_val);
         else if (r->peer_acted)
-            CHECK_EQ(r->peer_res, -EAGAIN); /* not delivered: the sender still has it */
+            T_EXPECT_EQ(r->peer_res, -EAGAIN); /* not delivered: the sender still has it */
         break;
     case K_CSEND:
         if (r->res == 0)
-            CHECK(r->peer_acted && r->peer_res == 1 && r->peer_val == r->vval);
+            T_EXPECT(r->peer_acted && r->peer_res == 1 && r->peer_val == r->vval);
         else if (r->peer_acted)
-            CHECK_EQ(r->peer_res, -EAGAIN); /* not taken: the value went nowhere */
+            T_EXPECT_EQ(r->peer_res, -EAGAIN); /* not taken: the value went nowhere */
         break;
     default:
         break;
@@ -478,8 +457,8 @@ static void conserve(struct rep *r)
     if (c->kind == K_CRECV || c->kind == K_CSEND) {
         /* No waiter was left behind on the channel (it would point into a dead frame). */
         int v = 1;
-        CHECK_EQ(corio_chan_trysend(c->ch, &v), -EAGAIN);
-        CHECK_EQ(corio_chan_tryrecv(c->ch, &v), -EAGAIN);
+        T_EXPECT_EQ(corio_chan_trysend(c->ch, &v), -EAGAIN);
+        T_EXPECT_EQ(corio_chan_tryrecv(c->ch, &v), -EAGAIN);
     }
     for (int k = 0; k < 2; k++)
         if (r->fds[k] >= 0)
@@ -492,37 +471,37 @@ static void check_victim(struct rep *r)
     struct cell *c = r->c;
     if (c->m == M_DESTROY)
         return;
-    CHECK_EQ(r->resolved, 1);
+    T_EXPECT_EQ(r->resolved, 1);
     bool cancelled = r->res == -ECANCELED, real = real_result(r);
     switch (c->m) {
     case M_BEFORE:
         if (r->partner_ready) {
-            CHECK(real);
+            T_EXPECT(real);
         } else {
-            CHECK_EQ(r->res, -ECANCELED);
+            T_EXPECT_EQ(r->res, -ECANCELED);
             if (is_future_kind(c->kind)) {
-                CHECK_EQ(r->start_res, -ECANCELED);
-                CHECK_EQ(r->start_inflight_delta, 0); /* nothing was submitted */
+                T_EXPECT_EQ(r->start_res, -ECANCELED);
+                T_EXPECT_EQ(r->start_inflight_delta, 0); /* nothing was submitted */
             }
         }
         if (r->variant == 0)
-            CHECK(r->cancelled_at_start);
+            T_EXPECT(r->cancelled_at_start);
         break;
     case M_INFLIGHT:
     case M_FREE:
-        CHECK_EQ(r->res, -ECANCELED);
+        T_EXPECT_EQ(r->res, -ECANCELED);
         break;
     case M_AFTER:
-        CHECK(real);
+        T_EXPECT(real);
         if (r->late)
-            CHECK_EQ(r->late_wait, -ECANCELED);
+            T_EXPECT_EQ(r->late_wait, -ECANCELED);
         break;
     case M_RACE:
     case M_STOP:
         if (c->m == M_STOP && r->variant == 0)
-            CHECK_EQ(r->res, -ECANCELED);
+            T_EXPECT_EQ(r->res, -ECANCELED);
         else
-            CHECK(cancelled || real);
+            T_EXPECT(cancelled || real);
         if (cancelled)
             c->won_cancel++;
         else
@@ -532,15 +511,15 @@ static void check_victim(struct rep *r)
         break;
     }
     if (!cancelled && !real)
-        CHECK_EQ(r->res, -ECANCELED); /* report the illegal value */
+        T_EXPECT_EQ(r->res, -ECANCELED); /* report the illegal value */
     if (is_future_kind(c->kind))
-        CHECK_EQ(r->await_again, r->res);
-    CHECK(r->was_cancelled);
+        T_EXPECT_EQ(r->await_again, r->res);
+    T_EXPECT(r->was_cancelled);
     if (c->kind != K_JOIN) {
-        CHECK_EQ(r->retry_res, -ECANCELED);
-        CHECK_EQ(r->retry_inflight_delta, 0);
+        T_EXPECT_EQ(r->retry_res, -ECANCELED);
+        T_EXPECT_EQ(r->retry_inflight_delta, 0);
     }
-    CHECK_EQ(r->next_wait, -ECANCELED);
+    T_EXPECT_EQ(r->next_wait, -ECANCELED);
 }
 
 /* ---- the victim ------------------------------------------------------------------------------ */
@@ -755,8 +734,8 @@ static __attribute__((noinline)) void scribble_frame(struct rep *r, unsigned cha
     __asm__ volatile("" : : "r"(buf) : "memory");
     static unsigned char ref[SCRIBBLE_BYTES]; /* one loop, one thread: no sharing */
     memset(ref, pat, sizeof(ref));
-    CHECK(memcmp(buf, ref, sizeof(buf)) == 0 ||
-          !"a stack handed out again was written by an op of its previous owner");
+    T_EXPECT(memcmp(buf, ref, sizeof(buf)) == 0 ||
+             !"a stack handed out again was written by an op of its previous owner");
 }
 
 static int scribbler_body(void *p)
@@ -771,13 +750,13 @@ static int scribbler_body(void *p)
 static void spawn_scribblers(struct rep *r, corio_id *ids)
 {
     for (int k = 0; k < N_SCRIBBLERS; k++)
-        CHECK_EQ(corio_spawn(NULL, scribbler_body, r, &ids[k]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, scribbler_body, r, &ids[k]), 0);
 }
 
-static void join_all(struct rep *r, corio_id *ids, int n)
+static void join_all(corio_id *ids, int n)
 {
     for (int k = 0; k < n; k++)
-        CHECK_EQ(corio_join(ids[k], NULL, corio_now() + BOUND_NS), 0);
+        T_EXPECT_EQ(corio_join(ids[k], NULL, corio_now() + BOUND_NS), 0);
 }
 
 /* ---- the drivers, one per moment (they run as the repetition's first coroutine) -------------- */
@@ -788,7 +767,7 @@ static bool wait_stage(struct rep *r, int stage)
     int64_t bound = corio_now() + BOUND_NS;
     while (r->stage < stage) {
         if (corio_now() > bound) {
-            CHECK(!"the victim did not get there in time");
+            T_EXPECT(!"the victim did not get there in time");
             return false;
         }
         if (corio_yield() != 0)
@@ -803,9 +782,9 @@ static bool wait_stage(struct rep *r, int stage)
 static void wait_inflight(struct rep *r, bool strict)
 {
     wait_stage(r, ST_STARTED);
-    CHECK_EQ(corio_nop(), 0);
+    T_EXPECT_EQ(corio_nop(), 0);
     if (strict)
-        CHECK_EQ(r->stage, ST_STARTED);
+        T_EXPECT_EQ(r->stage, ST_STARTED);
 }
 
 static bool can_complete_alone(const struct rep *r)
@@ -816,13 +795,13 @@ static bool can_complete_alone(const struct rep *r)
 static void spawn_target(struct rep *r)
 {
     if (r->c->kind == K_JOIN)
-        CHECK_EQ(corio_spawn(NULL, target_body, r, &r->target), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, target_body, r, &r->target), 0);
 }
 
 static void spawn_victim(struct rep *r)
 {
     spawn_target(r);
-    CHECK_EQ(corio_spawn(NULL, victim_body, r, &r->victim), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, victim_body, r, &r->victim), 0);
 }
 
 /* Waits for the victim's end, without which no check is meaningful. If the engine failed to wake
@@ -831,12 +810,12 @@ static void end_victim(struct rep *r)
 {
     int j = corio_join(r->victim, NULL, corio_now() + BOUND_NS);
     if (j == -ETIMEDOUT) {
-        CHECK(!"the victim did not end in time: its wait ignored the cancel");
+        T_EXPECT(!"the victim did not end in time: its wait ignored the cancel");
         if (r->fut)
             corio_future_cancel(r->fut);
         j = corio_join(r->victim, NULL, corio_now() + BOUND_NS);
     }
-    CHECK_EQ(j, 0);
+    T_EXPECT_EQ(j, 0);
 }
 
 /* join: the target's result goes to exactly one joiner. */
@@ -849,10 +828,10 @@ static void settle_target(struct rep *r)
     int res = -1;
     int j = corio_join(r->target, &res, corio_now() + BOUND_NS);
     if (r->res == 0) {
-        CHECK_EQ(j, -ESRCH); /* the victim had it */
+        T_EXPECT_EQ(j, -ESRCH); /* the victim had it */
     } else {
-        CHECK_EQ(j, 0);
-        CHECK_EQ(res, 1000 + r->i);
+        T_EXPECT_EQ(j, 0);
+        T_EXPECT_EQ(res, 1000 + r->i);
     }
 }
 
@@ -863,7 +842,7 @@ static void finish_rep(struct rep *r)
     conserve(r);
     corio_id s[N_SCRIBBLERS];
     spawn_scribblers(r, s);
-    join_all(r, s, N_SCRIBBLERS);
+    join_all(s, N_SCRIBBLERS);
 }
 
 static int drive_before(void *p)
@@ -880,19 +859,19 @@ static int drive_before(void *p)
         if (k == K_JOIN) {
             peer_act(r); /* the target ends before the victim runs: join does not wait */
             corio_yield();
-            CHECK(r->target_ended);
+            T_EXPECT(r->target_ended);
         } else {
-            CHECK_EQ(corio_spawn(NULL, partner_body, r, &r->partner), 0);
+            T_EXPECT_EQ(corio_spawn(NULL, partner_body, r, &r->partner), 0);
             corio_yield(); /* it parks on the channel */
         }
     }
-    CHECK_EQ(corio_spawn(NULL, victim_body, r, &r->victim), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, victim_body, r, &r->victim), 0);
     if (r->hold)
         wait_stage(r, ST_HELD);
-    CHECK_EQ(corio_cancel(r->victim), 0);
+    T_EXPECT_EQ(corio_cancel(r->victim), 0);
     end_victim(r);
     if (r->partner)
-        CHECK_EQ(corio_join(r->partner, NULL, corio_now() + BOUND_NS), 0);
+        T_EXPECT_EQ(corio_join(r->partner, NULL, corio_now() + BOUND_NS), 0);
     finish_rep(r);
     return 0;
 }
@@ -902,10 +881,10 @@ static int drive_inflight(void *p)
     struct rep *r = p;
     spawn_victim(r);
     wait_inflight(r, true);
-    CHECK_EQ(corio_cancel(r->victim), 0);
+    T_EXPECT_EQ(corio_cancel(r->victim), 0);
     end_victim(r);
     peer_act(r); /* after the cancel took: what arrives now is the next reader's */
-    CHECK_EQ(corio_nop(), 0);
+    T_EXPECT_EQ(corio_nop(), 0);
     finish_rep(r);
     return 0;
 }
@@ -921,7 +900,7 @@ static int drive_race(void *p)
     if (k == K_CONNECT) {
         /* The connect's SQE and the cancel go to the kernel in the same io_uring_enter. */
         wait_stage(r, ST_STARTED);
-        CHECK_EQ(corio_cancel(r->victim), 0);
+        T_EXPECT_EQ(corio_cancel(r->victim), 0);
     } else if (k == K_SLEEP) {
         /* Only yields: this coroutine stays ahead of the victim on the run queue, so the timer's
          * CQE and the cancel meet in one iteration, or the cancel comes first. */
@@ -929,22 +908,22 @@ static int drive_race(void *p)
         int64_t at = r->sleep_until - (cancel_first ? CORIO_US(20) : 0);
         while (corio_now() < at)
             corio_yield();
-        CHECK_EQ(corio_cancel(r->victim), 0);
+        T_EXPECT_EQ(corio_cancel(r->victim), 0);
     } else if (k == K_JOIN) {
         wait_inflight(r, true);
         peer_act(r);   /* the target runs next iteration, this coroutine right after it */
         corio_yield(); /* cancel_first: the target cancels the victim, then ends */
-        CHECK(r->target_ended);
+        T_EXPECT(r->target_ended);
         if (!cancel_first)
-            CHECK_EQ(corio_cancel(r->victim), 0); /* the target ended a moment ago */
+            T_EXPECT_EQ(corio_cancel(r->victim), 0); /* the target ended a moment ago */
     } else {
         wait_inflight(r, true);
         if (cancel_first) {
-            CHECK_EQ(corio_cancel(r->victim), 0);
+            T_EXPECT_EQ(corio_cancel(r->victim), 0);
             peer_act(r);
         } else {
             peer_act(r);
-            CHECK_EQ(corio_cancel(r->victim), 0);
+            T_EXPECT_EQ(corio_cancel(r->victim), 0);
         }
     }
     end_victim(r);
@@ -974,15 +953,15 @@ static int drive_after(void *p)
          * done at once, with nothing submitted: its victim did not wait, and ran on. */
         bool ran_on = k == K_SLEEP && r->start_res == 0 && r->start_inflight_delta == 0;
         if (!ran_on)
-            CHECK_EQ(r->stage, ST_STARTED);
+            T_EXPECT_EQ(r->stage, ST_STARTED);
     } else if (k == K_JOIN) {
         corio_yield(); /* the target ends; the victim is runnable behind us */
-        CHECK(r->target_ended);
-        CHECK_EQ(r->stage, ST_STARTED);
+        T_EXPECT(r->target_ended);
+        T_EXPECT_EQ(r->stage, ST_STARTED);
     } else {
-        CHECK_EQ(r->stage, ST_STARTED); /* the hand-off made it runnable */
+        T_EXPECT_EQ(r->stage, ST_STARTED); /* the hand-off made it runnable */
     }
-    CHECK_EQ(corio_cancel(r->victim), 0);
+    T_EXPECT_EQ(corio_cancel(r->victim), 0);
     end_victim(r);
     finish_rep(r);
     return 0;
@@ -1001,18 +980,18 @@ static int drive_destroy(void *p)
         wait_stage(r, ST_RETURNED);
         peer_act(r);
     }
-    CHECK_EQ(corio_join(r->victim, NULL, corio_now() + BOUND_NS), 0);
+    T_EXPECT_EQ(corio_join(r->victim, NULL, corio_now() + BOUND_NS), 0);
     /* The join returns once the zombie's stack is released, i.e. after its CQEs: nothing of the
      * loop's may still be in flight (this coroutine has nothing pending while it runs). */
-    CHECK_EQ(l->io.inflight, 0);
-    CHECK_EQ(r->start_res, 0);
+    T_EXPECT_EQ(l->io.inflight, 0);
+    T_EXPECT_EQ(r->start_res, 0);
     corio_id s[N_SCRIBBLERS];
     spawn_scribblers(r, s);
     corio_yield(); /* they scribble over the freed stacks and park in a nop */
     if (!r->peer_acted)
         peer_act(r); /* an op still armed on a reused stack would complete into it now */
-    join_all(r, s, N_SCRIBBLERS);
-    CHECK_EQ(corio_nop(), 0);
+    join_all(s, N_SCRIBBLERS);
+    T_EXPECT_EQ(corio_nop(), 0);
     conserve(r);
     return 0;
 }
@@ -1073,25 +1052,6 @@ static int reps_wanted(void)
     return t_on_valgrind() ? 100 : 1000;
 }
 
-static void need(struct corio_loop *l, enum corio_feature f)
-{
-    if (!corio_loop_has(l, f)) {
-        print_message("SKIP: the kernel lacks %s\n", corio_feature_name(f));
-        skip();
-    }
-}
-
-static bool accept_queue_full(int lfd)
-{
-    struct tcp_info ti;
-    socklen_t len = sizeof(ti);
-    memset(&ti, 0, sizeof(ti));
-    if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-        return false;
-    /* For a listener, tcpi_unacked is the accept queue's length and tcpi_sacked its backlog. */
-    return ti.tcpi_unacked > ti.tcpi_sacked;
-}
-
 static int tcp_listener(int backlog, struct sockaddr_in *a)
 {
     int fd = corio_listen_tcp("127.0.0.1", 0, backlog, 0);
@@ -1112,19 +1072,19 @@ static void cell_open(struct cell *c, struct corio_loop *l)
     c->open = true;
     switch (c->kind) {
     case K_RECV:
-        need(l, CORIO_FEAT_RECV);
+        t_need(l, CORIO_FEAT_RECV);
         break;
     case K_SEND:
-        need(l, CORIO_FEAT_SEND);
+        t_need(l, CORIO_FEAT_SEND);
         break;
     case K_PIPE:
-        need(l, CORIO_FEAT_READ);
+        t_need(l, CORIO_FEAT_READ);
         break;
     case K_SLEEP:
-        need(l, CORIO_FEAT_TIMEOUT);
+        t_need(l, CORIO_FEAT_TIMEOUT);
         break;
     case K_ACCEPT: {
-        need(l, CORIO_FEAT_ACCEPT);
+        t_need(l, CORIO_FEAT_ACCEPT);
         c->ulfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         assert_true(c->ulfd >= 0);
         memset(&c->uaddr, 0, sizeof(c->uaddr));
@@ -1137,7 +1097,7 @@ static void cell_open(struct cell *c, struct corio_loop *l)
         break;
     }
     case K_CONNECT:
-        need(l, CORIO_FEAT_CONNECT);
+        t_need(l, CORIO_FEAT_CONNECT);
         c->open_lfd = tcp_listener(128, &c->open_addr);
         /* Linux drops a SYN to a listener whose accept queue is full (more queued than the
          * backlog), and retransmits it only after 1 s: a connect to it stays in flight. With
@@ -1149,9 +1109,9 @@ static void cell_open(struct cell *c, struct corio_loop *l)
             assert_int_equal(
                 connect(c->fillers[i], (struct sockaddr *)&c->full_addr, sizeof(c->full_addr)), 0);
         }
-        for (int i = 0; i < 2000 && !accept_queue_full(c->full_lfd); i++)
+        for (int i = 0; i < 2000 && !t_accept_queue_full(c->full_lfd); i++)
             usleep(1000);
-        if (!accept_queue_full(c->full_lfd)) {
+        if (!t_accept_queue_full(c->full_lfd)) {
             print_message("SKIP: could not fill a listener's accept queue\n");
             cell_close(c);
             skip();
@@ -1239,6 +1199,7 @@ static void run_rep(struct cell *c, struct corio_loop **ls, int i)
     memset(r, 0, sizeof(*r));
     r->c = c;
     r->i = i;
+    t_expect_context(note_ctx, r);
     watch(c, i);
     r->variant = i % variants_of(c);
     r->linked = (i / variants_of(c)) & 1;
@@ -1264,7 +1225,7 @@ static void run_rep(struct cell *c, struct corio_loop **ls, int i)
             check_victim(r);
             conserve(r);
             for (int k = 0; k < N_SCRIBBLERS; k++)
-                CHECK_EQ(corio_spawn(l, scribbler_body, r, NULL), 0);
+                T_EXPECT_EQ(corio_spawn(l, scribbler_body, r, NULL), 0);
             err = corio_loop_run(l);
         }
         /* The coroutines' findings first (the more telling ones), so that none is left over for
@@ -1290,7 +1251,6 @@ static void run_cell(struct corio_loop **ls, enum kind k, enum moment m)
     c->kind = k;
     c->m = m;
     c->reps = reps_wanted();
-    ctx_noted = false;
     int fds0 = t_count_fds();
     cell_open(c, ls[0]);
     int64_t t0 = corio_now();
@@ -1346,6 +1306,7 @@ static int matrix_setup(void **state)
 static int matrix_teardown(void **state)
 {
     (void)state;
+    t_expect_context(NULL, NULL);
     cell_close(&cur_cell);
     for (int k = 0; k < 2; k++) {
         corio_loop_free(loops[k]);

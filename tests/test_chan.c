@@ -4,8 +4,8 @@
  * select over channels and futures.
  *
  * cmocka's assert_* longjmp off the coroutine's stack, so coroutine bodies record failed checks
- * with CHECK/CHECK_EQ (the first one is printed with file:line) and each test asserts, after the
- * loop has run, that none failed. Every wait that could hang carries a deadline. */
+ * with T_EXPECT/T_EXPECT_EQ (the first one is printed with file:line) and each test asserts, after
+ * the loop has run, that none failed. Every wait that could hang carries a deadline. */
 #include "helpers.h"
 
 #include <errno.h>
@@ -13,41 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#endif
-#ifndef ON_VALGRIND
-#define ON_VALGRIND() false
-#endif
-
-/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
-
-
-#define DL(ms) (corio_now() + CORIO_MS(ms))
-#define GUARD DL(10000)
-#define EARLY_NS CORIO_MS(1)
-#define LATE_NS CORIO_MS(1500)
-#define CHECK_ELAPSED(t0, ms)                                                                      \
-    do {                                                                                           \
-        int64_t dt_ = corio_now() - (t0);                                                          \
-        CHECK(dt_ >= CORIO_MS(ms) - EARLY_NS);                                                     \
-        CHECK(dt_ <= CORIO_MS(ms) + LATE_NS);                                                      \
-    } while (0)
-
-static void settle(int n)
-{
-    for (int i = 0; i < n; i++)
-        corio_yield();
-}
-
 static struct corio_chan *chan(size_t elem, size_t cap)
 {
     struct corio_chan *ch = NULL;
     int r = corio_chan_new(&ch, elem, cap);
-    CHECK_EQ(r, 0);
+    T_EXPECT_EQ(r, 0);
     return r ? NULL : ch;
 }
 
@@ -99,7 +69,7 @@ static int sender(void *arg)
     struct sender_arg *a = arg;
     for (int i = 0; i < a->count; i++) {
         int v = a->first + i;
-        a->last = corio_chan_send(a->ch, &v, GUARD);
+        a->last = corio_chan_send(a->ch, &v, T_BOUND);
         a->returned = corio_now();
         if (a->last != 0)
             return a->last;
@@ -114,29 +84,29 @@ static int rendezvous_main(void *arg)
     struct corio_chan *ch = chan(sizeof(int), 0);
     int v = 7;
     /* Nobody receives: an unbuffered send cannot complete. */
-    CHECK_EQ(corio_chan_trysend(ch, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN);
     struct sender_arg s = {.ch = ch, .first = 100, .count = 1};
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, sender, &s, &id), 0);
-    settle(5);
-    CHECK_EQ(s.sent, 0); /* parked until a receiver comes */
-    CHECK_EQ(corio_chan_len(ch), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, sender, &s, &id), 0);
+    t_settle(5);
+    T_EXPECT_EQ(s.sent, 0); /* parked until a receiver comes */
+    T_EXPECT_EQ(corio_chan_len(ch), 0);
     v = 0;
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-    CHECK_EQ(v, 100);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(s.sent, 1);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+    T_EXPECT_EQ(v, 100);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(s.sent, 1);
 
     /* The same with a receiver that arrives 30 ms late: the send takes those 30 ms. */
     s = (struct sender_arg){.ch = ch, .first = 200, .count = 1};
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_spawn(NULL, sender, &s, &id), 0);
-    CHECK_EQ(corio_sleep(t0 + CORIO_MS(30)), 0);
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-    CHECK_EQ(v, 200);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK(s.returned - t0 >= CORIO_MS(30) - EARLY_NS);
+    T_EXPECT_EQ(corio_spawn(NULL, sender, &s, &id), 0);
+    T_EXPECT_EQ(corio_sleep(t0 + CORIO_MS(30)), 0);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+    T_EXPECT_EQ(v, 200);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT(s.returned - t0 >= CORIO_MS(30) - T_EARLY_NS);
     corio_chan_free(ch);
     return 0;
 }
@@ -152,24 +122,24 @@ static int buffered_main(void *arg)
     struct corio_chan *ch = chan(sizeof(int), 4);
     struct sender_arg s = {.ch = ch, .first = 0, .count = 5};
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, sender, &s, &id), 0);
-    settle(5);
-    CHECK_EQ(s.sent, 4); /* four fit; the fifth waits */
-    CHECK_EQ(corio_chan_len(ch), 4);
+    T_EXPECT_EQ(corio_spawn(NULL, sender, &s, &id), 0);
+    t_settle(5);
+    T_EXPECT_EQ(s.sent, 4); /* four fit; the fifth waits */
+    T_EXPECT_EQ(corio_chan_len(ch), 4);
     int v = 99;
-    CHECK_EQ(corio_chan_trysend(ch, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-    CHECK_EQ(v, 0);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+    T_EXPECT_EQ(v, 0);
     /* The parked sender's value took the freed place at once. */
-    CHECK_EQ(corio_chan_len(ch), 4);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(s.sent, 5);
+    T_EXPECT_EQ(corio_chan_len(ch), 4);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(s.sent, 5);
     for (int i = 1; i <= 4; i++) {
-        CHECK_EQ(corio_chan_tryrecv(ch, &v), 1);
-        CHECK_EQ(v, i);
+        T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), 1);
+        T_EXPECT_EQ(v, i);
     }
-    CHECK_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_len(ch), 0);
+    T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_len(ch), 0);
     corio_chan_free(ch);
     return 0;
 }
@@ -189,7 +159,7 @@ static int fifo_receiver(void *arg)
 {
     struct fifo_recv *r = arg;
     int v;
-    while ((r->res = corio_chan_recv(r->ch, &v, GUARD)) == 1)
+    while ((r->res = corio_chan_recv(r->ch, &v, T_BOUND)) == 1)
         r->got[r->n++] = v;
     return r->res;
 }
@@ -204,19 +174,19 @@ static int fifo_values_main(void *arg)
         memset(&r, 0, sizeof(r));
         r.ch = ch;
         corio_id id;
-        CHECK_EQ(corio_spawn(NULL, fifo_receiver, &r, &id), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, fifo_receiver, &r, &id), 0);
         for (int i = 0; i < 1000; i++) {
-            CHECK_EQ(corio_chan_send(ch, &i, GUARD), 0);
+            T_EXPECT_EQ(corio_chan_send(ch, &i, T_BOUND), 0);
             if (i % 97 == 0)
                 corio_yield();
         }
-        CHECK_EQ(corio_chan_close(ch), 0);
-        CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-        CHECK_EQ(r.res, 0);
-        CHECK_EQ(r.n, 1000);
+        T_EXPECT_EQ(corio_chan_close(ch), 0);
+        T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+        T_EXPECT_EQ(r.res, 0);
+        T_EXPECT_EQ(r.n, 1000);
         for (int i = 0; i < r.n; i++)
             if (r.got[i] != i) {
-                CHECK_EQ(r.got[i], i);
+                T_EXPECT_EQ(r.got[i], i);
                 break;
             }
         corio_chan_free(ch);
@@ -240,7 +210,7 @@ struct one_arg {
 static int one_sender(void *arg)
 {
     struct one_arg *a = arg;
-    a->res = corio_chan_send(a->ch, &a->id, GUARD);
+    a->res = corio_chan_send(a->ch, &a->id, T_BOUND);
     a->log[(*a->n)++] = a->id;
     return 0;
 }
@@ -249,7 +219,7 @@ static int one_receiver(void *arg)
 {
     struct one_arg *a = arg;
     a->val = -1;
-    a->res = corio_chan_recv(a->ch, &a->val, GUARD);
+    a->res = corio_chan_recv(a->ch, &a->val, T_BOUND);
     a->log[(*a->n)++] = a->id;
     return 0;
 }
@@ -266,51 +236,51 @@ static int fifo_waiters_main(void *arg)
         /* Fill the buffer first, so that the senders have to park. */
         for (int i = 0; i < (int)caps[c]; i++) {
             int v = 1000 + i;
-            CHECK_EQ(corio_chan_trysend(ch, &v), 0);
+            T_EXPECT_EQ(corio_chan_trysend(ch, &v), 0);
         }
         for (int i = 0; i < 3; i++) {
             a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-            CHECK_EQ(corio_spawn(NULL, one_sender, &a[i], &id[i]), 0);
-            settle(1); /* parked in the order A, B, C */
+            T_EXPECT_EQ(corio_spawn(NULL, one_sender, &a[i], &id[i]), 0);
+            t_settle(1); /* parked in the order A, B, C */
         }
-        CHECK_EQ(n, 0);
+        T_EXPECT_EQ(n, 0);
         for (int i = 0; i < (int)caps[c]; i++) {
             int v;
-            CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-            CHECK_EQ(v, 1000 + i);
+            T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+            T_EXPECT_EQ(v, 1000 + i);
         }
         for (int i = 0; i < 3; i++) {
             int v = -1;
-            CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-            CHECK_EQ(v, i);
+            T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+            T_EXPECT_EQ(v, i);
         }
         for (int i = 0; i < 3; i++)
-            CHECK_EQ(corio_join(id[i], NULL, GUARD), 0);
-        CHECK_EQ(n, 3);
+            T_EXPECT_EQ(corio_join(id[i], NULL, T_BOUND), 0);
+        T_EXPECT_EQ(n, 3);
         for (int i = 0; i < 3; i++) {
-            CHECK_EQ(log[i], i);
-            CHECK_EQ(a[i].res, 0);
+            T_EXPECT_EQ(log[i], i);
+            T_EXPECT_EQ(a[i].res, 0);
         }
 
         /* Receivers parked in the order A, B, C get the values in that order. */
         n = 0;
         for (int i = 0; i < 3; i++) {
             a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-            CHECK_EQ(corio_spawn(NULL, one_receiver, &a[i], &id[i]), 0);
-            settle(1);
+            T_EXPECT_EQ(corio_spawn(NULL, one_receiver, &a[i], &id[i]), 0);
+            t_settle(1);
         }
-        CHECK_EQ(n, 0);
+        T_EXPECT_EQ(n, 0);
         for (int i = 0; i < 3; i++) {
             int v = 10 + i;
-            CHECK_EQ(corio_chan_send(ch, &v, GUARD), 0);
+            T_EXPECT_EQ(corio_chan_send(ch, &v, T_BOUND), 0);
         }
-        CHECK_EQ(corio_chan_len(ch), 0); /* handed over, not buffered */
+        T_EXPECT_EQ(corio_chan_len(ch), 0); /* handed over, not buffered */
         for (int i = 0; i < 3; i++)
-            CHECK_EQ(corio_join(id[i], NULL, GUARD), 0);
+            T_EXPECT_EQ(corio_join(id[i], NULL, T_BOUND), 0);
         for (int i = 0; i < 3; i++) {
-            CHECK_EQ(log[i], i);
-            CHECK_EQ(a[i].res, 1);
-            CHECK_EQ(a[i].val, 10 + i);
+            T_EXPECT_EQ(log[i], i);
+            T_EXPECT_EQ(a[i].res, 1);
+            T_EXPECT_EQ(a[i].val, 10 + i);
         }
         corio_chan_free(ch);
     }
@@ -329,22 +299,22 @@ static int close_main(void *arg)
     (void)arg;
     struct corio_chan *ch = chan(sizeof(int), 4);
     for (int i = 0; i < 3; i++)
-        CHECK_EQ(corio_chan_send(ch, &i, GUARD), 0);
-    CHECK_EQ(corio_chan_close(ch), 0);
-    CHECK_EQ(corio_chan_close(ch), -EALREADY);
+        T_EXPECT_EQ(corio_chan_send(ch, &i, T_BOUND), 0);
+    T_EXPECT_EQ(corio_chan_close(ch), 0);
+    T_EXPECT_EQ(corio_chan_close(ch), -EALREADY);
     int v = 5;
-    CHECK_EQ(corio_chan_send(ch, &v, GUARD), -EPIPE);
-    CHECK_EQ(corio_chan_trysend(ch, &v), -EPIPE);
-    CHECK_EQ(corio_chan_len(ch), 3);
+    T_EXPECT_EQ(corio_chan_send(ch, &v, T_BOUND), -EPIPE);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), -EPIPE);
+    T_EXPECT_EQ(corio_chan_len(ch), 3);
     /* Buffered values are still delivered, then the end of the stream, for good. */
     for (int i = 0; i < 3; i++) {
-        CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-        CHECK_EQ(v, i);
+        T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+        T_EXPECT_EQ(v, i);
     }
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 0);
-    CHECK_EQ(corio_chan_recv(ch, &v, CORIO_FOREVER), 0);
-    CHECK_EQ(corio_chan_tryrecv(ch, &v), 0);
-    CHECK_EQ(corio_chan_close(ch), -EALREADY);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 0);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), 0);
+    T_EXPECT_EQ(corio_chan_close(ch), -EALREADY);
     corio_chan_free(ch);
 
     /* Parked receivers wake with 0. */
@@ -354,38 +324,38 @@ static int close_main(void *arg)
     corio_id id[3];
     for (int i = 0; i < 3; i++) {
         a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-        CHECK_EQ(corio_spawn(NULL, one_receiver, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, one_receiver, &a[i], &id[i]), 0);
     }
-    settle(3);
-    CHECK_EQ(n, 0);
-    CHECK_EQ(corio_chan_close(ch), 0);
+    t_settle(3);
+    T_EXPECT_EQ(n, 0);
+    T_EXPECT_EQ(corio_chan_close(ch), 0);
     for (int i = 0; i < 3; i++) {
-        CHECK_EQ(corio_join(id[i], NULL, GUARD), 0);
-        CHECK_EQ(a[i].res, 0);
-        CHECK_EQ(a[i].val, -1);
+        T_EXPECT_EQ(corio_join(id[i], NULL, T_BOUND), 0);
+        T_EXPECT_EQ(a[i].res, 0);
+        T_EXPECT_EQ(a[i].val, -1);
     }
     corio_chan_free(ch);
 
     /* Parked senders get -EPIPE; what was buffered before the close is still there. */
     ch = chan(sizeof(int), 1);
     v = 42;
-    CHECK_EQ(corio_chan_send(ch, &v, GUARD), 0);
+    T_EXPECT_EQ(corio_chan_send(ch, &v, T_BOUND), 0);
     n = 0;
     for (int i = 0; i < 3; i++) {
         a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-        CHECK_EQ(corio_spawn(NULL, one_sender, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, one_sender, &a[i], &id[i]), 0);
     }
-    settle(3);
-    CHECK_EQ(n, 0);
-    CHECK_EQ(corio_chan_close(ch), 0);
+    t_settle(3);
+    T_EXPECT_EQ(n, 0);
+    T_EXPECT_EQ(corio_chan_close(ch), 0);
     for (int i = 0; i < 3; i++) {
-        CHECK_EQ(corio_join(id[i], NULL, GUARD), 0);
-        CHECK_EQ(a[i].res, -EPIPE);
+        T_EXPECT_EQ(corio_join(id[i], NULL, T_BOUND), 0);
+        T_EXPECT_EQ(a[i].res, -EPIPE);
     }
-    CHECK_EQ(corio_chan_len(ch), 1);
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-    CHECK_EQ(v, 42);
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 0);
+    T_EXPECT_EQ(corio_chan_len(ch), 1);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+    T_EXPECT_EQ(v, 42);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 0);
     corio_chan_free(ch);
     return 0;
 }
@@ -402,37 +372,37 @@ static int try_deadline_main(void *arg)
     (void)arg;
     struct corio_chan *ch = chan(sizeof(int), 2);
     int v = 1;
-    CHECK_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_trysend(ch, &v), 0);
-    CHECK_EQ(corio_chan_trysend(ch, &v), 0);
-    CHECK_EQ(corio_chan_trysend(ch, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_len(ch), 2);
+    T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), 0);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), 0);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_len(ch), 2);
 
     /* A full channel: the send times out and leaves nothing behind. */
     int64_t t0 = corio_now();
     v = 77;
-    CHECK_EQ(corio_chan_send(ch, &v, t0 + CORIO_MS(25)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 25);
-    CHECK_EQ(corio_chan_send(ch, &v, corio_now() - 1), -ETIMEDOUT);
-    CHECK_EQ(corio_chan_len(ch), 2);
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-    CHECK_EQ(v, 1);
-    CHECK_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN); /* the 77 never went in */
+    T_EXPECT_EQ(corio_chan_send(ch, &v, t0 + CORIO_MS(25)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 25);
+    T_EXPECT_EQ(corio_chan_send(ch, &v, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_chan_len(ch), 2);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+    T_EXPECT_EQ(v, 1);
+    T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN); /* the 77 never went in */
 
     /* An empty channel: the receive times out. */
     t0 = corio_now();
-    CHECK_EQ(corio_chan_recv(ch, &v, t0 + CORIO_MS(25)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 25);
-    CHECK_EQ(corio_chan_recv(ch, &v, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, t0 + CORIO_MS(25)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 25);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, corio_now() - 1), -ETIMEDOUT);
     /* The timed-out receiver left the queue: a send is buffered, not handed to it. */
     v = 5;
-    CHECK_EQ(corio_chan_trysend(ch, &v), 0);
-    CHECK_EQ(corio_chan_len(ch), 1);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), 0);
+    T_EXPECT_EQ(corio_chan_len(ch), 1);
     /* A deadline in the past does not stop a call that need not wait. */
-    CHECK_EQ(corio_chan_recv(ch, &v, corio_now() - 1), 1);
-    CHECK_EQ(v, 5);
-    CHECK_EQ(corio_chan_send(ch, &v, corio_now() - 1), 0);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, corio_now() - 1), 1);
+    T_EXPECT_EQ(v, 5);
+    T_EXPECT_EQ(corio_chan_send(ch, &v, corio_now() - 1), 0);
     corio_chan_free(ch);
     return 0;
 }
@@ -475,34 +445,34 @@ static int cancel_simple_main(void *arg)
     int log[8], n = 0;
     struct one_arg s = {.ch = ch, .id = 5, .log = log, .n = &n};
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, one_sender, &s, &id), 0);
-    settle(2);
-    CHECK_EQ(corio_cancel(id), 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(s.res, -ECANCELED);
+    T_EXPECT_EQ(corio_spawn(NULL, one_sender, &s, &id), 0);
+    t_settle(2);
+    T_EXPECT_EQ(corio_cancel(id), 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(s.res, -ECANCELED);
     int v = -1;
-    CHECK_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN); /* its value did not stay behind */
-    CHECK_EQ(v, -1);
+    T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN); /* its value did not stay behind */
+    T_EXPECT_EQ(v, -1);
 
     struct one_arg r = {.ch = ch, .id = 6, .log = log, .n = &n};
-    CHECK_EQ(corio_spawn(NULL, one_receiver, &r, &id), 0);
-    settle(2);
-    CHECK_EQ(corio_cancel(id), 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(r.res, -ECANCELED);
+    T_EXPECT_EQ(corio_spawn(NULL, one_receiver, &r, &id), 0);
+    t_settle(2);
+    T_EXPECT_EQ(corio_cancel(id), 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(r.res, -ECANCELED);
     v = 9;
-    CHECK_EQ(corio_chan_trysend(ch, &v), -EAGAIN); /* nobody is left to take it */
-    CHECK_EQ(r.val, -1);
+    T_EXPECT_EQ(corio_chan_trysend(ch, &v), -EAGAIN); /* nobody is left to take it */
+    T_EXPECT_EQ(r.val, -1);
 
     /* A sender whose value was already taken is not robbed of its success by a late cancel. */
     s = (struct one_arg){.ch = ch, .id = 7, .log = log, .n = &n};
-    CHECK_EQ(corio_spawn(NULL, one_sender, &s, &id), 0);
-    settle(2);
-    CHECK_EQ(corio_chan_recv(ch, &v, GUARD), 1);
-    CHECK_EQ(v, 7);
-    CHECK_EQ(corio_cancel(id), 0); /* it is runnable, not parked, by now */
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(s.res, 0);
+    T_EXPECT_EQ(corio_spawn(NULL, one_sender, &s, &id), 0);
+    t_settle(2);
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
+    T_EXPECT_EQ(v, 7);
+    T_EXPECT_EQ(corio_cancel(id), 0); /* it is runnable, not parked, by now */
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(s.res, 0);
     corio_chan_free(ch);
     return 0;
 }
@@ -538,7 +508,7 @@ static int chaos_sender(void *arg)
     struct chaos *c = a->c;
     for (int k = 0; k < CS_PER; k++) {
         uint32_t v = (uint32_t)(a->id * CS_PER + k);
-        int r = corio_chan_send(c->ch, &v, GUARD);
+        int r = corio_chan_send(c->ch, &v, T_BOUND);
         if (r != 0) {
             c->snd_res[a->id] = r;
             return 0;
@@ -556,7 +526,7 @@ static int chaos_receiver(void *arg)
     struct chaos *c = a->c;
     for (unsigned k = 0;; k++) {
         uint32_t v;
-        int r = corio_chan_recv(c->ch, &v, GUARD);
+        int r = corio_chan_recv(c->ch, &v, T_BOUND);
         if (r != 1) {
             c->rcv_res[a->id] = r;
             return 0;
@@ -565,15 +535,6 @@ static int chaos_receiver(void *arg)
         if (k % 5 == 1)
             corio_yield();
     }
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
 }
 
 static int chaos_main(void *arg)
@@ -587,25 +548,25 @@ static int chaos_main(void *arg)
     struct chaos_arg sa[CS_SENDERS], ra[CS_RECEIVERS];
     for (int i = 0; i < CS_RECEIVERS; i++) {
         ra[i] = (struct chaos_arg){&c, i};
-        CHECK_EQ(corio_spawn(NULL, chaos_receiver, &ra[i], &c.rcv[i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, chaos_receiver, &ra[i], &c.rcv[i]), 0);
     }
     for (int i = 0; i < CS_SENDERS; i++) {
         sa[i] = (struct chaos_arg){&c, i};
-        CHECK_EQ(corio_spawn(NULL, chaos_sender, &sa[i], &c.snd[i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, chaos_sender, &sa[i], &c.snd[i]), 0);
     }
     /* Cancel half the senders and half the receivers, one every few scheduling rounds. */
     uint64_t rng = 0x9e3779b97f4a7c15ull ^ cap;
     int todo_s = CS_SENDERS / 2, todo_r = CS_RECEIVERS / 2;
     for (int round = 0; todo_s + todo_r > 0 && round < 10000; round++) {
-        settle(1 + (int)(rng_next(&rng) % 6));
-        if (todo_s && (rng_next(&rng) & 1)) {
-            int i = (int)(rng_next(&rng) % CS_SENDERS);
+        t_settle(1 + (int)(t_xorshift(&rng) % 6));
+        if (todo_s && (t_xorshift(&rng) & 1)) {
+            int i = (int)(t_xorshift(&rng) % CS_SENDERS);
             if (!c.snd_res[i] && corio_cancel(c.snd[i]) == 0) {
                 c.cancelled_snd++;
                 todo_s--;
             }
         } else if (todo_r) {
-            int i = (int)(rng_next(&rng) % CS_RECEIVERS);
+            int i = (int)(t_xorshift(&rng) % CS_RECEIVERS);
             if (!c.rcv_res[i] && corio_cancel(c.rcv[i]) == 0) {
                 c.cancelled_rcv++;
                 todo_r--;
@@ -613,39 +574,39 @@ static int chaos_main(void *arg)
         }
     }
     for (int i = 0; i < CS_SENDERS; i++)
-        CHECK_EQ(corio_join(c.snd[i], NULL, GUARD), 0);
-    CHECK_EQ(corio_chan_close(c.ch), 0);
+        T_EXPECT_EQ(corio_join(c.snd[i], NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_chan_close(c.ch), 0);
     for (int i = 0; i < CS_RECEIVERS; i++)
-        CHECK_EQ(corio_join(c.rcv[i], NULL, GUARD), 0);
+        T_EXPECT_EQ(corio_join(c.rcv[i], NULL, T_BOUND), 0);
     /* Whatever a cancelled receiver left behind is still in the buffer. */
     uint32_t v;
     int r;
     while ((r = corio_chan_tryrecv(c.ch, &v)) == 1)
         seen_add(&c.got, v);
-    CHECK_EQ(r, 0);
+    T_EXPECT_EQ(r, 0);
 
     int snd_cancelled = 0, rcv_cancelled = 0, rcv_end = 0;
     for (int i = 0; i < CS_SENDERS; i++) {
-        CHECK(c.snd_res[i] == 0 || c.snd_res[i] == -ECANCELED);
+        T_EXPECT(c.snd_res[i] == 0 || c.snd_res[i] == -ECANCELED);
         snd_cancelled += c.snd_res[i] == -ECANCELED;
     }
     for (int i = 0; i < CS_RECEIVERS; i++) {
-        CHECK(c.rcv_res[i] == 0 || c.rcv_res[i] == -ECANCELED);
+        T_EXPECT(c.rcv_res[i] == 0 || c.rcv_res[i] == -ECANCELED);
         rcv_cancelled += c.rcv_res[i] == -ECANCELED;
         rcv_end += c.rcv_res[i] == 0;
     }
-    CHECK(snd_cancelled >= 1);
-    CHECK(rcv_cancelled >= 1);
-    CHECK(rcv_end >= CS_RECEIVERS - CS_RECEIVERS / 2);
-    CHECK_EQ(c.sent.dups, 0);
-    CHECK_EQ(c.got.dups, 0);
-    CHECK_EQ(c.got.bad, 0);
-    CHECK_EQ(c.got.count, c.sent.count);
-    CHECK_EQ(c.got.sum, c.sent.sum);
-    CHECK(c.sent.count < CS_SENDERS * CS_PER); /* the cancels cut some sends short */
+    T_EXPECT(snd_cancelled >= 1);
+    T_EXPECT(rcv_cancelled >= 1);
+    T_EXPECT(rcv_end >= CS_RECEIVERS - CS_RECEIVERS / 2);
+    T_EXPECT_EQ(c.sent.dups, 0);
+    T_EXPECT_EQ(c.got.dups, 0);
+    T_EXPECT_EQ(c.got.bad, 0);
+    T_EXPECT_EQ(c.got.count, c.sent.count);
+    T_EXPECT_EQ(c.got.sum, c.sent.sum);
+    T_EXPECT(c.sent.count < CS_SENDERS * CS_PER); /* the cancels cut some sends short */
     for (size_t i = 0; i < c.sent.n; i++)
         if (seen_has(&c.sent, i) != seen_has(&c.got, i)) {
-            CHECK_EQ(seen_has(&c.got, i), seen_has(&c.sent, i));
+            T_EXPECT_EQ(seen_has(&c.got, i), seen_has(&c.sent, i));
             break;
         }
     free(c.sent.bits);
@@ -681,7 +642,7 @@ static int rec40_sender(void *arg)
         snprintf(r.name, sizeof(r.name), "record-%u", (unsigned)i);
         r.a = i * 3;
         r.b = ~i;
-        CHECK_EQ(corio_chan_send(ch, &r, GUARD), 0);
+        T_EXPECT_EQ(corio_chan_send(ch, &r, T_BOUND), 0);
     }
     return corio_chan_close(ch);
 }
@@ -696,10 +657,10 @@ static int ptr_sender(void *arg)
     struct ptr_arg *a = arg;
     for (int i = 0; i < 100; i++) {
         int *p = &a->targets[i];
-        CHECK_EQ(corio_chan_send(a->ch, &p, GUARD), 0);
+        T_EXPECT_EQ(corio_chan_send(a->ch, &p, T_BOUND), 0);
     }
     void *end = NULL;
-    return corio_chan_send(a->ch, &end, GUARD);
+    return corio_chan_send(a->ch, &end, T_BOUND);
 }
 
 static int value_sizes_main(void *arg)
@@ -709,51 +670,51 @@ static int value_sizes_main(void *arg)
     for (size_t c = 0; c < 2; c++) {
         struct corio_chan *ch = chan(sizeof(struct rec40), caps[c]);
         corio_id id;
-        CHECK_EQ(corio_spawn(NULL, rec40_sender, ch, &id), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, rec40_sender, ch, &id), 0);
         struct rec40 r;
         uint32_t i = 0;
         int res;
-        while ((res = corio_chan_recv(ch, &r, GUARD)) == 1) {
+        while ((res = corio_chan_recv(ch, &r, T_BOUND)) == 1) {
             char name[24];
             snprintf(name, sizeof(name), "record-%u", (unsigned)i);
-            CHECK(r.id == 0x1122334455667788ull + i);
-            CHECK_EQ(strcmp(r.name, name), 0);
-            CHECK_EQ(r.a, i * 3);
-            CHECK_EQ(r.b, ~i);
+            T_EXPECT(r.id == 0x1122334455667788ull + i);
+            T_EXPECT_EQ(strcmp(r.name, name), 0);
+            T_EXPECT_EQ(r.a, i * 3);
+            T_EXPECT_EQ(r.b, ~i);
             i++;
         }
-        CHECK_EQ(res, 0);
-        CHECK_EQ(i, 200);
-        CHECK_EQ(corio_join(id, NULL, GUARD), 0);
+        T_EXPECT_EQ(res, 0);
+        T_EXPECT_EQ(i, 200);
+        T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
         corio_chan_free(ch);
 
         int targets[100];
         ch = chan(sizeof(void *), caps[c]);
         struct ptr_arg pa = {ch, targets};
-        CHECK_EQ(corio_spawn(NULL, ptr_sender, &pa, &id), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, ptr_sender, &pa, &id), 0);
         int *p;
         int k = 0;
-        while (corio_chan_recv(ch, &p, GUARD) == 1 && p) {
-            CHECK(p == &targets[k]);
+        while (corio_chan_recv(ch, &p, T_BOUND) == 1 && p) {
+            T_EXPECT(p == &targets[k]);
             k++;
         }
-        CHECK_EQ(k, 100);
-        CHECK_EQ(corio_join(id, NULL, GUARD), 0);
+        T_EXPECT_EQ(k, 100);
+        T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
         corio_chan_free(ch);
     }
     /* One byte and the largest value size. */
     struct corio_chan *ch = chan(1, 2);
     uint8_t b = 0xa5, b2 = 0;
-    CHECK_EQ(corio_chan_send(ch, &b, GUARD), 0);
-    CHECK_EQ(corio_chan_recv(ch, &b2, GUARD), 1);
-    CHECK_EQ(b2, 0xa5);
+    T_EXPECT_EQ(corio_chan_send(ch, &b, T_BOUND), 0);
+    T_EXPECT_EQ(corio_chan_recv(ch, &b2, T_BOUND), 1);
+    T_EXPECT_EQ(b2, 0xa5);
     corio_chan_free(ch);
     ch = chan(65536, 1);
     uint8_t *big = malloc(65536), *big2 = calloc(1, 65536);
     t_fill(big, 65536, 3, 0);
-    CHECK_EQ(corio_chan_send(ch, big, GUARD), 0);
-    CHECK_EQ(corio_chan_recv(ch, big2, GUARD), 1);
-    CHECK_EQ(memcmp(big, big2, 65536), 0);
+    T_EXPECT_EQ(corio_chan_send(ch, big, T_BOUND), 0);
+    T_EXPECT_EQ(corio_chan_recv(ch, big2, T_BOUND), 1);
+    T_EXPECT_EQ(memcmp(big, big2, 65536), 0);
     free(big);
     free(big2);
     corio_chan_free(ch);
@@ -787,7 +748,7 @@ static int mn_sender(void *arg)
     struct mn_arg *a = arg;
     for (uint32_t k = 0; k < MN_PER; k++) {
         uint32_t v = (uint32_t)a->id * MN_PER + k;
-        CHECK_EQ(corio_chan_send(a->m->ch, &v, GUARD), 0);
+        T_EXPECT_EQ(corio_chan_send(a->m->ch, &v, T_BOUND), 0);
     }
     return corio_waitgroup_done(&a->m->senders);
 }
@@ -797,11 +758,11 @@ static int mn_receiver(void *arg)
     struct mn_arg *a = arg;
     uint32_t v;
     int r;
-    while ((r = corio_chan_recv(a->m->ch, &v, GUARD)) == 1) {
+    while ((r = corio_chan_recv(a->m->ch, &v, T_BOUND)) == 1) {
         seen_add(&a->m->got, v);
         a->m->per_receiver[a->id]++;
     }
-    CHECK_EQ(r, 0);
+    T_EXPECT_EQ(r, 0);
     return 0;
 }
 
@@ -813,21 +774,21 @@ static int many_main(void *arg)
     seen_init(&m.got, MN_SIDE * MN_PER);
     struct mn_arg sa[MN_SIDE], ra[MN_SIDE];
     struct corio_group g = CORIO_GROUP_INIT;
-    CHECK_EQ(corio_waitgroup_add(&m.senders, MN_SIDE), 0);
+    T_EXPECT_EQ(corio_waitgroup_add(&m.senders, MN_SIDE), 0);
     for (int i = 0; i < MN_SIDE; i++) {
         sa[i] = (struct mn_arg){&m, i};
         ra[i] = (struct mn_arg){&m, i};
-        CHECK_EQ(corio_group_spawn(&g, mn_receiver, &ra[i], NULL), 0);
-        CHECK_EQ(corio_group_spawn(&g, mn_sender, &sa[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&g, mn_receiver, &ra[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&g, mn_sender, &sa[i], NULL), 0);
     }
-    CHECK_EQ(corio_waitgroup_wait(&m.senders, GUARD), 0);
-    CHECK_EQ(corio_chan_close(m.ch), 0);
-    CHECK_EQ(corio_group_wait(&g, GUARD), 0);
-    CHECK_EQ(m.got.count, MN_SIDE * MN_PER);
-    CHECK_EQ(m.got.dups, 0);
-    CHECK_EQ(m.got.bad, 0);
+    T_EXPECT_EQ(corio_waitgroup_wait(&m.senders, T_BOUND), 0);
+    T_EXPECT_EQ(corio_chan_close(m.ch), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
+    T_EXPECT_EQ(m.got.count, MN_SIDE * MN_PER);
+    T_EXPECT_EQ(m.got.dups, 0);
+    T_EXPECT_EQ(m.got.bad, 0);
     for (int i = 0; i < MN_SIDE; i++)
-        CHECK(m.per_receiver[i] > 0); /* FIFO receivers share the work */
+        T_EXPECT(m.per_receiver[i] > 0); /* FIFO receivers share the work */
     free(m.got.bits);
     corio_chan_free(m.ch);
     return 0;
@@ -857,8 +818,8 @@ static int pipe_producer(void *arg)
 {
     struct pipeline *p = arg;
     for (uint32_t i = 0; i < p->n; i++)
-        if (corio_chan_send(p->a, &i, GUARD) != 0) {
-            CHECK(false);
+        if (corio_chan_send(p->a, &i, T_BOUND) != 0) {
+            T_EXPECT(false);
             break;
         }
     return corio_chan_close(p->a);
@@ -869,14 +830,14 @@ static int pipe_transformer(void *arg)
     struct pipeline *p = arg;
     uint32_t v;
     int r;
-    while ((r = corio_chan_recv(p->a, &v, GUARD)) == 1) {
+    while ((r = corio_chan_recv(p->a, &v, T_BOUND)) == 1) {
         uint32_t w = (uint32_t)(((uint64_t)v * PIPE_MUL) % p->n);
-        if (corio_chan_send(p->b, &w, GUARD) != 0) {
-            CHECK(false);
+        if (corio_chan_send(p->b, &w, T_BOUND) != 0) {
+            T_EXPECT(false);
             break;
         }
     }
-    CHECK_EQ(r, 0);
+    T_EXPECT_EQ(r, 0);
     return corio_chan_close(p->b);
 }
 
@@ -885,9 +846,9 @@ static int pipe_consumer(void *arg)
     struct pipeline *p = arg;
     uint32_t v;
     int r;
-    while ((r = corio_chan_recv(p->b, &v, GUARD)) == 1)
+    while ((r = corio_chan_recv(p->b, &v, T_BOUND)) == 1)
         seen_add(&p->got, v);
-    CHECK_EQ(r, 0);
+    T_EXPECT_EQ(r, 0);
     return 0;
 }
 
@@ -899,11 +860,11 @@ static int pipeline_main(void *arg)
     seen_init(&p->got, p->n);
     int64_t t0 = corio_now();
     struct corio_group g = CORIO_GROUP_INIT;
-    CHECK_EQ(corio_group_spawn(&g, pipe_consumer, p, NULL), 0);
-    CHECK_EQ(corio_group_spawn(&g, pipe_transformer, p, NULL), 0);
-    CHECK_EQ(corio_group_spawn(&g, pipe_producer, p, NULL), 0);
-    CHECK_EQ(corio_group_wait(&g, DL(60000)), 0);
-    CHECK_EQ(corio_group_error(&g), 0);
+    T_EXPECT_EQ(corio_group_spawn(&g, pipe_consumer, p, NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(&g, pipe_transformer, p, NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(&g, pipe_producer, p, NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_DL(60000)), 0);
+    T_EXPECT_EQ(corio_group_error(&g), 0);
     p->secs_ns = corio_now() - t0;
     corio_chan_free(p->a);
     corio_chan_free(p->b);
@@ -913,7 +874,7 @@ static int pipeline_main(void *arg)
 static void test_chan_pipeline_1m(void **state)
 {
     /* valgrind runs this some 50 times slower: a tenth of the values still covers every path. */
-    struct pipeline p = {.n = ON_VALGRIND() ? 100000 : 1000000};
+    struct pipeline p = {.n = t_on_valgrind() ? 100000 : 1000000};
     t_run_checked(state, pipeline_main, &p);
     assert_int_equal(p.got.count, p.n);
     assert_int_equal(p.got.dups, 0);
@@ -940,7 +901,7 @@ static int contend_sender(void *arg)
 {
     struct contend *c = arg;
     int id = c->next_id++; /* spawn order == first-run order == parking order */
-    int r = corio_chan_send(c->ch, &id, DL(30000));
+    int r = corio_chan_send(c->ch, &id, T_DL(30000));
     if (r == 0)
         c->sent++;
     return r;
@@ -950,7 +911,7 @@ static int contend_receiver(void *arg)
 {
     struct contend *c = arg;
     int v;
-    int r = corio_chan_recv(c->ch, &v, DL(30000));
+    int r = corio_chan_recv(c->ch, &v, T_DL(30000));
     if (r == 1)
         c->received++;
     return r == 1 ? 0 : -1;
@@ -964,34 +925,34 @@ static int contend_main(void *arg)
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < CONTEND; i++)
         if (corio_group_spawn(&g, contend_sender, &c, NULL) != 0) {
-            CHECK(false);
+            T_EXPECT(false);
             break;
         }
-    settle(2);
-    CHECK_EQ(c.sent, 0);
+    t_settle(2);
+    T_EXPECT_EQ(c.sent, 0);
     /* 10,000 parked senders, served in the order they parked. */
     int out_of_order = 0;
     for (int i = 0; i < CONTEND; i++) {
         int v = -1;
-        CHECK_EQ(corio_chan_recv(c.ch, &v, GUARD), 1);
+        T_EXPECT_EQ(corio_chan_recv(c.ch, &v, T_BOUND), 1);
         out_of_order += v != i;
     }
-    CHECK_EQ(out_of_order, 0);
-    CHECK_EQ(corio_group_wait(&g, DL(30000)), 0);
-    CHECK_EQ(c.sent, CONTEND);
+    T_EXPECT_EQ(out_of_order, 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_DL(30000)), 0);
+    T_EXPECT_EQ(c.sent, CONTEND);
 
     /* And 10,000 parked receivers. */
     for (int i = 0; i < CONTEND; i++)
         if (corio_group_spawn(&g, contend_receiver, &c, NULL) != 0) {
-            CHECK(false);
+            T_EXPECT(false);
             break;
         }
-    settle(2);
+    t_settle(2);
     for (int i = 0; i < CONTEND; i++)
-        CHECK_EQ(corio_chan_send(c.ch, &i, GUARD), 0);
-    CHECK_EQ(corio_group_wait(&g, DL(30000)), 0);
-    CHECK_EQ(corio_group_error(&g), 0);
-    CHECK_EQ(c.received, CONTEND);
+        T_EXPECT_EQ(corio_chan_send(c.ch, &i, T_BOUND), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_DL(30000)), 0);
+    T_EXPECT_EQ(corio_group_error(&g), 0);
+    T_EXPECT_EQ(c.received, CONTEND);
     corio_chan_free(c.ch);
     return 0;
 }
@@ -1008,13 +969,13 @@ static int select_ready_main(void *arg)
     (void)arg;
     struct corio_chan *a = chan(sizeof(int), 4), *b = chan(sizeof(int), 4), *c = chan(sizeof(int), 1);
     int v = 10;
-    CHECK_EQ(corio_chan_trysend(b, &v), 0);
+    T_EXPECT_EQ(corio_chan_trysend(b, &v), 0);
     v = 11;
-    CHECK_EQ(corio_chan_trysend(b, &v), 0);
+    T_EXPECT_EQ(corio_chan_trysend(b, &v), 0);
     v = 99;
-    CHECK_EQ(corio_chan_trysend(c, &v), 0); /* full: the send case cannot proceed */
+    T_EXPECT_EQ(corio_chan_trysend(c, &v), 0); /* full: the send case cannot proceed */
     struct corio_future f;
-    CHECK_EQ(corio_sleep_start(&f, GUARD), 0);
+    T_EXPECT_EQ(corio_sleep_start(&f, T_BOUND), 0);
     int va = -1, vb = -1, vc = 5;
     struct corio_select_case cs[4] = {
         {.op = CORIO_SELECT_RECV, .ch = a, .elem = &va},
@@ -1023,45 +984,45 @@ static int select_ready_main(void *arg)
         {.op = CORIO_SELECT_FUTURE, .f = &f},
     };
     uint64_t sw = corio_stats(corio_loop_current())->switches;
-    CHECK_EQ(corio_select(cs, 4, GUARD), 1);
-    CHECK_EQ(corio_stats(corio_loop_current())->switches, sw); /* ready: no wait */
-    CHECK_EQ(cs[1].result, 1);
-    CHECK_EQ(vb, 10);
-    CHECK_EQ(va, -1);
-    CHECK_EQ(corio_chan_len(a), 0);
-    CHECK_EQ(corio_chan_len(b), 1);
-    CHECK_EQ(corio_chan_len(c), 1);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 1);
+    T_EXPECT_EQ(corio_stats(corio_loop_current())->switches, sw); /* ready: no wait */
+    T_EXPECT_EQ(cs[1].result, 1);
+    T_EXPECT_EQ(vb, 10);
+    T_EXPECT_EQ(va, -1);
+    T_EXPECT_EQ(corio_chan_len(a), 0);
+    T_EXPECT_EQ(corio_chan_len(b), 1);
+    T_EXPECT_EQ(corio_chan_len(c), 1);
 
     /* Two ready: the first in order wins, the other keeps its value. */
     v = 20;
-    CHECK_EQ(corio_chan_trysend(a, &v), 0);
-    CHECK_EQ(corio_select(cs, 4, GUARD), 0);
-    CHECK_EQ(cs[0].result, 1);
-    CHECK_EQ(va, 20);
-    CHECK_EQ(corio_chan_len(a), 0);
-    CHECK_EQ(corio_chan_len(b), 1);
-    CHECK_EQ(corio_chan_len(c), 1);
+    T_EXPECT_EQ(corio_chan_trysend(a, &v), 0);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 0);
+    T_EXPECT_EQ(cs[0].result, 1);
+    T_EXPECT_EQ(va, 20);
+    T_EXPECT_EQ(corio_chan_len(a), 0);
+    T_EXPECT_EQ(corio_chan_len(b), 1);
+    T_EXPECT_EQ(corio_chan_len(c), 1);
 
     /* Only the send case ready. */
-    CHECK_EQ(corio_chan_tryrecv(b, &v), 1);
-    CHECK_EQ(v, 11);
-    CHECK_EQ(corio_chan_tryrecv(c, &v), 1);
-    CHECK_EQ(v, 99);
-    CHECK_EQ(corio_select(cs, 4, GUARD), 2);
-    CHECK_EQ(cs[2].result, 0);
-    CHECK_EQ(corio_chan_len(c), 1);
-    CHECK_EQ(corio_chan_tryrecv(c, &v), 1);
-    CHECK_EQ(v, 5);
+    T_EXPECT_EQ(corio_chan_tryrecv(b, &v), 1);
+    T_EXPECT_EQ(v, 11);
+    T_EXPECT_EQ(corio_chan_tryrecv(c, &v), 1);
+    T_EXPECT_EQ(v, 99);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 2);
+    T_EXPECT_EQ(cs[2].result, 0);
+    T_EXPECT_EQ(corio_chan_len(c), 1);
+    T_EXPECT_EQ(corio_chan_tryrecv(c, &v), 1);
+    T_EXPECT_EQ(v, 5);
 
     /* Only the future: cancelled, it is done, and select reports its result. */
-    CHECK_EQ(corio_chan_trysend(c, &v), 0);
-    CHECK_EQ(corio_future_cancel(&f), 0);
-    CHECK_EQ(corio_await(&f), -ECANCELED);
-    CHECK_EQ(corio_select(cs, 4, GUARD), 3);
-    CHECK_EQ(cs[3].result, -ECANCELED);
-    CHECK_EQ(corio_chan_len(a), 0);
-    CHECK_EQ(corio_chan_len(b), 0);
-    CHECK_EQ(corio_chan_len(c), 1);
+    T_EXPECT_EQ(corio_chan_trysend(c, &v), 0);
+    T_EXPECT_EQ(corio_future_cancel(&f), 0);
+    T_EXPECT_EQ(corio_await(&f), -ECANCELED);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 3);
+    T_EXPECT_EQ(cs[3].result, -ECANCELED);
+    T_EXPECT_EQ(corio_chan_len(a), 0);
+    T_EXPECT_EQ(corio_chan_len(b), 0);
+    T_EXPECT_EQ(corio_chan_len(c), 1);
     corio_chan_free(a);
     corio_chan_free(b);
     corio_chan_free(c);
@@ -1084,20 +1045,20 @@ static int select_deadline_main(void *arg)
         {.op = CORIO_SELECT_SEND, .ch = c, .elem = &vc},
     };
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_select(cs, 3, t0 + CORIO_MS(25)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 25);
-    CHECK_EQ(corio_select(cs, 3, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_select(cs, 3, t0 + CORIO_MS(25)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 25);
+    T_EXPECT_EQ(corio_select(cs, 3, corio_now() - 1), -ETIMEDOUT);
     /* No waiter was left behind on any channel. */
     int v = 1;
-    CHECK_EQ(corio_chan_trysend(a, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_tryrecv(c, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_trysend(b, &v), 0);
-    CHECK_EQ(corio_chan_len(b), 1);
-    CHECK_EQ(va, -1);
-    CHECK_EQ(vb, -1);
+    T_EXPECT_EQ(corio_chan_trysend(a, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_tryrecv(c, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_trysend(b, &v), 0);
+    T_EXPECT_EQ(corio_chan_len(b), 1);
+    T_EXPECT_EQ(va, -1);
+    T_EXPECT_EQ(vb, -1);
     /* A ready case wins over a past deadline. */
-    CHECK_EQ(corio_select(cs, 3, corio_now() - 1), 1);
-    CHECK_EQ(vb, 1);
+    T_EXPECT_EQ(corio_select(cs, 3, corio_now() - 1), 1);
+    T_EXPECT_EQ(vb, 1);
     corio_chan_free(a);
     corio_chan_free(b);
     corio_chan_free(c);
@@ -1116,24 +1077,24 @@ static int select_future_main(void *arg)
     int va = -1, vb = -1, vc = 3;
     struct corio_future f;
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_sleep_start(&f, t0 + CORIO_MS(20)), 0);
+    T_EXPECT_EQ(corio_sleep_start(&f, t0 + CORIO_MS(20)), 0);
     struct corio_select_case cs[4] = {
         {.op = CORIO_SELECT_RECV, .ch = a, .elem = &va},
         {.op = CORIO_SELECT_RECV, .ch = b, .elem = &vb},
         {.op = CORIO_SELECT_SEND, .ch = c, .elem = &vc},
         {.op = CORIO_SELECT_FUTURE, .f = &f},
     };
-    CHECK_EQ(corio_select(cs, 4, GUARD), 3);
-    CHECK_ELAPSED(t0, 20);
-    CHECK_EQ(cs[3].result, 0);
-    CHECK(corio_future_done(&f));
-    CHECK_EQ(corio_await(&f), 0);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 3);
+    T_EXPECT_ELAPSED(t0, 20);
+    T_EXPECT_EQ(cs[3].result, 0);
+    T_EXPECT(corio_future_done(&f));
+    T_EXPECT_EQ(corio_await(&f), 0);
     int v = 1;
-    CHECK_EQ(corio_chan_trysend(a, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_trysend(b, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_tryrecv(c, &v), -EAGAIN);
-    CHECK_EQ(va, -1);
-    CHECK_EQ(vb, -1);
+    T_EXPECT_EQ(corio_chan_trysend(a, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_trysend(b, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_tryrecv(c, &v), -EAGAIN);
+    T_EXPECT_EQ(va, -1);
+    T_EXPECT_EQ(vb, -1);
     corio_chan_free(a);
     corio_chan_free(b);
     corio_chan_free(c);
@@ -1161,7 +1122,7 @@ static int stale_peer(void *arg)
     struct stale *s = arg;
     for (int i = 0; i < 1000000 && !(s->f && corio_future_done(s->f)); i++)
         corio_yield();
-    CHECK(s->f && corio_future_done(s->f));
+    T_EXPECT(s->f && corio_future_done(s->f));
     int v = 55;
     s->peer_send = corio_chan_trysend(s->a, &v);
     s->peer_recv = corio_chan_tryrecv(s->c, &v);
@@ -1174,15 +1135,15 @@ static int stale_selector(void *arg)
     struct corio_future f;
     int vc = 66;
     s->sel_va = -1;
-    CHECK_EQ(corio_nop_start(&f), 0);
+    T_EXPECT_EQ(corio_nop_start(&f), 0);
     s->f = &f;
     struct corio_select_case cs[3] = {
         {.op = CORIO_SELECT_RECV, .ch = s->a, .elem = &s->sel_va},
         {.op = CORIO_SELECT_SEND, .ch = s->c, .elem = &vc},
         {.op = CORIO_SELECT_FUTURE, .f = &f},
     };
-    s->sel = corio_select(cs, 3, GUARD);
-    CHECK_EQ(cs[2].result, 0);
+    s->sel = corio_select(cs, 3, T_BOUND);
+    T_EXPECT_EQ(cs[2].result, 0);
     s->f = NULL;
     return 0;
 }
@@ -1194,14 +1155,14 @@ static int select_stale_main(void *arg)
     s.a = chan(sizeof(int), 0);
     s.c = chan(sizeof(int), 0);
     corio_id p, q;
-    CHECK_EQ(corio_spawn(NULL, stale_peer, &s, &p), 0);
-    CHECK_EQ(corio_spawn(NULL, stale_selector, &s, &q), 0);
-    CHECK_EQ(corio_join(p, NULL, GUARD), 0);
-    CHECK_EQ(corio_join(q, NULL, GUARD), 0);
-    CHECK_EQ(s.sel, 2);
-    CHECK_EQ(s.sel_va, -1);
-    CHECK_EQ(s.peer_send, -EAGAIN);
-    CHECK_EQ(s.peer_recv, -EAGAIN);
+    T_EXPECT_EQ(corio_spawn(NULL, stale_peer, &s, &p), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, stale_selector, &s, &q), 0);
+    T_EXPECT_EQ(corio_join(p, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(q, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(s.sel, 2);
+    T_EXPECT_EQ(s.sel_va, -1);
+    T_EXPECT_EQ(s.peer_send, -EAGAIN);
+    T_EXPECT_EQ(s.peer_recv, -EAGAIN);
     corio_chan_free(s.a);
     corio_chan_free(s.c);
     return 0;
@@ -1222,23 +1183,23 @@ struct later {
 static int later_send(void *arg)
 {
     struct later *l = arg;
-    CHECK_EQ(corio_sleep(DL(l->ms)), 0);
-    l->res = corio_chan_send(l->ch, &l->val, GUARD);
+    T_EXPECT_EQ(corio_sleep(T_DL(l->ms)), 0);
+    l->res = corio_chan_send(l->ch, &l->val, T_BOUND);
     return 0;
 }
 
 static int later_recv(void *arg)
 {
     struct later *l = arg;
-    CHECK_EQ(corio_sleep(DL(l->ms)), 0);
-    l->res = corio_chan_recv(l->ch, &l->val, GUARD);
+    T_EXPECT_EQ(corio_sleep(T_DL(l->ms)), 0);
+    l->res = corio_chan_recv(l->ch, &l->val, T_BOUND);
     return 0;
 }
 
 static int later_close(void *arg)
 {
     struct later *l = arg;
-    CHECK_EQ(corio_sleep(DL(l->ms)), 0);
+    T_EXPECT_EQ(corio_sleep(T_DL(l->ms)), 0);
     l->res = corio_chan_close(l->ch);
     return 0;
 }
@@ -1248,7 +1209,7 @@ static int select_chan_wakes_main(void *arg)
     (void)arg;
     struct corio_chan *a = chan(sizeof(int), 0), *b = chan(sizeof(int), 0), *c = chan(sizeof(int), 0);
     struct corio_future f;
-    CHECK_EQ(corio_sleep_start(&f, GUARD), 0);
+    T_EXPECT_EQ(corio_sleep_start(&f, T_BOUND), 0);
     int va = -1, vb = -1, vc = 31;
     struct corio_select_case cs[4] = {
         {.op = CORIO_SELECT_RECV, .ch = a, .elem = &va},
@@ -1259,44 +1220,44 @@ static int select_chan_wakes_main(void *arg)
     /* A value arrives on b. */
     struct later l = {.ch = b, .ms = 10, .val = 42, .res = 1};
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, later_send, &l, &id), 0);
-    CHECK_EQ(corio_select(cs, 4, GUARD), 1);
-    CHECK_EQ(cs[1].result, 1);
-    CHECK_EQ(vb, 42);
-    CHECK_EQ(va, -1);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(l.res, 0); /* handed straight to the parked select */
+    T_EXPECT_EQ(corio_spawn(NULL, later_send, &l, &id), 0);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 1);
+    T_EXPECT_EQ(cs[1].result, 1);
+    T_EXPECT_EQ(vb, 42);
+    T_EXPECT_EQ(va, -1);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(l.res, 0); /* handed straight to the parked select */
 
     /* A receiver arrives on c: the send case proceeds. */
     l = (struct later){.ch = c, .ms = 10, .val = -1, .res = 0};
-    CHECK_EQ(corio_spawn(NULL, later_recv, &l, &id), 0);
-    CHECK_EQ(corio_select(cs, 4, GUARD), 2);
-    CHECK_EQ(cs[2].result, 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(l.res, 1);
-    CHECK_EQ(l.val, 31);
-    CHECK(!corio_future_done(&f));
+    T_EXPECT_EQ(corio_spawn(NULL, later_recv, &l, &id), 0);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 2);
+    T_EXPECT_EQ(cs[2].result, 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(l.res, 1);
+    T_EXPECT_EQ(l.val, 31);
+    T_EXPECT(!corio_future_done(&f));
 
     /* Closed while parked: the send case reports -EPIPE. */
     l = (struct later){.ch = c, .ms = 10};
-    CHECK_EQ(corio_spawn(NULL, later_close, &l, &id), 0);
-    CHECK_EQ(corio_select(cs, 4, GUARD), 2);
-    CHECK_EQ(cs[2].result, -EPIPE);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, later_close, &l, &id), 0);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 2);
+    T_EXPECT_EQ(cs[2].result, -EPIPE);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     /* Already closed: reported at once, recv as 0 and send as -EPIPE. */
-    CHECK_EQ(corio_select(&cs[2], 1, GUARD), 0);
-    CHECK_EQ(cs[2].result, -EPIPE);
+    T_EXPECT_EQ(corio_select(&cs[2], 1, T_BOUND), 0);
+    T_EXPECT_EQ(cs[2].result, -EPIPE);
     l = (struct later){.ch = a, .ms = 10};
-    CHECK_EQ(corio_spawn(NULL, later_close, &l, &id), 0);
-    CHECK_EQ(corio_select(cs, 2, GUARD), 0);
-    CHECK_EQ(cs[0].result, 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(corio_select(cs, 4, GUARD), 0);
-    CHECK_EQ(cs[0].result, 0);
-    CHECK_EQ(va, -1);
+    T_EXPECT_EQ(corio_spawn(NULL, later_close, &l, &id), 0);
+    T_EXPECT_EQ(corio_select(cs, 2, T_BOUND), 0);
+    T_EXPECT_EQ(cs[0].result, 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 0);
+    T_EXPECT_EQ(cs[0].result, 0);
+    T_EXPECT_EQ(va, -1);
 
-    CHECK_EQ(corio_future_cancel(&f), 0);
-    CHECK_EQ(corio_await(&f), -ECANCELED);
+    T_EXPECT_EQ(corio_future_cancel(&f), 0);
+    T_EXPECT_EQ(corio_await(&f), -ECANCELED);
     corio_chan_free(a);
     corio_chan_free(b);
     corio_chan_free(c);
@@ -1317,17 +1278,17 @@ static int sel_cancel_body(void *arg)
 {
     struct sel_cancel *s = arg;
     struct corio_future f;
-    CHECK_EQ(corio_sleep_start(&f, GUARD), 0);
+    T_EXPECT_EQ(corio_sleep_start(&f, T_BOUND), 0);
     int va = -1, vb = 8;
     struct corio_select_case cs[3] = {
         {.op = CORIO_SELECT_RECV, .ch = s->a, .elem = &va},
         {.op = CORIO_SELECT_SEND, .ch = s->b, .elem = &vb},
         {.op = CORIO_SELECT_FUTURE, .f = &f},
     };
-    s->res = corio_select(cs, 3, GUARD);
-    s->res2 = corio_select(cs, 3, GUARD); /* already cancelled */
+    s->res = corio_select(cs, 3, T_BOUND);
+    s->res2 = corio_select(cs, 3, T_BOUND); /* already cancelled */
     s->fut = (int)corio_await(&f);         /* the await of a cancelled caller cancels the op */
-    CHECK_EQ(va, -1);
+    T_EXPECT_EQ(va, -1);
     return 0;
 }
 
@@ -1338,16 +1299,16 @@ static int select_cancel_main(void *arg)
     s.a = chan(sizeof(int), 0);
     s.b = chan(sizeof(int), 0);
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, sel_cancel_body, &s, &id), 0);
-    settle(3);
-    CHECK_EQ(corio_cancel(id), 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(s.res, -ECANCELED);
-    CHECK_EQ(s.res2, -ECANCELED);
-    CHECK_EQ(s.fut, -ECANCELED);
+    T_EXPECT_EQ(corio_spawn(NULL, sel_cancel_body, &s, &id), 0);
+    t_settle(3);
+    T_EXPECT_EQ(corio_cancel(id), 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(s.res, -ECANCELED);
+    T_EXPECT_EQ(s.res2, -ECANCELED);
+    T_EXPECT_EQ(s.fut, -ECANCELED);
     int v = 1;
-    CHECK_EQ(corio_chan_trysend(s.a, &v), -EAGAIN);
-    CHECK_EQ(corio_chan_tryrecv(s.b, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_trysend(s.a, &v), -EAGAIN);
+    T_EXPECT_EQ(corio_chan_tryrecv(s.b, &v), -EAGAIN);
     corio_chan_free(s.a);
     corio_chan_free(s.b);
     return 0;
@@ -1374,24 +1335,24 @@ static int select_many_main(void *arg)
     /* Parked on 20 channels; a value arrives on the 18th. */
     struct later l = {.ch = ch[17], .ms = 10, .val = 1717};
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, later_send, &l, &id), 0);
-    CHECK_EQ(corio_select(cs, NCASES, GUARD), 17);
-    CHECK_EQ(cs[17].result, 1);
-    CHECK_EQ(vals[17], 1717);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(l.res, 0);
+    T_EXPECT_EQ(corio_spawn(NULL, later_send, &l, &id), 0);
+    T_EXPECT_EQ(corio_select(cs, NCASES, T_BOUND), 17);
+    T_EXPECT_EQ(cs[17].result, 1);
+    T_EXPECT_EQ(vals[17], 1717);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(l.res, 0);
     /* Several ready: the lowest index; the others keep their values. */
     int v = 12;
-    CHECK_EQ(corio_chan_trysend(ch[12], &v), 0);
+    T_EXPECT_EQ(corio_chan_trysend(ch[12], &v), 0);
     v = 19;
-    CHECK_EQ(corio_chan_trysend(ch[19], &v), 0);
+    T_EXPECT_EQ(corio_chan_trysend(ch[19], &v), 0);
     v = 9;
-    CHECK_EQ(corio_chan_trysend(ch[9], &v), 0);
-    CHECK_EQ(corio_select(cs, NCASES, GUARD), 9);
-    CHECK_EQ(vals[9], 9);
-    CHECK_EQ(corio_chan_len(ch[9]), 0);
-    CHECK_EQ(corio_chan_len(ch[12]), 1);
-    CHECK_EQ(corio_chan_len(ch[19]), 1);
+    T_EXPECT_EQ(corio_chan_trysend(ch[9], &v), 0);
+    T_EXPECT_EQ(corio_select(cs, NCASES, T_BOUND), 9);
+    T_EXPECT_EQ(vals[9], 9);
+    T_EXPECT_EQ(corio_chan_len(ch[9]), 0);
+    T_EXPECT_EQ(corio_chan_len(ch[12]), 1);
+    T_EXPECT_EQ(corio_chan_len(ch[19]), 1);
     /* A deadline with more than 8 cases, and a send case among them. */
     for (int i = 0; i < NCASES; i++) {
         int x;
@@ -1400,15 +1361,15 @@ static int select_many_main(void *arg)
     }
     struct corio_chan *full = chan(sizeof(int), 1);
     v = 0;
-    CHECK_EQ(corio_chan_trysend(full, &v), 0);
+    T_EXPECT_EQ(corio_chan_trysend(full, &v), 0);
     cs[NCASES] = (struct corio_select_case){.op = CORIO_SELECT_SEND, .ch = full, .elem = &v};
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_select(cs, NCASES + 1, t0 + CORIO_MS(20)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 20);
+    T_EXPECT_EQ(corio_select(cs, NCASES + 1, t0 + CORIO_MS(20)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 20);
     for (int i = 0; i < NCASES; i++) {
         v = i;
-        CHECK_EQ(corio_chan_trysend(ch[i], &v), 0); /* buffered: no stale receiver took it */
-        CHECK_EQ(corio_chan_len(ch[i]), 1);
+        T_EXPECT_EQ(corio_chan_trysend(ch[i], &v), 0); /* buffered: no stale receiver took it */
+        T_EXPECT_EQ(corio_chan_len(ch[i]), 1);
         corio_chan_free(ch[i]);
     }
     corio_chan_free(full);
@@ -1423,7 +1384,7 @@ static void test_chan_select_many_cases(void **state)
 static int other_future_owner(void *arg)
 {
     struct corio_future *f = arg;
-    CHECK_EQ(corio_sleep_start(f, DL(5)), 0);
+    T_EXPECT_EQ(corio_sleep_start(f, T_DL(5)), 0);
     return (int)corio_await(f);
 }
 
@@ -1433,29 +1394,29 @@ static int select_einval_main(void *arg)
     struct corio_chan *a = chan(sizeof(int), 1);
     int v = 0;
     struct corio_select_case c = {.op = CORIO_SELECT_RECV, .ch = a, .elem = &v};
-    CHECK_EQ(corio_select(&c, 0, GUARD), -EINVAL);
-    CHECK_EQ(corio_select(NULL, 1, GUARD), -EINVAL);
+    T_EXPECT_EQ(corio_select(&c, 0, T_BOUND), -EINVAL);
+    T_EXPECT_EQ(corio_select(NULL, 1, T_BOUND), -EINVAL);
     c.ch = NULL;
-    CHECK_EQ(corio_select(&c, 1, GUARD), -EINVAL);
+    T_EXPECT_EQ(corio_select(&c, 1, T_BOUND), -EINVAL);
     c.ch = a;
     c.elem = NULL;
-    CHECK_EQ(corio_select(&c, 1, GUARD), -EINVAL);
+    T_EXPECT_EQ(corio_select(&c, 1, T_BOUND), -EINVAL);
     struct corio_future idle;
     memset(&idle, 0, sizeof(idle));
     struct corio_select_case fc = {.op = CORIO_SELECT_FUTURE, .f = &idle};
-    CHECK_EQ(corio_select(&fc, 1, GUARD), -EINVAL);
+    T_EXPECT_EQ(corio_select(&fc, 1, T_BOUND), -EINVAL);
     fc.f = NULL;
-    CHECK_EQ(corio_select(&fc, 1, GUARD), -EINVAL);
+    T_EXPECT_EQ(corio_select(&fc, 1, T_BOUND), -EINVAL);
     /* A future belongs to the coroutine that started it. */
     struct corio_future theirs;
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, other_future_owner, &theirs, &id), 0);
-    settle(1);
+    T_EXPECT_EQ(corio_spawn(NULL, other_future_owner, &theirs, &id), 0);
+    t_settle(1);
     fc.f = &theirs;
-    CHECK_EQ(corio_select(&fc, 1, GUARD), -EPERM);
+    T_EXPECT_EQ(corio_select(&fc, 1, T_BOUND), -EPERM);
     int res = -1;
-    CHECK_EQ(corio_join(id, &res, GUARD), 0);
-    CHECK_EQ(res, 0);
+    T_EXPECT_EQ(corio_join(id, &res, T_BOUND), 0);
+    T_EXPECT_EQ(res, 0);
     corio_chan_free(a);
     return 0;
 }
@@ -1468,38 +1429,27 @@ static void test_chan_select_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_chan_unbuffered_rendezvous, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_buffered_capacity, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_fifo_values, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_fifo_waiters, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_close, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_try_and_deadline, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_outside_coroutine, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_cancel_parked, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_cancel_no_loss, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_value_sizes, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_many_senders_receivers, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_pipeline_1m, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_10k_contending, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_ready, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_deadline, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_future_wakes, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_stale_waiters, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_channel_wakes_and_close, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_cancel, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_many_cases, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_chan_select_invalid, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_chan_unbuffered_rendezvous),
+        T_LOOP_TEST(test_chan_buffered_capacity),
+        T_LOOP_TEST(test_chan_fifo_values),
+        T_LOOP_TEST(test_chan_fifo_waiters),
+        T_LOOP_TEST(test_chan_close),
+        T_LOOP_TEST(test_chan_try_and_deadline),
+        T_LOOP_TEST(test_chan_outside_coroutine),
+        T_LOOP_TEST(test_chan_cancel_parked),
+        T_LOOP_TEST(test_chan_cancel_no_loss),
+        T_LOOP_TEST(test_chan_value_sizes),
+        T_LOOP_TEST(test_chan_many_senders_receivers),
+        T_LOOP_TEST(test_chan_pipeline_1m),
+        T_LOOP_TEST(test_chan_10k_contending),
+        T_LOOP_TEST(test_chan_select_ready),
+        T_LOOP_TEST(test_chan_select_deadline),
+        T_LOOP_TEST(test_chan_select_future_wakes),
+        T_LOOP_TEST(test_chan_select_stale_waiters),
+        T_LOOP_TEST(test_chan_select_channel_wakes_and_close),
+        T_LOOP_TEST(test_chan_select_cancel),
+        T_LOOP_TEST(test_chan_select_many_cases),
+        T_LOOP_TEST(test_chan_select_invalid),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

@@ -14,20 +14,6 @@
 
 #include "loop.h" /* white box: the stack pool's counters */
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
-/* Sanitized builds run several times slower: time bounds widen for them. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define T_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define T_SANITIZED 1
-#endif
-#endif
-#ifndef T_SANITIZED
-#define T_SANITIZED 0
-#endif
-
 static int ret_arg(void *arg)
 {
     return (int)(intptr_t)arg;
@@ -767,26 +753,6 @@ static void test_coro_stack_overflow(void **state)
 /* ---- the context switch's ABI ------------------------------------------------------------------ */
 
 #if defined(__x86_64__)
-static uint32_t get_mxcsr(void)
-{
-    uint32_t v;
-    __asm__ volatile("stmxcsr %0" : "=m"(v));
-    return v;
-}
-static void set_mxcsr(uint32_t v)
-{
-    __asm__ volatile("ldmxcsr %0" : : "m"(v));
-}
-static uint16_t get_fpcw(void)
-{
-    uint16_t v;
-    __asm__ volatile("fnstcw %0" : "=m"(v));
-    return v;
-}
-static void set_fpcw(uint16_t v)
-{
-    __asm__ volatile("fldcw %0" : : "m"(v));
-}
 
 struct fp_mode {
     uint32_t mxcsr;
@@ -800,16 +766,16 @@ struct fp_mode {
 static int fp_child(void *arg)
 {
     struct fp_mode *m = arg;
-    m->child_mxcsr = get_mxcsr();
-    m->child_fpcw = get_fpcw();
+    m->child_mxcsr = t_get_mxcsr();
+    m->child_fpcw = t_get_fpcw();
     return 0;
 }
 
 static int fp_body(void *arg)
 {
     struct fp_mode *m = arg;
-    set_mxcsr(m->mxcsr);
-    set_fpcw(m->fpcw);
+    t_set_mxcsr(m->mxcsr);
+    t_set_fpcw(m->fpcw);
     volatile double one = 1.0, three = 3.0;
     m->quotient = one / three;
     /* A coroutine spawned from here inherits this control state. */
@@ -819,7 +785,7 @@ static int fp_body(void *arg)
     for (int i = 0; i < 10000; i++) {
         if (!T_EXPECT_EQ(corio_yield(), 0))
             break;
-        if (!T_EXPECT_EQ(get_mxcsr(), m->mxcsr) || !T_EXPECT_EQ(get_fpcw(), m->fpcw))
+        if (!T_EXPECT_EQ(t_get_mxcsr(), m->mxcsr) || !T_EXPECT_EQ(t_get_fpcw(), m->fpcw))
             break;
         if (!T_EXPECT(one / three == m->quotient))
             break;
@@ -835,8 +801,8 @@ static void test_coro_fp_control_preserved(void **state)
 {
 #if defined(__x86_64__)
     struct corio_loop *l = *state;
-    uint32_t mx0 = get_mxcsr();
-    uint16_t cw0 = get_fpcw();
+    uint32_t mx0 = t_get_mxcsr();
+    uint16_t cw0 = t_get_fpcw();
     const uint32_t RC_MASK = 0x6000, RC_UP = 0x4000, RC_ZERO = 0x6000, FTZ = 0x8000, DAZ = 0x40;
     const uint16_t X87_RC_MASK = 0x0c00, X87_DOWN = 0x0400, X87_UP = 0x0800, PC_MASK = 0x0300;
     struct fp_mode a = {0}, b = {0};
@@ -862,8 +828,8 @@ static void test_coro_fp_control_preserved(void **state)
     if (!t_on_valgrind())
         assert_true(b.quotient > a.quotient);
     /* The scheduler's (this thread's) state came back untouched. */
-    assert_int_equal(get_mxcsr(), mx0);
-    assert_int_equal(get_fpcw(), cw0);
+    assert_int_equal(t_get_mxcsr(), mx0);
+    assert_int_equal(t_get_fpcw(), cw0);
 #else
     (void)state;
     skip(); /* the check is written for x86-64's MXCSR and x87 control word */
@@ -926,43 +892,28 @@ int main(int argc, char **argv)
     if (n <= 0)
         snprintf(self_exe, sizeof(self_exe), "%s", argv[0]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_coro_spawn_join_result, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_detached_reclaimed, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_join_twice_esrch, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_join_self_edeadlk, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_second_joiner_einval, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_join_deadline, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_detach, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_cancel_wakes_sleep, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_cancel_wakes_join, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_cancel_wakes_pipe_read, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_cancel_wakes_yield_loop, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_cancel_before_start, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_cancel_ended_or_stale_esrch, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_yield_round_robin, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_self, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_10k_sleepers, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_spawn_churn, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_coro_spawn_join_result),
+        T_LOOP_TEST(test_coro_detached_reclaimed),
+        T_LOOP_TEST(test_coro_join_twice_esrch),
+        T_LOOP_TEST(test_coro_join_self_edeadlk),
+        T_LOOP_TEST(test_coro_second_joiner_einval),
+        T_LOOP_TEST(test_coro_join_deadline),
+        T_LOOP_TEST(test_coro_detach),
+        T_LOOP_TEST(test_coro_cancel_wakes_sleep),
+        T_LOOP_TEST(test_coro_cancel_wakes_join),
+        T_LOOP_TEST(test_coro_cancel_wakes_pipe_read),
+        T_LOOP_TEST(test_coro_cancel_wakes_yield_loop),
+        T_LOOP_TEST(test_coro_cancel_before_start),
+        T_LOOP_TEST(test_coro_cancel_ended_or_stale_esrch),
+        T_LOOP_TEST(test_coro_yield_round_robin),
+        T_LOOP_TEST(test_coro_self),
+        T_LOOP_TEST(test_coro_10k_sleepers),
+        T_LOOP_TEST(test_coro_spawn_churn),
         cmocka_unit_test(test_coro_run_returns_result),
-        cmocka_unit_test_setup_teardown(test_coro_outside_eperm, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_coro_outside_eperm),
         cmocka_unit_test(test_coro_stack_overflow),
-        cmocka_unit_test_setup_teardown(test_coro_fp_control_preserved, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_coro_stack_aligned, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_coro_fp_control_preserved),
+        T_LOOP_TEST(test_coro_stack_aligned),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

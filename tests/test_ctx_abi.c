@@ -49,18 +49,8 @@
 #endif
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define T_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define T_SANITIZED 1
-#endif
-#endif
-#ifndef T_SANITIZED
-#define T_SANITIZED 0
-#endif
-
-#define T_BOUND (corio_now() + CORIO_SEC(30))
+/* The deadline of the test coroutines' waits: longer than helpers.h's T_BOUND. */
+#define ABI_BOUND T_DL(30000)
 
 #if defined(__x86_64__)
 
@@ -202,36 +192,15 @@ static const char *const reg_names[] = {"rbx", "rbp", "r12", "r13", "r14", "r15"
 #define CW_PC_DOUBLE 0x0200u
 #define CW_PC_EXTENDED 0x0300u
 
-static uint32_t get_mxcsr(void)
-{
-    uint32_t v;
-    __asm__ volatile("stmxcsr %0" : "=m"(v));
-    return v;
-}
-static void set_mxcsr(uint32_t v)
-{
-    __asm__ volatile("ldmxcsr %0" : : "m"(v));
-}
-static uint16_t get_fpcw(void)
-{
-    uint16_t v;
-    __asm__ volatile("fnstcw %0" : "=m"(v));
-    return v;
-}
-static void set_fpcw(uint16_t v)
-{
-    __asm__ volatile("fldcw %0" : : "m"(v));
-}
-
 /* The x87 tag word: 0xffff when all eight registers are empty. Not inlined: the ABI wants the x87
  * stack empty at a call, while between calls the compiler may keep long doubles on it. fnstenv
  * masks the exceptions as a side effect, so the control word is put back. */
 static __attribute__((noinline)) uint16_t x87_tags(void)
 {
     unsigned char env[28];
-    uint16_t cw = get_fpcw();
+    uint16_t cw = t_get_fpcw();
     __asm__ volatile("fnstenv %0" : "=m"(env));
-    set_fpcw(cw);
+    t_set_fpcw(cw);
     uint16_t tags;
     memcpy(&tags, env + 8, sizeof(tags));
     return tags;
@@ -255,8 +224,8 @@ static struct fp_mode fp_mode_for(int k)
     static const uint32_t mx_extra[] = {MX_FTZ | MX_DAZ, 0, MX_FTZ, MX_DAZ};
     static const uint16_t cw_rc[] = {CW_RC_DOWN, CW_RC_UP, CW_RC_ZERO, 0};
     static const uint16_t cw_pc[] = {CW_PC_SINGLE, CW_PC_DOUBLE, CW_PC_EXTENDED, CW_PC_DOUBLE};
-    uint32_t mx0 = get_mxcsr() & MXCSR_CONTROL;
-    uint16_t cw0 = get_fpcw();
+    uint32_t mx0 = t_get_mxcsr() & MXCSR_CONTROL;
+    uint16_t cw0 = t_get_fpcw();
     struct fp_mode m;
     m.mxcsr =
         (mx0 & ~(MX_RC_MASK | MX_FTZ | MX_DAZ)) | mx_rc[k & 3] | (fp_full() ? mx_extra[k & 3] : 0);
@@ -270,13 +239,13 @@ static struct fp_mode fp_mode_for(int k)
 static __attribute__((noinline)) void x87_reset(const struct fp_mode *m)
 {
     __asm__ volatile("fninit" ::: "memory");
-    set_fpcw(m->fpcw);
+    t_set_fpcw(m->fpcw);
 }
 
 static void fp_enter(const struct fp_mode *m)
 {
-    set_mxcsr(m->mxcsr);
-    set_fpcw(m->fpcw);
+    t_set_mxcsr(m->mxcsr);
+    t_set_fpcw(m->fpcw);
 }
 
 /* ---- what a coroutine checks after each resumption ------------------------------------------- */
@@ -312,17 +281,17 @@ static void tally_mask(struct abi_tally *t, uint32_t mask)
 
 static void tally_fp(struct abi_tally *t, const struct fp_mode *m)
 {
-    uint32_t mx = get_mxcsr() & MXCSR_CONTROL;
-    uint16_t cw = get_fpcw();
+    uint32_t mx = t_get_mxcsr() & MXCSR_CONTROL;
+    uint16_t cw = t_get_fpcw();
     if (mx != m->mxcsr) {
         if (!t->mxcsr_bad++)
             t->bad_mxcsr = mx;
-        set_mxcsr(m->mxcsr); /* count each loss once, not every iteration after it */
+        t_set_mxcsr(m->mxcsr); /* count each loss once, not every iteration after it */
     }
     if (cw != m->fpcw) {
         if (!t->fpcw_bad++)
             t->bad_fpcw = cw;
-        set_fpcw(m->fpcw);
+        t_set_fpcw(m->fpcw);
     }
     uint16_t tags = x87_tags();
     if (tags != 0xffff) {
@@ -457,8 +426,8 @@ static void run_raw(probe_fn *a_leave, probe_fn *b_leave, const char *what)
     struct raw_side a, b;
     raw_side_init(&a, 0, &b, a_leave, iters);
     raw_side_init(&b, 1, &a, b_leave, iters);
-    uint32_t mx0 = get_mxcsr();
-    uint16_t cw0 = get_fpcw();
+    uint32_t mx0 = t_get_mxcsr();
+    uint16_t cw0 = t_get_fpcw();
     int64_t t0 = corio_now();
     corio__ctx_switch(&raw_main, &a.ctx); /* back when A's entry returns */
     double ms = t_ms_since(t0);
@@ -471,8 +440,8 @@ static void run_raw(probe_fn *a_leave, probe_fn *b_leave, const char *what)
     bool ok = tally_clean(&a.t, "context A");
     ok &= tally_clean(&b.t, "context B");
     assert_true(ok);
-    assert_int_equal(get_mxcsr() & MXCSR_CONTROL, mx0 & MXCSR_CONTROL);
-    assert_int_equal(get_fpcw(), cw0);
+    assert_int_equal(t_get_mxcsr() & MXCSR_CONTROL, mx0 & MXCSR_CONTROL);
+    assert_int_equal(t_get_fpcw(), cw0);
 }
 
 #define CTX_SWITCH ((probe_fn *)(void (*)(void))corio__ctx_switch)
@@ -538,8 +507,8 @@ static void test_ctx_abi_million_switches(void **state)
                       "precision control)\n");
     struct spinner s[N];
     memset(s, 0, sizeof(s));
-    uint32_t mx0 = get_mxcsr();
-    uint16_t cw0 = get_fpcw();
+    uint32_t mx0 = t_get_mxcsr();
+    uint16_t cw0 = t_get_fpcw();
     for (int k = 0; k < N; k++) {
         s[k].who = k;
         s[k].iters = total / N;
@@ -564,8 +533,8 @@ static void test_ctx_abi_million_switches(void **state)
     assert_true(ok);
     assert_true(switches >= 2 * (uint64_t)total);
     /* The scheduler's own state came back untouched. */
-    assert_int_equal(get_mxcsr() & MXCSR_CONTROL, mx0 & MXCSR_CONTROL);
-    assert_int_equal(get_fpcw(), cw0);
+    assert_int_equal(t_get_mxcsr() & MXCSR_CONTROL, mx0 & MXCSR_CONTROL);
+    assert_int_equal(t_get_fpcw(), cw0);
 }
 
 /* ---- every resumption path ------------------------------------------------------------------- */
@@ -631,17 +600,17 @@ static void walk_step(void *arg, void *unused)
         struct corio_event ev = CORIO_EVENT_INIT;
         corio_id c;
         r = corio_spawn(NULL, setter_body, &ev, &c);
-        r |= corio_event_wait(&ev, T_BOUND);
-        r |= corio_join(c, NULL, T_BOUND); /* it has ended: no wait */
+        r |= corio_event_wait(&ev, ABI_BOUND);
+        r |= corio_join(c, NULL, ABI_BOUND); /* it has ended: no wait */
         break;
     }
     case P_CHAN: {
         long v = i;
         if (w->sender) {
-            r = corio_chan_send(w->ch, &v, T_BOUND);
+            r = corio_chan_send(w->ch, &v, ABI_BOUND);
         } else {
             long got = -1;
-            r = corio_chan_recv(w->ch, &got, T_BOUND) == 1 && got == i ? 0 : -1;
+            r = corio_chan_recv(w->ch, &got, ABI_BOUND) == 1 && got == i ? 0 : -1;
         }
         break;
     }
@@ -649,7 +618,7 @@ static void walk_step(void *arg, void *unused)
         corio_id c;
         int res = 0;
         r = corio_spawn(NULL, ender_body, NULL, &c);
-        r |= corio_join(c, &res, T_BOUND);
+        r |= corio_join(c, &res, ABI_BOUND);
         r |= res != 7;
         break;
     }
@@ -800,12 +769,12 @@ static void test_ctx_abi_resume_paths(void **state)
 {
     struct corio_loop *l = *state;
     long iters = 20000;
-    uint32_t mx0 = get_mxcsr();
-    uint16_t cw0 = get_fpcw();
+    uint32_t mx0 = t_get_mxcsr();
+    uint16_t cw0 = t_get_fpcw();
     for (int p = 0; p < P_COUNT; p++)
         run_path(l, (enum path)p, iters);
-    assert_int_equal(get_mxcsr() & MXCSR_CONTROL, mx0 & MXCSR_CONTROL);
-    assert_int_equal(get_fpcw(), cw0);
+    assert_int_equal(t_get_mxcsr() & MXCSR_CONTROL, mx0 & MXCSR_CONTROL);
+    assert_int_equal(t_get_fpcw(), cw0);
 }
 
 /* ---- entry alignment by every route ---------------------------------------------------------- */
@@ -836,11 +805,11 @@ static int entry_spawner(void *arg)
     /* From inside a coroutine, into a group, and a generator's first send. */
     corio_id c;
     T_EXPECT_EQ(corio_spawn(NULL, entry_probe, e, &c), 0);
-    T_EXPECT_EQ(corio_join(c, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(c, NULL, ABI_BOUND), 0);
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < 8; i++)
         T_EXPECT_EQ(corio_group_spawn(&g, entry_probe, e, NULL), 0);
-    T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, ABI_BOUND), 0);
     for (int i = 0; i < 8; i++) {
         struct corio_gen gen;
         void *out;
@@ -984,17 +953,10 @@ static void test_ctx_abi_x87_and_long_double(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ctx_abi_probe_self_check),
-        cmocka_unit_test(test_ctx_abi_raw_switch),
-        cmocka_unit_test(test_ctx_abi_raw_resume),
-        cmocka_unit_test_setup_teardown(test_ctx_abi_million_switches, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_abi_resume_paths, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_abi_entry_aligned, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_abi_x87_and_long_double, t_loop_setup,
-                                        t_loop_teardown),
+        cmocka_unit_test(test_ctx_abi_probe_self_check), cmocka_unit_test(test_ctx_abi_raw_switch),
+        cmocka_unit_test(test_ctx_abi_raw_resume),       T_LOOP_TEST(test_ctx_abi_million_switches),
+        T_LOOP_TEST(test_ctx_abi_resume_paths),          T_LOOP_TEST(test_ctx_abi_entry_aligned),
+        T_LOOP_TEST(test_ctx_abi_x87_and_long_double),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

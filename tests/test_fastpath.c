@@ -18,16 +18,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
-/* The watchdog against hangs, the fd-leak check and mkloop are helpers.h's t_guard_* and
- * t_mkloop. */
-#define FP_TEST(fn) cmocka_unit_test_setup_teardown(fn, t_guard_setup, t_guard_teardown)
-#define mkloop t_mkloop
-#define slowdown t_slowdown
+/* Every test runs under T_GUARD_TEST (helpers.h): a watchdog against hangs and the fd-leak check.
+ * A test makes its loop with t_mkloop. */
 
 static uint64_t all_refuse_bits(void)
 {
@@ -152,7 +146,7 @@ static int ov_body(void *arg)
         c->results_ok += T_EXPECT_EQ(corio_future_result(&f[i]), 0);
     /* Everyone sleeps to the same deadline, set once the last burst is done. */
     if (++c->arrived == OV_COROS) {
-        c->wake_at = corio_now() + CORIO_MS(20) * slowdown();
+        c->wake_at = corio_now() + CORIO_MS(20) * t_slowdown();
         corio_event_set(&c->go);
     } else {
         T_EXPECT_EQ(corio_event_wait(&c->go, T_BOUND), 0);
@@ -194,7 +188,7 @@ static int ov_main(void *arg)
 static void cq_overflow(uint64_t refuse)
 {
     struct corio_loop_opts o = {.sq_entries = 8, .cq_entries = 16, .refuse = refuse};
-    struct corio_loop *l = mkloop(&o);
+    struct corio_loop *l = t_mkloop(&o);
     struct ov *c = calloc(1, sizeof(*c));
     assert_non_null(c);
     const struct corio_stats *s = corio_stats(l);
@@ -255,7 +249,7 @@ static void test_fastpath_cq_size_limits(void **state)
     } cases[] = {{8, 16}, {8, 8}, {8, 4}, {1, 1}, {256, 256}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct corio_loop_opts o = {.sq_entries = cases[i].sq, .cq_entries = cases[i].cq};
-        struct corio_loop *l = mkloop(&o);
+        struct corio_loop *l = t_mkloop(&o);
         print_message("  sq=%u cq=%u: cqsize=%d defer_taskrun=%d single_issuer=%d submit_all=%d\n",
                       cases[i].sq, cases[i].cq, corio_loop_has(l, CORIO_FEAT_CQSIZE),
                       corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN),
@@ -285,7 +279,7 @@ static void test_fastpath_refuse_both_taskrun_modes(void **state)
     (void)state;
     struct corio_loop_opts o = {.refuse = (1ull << CORIO_FEAT_DEFER_TASKRUN) |
                                           (1ull << CORIO_FEAT_COOP_TASKRUN)};
-    struct corio_loop *l = mkloop(&o);
+    struct corio_loop *l = t_mkloop(&o);
     assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN));
     assert_false(corio_loop_has(l, CORIO_FEAT_COOP_TASKRUN));
     assert_false(corio_loop_has(l, CORIO_FEAT_TASKRUN_FLAG)); /* only exists with a mode */
@@ -304,7 +298,7 @@ static void test_fastpath_refuse_everything(void **state)
         struct corio_loop_opts o = {.refuse = all_refuse_bits(),
                                     .flags = sqpoll ? CORIO_LOOP_SQPOLL : 0,
                                     .sqpoll_idle_ms = 10};
-        struct corio_loop *l = mkloop(&o);
+        struct corio_loop *l = t_mkloop(&o);
         for (size_t i = 0; i < sizeof(setup_feats) / sizeof(setup_feats[0]); i++)
             if (corio_loop_has(l, setup_feats[i]))
                 fail_msg("refused %s still reported", corio_feature_name(setup_feats[i]));
@@ -335,7 +329,7 @@ static bool nop_by_spinning(void)
     struct corio_future f;
     if (!T_EXPECT_EQ(corio_nop_start(&f), 0))
         return false;
-    int64_t end = corio_now() + CORIO_SEC(5) * slowdown();
+    int64_t end = corio_now() + CORIO_SEC(5) * t_slowdown();
     while (!corio_future_done(&f) && corio_now() < end)
         corio_yield();
     bool done = corio_future_done(&f);
@@ -398,7 +392,7 @@ static int sq_main(void *arg)
  * refused SQPOLL. */
 static struct corio_loop *sqpoll_loop(struct corio_loop_opts *o)
 {
-    struct corio_loop *l = mkloop(o);
+    struct corio_loop *l = t_mkloop(o);
     if (!corio_loop_has(l, CORIO_FEAT_SQPOLL)) {
         corio_loop_free(l);
         print_message("SKIP: the kernel refused IORING_SETUP_SQPOLL (the loop fell back)\n");
@@ -474,7 +468,7 @@ static void test_fastpath_sqpoll_timer_on_time(void **state)
     t_expect_ok();
     print_message("  a 100 ms deadline with the poller awake ended after %.1f ms\n", ms);
     assert_true(ms >= 99.0);
-    assert_true(ms < 170.0 * slowdown());
+    assert_true(ms < 170.0 * t_slowdown());
 }
 
 /* A bounded spin (20 us): the loop then sleeps in io_uring_enter to wait for what takes longer
@@ -534,7 +528,7 @@ static int regbuf_body(void *arg)
 static void test_fastpath_registered_buffers(void **state)
 {
     (void)state;
-    struct corio_loop *l = mkloop(NULL);
+    struct corio_loop *l = t_mkloop(NULL);
     if (!corio_loop_has(l, CORIO_FEAT_READ_FIXED) || !corio_loop_has(l, CORIO_FEAT_WRITE_FIXED)) {
         corio_loop_free(l);
         print_message("SKIP: the kernel lacks IORING_OP_READ_FIXED/WRITE_FIXED\n");
@@ -622,7 +616,7 @@ static int zc_slow_main(void *arg)
 static void test_fastpath_send_zc_buffer_held(void **state)
 {
     (void)state;
-    struct corio_loop *l = mkloop(NULL);
+    struct corio_loop *l = t_mkloop(NULL);
     need_send_zc(l);
     struct zc_slow c;
     memset(&c, 0, sizeof(c));
@@ -695,7 +689,7 @@ static int zc_thr_body(void *arg)
 static void zc_threshold(size_t threshold, int cqes_per_zc)
 {
     struct corio_loop_opts o = {.zc_threshold = threshold};
-    struct corio_loop *l = mkloop(&o);
+    struct corio_loop *l = t_mkloop(&o);
     need_send_zc(l);
     struct zc_thr c = {.cqes_per_zc = cqes_per_zc};
     assert_int_equal(t_tcp_pair(c.sv), 0);
@@ -753,7 +747,7 @@ static void test_fastpath_send_zc_unsupported_socket(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.zc_threshold = 1024};
-    struct corio_loop *l = mkloop(&o);
+    struct corio_loop *l = t_mkloop(&o);
     need_send_zc(l);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -772,22 +766,20 @@ static void test_fastpath_send_zc_unsupported_socket(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        FP_TEST(test_fastpath_cq_overflow_default),
-        FP_TEST(test_fastpath_cq_overflow_coop_taskrun),
-        FP_TEST(test_fastpath_cq_overflow_plain_setup),
-        FP_TEST(test_fastpath_cq_size_limits),
-        FP_TEST(test_fastpath_refuse_both_taskrun_modes),
-        FP_TEST(test_fastpath_refuse_everything),
-        FP_TEST(test_fastpath_sqpoll_wakeup),
-        FP_TEST(test_fastpath_sqpoll_bounded_spin),
-        FP_TEST(test_fastpath_sqpoll_timer_on_time),
-        FP_TEST(test_fastpath_registered_buffers),
-        FP_TEST(test_fastpath_send_zc_buffer_held),
-        FP_TEST(test_fastpath_send_zc_threshold),
-        FP_TEST(test_fastpath_send_zc_threshold_off),
-        FP_TEST(test_fastpath_send_zc_unsupported_socket),
+        T_GUARD_TEST(test_fastpath_cq_overflow_default),
+        T_GUARD_TEST(test_fastpath_cq_overflow_coop_taskrun),
+        T_GUARD_TEST(test_fastpath_cq_overflow_plain_setup),
+        T_GUARD_TEST(test_fastpath_cq_size_limits),
+        T_GUARD_TEST(test_fastpath_refuse_both_taskrun_modes),
+        T_GUARD_TEST(test_fastpath_refuse_everything),
+        T_GUARD_TEST(test_fastpath_sqpoll_wakeup),
+        T_GUARD_TEST(test_fastpath_sqpoll_bounded_spin),
+        T_GUARD_TEST(test_fastpath_sqpoll_timer_on_time),
+        T_GUARD_TEST(test_fastpath_registered_buffers),
+        T_GUARD_TEST(test_fastpath_send_zc_buffer_held),
+        T_GUARD_TEST(test_fastpath_send_zc_threshold),
+        T_GUARD_TEST(test_fastpath_send_zc_threshold_off),
+        T_GUARD_TEST(test_fastpath_send_zc_unsupported_socket),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

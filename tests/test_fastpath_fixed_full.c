@@ -13,38 +13,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 enum { SLOTS = 4, CONNS = 6 };
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "test_fastpath_fixed_full: watchdog: the test hung; aborting\n";
-    ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-    (void)r;
-    _exit(70);
-}
 
 struct srv {
     int lfd;
     unsigned served;
 };
-
-static void serve(int fd, unsigned *served)
-{
-    char b = 0;
-    T_EXPECT_EQ(corio_recv(fd, &b, 1, 0, T_BOUND), 1);
-    T_EXPECT_EQ(corio_send(fd, &b, 1, 0, T_BOUND), 1);
-    T_EXPECT_EQ(corio_close(fd), 0);
-    (*served)++;
-}
 
 /* A server that backs off at -ENFILE like corio-echo does (sleep 10 ms, try again) while it serves
  * the connections it has; every waiting connection must be served in the end. */
@@ -70,12 +49,12 @@ static int srv_main(void *arg)
             r = corio_acceptor_next(&a, end);
             T_EXPECT_EQ(r, -ENFILE);
             for (int i = 0; i < nheld; i++)
-                serve(held[i], &c->served);
+                t_serve_byte(held[i], &c->served);
             nheld = 0;
         }
     }
     for (int i = 0; i < nheld; i++)
-        serve(held[i], &c->served);
+        t_serve_byte(held[i], &c->served);
     corio_acceptor_fini(&a);
     return 0;
 }
@@ -86,10 +65,7 @@ static void test_fastpath_accept_fixed_full_keeps_pending(void **state)
     struct corio_loop_opts o = {.fixed_files = SLOTS};
     struct corio_loop *l = NULL;
     assert_int_equal(corio_loop_new(&l, &o), 0);
-    if (!corio_loop_has(l, CORIO_FEAT_ACCEPT_MULTISHOT)) {
-        corio_loop_free(l);
-        skip();
-    }
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
     struct srv c = {.lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0)};
     assert_true(c.lfd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -127,9 +103,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fastpath_accept_fixed_full_keeps_pending),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    signal(SIGALRM, watchdog_fired);
-    alarm(t_on_valgrind() ? 300 : 30);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    t_alarm(30);
+    return T_RUN_TESTS(tests);
 }

@@ -18,26 +18,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-/* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- fixtures and small helpers -------------------------------------------------------------- */
 
-/* The watchdog against hangs, the fd-leak check and mkloop are helpers.h's t_guard_* and
- * t_mkloop. */
-#define FP_TEST(fn) cmocka_unit_test_setup_teardown(fn, t_guard_setup, t_guard_teardown)
-#define mkloop t_mkloop
-#define slowdown t_slowdown
-
-/* Skips the test (freeing @l) when the kernel lacks @feat. */
-static void need(struct corio_loop *l, enum corio_feature feat)
-{
-    if (!corio_loop_has(l, feat)) {
-        print_message("SKIP: the kernel lacks %s\n", corio_feature_name(feat));
-        corio_loop_free(l);
-        skip();
-    }
-}
+/* Every test runs under T_GUARD_TEST (helpers.h): a watchdog against hangs and the fd-leak check.
+ * A test makes its loop with t_mkloop. */
 
 static struct corio_bufring *mkring(struct corio_loop *l, unsigned count, size_t size)
 {
@@ -46,12 +30,6 @@ static struct corio_bufring *mkring(struct corio_loop *l, unsigned count, size_t
     if (err)
         fail_msg("corio_bufring_new(%u, %zu): %s", count, size, strerror(-err));
     return br;
-}
-
-static void set_linger0(int fd)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
 }
 
 /* A blocking client connected to 127.0.0.1:@port (it lands in the listener's backlog), with a
@@ -64,7 +42,7 @@ static int dial_blocking(int port)
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = {.tv_sec = 5 * (time_t)slowdown()};
+    struct timeval tv = {.tv_sec = 5 * (time_t)t_slowdown()};
     assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
     return fd;
 }
@@ -176,8 +154,8 @@ static int bx_receiver(void *arg)
 static void test_fastpath_bufring_exhaustion(void **state)
 {
     (void)state;
-    struct corio_loop *l = mkloop(NULL);
-    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct corio_loop *l = t_mkloop(NULL);
+    t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct bx c;
     memset(&c, 0, sizeof(c));
     c.br = mkring(l, BX_COUNT, BX_SIZE);
@@ -266,8 +244,8 @@ static int sh_main(void *arg)
 static void test_fastpath_bufring_shared(void **state)
 {
     (void)state;
-    struct corio_loop *l = mkloop(NULL);
-    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct corio_loop *l = t_mkloop(NULL);
+    t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct sh *c = calloc(1, sizeof(*c));
     assert_non_null(c);
     c->br = mkring(l, SH_COUNT, SH_SIZE);
@@ -352,8 +330,8 @@ static int lag_receiver(void *arg)
 static void test_fastpath_receiver_lagging_pauses(void **state)
 {
     (void)state;
-    struct corio_loop *l = mkloop(NULL);
-    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct corio_loop *l = t_mkloop(NULL);
+    t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct lag c;
     memset(&c, 0, sizeof(c));
     c.br = mkring(l, LAG_COUNT, LAG_SIZE);
@@ -408,7 +386,7 @@ static int strand_b(void *arg)
     struct corio_buf b;
     T_EXPECT_EQ(corio_event_wait(&s->a_holds, T_BOUND), 0);
     T_EXPECT_EQ(corio_receiver_init(&rx, s->b[0], s->br), 0);
-    s->b_res = (int)corio_receiver_next(&rx, &b, corio_now() + CORIO_MS(500) * slowdown());
+    s->b_res = (int)corio_receiver_next(&rx, &b, corio_now() + CORIO_MS(500) * t_slowdown());
     corio_receiver_fini(&rx);
     return 0;
 }
@@ -422,7 +400,7 @@ static int strand_c(void *arg)
     T_EXPECT_EQ(corio_yield(), 0); /* B queues for a buffer first */
     T_EXPECT_EQ(corio_receiver_init(&rx, s->c[0], s->br), 0);
     int64_t t0 = corio_now();
-    s->c_res = (int)corio_receiver_next(&rx, &b, corio_now() + CORIO_SEC(2) * slowdown());
+    s->c_res = (int)corio_receiver_next(&rx, &b, corio_now() + CORIO_SEC(2) * t_slowdown());
     s->c_ms = t_ms_since(t0);
     if (s->c_res > 0) {
         T_EXPECT_EQ(((char *)b.data)[0], 'c');
@@ -446,8 +424,8 @@ static int strand_main(void *arg)
 static void test_fastpath_bufring_waiter_not_stranded(void **state)
 {
     (void)state;
-    struct corio_loop *l = mkloop(NULL);
-    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct corio_loop *l = t_mkloop(NULL);
+    t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct strand s;
     memset(&s, 0, sizeof(s));
     s.br = mkring(l, 1, 64);
@@ -469,7 +447,7 @@ static void test_fastpath_bufring_waiter_not_stranded(void **state)
     t_expect_ok();
     assert_int_equal(s.b_res, -ETIMEDOUT);
     assert_int_equal(s.c_res, 1);
-    assert_true(s.c_ms < 400.0 * slowdown()); /* well before B's deadline frees anything */
+    assert_true(s.c_ms < 400.0 * t_slowdown()); /* well before B's deadline frees anything */
 }
 
 /* ---- receivers: each way a receive ends ------------------------------------------------------ */
@@ -621,14 +599,14 @@ static int rx_orphan_idle(void *arg)
 
 static void rx_case(corio_fn *body, bool reset)
 {
-    struct corio_loop *l = mkloop(NULL);
-    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct corio_loop *l = t_mkloop(NULL);
+    t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct rx_case c;
     memset(&c, 0, sizeof(c));
     c.br = mkring(l, RX_COUNT, RX_SIZE);
     assert_int_equal(t_tcp_pair(c.sv), 0);
     if (reset) {
-        set_linger0(c.sv[1]);
+        assert_int_equal(t_set_linger0(c.sv[1]), 0);
         close(c.sv[1]);
         c.sv[1] = -1;
     }
@@ -768,8 +746,8 @@ static int ac200_main(void *arg)
 static void test_fastpath_accept_200(void **state)
 {
     (void)state;
-    struct corio_loop *l = mkloop(NULL);
-    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct corio_loop *l = t_mkloop(NULL);
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
     struct ac200 *c = calloc(1, sizeof(*c));
     assert_non_null(c);
     c->lfd = corio_listen_tcp("127.0.0.1", 0, 512, 0);
@@ -821,15 +799,6 @@ struct emfile {
     unsigned served;
 };
 
-static void serve_one_byte(int fd, unsigned *served)
-{
-    char b = 0;
-    T_EXPECT_EQ(corio_recv(fd, &b, 1, 0, T_BOUND), 1);
-    T_EXPECT_EQ(corio_send(fd, &b, 1, 0, T_BOUND), 1);
-    T_EXPECT_EQ(corio_close(fd), 0);
-    (*served)++;
-}
-
 static int emfile_main(void *arg)
 {
     struct emfile *c = arg;
@@ -859,12 +828,12 @@ static int emfile_main(void *arg)
     c->window_enters = s->enters - e0;
     /* Serving frees descriptors: accepting resumes and the waiting connections get served. */
     for (unsigned i = 0; i < c->first_accepted; i++)
-        serve_one_byte(fds[i], &c->served);
+        t_serve_byte(fds[i], &c->served);
     while (c->served < EM_CONNS) {
         r = corio_acceptor_next(&a, T_BOUND);
         if (!T_EXPECT(r >= 0))
             break;
-        serve_one_byte(r, &c->served);
+        t_serve_byte(r, &c->served);
     }
     corio_acceptor_fini(&a);
     return 0;
@@ -878,8 +847,8 @@ static void test_fastpath_accept_emfile_rearm(void **state)
         print_message("SKIP: under valgrind setrlimit(RLIMIT_NOFILE) does not reach the kernel\n");
         skip();
     }
-    struct corio_loop *l = mkloop(NULL);
-    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct corio_loop *l = t_mkloop(NULL);
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
     struct emfile c;
     memset(&c, 0, sizeof(c));
     c.lfd = corio_listen_tcp("127.0.0.1", 0, 64, 0);
@@ -1033,9 +1002,9 @@ static void test_fastpath_accept_fixed(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.fixed_files = 64};
-    struct corio_loop *l = mkloop(&o);
-    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
-    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct corio_loop *l = t_mkloop(&o);
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct fx c;
     memset(&c, 0, sizeof(c));
     c.br = mkring(l, 8, 16);
@@ -1080,10 +1049,10 @@ static int tfull_main(void *arg)
     }
     c->first_err = r;
     for (unsigned i = 0; i < c->first_accepted; i++)
-        serve_one_byte(fds[i], &c->served);
-    while ((r = corio_acceptor_next(&a, corio_now() + CORIO_MS(200) * slowdown())) >= 0) {
+        t_serve_byte(fds[i], &c->served);
+    while ((r = corio_acceptor_next(&a, corio_now() + CORIO_MS(200) * t_slowdown())) >= 0) {
         T_EXPECT(r & CORIO_FD_FIXED);
-        serve_one_byte(r, &c->served);
+        t_serve_byte(r, &c->served);
     }
     c->last_err = r;
     corio_acceptor_fini(&a);
@@ -1094,8 +1063,8 @@ static void test_fastpath_accept_fixed_table_full(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.fixed_files = TF_SLOTS};
-    struct corio_loop *l = mkloop(&o);
-    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct corio_loop *l = t_mkloop(&o);
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
     struct tfull c;
     memset(&c, 0, sizeof(c));
     c.lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
@@ -1182,13 +1151,13 @@ static void test_fastpath_fixed_files_bad_index(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.fixed_files = 8};
-    struct corio_loop *l = mkloop(&o);
-    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
-    need(l, CORIO_FEAT_RECV_MULTISHOT);
+    struct corio_loop *l = t_mkloop(&o);
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     assert_int_equal(t_run1(l, fixed_bad_body, NULL), 0);
     corio_loop_free(l);
     t_expect_ok();
-    l = mkloop(NULL);
+    l = t_mkloop(NULL);
     int lfd = corio_listen_tcp("127.0.0.1", 0, 4, 0);
     assert_true(lfd >= 0);
     assert_int_equal(t_run1(l, no_table_body, &lfd), 0);
@@ -1233,8 +1202,8 @@ static int orphan_acc_idle(void *arg)
 static void orphan_acceptor(unsigned flags)
 {
     struct corio_loop_opts o = {.fixed_files = (flags & CORIO_ACCEPT_FIXED) ? 64 : 0};
-    struct corio_loop *l = mkloop(&o);
-    need(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct corio_loop *l = t_mkloop(&o);
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
     struct orphan_acc c = {.flags = flags};
     c.lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
     assert_true(c.lfd >= 0);
@@ -1289,25 +1258,23 @@ static void test_fastpath_accept_fixed_owner_returns_armed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        FP_TEST(test_fastpath_bufring_exhaustion),
-        FP_TEST(test_fastpath_bufring_shared),
-        FP_TEST(test_fastpath_bufring_waiter_not_stranded),
-        FP_TEST(test_fastpath_receiver_eof),
-        FP_TEST(test_fastpath_receiver_reset),
-        FP_TEST(test_fastpath_receiver_deadline),
-        FP_TEST(test_fastpath_receiver_cancel),
-        FP_TEST(test_fastpath_receiver_fini_returns_queued),
-        FP_TEST(test_fastpath_receiver_owner_returns_armed),
-        FP_TEST(test_fastpath_receiver_lagging_pauses),
-        FP_TEST(test_fastpath_accept_200),
-        FP_TEST(test_fastpath_accept_emfile_rearm),
-        FP_TEST(test_fastpath_accept_fixed),
-        FP_TEST(test_fastpath_accept_fixed_table_full),
-        FP_TEST(test_fastpath_fixed_files_bad_index),
-        FP_TEST(test_fastpath_accept_owner_returns_armed),
-        FP_TEST(test_fastpath_accept_fixed_owner_returns_armed),
+        T_GUARD_TEST(test_fastpath_bufring_exhaustion),
+        T_GUARD_TEST(test_fastpath_bufring_shared),
+        T_GUARD_TEST(test_fastpath_bufring_waiter_not_stranded),
+        T_GUARD_TEST(test_fastpath_receiver_eof),
+        T_GUARD_TEST(test_fastpath_receiver_reset),
+        T_GUARD_TEST(test_fastpath_receiver_deadline),
+        T_GUARD_TEST(test_fastpath_receiver_cancel),
+        T_GUARD_TEST(test_fastpath_receiver_fini_returns_queued),
+        T_GUARD_TEST(test_fastpath_receiver_owner_returns_armed),
+        T_GUARD_TEST(test_fastpath_receiver_lagging_pauses),
+        T_GUARD_TEST(test_fastpath_accept_200),
+        T_GUARD_TEST(test_fastpath_accept_emfile_rearm),
+        T_GUARD_TEST(test_fastpath_accept_fixed),
+        T_GUARD_TEST(test_fastpath_accept_fixed_table_full),
+        T_GUARD_TEST(test_fastpath_fixed_files_bad_index),
+        T_GUARD_TEST(test_fastpath_accept_owner_returns_armed),
+        T_GUARD_TEST(test_fastpath_accept_fixed_owner_returns_armed),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

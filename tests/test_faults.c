@@ -130,15 +130,6 @@ struct echo_test {
     struct client *clients;
 };
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void fletcher(uint64_t sum[2], const void *buf, size_t n)
 {
     const uint8_t *b = buf;
@@ -149,12 +140,6 @@ static void fletcher(uint64_t sum[2], const void *buf, size_t n)
     }
     sum[0] = a;
     sum[1] = c;
-}
-
-static void set_linger0(int fd)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
 /* Records an error a corio call returned to user code; @allowed says whether the case allows it
@@ -191,7 +176,7 @@ static int client_sender(void *arg)
         return -ENOMEM;
     bool failed = false;
     while (c->sent < t->len) {
-        size_t n = 1 + rnd(&c->rng) % MAX_CHUNK;
+        size_t n = 1 + t_xorshift(&c->rng) % MAX_CHUNK;
         if (n > t->len - c->sent)
             n = t->len - c->sent;
         t_fill(buf, n, c->seed, c->sent);
@@ -241,7 +226,7 @@ static int client(void *arg)
     char *buf = malloc(MAX_CHUNK);
     T_EXPECT(buf != NULL);
     while (buf) {
-        size_t want = 1 + rnd(&c->rng) % MAX_CHUNK;
+        size_t want = 1 + t_xorshift(&c->rng) % MAX_CHUNK;
         ssize_t n = corio_recv(c->fd, buf, want, 0, t->deadline);
         if (n == 0)
             break;
@@ -266,7 +251,7 @@ static int client(void *arg)
     int sres = -1;
     T_EXPECT_EQ(corio_join(sender, &sres, t->deadline + CORIO_SEC(5)), 0);
     if (c->reset)
-        set_linger0(c->fd); /* the connection is dead: end it with a RST, as a reset does */
+        t_set_linger0(c->fd); /* the connection is dead: end it with a RST, as a reset does */
     T_EXPECT_EQ(corio_close(c->fd), 0);
     if (c->reset) {
         c->result = -ECONNRESET;
@@ -304,7 +289,7 @@ static int echo_plain(struct sconn *s, bool *reset)
     if (!T_EXPECT(buf != NULL))
         return -ENOMEM;
     for (;;) {
-        size_t want = 1 + rnd(&s->rng) % MAX_CHUNK;
+        size_t want = 1 + t_xorshift(&s->rng) % MAX_CHUNK;
         ssize_t n = corio_recv(s->fd, buf, want, 0, t->deadline);
         if (n == 0)
             break;
@@ -360,7 +345,7 @@ static int server_conn(void *arg)
     else
         echo_plain(&s, &reset);
     if (reset)
-        set_linger0(s.fd);
+        t_set_linger0(s.fd);
     T_EXPECT_EQ(corio_close(s.fd), 0);
     s.t->served++;
     return 0;
@@ -772,7 +757,6 @@ static void test_regress_6_spill_wait(void **state)
 
 static int zc_hidden_body(void *arg)
 {
-#define T_BOUND (corio_now() + CORIO_SEC(10))
     (void)arg;
     int sv[2];
     if (!T_EXPECT_EQ(t_tcp_pair(sv), 0))
@@ -877,7 +861,5 @@ int main(void)
         cmocka_unit_test(test_faults_send_zc_missing),
         cmocka_unit_test(test_faults_no_ext_arg_timers),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

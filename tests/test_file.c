@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- offsets ----------------------------------------------------------------------------------- */
 
 static int offsets_body(void *arg)
@@ -615,23 +613,18 @@ static void test_file_write_all_epipe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_file_rw_offsets, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_readv_writev, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_current_position, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_16mib_roundtrip, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_read_eof_and_short, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_pipe_rw, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_openat, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_close, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_fsync, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_statx, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_pipe_read_deadline, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_file_write_all_epipe, t_loop_setup,
-                                        t_loop_teardown),
+        T_LOOP_TEST(test_file_rw_offsets),
+        T_LOOP_TEST(test_file_readv_writev),
+        T_LOOP_TEST(test_file_current_position),
+        T_LOOP_TEST(test_file_16mib_roundtrip),
+        T_LOOP_TEST(test_file_read_eof_and_short),
+        T_LOOP_TEST(test_file_pipe_rw),
+        T_LOOP_TEST(test_file_openat),
+        T_LOOP_TEST(test_file_close),
+        T_LOOP_TEST(test_file_fsync),
+        T_LOOP_TEST(test_file_statx),
+        T_LOOP_TEST(test_file_pipe_read_deadline),
+        T_LOOP_TEST(test_file_write_all_epipe),
     };
     /* pipe_write() raises SIGPIPE at the writing task before it returns -EPIPE: the submitting
      * thread when the ring completes the write inline, an io-wq worker of this process when it
@@ -642,7 +635,5 @@ int main(void)
      * them later, a SIGPIPE raised while ignored would otherwise still kill the process once the
      * disposition had been restored. */
     signal(SIGPIPE, SIG_IGN);
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

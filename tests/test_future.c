@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- start + await == the blocking form -------------------------------------------------------- */
 
 static int start_vs_blocking(void *arg)
@@ -591,30 +589,18 @@ static void test_future_cancel_races_completion(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_future_start_await_matches_blocking, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_await_done_again, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_zeroed_einval, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_other_coroutine_eperm, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_await_any_first, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_await_all, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_await_any_deadline, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_done_and_result, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_pending_at_return_drained, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_deadline_already_past, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_op_deadline, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_future_cancel_races_completion, t_loop_setup,
-                                        t_loop_teardown),
+        T_LOOP_TEST(test_future_start_await_matches_blocking),
+        T_LOOP_TEST(test_future_await_done_again),
+        T_LOOP_TEST(test_future_zeroed_einval),
+        T_LOOP_TEST(test_future_other_coroutine_eperm),
+        T_LOOP_TEST(test_future_await_any_first),
+        T_LOOP_TEST(test_future_await_all),
+        T_LOOP_TEST(test_future_await_any_deadline),
+        T_LOOP_TEST(test_future_done_and_result),
+        T_LOOP_TEST(test_future_pending_at_return_drained),
+        T_LOOP_TEST(test_future_deadline_already_past),
+        T_LOOP_TEST(test_future_op_deadline),
+        T_LOOP_TEST(test_future_cancel_races_completion),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

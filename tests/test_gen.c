@@ -3,8 +3,8 @@
  * and a record parser fed chunk by chunk.
  *
  * cmocka's assert_* longjmp off the coroutine's stack, so coroutine bodies record failed checks
- * with CHECK/CHECK_EQ (the first one is printed with file:line) and each test asserts, after the
- * loop has run, that none failed. Every wait that could hang carries a deadline. */
+ * with T_EXPECT/T_EXPECT_EQ (the first one is printed with file:line) and each test asserts, after
+ * the loop has run, that none failed. Every wait that could hang carries a deadline. */
 #include "helpers.h"
 
 #include <errno.h>
@@ -14,20 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
-
-
-#define DL(ms) (corio_now() + CORIO_MS(ms))
-#define GUARD DL(10000)
-#define EARLY_NS CORIO_MS(1)
-#define LATE_NS CORIO_MS(1500)
-
-static void settle(int n)
-{
-    for (int i = 0; i < n; i++)
-        corio_yield();
-}
 
 /* Values travel as pointers; small integers ride in them. */
 #define IV(x) ((void *)(intptr_t)(x))
@@ -62,32 +48,32 @@ static int send_yield_main(void *arg)
     (void)arg;
     struct acc_state s = {0};
     struct corio_gen g;
-    CHECK_EQ(corio_gen_init(&g, accumulator, &s), 0);
-    CHECK_EQ(corio_gen_result(&g), -EINPROGRESS);
+    T_EXPECT_EQ(corio_gen_init(&g, accumulator, &s), 0);
+    T_EXPECT_EQ(corio_gen_result(&g), -EINPROGRESS);
     void *out = IV(-1);
     int want = 0;
     for (int i = 1; i <= 10; i++) {
-        CHECK_EQ(corio_gen_send(&g, IV(i), &out), 1);
+        T_EXPECT_EQ(corio_gen_send(&g, IV(i), &out), 1);
         want += i;
-        CHECK_EQ(VI(out), want);
+        T_EXPECT_EQ(VI(out), want);
         if (i == 1)
-            CHECK(s.first_in == IV(1)); /* the first send's value is the body's @in */
+            T_EXPECT(s.first_in == IV(1)); /* the first send's value is the body's @in */
     }
-    CHECK_EQ(s.yields, 9); /* the 10th yield has not returned yet */
-    CHECK_EQ(corio_gen_result(&g), -EINPROGRESS);
+    T_EXPECT_EQ(s.yields, 9); /* the 10th yield has not returned yet */
+    T_EXPECT_EQ(corio_gen_result(&g), -EINPROGRESS);
     out = IV(-1);
-    CHECK_EQ(corio_gen_send(&g, IV(0), &out), 0); /* it ended */
-    CHECK_EQ(VI(out), -1);                         /* and *out was left alone */
-    CHECK_EQ(corio_gen_result(&g), 1000 + 55);
-    CHECK_EQ(s.yields, 10);
-    CHECK_EQ(s.last_yield, 0);
+    T_EXPECT_EQ(corio_gen_send(&g, IV(0), &out), 0); /* it ended */
+    T_EXPECT_EQ(VI(out), -1);                        /* and *out was left alone */
+    T_EXPECT_EQ(corio_gen_result(&g), 1000 + 55);
+    T_EXPECT_EQ(s.yields, 10);
+    T_EXPECT_EQ(s.last_yield, 0);
     /* After the end: send returns 0, the result stays, fini returns it. */
-    CHECK_EQ(corio_gen_send(&g, IV(5), &out), 0);
-    CHECK_EQ(corio_gen_next(&g, &out), 0);
-    CHECK_EQ(corio_gen_result(&g), 1055);
-    CHECK_EQ(corio_gen_fini(&g), 1055);
-    CHECK_EQ(corio_gen_fini(&g), 1055);
-    CHECK_EQ(corio_gen_send(&g, IV(5), NULL), 0);
+    T_EXPECT_EQ(corio_gen_send(&g, IV(5), &out), 0);
+    T_EXPECT_EQ(corio_gen_next(&g, &out), 0);
+    T_EXPECT_EQ(corio_gen_result(&g), 1055);
+    T_EXPECT_EQ(corio_gen_fini(&g), 1055);
+    T_EXPECT_EQ(corio_gen_fini(&g), 1055);
+    T_EXPECT_EQ(corio_gen_send(&g, IV(5), NULL), 0);
     return 0;
 }
 
@@ -111,29 +97,29 @@ static int next_main(void *arg)
 {
     (void)arg;
     struct corio_gen g;
-    CHECK_EQ(corio_gen_init(&g, counter, IV(25)), 0);
+    T_EXPECT_EQ(corio_gen_init(&g, counter, IV(25)), 0);
     void *v;
     int n = 0, r;
     uint64_t sw0 = corio_stats(corio_loop_current())->switches;
     while ((r = corio_gen_next(&g, &v)) > 0) {
-        CHECK_EQ(VI(v), n);
+        T_EXPECT_EQ(VI(v), n);
         n++;
     }
     uint64_t sw = corio_stats(corio_loop_current())->switches - sw0;
-    CHECK_EQ(r, 0);
-    CHECK_EQ(n, 25);
-    CHECK_EQ(corio_gen_result(&g), 250);
+    T_EXPECT_EQ(r, 0);
+    T_EXPECT_EQ(n, 25);
+    T_EXPECT_EQ(corio_gen_result(&g), 250);
     /* Direct hand-offs: two switches per value, plus the generator's end (to the scheduler and
      * back into the driver): no trip through the loop per value. */
-    CHECK(sw <= 2 * 25 + 4);
-    CHECK_EQ(corio_gen_next(&g, &v), 0);
-    CHECK_EQ(corio_gen_fini(&g), 250);
+    T_EXPECT(sw <= 2 * 25 + 4);
+    T_EXPECT_EQ(corio_gen_next(&g, &v), 0);
+    T_EXPECT_EQ(corio_gen_fini(&g), 250);
 
     /* A generator that ends without yielding at all. */
-    CHECK_EQ(corio_gen_init(&g, counter, IV(0)), 0);
-    CHECK_EQ(corio_gen_next(&g, &v), 0);
-    CHECK_EQ(corio_gen_result(&g), 0);
-    CHECK_EQ(corio_gen_fini(&g), 0);
+    T_EXPECT_EQ(corio_gen_init(&g, counter, IV(0)), 0);
+    T_EXPECT_EQ(corio_gen_next(&g, &v), 0);
+    T_EXPECT_EQ(corio_gen_result(&g), 0);
+    T_EXPECT_EQ(corio_gen_fini(&g), 0);
     return 0;
 }
 
@@ -156,7 +142,7 @@ static int slow_gen(struct corio_gen *g, void *arg, void *in)
     struct busy *b = arg;
     for (int i = 0; i < 3; i++) {
         b->sleeping = true;
-        int r = corio_sleep(DL(40));
+        int r = corio_sleep(T_DL(40));
         b->sleeping = false;
         if (r)
             return r;
@@ -169,8 +155,8 @@ static int slow_gen(struct corio_gen *g, void *arg, void *in)
 static int busy_intruder(void *arg)
 {
     struct busy *b = arg;
-    settle(2);
-    CHECK(b->sleeping);
+    t_settle(2);
+    T_EXPECT(b->sleeping);
     void *out = NULL;
     b->second_send = corio_gen_send(&b->g, IV(100), &out);
     b->second_fini = corio_gen_fini(&b->g);
@@ -180,21 +166,21 @@ static int busy_intruder(void *arg)
 static int busy_main(void *arg)
 {
     struct busy *b = arg;
-    CHECK_EQ(corio_gen_init(&b->g, slow_gen, b), 0);
+    T_EXPECT_EQ(corio_gen_init(&b->g, slow_gen, b), 0);
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, busy_intruder, b, &id), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, busy_intruder, b, &id), 0);
     void *out = NULL;
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_gen_send(&b->g, IV(1), &out), 1);
-    CHECK(corio_now() - t0 >= CORIO_MS(40) - EARLY_NS);
-    CHECK_EQ(VI(out), 2);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK_EQ(b->second_send, -EBUSY);
-    CHECK_EQ(b->second_fini, -EPERM);
+    T_EXPECT_EQ(corio_gen_send(&b->g, IV(1), &out), 1);
+    T_EXPECT(corio_now() - t0 >= CORIO_MS(40) - T_EARLY_NS);
+    T_EXPECT_EQ(VI(out), 2);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(b->second_send, -EBUSY);
+    T_EXPECT_EQ(b->second_fini, -EPERM);
     /* Once the first send is over, anyone of the loop may drive it. */
-    CHECK_EQ(corio_gen_send(&b->g, IV(5), &out), 1);
-    CHECK_EQ(VI(out), 6);
-    CHECK_EQ(corio_gen_fini(&b->g), -ECANCELED);
+    T_EXPECT_EQ(corio_gen_send(&b->g, IV(5), &out), 1);
+    T_EXPECT_EQ(VI(out), 6);
+    T_EXPECT_EQ(corio_gen_fini(&b->g), -ECANCELED);
     return 0;
 }
 
@@ -222,17 +208,17 @@ static int deadlk_main(void *arg)
     (void)arg;
     int res[2] = {1, 1};
     struct corio_gen g;
-    CHECK_EQ(corio_gen_init(&g, self_sender, res), 0);
-    CHECK_EQ(corio_gen_next(&g, NULL), 0);
-    CHECK_EQ(res[0], -EDEADLK);
-    CHECK(res[1] < 0); /* finishing itself cannot work */
-    CHECK_EQ(corio_gen_result(&g), 7);
+    T_EXPECT_EQ(corio_gen_init(&g, self_sender, res), 0);
+    T_EXPECT_EQ(corio_gen_next(&g, NULL), 0);
+    T_EXPECT_EQ(res[0], -EDEADLK);
+    T_EXPECT(res[1] < 0); /* finishing itself cannot work */
+    T_EXPECT_EQ(corio_gen_result(&g), 7);
     /* A yield on a generator that is not the caller's. */
-    CHECK_EQ(corio_gen_yield(&g, NULL, NULL), -EPERM);
-    CHECK_EQ(corio_gen_init(&g, NULL, NULL), -EINVAL);
+    T_EXPECT_EQ(corio_gen_yield(&g, NULL, NULL), -EPERM);
+    T_EXPECT_EQ(corio_gen_init(&g, NULL, NULL), -EINVAL);
 
     /* Leave one ended generator for the test to poke at from outside the loop. */
-    CHECK_EQ(corio_gen_init(&outside_gen, counter, IV(2)), 0);
+    T_EXPECT_EQ(corio_gen_init(&outside_gen, counter, IV(2)), 0);
     while (corio_gen_next(&outside_gen, NULL) > 0)
         ;
     return 0;
@@ -263,12 +249,12 @@ static int pipe_reader_gen(struct corio_gen *g, void *arg, void *in)
     (void)in;
     struct io_gen *s = arg;
     for (;;) {
-        if (corio_sleep(DL(5)) != 0)
+        if (corio_sleep(T_DL(5)) != 0)
             return -ECANCELED;
         s->sleeps++;
         /* Initialised: valgrind does not see io_uring's writes into memory. */
         unsigned char c = 0;
-        ssize_t n = corio_read(s->rfd, &c, 1, -1, GUARD);
+        ssize_t n = corio_read(s->rfd, &c, 1, -1, T_BOUND);
         if (n < 0)
             return (int)n;
         if (n == 0)
@@ -288,8 +274,8 @@ static int pipe_writer(void *arg)
 {
     struct pipe_writer *w = arg;
     for (const char *p = w->msg; *p; p++) {
-        CHECK_EQ(corio_sleep(DL(3)), 0);
-        CHECK_EQ(corio_write(w->wfd, p, 1, -1, GUARD), 1);
+        T_EXPECT_EQ(corio_sleep(T_DL(3)), 0);
+        T_EXPECT_EQ(corio_write(w->wfd, p, 1, -1, T_BOUND), 1);
     }
     return corio_close(w->wfd);
 }
@@ -298,13 +284,13 @@ static int io_main(void *arg)
 {
     (void)arg;
     int fds[2];
-    CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+    T_EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
     struct io_gen s = {.rfd = fds[0]};
     struct pipe_writer w = {.wfd = fds[1], .msg = "generators do I/O"};
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, pipe_writer, &w, &id), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, pipe_writer, &w, &id), 0);
     struct corio_gen g;
-    CHECK_EQ(corio_gen_init(&g, pipe_reader_gen, &s), 0);
+    T_EXPECT_EQ(corio_gen_init(&g, pipe_reader_gen, &s), 0);
     char got[64];
     size_t n = 0;
     void *v;
@@ -313,12 +299,12 @@ static int io_main(void *arg)
     while ((r = corio_gen_next(&g, &v)) > 0 && n < sizeof(got) - 1)
         got[n++] = (char)VI(v);
     got[n] = '\0';
-    CHECK_EQ(r, 0);
-    CHECK_EQ(strcmp(got, w.msg), 0);
-    CHECK_EQ(corio_gen_result(&g), 0);
-    CHECK_EQ(s.sleeps, (int)strlen(w.msg) + 1);
-    CHECK(corio_now() - t0 >= (int64_t)strlen(w.msg) * CORIO_MS(5) - EARLY_NS);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
+    T_EXPECT_EQ(r, 0);
+    T_EXPECT_EQ(strcmp(got, w.msg), 0);
+    T_EXPECT_EQ(corio_gen_result(&g), 0);
+    T_EXPECT_EQ(s.sleeps, (int)strlen(w.msg) + 1);
+    T_EXPECT(corio_now() - t0 >= (int64_t)strlen(w.msg) * CORIO_MS(5) - T_EARLY_NS);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     close(fds[0]);
     return 0;
 }
@@ -351,7 +337,7 @@ static int fin_gen(struct corio_gen *g, void *arg, void *in)
             break;
     }
     f->yield_res = r;
-    f->sleep_res = corio_sleep(DL(1000)); /* cancelled: at once */
+    f->sleep_res = corio_sleep(T_DL(1000)); /* cancelled: at once */
     f->cleaned = true;
     return 42;
 }
@@ -362,38 +348,38 @@ static int fini_main(void *arg)
     /* Suspended in a yield. */
     struct fin f = {0};
     struct corio_gen g;
-    CHECK_EQ(corio_gen_init(&g, fin_gen, &f), 0);
+    T_EXPECT_EQ(corio_gen_init(&g, fin_gen, &f), 0);
     void *v;
-    CHECK_EQ(corio_gen_send(&g, IV(9), &v), 1);
-    CHECK_EQ(corio_gen_next(&g, &v), 1);
-    CHECK_EQ(VI(v), 1);
+    T_EXPECT_EQ(corio_gen_send(&g, IV(9), &v), 1);
+    T_EXPECT_EQ(corio_gen_next(&g, &v), 1);
+    T_EXPECT_EQ(VI(v), 1);
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_gen_fini(&g), 42);
-    CHECK(corio_now() - t0 < CORIO_MS(500));
-    CHECK(f.cleaned);
-    CHECK_EQ(f.yield_res, -ECANCELED);
-    CHECK_EQ(f.sleep_res, -ECANCELED);
-    CHECK(f.in == IV(9));
-    CHECK_EQ(corio_gen_result(&g), 42);
-    CHECK_EQ(corio_gen_send(&g, NULL, &v), 0);
-    CHECK(!corio_cancelled()); /* the driver itself is not cancelled */
+    T_EXPECT_EQ(corio_gen_fini(&g), 42);
+    T_EXPECT(corio_now() - t0 < CORIO_MS(500));
+    T_EXPECT(f.cleaned);
+    T_EXPECT_EQ(f.yield_res, -ECANCELED);
+    T_EXPECT_EQ(f.sleep_res, -ECANCELED);
+    T_EXPECT(f.in == IV(9));
+    T_EXPECT_EQ(corio_gen_result(&g), 42);
+    T_EXPECT_EQ(corio_gen_send(&g, NULL, &v), 0);
+    T_EXPECT(!corio_cancelled()); /* the driver itself is not cancelled */
 
     /* Never started: the body runs cancelled, from its first wait on. */
     f = (struct fin){0};
-    CHECK_EQ(corio_gen_init(&g, fin_gen, &f), 0);
-    CHECK_EQ(corio_gen_fini(&g), 42);
-    CHECK(f.started);
-    CHECK(f.cleaned);
-    CHECK(f.in == NULL);
-    CHECK_EQ(f.yield_res, -ECANCELED);
-    CHECK_EQ(f.sleep_res, -ECANCELED);
+    T_EXPECT_EQ(corio_gen_init(&g, fin_gen, &f), 0);
+    T_EXPECT_EQ(corio_gen_fini(&g), 42);
+    T_EXPECT(f.started);
+    T_EXPECT(f.cleaned);
+    T_EXPECT(f.in == NULL);
+    T_EXPECT_EQ(f.yield_res, -ECANCELED);
+    T_EXPECT_EQ(f.sleep_res, -ECANCELED);
 
     /* Finished: fini only reports the result. */
-    CHECK_EQ(corio_gen_init(&g, counter, IV(3)), 0);
+    T_EXPECT_EQ(corio_gen_init(&g, counter, IV(3)), 0);
     while (corio_gen_next(&g, &v) > 0)
         ;
-    CHECK_EQ(corio_gen_fini(&g), 30);
-    CHECK_EQ(corio_gen_fini(&g), 30);
+    T_EXPECT_EQ(corio_gen_fini(&g), 30);
+    T_EXPECT_EQ(corio_gen_fini(&g), 30);
     return 0;
 }
 
@@ -419,7 +405,7 @@ static int sleepy_gen(struct corio_gen *g, void *arg, void *in)
     struct fin *f = arg;
     f->started = true;
     f->yield_res = corio_gen_yield(g, IV(1), NULL);
-    f->sleep_res = corio_sleep(DL(10000));
+    f->sleep_res = corio_sleep(T_DL(10000));
     f->cleaned = true;
     if (f->sleep_res)
         return f->sleep_res;
@@ -429,10 +415,10 @@ static int sleepy_gen(struct corio_gen *g, void *arg, void *in)
 static int driver(void *arg)
 {
     struct drv *d = arg;
-    CHECK_EQ(corio_gen_init(&d->g, sleepy_gen, &d->f), 0);
+    T_EXPECT_EQ(corio_gen_init(&d->g, sleepy_gen, &d->f), 0);
     void *v = NULL;
-    CHECK_EQ(corio_gen_next(&d->g, &v), 1);
-    CHECK_EQ(VI(v), 1);
+    T_EXPECT_EQ(corio_gen_next(&d->g, &v), 1);
+    T_EXPECT_EQ(VI(v), 1);
     int64_t t0 = corio_now();
     d->send_res = corio_gen_next(&d->g, &v); /* parked here while the generator sleeps */
     d->took = corio_now() - t0;
@@ -445,10 +431,10 @@ static int cancel_driver_main(void *arg)
 {
     struct drv *d = arg;
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, driver, d, &id), 0);
-    CHECK_EQ(corio_sleep(DL(20)), 0);
-    CHECK_EQ(corio_cancel(id), 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, driver, d, &id), 0);
+    T_EXPECT_EQ(corio_sleep(T_DL(20)), 0);
+    T_EXPECT_EQ(corio_cancel(id), 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     return 0;
 }
 
@@ -488,28 +474,28 @@ static int ending_gen(struct corio_gen *g, void *arg, void *in)
     (void)g;
     (void)in;
     struct late *l = arg;
-    CHECK_EQ(corio_sleep(DL(10)), 0); /* back from the scheduler, driver parked in send */
+    T_EXPECT_EQ(corio_sleep(T_DL(10)), 0); /* back from the scheduler, driver parked in send */
     /* Queued now, the canceller runs before the driver, which the end of this body queues. */
-    CHECK_EQ(corio_spawn(NULL, late_canceller, l, NULL), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, late_canceller, l, NULL), 0);
     return 77;
 }
 
 static int late_driver(void *arg)
 {
     struct late *l = arg;
-    CHECK_EQ(corio_gen_init(&l->g, ending_gen, l), 0);
+    T_EXPECT_EQ(corio_gen_init(&l->g, ending_gen, l), 0);
     l->out = IV(-1);
     l->send_res = corio_gen_next(&l->g, &l->out);
-    CHECK(corio_cancelled());
-    CHECK_EQ(corio_gen_fini(&l->g), 77);
+    T_EXPECT(corio_cancelled());
+    T_EXPECT_EQ(corio_gen_fini(&l->g), 77);
     return 0;
 }
 
 static int late_cancel_main(void *arg)
 {
     struct late *l = arg;
-    CHECK_EQ(corio_spawn(NULL, late_driver, l, &l->driver), 0);
-    CHECK_EQ(corio_join(l->driver, NULL, GUARD), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, late_driver, l, &l->driver), 0);
+    T_EXPECT_EQ(corio_join(l->driver, NULL, T_BOUND), 0);
     return 0;
 }
 
@@ -534,9 +520,9 @@ static int stop_main(void *arg)
     (void)arg;
     void *v;
     /* One suspended in a yield, one never started; neither is finished by its driver. */
-    CHECK_EQ(corio_gen_init(&stop_gens[0], fin_gen, &stop_fin[0]), 0);
-    CHECK_EQ(corio_gen_next(&stop_gens[0], &v), 1);
-    CHECK_EQ(corio_gen_init(&stop_gens[1], fin_gen, &stop_fin[1]), 0);
+    T_EXPECT_EQ(corio_gen_init(&stop_gens[0], fin_gen, &stop_fin[0]), 0);
+    T_EXPECT_EQ(corio_gen_next(&stop_gens[0], &v), 1);
+    T_EXPECT_EQ(corio_gen_init(&stop_gens[1], fin_gen, &stop_fin[1]), 0);
     corio_loop_stop(corio_loop_current());
     return 0;
 }
@@ -611,7 +597,7 @@ struct parse_case {
 static int parse_chunks(const struct parse_case *pc, const struct chunk *chunks, size_t n_chunks)
 {
     struct corio_gen g;
-    CHECK_EQ(corio_gen_init(&g, line_parser, NULL), 0);
+    T_EXPECT_EQ(corio_gen_init(&g, line_parser, NULL), 0);
     int got = 0;
     for (size_t k = 0; k <= n_chunks; k++) {
         struct chunk end = {.p = NULL, .len = 0};
@@ -622,7 +608,7 @@ static int parse_chunks(const struct parse_case *pc, const struct chunk *chunks,
             const struct record *rec = out;
             if (got < pc->n_expect) {
                 if (strcmp(rec->text, pc->expect[got]) != 0 || rec->len != strlen(pc->expect[got])) {
-                    CHECK_EQ(strcmp(rec->text, pc->expect[got]), 0);
+                    T_EXPECT_EQ(strcmp(rec->text, pc->expect[got]), 0);
                     corio_gen_fini(&g);
                     return -1;
                 }
@@ -631,11 +617,11 @@ static int parse_chunks(const struct parse_case *pc, const struct chunk *chunks,
             r = corio_gen_send(&g, NULL, &out);
         }
         if (k < n_chunks)
-            CHECK_EQ(r, 1); /* asking for more */
+            T_EXPECT_EQ(r, 1); /* asking for more */
         else
-            CHECK_EQ(r, 0); /* the end chunk ended it */
+            T_EXPECT_EQ(r, 0); /* the end chunk ended it */
     }
-    CHECK_EQ(got, pc->n_expect);
+    T_EXPECT_EQ(got, pc->n_expect);
     return corio_gen_fini(&g);
 }
 
@@ -661,7 +647,7 @@ static int parser_main(void *arg)
     }
     pc.input = input;
     pc.len = len;
-    CHECK(len >= 200);
+    T_EXPECT(len >= 200);
 
     /* Two chunks, split at every point (including the empty first and last chunk). */
     for (size_t k = 0; k <= len; k++) {
@@ -673,7 +659,7 @@ static int parser_main(void *arg)
             if (ch[i].len)
                 nz[n++] = ch[i];
         int r = parse_chunks(&pc, nz, n);
-        CHECK_EQ(r, pc.n_expect);
+        T_EXPECT_EQ(r, pc.n_expect);
         if (r != pc.n_expect)
             return -1;
     }
@@ -684,7 +670,7 @@ static int parser_main(void *arg)
         for (size_t off = 0; off < len; off += size)
             many[n++] = (struct chunk){input + off, off + size <= len ? size : len - off};
         int r = parse_chunks(&pc, many, n);
-        CHECK_EQ(r, pc.n_expect);
+        T_EXPECT_EQ(r, pc.n_expect);
         if (r != pc.n_expect)
             return -1;
     }
@@ -702,14 +688,14 @@ static int parser_main(void *arg)
         for (size_t b = a + 1; b < short_len; b++) {
             struct chunk ch[3] = {{input, a}, {input + a, b - a}, {input + b, short_len - b}};
             int r = parse_chunks(&sc, ch, 3);
-            CHECK_EQ(r, short_n);
+            T_EXPECT_EQ(r, short_n);
             if (r != short_n)
                 return -1;
         }
     /* An unterminated record is reported at the end. */
     struct chunk bad = {"abc\ndef", 7};
     struct parse_case bc = {.input = bad.p, .len = 7, .expect = {"abc"}, .n_expect = 1};
-    CHECK_EQ(parse_chunks(&bc, &bad, 1), -EINVAL);
+    T_EXPECT_EQ(parse_chunks(&bc, &bad, 1), -EINVAL);
     return 0;
 }
 
@@ -721,22 +707,11 @@ static void test_gen_record_parser(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_gen_send_yield_values, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_next_until_end, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_ebusy_second_sender, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_eperm_edeadlk, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_io_between_yields, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_fini, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_cancel_driver, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_cancel_driver_after_end, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_loop_stop, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_gen_record_parser, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_gen_send_yield_values),   T_LOOP_TEST(test_gen_next_until_end),
+        T_LOOP_TEST(test_gen_ebusy_second_sender), T_LOOP_TEST(test_gen_eperm_edeadlk),
+        T_LOOP_TEST(test_gen_io_between_yields),   T_LOOP_TEST(test_gen_fini),
+        T_LOOP_TEST(test_gen_cancel_driver),       T_LOOP_TEST(test_gen_cancel_driver_after_end),
+        T_LOOP_TEST(test_gen_loop_stop),           T_LOOP_TEST(test_gen_record_parser),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

@@ -3,8 +3,8 @@
  * members spawned after a cancel, loop stop, and nested groups.
  *
  * cmocka's assert_* longjmp off the coroutine's stack, so coroutine bodies record failed checks
- * with CHECK/CHECK_EQ (the first one is printed with file:line) and each test asserts, after the
- * loop has run, that none failed. Every wait that could hang carries a deadline. */
+ * with T_EXPECT/T_EXPECT_EQ (the first one is printed with file:line) and each test asserts, after
+ * the loop has run, that none failed. Every wait that could hang carries a deadline. */
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -16,26 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
-
-
-#define DL(ms) (corio_now() + CORIO_MS(ms))
-#define GUARD DL(10000)
-#define EARLY_NS CORIO_MS(1)
-#define LATE_NS CORIO_MS(1500)
-#define CHECK_ELAPSED(t0, ms)                                                                      \
-    do {                                                                                           \
-        int64_t dt_ = corio_now() - (t0);                                                          \
-        CHECK(dt_ >= CORIO_MS(ms) - EARLY_NS);                                                     \
-        CHECK(dt_ <= CORIO_MS(ms) + LATE_NS);                                                      \
-    } while (0)
-
-static void settle(int n)
-{
-    for (int i = 0; i < n; i++)
-        corio_yield();
-}
 
 /* ---- an error travelling up through joins --------------------------------------------------- */
 
@@ -60,7 +40,7 @@ static int closed_port(uint16_t *port)
 static int dial_c(void *arg)
 {
     uint16_t port = *(uint16_t *)arg;
-    int fd = corio_dial_tcp("127.0.0.1", port, GUARD);
+    int fd = corio_dial_tcp("127.0.0.1", port, T_BOUND);
     if (fd >= 0) {
         corio_close(fd);
         return 1000; /* not what the test expects */
@@ -75,16 +55,16 @@ static int join_b(void *arg)
     if (r)
         return r;
     int res = 0;
-    r = corio_join(c, &res, GUARD);
+    r = corio_join(c, &res, T_BOUND);
     return r ? r : res;
 }
 
 static int join_a(void *arg)
 {
     corio_id b;
-    CHECK_EQ(corio_spawn(NULL, join_b, arg, &b), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, join_b, arg, &b), 0);
     int res = 0;
-    CHECK_EQ(corio_join(b, &res, GUARD), 0);
+    T_EXPECT_EQ(corio_join(b, &res, T_BOUND), 0);
     return res;
 }
 
@@ -115,7 +95,7 @@ static int sleeper(void *arg)
 {
     struct member_arg *a = arg;
     a->m->started++;
-    int r = corio_sleep(DL(a->ms));
+    int r = corio_sleep(T_DL(a->ms));
     a->m->res[a->id] = r;
     if (r == 0)
         a->m->finished++;
@@ -130,24 +110,24 @@ static int wait_main(void *arg)
     int64_t t0 = corio_now();
     for (int i = 0; i < 5; i++) {
         a[i] = (struct member_arg){m, i, 10 + 10 * ((i * 3) % 5)}; /* 10 .. 50 ms */
-        CHECK_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
     }
-    CHECK_EQ(corio_group_size(&m->g), 5);
-    CHECK_EQ(corio_group_wait(&m->g, GUARD), 0);
-    CHECK_ELAPSED(t0, 50);
-    CHECK_EQ(m->finished, 5);
-    CHECK_EQ(corio_group_size(&m->g), 0);
-    CHECK_EQ(corio_group_error(&m->g), 0);
+    T_EXPECT_EQ(corio_group_size(&m->g), 5);
+    T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
+    T_EXPECT_ELAPSED(t0, 50);
+    T_EXPECT_EQ(m->finished, 5);
+    T_EXPECT_EQ(corio_group_size(&m->g), 0);
+    T_EXPECT_EQ(corio_group_error(&m->g), 0);
     /* An empty group: at once, without a switch, whatever the deadline. */
     uint64_t sw = corio_stats(corio_loop_current())->switches;
-    CHECK_EQ(corio_group_wait(&m->g, GUARD), 0);
-    CHECK_EQ(corio_group_wait(&m->g, corio_now() - 1), 0);
-    CHECK_EQ(corio_stats(corio_loop_current())->switches, sw);
+    T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
+    T_EXPECT_EQ(corio_group_wait(&m->g, corio_now() - 1), 0);
+    T_EXPECT_EQ(corio_stats(corio_loop_current())->switches, sw);
     /* Reusable: a second round. */
     for (int i = 0; i < 3; i++)
-        CHECK_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
-    CHECK_EQ(corio_group_wait(&m->g, GUARD), 0);
-    CHECK_EQ(m->finished, 8);
+        T_EXPECT_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
+    T_EXPECT_EQ(m->finished, 8);
     return 0;
 }
 
@@ -168,15 +148,15 @@ static int zeroed_main(void *arg)
     struct member_arg a[3] = {{&m, 0, 5}, {&m, 1, 10}, {&m, 2, 1}};
     corio_id ids[3];
     for (int i = 0; i < 3; i++)
-        CHECK_EQ(corio_group_spawn(&g, sleeper, &a[i], &ids[i]), 0);
+        T_EXPECT_EQ(corio_group_spawn(&g, sleeper, &a[i], &ids[i]), 0);
     /* A member can be joined for its result, and still counts in its group until it ends. */
     int res = -1;
-    CHECK_EQ(corio_join(ids[1], &res, GUARD), 0);
-    CHECK_EQ(res, 0);
-    CHECK_EQ(corio_group_wait(&g, GUARD), 0);
-    CHECK_EQ(m.finished, 3);
-    CHECK_EQ(corio_join(ids[0], &res, GUARD), 0);
-    CHECK_EQ(corio_join(ids[0], &res, GUARD), -ESRCH);
+    T_EXPECT_EQ(corio_join(ids[1], &res, T_BOUND), 0);
+    T_EXPECT_EQ(res, 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
+    T_EXPECT_EQ(m.finished, 3);
+    T_EXPECT_EQ(corio_join(ids[0], &res, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(ids[0], &res, T_BOUND), -ESRCH);
     return 0;
 }
 
@@ -208,7 +188,7 @@ enum { P_SLEEP, P_RECV, P_READ, P_JOIN, P_LOCK, P_ANY, P_NKINDS };
 static int forever(void *arg)
 {
     (void)arg;
-    return corio_sleep(DL(10000));
+    return corio_sleep(T_DL(10000));
 }
 
 static int parked_member(void *arg)
@@ -221,27 +201,27 @@ static int parked_member(void *arg)
     p->waiting++;
     switch (a->kind) {
     case P_SLEEP:
-        r = corio_sleep(DL(10000));
+        r = corio_sleep(T_DL(10000));
         break;
     case P_RECV:
-        r = corio_chan_recv(p->ch, &v, DL(10000));
+        r = corio_chan_recv(p->ch, &v, T_DL(10000));
         break;
     case P_READ:
-        r = (int)corio_read(p->pipe_r, buf, sizeof(buf), -1, DL(10000));
+        r = (int)corio_read(p->pipe_r, buf, sizeof(buf), -1, T_DL(10000));
         break;
     case P_JOIN:
-        r = corio_join(p->join_target, NULL, DL(10000));
+        r = corio_join(p->join_target, NULL, T_DL(10000));
         break;
     case P_LOCK:
-        r = corio_mutex_lock(&p->mu, DL(10000));
+        r = corio_mutex_lock(&p->mu, T_DL(10000));
         break;
     case P_ANY: {
         /* Parked in corio_await_any over two futures of its own. */
         struct corio_future f1, f2;
-        corio_sleep_start(&f1, DL(10000));
-        corio_sleep_start(&f2, DL(10000));
+        corio_sleep_start(&f1, T_DL(10000));
+        corio_sleep_start(&f2, T_DL(10000));
         struct corio_future *fs[2] = {&f1, &f2};
-        r = corio_await_any(fs, 2, DL(10000));
+        r = corio_await_any(fs, 2, T_DL(10000));
         corio_future_cancel(&f1);
         corio_future_cancel(&f2);
         corio_await(&f1);
@@ -253,7 +233,7 @@ static int parked_member(void *arg)
     /* Clean-up still works in a cancelled coroutine: close is not cancellable. */
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd >= 0)
-        CHECK_EQ(corio_close(fd), 0);
+        T_EXPECT_EQ(corio_close(fd), 0);
     p->cleanups++;
     return r;
 }
@@ -262,44 +242,44 @@ static int cancel_main(void *arg)
 {
     struct parked *p = arg;
     int fds[2];
-    CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+    T_EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
     p->pipe_r = fds[0];
     p->pipe_w = fds[1];
-    CHECK_EQ(corio_chan_new(&p->ch, sizeof(int), 0), 0);
-    CHECK_EQ(corio_spawn(NULL, forever, NULL, &p->join_target), 0);
-    CHECK_EQ(corio_mutex_lock(&p->mu, GUARD), 0);
+    T_EXPECT_EQ(corio_chan_new(&p->ch, sizeof(int), 0), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, forever, NULL, &p->join_target), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&p->mu, T_BOUND), 0);
     struct parked_arg a[P_NKINDS];
     for (int k = 0; k < P_NKINDS; k++) {
         a[k] = (struct parked_arg){p, k};
-        CHECK_EQ(corio_group_spawn(&p->g, parked_member, &a[k], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&p->g, parked_member, &a[k], NULL), 0);
     }
     /* Let every member reach its wait, and the reads and sleeps reach the kernel. */
-    settle(3);
-    CHECK_EQ(corio_sleep(DL(10)), 0);
-    CHECK_EQ(p->waiting, P_NKINDS);
-    CHECK_EQ(p->cleanups, 0);
+    t_settle(3);
+    T_EXPECT_EQ(corio_sleep(T_DL(10)), 0);
+    T_EXPECT_EQ(p->waiting, P_NKINDS);
+    T_EXPECT_EQ(p->cleanups, 0);
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_group_cancel(&p->g), P_NKINDS);
-    CHECK_EQ(corio_group_wait(&p->g, GUARD), 0);
-    CHECK(corio_now() - t0 < CORIO_MS(2000));
-    CHECK_EQ(corio_group_size(&p->g), 0);
-    CHECK_EQ(p->cleanups, P_NKINDS);
+    T_EXPECT_EQ(corio_group_cancel(&p->g), P_NKINDS);
+    T_EXPECT_EQ(corio_group_wait(&p->g, T_BOUND), 0);
+    T_EXPECT(corio_now() - t0 < CORIO_MS(2000));
+    T_EXPECT_EQ(corio_group_size(&p->g), 0);
+    T_EXPECT_EQ(p->cleanups, P_NKINDS);
     for (int k = 0; k < P_NKINDS; k++)
-        CHECK_EQ(p->res[k], -ECANCELED);
-    CHECK_EQ(corio_group_error(&p->g), -ECANCELED);
+        T_EXPECT_EQ(p->res[k], -ECANCELED);
+    T_EXPECT_EQ(corio_group_error(&p->g), -ECANCELED);
     /* Nothing was disturbed outside the group. */
-    CHECK_EQ(corio_mutex_unlock(&p->mu), 0);
-    CHECK_EQ(corio_cancel(p->join_target), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), 0);
+    T_EXPECT_EQ(corio_cancel(p->join_target), 0);
     int res = 0;
-    CHECK_EQ(corio_join(p->join_target, &res, GUARD), 0);
-    CHECK_EQ(res, -ECANCELED);
+    T_EXPECT_EQ(corio_join(p->join_target, &res, T_BOUND), 0);
+    T_EXPECT_EQ(res, -ECANCELED);
     int v = 3;
-    CHECK_EQ(corio_chan_trysend(p->ch, &v), -EAGAIN); /* no receiver left behind */
+    T_EXPECT_EQ(corio_chan_trysend(p->ch, &v), -EAGAIN); /* no receiver left behind */
     corio_chan_free(p->ch);
-    CHECK_EQ(write(p->pipe_w, "x", 1), 1); /* the cancelled read consumed nothing */
+    T_EXPECT_EQ(write(p->pipe_w, "x", 1), 1); /* the cancelled read consumed nothing */
     char c = 0;
-    CHECK_EQ(corio_read(p->pipe_r, &c, 1, -1, GUARD), 1);
-    CHECK_EQ(c, 'x');
+    T_EXPECT_EQ(corio_read(p->pipe_r, &c, 1, -1, T_BOUND), 1);
+    T_EXPECT_EQ(c, 'x');
     close(p->pipe_r);
     close(p->pipe_w);
     return 0;
@@ -322,26 +302,26 @@ static int deadline_main(void *arg)
     struct member_arg a[4];
     for (int i = 0; i < 4; i++) {
         a[i] = (struct member_arg){m, i, i == 0 ? 5 : 10000};
-        CHECK_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
     }
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_group_wait(&m->g, t0 + CORIO_MS(30)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 30);
+    T_EXPECT_EQ(corio_group_wait(&m->g, t0 + CORIO_MS(30)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 30);
     /* It returned only once every member had ended. */
-    CHECK_EQ(corio_group_size(&m->g), 0);
-    CHECK_EQ(m->cleanups, 4);
-    CHECK_EQ(m->res[0], 0);
+    T_EXPECT_EQ(corio_group_size(&m->g), 0);
+    T_EXPECT_EQ(m->cleanups, 4);
+    T_EXPECT_EQ(m->res[0], 0);
     for (int i = 1; i < 4; i++)
-        CHECK_EQ(m->res[i], -ECANCELED);
+        T_EXPECT_EQ(m->res[i], -ECANCELED);
     /* A deadline already past cancels at once too. */
     struct members m2;
     memset(&m2, 0, sizeof(m2));
     struct member_arg b = {&m2, 0, 10000};
-    CHECK_EQ(corio_group_spawn(&m2.g, sleeper, &b, NULL), 0);
-    CHECK_EQ(corio_group_wait(&m2.g, corio_now() - 1), -ETIMEDOUT);
-    CHECK_EQ(corio_group_size(&m2.g), 0);
-    CHECK_EQ(m2.cleanups, 1);
-    CHECK_EQ(m2.res[0], -ECANCELED);
+    T_EXPECT_EQ(corio_group_spawn(&m2.g, sleeper, &b, NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&m2.g, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_group_size(&m2.g), 0);
+    T_EXPECT_EQ(m2.cleanups, 1);
+    T_EXPECT_EQ(m2.res[0], -ECANCELED);
     return 0;
 }
 
@@ -365,9 +345,9 @@ static int owner_body(void *arg)
     struct member_arg a[4];
     for (int i = 0; i < 4; i++) {
         a[i] = (struct member_arg){&o->m, i, 10000};
-        CHECK_EQ(corio_group_spawn(&o->m.g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&o->m.g, sleeper, &a[i], NULL), 0);
     }
-    o->wait_res = corio_group_wait(&o->m.g, GUARD);
+    o->wait_res = corio_group_wait(&o->m.g, T_BOUND);
     o->size_at_return = corio_group_size(&o->m.g);
     o->cleanups_at_return = o->m.cleanups;
     return 0;
@@ -377,13 +357,13 @@ static int owner_main(void *arg)
 {
     struct owner *o = arg;
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, owner_body, o, &id), 0);
-    CHECK_EQ(corio_sleep(DL(20)), 0);
-    CHECK_EQ(o->m.started, 4);
+    T_EXPECT_EQ(corio_spawn(NULL, owner_body, o, &id), 0);
+    T_EXPECT_EQ(corio_sleep(T_DL(20)), 0);
+    T_EXPECT_EQ(o->m.started, 4);
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_cancel(id), 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
-    CHECK(corio_now() - t0 < CORIO_MS(2000));
+    T_EXPECT_EQ(corio_cancel(id), 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    T_EXPECT(corio_now() - t0 < CORIO_MS(2000));
     return 0;
 }
 
@@ -407,7 +387,7 @@ struct selfwait {
 static int self_waiter(void *arg)
 {
     struct selfwait *s = arg;
-    s->res = corio_group_wait(&s->g, GUARD);
+    s->res = corio_group_wait(&s->g, T_BOUND);
     return 0;
 }
 
@@ -415,9 +395,9 @@ static int edeadlk_main(void *arg)
 {
     struct selfwait *s = arg;
     s->res = 1;
-    CHECK_EQ(corio_group_spawn(&s->g, self_waiter, s, NULL), 0);
-    CHECK_EQ(corio_group_wait(&s->g, GUARD), 0);
-    CHECK_EQ(s->res, -EDEADLK);
+    T_EXPECT_EQ(corio_group_spawn(&s->g, self_waiter, s, NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&s->g, T_BOUND), 0);
+    T_EXPECT_EQ(s->res, -EDEADLK);
     return 0;
 }
 
@@ -438,7 +418,7 @@ static int failing(void *arg)
 {
     struct member_arg *a = arg;
     a->m->started++;
-    CHECK_EQ(corio_sleep(DL(a->ms)), 0);
+    T_EXPECT_EQ(corio_sleep(T_DL(a->ms)), 0);
     a->m->res[a->id] = -EIO;
     a->m->cleanups++;
     return -EIO;
@@ -452,29 +432,29 @@ static int cancel_on_error_main(void *arg)
     int64_t t0 = corio_now();
     for (int i = 0; i < 5; i++) {
         a[i] = (struct member_arg){m, i, i == 2 ? 10 : 10000};
-        CHECK_EQ(corio_group_spawn(&m->g, i == 2 ? failing : sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&m->g, i == 2 ? failing : sleeper, &a[i], NULL), 0);
     }
-    CHECK_EQ(corio_group_wait(&m->g, GUARD), 0);
-    CHECK(corio_now() - t0 < CORIO_MS(2000));
-    CHECK_EQ(corio_group_error(&m->g), -EIO);
-    CHECK_EQ(m->cleanups, 5);
+    T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
+    T_EXPECT(corio_now() - t0 < CORIO_MS(2000));
+    T_EXPECT_EQ(corio_group_error(&m->g), -EIO);
+    T_EXPECT_EQ(m->cleanups, 5);
     for (int i = 0; i < 5; i++)
-        CHECK_EQ(m->res[i], i == 2 ? -EIO : -ECANCELED);
+        T_EXPECT_EQ(m->res[i], i == 2 ? -EIO : -ECANCELED);
 
     /* Without the flag, an error cancels nobody; the first error is kept. */
     struct members n;
     memset(&n, 0, sizeof(n));
     corio_group_init(&n.g, 0);
     struct member_arg b[4] = {{&n, 0, 5}, {&n, 1, 30}, {&n, 2, 10}, {&n, 3, 40}};
-    CHECK_EQ(corio_group_spawn(&n.g, failing, &b[0], NULL), 0);
-    CHECK_EQ(corio_group_spawn(&n.g, sleeper, &b[1], NULL), 0);
-    CHECK_EQ(corio_group_spawn(&n.g, failing, &b[2], NULL), 0);
-    CHECK_EQ(corio_group_spawn(&n.g, sleeper, &b[3], NULL), 0);
-    CHECK_EQ(corio_group_wait(&n.g, GUARD), 0);
-    CHECK_EQ(corio_group_error(&n.g), -EIO);
-    CHECK_EQ(n.res[1], 0);
-    CHECK_EQ(n.res[3], 0);
-    CHECK_EQ(n.finished, 2);
+    T_EXPECT_EQ(corio_group_spawn(&n.g, failing, &b[0], NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(&n.g, sleeper, &b[1], NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(&n.g, failing, &b[2], NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(&n.g, sleeper, &b[3], NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&n.g, T_BOUND), 0);
+    T_EXPECT_EQ(corio_group_error(&n.g), -EIO);
+    T_EXPECT_EQ(n.res[1], 0);
+    T_EXPECT_EQ(n.res[3], 0);
+    T_EXPECT_EQ(n.finished, 2);
     return 0;
 }
 
@@ -496,7 +476,7 @@ static int late_body(void *arg)
 {
     struct late_member *l = arg;
     l->cancelled_at_start = corio_cancelled();
-    l->sleep_res = corio_sleep(DL(10000));
+    l->sleep_res = corio_sleep(T_DL(10000));
     return 0;
 }
 
@@ -504,27 +484,27 @@ static int after_cancel_main(void *arg)
 {
     (void)arg;
     struct corio_group g = CORIO_GROUP_INIT;
-    CHECK_EQ(corio_group_cancel(&g), 0); /* nobody to cancel yet */
+    T_EXPECT_EQ(corio_group_cancel(&g), 0); /* nobody to cancel yet */
     struct late_member l[3];
     memset(l, 0, sizeof(l));
     int64_t t0 = corio_now();
     for (int i = 0; i < 3; i++)
-        CHECK_EQ(corio_group_spawn(&g, late_body, &l[i], NULL), 0);
-    CHECK_EQ(corio_group_wait(&g, GUARD), 0);
-    CHECK(corio_now() - t0 < CORIO_MS(2000));
+        T_EXPECT_EQ(corio_group_spawn(&g, late_body, &l[i], NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
+    T_EXPECT(corio_now() - t0 < CORIO_MS(2000));
     for (int i = 0; i < 3; i++) {
-        CHECK(l[i].cancelled_at_start);
-        CHECK_EQ(l[i].sleep_res, -ECANCELED);
+        T_EXPECT(l[i].cancelled_at_start);
+        T_EXPECT_EQ(l[i].sleep_res, -ECANCELED);
     }
     /* Other coroutines are not affected. */
-    CHECK(!corio_cancelled());
+    T_EXPECT(!corio_cancelled());
     struct late_member o = {0};
     corio_id id;
-    CHECK_EQ(corio_spawn(NULL, late_body, &o, &id), 0);
-    settle(1);
-    CHECK(!o.cancelled_at_start);
-    CHECK_EQ(corio_cancel(id), 0);
-    CHECK_EQ(corio_join(id, NULL, GUARD), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, late_body, &o, &id), 0);
+    t_settle(1);
+    T_EXPECT(!o.cancelled_at_start);
+    T_EXPECT_EQ(corio_cancel(id), 0);
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     return 0;
 }
 
@@ -544,7 +524,7 @@ struct stop {
 static int stopper(void *arg)
 {
     (void)arg;
-    CHECK_EQ(corio_sleep(DL(20)), 0);
+    T_EXPECT_EQ(corio_sleep(T_DL(20)), 0);
     corio_loop_stop(corio_loop_current());
     return 0;
 }
@@ -555,10 +535,10 @@ static int stop_owner(void *arg)
     struct member_arg a[4];
     for (int i = 0; i < 4; i++) {
         a[i] = (struct member_arg){&s->m, i, 10000};
-        CHECK_EQ(corio_group_spawn(&s->m.g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(&s->m.g, sleeper, &a[i], NULL), 0);
     }
-    CHECK_EQ(corio_spawn(NULL, stopper, NULL, NULL), 0);
-    s->owner_wait = corio_group_wait(&s->m.g, GUARD);
+    T_EXPECT_EQ(corio_spawn(NULL, stopper, NULL, NULL), 0);
+    s->owner_wait = corio_group_wait(&s->m.g, T_BOUND);
     s->size_at_return = corio_group_size(&s->m.g);
     return 0;
 }
@@ -602,17 +582,17 @@ static int nest_member(void *arg)
     struct nest *n = a->n;
     int r;
     if (a->level == NEST_DEPTH) {
-        r = corio_sleep(DL(n->leaf_ms));
+        r = corio_sleep(T_DL(n->leaf_ms));
     } else {
         struct corio_group g;
         corio_group_init(&g, 0);
         struct nest_arg child[NEST_WIDTH];
         for (int i = 0; i < NEST_WIDTH; i++) {
             child[i] = (struct nest_arg){n, a->level + 1};
-            CHECK_EQ(corio_group_spawn(&g, nest_member, &child[i], NULL), 0);
+            T_EXPECT_EQ(corio_group_spawn(&g, nest_member, &child[i], NULL), 0);
         }
-        r = corio_group_wait(&g, GUARD);
-        CHECK_EQ(corio_group_size(&g), 0); /* the frame holding child[] may go now */
+        r = corio_group_wait(&g, T_BOUND);
+        T_EXPECT_EQ(corio_group_size(&g), 0); /* the frame holding child[] may go now */
         n->wait_res[a->level] = r;
     }
     if (r == -ECANCELED)
@@ -627,13 +607,13 @@ static int nest_main(void *arg)
     struct corio_group top;
     corio_group_init(&top, 0);
     struct nest_arg root = {n, 1};
-    CHECK_EQ(corio_group_spawn(&top, nest_member, &root, NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(&top, nest_member, &root, NULL), 0);
     if (n->leaf_ms > 1000) {
-        CHECK_EQ(corio_sleep(DL(20)), 0);
-        CHECK_EQ(corio_group_cancel(&top), 1);
+        T_EXPECT_EQ(corio_sleep(T_DL(20)), 0);
+        T_EXPECT_EQ(corio_group_cancel(&top), 1);
     }
-    CHECK_EQ(corio_group_wait(&top, GUARD), 0);
-    CHECK_EQ(corio_group_size(&top), 0);
+    T_EXPECT_EQ(corio_group_wait(&top, T_BOUND), 0);
+    T_EXPECT_EQ(corio_group_size(&top), 0);
     return 0;
 }
 
@@ -668,26 +648,17 @@ static void test_group_nested(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_group_join_error_travels_up, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_wait_all, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_zeroed_and_join_member, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_cancel_wakes_every_wait, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_wait_deadline, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_owner_cancelled, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_member_waits_own_group, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_cancel_on_error, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_spawn_after_cancel, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_loop_stop, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_group_nested, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_group_join_error_travels_up),
+        T_LOOP_TEST(test_group_wait_all),
+        T_LOOP_TEST(test_group_zeroed_and_join_member),
+        T_LOOP_TEST(test_group_cancel_wakes_every_wait),
+        T_LOOP_TEST(test_group_wait_deadline),
+        T_LOOP_TEST(test_group_owner_cancelled),
+        T_LOOP_TEST(test_group_member_waits_own_group),
+        T_LOOP_TEST(test_group_cancel_on_error),
+        T_LOOP_TEST(test_group_spawn_after_cancel),
+        T_LOOP_TEST(test_group_loop_stop),
+        T_LOOP_TEST(test_group_nested),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

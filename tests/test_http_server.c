@@ -25,7 +25,7 @@
 
 /* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
 #define BOUND_MS (t_on_valgrind() ? 20000 : 5000)
-#define T_BOUND (corio_now() + CORIO_MS(BOUND_MS))
+#define HTTP_BOUND T_DL(BOUND_MS)
 /* How late a timer may fire and still pass: loaded machines, sanitizers and valgrind. */
 #define LATE_MS (t_on_valgrind() ? 3000.0 : 1000.0)
 /* The whole scenario must end by then. */
@@ -171,32 +171,18 @@ static int serve_main(void *p)
     return 0;
 }
 
-static int watchdog_main(void *p)
-{
-    (void)p;
-    if (corio_sleep(corio_now() + CORIO_MS(WATCHDOG_MS)) == -ECANCELED)
-        return 0;
-    T_EXPECT(!"watchdog: the scenario did not end in time");
-    corio_loop_stop(corio_loop_current());
-    return -ETIMEDOUT;
-}
-
 static int env_main(void *p)
 {
     struct env *e = p;
-    corio_id wd = 0;
     if (!T_EXPECT_EQ(corio_spawn(NULL, serve_main, e, &e->server_co), 0))
         return -1;
-    T_EXPECT_EQ(corio_spawn(NULL, watchdog_main, e, &wd), 0);
+    corio_id wd = t_watchdog_spawn(WATCHDOG_MS);
     e->scenario(e);
     if (!e->server_joined) {
         T_EXPECT_EQ(corio_cancel(e->server_co), 0);
-        T_EXPECT_EQ(corio_join(e->server_co, NULL, T_BOUND), 0);
+        T_EXPECT_EQ(corio_join(e->server_co, NULL, HTTP_BOUND), 0);
     }
-    if (wd) {
-        corio_cancel(wd);
-        corio_join(wd, NULL, CORIO_FOREVER);
-    }
+    t_watchdog_end(wd);
     return 0;
 }
 
@@ -254,7 +240,7 @@ struct resp {
 };
 
 /* Names the case a table-driven scenario is on; failure messages start with it. */
-static const char *t_case = "";
+static const char *case_name = "";
 
 static void resp_free(struct resp *r)
 {
@@ -275,7 +261,7 @@ static bool cl_open_(struct env *e, struct client *c, const char *file, int line
     if (e->seqpacket) {
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd >= 0) {
-            int err = corio_connect(fd, (struct sockaddr *)&e->sun, e->sun_len, T_BOUND);
+            int err = corio_connect(fd, (struct sockaddr *)&e->sun, e->sun_len, HTTP_BOUND);
             if (err < 0) {
                 close(fd);
                 fd = err;
@@ -284,7 +270,7 @@ static bool cl_open_(struct env *e, struct client *c, const char *file, int line
             fd = -errno;
         }
     } else {
-        fd = corio_dial_tcp("127.0.0.1", e->port, T_BOUND);
+        fd = corio_dial_tcp("127.0.0.1", e->port, HTTP_BOUND);
     }
     char msg[96];
     snprintf(msg, sizeof(msg), "connect to the server: %s", fd < 0 ? strerror(-fd) : "ok");
@@ -306,7 +292,7 @@ static void cl_close(struct client *c)
 
 static bool cl_send_(struct client *c, const void *p, size_t len, const char *file, int line)
 {
-    ssize_t n = corio_send_all(c->fd, p, len, NULL, T_BOUND);
+    ssize_t n = corio_send_all(c->fd, p, len, NULL, HTTP_BOUND);
     char msg[96];
     snprintf(msg, sizeof(msg), "send %zu bytes: %s", len, n < 0 ? strerror((int)-n) : "ok");
     return t_expect_(n == (ssize_t)len, msg, file, line);
@@ -433,19 +419,19 @@ static int cl_response(struct client *c, struct resp *r, bool head_req, int64_t 
 static bool expect_response_(struct client *c, struct resp *r, bool head_req, int status,
                              const char *file, int line)
 {
-    int ret = cl_response(c, r, head_req, T_BOUND);
+    int ret = cl_response(c, r, head_req, HTTP_BOUND);
     char msg[200];
     if (ret != 1) {
         snprintf(msg, sizeof(msg), "%sa response with status %d: got %s (%d); head \"%.60s\"",
-                 t_case, status,
+                 case_name, status,
                  ret == 0         ? "EOF"
                  : ret == -EPROTO ? "a malformed response"
                                   : strerror(-ret),
                  ret, r->head);
         return t_expect_(false, msg, file, line);
     }
-    snprintf(msg, sizeof(msg), "%sstatus %d, want %d; head \"%.100s\"", t_case, r->status, status,
-             r->head);
+    snprintf(msg, sizeof(msg), "%sstatus %d, want %d; head \"%.100s\"", case_name, r->status,
+             status, r->head);
     return t_expect_(r->status == status, msg, file, line);
 }
 #define EXPECT_RESPONSE(c, r, status) expect_response_(c, r, false, status, __FILE__, __LINE__)
@@ -457,11 +443,11 @@ static bool expect_hdr_(const struct resp *r, const char *name, const char *want
     char v[512], msg[800];
     int n = resp_hdr(r, name, v, sizeof(v));
     if (!want) {
-        snprintf(msg, sizeof(msg), "%sno %s header; head \"%.200s\"", t_case, name, r->head);
+        snprintf(msg, sizeof(msg), "%sno %s header; head \"%.200s\"", case_name, name, r->head);
         return t_expect_(n == 0, msg, file, line);
     }
-    snprintf(msg, sizeof(msg), "%s%s: \"%s\" once: got %d time(s), \"%s\"", t_case, name, want, n,
-             n ? v : "");
+    snprintf(msg, sizeof(msg), "%s%s: \"%s\" once: got %d time(s), \"%s\"", case_name, name, want,
+             n, n ? v : "");
     return t_expect_(n == 1 && strcmp(v, want) == 0, msg, file, line);
 }
 #define EXPECT_HDR(r, name, want) expect_hdr_(r, name, want, __FILE__, __LINE__)
@@ -472,7 +458,7 @@ static bool expect_body_(const struct resp *r, const void *want, size_t len, con
 {
     char msg[300];
     if (r->body_len != len) {
-        snprintf(msg, sizeof(msg), "%sa body of %zu bytes, got %zu: \"%.80s\"", t_case, len,
+        snprintf(msg, sizeof(msg), "%sa body of %zu bytes, got %zu: \"%.80s\"", case_name, len,
                  r->body_len, r->body ? r->body : "");
         return t_expect_(false, msg, file, line);
     }
@@ -480,8 +466,8 @@ static bool expect_body_(const struct resp *r, const void *want, size_t len, con
         size_t i = 0;
         while (((const char *)want)[i] == r->body[i])
             i++;
-        snprintf(msg, sizeof(msg), "%sbody differs at byte %zu of %zu: \"%.60s\"", t_case, i, len,
-                 r->body + i);
+        snprintf(msg, sizeof(msg), "%sbody differs at byte %zu of %zu: \"%.60s\"", case_name, i,
+                 len, r->body + i);
         return t_expect_(false, msg, file, line);
     }
     return true;
@@ -495,13 +481,14 @@ static bool expect_closed_(struct client *c, bool allow_reset, const char *file,
 {
     char msg[160];
     if (c->len) {
-        snprintf(msg, sizeof(msg), "%sEOF, got %zu more bytes: \"%.60s\"", t_case, c->len, c->buf);
+        snprintf(msg, sizeof(msg), "%sEOF, got %zu more bytes: \"%.60s\"", case_name, c->len,
+                 c->buf);
         return t_expect_(false, msg, file, line);
     }
-    ssize_t n = cl_fill(c, T_BOUND);
+    ssize_t n = cl_fill(c, HTTP_BOUND);
     if (n == 0 || (allow_reset && n == -ECONNRESET))
         return true;
-    snprintf(msg, sizeof(msg), "%sEOF, got %zd (%s): \"%.60s\"", t_case, n,
+    snprintf(msg, sizeof(msg), "%sEOF, got %zd (%s): \"%.60s\"", case_name, n,
              n < 0 ? strerror((int)-n) : "bytes", n > 0 ? c->buf : "");
     return t_expect_(false, msg, file, line);
 }
@@ -518,33 +505,7 @@ static bool roundtrip_(struct client *c, const char *req, struct resp *r, int st
 }
 #define ROUNDTRIP(c, req, r, status) roundtrip_(c, req, r, status, __FILE__, __LINE__)
 
-static void sleep_ms(int64_t ms)
-{
-    corio_sleep(corio_now() + CORIO_MS(ms));
-}
-
-/* ---- fixtures -------------------------------------------------------------------------------- */
-
-static int fds_at_setup;
-
-static int http_setup(void **state)
-{
-    fds_at_setup = t_count_fds();
-    return t_loop_setup(state);
-}
-
-static int http_teardown(void **state)
-{
-    int r = t_loop_teardown(state);
-    int now = t_count_fds();
-    if (now != fds_at_setup) {
-        print_error("fd leak: %d fds open before the test, %d after it\n", fds_at_setup, now);
-        return -1;
-    }
-    return r;
-}
-
-#define HTTP_TEST(fn) cmocka_unit_test_setup_teardown(fn, http_setup, http_teardown)
+/* ---- scenarios run on T_LOOP_FDS_TEST's loop, with its fd-leak check ------------------------ */
 
 static void run_scenario(void **state, scenario_fn *fn, const struct corio_http_server_opts *o)
 {
@@ -852,7 +813,7 @@ static void sc_body_content_length(struct env *e)
                  "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
         CL_SENDS(&c, head);
         CL_SEND(&c, body, 1000);
-        sleep_ms(5);
+        t_sleep_ms(5);
         CL_SEND(&c, body + 1000, n - 1000);
         memcpy(want, "POST /echo\n", 11);
         memcpy(want + 11, body, n);
@@ -896,7 +857,7 @@ static void sc_body_chunked(struct env *e)
         size_t t = a + b;
         a = b;
         b = t;
-        sleep_ms(2);
+        t_sleep_ms(2);
     }
     if (EXPECT_RESPONSE(&c, &r, 200))
         EXPECT_BODY_STR(&r, "POST /echo\nabc0123456789abcdefZABCDEFGHIJKLMNOPQRSTUVWXYZ");
@@ -1026,7 +987,7 @@ static void sc_body_discarded(struct env *e)
         if (EXPECT_RESPONSE(&c, &r, 200))
             EXPECT_BODY_STR(&r, "ignored\n");
         resp_free(&r);
-        sleep_ms(5);
+        t_sleep_ms(5);
         CL_SEND(&c, req + h, n);
         if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
             EXPECT_BODY_STR(&r, hello_body);
@@ -1160,7 +1121,7 @@ static void sc_bad_input(struct env *e)
             return;
         char what[128];
         snprintf(what, sizeof(what), "[%s] ", bc->what);
-        t_case = what;
+        case_name = what;
         if (ROUNDTRIP(&c, bc->req, &r, bc->status)) {
             EXPECT_HDR(&r, "Connection", "close");
             char body[64];
@@ -1170,7 +1131,7 @@ static void sc_bad_input(struct env *e)
              * the server closes the connection; this server closes after every refused one. */
             EXPECT_CLOSED(&c);
         }
-        t_case = "";
+        case_name = "";
         resp_free(&r);
         cl_close(&c);
     }
@@ -1226,7 +1187,7 @@ static void sc_header_timeout(struct env *e)
     if (!CL_OPEN(e, &c))
         return;
     for (int i = 0; i < 3; i++) {
-        sleep_ms(120);
+        t_sleep_ms(120);
         if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
             EXPECT_BODY_STR(&r, hello_body);
         resp_free(&r);
@@ -1251,7 +1212,7 @@ static void sc_idle_timeout(struct env *e)
     resp_free(&r);
     /* Nothing more is sent: the server closes after the idle timeout, without a 408. */
     int64_t t0 = corio_now();
-    ssize_t n = cl_fill(&c, T_BOUND);
+    ssize_t n = cl_fill(&c, HTTP_BOUND);
     double ms = t_ms_since(t0);
     T_EXPECT_EQ(n, 0);
     T_EXPECT(ms >= 180.0);
@@ -1262,7 +1223,7 @@ static void sc_idle_timeout(struct env *e)
     if (!CL_OPEN(e, &c))
         return;
     for (int i = 0; i < 3; i++) {
-        sleep_ms(100);
+        t_sleep_ms(100);
         ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
         resp_free(&r);
     }
@@ -1290,7 +1251,7 @@ static void sc_slowloris(struct env *e)
     size_t sent = 0;
     ssize_t n = -ETIMEDOUT;
     while (sent < sizeof(head) - 1 && n == -ETIMEDOUT) {
-        if (corio_send(c.fd, head + sent, 1, MSG_NOSIGNAL, T_BOUND) != 1)
+        if (corio_send(c.fd, head + sent, 1, MSG_NOSIGNAL, HTTP_BOUND) != 1)
             break;
         sent++;
         n = cl_fill(&c, corio_now() + CORIO_MS(100));
@@ -1369,15 +1330,15 @@ static void sc_shutdown(struct env *e)
     CL_SENDS(&half, "GET /hello HTTP/1.1\r\nHo");
     CL_SENDS(&busy, "GET /sleep HTTP/1.1\r\nHost: t\r\n\r\n");
     const struct corio_http_stats *st = corio_http_server_stats(e->s);
-    for (int64_t end = T_BOUND; corio_now() < end && (st->open != 3 || st->requests != 2);)
-        sleep_ms(2);
-    sleep_ms(20); /* let the half head arrive and the handler start sleeping */
+    for (int64_t end = HTTP_BOUND; corio_now() < end && (st->open != 3 || st->requests != 2);)
+        t_sleep_ms(2);
+    t_sleep_ms(20); /* let the half head arrive and the handler start sleeping */
     T_EXPECT_EQ(st->open, 3);
     T_EXPECT_EQ(st->requests, 2);
     /* Cancelling the serving coroutine ends every connection, and it returns promptly. */
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_cancel(e->server_co), 0);
-    T_EXPECT_EQ(corio_join(e->server_co, NULL, T_BOUND), 0);
+    T_EXPECT_EQ(corio_join(e->server_co, NULL, HTTP_BOUND), 0);
     e->server_joined = true;
     T_EXPECT(t_ms_since(t0) < LATE_MS);
     T_EXPECT_EQ(e->serve_ret, -ECANCELED);
@@ -1386,7 +1347,7 @@ static void sc_shutdown(struct env *e)
      * not read). The half-sent head gets no 408 and the sleeping request no response. */
     struct client *cs[3] = {&idle, &half, &busy};
     for (int i = 0; i < 3; i++) {
-        ssize_t n = cl_fill(cs[i], T_BOUND);
+        ssize_t n = cl_fill(cs[i], HTTP_BOUND);
         T_EXPECT(n == 0 || n == -ECONNRESET);
         cl_close(cs[i]);
     }
@@ -1713,7 +1674,7 @@ static void sc_static_traversal(struct env *e)
             return;
         snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", targets[i]);
         CL_SENDS(&c, req);
-        int ret = cl_response(&c, &r, false, T_BOUND);
+        int ret = cl_response(&c, &r, false, HTTP_BOUND);
         snprintf(what, sizeof(what), "GET %s: 403 or 400, got %d (ret %d)", targets[i], r.status,
                  ret);
         t_expect_(ret == 1 && (r.status == 403 || r.status == 400), what, __FILE__, __LINE__);
@@ -1768,32 +1729,30 @@ static void test_http_server_static_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        HTTP_TEST(test_http_server_get_head),
-        HTTP_TEST(test_http_server_404_405),
-        HTTP_TEST(test_http_server_handler_errors),
-        HTTP_TEST(test_http_server_keep_alive),
-        HTTP_TEST(test_http_server_pipelined),
-        HTTP_TEST(test_http_server_pipelined_one_send),
-        HTTP_TEST(test_http_server_split_every_byte),
-        HTTP_TEST(test_http_server_body_content_length),
-        HTTP_TEST(test_http_server_body_chunked),
-        HTTP_TEST(test_http_server_body_errors),
-        HTTP_TEST(test_http_server_body_timeout),
-        HTTP_TEST(test_http_server_body_discarded),
-        HTTP_TEST(test_http_server_expect_continue),
-        HTTP_TEST(test_http_server_bad_input),
-        HTTP_TEST(test_http_server_header_timeout),
-        HTTP_TEST(test_http_server_idle_timeout),
-        HTTP_TEST(test_http_server_slowloris),
-        HTTP_TEST(test_http_server_max_connections),
-        HTTP_TEST(test_http_server_shutdown),
-        HTTP_TEST(test_http_server_static_get),
-        HTTP_TEST(test_http_server_static_conditional),
-        HTTP_TEST(test_http_server_static_range),
-        HTTP_TEST(test_http_server_static_traversal),
-        HTTP_TEST(test_http_server_static_large),
+        T_LOOP_FDS_TEST(test_http_server_get_head),
+        T_LOOP_FDS_TEST(test_http_server_404_405),
+        T_LOOP_FDS_TEST(test_http_server_handler_errors),
+        T_LOOP_FDS_TEST(test_http_server_keep_alive),
+        T_LOOP_FDS_TEST(test_http_server_pipelined),
+        T_LOOP_FDS_TEST(test_http_server_pipelined_one_send),
+        T_LOOP_FDS_TEST(test_http_server_split_every_byte),
+        T_LOOP_FDS_TEST(test_http_server_body_content_length),
+        T_LOOP_FDS_TEST(test_http_server_body_chunked),
+        T_LOOP_FDS_TEST(test_http_server_body_errors),
+        T_LOOP_FDS_TEST(test_http_server_body_timeout),
+        T_LOOP_FDS_TEST(test_http_server_body_discarded),
+        T_LOOP_FDS_TEST(test_http_server_expect_continue),
+        T_LOOP_FDS_TEST(test_http_server_bad_input),
+        T_LOOP_FDS_TEST(test_http_server_header_timeout),
+        T_LOOP_FDS_TEST(test_http_server_idle_timeout),
+        T_LOOP_FDS_TEST(test_http_server_slowloris),
+        T_LOOP_FDS_TEST(test_http_server_max_connections),
+        T_LOOP_FDS_TEST(test_http_server_shutdown),
+        T_LOOP_FDS_TEST(test_http_server_static_get),
+        T_LOOP_FDS_TEST(test_http_server_static_conditional),
+        T_LOOP_FDS_TEST(test_http_server_static_range),
+        T_LOOP_FDS_TEST(test_http_server_static_traversal),
+        T_LOOP_FDS_TEST(test_http_server_static_large),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

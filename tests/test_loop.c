@@ -19,10 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A generous bound for waits that should end at once: a wait that hits it fails the test instead
- * of hanging it. */
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* ---- create / free ---------------------------------------------------------------------------- */
 
 static void test_loop_new_free(void **state)
@@ -758,30 +754,21 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loop_new_free),
-        cmocka_unit_test_setup_teardown(test_loop_has_features, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_stats_move, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_batched_submission, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_single_coroutine_enters, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_run_other_thread_eperm, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_run_nested_ebusy, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_current, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_stop_cancels_sleepers, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_stop_before_run, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_loop_deadlock_detected, t_loop_setup,
-                                        t_loop_teardown),
+        T_LOOP_TEST(test_loop_has_features),
+        T_LOOP_TEST(test_loop_stats_move),
+        T_LOOP_TEST(test_loop_batched_submission),
+        T_LOOP_TEST(test_loop_single_coroutine_enters),
+        T_LOOP_TEST(test_loop_run_other_thread_eperm),
+        T_LOOP_TEST(test_loop_run_nested_ebusy),
+        T_LOOP_TEST(test_loop_current),
+        T_LOOP_TEST(test_loop_stop_cancels_sleepers),
+        T_LOOP_TEST(test_loop_stop_before_run),
+        T_LOOP_TEST(test_loop_deadlock_detected),
         cmocka_unit_test(test_loop_free_with_live_coroutines),
         cmocka_unit_test(test_loop_strerror_setup),
         cmocka_unit_test(test_loop_setup_refused),
         cmocka_unit_test(test_loop_refuse_each_setup_flag),
         cmocka_unit_test(test_loop_threads_ping_pong),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

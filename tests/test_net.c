@@ -19,25 +19,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* A generous bound for waits that should end soon: a wait that hits it fails the test instead of
- * hanging it. */
-#define T_BOUND (corio_now() + CORIO_SEC(10))
-
 /* How late a deadline may fire and still pass: loaded CI machines, sanitizers and valgrind. */
 #define LATE_MS (t_on_valgrind() ? 3000.0 : 1000.0)
 
 /* ---- fixtures and small helpers ---------------------------------------------------------------- */
-
-#define NET_TEST(fn) cmocka_unit_test_setup_teardown(fn, t_loop_fds_setup, t_loop_fds_teardown)
-
-/* Skips the current test, saying why, when the loop's kernel lacks @feat. */
-static void need(struct corio_loop *loop, enum corio_feature feat)
-{
-    if (!corio_loop_has(loop, feat)) {
-        print_message("SKIP: the kernel lacks IORING_OP_%s\n", corio_feature_name(feat));
-        skip();
-    }
-}
 
 static socklen_t addr4(struct sockaddr_in *a, int port)
 {
@@ -96,13 +81,6 @@ static int drain_accept_queue(int lfd)
     return n;
 }
 
-/* Makes close(@fd) send a RST instead of a FIN. */
-static void set_linger0(int fd)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-}
-
 /* Sends one byte each way between @a and @b with corio calls: they are two ends of one stream. */
 static void expect_linked(int a, int b)
 {
@@ -113,25 +91,6 @@ static void expect_linked(int a, int b)
     T_EXPECT_EQ(corio_send(b, "b", 1, 0, T_BOUND), 1);
     T_EXPECT_EQ(corio_recv(a, &x, 1, 0, T_BOUND), 1);
     T_EXPECT_EQ(x, 'b');
-}
-
-/* SIGPIPE must keep its default action (terminate) and be deliverable, or the tests that rely on
- * MSG_NOSIGNAL would pass without it. */
-static void assert_sigpipe_default(void)
-{
-    struct sigaction sa;
-    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
-    assert_true(sa.sa_handler == SIG_DFL);
-    sigset_t mask;
-    assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &mask), 0);
-    assert_false(sigismember(&mask, SIGPIPE));
-}
-
-static bool sigpipe_pending(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    return sigpending(&set) == 0 && sigismember(&set, SIGPIPE);
 }
 
 /* ---- socket ----------------------------------------------------------------------------------- */
@@ -252,8 +211,8 @@ static int accept_connect_body(void *arg)
 static void test_net_accept_connect(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_ACCEPT);
-    need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_ACCEPT);
+    t_need(loop, CORIO_FEAT_CONNECT);
     assert_int_equal(t_run1(loop, accept_connect_body, NULL), 0);
     t_expect_ok();
 }
@@ -319,8 +278,8 @@ static int send_recv_body(void *arg)
 static void test_net_send_recv(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SEND);
-    need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_SEND);
+    t_need(loop, CORIO_FEAT_RECV);
     int sv[2];
     assert_int_equal(t_tcp_pair(sv), 0);
     assert_int_equal(t_run1(loop, send_recv_body, sv), 0);
@@ -403,8 +362,8 @@ static int msg_body(void *arg)
 static void test_net_sendmsg_recvmsg(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SENDMSG);
-    need(loop, CORIO_FEAT_RECVMSG);
+    t_need(loop, CORIO_FEAT_SENDMSG);
+    t_need(loop, CORIO_FEAT_RECVMSG);
     int sv[2];
     assert_int_equal(t_tcp_pair(sv), 0);
     assert_int_equal(t_run1(loop, msg_body, sv), 0);
@@ -465,8 +424,8 @@ static int scm_body(void *arg)
 static void test_net_sendmsg_scm_rights(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SENDMSG);
-    need(loop, CORIO_FEAT_RECVMSG);
+    t_need(loop, CORIO_FEAT_SENDMSG);
+    t_need(loop, CORIO_FEAT_RECVMSG);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(t_run1(loop, scm_body, sv), 0);
@@ -498,7 +457,7 @@ static int shutdown_body(void *arg)
 
     /* Sending after our own SHUT_WR: -EPIPE, and MSG_NOSIGNAL kept SIGPIPE away. */
     T_EXPECT_EQ(corio_send(sv[1], "x", 1, 0, T_BOUND), -EPIPE);
-    T_EXPECT(!sigpipe_pending());
+    T_EXPECT(!t_sigpipe_pending());
 
     /* The start form, the other direction: the peer reads data, then end of stream. */
     T_EXPECT_EQ(corio_send(sv[0], "last", 4, 0, T_BOUND), 4);
@@ -521,8 +480,8 @@ static int shutdown_body(void *arg)
 static void test_net_shutdown_eof(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SHUTDOWN);
-    assert_sigpipe_default();
+    t_need(loop, CORIO_FEAT_SHUTDOWN);
+    t_assert_sigpipe_default();
     int sv[2];
     assert_int_equal(t_tcp_pair(sv), 0);
     assert_int_equal(t_run1(loop, shutdown_body, sv), 0);
@@ -561,7 +520,7 @@ static int refused_body(void *arg)
 static void test_net_connect_refused(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_CONNECT);
     /* Bound but not listening: the port stays ours, and a SYN to it is answered by a RST. */
     int b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(b >= 0);
@@ -620,8 +579,8 @@ static int badfd_body(void *arg)
 static void test_net_bad_fd(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SEND);
-    need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_SEND);
+    t_need(loop, CORIO_FEAT_RECV);
     int p[2];
     assert_int_equal(t_pipe(p, 0), 0);
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -675,8 +634,8 @@ static int recv_deadline_body(void *arg)
 static void test_net_recv_deadline(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_RECV);
-    need(loop, CORIO_FEAT_LINK_TIMEOUT);
+    t_need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_LINK_TIMEOUT);
     int sv[2];
     assert_int_equal(t_tcp_pair(sv), 0);
     assert_int_equal(t_run1(loop, recv_deadline_body, sv), 0);
@@ -714,8 +673,8 @@ static int accept_deadline_body(void *arg)
 static void test_net_accept_deadline(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_ACCEPT);
-    need(loop, CORIO_FEAT_LINK_TIMEOUT);
+    t_need(loop, CORIO_FEAT_ACCEPT);
+    t_need(loop, CORIO_FEAT_LINK_TIMEOUT);
     int lfd = corio_listen_tcp("127.0.0.1", 0, 8, 0);
     assert_true(lfd >= 0);
     assert_int_equal(t_run1(loop, accept_deadline_body, &lfd), 0);
@@ -734,17 +693,6 @@ struct full_listener {
     int fillers[2];
 };
 
-static bool accept_queue_full(int lfd)
-{
-    struct tcp_info ti;
-    socklen_t len = sizeof(ti);
-    memset(&ti, 0, sizeof(ti));
-    if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-        return false;
-    /* For a listener, tcpi_unacked is the accept queue's length and tcpi_sacked its backlog. */
-    return ti.tcpi_unacked > ti.tcpi_sacked;
-}
-
 static void full_listener_open(struct full_listener *fl)
 {
     fl->lfd = corio_listen_tcp("127.0.0.1", 0, 1, 0);
@@ -758,9 +706,9 @@ static void full_listener_open(struct full_listener *fl)
         assert_int_equal(connect(fl->fillers[i], (struct sockaddr *)&a, sizeof(a)), 0);
     }
     /* The handshake's last ACK reaches the listener in softirq context: wait for it. */
-    for (int i = 0; i < 2000 && !accept_queue_full(fl->lfd); i++)
+    for (int i = 0; i < 2000 && !t_accept_queue_full(fl->lfd); i++)
         usleep(1000);
-    if (!accept_queue_full(fl->lfd)) {
+    if (!t_accept_queue_full(fl->lfd)) {
         print_message("SKIP: could not fill a listener's accept queue\n");
         for (int i = 0; i < 2; i++)
             close(fl->fillers[i]);
@@ -809,8 +757,8 @@ static int connect_deadline_body(void *arg)
 static void test_net_connect_deadline(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_CONNECT);
-    need(loop, CORIO_FEAT_LINK_TIMEOUT);
+    t_need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_LINK_TIMEOUT);
     struct full_listener fl;
     full_listener_open(&fl);
     assert_int_equal(t_run1(loop, connect_deadline_body, &fl), 0);
@@ -906,8 +854,8 @@ static int cancel_driver(void *arg)
 static void test_net_accept_cancel(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_ACCEPT);
-    need(loop, CORIO_FEAT_ASYNC_CANCEL);
+    t_need(loop, CORIO_FEAT_ACCEPT);
+    t_need(loop, CORIO_FEAT_ASYNC_CANCEL);
     struct parked p = {.kind = PARK_ACCEPT, .fd = corio_listen_tcp("127.0.0.1", 0, 8, 0),
                        .full_lfd = -1};
     assert_true(p.fd >= 0);
@@ -928,8 +876,8 @@ static void test_net_accept_cancel(void **state)
 static void test_net_recv_cancel(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_RECV);
-    need(loop, CORIO_FEAT_ASYNC_CANCEL);
+    t_need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_ASYNC_CANCEL);
     for (int k = 0; k < 2; k++) {
         int sv[2];
         assert_int_equal(t_tcp_pair(sv), 0);
@@ -949,8 +897,8 @@ static void test_net_recv_cancel(void **state)
 static void test_net_connect_cancel(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_CONNECT);
-    need(loop, CORIO_FEAT_ASYNC_CANCEL);
+    t_need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_ASYNC_CANCEL);
     struct full_listener fl;
     full_listener_open(&fl);
     for (int k = 0; k < 2; k++) {
@@ -990,9 +938,9 @@ static int unawaited_body(void *arg)
 static void test_net_unawaited_ops_drained(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_RECV);
-    need(loop, CORIO_FEAT_ACCEPT);
-    need(loop, CORIO_FEAT_ASYNC_CANCEL);
+    t_need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_ACCEPT);
+    t_need(loop, CORIO_FEAT_ASYNC_CANCEL);
     struct unawaited u;
     assert_int_equal(t_tcp_pair(u.sv), 0);
     u.lfd = corio_listen_tcp("127.0.0.1", 0, 8, 0);
@@ -1040,8 +988,8 @@ static int future_cancel_body(void *arg)
 static void test_net_recv_future_cancel(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_RECV);
-    need(loop, CORIO_FEAT_ASYNC_CANCEL);
+    t_need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_ASYNC_CANCEL);
     int sv[2];
     assert_int_equal(t_tcp_pair(sv), 0);
     assert_int_equal(t_run1(loop, future_cancel_body, sv), 0);
@@ -1083,23 +1031,23 @@ static int send_reset_body(void *arg)
     struct corio_future f;
     T_EXPECT_EQ(corio_send_start(&f, sv[0], buf, sizeof(buf), 0, T_BOUND), 0);
     T_EXPECT_EQ(corio_await(&f), -EPIPE);
-    T_EXPECT(!sigpipe_pending());
+    T_EXPECT(!t_sigpipe_pending());
     return 0;
 }
 
 static void test_net_send_after_reset(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SEND);
-    need(loop, CORIO_FEAT_SENDMSG);
+    t_need(loop, CORIO_FEAT_SEND);
+    t_need(loop, CORIO_FEAT_SENDMSG);
     /* With SIGPIPE at its default action the process would die here if a send raised it. Note
      * that recent kernels' io_uring adds MSG_NOSIGNAL to IORING_OP_SEND/SENDMSG by itself
      * (io_sendmsg_prep in io_uring/net.c), so there this checks the contract, and only older
      * kernels depend on the MSG_NOSIGNAL that corio adds. */
-    assert_sigpipe_default();
+    t_assert_sigpipe_default();
     int sv[2];
     assert_int_equal(t_tcp_pair(sv), 0);
-    set_linger0(sv[1]);
+    assert_int_equal(t_set_linger0(sv[1]), 0);
     close(sv[1]);
     assert_int_equal(t_run1(loop, send_reset_body, sv), 0);
     close(sv[0]);
@@ -1126,7 +1074,7 @@ static int recv_reset_body(void *arg)
     T_EXPECT_EQ(corio_spawn(NULL, reset_parked, c, &id), 0);
     T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0);
     /* The peer resets while the recv is parked in the kernel: it wakes with -ECONNRESET. */
-    set_linger0(c->sv[1]);
+    assert_int_equal(t_set_linger0(c->sv[1]), 0);
     T_EXPECT_EQ(corio_close(c->sv[1]), 0);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     T_EXPECT_EQ(c->parked_result, -ECONNRESET);
@@ -1146,7 +1094,7 @@ static int recv_after_reset_body(void *arg)
 static void test_net_recv_after_reset(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_RECV);
     struct reset_ctx c;
     assert_int_equal(t_tcp_pair(c.sv), 0);
     assert_int_equal(t_run1(loop, recv_reset_body, &c), 0);
@@ -1154,7 +1102,7 @@ static void test_net_recv_after_reset(void **state)
     t_expect_ok();
 
     assert_int_equal(t_tcp_pair(c.sv), 0);
-    set_linger0(c.sv[1]);
+    assert_int_equal(t_set_linger0(c.sv[1]), 0);
     close(c.sv[1]);
     assert_int_equal(t_run1(loop, recv_after_reset_body, &c), 0);
     close(c.sv[0]);
@@ -1229,8 +1177,8 @@ static void check_listener(int lfd, int family)
 static void test_net_listen_dial_tcp4(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_ACCEPT);
-    need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_ACCEPT);
+    t_need(loop, CORIO_FEAT_CONNECT);
     /* Listening does not suspend: it works outside a coroutine. */
     int lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
     check_listener(lfd, AF_INET);
@@ -1273,8 +1221,8 @@ static int dial_v4_body(void *arg)
 static void test_net_listen_dial_tcp6(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_ACCEPT);
-    need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_ACCEPT);
+    t_need(loop, CORIO_FEAT_CONNECT);
     int lfd = corio_listen_tcp("::1", 0, 16, 0);
     if (lfd == -EADDRNOTAVAIL || lfd == -EAFNOSUPPORT) {
         print_message("SKIP: no IPv6 loopback here (%s)\n", strerror(-lfd));
@@ -1324,8 +1272,8 @@ static void test_net_listen_dial_tcp6(void **state)
 static void test_net_listen_dial_unix(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_ACCEPT);
-    need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_ACCEPT);
+    t_need(loop, CORIO_FEAT_CONNECT);
     char dir[256], path[320];
     assert_int_equal(t_mkdtemp(dir, sizeof(dir)), 0);
     snprintf(path, sizeof(path), "%s/s.sock", dir);
@@ -1436,7 +1384,7 @@ static int dial_errors_body(void *arg)
 static void test_net_dial_errors(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_CONNECT);
+    t_need(loop, CORIO_FEAT_CONNECT);
     char dir[256];
     assert_int_equal(t_mkdtemp(dir, sizeof(dir)), 0);
     struct dial_errs d;
@@ -1513,8 +1461,8 @@ static int all_body(void *arg)
 static void test_net_send_all_recv_all(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SEND);
-    need(loop, CORIO_FEAT_RECV);
+    t_need(loop, CORIO_FEAT_SEND);
+    t_need(loop, CORIO_FEAT_RECV);
     struct all_ctx c;
     memset(&c, 0, sizeof(c));
     c.out = malloc(ALL_LEN);
@@ -1549,7 +1497,7 @@ static int reset_all_peer(void *arg)
     T_EXPECT_EQ(corio_recv_all(c->sv[0], buf, sizeof(buf), &done, T_BOUND), sizeof(buf));
     c->peer_read = done;
     T_EXPECT_EQ(t_check(buf, done, 31, 0), -1);
-    set_linger0(c->sv[0]);
+    assert_int_equal(t_set_linger0(c->sv[0]), 0);
     T_EXPECT_EQ(corio_close(c->sv[0]), 0);
     return 0;
 }
@@ -1566,16 +1514,16 @@ static int reset_all_body(void *arg)
     /* It sent at least what the peer read, and not all of it. */
     T_EXPECT(done >= c->peer_read);
     T_EXPECT(done < RESET_LEN);
-    T_EXPECT(!sigpipe_pending());
+    T_EXPECT(!t_sigpipe_pending());
     return 0;
 }
 
 static void test_net_send_all_peer_reset(void **state)
 {
     struct corio_loop *loop = *state;
-    need(loop, CORIO_FEAT_SEND);
-    need(loop, CORIO_FEAT_RECV);
-    assert_sigpipe_default();
+    t_need(loop, CORIO_FEAT_SEND);
+    t_need(loop, CORIO_FEAT_RECV);
+    t_assert_sigpipe_default();
     struct reset_all c;
     memset(&c, 0, sizeof(c));
     c.out = malloc(RESET_LEN);
@@ -1596,33 +1544,31 @@ static void test_net_send_all_peer_reset(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        NET_TEST(test_net_socket),
-        NET_TEST(test_net_accept_connect),
-        NET_TEST(test_net_send_recv),
-        NET_TEST(test_net_sendmsg_recvmsg),
-        NET_TEST(test_net_sendmsg_scm_rights),
-        NET_TEST(test_net_shutdown_eof),
-        NET_TEST(test_net_connect_refused),
-        NET_TEST(test_net_bad_fd),
-        NET_TEST(test_net_recv_deadline),
-        NET_TEST(test_net_accept_deadline),
-        NET_TEST(test_net_connect_deadline),
-        NET_TEST(test_net_accept_cancel),
-        NET_TEST(test_net_recv_cancel),
-        NET_TEST(test_net_connect_cancel),
-        NET_TEST(test_net_recv_future_cancel),
-        NET_TEST(test_net_unawaited_ops_drained),
-        NET_TEST(test_net_send_after_reset),
-        NET_TEST(test_net_recv_after_reset),
-        NET_TEST(test_net_listen_dial_tcp4),
-        NET_TEST(test_net_listen_dial_tcp6),
-        NET_TEST(test_net_listen_dial_unix),
-        NET_TEST(test_net_listen_tcp_errors),
-        NET_TEST(test_net_dial_errors),
-        NET_TEST(test_net_send_all_recv_all),
-        NET_TEST(test_net_send_all_peer_reset),
+        T_LOOP_FDS_TEST(test_net_socket),
+        T_LOOP_FDS_TEST(test_net_accept_connect),
+        T_LOOP_FDS_TEST(test_net_send_recv),
+        T_LOOP_FDS_TEST(test_net_sendmsg_recvmsg),
+        T_LOOP_FDS_TEST(test_net_sendmsg_scm_rights),
+        T_LOOP_FDS_TEST(test_net_shutdown_eof),
+        T_LOOP_FDS_TEST(test_net_connect_refused),
+        T_LOOP_FDS_TEST(test_net_bad_fd),
+        T_LOOP_FDS_TEST(test_net_recv_deadline),
+        T_LOOP_FDS_TEST(test_net_accept_deadline),
+        T_LOOP_FDS_TEST(test_net_connect_deadline),
+        T_LOOP_FDS_TEST(test_net_accept_cancel),
+        T_LOOP_FDS_TEST(test_net_recv_cancel),
+        T_LOOP_FDS_TEST(test_net_connect_cancel),
+        T_LOOP_FDS_TEST(test_net_recv_future_cancel),
+        T_LOOP_FDS_TEST(test_net_unawaited_ops_drained),
+        T_LOOP_FDS_TEST(test_net_send_after_reset),
+        T_LOOP_FDS_TEST(test_net_recv_after_reset),
+        T_LOOP_FDS_TEST(test_net_listen_dial_tcp4),
+        T_LOOP_FDS_TEST(test_net_listen_dial_tcp6),
+        T_LOOP_FDS_TEST(test_net_listen_dial_unix),
+        T_LOOP_FDS_TEST(test_net_listen_tcp_errors),
+        T_LOOP_FDS_TEST(test_net_dial_errors),
+        T_LOOP_FDS_TEST(test_net_send_all_recv_all),
+        T_LOOP_FDS_TEST(test_net_send_all_peer_reset),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

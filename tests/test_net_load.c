@@ -253,10 +253,8 @@ int main(void)
         nofile = rl.rlim_cur;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_net_load_echo_1000, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_net_load_64mib, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_net_load_echo_1000),
+        T_LOOP_TEST(test_net_load_64mib),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

@@ -36,17 +36,6 @@
 
 #include "loop.h" /* white box: the stack pool's counters */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define T_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define T_SANITIZED 1
-#endif
-#endif
-#ifndef T_SANITIZED
-#define T_SANITIZED 0
-#endif
-
 #define ECHO_BYTES (64 * 1024)
 #define CHUNK (16 * 1024)
 #define CONNECTS_IN_FLIGHT 256
@@ -111,21 +100,6 @@ static long count_maps(void)
             n++;
     fclose(f);
     return n;
-}
-
-/* VmRSS of this process, in KiB. */
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
-            break;
-    fclose(f);
-    return v;
 }
 
 /* ---- 10,000 connections ---------------------------------------------------------------------- */
@@ -623,7 +597,7 @@ static void test_scale_spawn_100k_rss(void **state)
         /* Every stack is back, and no more were ever mapped than one wave had alive at once. */
         assert_int_equal(l->stacks.n_live, 0);
         assert_true(l->stacks.n_free <= (size_t)wave);
-        rss[round] = rss_kib();
+        rss[round] = t_rss_kib();
         assert_true(rss[round] > 0);
     }
     double ms = t_ms_since(t0);
@@ -649,12 +623,9 @@ static void test_scale_spawn_100k_rss(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_scale_echo_10k_recv, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_scale_echo_10k_receiver, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_scale_spawn_100k_rss, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_scale_echo_10k_recv),
+        T_LOOP_TEST(test_scale_echo_10k_receiver),
+        T_LOOP_TEST(test_scale_spawn_100k_rss),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

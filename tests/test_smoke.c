@@ -102,11 +102,9 @@ static void test_smoke_echo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_smoke_nop, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_smoke_sleep, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_smoke_echo, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_smoke_nop),
+        T_LOOP_TEST(test_smoke_sleep),
+        T_LOOP_TEST(test_smoke_echo),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

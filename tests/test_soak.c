@@ -31,15 +31,7 @@
  * fill: RSS growth that is no leak (with 16 MiB, still +6% between 5 s and 10 s on a loaded
  * machine). A 4 MiB one fills within the first second or two; it still catches a use after free of
  * what was freed in the last moments. ASAN_OPTIONS=quarantine_size_mb=N overrides it. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SOAK_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define SOAK_ASAN 1
-#endif
-#ifdef SOAK_ASAN
+#if T_ASAN
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
@@ -87,8 +79,7 @@ struct soak {
     /* Server. */
     uint64_t accepted;
     int64_t srv_live;
-    uint64_t srv_eof, srv_reset, srv_pipe, srv_cancelled, srv_other;
-    int srv_other_err;
+    struct t_ends srv_end;
     uint64_t accept_errs;
     int accept_err;
     /* Measurements. */
@@ -138,18 +129,6 @@ static bool pat_ok(const unsigned char *b, size_t len, uint64_t seed, uint64_t p
                 return false;
     }
     return true;
-}
-
-static long rss_kib(void)
-{
-    long size = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    if (fscanf(f, "%ld %ld", &size, &res) != 2)
-        res = -1;
-    fclose(f);
-    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static void client_error(struct soak *s, ssize_t err)
@@ -208,16 +187,7 @@ static int server_conn(void *arg)
         }
         free(buf);
     }
-    if (r == 0)
-        s->srv_eof++;
-    else if (r == -ECONNRESET)
-        s->srv_reset++;
-    else if (r == -EPIPE)
-        s->srv_pipe++;
-    else if (r == -ECANCELED)
-        s->srv_cancelled++;
-    else if (s->srv_other++ == 0)
-        s->srv_other_err = (int)r;
+    t_count_end(&s->srv_end, r);
     T_EXPECT_EQ(corio_close(a.fd), 0);
     s->srv_live--;
     s->live--;
@@ -385,7 +355,7 @@ static int soak_main(void *arg)
         T_EXPECT_EQ(soak_spawn(s, session, &slots[i], NULL), 0);
     }
     corio_sleep(warm);
-    s->rss_warm = rss_kib();
+    s->rss_warm = t_rss_kib();
     s->open_min = INT64_MAX;
     s->open_max = 0;
     while (corio_now() < end) {
@@ -395,7 +365,7 @@ static int soak_main(void *arg)
         s->open_sum += s->open;
         s->open_samples++;
     }
-    s->rss_end = rss_kib();
+    s->rss_end = t_rss_kib();
     /* Wind down: sessions finish with a normal close, none replaces them, then the server. */
     s->stopping = true;
     for (int64_t dl = corio_now() + CORIO_SEC(30); s->sessions_live > 0 && corio_now() < dl;)
@@ -434,7 +404,7 @@ static void test_soak_echo_churn(void **state)
     if (rl.rlim_cur < 2 * SOAK_CONNS + 100)
         fail_msg("RLIMIT_NOFILE %llu is too low for %d connections",
                  (unsigned long long)rl.rlim_cur, SOAK_CONNS);
-    s->rss_start = rss_kib();
+    s->rss_start = t_rss_kib();
     s->fds_start = t_count_fds();
     struct corio_loop *loop;
     struct corio_loop_opts lo = {.sq_entries = 1024};
@@ -457,7 +427,7 @@ static void test_soak_echo_churn(void **state)
     corio_bufring_free(s->br);
     corio_loop_free(loop);
     close(s->lfd);
-    s->rss_after = rss_kib();
+    s->rss_after = t_rss_kib();
     int fds_end = t_count_fds();
     uint64_t resets = s->fates[FATE_RESET] + s->fates[FATE_MID_RESET];
     uint64_t caused = resets + s->fates[FATE_MID_FIN];
@@ -475,8 +445,9 @@ static void test_soak_echo_churn(void **state)
         (unsigned long long)s->msgs, (unsigned long long)s->bytes, (unsigned long long)resets,
         (unsigned long long)(s->fates[FATE_MID_FIN] + s->fates[FATE_MID_RESET]),
         (unsigned long long)s->fates[FATE_MID_RESET], (unsigned long long)s->fates[FATE_NORMAL],
-        (unsigned long long)s->srv_eof, (unsigned long long)s->srv_reset,
-        (unsigned long long)s->srv_pipe, (unsigned long long)(s->srv_other + s->srv_cancelled),
+        (unsigned long long)s->srv_end.eof, (unsigned long long)s->srv_end.reset,
+        (unsigned long long)s->srv_end.pipe,
+        (unsigned long long)(s->srv_end.other + s->srv_end.cancelled),
         (unsigned long long)s->client_errs, (unsigned long long)s->corrupt, s->rss_warm, s->rss_end,
         growth, s->rss_start, s->rss_after, s->fds_start, fds_end, (unsigned long long)s->spawned,
         (unsigned long long)spawns, (long long)s->live, ring_avail, RING_COUNT);
@@ -486,18 +457,18 @@ static void test_soak_echo_churn(void **state)
         fail_msg("%llu client errors, the first %d (%s)", (unsigned long long)s->client_errs,
                  s->client_err, strerror(-s->client_err));
     assert_int_equal(s->corrupt, 0);
-    if (s->srv_other || s->srv_cancelled)
+    if (s->srv_end.other || s->srv_end.cancelled)
         fail_msg("server connections ended with %llu unexpected errors (the first %d) and %llu "
                  "cancels",
-                 (unsigned long long)s->srv_other, s->srv_other_err,
-                 (unsigned long long)s->srv_cancelled);
+                 (unsigned long long)s->srv_end.other, s->srv_end.other_err,
+                 (unsigned long long)s->srv_end.cancelled);
     if (s->accept_errs)
         fail_msg("%llu accept errors, the first %d", (unsigned long long)s->accept_errs,
                  s->accept_err);
-    assert_true(s->srv_reset + s->srv_pipe <= caused);
+    assert_true(s->srv_end.reset + s->srv_end.pipe <= caused);
     assert_int_equal(s->accepted, s->opened);
-    assert_int_equal(s->srv_eof + s->srv_reset + s->srv_pipe, s->accepted);
-    assert_true(s->srv_eof >= s->fates[FATE_NORMAL]);
+    assert_int_equal(s->srv_end.eof + s->srv_end.reset + s->srv_end.pipe, s->accepted);
+    assert_true(s->srv_end.eof >= s->fates[FATE_NORMAL]);
     /* It was a soak: churn, every fate, ~1,000 connections open throughout. */
     assert_true(s->opened >= 2 * SOAK_CONNS);
     for (int f = 0; f < 4; f++)
@@ -527,7 +498,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_soak_echo_churn),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }

@@ -2,41 +2,14 @@
  * deadlines, cancellation of waiters, and the -EPERM of every wait outside a coroutine.
  *
  * cmocka's assert_* longjmp off the coroutine's stack, so coroutine bodies record failed checks
- * with CHECK/CHECK_EQ (the first one is printed with file:line) and each test asserts, after the
- * loop has run, that none failed. Every wait that could hang carries a deadline. */
+ * with T_EXPECT/T_EXPECT_EQ (the first one is printed with file:line) and each test asserts, after
+ * the loop has run, that none failed. Every wait that could hang carries a deadline. */
 #include "helpers.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- checks inside coroutines: CHECK/CHECK_EQ and t_run_checked (helpers.h) ---- */
-
-
-/* A deadline @ms from now: long enough never to fire in a passing test, short enough that a
- * broken wake-up fails the test instead of hanging it. */
-#define DL(ms) (corio_now() + CORIO_MS(ms))
-#define GUARD DL(10000)
-
-/* Timing tolerance: waits end no earlier than their deadline (1 ms for clock granularity) and
- * not much later (generous, for sanitizers and valgrind on a shared machine). */
-#define EARLY_NS CORIO_MS(1)
-#define LATE_NS CORIO_MS(1500)
-#define CHECK_ELAPSED(t0, ms)                                                                      \
-    do {                                                                                           \
-        int64_t dt_ = corio_now() - (t0);                                                          \
-        CHECK(dt_ >= CORIO_MS(ms) - EARLY_NS);                                                     \
-        CHECK(dt_ <= CORIO_MS(ms) + LATE_NS);                                                      \
-    } while (0)
-
-/* Lets every runnable coroutine run @n times: enough for freshly spawned ones to reach their
- * first wait. */
-static void settle(int n)
-{
-    for (int i = 0; i < n; i++)
-        corio_yield();
-}
 
 /* ---- mutex ---------------------------------------------------------------------------------- */
 
@@ -52,18 +25,18 @@ static int excl_worker(void *arg)
 {
     struct excl *e = arg;
     for (int i = 0; i < e->iters; i++) {
-        int r = corio_mutex_lock(&e->mu, GUARD);
-        CHECK_EQ(r, 0);
+        int r = corio_mutex_lock(&e->mu, T_BOUND);
+        T_EXPECT_EQ(r, 0);
         if (r)
             return r;
         e->inside++;
         if (e->inside > e->max_inside)
             e->max_inside = e->inside;
         int v = e->counter;
-        CHECK_EQ(corio_yield(), 0);
+        T_EXPECT_EQ(corio_yield(), 0);
         e->counter = v + 1;
         e->inside--;
-        CHECK_EQ(corio_mutex_unlock(&e->mu), 0);
+        T_EXPECT_EQ(corio_mutex_unlock(&e->mu), 0);
         corio_yield();
     }
     return 0;
@@ -74,9 +47,9 @@ static int mutex_exclusion_main(void *arg)
     struct excl *e = arg;
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < 100; i++)
-        CHECK_EQ(corio_group_spawn(&g, excl_worker, e, NULL), 0);
-    CHECK_EQ(corio_group_wait(&g, GUARD), 0);
-    CHECK_EQ(corio_group_error(&g), 0);
+        T_EXPECT_EQ(corio_group_spawn(&g, excl_worker, e, NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
+    T_EXPECT_EQ(corio_group_error(&g), 0);
     return 0;
 }
 
@@ -115,7 +88,7 @@ static int mutex_waiter(void *arg)
     if (r == 0) {
         o->seq[o->n++] = a->id;
         corio_yield(); /* hold it across a switch */
-        CHECK_EQ(corio_mutex_unlock(&o->mu), 0);
+        T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
     }
     o->done++;
     return r;
@@ -125,27 +98,27 @@ static int mutex_fifo_main(void *arg)
 {
     struct order *o = arg;
     struct order_arg a[5];
-    CHECK_EQ(corio_mutex_lock(&o->mu, GUARD), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&o->mu, T_BOUND), 0);
     for (int i = 0; i < 5; i++) {
         a[i] = (struct order_arg){o, i};
-        CHECK_EQ(corio_spawn(NULL, mutex_waiter, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, mutex_waiter, &a[i], NULL), 0);
     }
-    settle(3);
-    CHECK_EQ(o->n, 0);
-    CHECK_EQ(corio_mutex_unlock(&o->mu), 0);
+    t_settle(3);
+    T_EXPECT_EQ(o->n, 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
     /* Ownership went straight to the first waiter: no barging in ahead of the queue. */
-    CHECK_EQ(corio_mutex_trylock(&o->mu), -EBUSY);
-    CHECK_EQ(corio_mutex_unlock(&o->mu), -EPERM);
+    T_EXPECT_EQ(corio_mutex_trylock(&o->mu), -EBUSY);
+    T_EXPECT_EQ(corio_mutex_unlock(&o->mu), -EPERM);
     while (o->done < 5)
-        CHECK_EQ(corio_yield(), 0);
-    CHECK_EQ(corio_mutex_trylock(&o->mu), 0);
-    CHECK_EQ(corio_mutex_unlock(&o->mu), 0);
+        T_EXPECT_EQ(corio_yield(), 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&o->mu), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
     return 0;
 }
 
 static void test_sync_mutex_fifo(void **state)
 {
-    struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = GUARD};
+    struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = T_BOUND};
     t_run_checked(state, mutex_fifo_main, &o);
     assert_int_equal(o.n, 5);
     for (int i = 0; i < 5; i++) {
@@ -162,10 +135,10 @@ struct mu_pair {
 static int mutex_holder(void *arg)
 {
     struct mu_pair *p = arg;
-    CHECK_EQ(corio_mutex_lock(&p->mu, GUARD), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&p->mu, T_BOUND), 0);
     corio_event_set(&p->locked);
-    CHECK_EQ(corio_event_wait(&p->release, GUARD), 0);
-    CHECK_EQ(corio_mutex_unlock(&p->mu), 0);
+    T_EXPECT_EQ(corio_event_wait(&p->release, T_BOUND), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), 0);
     return 0;
 }
 
@@ -173,21 +146,21 @@ static int mutex_errors_main(void *arg)
 {
     struct mu_pair *p = arg;
     corio_id h;
-    CHECK_EQ(corio_spawn(NULL, mutex_holder, p, &h), 0);
-    CHECK_EQ(corio_event_wait(&p->locked, GUARD), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, mutex_holder, p, &h), 0);
+    T_EXPECT_EQ(corio_event_wait(&p->locked, T_BOUND), 0);
     /* Held by another coroutine. */
-    CHECK_EQ(corio_mutex_trylock(&p->mu), -EBUSY);
-    CHECK_EQ(corio_mutex_unlock(&p->mu), -EPERM);
+    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), -EBUSY);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), -EPERM);
     corio_event_set(&p->release);
-    CHECK_EQ(corio_join(h, NULL, GUARD), 0);
+    T_EXPECT_EQ(corio_join(h, NULL, T_BOUND), 0);
     /* Free: unlocking it is not ours to do either. */
-    CHECK_EQ(corio_mutex_unlock(&p->mu), -EPERM);
-    CHECK_EQ(corio_mutex_trylock(&p->mu), 0);
-    CHECK_EQ(corio_mutex_trylock(&p->mu), -EBUSY);
-    CHECK_EQ(corio_mutex_lock(&p->mu, GUARD), -EDEADLK);
-    CHECK_EQ(corio_mutex_lock(&p->mu, CORIO_FOREVER), -EDEADLK);
-    CHECK_EQ(corio_mutex_unlock(&p->mu), 0);
-    CHECK_EQ(corio_mutex_unlock(&p->mu), -EPERM);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), -EPERM);
+    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), -EBUSY);
+    T_EXPECT_EQ(corio_mutex_lock(&p->mu, T_BOUND), -EDEADLK);
+    T_EXPECT_EQ(corio_mutex_lock(&p->mu, CORIO_FOREVER), -EDEADLK);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), -EPERM);
     return 0;
 }
 
@@ -202,21 +175,21 @@ static int mutex_deadline_main(void *arg)
 {
     struct mu_pair *p = arg;
     corio_id h;
-    CHECK_EQ(corio_spawn(NULL, mutex_holder, p, &h), 0);
-    CHECK_EQ(corio_event_wait(&p->locked, GUARD), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, mutex_holder, p, &h), 0);
+    T_EXPECT_EQ(corio_event_wait(&p->locked, T_BOUND), 0);
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_mutex_lock(&p->mu, t0 + CORIO_MS(30)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 30);
+    T_EXPECT_EQ(corio_mutex_lock(&p->mu, t0 + CORIO_MS(30)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 30);
     /* A deadline already past fails at once, even with the mutex free later. */
-    CHECK_EQ(corio_mutex_lock(&p->mu, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_mutex_lock(&p->mu, corio_now() - 1), -ETIMEDOUT);
     corio_event_set(&p->release);
-    CHECK_EQ(corio_join(h, NULL, GUARD), 0);
+    T_EXPECT_EQ(corio_join(h, NULL, T_BOUND), 0);
     /* The timed-out waiter left the queue: the unlock freed the mutex instead of handing it on. */
-    CHECK_EQ(corio_mutex_trylock(&p->mu), 0);
-    CHECK_EQ(corio_mutex_unlock(&p->mu), 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), 0);
     /* A free mutex is taken even with a deadline in the past: nothing to wait for. */
-    CHECK_EQ(corio_mutex_lock(&p->mu, corio_now() - 1), 0);
-    CHECK_EQ(corio_mutex_unlock(&p->mu), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&p->mu, corio_now() - 1), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->mu), 0);
     return 0;
 }
 
@@ -232,27 +205,27 @@ static int mutex_cancel_main(void *arg)
     struct order *o = arg;
     struct order_arg a[5];
     corio_id id[5];
-    CHECK_EQ(corio_mutex_lock(&o->mu, GUARD), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&o->mu, T_BOUND), 0);
     for (int i = 0; i < 5; i++) {
         a[i] = (struct order_arg){o, i};
-        CHECK_EQ(corio_spawn(NULL, mutex_waiter, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, mutex_waiter, &a[i], &id[i]), 0);
     }
-    settle(3);
+    t_settle(3);
     /* Cancel the head, one in the middle and the tail of the queue. */
-    CHECK_EQ(corio_cancel(id[0]), 0);
-    CHECK_EQ(corio_cancel(id[2]), 0);
-    CHECK_EQ(corio_cancel(id[4]), 0);
-    settle(2);
-    CHECK_EQ(o->done, 3);
-    CHECK_EQ(corio_mutex_unlock(&o->mu), 0);
+    T_EXPECT_EQ(corio_cancel(id[0]), 0);
+    T_EXPECT_EQ(corio_cancel(id[2]), 0);
+    T_EXPECT_EQ(corio_cancel(id[4]), 0);
+    t_settle(2);
+    T_EXPECT_EQ(o->done, 3);
+    T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
     for (int i = 0; i < 5; i++) {
         int res = -1;
-        CHECK_EQ(corio_join(id[i], &res, GUARD), 0);
-        CHECK_EQ(res, (i % 2 == 0) ? -ECANCELED : 0);
+        T_EXPECT_EQ(corio_join(id[i], &res, T_BOUND), 0);
+        T_EXPECT_EQ(res, (i % 2 == 0) ? -ECANCELED : 0);
     }
     /* Nobody holds it now. */
-    CHECK_EQ(corio_mutex_trylock(&o->mu), 0);
-    CHECK_EQ(corio_mutex_unlock(&o->mu), 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&o->mu), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
     return 0;
 }
 
@@ -263,38 +236,38 @@ static int handoff_cancel_main(void *arg)
     struct order *o = arg;
     struct order_arg a[2];
     corio_id id[2];
-    CHECK_EQ(corio_mutex_lock(&o->mu, GUARD), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&o->mu, T_BOUND), 0);
     a[0] = (struct order_arg){o, 0};
-    CHECK_EQ(corio_spawn(NULL, mutex_waiter, &a[0], &id[0]), 0);
-    settle(2);
-    CHECK_EQ(corio_mutex_unlock(&o->mu), 0);
-    CHECK_EQ(corio_cancel(id[0]), 0);
-    CHECK_EQ(corio_join(id[0], NULL, GUARD), 0);
-    CHECK_EQ(o->res[0], 0);
-    CHECK_EQ(corio_mutex_trylock(&o->mu), 0); /* its owner unlocked it */
-    CHECK_EQ(corio_mutex_unlock(&o->mu), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, mutex_waiter, &a[0], &id[0]), 0);
+    t_settle(2);
+    T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
+    T_EXPECT_EQ(corio_cancel(id[0]), 0);
+    T_EXPECT_EQ(corio_join(id[0], NULL, T_BOUND), 0);
+    T_EXPECT_EQ(o->res[0], 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&o->mu), 0); /* its owner unlocked it */
+    T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
 
     corio_sem_init(&o->sem, 0);
     a[1] = (struct order_arg){o, 1};
-    CHECK_EQ(corio_spawn(NULL, sem_waiter, &a[1], &id[1]), 0);
-    settle(2);
+    T_EXPECT_EQ(corio_spawn(NULL, sem_waiter, &a[1], &id[1]), 0);
+    t_settle(2);
     corio_sem_release(&o->sem);
-    CHECK_EQ(corio_cancel(id[1]), 0);
-    CHECK_EQ(corio_join(id[1], NULL, GUARD), 0);
-    CHECK_EQ(o->res[1], 0);
-    CHECK_EQ(corio_sem_value(&o->sem), 0); /* the permit went to the waiter, once */
+    T_EXPECT_EQ(corio_cancel(id[1]), 0);
+    T_EXPECT_EQ(corio_join(id[1], NULL, T_BOUND), 0);
+    T_EXPECT_EQ(o->res[1], 0);
+    T_EXPECT_EQ(corio_sem_value(&o->sem), 0); /* the permit went to the waiter, once */
     return 0;
 }
 
 static void test_sync_cancel_after_handoff(void **state)
 {
-    struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = GUARD};
+    struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = T_BOUND};
     t_run_checked(state, handoff_cancel_main, &o);
 }
 
 static void test_sync_mutex_cancel_waiter(void **state)
 {
-    struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = GUARD};
+    struct order o = {.mu = CORIO_MUTEX_INIT, .deadline = T_BOUND};
     t_run_checked(state, mutex_cancel_main, &o);
     assert_int_equal(o.n, 2);
     assert_int_equal(o.seq[0], 1);
@@ -318,7 +291,7 @@ static int many_worker(void *arg)
 {
     struct many *m = arg;
     int id = m->ids++;
-    int r = corio_mutex_lock(&m->mu, DL(30000));
+    int r = corio_mutex_lock(&m->mu, T_DL(30000));
     if (r)
         return r;
     if (id != m->next)
@@ -334,18 +307,18 @@ static int mutex_many_main(void *arg)
 {
     struct many *m = arg;
     struct corio_group g = CORIO_GROUP_INIT;
-    CHECK_EQ(corio_mutex_lock(&m->mu, GUARD), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&m->mu, T_BOUND), 0);
     m->next = 0;
     for (int i = 0; i < MANY; i++)
         if (corio_group_spawn(&g, many_worker, m, NULL) != 0) {
-            CHECK(false);
+            T_EXPECT(false);
             break;
         }
-    settle(2);
-    CHECK_EQ(m->counter, 0);
-    CHECK_EQ(corio_mutex_unlock(&m->mu), 0);
-    CHECK_EQ(corio_group_wait(&g, DL(15000)), 0);
-    CHECK_EQ(corio_group_error(&g), 0);
+    t_settle(2);
+    T_EXPECT_EQ(m->counter, 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&m->mu), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_DL(15000)), 0);
+    T_EXPECT_EQ(corio_group_error(&g), 0);
     return 0;
 }
 
@@ -368,8 +341,8 @@ static int sem_worker(void *arg)
 {
     struct sem_conc *s = arg;
     for (int i = 0; i < 5; i++) {
-        int r = corio_sem_acquire(&s->sem, GUARD);
-        CHECK_EQ(r, 0);
+        int r = corio_sem_acquire(&s->sem, T_BOUND);
+        T_EXPECT_EQ(r, 0);
         if (r)
             return r;
         s->inside++;
@@ -388,25 +361,25 @@ static int sem_count_main(void *arg)
 {
     struct sem_conc *s = arg;
     corio_sem_init(&s->sem, 3);
-    CHECK_EQ(corio_sem_value(&s->sem), 3);
-    CHECK_EQ(corio_sem_tryacquire(&s->sem), 0);
-    CHECK_EQ(corio_sem_acquire(&s->sem, GUARD), 0);
-    CHECK_EQ(corio_sem_tryacquire(&s->sem), 0);
-    CHECK_EQ(corio_sem_value(&s->sem), 0);
-    CHECK_EQ(corio_sem_tryacquire(&s->sem), -EAGAIN);
-    CHECK_EQ(corio_sem_value(&s->sem), 0);
+    T_EXPECT_EQ(corio_sem_value(&s->sem), 3);
+    T_EXPECT_EQ(corio_sem_tryacquire(&s->sem), 0);
+    T_EXPECT_EQ(corio_sem_acquire(&s->sem, T_BOUND), 0);
+    T_EXPECT_EQ(corio_sem_tryacquire(&s->sem), 0);
+    T_EXPECT_EQ(corio_sem_value(&s->sem), 0);
+    T_EXPECT_EQ(corio_sem_tryacquire(&s->sem), -EAGAIN);
+    T_EXPECT_EQ(corio_sem_value(&s->sem), 0);
     corio_sem_release(&s->sem);
-    CHECK_EQ(corio_sem_value(&s->sem), 1);
+    T_EXPECT_EQ(corio_sem_value(&s->sem), 1);
     corio_sem_release(&s->sem);
-    CHECK_EQ(corio_sem_value(&s->sem), 2);
+    T_EXPECT_EQ(corio_sem_value(&s->sem), 2);
     /* 2 permits shared by 6 coroutines: at most 2 inside at a time, and 2 reached. */
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < 6; i++)
-        CHECK_EQ(corio_group_spawn(&g, sem_worker, s, NULL), 0);
-    CHECK_EQ(corio_group_wait(&g, GUARD), 0);
-    CHECK_EQ(s->done, 6);
-    CHECK_EQ(s->max_inside, 2);
-    CHECK_EQ(corio_sem_value(&s->sem), 2);
+        T_EXPECT_EQ(corio_group_spawn(&g, sem_worker, s, NULL), 0);
+    T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
+    T_EXPECT_EQ(s->done, 6);
+    T_EXPECT_EQ(s->max_inside, 2);
+    T_EXPECT_EQ(corio_sem_value(&s->sem), 2);
     return 0;
 }
 
@@ -437,33 +410,33 @@ static int sem_fifo_main(void *arg)
     corio_sem_init(&o->sem, 0);
     for (int i = 0; i < 6; i++) {
         a[i] = (struct order_arg){o, i};
-        CHECK_EQ(corio_spawn(NULL, sem_waiter, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, sem_waiter, &a[i], &id[i]), 0);
     }
-    settle(3);
-    CHECK_EQ(o->done, 0);
+    t_settle(3);
+    T_EXPECT_EQ(o->done, 0);
     /* Cancel waiter 3: the others keep their places. */
-    CHECK_EQ(corio_cancel(id[3]), 0);
-    settle(1);
-    CHECK_EQ(o->done, 1);
-    CHECK_EQ(o->res[3], -ECANCELED);
+    T_EXPECT_EQ(corio_cancel(id[3]), 0);
+    t_settle(1);
+    T_EXPECT_EQ(o->done, 1);
+    T_EXPECT_EQ(o->res[3], -ECANCELED);
     for (int k = 0; k < 5; k++) {
         corio_sem_release(&o->sem);
         /* The permit went to the waiter, not to the count: a newcomer cannot take it. */
-        CHECK_EQ(corio_sem_value(&o->sem), 0);
-        CHECK_EQ(corio_sem_tryacquire(&o->sem), -EAGAIN);
-        settle(1);
-        CHECK_EQ(o->n, k + 1);
+        T_EXPECT_EQ(corio_sem_value(&o->sem), 0);
+        T_EXPECT_EQ(corio_sem_tryacquire(&o->sem), -EAGAIN);
+        t_settle(1);
+        T_EXPECT_EQ(o->n, k + 1);
     }
     for (int i = 0; i < 6; i++)
-        CHECK_EQ(corio_join(id[i], NULL, GUARD), 0);
+        T_EXPECT_EQ(corio_join(id[i], NULL, T_BOUND), 0);
     corio_sem_release(&o->sem);
-    CHECK_EQ(corio_sem_value(&o->sem), 1);
+    T_EXPECT_EQ(corio_sem_value(&o->sem), 1);
     return 0;
 }
 
 static void test_sync_sem_fifo_cancel(void **state)
 {
-    struct order o = {.deadline = GUARD};
+    struct order o = {.deadline = T_BOUND};
     t_run_checked(state, sem_fifo_main, &o);
     int want[5] = {0, 1, 2, 4, 5};
     assert_int_equal(o.n, 5);
@@ -478,15 +451,15 @@ static int sem_deadline_main(void *arg)
     struct corio_sem s;
     corio_sem_init(&s, 0);
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_sem_acquire(&s, t0 + CORIO_MS(30)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 30);
-    CHECK_EQ(corio_sem_acquire(&s, corio_now() - 1), -ETIMEDOUT);
-    CHECK_EQ(corio_sem_value(&s), 0);
+    T_EXPECT_EQ(corio_sem_acquire(&s, t0 + CORIO_MS(30)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 30);
+    T_EXPECT_EQ(corio_sem_acquire(&s, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_sem_value(&s), 0);
     /* The timed-out waiter is gone: a release goes to the count. */
     corio_sem_release(&s);
-    CHECK_EQ(corio_sem_value(&s), 1);
-    CHECK_EQ(corio_sem_acquire(&s, corio_now() - 1), 0);
-    CHECK_EQ(corio_sem_value(&s), 0);
+    T_EXPECT_EQ(corio_sem_value(&s), 1);
+    T_EXPECT_EQ(corio_sem_acquire(&s, corio_now() - 1), 0);
+    T_EXPECT_EQ(corio_sem_value(&s), 0);
     return 0;
 }
 
@@ -510,17 +483,17 @@ struct wg_worker_arg {
 static int wg_worker(void *arg)
 {
     struct wg_worker_arg *a = arg;
-    CHECK_EQ(corio_sleep(DL(a->ms)), 0);
+    T_EXPECT_EQ(corio_sleep(T_DL(a->ms)), 0);
     a->c->finished++;
-    CHECK_EQ(corio_waitgroup_done(&a->c->wg), 0);
+    T_EXPECT_EQ(corio_waitgroup_done(&a->c->wg), 0);
     return 0;
 }
 
 static int wg_waiter(void *arg)
 {
     struct wg_ctx *c = arg;
-    CHECK_EQ(corio_waitgroup_wait(&c->wg, GUARD), 0);
-    CHECK_EQ(c->finished, 3);
+    T_EXPECT_EQ(corio_waitgroup_wait(&c->wg, T_BOUND), 0);
+    T_EXPECT_EQ(c->finished, 3);
     return 0;
 }
 
@@ -528,21 +501,21 @@ static int waitgroup_main(void *arg)
 {
     struct wg_ctx *c = arg;
     struct wg_worker_arg a[3] = {{c, 30}, {c, 10}, {c, 20}};
-    CHECK_EQ(corio_waitgroup_add(&c->wg, 3), 0);
+    T_EXPECT_EQ(corio_waitgroup_add(&c->wg, 3), 0);
     for (int i = 0; i < 3; i++)
-        CHECK_EQ(corio_spawn(NULL, wg_worker, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, wg_worker, &a[i], NULL), 0);
     corio_id w;
-    CHECK_EQ(corio_spawn(NULL, wg_waiter, c, &w), 0); /* a second waiter */
+    T_EXPECT_EQ(corio_spawn(NULL, wg_waiter, c, &w), 0); /* a second waiter */
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_waitgroup_wait(&c->wg, GUARD), 0);
-    CHECK_ELAPSED(t0, 30);
-    CHECK_EQ(c->finished, 3);
-    CHECK_EQ(corio_join(w, NULL, GUARD), 0);
+    T_EXPECT_EQ(corio_waitgroup_wait(&c->wg, T_BOUND), 0);
+    T_EXPECT_ELAPSED(t0, 30);
+    T_EXPECT_EQ(c->finished, 3);
+    T_EXPECT_EQ(corio_join(w, NULL, T_BOUND), 0);
     /* At zero: a wait returns at once, without a switch. */
     uint64_t sw = corio_stats(corio_loop_current())->switches;
-    CHECK_EQ(corio_waitgroup_wait(&c->wg, GUARD), 0);
-    CHECK_EQ(corio_waitgroup_wait(&c->wg, corio_now() - 1), 0);
-    CHECK_EQ(corio_stats(corio_loop_current())->switches, sw);
+    T_EXPECT_EQ(corio_waitgroup_wait(&c->wg, T_BOUND), 0);
+    T_EXPECT_EQ(corio_waitgroup_wait(&c->wg, corio_now() - 1), 0);
+    T_EXPECT_EQ(corio_stats(corio_loop_current())->switches, sw);
     return 0;
 }
 
@@ -556,19 +529,19 @@ static int waitgroup_errors_main(void *arg)
 {
     (void)arg;
     struct corio_waitgroup wg = CORIO_WAITGROUP_INIT;
-    CHECK_EQ(corio_waitgroup_done(&wg), -EINVAL);
-    CHECK_EQ(corio_waitgroup_add(&wg, -1), -EINVAL);
-    CHECK_EQ(corio_waitgroup_add(&wg, 2), 0);
-    CHECK_EQ(corio_waitgroup_add(&wg, -3), -EINVAL); /* left unchanged: still 2 */
-    CHECK_EQ(corio_waitgroup_add(&wg, 0), 0);
+    T_EXPECT_EQ(corio_waitgroup_done(&wg), -EINVAL);
+    T_EXPECT_EQ(corio_waitgroup_add(&wg, -1), -EINVAL);
+    T_EXPECT_EQ(corio_waitgroup_add(&wg, 2), 0);
+    T_EXPECT_EQ(corio_waitgroup_add(&wg, -3), -EINVAL); /* left unchanged: still 2 */
+    T_EXPECT_EQ(corio_waitgroup_add(&wg, 0), 0);
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_waitgroup_wait(&wg, t0 + CORIO_MS(20)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 20);
-    CHECK_EQ(corio_waitgroup_wait(&wg, corio_now() - 1), -ETIMEDOUT);
-    CHECK_EQ(corio_waitgroup_done(&wg), 0);
-    CHECK_EQ(corio_waitgroup_done(&wg), 0);
-    CHECK_EQ(corio_waitgroup_done(&wg), -EINVAL);
-    CHECK_EQ(corio_waitgroup_wait(&wg, GUARD), 0);
+    T_EXPECT_EQ(corio_waitgroup_wait(&wg, t0 + CORIO_MS(20)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 20);
+    T_EXPECT_EQ(corio_waitgroup_wait(&wg, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_waitgroup_done(&wg), 0);
+    T_EXPECT_EQ(corio_waitgroup_done(&wg), 0);
+    T_EXPECT_EQ(corio_waitgroup_done(&wg), -EINVAL);
+    T_EXPECT_EQ(corio_waitgroup_wait(&wg, T_BOUND), 0);
     return 0;
 }
 
@@ -608,29 +581,29 @@ static int event_main(void *arg)
     corio_id id[8];
     for (int i = 0; i < 8; i++) {
         a[i] = (struct ev_arg){c, i};
-        CHECK_EQ(corio_spawn(NULL, ev_waiter, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, ev_waiter, &a[i], &id[i]), 0);
     }
-    settle(3);
-    CHECK(!corio_event_is_set(&c->ev));
-    CHECK_EQ(c->woken, 0);
-    CHECK_EQ(corio_cancel(id[5]), 0); /* one waiter cancelled before the set */
+    t_settle(3);
+    T_EXPECT(!corio_event_is_set(&c->ev));
+    T_EXPECT_EQ(c->woken, 0);
+    T_EXPECT_EQ(corio_cancel(id[5]), 0); /* one waiter cancelled before the set */
     corio_event_set(&c->ev);
-    CHECK(corio_event_is_set(&c->ev));
+    T_EXPECT(corio_event_is_set(&c->ev));
     corio_event_set(&c->ev); /* twice is harmless */
     for (int i = 0; i < 8; i++)
-        CHECK_EQ(corio_join(id[i], NULL, GUARD), 0);
-    CHECK_EQ(c->woken, 7);
-    CHECK_EQ(c->res[5], -ECANCELED);
+        T_EXPECT_EQ(corio_join(id[i], NULL, T_BOUND), 0);
+    T_EXPECT_EQ(c->woken, 7);
+    T_EXPECT_EQ(c->res[5], -ECANCELED);
     /* After the set: at once, whatever the deadline. */
-    CHECK_EQ(corio_event_wait(&c->ev, GUARD), 0);
-    CHECK_EQ(corio_event_wait(&c->ev, CORIO_FOREVER), 0);
-    CHECK_EQ(corio_event_wait(&c->ev, corio_now() - 1), 0);
+    T_EXPECT_EQ(corio_event_wait(&c->ev, T_BOUND), 0);
+    T_EXPECT_EQ(corio_event_wait(&c->ev, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_event_wait(&c->ev, corio_now() - 1), 0);
     return 0;
 }
 
 static void test_sync_event_set_wakes_all(void **state)
 {
-    struct ev_ctx c = {.ev = CORIO_EVENT_INIT, .deadline = GUARD};
+    struct ev_ctx c = {.ev = CORIO_EVENT_INIT, .deadline = T_BOUND};
     t_run_checked(state, event_main, &c);
 }
 
@@ -639,10 +612,10 @@ static int event_deadline_main(void *arg)
     (void)arg;
     struct corio_event ev = CORIO_EVENT_INIT;
     int64_t t0 = corio_now();
-    CHECK_EQ(corio_event_wait(&ev, t0 + CORIO_MS(25)), -ETIMEDOUT);
-    CHECK_ELAPSED(t0, 25);
-    CHECK_EQ(corio_event_wait(&ev, corio_now() - 1), -ETIMEDOUT);
-    CHECK(!corio_event_is_set(&ev));
+    T_EXPECT_EQ(corio_event_wait(&ev, t0 + CORIO_MS(25)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 25);
+    T_EXPECT_EQ(corio_event_wait(&ev, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT(!corio_event_is_set(&ev));
     return 0;
 }
 
@@ -661,26 +634,26 @@ static int cancelled_self_main(void *arg)
     struct corio_waitgroup wg = CORIO_WAITGROUP_INIT;
     struct corio_event ev = CORIO_EVENT_INIT;
     corio_sem_init(&sem, 1);
-    CHECK_EQ(corio_waitgroup_add(&wg, 1), 0);
-    CHECK_EQ(corio_cancel(corio_self()), 0);
-    CHECK(corio_cancelled());
+    T_EXPECT_EQ(corio_waitgroup_add(&wg, 1), 0);
+    T_EXPECT_EQ(corio_cancel(corio_self()), 0);
+    T_EXPECT(corio_cancelled());
     /* A cancelled coroutine's calls fail with -ECANCELED when they would have to wait... */
-    CHECK_EQ(corio_waitgroup_wait(&wg, GUARD), -ECANCELED);
-    CHECK_EQ(corio_event_wait(&ev, GUARD), -ECANCELED);
+    T_EXPECT_EQ(corio_waitgroup_wait(&wg, T_BOUND), -ECANCELED);
+    T_EXPECT_EQ(corio_event_wait(&ev, T_BOUND), -ECANCELED);
     /* ...and succeed when they need not (header: "every later call of it that would suspend"),
      * so that its clean-up can take a free lock or a free permit. */
-    CHECK_EQ(corio_mutex_lock(&mu, GUARD), 0);
-    CHECK_EQ(corio_sem_acquire(&sem, GUARD), 0);
-    CHECK_EQ(corio_sem_value(&sem), 0);
-    CHECK_EQ(corio_sem_acquire(&sem, GUARD), -ECANCELED); /* none left: it would wait */
-    CHECK_EQ(corio_mutex_unlock(&mu), 0);
+    T_EXPECT_EQ(corio_mutex_lock(&mu, T_BOUND), 0);
+    T_EXPECT_EQ(corio_sem_acquire(&sem, T_BOUND), 0);
+    T_EXPECT_EQ(corio_sem_value(&sem), 0);
+    T_EXPECT_EQ(corio_sem_acquire(&sem, T_BOUND), -ECANCELED); /* none left: it would wait */
+    T_EXPECT_EQ(corio_mutex_unlock(&mu), 0);
     corio_sem_release(&sem);
-    CHECK_EQ(corio_mutex_trylock(&mu), 0);
-    CHECK_EQ(corio_mutex_unlock(&mu), 0);
-    CHECK_EQ(corio_sem_tryacquire(&sem), 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&mu), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&mu), 0);
+    T_EXPECT_EQ(corio_sem_tryacquire(&sem), 0);
     corio_sem_release(&sem);
-    CHECK_EQ(corio_waitgroup_done(&wg), 0);
-    CHECK_EQ(corio_waitgroup_wait(&wg, GUARD), 0); /* zero: no wait */
+    T_EXPECT_EQ(corio_waitgroup_done(&wg), 0);
+    T_EXPECT_EQ(corio_waitgroup_wait(&wg, T_BOUND), 0); /* zero: no wait */
     return 0;
 }
 
@@ -716,29 +689,22 @@ static void test_sync_eperm_outside(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sync_mutex_exclusion, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_mutex_fifo, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_mutex_errors, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_mutex_deadline, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_mutex_cancel_waiter, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_cancel_after_handoff, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_mutex_10k, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_sem_count, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_sem_fifo_cancel, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_sem_deadline, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_waitgroup_wait, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_waitgroup_errors_deadline, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_event_set_wakes_all, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_event_deadline, t_loop_setup, t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_cancelled_caller, t_loop_setup,
-                                        t_loop_teardown),
-        cmocka_unit_test_setup_teardown(test_sync_eperm_outside, t_loop_setup, t_loop_teardown),
+        T_LOOP_TEST(test_sync_mutex_exclusion),
+        T_LOOP_TEST(test_sync_mutex_fifo),
+        T_LOOP_TEST(test_sync_mutex_errors),
+        T_LOOP_TEST(test_sync_mutex_deadline),
+        T_LOOP_TEST(test_sync_mutex_cancel_waiter),
+        T_LOOP_TEST(test_sync_cancel_after_handoff),
+        T_LOOP_TEST(test_sync_mutex_10k),
+        T_LOOP_TEST(test_sync_sem_count),
+        T_LOOP_TEST(test_sync_sem_fifo_cancel),
+        T_LOOP_TEST(test_sync_sem_deadline),
+        T_LOOP_TEST(test_sync_waitgroup_wait),
+        T_LOOP_TEST(test_sync_waitgroup_errors_deadline),
+        T_LOOP_TEST(test_sync_event_set_wakes_all),
+        T_LOOP_TEST(test_sync_event_deadline),
+        T_LOOP_TEST(test_sync_cancelled_caller),
+        T_LOOP_TEST(test_sync_eperm_outside),
     };
-    if (t_uring_unavailable())
-        return T_EXIT_SKIP;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return T_RUN_TESTS(tests);
 }
