@@ -12,9 +12,7 @@
  * guarantees), and none is held for more than HOLD_MAX_AGE reaps. While CQEs are held, a wait in
  * io_uring_enter becomes a poll (corio__fault_enter), since the kernel may have nothing left to
  * post and the loop must come round to reap them. */
-#include "fault.h"
-
-#include "base.h"
+#include "fault_private.h"
 
 #ifdef CORIO_TESTING
 
@@ -32,24 +30,6 @@
  * transient error is transient. */
 #define EAGAIN_STREAK_MAX 4
 #define STREAKS 64 /* user_data whose -EAGAIN streak is remembered (round robin) */
-
-struct cfg {
-    uint64_t seed;
-    double enter_eintr, enter_eagain, enter_ebusy;
-    double short_rw;
-    double cqe_eagain, cqe_econnreset, cqe_enobufs;
-    double sq_full;
-    double reorder, holdback;
-    unsigned sq, cq;       /* forced ring sizes, 0: as asked */
-    uint64_t refuse_setup; /* CORIO_FEAT_ bits of setup flags io_uring_setup refuses */
-    uint64_t refuse_op;    /* CORIO_FEAT_ bits of ops whose SQEs fail */
-    uint64_t hide_op;      /* ... that the probe does not list either */
-    uint64_t hide_feat;    /* CORIO_FEAT_ bits of kernel features reported missing */
-    int refuse_err;        /* their error */
-    bool quiet;            /* no "corio faults:" line */
-    bool any;              /* some fault is enabled */
-    char spec[512];        /* the spec as given, for the message */
-};
 
 /* A CQE inside the seam: its arrival number orders CQEs of one user_data. */
 struct held {
@@ -85,220 +65,11 @@ struct ring_state {
     uint64_t seq; /* arrivals so far */
 };
 
-static _Thread_local struct {
-    bool init; /* configured, from the environment or explicitly */
-    struct cfg cfg;
-    uint64_t rng;          /* splitmix64 state */
-    const uint8_t *script; /* corio__fault_script's bytes, or NULL */
-    size_t script_len, script_pos;
-    struct corio__fault_stats stats;
-    struct ring_state *rings; /* the rings of this thread that the seam has touched */
-} T;
-
-/* ---- decisions ------------------------------------------------------------------------------ */
-
-static uint64_t next64(void)
-{
-    uint64_t z = (T.rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* The next script byte. Returns false once the script is used up. */
-static bool script_byte(unsigned *b)
-{
-    if (T.script_pos >= T.script_len)
-        return false;
-    *b = T.script[T.script_pos++];
-    return true;
-}
-
-/* True with probability @p. A used-up script says no, so that the faults stop. */
-static bool chance(double p)
-{
-    if (p <= 0)
-        return false;
-    if (T.script) {
-        unsigned b;
-        return script_byte(&b) && (double)b < p * 256.0;
-    }
-    return (double)(next64() >> 11) * 0x1.0p-53 < p;
-}
-
-/* A number in [0, n), n > 0. A used-up script gives n - 1 (no shrinking, no shuffling). */
-static uint32_t below(uint32_t n)
-{
-    if (T.script) {
-        unsigned b;
-        if (!script_byte(&b))
-            return n - 1;
-        return (uint32_t)(((uint64_t)b * n) >> 8);
-    }
-    return (uint32_t)(next64() % n);
-}
-
-/* ---- configuration -------------------------------------------------------------------------- */
-
-static bool parse_prob(const char *v, double *out)
-{
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end || !(d >= 0 && d <= 1))
-        return false;
-    *out = d;
-    return true;
-}
-
-static bool parse_uint(const char *v, uint64_t max, uint64_t *out)
-{
-    char *end;
-    unsigned long long u = strtoull(v, &end, 0);
-    if (end == v || *end || *v == '-' || u > max)
-        return false;
-    *out = u;
-    return true;
-}
-
-/* Parses "name|name" into CORIO_FEAT_ bits within [lo, hi]. */
-static bool parse_feats(char *v, int lo, int hi, uint64_t *out)
-{
-    uint64_t bits = 0;
-    char *save = NULL;
-    for (char *name = strtok_r(v, "|", &save); name; name = strtok_r(NULL, "|", &save)) {
-        int f = lo;
-        while (f <= hi && strcmp(corio_feature_name((enum corio_feature)f), name) != 0)
-            f++;
-        if (f > hi)
-            return false;
-        bits |= 1ull << f;
-    }
-    *out = bits;
-    return true;
-}
-
-static int parse(const char *spec, struct cfg *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->refuse_err = -EINVAL;
-    bool seeded = false;
-    if (!spec)
-        spec = "";
-    if (strlen(spec) >= sizeof(c->spec))
-        return -EINVAL;
-    strcpy(c->spec, spec);
-    char buf[sizeof(c->spec)];
-    strcpy(buf, spec);
-    char *save = NULL;
-    for (char *kv = strtok_r(buf, ", ", &save); kv; kv = strtok_r(NULL, ", ", &save)) {
-        char *v = strchr(kv, '=');
-        if (!v)
-            return -EINVAL;
-        *v++ = '\0';
-        uint64_t u;
-        bool ok;
-        if (strcmp(kv, "seed") == 0) {
-            ok = parse_uint(v, UINT64_MAX, &c->seed);
-            seeded = true;
-        } else if (strcmp(kv, "enter_eintr") == 0) {
-            ok = parse_prob(v, &c->enter_eintr);
-        } else if (strcmp(kv, "enter_eagain") == 0) {
-            ok = parse_prob(v, &c->enter_eagain);
-        } else if (strcmp(kv, "enter_ebusy") == 0) {
-            ok = parse_prob(v, &c->enter_ebusy);
-        } else if (strcmp(kv, "short_rw") == 0) {
-            ok = parse_prob(v, &c->short_rw);
-        } else if (strcmp(kv, "cqe_eagain") == 0) {
-            ok = parse_prob(v, &c->cqe_eagain);
-        } else if (strcmp(kv, "cqe_econnreset") == 0) {
-            ok = parse_prob(v, &c->cqe_econnreset);
-        } else if (strcmp(kv, "cqe_enobufs") == 0) {
-            ok = parse_prob(v, &c->cqe_enobufs);
-        } else if (strcmp(kv, "sq_full") == 0) {
-            ok = parse_prob(v, &c->sq_full);
-        } else if (strcmp(kv, "reorder") == 0) {
-            ok = parse_prob(v, &c->reorder);
-        } else if (strcmp(kv, "holdback") == 0) {
-            ok = parse_prob(v, &c->holdback);
-        } else if (strcmp(kv, "sq") == 0) {
-            ok = parse_uint(v, 32768, &u) && u > 0;
-            c->sq = (unsigned)u;
-        } else if (strcmp(kv, "cq") == 0) {
-            ok = parse_uint(v, 65536, &u) && u > 0;
-            c->cq = (unsigned)u;
-        } else if (strcmp(kv, "refuse_setup") == 0) {
-            ok = parse_feats(v, CORIO_FEAT_SINGLE_ISSUER, CORIO_FEAT_CQSIZE, &c->refuse_setup);
-        } else if (strcmp(kv, "refuse_op") == 0) {
-            ok = parse_feats(v, CORIO_FEAT_NOP, CORIO_FEAT_WRITE_FIXED, &u);
-            c->refuse_op |= u;
-        } else if (strcmp(kv, "hide_op") == 0) {
-            ok = parse_feats(v, CORIO_FEAT_NOP, CORIO_FEAT_WRITE_FIXED, &u);
-            c->hide_op |= u;
-            c->refuse_op |= u;
-        } else if (strcmp(kv, "hide_feat") == 0) {
-            ok = parse_feats(v, CORIO_FEAT_EXT_ARG, CORIO_FEAT_EXT_ARG, &u);
-            c->hide_feat |= u;
-        } else if (strcmp(kv, "refuse_op_err") == 0) {
-            ok = strcmp(v, "einval") == 0 || strcmp(v, "eopnotsupp") == 0;
-            c->refuse_err = strcmp(v, "einval") == 0 ? -EINVAL : -EOPNOTSUPP;
-        } else if (strcmp(kv, "quiet") == 0) {
-            ok = parse_uint(v, 1, &u);
-            c->quiet = u;
-        } else {
-            ok = false;
-        }
-        if (!ok)
-            return -EINVAL;
-    }
-    if (!seeded) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        c->seed =
-            ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32);
-    }
-    c->any = c->enter_eintr > 0 || c->enter_eagain > 0 || c->enter_ebusy > 0 || c->short_rw > 0 ||
-             c->cqe_eagain > 0 || c->cqe_econnreset > 0 || c->cqe_enobufs > 0 || c->sq_full > 0 ||
-             c->reorder > 0 || c->holdback > 0 || c->sq || c->cq || c->refuse_setup || c->refuse_op ||
-             c->hide_feat;
-    return 0;
-}
-
-int corio__fault_configure(const char *spec)
-{
-    struct cfg c;
-    int err = parse(spec, &c);
-    if (err)
-        return err;
-    T.init = true;
-    T.cfg = c;
-    T.rng = c.seed;
-    memset(&T.stats, 0, sizeof(T.stats));
-    if (c.any && !c.quiet)
-        fprintf(stderr, "corio faults: seed=%llu spec=%s\n", (unsigned long long)c.seed, c.spec);
-    return 0;
-}
-
 /* The first hook of a thread reads CORIO_FAULTS, unless corio__fault_configure came first. */
 static inline void ensure(void)
 {
-    if (likely(T.init))
-        return;
-    T.init = true;
-    const char *env = getenv("CORIO_FAULTS");
-    if (env && corio__fault_configure(env) != 0)
-        corio__panic("CORIO_FAULTS: bad fault spec \"%s\" (see engine/fault.h)", env);
-}
-
-void corio__fault_script(const uint8_t *data, size_t len)
-{
-    T.script = data;
-    T.script_len = data ? len : 0;
-    T.script_pos = 0;
-}
-
-const struct corio__fault_stats *corio__fault_stats(void)
-{
-    return &T.stats;
+    if (unlikely(!T.init))
+        corio__fault_ensure();
 }
 
 /* ---- per-ring state ------------------------------------------------------------------------- */

@@ -59,6 +59,13 @@ static inline bool corio__has(const struct corio_loop *l, enum corio_feature f)
     return l->features & (1ull << f);
 }
 
+/* True if the calling coroutine's loop has feature @f (false outside coroutines). */
+static inline bool corio__here_has(enum corio_feature f)
+{
+    struct corio__task *t = corio__tls_task;
+    return t && corio__has(corio__loop_of(t), f);
+}
+
 /* A slot of the fixed file table was freed: count it and wake an acceptor waiting for one. */
 static inline void corio__fixed_release(struct corio_loop *l)
 {

@@ -14,11 +14,11 @@ shift
 layer_of() {
     case $1 in
     base | list | heap | ctx) echo 0 ;;
-    ring | fault | stack) echo 1 ;;
+    ring | ring_setup | ring_private | fault | fault_config | fault_private | stack) echo 1 ;;
     probe | op) echo 2 ;;
     scheduler | segv) echo 3 ;;
     coro | group | future | loop.h) echo 4 ;;
-    loop | file | net | buf | sync | chan | gen) echo 5 ;;
+    loop | file | net | listen | acceptor | buf | sync | chan | gen) echo 5 ;;
     *) echo "check_layers: no layer for $1: add it to the table in $0" >&2; echo 99 ;;
     esac
 }
