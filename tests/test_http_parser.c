@@ -1,4 +1,5 @@
-/* Tests of engine/http/parser.c: request heads, chunked bodies, and the response helpers.
+/* Tests of the HTTP parser files (engine/http/, all but server.c): request heads, chunked bodies,
+ * and the response helpers.
  *
  * Every head and body is also fed split at each byte and one byte at a time, from exact-size heap
  * copies, so a read past the bytes given shows up under ASan (picohttpparser's guard idea). */
