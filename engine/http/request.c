@@ -278,18 +278,13 @@ static int apply_field(const struct corio_http_header *h, struct corio_http_requ
     return 0;
 }
 
-/* Parses the complete head [p, end), which the scanner guarantees ends in CRLF CRLF with every
- * line ending in CRLF. Returns 0 or a negated status. */
-static int parse_head(const char *p, const char *end, const struct corio_http_limits *lim,
-                      struct corio_http_request *req, struct corio_http_header *headers, size_t cap)
+/* Parses the request-line at *@pp into @req and moves *@pp past its CRLF.
+ * request-line = method SP request-target SP HTTP-version CRLF, single SPs only.
+ * Returns 0 or a negated status. */
+static int parse_request_line(const char **pp, const char *end, const struct corio_http_limits *lim,
+                              struct corio_http_request *req)
 {
-    struct head_facts f = {0};
-
-    memset(req, 0, sizeof(*req));
-    req->content_length = -1;
-    req->headers = headers;
-
-    /* request-line = method SP request-target SP HTTP-version CRLF, single SPs only. */
+    const char *p = *pp;
     const char *m = p;
     while (IS(C_TCHAR, *p))
         p++;
@@ -320,8 +315,16 @@ static int parse_head(const char *p, const char *end, const struct corio_http_li
     if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
         return -505;
     req->minor_version = p[7] - '0';
-    p += 10;
+    *pp = p + 10;
+    return 0;
+}
 
+/* Parses the field lines from @p up to and including the empty line that ends the head, into
+ * @headers (room for @cap) and @req, noting what matters in @f. Returns 0 or a negated status. */
+static int parse_fields(const char *p, const char *end, const struct corio_http_limits *lim,
+                        struct corio_http_request *req, struct corio_http_header *headers,
+                        size_t cap, struct head_facts *f)
+{
     size_t max_fields = cap < lim->max_headers ? cap : lim->max_headers;
     size_t n = 0;
     for (;;) {
@@ -329,7 +332,6 @@ static int parse_head(const char *p, const char *end, const struct corio_http_li
             /* Only the final empty line can start with CR followed by LF; see scan_head(). */
             if (p[1] != '\n')
                 return -400;
-            p += 2;
             break;
         }
         /* field-line = field-name ":" OWS field-value OWS CRLF. A line starting with SP or HTAB
@@ -362,37 +364,63 @@ static int parse_head(const char *p, const char *end, const struct corio_http_li
         h->name_len = name_len;
         h->value = value;
         h->value_len = (size_t)(vend - value);
-        int err = apply_field(h, req, &f);
+        int err = apply_field(h, req, f);
         if (err < 0)
             return err;
     }
     req->num_headers = n;
+    return 0;
+}
 
-    /* Framing and routing checks, all -400 (RFC 9112 sections 3.2 and 6.1). */
-    if (f.hosts > 1 || (f.hosts == 0 && req->minor_version == 1))
+/* Applies the framing and routing rules (RFC 9112 sections 3.2 and 6.1) to the parsed head and
+ * sets the fields of @req that depend on several header fields. Returns 0 or a negated status. */
+static int finish_head(struct corio_http_request *req, const struct head_facts *f,
+                       const struct corio_http_limits *lim)
+{
+    if (f->hosts > 1 || (f->hosts == 0 && req->minor_version == 1))
         return -400;
-    if (f.has_te && (req->minor_version == 0 || f.has_cl || f.te_chunked_inner))
+    if (f->has_te && (req->minor_version == 0 || f->has_cl || f->te_chunked_inner))
         return -400;
     if (req->method == CORIO_HTTP_METHOD_UNKNOWN)
         return -501;
-    if (f.has_te && (f.te_other || !f.te_chunked_last))
+    if (f->has_te && (f->te_other || !f->te_chunked_last))
         return -501;
     if (req->content_length > lim->max_body_bytes)
         return -413;
 
-    req->chunked = f.has_te;
-    if (f.ranges != 1) {
+    req->chunked = f->has_te;
+    if (f->ranges != 1) {
         req->range = NULL;
         req->range_len = 0;
     }
     if (req->minor_version == 0) {
         /* RFC 9110 section 10.1.1: a 100-continue in HTTP/1.0 must be ignored. */
         req->expect_continue = false;
-        req->keep_alive = f.conn_keep_alive && !f.conn_close;
+        req->keep_alive = f->conn_keep_alive && !f->conn_close;
     } else {
-        req->keep_alive = !f.conn_close;
+        req->keep_alive = !f->conn_close;
     }
     return 0;
+}
+
+/* Parses the complete head [p, end), which the scanner guarantees ends in CRLF CRLF with every
+ * line ending in CRLF. Returns 0 or a negated status. */
+static int parse_head(const char *p, const char *end, const struct corio_http_limits *lim,
+                      struct corio_http_request *req, struct corio_http_header *headers, size_t cap)
+{
+    struct head_facts f = {0};
+
+    memset(req, 0, sizeof(*req));
+    req->content_length = -1;
+    req->headers = headers;
+
+    int err = parse_request_line(&p, end, lim, req);
+    if (err)
+        return err;
+    err = parse_fields(p, end, lim, req, headers, cap, &f);
+    if (err)
+        return err;
+    return finish_head(req, &f, lim);
 }
 
 ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,

@@ -5,88 +5,56 @@
 #include <errno.h>
 #include <string.h>
 
+/* Reason phrases (RFC 9110 section 15), indexed by the status's first digit less one and its last
+ * two digits. No status in the table has those two above 31. */
+static const char *const reasons[5][32] = {
+    [0] = {[0] = "Continue", [1] = "Switching Protocols"},
+    [1] = {[0] = "OK",
+           [1] = "Created",
+           [2] = "Accepted",
+           [4] = "No Content",
+           [6] = "Partial Content"},
+    [2] = {[1] = "Moved Permanently",
+           [2] = "Found",
+           [3] = "See Other",
+           [4] = "Not Modified",
+           [7] = "Temporary Redirect",
+           [8] = "Permanent Redirect"},
+    [3] = {[0] = "Bad Request",
+           [1] = "Unauthorized",
+           [3] = "Forbidden",
+           [4] = "Not Found",
+           [5] = "Method Not Allowed",
+           [6] = "Not Acceptable",
+           [8] = "Request Timeout",
+           [9] = "Conflict",
+           [10] = "Gone",
+           [11] = "Length Required",
+           [12] = "Precondition Failed",
+           [13] = "Content Too Large",
+           [14] = "URI Too Long",
+           [15] = "Unsupported Media Type",
+           [16] = "Range Not Satisfiable",
+           [17] = "Expectation Failed",
+           [26] = "Upgrade Required",
+           [29] = "Too Many Requests",
+           [31] = "Request Header Fields Too Large"},
+    [4] = {[0] = "Internal Server Error",
+           [1] = "Not Implemented",
+           [2] = "Bad Gateway",
+           [3] = "Service Unavailable",
+           [4] = "Gateway Timeout",
+           [5] = "HTTP Version Not Supported"},
+};
+
 const char *corio_http_reason(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 206:
-        return "Partial Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 304:
-        return "Not Modified";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 411:
-        return "Length Required";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 416:
-        return "Range Not Satisfiable";
-    case 417:
-        return "Expectation Failed";
-    case 426:
-        return "Upgrade Required";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Unknown";
-    }
+    /* Unsigned, so that one compare rejects both ends and the divisions need no sign fix-up. */
+    unsigned s = (unsigned)status - 100;
+    const char *r = NULL;
+    if (s < 500 && s % 100 < 32)
+        r = reasons[s / 100][s % 100];
+    return r != NULL ? r : "Unknown";
 }
 
 /* Appends to a caller buffer, remembering an overflow instead of checking at every call site. */
