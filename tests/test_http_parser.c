@@ -1,4 +1,5 @@
-/* Tests of engine/http/parser.c: request heads, chunked bodies, and the response helpers.
+/* Tests of the HTTP parser files (engine/http/, all but server.c): request heads, chunked bodies,
+ * and the response helpers.
  *
  * Every head and body is also fed split at each byte and one byte at a time, from exact-size heap
  * copies, so a read past the bytes given shows up under ASan (picohttpparser's guard idea). */
@@ -991,6 +992,112 @@ static void test_http_chunked_every_split_long(void **state)
     check_chunked(in, n, NULL, 1, want, n);
 }
 
+/* Checks that @in decodes to @payload when cut into three pieces at every pair of points, so that
+ * one line (or one state) can span two call boundaries. */
+static void check_chunked_every_pair(const char *in, const char *payload)
+{
+    static struct decoded d;
+    size_t n = strlen(in), cuts[2];
+
+    for (cuts[0] = 1; cuts[0] < n; cuts[0]++) {
+        for (cuts[1] = cuts[0] + 1; cuts[1] < n; cuts[1]++) {
+            decode_pieces(in, n, NULL, cuts, 2, &d);
+            if (d.status != 1)
+                fail_msg("cuts at %zu and %zu: status %d, want 1", cuts[0], cuts[1], d.status);
+            assert_int_equal(d.payload_len, strlen(payload));
+            assert_memory_equal(d.payload, payload, d.payload_len);
+            assert_int_equal(d.consumed, n);
+        }
+    }
+}
+
+static void test_http_chunked_every_pair_split(void **state)
+{
+    (void)state;
+    check_chunked_every_pair("5;a=\"b\\\"c\"\r\nhello\r\n1 ; x\r\n!\r\n0;z\r\nT: v\r\nU:\r\n\r\n",
+                             "hello!");
+    check_chunked_every_pair("0000a\r\n0123456789\r\n0\r\n\r\n", "0123456789");
+}
+
+static void test_http_chunked_empty_calls(void **state)
+{
+    (void)state;
+    /* A call with no bytes changes nothing wherever it falls, and after the end still says so. */
+    static const char in[] = "3;e\r\nabc\r\n0\r\nT: v\r\n\r\n";
+    char buf[sizeof(in)], payload[4];
+    struct corio_http_chunked c;
+    size_t produced, consumed, got = 0;
+    memcpy(buf, in, sizeof(in));
+    corio_http_chunked_init(&c, NULL);
+    for (size_t i = 0; i + 1 < sizeof(in); i++) {
+        assert_int_equal(corio_http_chunked_decode(&c, buf + i, 0, &produced, &consumed), 0);
+        assert_int_equal(produced, 0);
+        assert_int_equal(consumed, 0);
+        int want = i + 2 == sizeof(in) ? 1 : 0;
+        assert_int_equal(corio_http_chunked_decode(&c, buf + i, 1, &produced, &consumed), want);
+        assert_int_equal(consumed, 1);
+        assert_true(produced <= 1 && got + produced <= sizeof(payload));
+        if (produced)
+            payload[got++] = buf[i];
+    }
+    assert_int_equal(got, 3);
+    assert_memory_equal(payload, "abc", 3);
+    assert_int_equal(corio_http_chunked_decode(&c, buf, 0, &produced, &consumed), 1);
+    assert_int_equal(produced, 0);
+    assert_int_equal(consumed, 0);
+}
+
+static void test_http_chunked_size_edges(void **state)
+{
+    (void)state;
+    /* Leading zeros are not significant: 16 significant digits fit, and then the limit applies. */
+    check_chunked_err("0ffffffffffffffff\r\n", -413);
+    check_chunked_err("000000000000000000000000000000010000000000000000\r\n", -400);
+    check_chunked_err("5g\r\nhello\r\n0\r\n\r\n", -400);    /* a letter past 'f' */
+    check_chunked_err(" 5\r\nhello\r\n0\r\n\r\n", -400);    /* whitespace before the size */
+    check_chunked_err("5\r\nhello\r\n 0\r\n\r\n", -400);    /* ... also in a later chunk */
+    check_chunked_err(";a\r\nhello\r\n0\r\n\r\n", -400);    /* an extension without a size */
+    check_chunked_err("5\r\nhello\r\n\r\n0\r\n\r\n", -400); /* an empty chunk-size line */
+    /* Quoted extension values take obs-text and escaped HTAB, but not DEL. */
+    check_chunked_ok("5;a=\"\x80\xff\t\\\t\"\r\nhello\r\n0\r\n\r\n", "hello");
+    check_chunked_err("5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n", -400);
+    check_chunked_err("5;a=\"\\\x7f\"\r\nhello\r\n0\r\n\r\n", -400);
+    /* Extensions count towards the chunk-size line's limit: "1;" name CRLF fills it exactly. */
+    static char line[CORIO_HTTP_MAX_CHUNK_LINE + 16];
+    size_t name = CORIO_HTTP_MAX_CHUNK_LINE - 4;
+    memcpy(line, "1;", 2);
+    memset(line + 2, 'e', name);
+    memcpy(line + 2 + name, "\r\nx\r\n0\r\n\r\n", 11);
+    check_chunked(line, strlen(line), NULL, 1, "x", strlen(line));
+    memset(line + 2, 'e', name + 1);
+    memcpy(line + 3 + name, "\r\nx\r\n0\r\n\r\n", 11);
+    check_chunked(line, strlen(line), NULL, -400, NULL, 0);
+}
+
+static void test_http_chunked_zero_limits(void **state)
+{
+    (void)state;
+    static const char empty[] = "0\r\n\r\n";
+    static const char one[] = "1\r\nx\r\n0\r\n\r\n";
+    struct corio_http_limits lim;
+    corio_http_limits_init(&lim);
+    /* A body limit of zero or below allows the empty body only. */
+    lim.max_body_bytes = 0;
+    check_chunked(empty, strlen(empty), &lim, 1, "", strlen(empty));
+    check_chunked(one, strlen(one), &lim, -413, NULL, 0);
+    lim.max_body_bytes = -1;
+    check_chunked(empty, strlen(empty), &lim, 1, "", strlen(empty));
+    check_chunked(one, strlen(one), &lim, -413, NULL, 0);
+    /* The final CRLF counts towards the trailer limit, also without trailer fields. */
+    corio_http_limits_init(&lim);
+    lim.max_head_bytes = 2;
+    check_chunked(empty, strlen(empty), &lim, 1, "", strlen(empty));
+    lim.max_head_bytes = 1;
+    check_chunked(empty, strlen(empty), &lim, -431, NULL, 0);
+    lim.max_head_bytes = 0;
+    check_chunked(empty, strlen(empty), &lim, -431, NULL, 0);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Response helpers
  * ------------------------------------------------------------------------------------------- */
@@ -1440,6 +1547,10 @@ int main(void)
         cmocka_unit_test(test_http_chunked_bad_framing),
         cmocka_unit_test(test_http_chunked_body_limit),
         cmocka_unit_test(test_http_chunked_every_split_long),
+        cmocka_unit_test(test_http_chunked_every_pair_split),
+        cmocka_unit_test(test_http_chunked_empty_calls),
+        cmocka_unit_test(test_http_chunked_size_edges),
+        cmocka_unit_test(test_http_chunked_zero_limits),
         cmocka_unit_test(test_http_reason),
         cmocka_unit_test(test_http_format_response_basic),
         cmocka_unit_test(test_http_format_response_options),

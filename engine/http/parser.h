@@ -1,5 +1,56 @@
-/* The parser's declarations are public: include/corio/http.h. */
+/* Internal declarations of the HTTP parser files: the constant tables they share (defined in
+ * tables.c) and the small inline helpers over them. The public API is include/corio/http.h. */
 #ifndef CORIO_HTTP_PARSER_H
 #define CORIO_HTTP_PARSER_H
 #include <corio/http.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Character classes, one bit each, generated from the RFC 9110 grammar. */
+enum {
+    C_TCHAR = 1,  /* token: "!#$%&'*+-.^_`|~", DIGIT, ALPHA */
+    C_VALUE = 2,  /* field-value byte: HTAB, SP, VCHAR, obs-text */
+    C_TARGET = 4, /* request-target byte: VCHAR and obs-text (raw UTF-8 is let through) */
+    C_QDTEXT = 8, /* quoted-string text: HTAB, SP, VCHAR except '"' and '\', obs-text */
+};
+
+/* Hidden, so that the parsers reach the tables PC-relative and not through the GOT. */
+#pragma GCC visibility push(hidden)
+/* C_* bits of each byte. */
+extern const uint8_t corio__http_char_class[256];
+/* The value of a hex digit byte, or -1. */
+extern const int8_t corio__http_hex_value[256];
+/* Each byte with A-Z mapped to a-z. */
+extern const unsigned char corio__http_lower[256];
+/* What a NULL limits pointer means. */
+extern const struct corio_http_limits corio__http_default_limits;
+#pragma GCC visibility pop
+
+#define U8(c) ((unsigned char)(c))
+#define IS(cls, c) (corio__http_char_class[U8(c)] & (cls))
+
+/* The value of hex digit @c, or -1 if it is not one. */
+static inline int hex_digit(char c)
+{
+    return corio__http_hex_value[U8(c)];
+}
+
+/* Case-insensitive compare of @n bytes of @s against the lowercase literal @lc. */
+static inline bool eq_lower(const char *s, const char *lc, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (corio__http_lower[U8(s[i])] != U8(lc[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Whether @c is OWS, optional whitespace: SP or HTAB (RFC 9110 section 5.6.3). */
+static inline bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 #endif

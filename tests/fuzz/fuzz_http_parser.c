@@ -1,4 +1,4 @@
-/* libFuzzer target for engine/http/parser.c.
+/* libFuzzer target for the HTTP parser files (engine/http/, all but server.c).
  *
  * Each input is used four ways: as a request head (with the default limits and with small ones
  * that the corpus can reach), as a chunked body, as the body after a chunked head, and as the
@@ -7,7 +7,8 @@
  * past the bytes given; every way must give the same result. Any disagreement or broken
  * invariant aborts, which libFuzzer reports as a crash.
  *
- * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iengine/http engine/http/parser.c
+ * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iengine/http
+ *        engine/http/{tables,request,chunked,response,date,mime,range,path}.c
  *        tests/fuzz/fuzz_http_parser.c; or with tests/fuzz/replay_main.c and any compiler. */
 #include "parser.h"
 

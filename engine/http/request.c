@@ -1,0 +1,442 @@
+/* corio http: the request head parser, corio_http_parse_request().
+ *
+ * Written from RFC 9110 and RFC 9112. The head parser works in two steps. A scanner looks only at
+ * bytes it has not seen before, finds the blank line that ends the head, and rejects a bare LF,
+ * an oversized head or an oversized request-target as soon as the offending byte arrives. Once
+ * the head is complete, a single pass over it checks the grammar with the character tables of
+ * tables.c and fills the request. The parse pass relies on the scanner's guarantees: every line
+ * ends in CRLF and the head ends in CRLF CRLF, so its loops stop at a CR without bounds checks
+ * because CR is in none of the character classes.
+ */
+#include "parser.h"
+
+#include <string.h>
+
+void corio_http_parser_init(struct corio_http_parser *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+#define BYTES_01 0x0101010101010101ull
+#define BYTES_80 0x8080808080808080ull
+
+/* Whether any of the 8 bytes at @p is below @lo (at most 0x80) or is DEL, tested a word at a
+ * time: a byte b < lo borrows into its top bit in (x - lo * BYTES_01) while ~x keeps that bit
+ * only where b < 0x80 (the standard "has byte less than" word trick; a borrow can only cause a
+ * false hit above a true one, so the yes/no answer is exact). The parse pass uses it to skip long
+ * runs of target and value bytes, which are all VCHAR or obs-text. */
+static inline bool word_has_stop(const char *p, uint64_t lo)
+{
+    uint64_t x, del;
+    memcpy(&x, p, sizeof(x)); /* an unaligned load; compilers emit one mov */
+    del = x ^ (BYTES_01 * 0x7f);
+    return (((x - BYTES_01 * lo) & ~x) | ((del - BYTES_01) & ~del)) & BYTES_80;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Head scanner
+ * ------------------------------------------------------------------------------------------- */
+
+/* Scanner states, kept in corio_http_parser.state. */
+enum {
+    SCAN_LEADING = 0, /* at or inside empty lines before the request line */
+    SCAN_METHOD,      /* in the method, before the first SP */
+    SCAN_TARGET,      /* in the request-target, counting it against max_target_bytes */
+    SCAN_LINE_REST,   /* after the target, looking for the end of the request line */
+    SCAN_FIELDS,      /* in the field lines, looking for the empty line */
+};
+
+/* Advances the scanner over the bytes it has not seen. Only the first max_head_bytes of @buf are
+ * ever looked at, so the outcome depends on the bytes alone and not on how they were split:
+ * an error is reported at the first byte that proves it, in stream order. Returns the head length
+ * once the empty line is found, CORIO_HTTP_INCOMPLETE, or -400 (bare LF), -414 or -431. */
+static ssize_t scan_head(struct corio_http_parser *p, const char *buf, size_t len,
+                         const struct corio_http_limits *lim)
+{
+    size_t limit = len < lim->max_head_bytes ? len : lim->max_head_bytes;
+    size_t i = p->scanned;
+
+    while (i < limit) {
+        switch (p->state) {
+        case SCAN_LEADING:
+            /* RFC 9112 section 2.2: ignore CRLFs before the request line. A CR is stepped over
+             * only at the start of a line; a second one starts the request line, which the
+             * parse pass then rejects. */
+            if (buf[i] == '\r' && i == p->line_start) {
+                i++;
+            } else if (buf[i] == '\n') {
+                if (i == p->line_start)
+                    return -400;
+                p->line_start = ++i;
+            } else {
+                p->state = SCAN_METHOD;
+                p->head_start = p->line_start;
+            }
+            break;
+        case SCAN_METHOD:
+            while (i < limit && buf[i] != ' ' && buf[i] != '\n')
+                i++;
+            if (i == limit)
+                break;
+            if (buf[i] == '\n')
+                goto request_line_end;
+            p->state = SCAN_TARGET;
+            p->target_len = 0;
+            i++;
+            break;
+        case SCAN_TARGET: {
+            /* The target runs to SP, CR or LF; whatever else it holds is judged later. */
+            size_t start = i;
+            while (i < limit && buf[i] != ' ' && buf[i] != '\r' && buf[i] != '\n')
+                i++;
+            p->target_len += i - start;
+            if (p->target_len > lim->max_target_bytes)
+                return -414;
+            if (i == limit)
+                break;
+            if (buf[i] == '\n')
+                goto request_line_end;
+            p->state = SCAN_LINE_REST;
+            i++;
+            break;
+        }
+        case SCAN_LINE_REST:
+        case SCAN_FIELDS: {
+            const char *lf = memchr(buf + i, '\n', limit - i);
+            if (lf == NULL) {
+                i = limit;
+                break;
+            }
+            i = (size_t)(lf - buf);
+            if (p->state == SCAN_LINE_REST)
+                goto request_line_end;
+            /* line_start > 0 (the request line comes first), so buf[i - 1] exists. */
+            if (buf[i - 1] != '\r')
+                return -400;
+            if (i - 1 == p->line_start)
+                return (ssize_t)(i + 1);
+            p->line_start = ++i;
+            break;
+        }
+        }
+        continue;
+    request_line_end:
+        /* i > head_start: the request line's first byte is never LF. */
+        if (buf[i - 1] != '\r')
+            return -400;
+        p->state = SCAN_FIELDS;
+        p->line_start = ++i;
+    }
+    p->scanned = i;
+    return len > lim->max_head_bytes ? -431 : CORIO_HTTP_INCOMPLETE;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Head parse pass
+ * ------------------------------------------------------------------------------------------- */
+
+/* Yields the next element of the comma list [*pp, end) with OWS trimmed, which may be empty;
+ * *pp becomes NULL after the last one. Returns false once the list is exhausted. */
+static bool list_next(const char **pp, const char *end, const char **elem, size_t *elem_len)
+{
+    const char *s = *pp;
+    if (s == NULL)
+        return false;
+    const char *comma = memchr(s, ',', (size_t)(end - s));
+    const char *e = comma ? comma : end;
+    *pp = comma ? comma + 1 : NULL;
+    while (s < e && is_ows(*s))
+        s++;
+    while (e > s && is_ows(e[-1]))
+        e--;
+    *elem = s;
+    *elem_len = (size_t)(e - s);
+    return true;
+}
+
+static enum corio_http_method method_of(const char *m, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (memcmp(m, "GET", 3) == 0)
+            return CORIO_HTTP_GET;
+        if (memcmp(m, "PUT", 3) == 0)
+            return CORIO_HTTP_PUT;
+        break;
+    case 4:
+        if (memcmp(m, "HEAD", 4) == 0)
+            return CORIO_HTTP_HEAD;
+        if (memcmp(m, "POST", 4) == 0)
+            return CORIO_HTTP_POST;
+        break;
+    case 5:
+        if (memcmp(m, "PATCH", 5) == 0)
+            return CORIO_HTTP_PATCH;
+        if (memcmp(m, "TRACE", 5) == 0)
+            return CORIO_HTTP_TRACE;
+        break;
+    case 6:
+        if (memcmp(m, "DELETE", 6) == 0)
+            return CORIO_HTTP_DELETE;
+        break;
+    case 7:
+        if (memcmp(m, "OPTIONS", 7) == 0)
+            return CORIO_HTTP_OPTIONS;
+        if (memcmp(m, "CONNECT", 7) == 0)
+            return CORIO_HTTP_CONNECT;
+        break;
+    }
+    return CORIO_HTTP_METHOD_UNKNOWN;
+}
+
+/* What the parse pass learns from the fields with meaning to the server. */
+struct head_facts {
+    unsigned hosts;        /* Host fields seen */
+    unsigned ranges;       /* Range fields seen */
+    bool has_cl;           /* a Content-Length field was seen */
+    bool has_te;           /* a Transfer-Encoding field was seen */
+    bool te_chunked_last;  /* the last transfer coding so far is chunked */
+    bool te_chunked_inner; /* chunked was followed by another coding: -400 */
+    bool te_other;         /* a coding other than chunked was seen: -501 */
+    bool conn_close;       /* Connection lists "close" */
+    bool conn_keep_alive;  /* Connection lists "keep-alive" */
+};
+
+/* Applies one field whose name may matter. Dispatching on the name length first keeps the cost
+ * of the many fields that do not matter to one switch. Returns 0 or -400. */
+static int apply_field(const struct corio_http_header *h, struct corio_http_request *req,
+                       struct head_facts *f)
+{
+    const char *v = h->value, *vend = h->value + h->value_len;
+    const char *el;
+    size_t el_len;
+
+    switch (h->name_len) {
+    case 4:
+        if (eq_lower(h->name, "host", 4)) {
+            req->host = v;
+            req->host_len = h->value_len;
+            f->hosts++;
+        }
+        break;
+    case 5:
+        if (eq_lower(h->name, "range", 5)) {
+            req->range = v;
+            req->range_len = h->value_len;
+            f->ranges++;
+        }
+        break;
+    case 6:
+        if (eq_lower(h->name, "expect", 6) && h->value_len == 12 && eq_lower(v, "100-continue", 12))
+            req->expect_continue = true;
+        break;
+    case 10:
+        if (!eq_lower(h->name, "connection", 10))
+            break;
+        while (list_next(&v, vend, &el, &el_len)) {
+            if (el_len == 5 && eq_lower(el, "close", 5))
+                f->conn_close = true;
+            else if (el_len == 10 && eq_lower(el, "keep-alive", 10))
+                f->conn_keep_alive = true;
+        }
+        break;
+    case 14: {
+        if (!eq_lower(h->name, "content-length", 14))
+            break;
+        /* RFC 9112 section 6.3 lets a recipient merge identical values; a smuggling-safe server
+         * refuses a second field or a list outright. */
+        if (f->has_cl || h->value_len == 0)
+            return -400;
+        f->has_cl = true;
+        int64_t n = 0;
+        for (; v < vend; v++) {
+            unsigned d = (unsigned)(U8(*v) - '0');
+            if (d > 9 || n > (INT64_MAX - (int64_t)d) / 10)
+                return -400;
+            n = n * 10 + (int64_t)d;
+        }
+        req->content_length = n;
+        break;
+    }
+    case 17:
+        if (eq_lower(h->name, "transfer-encoding", 17)) {
+            /* Several fields form one list (RFC 9110 section 5.3), so the state carries over. */
+            f->has_te = true;
+            while (list_next(&v, vend, &el, &el_len)) {
+                if (f->te_chunked_last)
+                    f->te_chunked_inner = true;
+                f->te_chunked_last = el_len == 7 && eq_lower(el, "chunked", 7);
+                if (!f->te_chunked_last)
+                    f->te_other = true;
+            }
+        } else if (eq_lower(h->name, "if-modified-since", 17) && req->if_modified_since == NULL) {
+            req->if_modified_since = v;
+            req->if_modified_since_len = h->value_len;
+        }
+        break;
+    }
+    return 0;
+}
+
+/* Parses the request-line at *@pp into @req and moves *@pp past its CRLF.
+ * request-line = method SP request-target SP HTTP-version CRLF, single SPs only.
+ * Returns 0 or a negated status. */
+static int parse_request_line(const char **pp, const char *end, const struct corio_http_limits *lim,
+                              struct corio_http_request *req)
+{
+    const char *p = *pp;
+    const char *m = p;
+    while (IS(C_TCHAR, *p))
+        p++;
+    if (p == m || *p != ' ')
+        return -400;
+    req->method_str = m;
+    req->method_len = (size_t)(p - m);
+    req->method = method_of(m, req->method_len);
+
+    const char *t = ++p;
+    while (end - p >= 8 && !word_has_stop(p, 0x21))
+        p += 8;
+    while (IS(C_TARGET, *p))
+        p++;
+    if (p == t || *p != ' ')
+        return -400;
+    req->target = t;
+    req->target_len = (size_t)(p - t);
+    if (req->target_len > lim->max_target_bytes)
+        return -414; /* the scanner has already caught this; kept as a guard */
+    p++;
+
+    /* Each comparison stops at the CR that ends the line, so nothing past it is read. */
+    if (!(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
+          (unsigned)(U8(p[5]) - '0') <= 9 && p[6] == '.' && (unsigned)(U8(p[7]) - '0') <= 9 &&
+          p[8] == '\r' && p[9] == '\n'))
+        return -400;
+    if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+        return -505;
+    req->minor_version = p[7] - '0';
+    *pp = p + 10;
+    return 0;
+}
+
+/* Parses the field lines from @p up to and including the empty line that ends the head, into
+ * @headers (room for @cap) and @req, noting what matters in @f. Returns 0 or a negated status. */
+static int parse_fields(const char *p, const char *end, const struct corio_http_limits *lim,
+                        struct corio_http_request *req, struct corio_http_header *headers,
+                        size_t cap, struct head_facts *f)
+{
+    size_t max_fields = cap < lim->max_headers ? cap : lim->max_headers;
+    size_t n = 0;
+    for (;;) {
+        if (*p == '\r') {
+            /* Only the final empty line can start with CR followed by LF; see scan_head(). */
+            if (p[1] != '\n')
+                return -400;
+            break;
+        }
+        /* field-line = field-name ":" OWS field-value OWS CRLF. A line starting with SP or HTAB
+         * is obs-fold (or whitespace before the first field), which RFC 9112 lets us reject. */
+        const char *name = p;
+        while (IS(C_TCHAR, *p))
+            p++;
+        if (p == name || *p != ':')
+            return -400;
+        size_t name_len = (size_t)(p - name);
+        p++;
+        while (is_ows(*p))
+            p++;
+        const char *value = p;
+        while (end - p >= 8 && !word_has_stop(p, 0x20))
+            p += 8;
+        while (IS(C_VALUE, *p))
+            p++;
+        if (p[0] != '\r' || p[1] != '\n')
+            return -400;
+        const char *vend = p;
+        while (vend > value && is_ows(vend[-1]))
+            vend--;
+        p += 2;
+
+        if (n == max_fields)
+            return -431;
+        struct corio_http_header *h = &headers[n++];
+        h->name = name;
+        h->name_len = name_len;
+        h->value = value;
+        h->value_len = (size_t)(vend - value);
+        int err = apply_field(h, req, f);
+        if (err < 0)
+            return err;
+    }
+    req->num_headers = n;
+    return 0;
+}
+
+/* Applies the framing and routing rules (RFC 9112 sections 3.2 and 6.1) to the parsed head and
+ * sets the fields of @req that depend on several header fields. Returns 0 or a negated status. */
+static int finish_head(struct corio_http_request *req, const struct head_facts *f,
+                       const struct corio_http_limits *lim)
+{
+    if (f->hosts > 1 || (f->hosts == 0 && req->minor_version == 1))
+        return -400;
+    if (f->has_te && (req->minor_version == 0 || f->has_cl || f->te_chunked_inner))
+        return -400;
+    if (req->method == CORIO_HTTP_METHOD_UNKNOWN)
+        return -501;
+    if (f->has_te && (f->te_other || !f->te_chunked_last))
+        return -501;
+    if (req->content_length > lim->max_body_bytes)
+        return -413;
+
+    req->chunked = f->has_te;
+    if (f->ranges != 1) {
+        req->range = NULL;
+        req->range_len = 0;
+    }
+    if (req->minor_version == 0) {
+        /* RFC 9110 section 10.1.1: a 100-continue in HTTP/1.0 must be ignored. */
+        req->expect_continue = false;
+        req->keep_alive = f->conn_keep_alive && !f->conn_close;
+    } else {
+        req->keep_alive = !f->conn_close;
+    }
+    return 0;
+}
+
+/* Parses the complete head [p, end), which the scanner guarantees ends in CRLF CRLF with every
+ * line ending in CRLF. Returns 0 or a negated status. */
+static int parse_head(const char *p, const char *end, const struct corio_http_limits *lim,
+                      struct corio_http_request *req, struct corio_http_header *headers, size_t cap)
+{
+    struct head_facts f = {0};
+
+    memset(req, 0, sizeof(*req));
+    req->content_length = -1;
+    req->headers = headers;
+
+    int err = parse_request_line(&p, end, lim, req);
+    if (err)
+        return err;
+    err = parse_fields(p, end, lim, req, headers, cap, &f);
+    if (err)
+        return err;
+    return finish_head(req, &f, lim);
+}
+
+ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
+                                 const struct corio_http_limits *lim,
+                                 struct corio_http_request *req, struct corio_http_header *headers,
+                                 size_t nheaders)
+{
+    if (lim == NULL)
+        lim = &corio__http_default_limits;
+    ssize_t ret = scan_head(p, buf, len, lim);
+    if (ret == CORIO_HTTP_INCOMPLETE)
+        return ret;
+    size_t head_start = p->head_start;
+    corio_http_parser_init(p);
+    if (ret < 0)
+        return ret;
+    int err = parse_head(buf + head_start, buf + ret, lim, req, headers, nheaders);
+    return err < 0 ? err : ret;
+}
