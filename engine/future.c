@@ -91,8 +91,12 @@ static inline void settle(struct corio__future *f)
 #endif
     int64_t res = f->res;
     if (f->kind == CORIO__FK_SLEEP) {
+        /* Expired: the sleep's success. Cancelled by the owner's own deadline: that deadline's
+         * error, as for any wait. */
         if (res == -ETIME)
             res = 0;
+        else if (res == -ECANCELED && (f->flags & CORIO__FF_TIMED_OUT))
+            res = -ETIMEDOUT;
     } else if (unlikely(res == -ECANCELED || res == -EINTR || res == -EAGAIN)) {
         /* A transient -EAGAIN is not retried once the op is cancelled or timed out (retry): the
          * op did nothing, so report why it ended instead; a coroutine cancelled in a recv must

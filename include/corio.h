@@ -242,6 +242,17 @@ CORIO_API corio_id corio_self(void);
 /* Returns true when the caller is a coroutine that has been cancelled. */
 CORIO_API bool corio_cancelled(void);
 
+/* Gives the calling coroutine a deadline of its own: every wait it makes (an operation, a lock, a
+ * channel, a join, a sleep) ends with -ETIMEDOUT at @deadline at the latest, whatever deadline
+ * the call itself takes, and once @deadline has passed its waits fail at once with -ETIMEDOUT
+ * (corio_close still works) until the deadline is set again. CORIO_FOREVER removes it. It is
+ * armed once, however many calls it covers: cheaper than a deadline on each call of a sequence
+ * (a request read in several receives), and a call's own deadline that comes later needs no
+ * timer at all. An operation it interrupts is cancelled and still awaited, as for any deadline.
+ * Nesting: save *prev and set it back. Returns 0 with the previous deadline in *prev (if not
+ * NULL; CORIO_FOREVER if there was none), or -EPERM outside a coroutine. */
+CORIO_API int corio_set_deadline(int64_t deadline, int64_t *prev);
+
 /* Creates a loop, runs @fn(@arg) in a coroutine on it until every coroutine has ended, and frees
  * the loop. Returns @fn's return value, or -errno if the loop could not be created. */
 CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts);

@@ -883,6 +883,122 @@ static void test_coro_stack_aligned(void **state)
     }
 }
 
+/* ---- a coroutine's own deadline ------------------------------------------------------------------ */
+
+/* A receive with no deadline of its own ends at the coroutine's; later waits fail at once until the
+ * deadline is set again; the previous deadline comes back through *prev. */
+static int deadline_recv(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    if (!T_EXPECT_EQ(t_tcp_pair(sv), 0))
+        return -1;
+    char b;
+    int64_t prev = 0, d = corio_now() + CORIO_MS(30);
+    T_EXPECT_EQ(corio_set_deadline(d, &prev), 0);
+    T_EXPECT_EQ(prev, CORIO_FOREVER);
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_recv(sv[0], &b, 1, 0, CORIO_FOREVER), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 30);
+    /* Past it: every wait fails at once, a lock's and a sleep's too; close still works. */
+    struct corio_mutex m = CORIO_MUTEX_INIT;
+    T_EXPECT_EQ(corio_yield(), 0);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(1)), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_mutex_lock(&m, CORIO_FOREVER), 0); /* free: no wait */
+    T_EXPECT_EQ(corio_recv(sv[0], &b, 1, 0, CORIO_FOREVER), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_set_deadline(CORIO_FOREVER, &prev), 0);
+    T_EXPECT_EQ(prev, d);
+    /* Cleared: the same receive works again. */
+    T_EXPECT_EQ(send(sv[1], "x", 1, 0), 1);
+    T_EXPECT_EQ(corio_recv(sv[0], &b, 1, 0, CORIO_FOREVER), 1);
+    T_EXPECT_EQ(corio_close(sv[0]), 0);
+    T_EXPECT_EQ(corio_close(sv[1]), 0);
+    return 0;
+}
+
+static void test_coro_deadline_recv(void **state)
+{
+    t_run_checked(state, deadline_recv, NULL);
+}
+
+struct dl_pair {
+    struct corio_mutex m;
+    struct corio_chan *ch;
+};
+
+static int hold_lock(void *arg)
+{
+    struct dl_pair *p = arg;
+    T_EXPECT_EQ(corio_mutex_lock(&p->m, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(200)), 0);
+    T_EXPECT_EQ(corio_mutex_unlock(&p->m), 0);
+    return 0;
+}
+
+/* The coroutine's deadline ends waits that are not I/O (a lock, a channel, a sleep, a join), a
+ * call's own earlier deadline still comes first, and a later one needs no timer. */
+static int deadline_waits(void *arg)
+{
+    struct dl_pair *p = arg;
+    corio_id h;
+    T_EXPECT_EQ(corio_spawn(NULL, hold_lock, p, &h), 0);
+    T_EXPECT_EQ(corio_yield(), 0); /* it takes the lock */
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_set_deadline(t0 + CORIO_MS(60), NULL), 0);
+    /* Its own deadline is earlier: that one. */
+    T_EXPECT_EQ(corio_mutex_lock(&p->m, t0 + CORIO_MS(20)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 20);
+    int v;
+    /* Later than the coroutine's: the coroutine's. */
+    T_EXPECT_EQ(corio_chan_recv(p->ch, &v, t0 + CORIO_SEC(5)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 60);
+    T_EXPECT_EQ(corio_set_deadline(corio_now() + CORIO_MS(20), NULL), 0);
+    int64_t t1 = corio_now();
+    T_EXPECT_EQ(corio_sleep(t1 + CORIO_SEC(5)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t1, 20);
+    T_EXPECT_EQ(corio_set_deadline(corio_now() + CORIO_MS(20), NULL), 0);
+    T_EXPECT_EQ(corio_join(h, NULL, CORIO_FOREVER), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_set_deadline(CORIO_FOREVER, NULL), 0);
+    T_EXPECT_EQ(corio_join(h, NULL, T_BOUND), 0);
+    return 0;
+}
+
+static void test_coro_deadline_waits(void **state)
+{
+    struct dl_pair p = {.m = CORIO_MUTEX_INIT};
+    assert_int_equal(corio_chan_new(&p.ch, sizeof(int), 0), 0);
+    t_run_checked(state, deadline_waits, &p);
+    corio_chan_free(p.ch);
+}
+
+/* A cancel wins over the deadline; a deadline already past fails the next wait at once; the
+ * deadline is the coroutine's alone, and outside a coroutine the call is refused. */
+static int deadline_cancelled(void *arg)
+{
+    (void)arg;
+    T_EXPECT_EQ(corio_set_deadline(corio_now() - 1, NULL), 0);
+    T_EXPECT_EQ(corio_nop(), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_cancel(corio_self()), 0);
+    T_EXPECT_EQ(corio_nop(), -ECANCELED);
+    return 0;
+}
+
+static int deadline_other(void *arg)
+{
+    (void)arg;
+    /* Runs beside deadline_cancelled, untouched by its deadline. */
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(5)), 0);
+    T_EXPECT_EQ(corio_nop(), 0);
+    return 0;
+}
+
+static void test_coro_deadline_cancel_and_scope(void **state)
+{
+    assert_int_equal(corio_set_deadline(CORIO_FOREVER, NULL), -EPERM);
+    t_run2(*state, deadline_cancelled, deadline_other, NULL);
+    t_expect_ok();
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--overflow-child") == 0)
@@ -898,6 +1014,9 @@ int main(int argc, char **argv)
         T_LOOP_TEST(test_coro_join_self_edeadlk),
         T_LOOP_TEST(test_coro_second_joiner_einval),
         T_LOOP_TEST(test_coro_join_deadline),
+        T_LOOP_TEST(test_coro_deadline_recv),
+        T_LOOP_TEST(test_coro_deadline_waits),
+        T_LOOP_TEST(test_coro_deadline_cancel_and_scope),
         T_LOOP_TEST(test_coro_detach),
         T_LOOP_TEST(test_coro_cancel_wakes_sleep),
         T_LOOP_TEST(test_coro_cancel_wakes_join),
