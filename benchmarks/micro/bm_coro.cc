@@ -61,13 +61,12 @@ int spawn_batch(corio_loop *loop, int n)
     return failed;
 }
 
-/* N coroutines per batch; per item: one spawn + run + end. */
+/* N coroutines per batch; per item: one spawn + run + end. The loop's default options: the stack
+ * pool keeps as many stacks as were live at once, so a batch of any size comes back whole. */
 void BM_coro_spawn_run_end(benchmark::State &state)
 {
     const int n = int(state.range(0));
-    corio_loop_opts opts{};
-    opts.stack_cache = unsigned(n < 1024 ? 1024 : n); /* every stack of a batch comes back */
-    corio_loop *loop = new_loop(state, &opts);
+    corio_loop *loop = new_loop(state, nullptr);
     if (!loop)
         return;
     spawn_batch(loop, n); /* warm the stack pool and the handle table: setup, untimed */
@@ -79,7 +78,7 @@ void BM_coro_spawn_run_end(benchmark::State &state)
     state.SetItemsProcessed(state.iterations() * n);
     corio_loop_free(loop);
 }
-BENCHMARK(BM_coro_spawn_run_end)->Arg(1)->Arg(256);
+BENCHMARK(BM_coro_spawn_run_end)->Arg(1)->Arg(256)->Arg(2048);
 
 /* One switch: a coroutine that yields once per benchmark iteration (as BM_ctx_yield). */
 int yield_driver(void *arg)
@@ -112,10 +111,14 @@ void summary()
     double sw = median_ns("BM_coro_switch");
     ratio_line("coro_spawn_run_end_vs_switch", spawn / sw, "<=", 10, "x",
                skip_reason("BM_coro_spawn_run_end/256"));
+    double spawn2k = median_ns("BM_coro_spawn_run_end/2048");
+    ratio_line("coro_spawn_run_end_2048_vs_256", spawn2k / spawn, "<=", 1.2, "x",
+               skip_reason("BM_coro_spawn_run_end/2048"));
     printf("  ns (CPU, median): spawn+run+end per coroutine, batches of 256: %.2f (real %.2f); "
-           "batches of 1 (a loop run each): %.2f (real %.2f); one switch = resume+yield pair: "
-           "%.2f (real %.2f)\n",
-           spawn, median_ns("BM_coro_spawn_run_end/256", true), spawn1,
+           "of 2048: %.2f (real %.2f); batches of 1 (a loop run each): %.2f (real %.2f); one "
+           "switch = resume+yield pair: %.2f (real %.2f)\n",
+           spawn, median_ns("BM_coro_spawn_run_end/256", true), spawn2k,
+           median_ns("BM_coro_spawn_run_end/2048", true), spawn1,
            median_ns("BM_coro_spawn_run_end/1", true), sw, median_ns("BM_coro_switch", true));
 }
 
