@@ -27,6 +27,8 @@ corio__ctx_switch:
     str x9, [x0]
     ldr x9, [x1]
     mov sp, x9
+/* Pops the frame at sp: the second half of every switch, and of corio__ctx_start. */
+.Lrestore:
     ldr x9, [sp, #160]
     msr fpcr, x9
     ldp x19, x20, [sp, #0]
@@ -49,8 +51,8 @@ corio__ctx_switch:
     .type corio__ctx_start, %function
     .p2align 4
 /* Entered by the ret of the first switch into a new context: x19 = entry, x20 = arg,
- * x21 = the context to resume when entry returns (callee-saved). The second half of
- * corio__ctx_switch follows: nothing below entry's frame is written after it returns. */
+ * x21 = the context to resume when entry returns (callee-saved). Then the second half of
+ * corio__ctx_switch: nothing below entry's frame is written after it returns. */
 corio__ctx_start:
     .cfi_startproc
     .cfi_undefined x30
@@ -58,20 +60,7 @@ corio__ctx_start:
     blr x19
     ldr x9, [x21]
     mov sp, x9
-    ldr x9, [sp, #160]
-    msr fpcr, x9
-    ldp x19, x20, [sp, #0]
-    ldp x21, x22, [sp, #16]
-    ldp x23, x24, [sp, #32]
-    ldp x25, x26, [sp, #48]
-    ldp x27, x28, [sp, #64]
-    ldp x29, x30, [sp, #80]
-    ldp d8, d9, [sp, #96]
-    ldp d10, d11, [sp, #112]
-    ldp d12, d13, [sp, #128]
-    ldp d14, d15, [sp, #144]
-    add sp, sp, #176
-    ret
+    b .Lrestore
     .cfi_endproc
     .size corio__ctx_start, .-corio__ctx_start
 #endif
