@@ -21,7 +21,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "../corio.h"
+#include "corio.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,742 @@
+/*
+ * corio: stackful coroutines on io_uring.
+ *
+ * One loop per thread owns one io_uring. Coroutines submit their I/O as SQEs and suspend on
+ * futures; the loop submits everything an iteration queued with at most one io_uring_enter, drains
+ * the completion queue, resolves the futures and resumes their coroutines.
+ *
+ * Conventions that hold for every call in this header:
+ * - Results are kernel results: >= 0 is success (a count, an fd, or 0), a negative value is -errno.
+ *   errno itself is never set.
+ * - Deadlines are absolute CLOCK_MONOTONIC nanoseconds (corio_now() + CORIO_MS(100)), or
+ *   CORIO_FOREVER. A call whose deadline passes returns -ETIMEDOUT.
+ * - A call that suspends may only be made inside a coroutine; elsewhere it returns -EPERM.
+ * - Buffers, addresses and futures passed to a call are borrowed until it returns. A call never
+ *   returns while the kernel may still touch them, even when it times out or is cancelled.
+ * - Cancelling a coroutine (corio_cancel) wakes it from its current wait with -ECANCELED, and every
+ *   later call of it that would suspend returns -ECANCELED at once, except corio_close, so that it
+ *   can run its clean-up and end.
+ */
+#ifndef CORIO_H
+#define CORIO_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque storage is 8-aligned; the spelling differs between C11 and C++. */
+#ifdef __cplusplus
+#define CORIO_ALIGN8 alignas(8)
+#else
+#define CORIO_ALIGN8 _Alignas(8)
+#endif
+
+#if defined(CORIO_STATIC_DEFINE)
+#define CORIO_API
+#elif defined(CORIO_BUILDING)
+#define CORIO_API __attribute__((visibility("default")))
+#else
+#define CORIO_API
+#endif
+
+struct statx;
+
+/* ==== time =================================================================================== */
+
+/* A deadline that never passes. */
+#define CORIO_FOREVER ((int64_t)-1)
+#define CORIO_NS(n) ((int64_t)(n))
+#define CORIO_US(n) ((int64_t)(n)*1000)
+#define CORIO_MS(n) ((int64_t)(n)*1000000)
+#define CORIO_SEC(n) ((int64_t)(n)*1000000000)
+
+/* Reads CLOCK_MONOTONIC. Returns nanoseconds since an arbitrary point, the base of deadlines. */
+CORIO_API int64_t corio_now(void);
+
+/* ==== loop =================================================================================== */
+
+struct corio_loop;
+
+/* Setup flags, for corio_loop_opts.refuse (a test hook) and corio_loop_has(). */
+enum corio_feature {
+    /* Operations, probed with IORING_REGISTER_PROBE. */
+    CORIO_FEAT_NOP,
+    CORIO_FEAT_READ,
+    CORIO_FEAT_WRITE,
+    CORIO_FEAT_READV,
+    CORIO_FEAT_WRITEV,
+    CORIO_FEAT_OPENAT,
+    CORIO_FEAT_CLOSE,
+    CORIO_FEAT_FSYNC,
+    CORIO_FEAT_STATX,
+    CORIO_FEAT_SOCKET,
+    CORIO_FEAT_ACCEPT,
+    CORIO_FEAT_CONNECT,
+    CORIO_FEAT_SEND,
+    CORIO_FEAT_RECV,
+    CORIO_FEAT_SENDMSG,
+    CORIO_FEAT_RECVMSG,
+    CORIO_FEAT_SHUTDOWN,
+    CORIO_FEAT_TIMEOUT,
+    CORIO_FEAT_LINK_TIMEOUT,
+    CORIO_FEAT_ASYNC_CANCEL,
+    CORIO_FEAT_MSG_RING,
+    CORIO_FEAT_SEND_ZC,
+    CORIO_FEAT_READ_FIXED,
+    CORIO_FEAT_WRITE_FIXED,
+    CORIO_FEAT_PROVIDE_BUFFERS,
+    /* Ring setup flags this loop's ring was created with. */
+    CORIO_FEAT_SINGLE_ISSUER,
+    CORIO_FEAT_DEFER_TASKRUN,
+    CORIO_FEAT_COOP_TASKRUN,
+    CORIO_FEAT_TASKRUN_FLAG,
+    CORIO_FEAT_SUBMIT_ALL,
+    CORIO_FEAT_SQPOLL,
+    CORIO_FEAT_CQSIZE,
+    /* Ring features the kernel reported or corio set up. */
+    CORIO_FEAT_REG_RING_FD,
+    CORIO_FEAT_EXT_ARG,
+    CORIO_FEAT_NODROP,
+    CORIO_FEAT_CQE_SKIP,
+    CORIO_FEAT_FAST_POLL,
+    CORIO_FEAT_RW_CUR_POS,
+    /* Operation modes probed by trying them once. */
+    CORIO_FEAT_RECV_MULTISHOT,
+    CORIO_FEAT_ACCEPT_MULTISHOT,
+    CORIO_FEAT_BUF_RING,
+    CORIO_FEAT_COUNT
+};
+
+/* Options for corio_loop_new(). Zero means the default for every field. */
+struct corio_loop_opts {
+    unsigned sq_entries;      /* SQ size, a power of two; default 256. */
+    unsigned cq_entries;      /* CQ size; default 4 x sq_entries. */
+    size_t stack_size;        /* usable bytes of each coroutine stack; default 64 KiB. */
+    unsigned stack_cache;     /* stacks kept for reuse once their coroutines end; default 1024. */
+    unsigned flags;           /* CORIO_LOOP_* below. */
+    unsigned sqpoll_idle_ms;  /* with CORIO_LOOP_SQPOLL: poller idle time; default 1000. */
+    int sqpoll_cpu;           /* with CORIO_LOOP_SQPOLL: CPU of the poller + 1; 0: not pinned. */
+    uint64_t refuse;          /* test hook: bits (1 << CORIO_FEAT_x) of setup flags to treat as
+                                 refused by the kernel, to exercise the fallbacks. */
+    unsigned fixed_files;     /* slots of the fixed file table (direct descriptors); 0: none. */
+    size_t zc_threshold;      /* corio_send uses zero-copy send_zc from this many bytes; 0: never.*/
+    unsigned batch_wait_us;   /* when busy, an idle wait may hold out this long for more CQEs so
+                                 that one wake-up serves several (kernel 6.12+); default 50,
+                                 CORIO_BATCH_WAIT_OFF: never. */
+    unsigned sqpoll_spin_us;  /* with CORIO_LOOP_SQPOLL: how long an idle loop polls the CQ before
+                                 it sleeps in io_uring_enter. 0 or CORIO_SQPOLL_SPIN_AWAKE (the
+                                 default): for as long as the kernel's poller is awake, so that
+                                 completions and timers need no io_uring_enter while it is; the
+                                 loop's thread burns its CPU as the poller does, up to
+                                 sqpoll_idle_ms after the last work. A number bounds the spin in
+                                 microseconds. Either way the spin ends when the poller sleeps or
+                                 the CQ overflows: the loop then waits in io_uring_enter. */
+};
+
+#define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
+
+#define CORIO_BATCH_WAIT_OFF UINT32_MAX
+
+/* An fd with this bit is a direct descriptor: a slot of the loop's fixed file table (see
+ * corio_loop_opts.fixed_files and CORIO_ACCEPT_FIXED). Every operation of this header takes one
+ * where it takes an fd, except the helpers that call the kernel directly (listen, setsockopt). */
+#define CORIO_FD_FIXED 0x40000000
+
+#define CORIO_LOOP_SQPOLL 0x1u        /* a kernel thread polls the SQ: no io_uring_enter to submit. */
+#define CORIO_LOOP_NO_SIGSEGV 0x2u    /* do not install the stack-overflow SIGSEGV reporter. */
+
+/* Counters of one loop, read with corio_stats(). */
+struct corio_stats {
+    uint64_t sqes;          /* SQEs handed to the kernel. */
+    uint64_t enters;        /* io_uring_enter system calls. */
+    uint64_t cqes;          /* CQEs reaped. */
+    uint64_t cq_overflows;  /* times the kernel reported CQ overflow. */
+    uint64_t enobufs;       /* -ENOBUFS re-arms of buffer-ring receives. */
+    uint64_t switches;      /* coroutine context switches (into or out of a coroutine). */
+    uint64_t spawns;        /* coroutines started. */
+    uint64_t iterations;    /* loop iterations. */
+    uint64_t rx_pauses;     /* receivers paused with a full queue (their coroutine lagged). */
+};
+
+/* Creates a loop with its io_uring, owned by the calling thread: only this thread may run it. The
+ * kernel's features are probed once here (corio_loop_has). Returns 0 and sets *out, or -errno:
+ * -ENOSYS when the kernel has no io_uring, -EPERM when a sysctl (kernel.io_uring_disabled) or a
+ * seccomp filter refuses it, -ENOMEM; corio_strerror_setup() explains the cause in words. */
+CORIO_API int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts);
+
+/* Frees a loop that is not running. Coroutines still alive are cancelled and run to their end
+ * first, so that no SQE refers to freed memory. NULL is a no-op. Returns nothing. */
+CORIO_API void corio_loop_free(struct corio_loop *loop);
+
+/* Runs the loop on the calling thread until no coroutine is left, or until corio_loop_stop() was
+ * called and every coroutine has ended. Returns 0, or -errno if the ring failed (-EBUSY if the loop
+ * is already running, -EPERM on a thread other than its creator's). */
+CORIO_API int corio_loop_run(struct corio_loop *loop);
+
+/* Asks a running loop to stop: every coroutine is cancelled, and corio_loop_run() returns once all
+ * have ended. Call it from the loop's thread (from a coroutine or between runs). Returns nothing. */
+CORIO_API void corio_loop_stop(struct corio_loop *loop);
+
+/* Returns the loop running on the calling thread, or NULL. */
+CORIO_API struct corio_loop *corio_loop_current(void);
+
+/* Returns true if @feat is available on @loop (see enum corio_feature). */
+CORIO_API bool corio_loop_has(const struct corio_loop *loop, enum corio_feature feat);
+
+/* Returns the name of a feature ("recv", "defer_taskrun", ...), or "?" for an unknown value. */
+CORIO_API const char *corio_feature_name(enum corio_feature feat);
+
+/* Returns the counters of @loop; the pointer stays valid, and current, for the loop's life. */
+CORIO_API const struct corio_stats *corio_stats(const struct corio_loop *loop);
+
+/* Explains why corio_loop_new() failed with @err, naming the cause where it can be found
+ * (kernel.io_uring_disabled, a seccomp filter, a kernel without io_uring, RLIMIT_MEMLOCK). Returns a
+ * static string. */
+CORIO_API const char *corio_strerror_setup(int err);
+
+/* ==== coroutines ============================================================================= */
+
+/* A coroutine's body. Its return value is what corio_join() reports, by convention >= 0 or -errno. */
+typedef int corio_fn(void *arg);
+
+/* A coroutine handle: unique within its loop, never reused, 0 is never valid. */
+typedef uint64_t corio_id;
+
+/* Starts a coroutine on @loop (NULL: the calling thread's running loop). It runs when the loop next
+ * schedules it, not during this call. If @out is NULL the coroutine is detached: it is reclaimed
+ * when it ends. Otherwise *out is its handle, and it stays joinable until corio_join() or
+ * corio_detach(). Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop). */
+CORIO_API int corio_spawn(struct corio_loop *loop, corio_fn *fn, void *arg, corio_id *out);
+
+/* Waits until coroutine @co ends and stores its return value in *result (if not NULL); the handle
+ * is then spent. May suspend. Returns 0, or -errno: -ESRCH (no such coroutine, or already joined or
+ * detached), -EDEADLK (joining itself), -EINVAL (another coroutine is already joining it),
+ * -ETIMEDOUT, -ECANCELED (the caller was cancelled; @co runs on and stays joinable). */
+CORIO_API int corio_join(corio_id co, int *result, int64_t deadline);
+
+/* Lets coroutine @co be reclaimed when it ends, without a join. Returns 0 or -ESRCH. */
+CORIO_API int corio_detach(corio_id co);
+
+/* Cancels coroutine @co: it is woken from its current wait with -ECANCELED (an in-flight op is
+ * cancelled in the kernel, and still awaited), and its later waits fail with -ECANCELED. It does not
+ * wait for @co to end. Returns 0, or -ESRCH if @co has ended or does not exist. */
+CORIO_API int corio_cancel(corio_id co);
+
+/* Lets every other runnable coroutine run once, then resumes the caller. Returns 0, -ECANCELED if
+ * the caller is cancelled, or -EPERM outside a coroutine. */
+CORIO_API int corio_yield(void);
+
+/* Returns the calling coroutine's handle, or 0 outside a coroutine. */
+CORIO_API corio_id corio_self(void);
+
+/* Returns true when the caller is a coroutine that has been cancelled. */
+CORIO_API bool corio_cancelled(void);
+
+/* Gives the calling coroutine a deadline of its own: every wait it makes (an operation, a lock, a
+ * channel, a join, a sleep) ends with -ETIMEDOUT at @deadline at the latest, whatever deadline
+ * the call itself takes, and once @deadline has passed its waits fail at once with -ETIMEDOUT
+ * (corio_close still works) until the deadline is set again. CORIO_FOREVER removes it. It is
+ * armed once, however many calls it covers: cheaper than a deadline on each call of a sequence
+ * (a request read in several receives), and a call's own deadline that comes later needs no
+ * timer at all. An operation it interrupts is cancelled and still awaited, as for any deadline.
+ * Nesting: save *prev and set it back. Returns 0 with the previous deadline in *prev (if not
+ * NULL; CORIO_FOREVER if there was none), or -EPERM outside a coroutine. */
+CORIO_API int corio_set_deadline(int64_t deadline, int64_t *prev);
+
+/* Creates a loop, runs @fn(@arg) in a coroutine on it until every coroutine has ended, and frees
+ * the loop. Returns @fn's return value, or -errno if the loop could not be created. */
+CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts);
+
+/* ==== futures ================================================================================ */
+
+/* The state of one started operation. It lives in the caller's frame (no allocation), must not be
+ * moved while pending, and belongs to the coroutine that started it: only that coroutine awaits it.
+ * A coroutine that ends with futures pending has them cancelled and awaited before its stack is
+ * reused. */
+struct corio_future {
+    CORIO_ALIGN8 unsigned char opaque_[128];
+};
+
+/* Waits for @f to complete. May suspend. Returns the op's result (>= 0, or -errno, -ETIMEDOUT when
+ * its deadline passed, -ECANCELED when it or the caller was cancelled); -EINVAL if @f was never
+ * started. Awaiting a completed future again returns the same result. */
+CORIO_API ssize_t corio_await(struct corio_future *f);
+
+/* Waits until at least one of @fs[0..n) has completed. May suspend. Returns the index of a
+ * completed one (the lowest), or -errno: -ETIMEDOUT, -ECANCELED (the caller was cancelled), -EINVAL.
+ * The futures that are still pending stay in flight: await or cancel them. */
+CORIO_API int corio_await_any(struct corio_future *const *fs, size_t n, int64_t deadline);
+
+/* Waits until all of @fs[0..n) have completed. May suspend. Returns 0, or -errno: -ETIMEDOUT,
+ * -ECANCELED (the caller was cancelled), -EINVAL; the pending ones stay in flight then. */
+CORIO_API int corio_await_all(struct corio_future *const *fs, size_t n, int64_t deadline);
+
+/* Returns true if @f has completed (its result is final). */
+CORIO_API bool corio_future_done(const struct corio_future *f);
+
+/* Returns the result of a completed future (as corio_await), or -EINPROGRESS if it is pending. */
+CORIO_API ssize_t corio_future_result(const struct corio_future *f);
+
+/* Asks the kernel to cancel the op behind @f; the caller must still await it, and the op may
+ * complete with its own result if it won the race. Returns 0, or -EALREADY if @f is done. */
+CORIO_API int corio_future_cancel(struct corio_future *f);
+
+/* ==== operations =============================================================================
+ * Each operation comes as a call that suspends until it completes (corio_read) and as a start form
+ * that submits it and returns at once (corio_read_start); corio_await() then gives the same result.
+ * A start form returns 0, or -errno if it could not start, in which case @f is already completed
+ * with that error. @off of -1 means the file's current position (pipes and sockets need -1). */
+
+/* Completes at once in the kernel: the cheapest round trip. Returns 0. */
+CORIO_API int corio_nop(void);
+CORIO_API int corio_nop_start(struct corio_future *f);
+
+/* Suspends the caller until @deadline. Returns 0, or -ECANCELED. */
+CORIO_API int corio_sleep(int64_t deadline);
+CORIO_API int corio_sleep_start(struct corio_future *f, int64_t deadline);
+
+/* Reads up to @len bytes at @off. Returns bytes read (0 at EOF), or -errno. */
+CORIO_API ssize_t corio_read(int fd, void *buf, size_t len, int64_t off, int64_t deadline);
+CORIO_API int corio_read_start(struct corio_future *f, int fd, void *buf, size_t len, int64_t off,
+                               int64_t deadline);
+
+/* Writes up to @len bytes at @off. Returns bytes written, or -errno. */
+CORIO_API ssize_t corio_write(int fd, const void *buf, size_t len, int64_t off, int64_t deadline);
+CORIO_API int corio_write_start(struct corio_future *f, int fd, const void *buf, size_t len,
+                                int64_t off, int64_t deadline);
+
+/* Vectored read at @off; @iov must stay valid until completion. Returns bytes read, or -errno. */
+CORIO_API ssize_t corio_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off,
+                              int64_t deadline);
+CORIO_API int corio_readv_start(struct corio_future *f, int fd, const struct iovec *iov, int iovcnt,
+                                int64_t off, int64_t deadline);
+
+/* Vectored write at @off. Returns bytes written, or -errno. */
+CORIO_API ssize_t corio_writev(int fd, const struct iovec *iov, int iovcnt, int64_t off,
+                               int64_t deadline);
+CORIO_API int corio_writev_start(struct corio_future *f, int fd, const struct iovec *iov,
+                                 int iovcnt, int64_t off, int64_t deadline);
+
+/* Reads exactly @len bytes, looping over short reads (advancing @off unless it is -1). Stores the
+ * bytes transferred in *done if not NULL, also on error. Returns @len, fewer at EOF, or -errno. */
+CORIO_API ssize_t corio_read_all(int fd, void *buf, size_t len, int64_t off, size_t *done,
+                                 int64_t deadline);
+
+/* Writes all @len bytes, looping over short writes. Stores the bytes transferred in *done if not
+ * NULL, also on error. Returns @len, or -errno. */
+CORIO_API ssize_t corio_write_all(int fd, const void *buf, size_t len, int64_t off, size_t *done,
+                                  int64_t deadline);
+
+/* Opens @path relative to @dirfd (AT_FDCWD: the working directory); O_CLOEXEC is always added.
+ * Returns the new fd, owned by the caller, or -errno. */
+CORIO_API int corio_openat(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline);
+CORIO_API int corio_openat_start(struct corio_future *f, int dirfd, const char *path, int flags,
+                                 mode_t mode, int64_t deadline);
+
+/* Closes @fd. Not affected by cancellation, so that cancelled coroutines can clean up. Returns 0 or
+ * -errno (-EBADF). */
+CORIO_API int corio_close(int fd);
+CORIO_API int corio_close_start(struct corio_future *f, int fd);
+
+/* Flushes @fd to storage; @datasync nonzero is fdatasync. Returns 0 or -errno. */
+CORIO_API int corio_fsync(int fd, int datasync, int64_t deadline);
+CORIO_API int corio_fsync_start(struct corio_future *f, int fd, int datasync, int64_t deadline);
+
+/* statx(2) of @path relative to @dirfd into *@out. Returns 0 or -errno. */
+CORIO_API int corio_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out,
+                          int64_t deadline);
+CORIO_API int corio_statx_start(struct corio_future *f, int dirfd, const char *path, int flags,
+                                unsigned mask, struct statx *out, int64_t deadline);
+
+/* ==== net ==================================================================================== */
+
+/* Creates a socket; SOCK_CLOEXEC is always added. Uses IORING_OP_SOCKET where the kernel has it and
+ * socket(2) otherwise. Returns the fd, owned by the caller, or -errno. */
+CORIO_API int corio_socket(int domain, int type, int protocol);
+CORIO_API int corio_socket_start(struct corio_future *f, int domain, int type, int protocol);
+
+/* Accepts a connection on listener @fd; @flags are accept4's (SOCK_CLOEXEC is always added). @addr
+ * and @addrlen may be NULL. Returns the new fd, owned by the caller, or -errno. */
+CORIO_API int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                           int64_t deadline);
+CORIO_API int corio_accept_start(struct corio_future *f, int fd, struct sockaddr *addr,
+                                 socklen_t *addrlen, int flags, int64_t deadline);
+
+/* Connects @fd to @addr. Returns 0 or -errno (-ECONNREFUSED, -ETIMEDOUT, ...). */
+CORIO_API int corio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                            int64_t deadline);
+CORIO_API int corio_connect_start(struct corio_future *f, int fd, const struct sockaddr *addr,
+                                  socklen_t addrlen, int64_t deadline);
+
+/* Sends up to @len bytes; MSG_NOSIGNAL is always added, so a closed peer gives -EPIPE, never
+ * SIGPIPE. Returns bytes sent, or -errno. */
+CORIO_API ssize_t corio_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+CORIO_API int corio_send_start(struct corio_future *f, int fd, const void *buf, size_t len,
+                               int flags, int64_t deadline);
+
+/* Receives up to @len bytes. Returns bytes received, 0 when the peer has shut down, or -errno. */
+CORIO_API ssize_t corio_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+CORIO_API int corio_recv_start(struct corio_future *f, int fd, void *buf, size_t len, int flags,
+                               int64_t deadline);
+
+/* sendmsg(2); MSG_NOSIGNAL is always added. Returns bytes sent, or -errno. */
+CORIO_API ssize_t corio_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline);
+CORIO_API int corio_sendmsg_start(struct corio_future *f, int fd, const struct msghdr *msg,
+                                  int flags, int64_t deadline);
+
+/* recvmsg(2). Returns bytes received, 0 at shutdown, or -errno. */
+CORIO_API ssize_t corio_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline);
+CORIO_API int corio_recvmsg_start(struct corio_future *f, int fd, struct msghdr *msg, int flags,
+                                  int64_t deadline);
+
+/* shutdown(2) with @how SHUT_RD, SHUT_WR or SHUT_RDWR. Returns 0 or -errno. */
+CORIO_API int corio_shutdown(int fd, int how);
+CORIO_API int corio_shutdown_start(struct corio_future *f, int fd, int how);
+
+/* Sends all @len bytes, looping over short sends; *done (if not NULL) gets the bytes sent, also on
+ * error. Returns @len or -errno. */
+CORIO_API ssize_t corio_send_all(int fd, const void *buf, size_t len, size_t *done,
+                                 int64_t deadline);
+
+/* Receives exactly @len bytes unless the peer shuts down first; *done as above. Returns @len, fewer
+ * when the peer shut down, or -errno. */
+CORIO_API ssize_t corio_recv_all(int fd, void *buf, size_t len, size_t *done, int64_t deadline);
+
+/* Flags for the listen helpers. */
+#define CORIO_LISTEN_REUSEPORT 0x1u /* SO_REUSEPORT, for one listener per thread. */
+#define CORIO_LISTEN_V6ONLY 0x2u    /* IPV6_V6ONLY on an IPv6 listener. */
+
+/* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"),
+ * or NULL for all IPv4 addresses; @port 0 picks a free port (read it with corio_local_port). Sets
+ * SO_REUSEADDR, and TCP_NODELAY, which the accepted connections inherit. Does not suspend: usable outside coroutines. Returns the listening fd, or -errno
+ * (-EINVAL for an address that is not numeric, -EADDRINUSE, ...). */
+CORIO_API int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags);
+
+/* Connects a new TCP socket to @host:@port (numeric IPv4 or IPv6) and sets TCP_NODELAY. May
+ * suspend. Returns the connected fd, owned by the caller, or -errno (-ECONNREFUSED, -ETIMEDOUT). */
+CORIO_API int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline);
+
+/* Binds and listens on a Unix stream socket at @path, unlinking a stale socket file first. Does not
+ * suspend. Returns the listening fd, or -errno (-ENAMETOOLONG for a path that does not fit). */
+CORIO_API int corio_listen_unix(const char *path, int backlog);
+
+/* Connects a new Unix stream socket to @path. May suspend. Returns the fd, or -errno. */
+CORIO_API int corio_dial_unix(const char *path, int64_t deadline);
+
+/* Returns the local port of socket @fd (after a bind to port 0), or -errno. */
+CORIO_API int corio_local_port(int fd);
+
+/* Zero-copy send (IORING_OP_SEND_ZC, 6.0): the kernel sends from @buf without copying it and the
+ * call returns only once the kernel has let go of @buf (its notification CQE), so @buf may be
+ * reused at once. Worth it for large messages; corio_send does it by itself from
+ * corio_loop_opts.zc_threshold bytes. -EOPNOTSUPP where the kernel lacks it. Returns bytes sent or
+ * -errno. */
+CORIO_API ssize_t corio_send_zc(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+
+/* A listener with a multishot accept armed (5.19): one SQE accepts many connections, which queue
+ * here until corio_acceptor_next takes them. Lives in caller storage; single coroutine use. */
+struct corio_acceptor {
+    CORIO_ALIGN8 unsigned char opaque_[96];
+};
+
+/* Accept into the fixed file table: corio_acceptor_next returns direct descriptors
+ * (CORIO_FD_FIXED | slot), which need corio_loop_opts.fixed_files. The kernel accepts before it
+ * takes a slot and resets the connection when the table is full, so a fixed acceptor accepts one
+ * connection at a time and only with a slot free; while none is, corio_acceptor_next returns
+ * -ENFILE (close direct descriptors with corio_close, which frees their slots). */
+#define CORIO_ACCEPT_FIXED 0x1u
+
+/* Arms a multishot accept on listener @fd (the accepted sockets get SOCK_CLOEXEC). Must be called
+ * in a coroutine. Returns 0 or -errno (-EOPNOTSUPP without multishot accept). */
+CORIO_API int corio_acceptor_init(struct corio_acceptor *a, int fd, unsigned flags);
+
+/* Takes the next accepted connection, waiting for one. When the kernel ends the multishot (a CQE
+ * without IORING_CQE_F_MORE, e.g. at EMFILE) it is armed again on the next call; -EMFILE and
+ * -ENFILE are returned so that the caller backs off instead of spinning. May suspend. Returns the
+ * new fd, owned by the caller, or -errno (-ETIMEDOUT, -ECANCELED). */
+CORIO_API int corio_acceptor_next(struct corio_acceptor *a, int64_t deadline);
+
+/* Disarms the multishot accept, waits for its last CQE, and closes connections still queued.
+ * May suspend. Returns nothing. */
+CORIO_API void corio_acceptor_fini(struct corio_acceptor *a);
+
+/* ==== buffers ================================================================================
+ * Provided buffer rings (5.19): the kernel picks a buffer from the ring when data arrives, so a
+ * connection parked in a receive owns no buffer. A multishot receive keeps one SQE armed per
+ * connection for every arrival. The coroutine borrows each filled buffer and gives it back with
+ * corio_buf_release; when the ring runs dry the kernel stops the multishot (-ENOBUFS) and corio
+ * re-arms it once buffers come back: data waits in the socket, nothing is dropped. */
+
+struct corio_bufring;
+
+/* A buffer borrowed from a ring: @len bytes at @data. Give it back with corio_buf_release. */
+struct corio_buf {
+    void *data;                 /* the received bytes */
+    size_t len;                 /* how many */
+    struct corio_bufring *ring; /* the ring it returns to */
+    uint32_t id;                /* its id in the ring */
+};
+
+/* Creates a ring of @count buffers (a power of two, at most 32768) of @size bytes each on @loop
+ * (NULL: the running loop), registered with the kernel as a new buffer group. Returns 0 and sets
+ * *out, or -errno (-EINVAL, -ENOMEM, -EOPNOTSUPP before 5.19). */
+CORIO_API int corio_bufring_new(struct corio_bufring **out, struct corio_loop *loop,
+                                unsigned count, size_t size);
+
+/* Frees a ring whose buffers are all back and that no receiver uses. NULL is a no-op. Returns
+ * nothing. */
+CORIO_API void corio_bufring_free(struct corio_bufring *br);
+
+/* Returns the number of buffers not borrowed: in the kernel's ring, or free and ready to go there
+ * (the ring holds a working set of the warmest buffers and grows when the kernel runs dry). */
+CORIO_API unsigned corio_bufring_available(const struct corio_bufring *br);
+
+/* Gives a borrowed buffer back to its ring (no system call). Returns nothing. */
+CORIO_API void corio_buf_release(struct corio_buf *b);
+
+/* A multishot receive on one socket into a buffer ring. Caller storage; one coroutine uses it.
+ * It queues what arrives until its coroutine takes it; past 32 queued buffers it pauses (the
+ * socket holds the rest, and TCP pushes back on the peer) until the queue is taken, so that a
+ * connection that is not read cannot drain a ring that others share. */
+struct corio_receiver {
+    CORIO_ALIGN8 unsigned char opaque_[96];
+};
+
+/* Prepares a receiver of socket @fd into @br; the multishot recv is armed on the first
+ * corio_receiver_next. Returns 0, or -EPERM outside a coroutine. */
+CORIO_API int corio_receiver_init(struct corio_receiver *rx, int fd, struct corio_bufring *br);
+
+/* Takes the next received buffer into *out (borrowed: release it). May suspend. Returns its length
+ * (> 0), 0 when the peer has shut down, or -errno (-ECONNRESET, -ETIMEDOUT, -ECANCELED). */
+CORIO_API ssize_t corio_receiver_next(struct corio_receiver *rx, struct corio_buf *out,
+                                      int64_t deadline);
+
+/* Disarms the receive, waits for its last CQE and releases the buffers still queued. May
+ * suspend. Returns nothing. */
+CORIO_API void corio_receiver_fini(struct corio_receiver *rx);
+
+/* Registers @n buffers with the kernel for corio_read_fixed / corio_write_fixed on @loop (NULL:
+ * the running loop); they stay pinned until corio_buffers_unregister or the loop's end. Returns 0
+ * or -errno (-EBUSY if buffers are registered already). */
+CORIO_API int corio_buffers_register(struct corio_loop *loop, const struct iovec *iov, unsigned n);
+
+/* Unregisters the buffers of corio_buffers_register. Returns 0 or -errno. */
+CORIO_API int corio_buffers_unregister(struct corio_loop *loop);
+
+/* Reads into registered buffer @index ([@buf, @buf + @len) must lie inside it) at @off. Returns
+ * bytes read or -errno. */
+CORIO_API ssize_t corio_read_fixed(int fd, void *buf, size_t len, int64_t off, unsigned index,
+                                   int64_t deadline);
+
+/* Writes from registered buffer @index at @off. Returns bytes written or -errno. */
+CORIO_API ssize_t corio_write_fixed(int fd, const void *buf, size_t len, int64_t off,
+                                    unsigned index, int64_t deadline);
+
+/* ==== groups ================================================================================= */
+
+/* A group (a nursery): coroutines spawned into it are its members. Cancelling the group cancels
+ * every member; its owner waits for all of them, and corio_group_wait never returns while a member
+ * is alive, so no coroutine outlives its group. Lives in caller storage: zero it or use
+ * CORIO_GROUP_INIT, or corio_group_init for flags. Single-loop: no atomics, no locks. */
+struct corio_group {
+    CORIO_ALIGN8 unsigned char opaque_[64];
+};
+#define CORIO_GROUP_INIT {{0}}
+
+/* When a member returns a negative value, cancel the rest of the group (fail fast). */
+#define CORIO_GROUP_CANCEL_ON_ERROR 0x1u
+
+/* Initializes @g with CORIO_GROUP_* @flags. Returns nothing. */
+CORIO_API void corio_group_init(struct corio_group *g, unsigned flags);
+
+/* Spawns fn(arg) as a member of @g on the calling thread's running loop, as corio_spawn does. A
+ * group that is being cancelled starts new members cancelled. Returns 0 or -errno (-ENOMEM,
+ * -EINVAL outside a running loop). */
+CORIO_API int corio_group_spawn(struct corio_group *g, corio_fn *fn, void *arg, corio_id *out);
+
+/* Cancels every member of @g, now and spawned later, without waiting. Returns the number of
+ * members that were cancelled. */
+CORIO_API int corio_group_cancel(struct corio_group *g);
+
+/* Waits until every member of @g has ended. If @deadline passes or the caller is cancelled, the
+ * members are cancelled and still waited for, then -ETIMEDOUT or -ECANCELED is returned; so when
+ * this returns, the group is empty. May suspend. Returns 0, or -errno (also -EPERM outside a
+ * coroutine, -EDEADLK when called by a member of @g). */
+CORIO_API int corio_group_wait(struct corio_group *g, int64_t deadline);
+
+/* Returns the number of members alive. */
+CORIO_API size_t corio_group_size(const struct corio_group *g);
+
+/* Returns the first negative value a member returned, or 0. */
+CORIO_API int corio_group_error(const struct corio_group *g);
+
+/* ==== sync ===================================================================================
+ * Mutex, semaphore, wait group and event for coroutines of one loop. Waiting suspends the
+ * coroutine, never the thread; waiters are served in FIFO order; no atomic instruction is used.
+ * Each lives in caller storage, zero-initialized (the _INIT macros) or set up by its _init. A
+ * wait returns 0, -ETIMEDOUT when @deadline passes, -ECANCELED if the caller is cancelled, or
+ * -EPERM outside a coroutine. */
+
+struct corio_mutex {
+    CORIO_ALIGN8 unsigned char opaque_[32];
+};
+#define CORIO_MUTEX_INIT {{0}}
+
+/* Locks @m; ownership passes to waiters in FIFO order. May suspend. Returns 0 or -errno
+ * (-EDEADLK if the caller already holds it). */
+CORIO_API int corio_mutex_lock(struct corio_mutex *m, int64_t deadline);
+/* Returns 0 if @m was locked for the caller, or -EBUSY. */
+CORIO_API int corio_mutex_trylock(struct corio_mutex *m);
+/* Unlocks @m, handing it to the first waiter. Returns 0, or -EPERM if the caller does not hold it. */
+CORIO_API int corio_mutex_unlock(struct corio_mutex *m);
+
+struct corio_sem {
+    CORIO_ALIGN8 unsigned char opaque_[32];
+};
+
+/* Initializes @s with @count permits. Returns nothing. */
+CORIO_API void corio_sem_init(struct corio_sem *s, unsigned count);
+/* Takes a permit. May suspend. Returns 0 or -errno. */
+CORIO_API int corio_sem_acquire(struct corio_sem *s, int64_t deadline);
+/* Returns 0 if a permit was taken, or -EAGAIN. */
+CORIO_API int corio_sem_tryacquire(struct corio_sem *s);
+/* Returns a permit, handing it to the first waiter if there is one. Returns nothing. */
+CORIO_API void corio_sem_release(struct corio_sem *s);
+/* Returns the permits available now. */
+CORIO_API unsigned corio_sem_value(const struct corio_sem *s);
+
+struct corio_waitgroup {
+    CORIO_ALIGN8 unsigned char opaque_[32];
+};
+#define CORIO_WAITGROUP_INIT {{0}}
+
+/* Adds @n (may be negative) to the counter; at zero the waiters wake. Returns 0, or -EINVAL if
+ * the counter would go below zero (it is then left unchanged). */
+CORIO_API int corio_waitgroup_add(struct corio_waitgroup *wg, int n);
+/* corio_waitgroup_add(wg, -1). Returns 0 or -EINVAL. */
+CORIO_API int corio_waitgroup_done(struct corio_waitgroup *wg);
+/* Waits until the counter is zero. May suspend. Returns 0 or -errno. */
+CORIO_API int corio_waitgroup_wait(struct corio_waitgroup *wg, int64_t deadline);
+
+struct corio_event {
+    CORIO_ALIGN8 unsigned char opaque_[32];
+};
+#define CORIO_EVENT_INIT {{0}}
+
+/* Sets the one-shot event @ev: every waiter wakes, and later waits return at once. Returns
+ * nothing. */
+CORIO_API void corio_event_set(struct corio_event *ev);
+/* Returns true once @ev is set. */
+CORIO_API bool corio_event_is_set(const struct corio_event *ev);
+/* Waits until @ev is set. May suspend. Returns 0 or -errno. */
+CORIO_API int corio_event_wait(struct corio_event *ev, int64_t deadline);
+
+/* ==== channels =============================================================================== */
+
+/* A channel of fixed-size values between coroutines of one loop: bounded (capacity > 0) or
+ * unbuffered (capacity 0: a send waits for a receiver and hands the value over directly). Values
+ * are copied in and out; many senders and receivers wait in FIFO order. */
+struct corio_chan;
+
+/* Creates a channel of values of @elem_size bytes (1 to 65536) holding up to @capacity. The only
+ * allocation is here. Returns 0 and sets *out, or -errno (-EINVAL, -ENOMEM). */
+CORIO_API int corio_chan_new(struct corio_chan **out, size_t elem_size, size_t capacity);
+
+/* Frees @ch. It must have no waiters: close it and let them run first. NULL is a no-op. Returns
+ * nothing. */
+CORIO_API void corio_chan_free(struct corio_chan *ch);
+
+/* Sends the value at @elem. May suspend. Returns 0, -EPIPE if the channel is (or gets) closed,
+ * -ETIMEDOUT, -ECANCELED, or -EPERM outside a coroutine when it would have to wait. */
+CORIO_API int corio_chan_send(struct corio_chan *ch, const void *elem, int64_t deadline);
+
+/* Receives a value into @elem. May suspend. Returns 1 when a value was received, 0 at the end of
+ * the stream (closed and drained), or -errno (-ETIMEDOUT, -ECANCELED, -EPERM). */
+CORIO_API int corio_chan_recv(struct corio_chan *ch, void *elem, int64_t deadline);
+
+/* Non-waiting forms. Return as above, or -EAGAIN instead of waiting. */
+CORIO_API int corio_chan_trysend(struct corio_chan *ch, const void *elem);
+CORIO_API int corio_chan_tryrecv(struct corio_chan *ch, void *elem);
+
+/* Closes @ch: waiting receivers get 0 (end of stream) once the buffer is drained, waiting and
+ * later senders get -EPIPE. Values already buffered can still be received. Returns 0, or
+ * -EALREADY if it was closed before. */
+CORIO_API int corio_chan_close(struct corio_chan *ch);
+
+/* Returns the number of values buffered. */
+CORIO_API size_t corio_chan_len(const struct corio_chan *ch);
+
+/* One case of corio_select. */
+enum corio_select_op {
+    CORIO_SELECT_SEND,  /* send *elem on ch */
+    CORIO_SELECT_RECV,  /* receive into *elem from ch */
+    CORIO_SELECT_FUTURE /* wait for future f (started by the caller) */
+};
+
+struct corio_select_case {
+    enum corio_select_op op;
+    struct corio_chan *ch;  /* SEND, RECV */
+    void *elem;             /* SEND: the value; RECV: where to store it */
+    struct corio_future *f; /* FUTURE */
+    int64_t result;         /* out: the chosen case's result, as its own call would return it */
+};
+
+/* Waits until one of @cases[0..n) can proceed, performs it (only that one), and stores its result
+ * in cases[i].result. Cases are tried in order when several are ready at once. May suspend.
+ * Returns the index i, or -errno: -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
+CORIO_API int corio_select(struct corio_select_case *cases, size_t n, int64_t deadline);
+
+/* ==== generators ============================================================================= */
+
+/* A generator: a coroutine that yields values out and receives a value back on each resume, like
+ * a Python generator driven by send(). It runs on the loop of the coroutine that creates it, and
+ * only coroutines of that loop drive it. Lives in caller storage. */
+struct corio_gen {
+    CORIO_ALIGN8 unsigned char opaque_[64];
+};
+
+/* A generator's body. @in is the value of the first corio_gen_send. Its return value ends the
+ * generator and is kept for corio_gen_result. */
+typedef int corio_gen_fn(struct corio_gen *g, void *arg, void *in);
+
+/* Prepares generator @g to run fn(g, arg, in) on the first send. Returns 0, or -errno (-ENOMEM,
+ * -EPERM outside a coroutine). */
+CORIO_API int corio_gen_init(struct corio_gen *g, corio_gen_fn *fn, void *arg);
+
+/* Resumes @g with @in and waits until it yields or ends. The hand-off is a direct switch between
+ * the two coroutines. May suspend. Returns 1 with the yielded value in *out, 0 when the generator
+ * has ended (see corio_gen_result), or -errno: -EPERM (not a coroutine of its loop), -EBUSY
+ * (another coroutine is sending), -EDEADLK (the generator sending to itself), -ECANCELED (the
+ * caller is cancelled; the generator is cancelled too and has ended when this returns). */
+CORIO_API int corio_gen_send(struct corio_gen *g, void *in, void **out);
+
+/* corio_gen_send(g, NULL, out): the iterator form, `while (corio_gen_next(&g, &v) > 0)`. */
+CORIO_API int corio_gen_next(struct corio_gen *g, void **out);
+
+/* Inside the generator: hands @value to the sender and suspends until the next send, whose value
+ * is stored in *in (if not NULL). Returns 0, or -ECANCELED when the generator is being finished
+ * or its driver was cancelled: the body should then return. */
+CORIO_API int corio_gen_yield(struct corio_gen *g, void *value, void **in);
+
+/* Returns the generator's return value once it has ended, or -EINPROGRESS. */
+CORIO_API int corio_gen_result(const struct corio_gen *g);
+
+/* Finishes @g: a generator that has not ended is cancelled and run to its end. May suspend.
+ * Returns its result (as corio_gen_result), or -EPERM outside a coroutine. */
+CORIO_API int corio_gen_fini(struct corio_gen *g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CORIO_H */
