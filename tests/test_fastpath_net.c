@@ -23,15 +23,6 @@
 /* Every test runs under T_GUARD_TEST (helpers.h): a watchdog against hangs and the fd-leak check.
  * A test makes its loop with t_mkloop. */
 
-static struct corio_bufring *mkring(struct corio_loop *l, unsigned count, size_t size)
-{
-    struct corio_bufring *br = NULL;
-    int err = corio_bufring_new(&br, l, count, size);
-    if (err)
-        fail_msg("corio_bufring_new(%u, %zu): %s", count, size, strerror(-err));
-    return br;
-}
-
 /* A blocking client connected to 127.0.0.1:@port (it lands in the listener's backlog), with a
  * receive timeout so that a check on it cannot hang. */
 static int dial_blocking(int port)
@@ -158,7 +149,7 @@ static void test_fastpath_bufring_exhaustion(void **state)
     t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct bx c;
     memset(&c, 0, sizeof(c));
-    c.br = mkring(l, BX_COUNT, BX_SIZE);
+    c.br = t_bufring(l, BX_COUNT, BX_SIZE);
     assert_int_equal(corio_bufring_available(c.br), BX_COUNT);
     assert_int_equal(t_tcp_pair(c.sv), 0);
     assert_int_equal(t_run2(l, bx_receiver, bx_sender, &c), 0);
@@ -248,7 +239,7 @@ static void test_fastpath_bufring_shared(void **state)
     t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct sh *c = calloc(1, sizeof(*c));
     assert_non_null(c);
-    c->br = mkring(l, SH_COUNT, SH_SIZE);
+    c->br = t_bufring(l, SH_COUNT, SH_SIZE);
     for (int i = 0; i < SH_CONNS; i++)
         assert_int_equal(t_tcp_pair(c->sv[i]), 0);
     int64_t t0 = corio_now();
@@ -334,7 +325,7 @@ static void test_fastpath_receiver_lagging_pauses(void **state)
     t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct lag c;
     memset(&c, 0, sizeof(c));
-    c.br = mkring(l, LAG_COUNT, LAG_SIZE);
+    c.br = t_bufring(l, LAG_COUNT, LAG_SIZE);
     assert_int_equal(t_tcp_pair(c.sv), 0);
     assert_int_equal(t_run2(l, lag_receiver, lag_sender, &c), 0);
     print_message("  lagging receiver: at least %u of %u buffers stayed available; "
@@ -428,7 +419,7 @@ static void test_fastpath_bufring_waiter_not_stranded(void **state)
     t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct strand s;
     memset(&s, 0, sizeof(s));
-    s.br = mkring(l, 1, 64);
+    s.br = t_bufring(l, 1, 64);
     assert_int_equal(t_tcp_pair(s.a), 0);
     assert_int_equal(t_tcp_pair(s.b), 0);
     assert_int_equal(t_tcp_pair(s.c), 0);
@@ -603,7 +594,7 @@ static void rx_case(corio_fn *body, bool reset)
     t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct rx_case c;
     memset(&c, 0, sizeof(c));
-    c.br = mkring(l, RX_COUNT, RX_SIZE);
+    c.br = t_bufring(l, RX_COUNT, RX_SIZE);
     assert_int_equal(t_tcp_pair(c.sv), 0);
     if (reset) {
         assert_int_equal(t_set_linger0(c.sv[1]), 0);
@@ -1007,7 +998,7 @@ static void test_fastpath_accept_fixed(void **state)
     t_need_or_free(l, CORIO_FEAT_RECV_MULTISHOT);
     struct fx c;
     memset(&c, 0, sizeof(c));
-    c.br = mkring(l, 8, 16);
+    c.br = t_bufring(l, 8, 16);
     c.lfd = corio_listen_tcp("127.0.0.1", 0, 16, 0);
     assert_true(c.lfd >= 0);
     c.port = corio_local_port(c.lfd);
