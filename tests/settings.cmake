@@ -15,6 +15,7 @@ set(CORIO_TEST_SETTINGS_test_http_server TIMEOUT 90 LABELS http memcheck LIBS co
 set(CORIO_TEST_SETTINGS_test_faults TIMEOUT 300 LABELS faults HELPERS corio_test_helpers_testing)
 set(CORIO_TEST_SETTINGS_test_fastpath TIMEOUT 60 LABELS unit memcheck)
 set(CORIO_TEST_SETTINGS_test_fastpath_net TIMEOUT 60 LABELS net memcheck)
+set(CORIO_TEST_SETTINGS_test_buf TIMEOUT 60 LABELS net memcheck)
 set(CORIO_TEST_SETTINGS_test_fastpath_fixed_full TIMEOUT 30 LABELS net)
 set(CORIO_TEST_SETTINGS_test_abuse TIMEOUT 120 LABELS abuse net LIBS corio_http_static)
 set(CORIO_TEST_SETTINGS_test_soak TIMEOUT 240 LABELS soak)
