@@ -1,7 +1,7 @@
-/* The fast path, network side: multishot accept (200 connections through one SQE, re-arm at
+/* Tests of engine/acceptor.c: multishot accept (200 connections through one SQE, re-arm at
  * RLIMIT_NOFILE and at a full fixed file table, without a busy loop), direct descriptors, and
- * coroutines that return with an acceptor still armed. Loopback only, ports picked by the kernel.
- * The buffer rings and receivers are in test_buf.c, the ring side in test_fastpath.c. */
+ * coroutines that return with an acceptor still armed. Loopback only, ports picked by the
+ * kernel. */
 #include "helpers.h"
 
 #include <errno.h>
@@ -147,7 +147,7 @@ static int ac200_main(void *arg)
     return 0;
 }
 
-static void test_fastpath_accept_200(void **state)
+static void test_acceptor_200_connections(void **state)
 {
     (void)state;
     struct corio_loop *l = t_mkloop(NULL);
@@ -243,7 +243,7 @@ static int emfile_main(void *arg)
     return 0;
 }
 
-static void test_fastpath_accept_emfile_rearm(void **state)
+static void test_acceptor_emfile_rearm(void **state)
 {
     (void)state;
     if (t_on_valgrind()) {
@@ -402,7 +402,7 @@ static int fx_main(void *arg)
     return 0;
 }
 
-static void test_fastpath_accept_fixed(void **state)
+static void test_acceptor_fixed(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.fixed_files = 64};
@@ -463,7 +463,7 @@ static int tfull_main(void *arg)
     return 0;
 }
 
-static void test_fastpath_accept_fixed_table_full(void **state)
+static void test_acceptor_fixed_table_full(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.fixed_files = TF_SLOTS};
@@ -551,7 +551,7 @@ static int no_table_body(void *arg)
     return 0;
 }
 
-static void test_fastpath_fixed_files_bad_index(void **state)
+static void test_acceptor_fixed_files_bad_index(void **state)
 {
     (void)state;
     struct corio_loop_opts o = {.fixed_files = 8};
@@ -647,13 +647,13 @@ static void orphan_acceptor(unsigned flags)
     assert_int_equal(open_peers, 0);
 }
 
-static void test_fastpath_accept_owner_returns_armed(void **state)
+static void test_acceptor_owner_returns_armed(void **state)
 {
     (void)state;
     orphan_acceptor(0);
 }
 
-static void test_fastpath_accept_fixed_owner_returns_armed(void **state)
+static void test_acceptor_fixed_owner_returns_armed(void **state)
 {
     (void)state;
     orphan_acceptor(CORIO_ACCEPT_FIXED);
@@ -662,13 +662,13 @@ static void test_fastpath_accept_fixed_owner_returns_armed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T_GUARD_TEST(test_fastpath_accept_200),
-        T_GUARD_TEST(test_fastpath_accept_emfile_rearm),
-        T_GUARD_TEST(test_fastpath_accept_fixed),
-        T_GUARD_TEST(test_fastpath_accept_fixed_table_full),
-        T_GUARD_TEST(test_fastpath_fixed_files_bad_index),
-        T_GUARD_TEST(test_fastpath_accept_owner_returns_armed),
-        T_GUARD_TEST(test_fastpath_accept_fixed_owner_returns_armed),
+        T_GUARD_TEST(test_acceptor_200_connections),
+        T_GUARD_TEST(test_acceptor_emfile_rearm),
+        T_GUARD_TEST(test_acceptor_fixed),
+        T_GUARD_TEST(test_acceptor_fixed_table_full),
+        T_GUARD_TEST(test_acceptor_fixed_files_bad_index),
+        T_GUARD_TEST(test_acceptor_owner_returns_armed),
+        T_GUARD_TEST(test_acceptor_fixed_owner_returns_armed),
     };
     return T_RUN_TESTS(tests);
 }
