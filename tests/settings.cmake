@@ -16,7 +16,6 @@ set(CORIO_TEST_SETTINGS_test_faults TIMEOUT 300 LABELS faults HELPERS corio_test
 set(CORIO_TEST_SETTINGS_test_fastpath TIMEOUT 60 LABELS unit memcheck)
 set(CORIO_TEST_SETTINGS_test_buf TIMEOUT 60 LABELS unit net memcheck)
 set(CORIO_TEST_SETTINGS_test_acceptor TIMEOUT 60 LABELS net memcheck)
-set(CORIO_TEST_SETTINGS_test_fastpath_fixed_full TIMEOUT 30 LABELS net)
 set(CORIO_TEST_SETTINGS_test_abuse TIMEOUT 120 LABELS abuse net LIBS corio_http_static)
 set(CORIO_TEST_SETTINGS_test_soak TIMEOUT 240 LABELS soak)
 set(CORIO_TEST_SETTINGS_test_cancel_matrix TIMEOUT 120 LABELS cancel memcheck)
