@@ -401,6 +401,15 @@ struct corio_loop *t_mkloop(const struct corio_loop_opts *o)
     return l;
 }
 
+struct corio_bufring *t_bufring(struct corio_loop *l, unsigned count, size_t size)
+{
+    struct corio_bufring *br = NULL;
+    int err = corio_bufring_new(&br, l, count, size);
+    if (err)
+        fail_msg("corio_bufring_new(%u, %zu): %s", count, size, strerror(-err));
+    return br;
+}
+
 /* ---- deadlines, waits and watchdogs ---------------------------------------------------------- */
 
 void t_settle(int n)

@@ -116,6 +116,10 @@ unsigned t_slowdown(void);
 /* corio_loop_new(@o), failing the test (with the reason) if it fails. Returns the loop. */
 struct corio_loop *t_mkloop(const struct corio_loop_opts *o);
 
+/* corio_bufring_new(@l, @count, @size), failing the test (with the reason) if it fails. Returns
+ * the ring. */
+struct corio_bufring *t_bufring(struct corio_loop *l, unsigned count, size_t size);
+
 /* t_run1(*state, fn, arg), then fails the test if an expectation failed. Returns fn's result. */
 int t_run_checked(void **state, corio_fn *fn, void *arg);
 

@@ -1,8 +1,8 @@
-/* The fast path, ring side (issue 5): CQ overflow with a tiny CQ and no lost or doubled completion,
- * setup fallbacks the per-flag test in test_loop.c does not cover (both TASKRUN modes refused,
- * everything refused), SQPOLL with its wake-up after idle, registered buffers, and zero-copy send
- * with its buffer held until the notification. The network side (buffer rings, receivers,
- * multishot accept, fixed files) is in test_fastpath_net.c.
+/* The fast path, ring side: CQ overflow with a tiny CQ and no lost or doubled completion, setup
+ * fallbacks the per-flag test in test_loop.c does not cover (both TASKRUN modes refused,
+ * everything refused), SQPOLL with its wake-up after idle, and zero-copy send with its buffer held
+ * until the notification. Buffer rings, receivers and registered buffers are tested in
+ * test_buf.c; multishot accept and fixed files in test_acceptor.c.
  *
  * Each test makes its own loop, since most need options. Every wait has a bound (T_BOUND) and a
  * watchdog ends the process if a test hangs anyway: a broken wake-up fails instead of hanging. */
@@ -483,71 +483,6 @@ static void test_fastpath_sqpoll_bounded_spin(void **state)
     assert_true(fig.sleep_enters >= SQ_SLEEPS / 2);
 }
 
-/* ---- registered buffers ---------------------------------------------------------------------- */
-
-enum { RB_LEN = 8192 };
-
-static int regbuf_body(void *arg)
-{
-    unsigned char **bufs = arg, *a = bufs[0], *b = bufs[1];
-    int fd = t_tmpfile();
-    if (!T_EXPECT(fd >= 0))
-        return -1;
-    struct iovec iov[2] = {{a, RB_LEN}, {b, RB_LEN}};
-    T_EXPECT_EQ(corio_buffers_register(NULL, iov, 2), 0);
-    T_EXPECT_EQ(corio_buffers_register(NULL, iov, 2), -EBUSY);
-    t_fill(a, RB_LEN, 51, 0);
-    memset(b, 0, RB_LEN); /* valgrind does not see the kernel's writes */
-    T_EXPECT_EQ(corio_write_fixed(fd, a, RB_LEN, 0, 0, T_BOUND), RB_LEN);
-    T_EXPECT_EQ(corio_read_fixed(fd, b, RB_LEN, 0, 1, T_BOUND), RB_LEN);
-    T_EXPECT_EQ(t_check(b, RB_LEN, 51, 0), -1);
-    /* A slice inside the buffer, at an offset. */
-    memset(b, 0, RB_LEN);
-    T_EXPECT_EQ(corio_read_fixed(fd, b + 100, 1000, 4000, 1, T_BOUND), 1000);
-    T_EXPECT_EQ(t_check(b + 100, 1000, 51, 4000), -1);
-    T_EXPECT_EQ(b[99], 0);
-    T_EXPECT_EQ(b[1100], 0);
-    /* Past the end of the file: 0. */
-    T_EXPECT_EQ(corio_read_fixed(fd, b, RB_LEN, RB_LEN, 1, T_BOUND), 0);
-    /* A range outside the buffer named by the index, and an index past the table. */
-    T_EXPECT_EQ(corio_read_fixed(fd, a, RB_LEN, 0, 1, T_BOUND), -EFAULT);
-    T_EXPECT_EQ(corio_read_fixed(fd, b + 1, RB_LEN, 0, 1, T_BOUND), -EFAULT);
-    T_EXPECT_EQ(corio_write_fixed(fd, a, RB_LEN, 0, 2, T_BOUND), -EFAULT);
-    T_EXPECT_EQ(corio_buffers_unregister(NULL), 0);
-    T_EXPECT_EQ(corio_buffers_unregister(NULL), -EINVAL);
-    T_EXPECT_EQ(corio_read_fixed(fd, b, RB_LEN, 0, 1, T_BOUND), -EFAULT);
-    /* Registering again works once the first set is gone; the loop's end releases it. */
-    T_EXPECT_EQ(corio_buffers_register(NULL, iov, 1), 0);
-    memset(a, 0, RB_LEN);
-    T_EXPECT_EQ(corio_read_fixed(fd, a, RB_LEN, 0, 0, T_BOUND), RB_LEN);
-    T_EXPECT_EQ(t_check(a, RB_LEN, 51, 0), -1);
-    T_EXPECT_EQ(corio_close(fd), 0);
-    return 0;
-}
-
-static void test_fastpath_registered_buffers(void **state)
-{
-    (void)state;
-    struct corio_loop *l = t_mkloop(NULL);
-    if (!corio_loop_has(l, CORIO_FEAT_READ_FIXED) || !corio_loop_has(l, CORIO_FEAT_WRITE_FIXED)) {
-        corio_loop_free(l);
-        print_message("SKIP: the kernel lacks IORING_OP_READ_FIXED/WRITE_FIXED\n");
-        skip();
-    }
-    /* Arguments checked before the kernel is asked, outside a coroutine too. */
-    assert_int_equal(corio_buffers_register(l, NULL, 1), -EINVAL);
-    assert_int_equal(corio_buffers_unregister(l), -EINVAL);
-    unsigned char *bufs[2] = {aligned_alloc(4096, RB_LEN), aligned_alloc(4096, RB_LEN)};
-    assert_non_null(bufs[0]);
-    assert_non_null(bufs[1]);
-    assert_int_equal(t_run1(l, regbuf_body, bufs), 0);
-    /* Freed only after the loop: the last registration stays pinned until corio_loop_free. */
-    corio_loop_free(l);
-    free(bufs[0]);
-    free(bufs[1]);
-    t_expect_ok();
-}
-
 /* ---- zero-copy send -------------------------------------------------------------------------- */
 
 static void need_send_zc(struct corio_loop *l)
@@ -775,7 +710,6 @@ int main(void)
         T_GUARD_TEST(test_fastpath_sqpoll_wakeup),
         T_GUARD_TEST(test_fastpath_sqpoll_bounded_spin),
         T_GUARD_TEST(test_fastpath_sqpoll_timer_on_time),
-        T_GUARD_TEST(test_fastpath_registered_buffers),
         T_GUARD_TEST(test_fastpath_send_zc_buffer_held),
         T_GUARD_TEST(test_fastpath_send_zc_threshold),
         T_GUARD_TEST(test_fastpath_send_zc_threshold_off),
