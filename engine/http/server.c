@@ -192,55 +192,39 @@ static const char *date_now(struct corio_http_server *s)
 
 /* ---- deadlines ---------------------------------------------------------------------------- */
 
-/* Waits for @f until @deadline using the loop's timer heap instead of a linked timeout SQE: the
- * common case, an op that completes in time, then costs no kernel timer and no second SQE and
- * CQE, which is measurable on a server doing two ops per request. On timeout the op is cancelled
- * and still awaited (its buffer is ours until its CQE); a result that raced the cancel is kept.
- * Returns the op's result, or -ETIMEDOUT / -ECANCELED. */
-static ssize_t await_until(struct corio_future *f, int64_t deadline)
+/* Each phase of a connection that waits on the peer (a head, a body read, a write) is bounded by
+ * the coroutine's own deadline (corio_set_deadline): one timer for all the receives or sends of
+ * the phase, none per operation, and none at all for an operation that completes before it. A
+ * phase narrows the deadline and sets the previous one back when it ends, so that a handler never
+ * runs under a bound of the server's, and the server's calls a handler makes (a write, a body
+ * read) keep the handler's own deadline when it is earlier. Returns the deadline to set back. */
+static int64_t phase_begin(int64_t deadline)
 {
-    struct corio_future *fs[1] = {f};
-    int r = corio_await_any(fs, 1, deadline);
-    if (r == 0)
-        return corio_future_result(f);
-    corio_future_cancel(f);
-    ssize_t n = corio_await(f);
-    if (n == -ECANCELED && r == -ETIMEDOUT)
-        n = -ETIMEDOUT;
-    return n;
+    int64_t prev;
+    corio_set_deadline(deadline, &prev);
+    if (prev >= 0 && prev < deadline)
+        corio_set_deadline(prev, NULL);
+    return prev;
 }
 
-static ssize_t recv_until(int fd, void *buf, size_t len, int64_t deadline)
+/* Ends a phase: sets back the deadline @prev that phase_begin returned. A deadline of the phase
+ * that passed goes with it, so the next wait (a flush after a timed-out read) is not failed. */
+static void phase_end(int64_t prev)
 {
-    struct corio_future f;
-    corio_recv_start(&f, fd, buf, len, 0, CORIO_FOREVER);
-    return await_until(&f, deadline);
+    corio_set_deadline(prev, NULL);
 }
 
-static ssize_t send_all_until(int fd, const void *buf, size_t len, int64_t deadline)
-{
-    size_t done = 0;
-    while (done < len) {
-        struct corio_future f;
-        corio_send_start(&f, fd, (const char *)buf + done, len - done, 0, CORIO_FOREVER);
-        ssize_t n = await_until(&f, deadline);
-        if (n < 0)
-            return n;
-        done += (size_t)n;
-    }
-    return (ssize_t)done;
-}
-
-/* Reads up to @len bytes into @dst. With the server's buffer ring, a multishot receive stays
- * armed on the connection (no poll to arm again per request) and each buffer the kernel fills is
- * copied out, the rest of it kept for the next call; otherwise a receive per call. Returns the
- * bytes read, 0 at EOF, or -errno (-ETIMEDOUT past @deadline). */
-static ssize_t conn_recv(struct corio_http_conn *c, void *dst, size_t len, int64_t deadline)
+/* Reads up to @len bytes into @dst, bounded by the caller's phase. With the server's buffer
+ * ring, a multishot receive stays armed on the connection (no poll to arm again per request) and
+ * each buffer the kernel fills is copied out, the rest of it kept for the next call; otherwise a
+ * receive per call. Returns the bytes read, 0 at EOF, or -errno (-ETIMEDOUT when the phase's
+ * deadline passes). */
+static ssize_t conn_recv(struct corio_http_conn *c, void *dst, size_t len)
 {
     if (!c->use_rx)
-        return recv_until(c->fd, dst, len, deadline);
+        return corio_recv(c->fd, dst, len, 0, CORIO_FOREVER);
     if (!c->pend.ring) {
-        ssize_t n = corio_receiver_next(&c->rx, &c->pend, deadline);
+        ssize_t n = corio_receiver_next(&c->rx, &c->pend, CORIO_FOREVER);
         if (n <= 0)
             return n;
         c->pend_off = 0;
@@ -257,23 +241,35 @@ static ssize_t conn_recv(struct corio_http_conn *c, void *dst, size_t len, int64
 
 /* ---- output ------------------------------------------------------------------------------- */
 
-static int64_t write_deadline(struct corio_http_conn *c)
+/* Sends @len bytes from @p. @bounded: a peer that stops reading holds the sender at most the
+ * idle timeout from now; otherwise the caller's deadline applies. Returns 0, or -errno with the
+ * connection marked broken. */
+static int send_out(struct corio_http_conn *c, const void *p, size_t len, bool bounded)
 {
-    /* A peer that stops reading holds a sender at most this long. */
-    return corio_now() + c->s->o.idle_timeout;
-}
-
-static int flush(struct corio_http_conn *c)
-{
-    if (c->wlen == 0)
-        return 0;
-    ssize_t r = send_all_until(c->fd, c->wbuf, c->wlen, write_deadline(c));
-    c->wlen = 0;
+    int64_t prev = bounded ? phase_begin(corio_now() + c->s->o.idle_timeout) : CORIO_FOREVER;
+    ssize_t r = corio_send_all(c->fd, p, len, NULL, CORIO_FOREVER);
+    if (bounded)
+        phase_end(prev);
     if (r < 0) {
         c->broken = true;
         return (int)r;
     }
     return 0;
+}
+
+/* Sends the output buffer, bounded or not as send_out. Returns 0 or -errno. */
+static int flush_out(struct corio_http_conn *c, bool bounded)
+{
+    if (c->wlen == 0)
+        return 0;
+    int err = send_out(c, c->wbuf, c->wlen, bounded);
+    c->wlen = 0;
+    return err;
+}
+
+static int flush(struct corio_http_conn *c)
+{
+    return flush_out(c, true);
 }
 
 static int out_append(struct corio_http_conn *c, const void *p, size_t len)
@@ -293,12 +289,7 @@ static int out_append(struct corio_http_conn *c, const void *p, size_t len)
         c->wlen = len;
         return 0;
     }
-    ssize_t r = send_all_until(c->fd, p, len, write_deadline(c));
-    if (r < 0) {
-        c->broken = true;
-        return (int)r;
-    }
-    return 0;
+    return send_out(c, p, len, true);
 }
 
 /* Writes a response head into the output buffer. @len < 0 omits Content-Length. */
@@ -424,6 +415,16 @@ static int send_continue(struct corio_http_conn *c)
     return err ? err : flush(c);
 }
 
+/* Receives up to @len body bytes into @dst, bounded by the body deadline. Returns the bytes
+ * read, 0 at EOF, or -errno. */
+static ssize_t body_recv(struct corio_http_conn *c, void *dst, size_t len)
+{
+    int64_t prev = phase_begin(c->body_deadline);
+    ssize_t n = conn_recv(c, dst, len);
+    phase_end(prev);
+    return n;
+}
+
 /* Reads more body input into rbuf after the head; the bytes before bstart are never moved. */
 static ssize_t body_fill(struct corio_http_conn *c)
 {
@@ -437,7 +438,7 @@ static ssize_t body_fill(struct corio_http_conn *c)
     int err = flush(c);
     if (err)
         return err;
-    ssize_t n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen, c->body_deadline);
+    ssize_t n = body_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
     if (n == 0)
         return -ECONNRESET; /* the peer ended the stream inside the body */
     if (n > 0)
@@ -472,7 +473,7 @@ ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len)
              * promises: the client may wait for one before it sends the rest. */
             n = flush(c);
             if (n == 0)
-                n = conn_recv(c, buf, want, c->body_deadline);
+                n = body_recv(c, buf, want);
             if (n == 0)
                 n = -ECONNRESET;
         }
@@ -707,48 +708,79 @@ static void serve_file(struct corio_http_conn *c, const struct corio_http_reques
 
 /* ---- the connection ----------------------------------------------------------------------- */
 
-/* Reads until a whole head is in rbuf[rpos..]. Returns its length, a negated HTTP status, or
- * HEAD_CLOSE. */
-static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *req,
-                         struct corio_http_header *hdrs)
+/* Parses what rbuf holds of the head, then moves the unparsed bytes to the front of rbuf (the
+ * parser keeps offsets, not pointers). Returns the head's length, a negated HTTP status, or
+ * CORIO_HTTP_INCOMPLETE. */
+static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p,
+                          struct corio_http_request *req, struct corio_http_header *hdrs)
 {
-    struct corio_http_server *s = c->s;
+    const struct corio_http_limits *lim = &c->s->o.limits;
+    if (c->rpos < c->rlen) {
+        ssize_t r = corio_http_parse_request(p, c->rbuf + c->rpos, c->rlen - c->rpos, lim, req,
+                                             hdrs, lim->max_headers);
+        if (r != CORIO_HTTP_INCOMPLETE)
+            return r;
+    }
+    if (c->rpos > 0) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+        c->rlen -= c->rpos;
+        c->rpos = 0;
+    }
+    return CORIO_HTTP_INCOMPLETE;
+}
+
+/* read_head's loop. @idle: the idle bound is set, and nothing of the head has come yet. */
+static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_request *req,
+                               struct corio_http_header *hdrs, bool idle)
+{
     struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
-    /* Between requests with nothing buffered, the idle timeout applies until the first byte. */
-    bool idle = c->nreq > 0 && c->rpos == c->rlen;
-    int64_t deadline = idle ? corio_now() + s->o.idle_timeout : c->head_deadline;
+    bool armed = idle;
     for (;;) {
-        if (c->rpos < c->rlen) {
-            ssize_t r = corio_http_parse_request(&p, c->rbuf + c->rpos, c->rlen - c->rpos,
-                                                 &s->o.limits, req, hdrs, s->o.limits.max_headers);
-            if (r != CORIO_HTTP_INCOMPLETE)
-                return r;
-        }
-        if (c->rpos > 0) {
-            /* The parser keeps offsets, not pointers: the unparsed bytes may move. */
-            memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-            c->rlen -= c->rpos;
-            c->rpos = 0;
-        }
+        ssize_t r = parse_head(c, &p, req, hdrs);
+        if (r != CORIO_HTTP_INCOMPLETE)
+            return r;
         if (c->rlen == c->rcap)
             return -431;
-        if (flush(c) != 0)
+        /* Idle, the idle bound covers this flush as a write bound of its own would: both run
+         * from now. Otherwise the flush has its own bound, then the head's deadline applies. */
+        if (flush_out(c, !idle) != 0)
             return HEAD_CLOSE;
-        ssize_t n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen, deadline);
+        if (!armed) {
+            corio_set_deadline(c->head_deadline, NULL);
+            armed = true;
+        }
+        ssize_t n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (n == -ETIMEDOUT) {
             if (idle)
                 return HEAD_CLOSE;
-            s->stats.timeouts++;
+            c->s->stats.timeouts++;
             return -408;
         }
         if (n <= 0)
             return HEAD_CLOSE;
         if (idle) {
+            /* The first byte: from now on the head's own deadline. */
             idle = false;
-            deadline = corio_now() + s->o.header_timeout;
+            armed = false;
+            c->head_deadline = corio_now() + c->s->o.header_timeout;
         }
         c->rlen += (size_t)n;
     }
+}
+
+/* Reads until a whole head is in rbuf[rpos..], bounded by the idle timeout until its first byte
+ * when nothing of it is buffered between requests, else by the head's deadline. The handler must
+ * not inherit that bound, nor the error path a bound that passed: it is removed before the
+ * return. Returns the head's length, a negated HTTP status, or HEAD_CLOSE. */
+static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *req,
+                         struct corio_http_header *hdrs)
+{
+    bool idle = c->nreq > 0 && c->rpos == c->rlen;
+    if (idle)
+        corio_set_deadline(corio_now() + c->s->o.idle_timeout, NULL);
+    ssize_t r = read_head_until(c, req, hdrs, idle);
+    corio_set_deadline(CORIO_FOREVER, NULL);
+    return r;
 }
 
 /* Finds the route for @req. *@allowed gets a bit (1u << method) for each method that has a
@@ -832,11 +864,12 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
 static void linger_close(struct corio_http_conn *c)
 {
     if (flush(c) == 0 && corio_shutdown(c->fd, SHUT_WR) == 0) {
-        int64_t dl = corio_now() + CORIO_MS(500);
+        int64_t prev = phase_begin(corio_now() + CORIO_MS(500));
         size_t total = 0;
         ssize_t n;
-        while (total < 65536 && (n = conn_recv(c, c->rbuf, c->rcap, dl)) > 0)
+        while (total < 65536 && (n = conn_recv(c, c->rbuf, c->rcap)) > 0)
             total += (size_t)n;
+        phase_end(prev);
     }
 }
 
@@ -867,7 +900,6 @@ static void serve_conn(struct corio_http_conn *c)
         c->expect_continue = req.expect_continue;
         c->bstart = c->bpos = c->rpos + (size_t)hl;
         c->payload_len = 0;
-        c->body_deadline = corio_now() + s->o.body_timeout;
         if (req.chunked) {
             c->body = BODY_CHUNKED;
             corio_http_chunked_init(&c->ch, &s->o.limits);
@@ -877,7 +909,11 @@ static void serve_conn(struct corio_http_conn *c)
         } else {
             c->body = BODY_NONE;
         }
+        if (c->body != BODY_NONE)
+            c->body_deadline = corio_now() + s->o.body_timeout;
         dispatch(c, &req);
+        /* A deadline the handler set and left ends with it: the server bounds its own waits. */
+        corio_set_deadline(CORIO_FOREVER, NULL);
         if (c->keep_alive && !c->broken)
             body_discard(c);
         if (!c->keep_alive || c->broken || corio_cancelled()) {
@@ -888,7 +924,8 @@ static void serve_conn(struct corio_http_conn *c)
         c->rpos = c->bpos;
         if (c->rpos == c->rlen)
             c->rpos = c->rlen = 0;
-        c->head_deadline = corio_now() + s->o.header_timeout;
+        if (c->rpos < c->rlen) /* else the next head starts idle (read_head) */
+            c->head_deadline = corio_now() + s->o.header_timeout;
         /* More pipelined bytes wait: answer them before sending, unless the output is filling. */
         if (c->wlen > c->wcap / 2 && flush(c) != 0)
             break;
