@@ -150,8 +150,76 @@ static int h_stream(struct corio_http_conn *c, const struct corio_http_request *
     return err;
 }
 
+/* Sleeps SLOW_MS, past the short head, idle and body timeouts of the deadline tests, then
+ * answers: the server's bounds must not reach into a handler. */
+#define SLOW_MS 500
+static int h_slow(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    int err = corio_sleep(corio_now() + CORIO_MS(SLOW_MS));
+    return err ? err : corio_http_respond(c, 200, "text/plain", "slow\n", 5);
+}
+
+/* Answers, then returns with a deadline of its own still set (20 ms from now): it must end with
+ * the handler, not cut the connection's next wait. */
+static int h_leave_deadline(struct corio_http_conn *c, const struct corio_http_request *req,
+                            void *arg)
+{
+    (void)req;
+    (void)arg;
+    int err = corio_set_deadline(corio_now() + CORIO_MS(20), NULL);
+    return err ? err : corio_http_respond(c, 200, "text/plain", "left\n", 5);
+}
+
+/* h_echo under a deadline of the handler's own, 100 ms from its start: earlier than the body
+ * deadline, so the body read ends then (and the handler answers 408). */
+static int h_hurried(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    int64_t prev;
+    int err = corio_set_deadline(corio_now() + CORIO_MS(100), &prev);
+    if (err)
+        return err;
+    err = h_echo(c, req, arg);
+    corio_set_deadline(prev, NULL);
+    return err;
+}
+
+/* What h_flood saw: the error that ended its writes, and how long the failing write took. */
+static struct {
+    bool done;       /* h_flood has returned */
+    int err;         /* the first failed corio_http_write */
+    double write_ms; /* the duration of that call */
+    int64_t written; /* body bytes written before it */
+} flood;
+
+/* Promises a body of 1 GiB and writes it in 64 KiB pieces until a write fails: against a client
+ * that reads nothing, the write bound (the idle timeout) must end it. */
+static int h_flood(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    static char piece[64 * 1024];
+    int64_t total = (int64_t)1 << 30;
+    memset(&flood, 0, sizeof(flood));
+    flood.err = corio_http_respond_start(c, 200, "application/octet-stream", total, NULL);
+    while (flood.err == 0 && flood.written < total) {
+        int64_t t0 = corio_now();
+        flood.err = corio_http_write(c, piece, sizeof(piece));
+        flood.write_ms = t_ms_since(t0);
+        if (flood.err == 0)
+            flood.written += (int64_t)sizeof(piece);
+    }
+    flood.done = true;
+    return flood.err;
+}
+
 static void add_routes(struct corio_http_server *s)
 {
+    assert_int_equal(corio_http_route(s, "GET", "/slow", h_slow, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/leave-deadline", h_leave_deadline, NULL), 0);
+    assert_int_equal(corio_http_route(s, "POST", "/hurried", h_hurried, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/flood", h_flood, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/hello", h_hello, NULL), 0);
     assert_int_equal(corio_http_route(s, NULL, "/echo", h_echo, NULL), 0);
     assert_int_equal(corio_http_route(s, "POST", "/submit", h_submitted, NULL), 0);
@@ -1275,6 +1343,90 @@ static void test_http_server_slowloris(void **state)
     run_scenario(state, sc_slowloris, &o);
 }
 
+static void sc_handler_deadlines(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* A handler that outlasts the head deadline (the first head on a connection: 100 ms from the
+     * accept) and then the idle timeout (the second: 300 ms from the first response) still
+     * answers, and the connection stays open. */
+    for (int i = 0; i < 2; i++) {
+        int64_t t0 = corio_now();
+        if (ROUNDTRIP(&c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+            EXPECT_HDR(&r, "Connection", "keep-alive");
+            EXPECT_BODY_STR(&r, "slow\n");
+            T_EXPECT(t_ms_since(t0) >= SLOW_MS - 10.0);
+        }
+        resp_free(&r);
+    }
+    /* A deadline the handler leaves set ends with it: 100 ms later, well inside the idle timeout
+     * but past the handler's 20 ms, the next request is served. */
+    if (ROUNDTRIP(&c, "GET /leave-deadline HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, "left\n");
+    resp_free(&r);
+    t_sleep_ms(100);
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    /* A handler's own deadline, earlier than the body deadline (5 s), bounds its body read. */
+    int64_t t0 = corio_now();
+    CL_SENDS(&c, "POST /hurried HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    if (EXPECT_RESPONSE(&c, &r, 408)) {
+        double ms = t_ms_since(t0);
+        T_EXPECT(ms >= 90.0);
+        T_EXPECT(ms <= 100.0 + LATE_MS);
+        EXPECT_HDR(&r, "Connection", "close");
+    }
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->timeouts, 0);
+}
+
+static void test_http_server_handler_deadlines(void **state)
+{
+    struct corio_http_server_opts o = {.header_timeout = CORIO_MS(100),
+                                       .idle_timeout = CORIO_MS(300),
+                                       .body_timeout = CORIO_SEC(5)};
+    run_scenario(state, sc_handler_deadlines, &o);
+}
+
+static void sc_slow_reader(struct env *e)
+{
+    struct client c;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* The client asks for a large response and reads none of it: once the socket buffers are
+     * full, the write that blocks fails after the idle timeout (200 ms), and the connection
+     * ends. */
+    CL_SENDS(&c, "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int64_t end = HTTP_BOUND; corio_now() < end && !flood.done;)
+        t_sleep_ms(10);
+    T_EXPECT(flood.done);
+    T_EXPECT_EQ(flood.err, -ETIMEDOUT);
+    T_EXPECT(flood.write_ms >= 190.0);
+    T_EXPECT(flood.write_ms <= 200.0 + LATE_MS);
+    T_EXPECT(flood.written > 0);
+    /* The client then gets what was sent, short of the promised length, and EOF. */
+    size_t got = 0;
+    ssize_t n;
+    while ((n = cl_fill(&c, HTTP_BOUND)) > 0) {
+        got += c.len;
+        c.len = 0;
+    }
+    T_EXPECT_EQ(n, 0);
+    T_EXPECT(got > 0 && got < ((size_t)1 << 30));
+    cl_close(&c);
+}
+
+static void test_http_server_slow_reader(void **state)
+{
+    struct corio_http_server_opts o = {.idle_timeout = CORIO_MS(200)};
+    run_scenario(state, sc_slow_reader, &o);
+}
+
 /* ---- connection cap and shutdown ------------------------------------------------------------- */
 
 static void sc_max_connections(struct env *e)
@@ -1746,6 +1898,8 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_server_header_timeout),
         T_LOOP_FDS_TEST(test_http_server_idle_timeout),
         T_LOOP_FDS_TEST(test_http_server_slowloris),
+        T_LOOP_FDS_TEST(test_http_server_handler_deadlines),
+        T_LOOP_FDS_TEST(test_http_server_slow_reader),
         T_LOOP_FDS_TEST(test_http_server_max_connections),
         T_LOOP_FDS_TEST(test_http_server_shutdown),
         T_LOOP_FDS_TEST(test_http_server_static_get),

@@ -1,5 +1,158 @@
-/* The server's declarations are public: include/corio/http.h. */
+/* Internal declarations of the HTTP server's files: the server, its routes and a connection, and
+ * the functions the files call in each other. The public API is include/corio/http.h.
+ *
+ *   server.c   the server's lifetime, routes, the accept loop and the connection loop
+ *   io.c       a connection's input and output buffers, and the deadlines of its waits
+ *   respond.c  response heads, responses, streamed responses and error responses
+ *   body.c     request bodies: Content-Length and chunked, 100-continue, discarding
+ *   static.c   static files below the server's root
+ *
+ * A connection owns one allocation: its input buffer and its output buffer. A request head is
+ * parsed in place in the input buffer (the request struct points into it), so the head stays where
+ * it is until the request is done; body bytes are read after it. Responses go to the output
+ * buffer, which is flushed before the connection waits for input: pipelined requests that arrived
+ * together are answered with one send. */
 #ifndef CORIO_HTTP_SERVER_H
 #define CORIO_HTTP_SERVER_H
+#include <corio.h>
 #include <corio/http.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct corio__http_route {
+    int method;            /* enum corio_http_method, or -1 for any */
+    char *path;            /* the path, or its prefix (without the '*') */
+    size_t len;            /* bytes in path */
+    bool prefix;           /* match as a prefix */
+    corio_http_handler *h; /* handler */
+    void *arg;             /* its argument */
+};
+
+struct corio_http_server {
+    struct corio_http_server_opts o;    /* options with defaults filled in */
+    int root_fd;                        /* the static root directory, or -1 */
+    struct corio__http_route *routes;   /* in the order added */
+    size_t n_routes;                    /* routes in use */
+    struct corio_http_stats stats;      /* counters */
+    struct corio_sem slots;             /* free connection slots */
+    struct corio_bufring *ring;         /* buffers for the connections' multishot receives */
+    time_t date_sec;                    /* the second date[] was formatted for */
+    char date[CORIO_HTTP_DATE_LEN + 1]; /* cached IMF-fixdate for the Date header */
+};
+
+/* Where the response to the request being served stands. */
+enum { CORIO__HTTP_RESP_NONE, CORIO__HTTP_RESP_STARTED, CORIO__HTTP_RESP_DONE };
+/* Where the request body stands: none, being read by length or chunked, read, or unreadable. */
+enum {
+    CORIO__HTTP_BODY_NONE,
+    CORIO__HTTP_BODY_LENGTH,
+    CORIO__HTTP_BODY_CHUNKED,
+    CORIO__HTTP_BODY_DONE,
+    CORIO__HTTP_BODY_ERROR
+};
+
+struct corio_http_conn {
+    struct corio_http_server *s; /* the server */
+    int fd;                      /* the socket */
+    char *rbuf;                  /* input; unconsumed bytes are [rpos, rlen) */
+    size_t rcap;                 /* its size */
+    size_t rpos, rlen;           /* where the unconsumed input starts and ends */
+    char *wbuf;                  /* output not yet sent: [0, wlen) */
+    size_t wcap;                 /* its size */
+    size_t wlen;                 /* bytes waiting in it */
+    int64_t head_deadline;       /* when the head being read must be complete */
+    uint64_t nreq;               /* requests served on this connection */
+    /* The request being served. */
+    bool head_only;               /* a HEAD request: no body in responses */
+    bool keep_alive;              /* the response says keep-alive and the loop goes on */
+    bool broken;                  /* an I/O error or a half-sent response: close after this */
+    bool sent_continue;           /* the 100 Continue response went out */
+    bool expect_continue;         /* the client waits for 100 Continue before its body */
+    uint8_t resp;                 /* CORIO__HTTP_RESP_* */
+    int64_t resp_left;            /* body bytes a started response still owes */
+    uint8_t body;                 /* CORIO__HTTP_BODY_* */
+    size_t bstart;                /* where the body starts in rbuf (the end of the head) */
+    size_t bpos;                  /* the body read cursor in rbuf */
+    int64_t body_left;            /* CORIO__HTTP_BODY_LENGTH: bytes not yet read */
+    int64_t body_deadline;        /* the body must have arrived by then */
+    size_t payload_off;           /* CORIO__HTTP_BODY_CHUNKED: decoded bytes at rbuf[payload_off] */
+    size_t payload_len;           /* and how many */
+    struct corio_http_chunked ch; /* the chunked decoder */
+    struct corio_receiver rx;     /* multishot receive over the server's ring, if it has one */
+    struct corio_buf pend;        /* a received buffer not yet copied out in full */
+    size_t pend_off;              /* how much of it was */
+    bool use_rx;                  /* rx is set up */
+};
+
+/* Hidden, so that the files call each other directly and not through the PLT. */
+#pragma GCC visibility push(hidden)
+
+/* ---- io.c: the connection's buffers and the deadlines of its waits ----------------------------
+ */
+
+/* Starts a phase of a connection that waits on the peer (a head, a body read, a write), bounded
+ * by the calling coroutine's own deadline set to @deadline, or kept if it is earlier (a handler's).
+ * Returns the deadline to set back with corio__http_phase_end. */
+int64_t corio__http_phase_begin(int64_t deadline);
+
+/* Ends a phase: sets back the deadline @prev that corio__http_phase_begin returned. Returns
+ * nothing. */
+void corio__http_phase_end(int64_t prev);
+
+/* Reads up to @len bytes of input into @dst, bounded by the caller's phase. May suspend. Returns
+ * the bytes read, 0 at EOF, or -errno (-ETIMEDOUT when the phase's deadline passes). */
+ssize_t corio__http_recv(struct corio_http_conn *c, void *dst, size_t len);
+
+/* Sends the output buffer. @bounded: a peer that stops reading holds it at most the idle timeout
+ * from now; otherwise the caller's deadline applies. May suspend. Returns 0, or -errno with the
+ * connection marked broken. */
+int corio__http_flush_out(struct corio_http_conn *c, bool bounded);
+
+/* Sends the output buffer, bounded (corio__http_flush_out). May suspend. Returns 0 or -errno. */
+static inline int corio__http_flush(struct corio_http_conn *c)
+{
+    return c->wlen == 0 ? 0 : corio__http_flush_out(c, true);
+}
+
+/* Appends @len bytes to the output, sending what the buffer cannot hold. May suspend. Returns 0,
+ * or -errno (-EPIPE once the connection is broken). */
+int corio__http_append(struct corio_http_conn *c, const void *p, size_t len);
+
+/* ---- respond.c: responses ---------------------------------------------------------------------
+ */
+
+/* Writes a response head into the output buffer, on @tmpl's extra fields if not NULL; @len < 0
+ * omits Content-Length. May suspend (to make room). Returns 0 or -errno. */
+int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
+                           const struct corio_http_response *tmpl);
+
+/* Answers with an error status and a short text body, in place of whatever response was not
+ * finished, and marks the connection for closing when @close_conn. May suspend. Returns nothing:
+ * a failure marks the connection broken. */
+void corio__http_respond_error(struct corio_http_conn *c, int status, bool close_conn);
+
+/* ---- body.c: request bodies -------------------------------------------------------------------
+ */
+
+/* Sets up the reading of @req's body, which starts at rbuf[@at]. Returns nothing. */
+void corio__http_body_start(struct corio_http_conn *c, const struct corio_http_request *req,
+                            size_t at);
+
+/* Reads and drops what the handler left of the body, so that the next request can follow. May
+ * suspend. Returns nothing: a failure marks the connection broken. */
+void corio__http_body_discard(struct corio_http_conn *c);
+
+/* ---- static.c: static files -------------------------------------------------------------------
+ */
+
+/* Answers a GET or HEAD @req with the file it names below the server's root. May suspend.
+ * Returns nothing: the outcome is the response (or a broken connection). */
+void corio__http_serve_file(struct corio_http_conn *c, const struct corio_http_request *req);
+
+#pragma GCC visibility pop
+
 #endif

@@ -287,8 +287,10 @@ struct corio_http_conn;
 
 /* A route's handler: answers @req on connection @c with corio_http_respond (or streams with
  * corio_http_respond_start + corio_http_write). It runs in the connection's coroutine and may
- * suspend. A negative return, or a return without a response, makes the server answer 500 and
- * close the connection. Returns 0 or -errno. */
+ * suspend. It runs under no deadline of the server's; a deadline it sets with corio_set_deadline
+ * also bounds the server calls it makes (a write, a body read) and ends when it returns. A
+ * negative return, or a return without a response, makes the server answer 500 and close the
+ * connection. Returns 0 or -errno. */
 typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_http_request *req,
                                void *arg);
 

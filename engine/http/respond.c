@@ -1,0 +1,134 @@
+/* The HTTP server's responses: the head of each (with the cached Date), whole responses,
+ * streamed ones (respond_start + write), and the short error responses of the server itself.
+ * Responses are written to the connection's output buffer (io.c), which goes out before the
+ * connection next waits for input. */
+#include "server.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+/* Returns the Date header's value for now, formatted at most once a second. */
+static const char *date_now(struct corio_http_server *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != s->date_sec) {
+        corio_http_format_date(s->date, sizeof(s->date), ts.tv_sec);
+        s->date_sec = ts.tv_sec;
+    }
+    return s->date;
+}
+
+int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
+                           const struct corio_http_response *tmpl)
+{
+    struct corio_http_response r;
+    if (tmpl)
+        r = *tmpl;
+    else
+        memset(&r, 0, sizeof(r));
+    /* A client that waits for 100 Continue and gets a final response instead does not send its
+     * body (RFC 9110 section 10.1.1), so corio__http_body_discard ends the connection: say so in
+     * advance. */
+    if (c->expect_continue && !c->sent_continue &&
+        (c->body == CORIO__HTTP_BODY_LENGTH || c->body == CORIO__HTTP_BODY_CHUNKED))
+        c->keep_alive = false;
+    r.status = status;
+    r.date_str = date_now(c->s);
+    r.content_type = ctype;
+    r.content_length = len;
+    r.keep_alive = c->keep_alive && !c->broken;
+    for (int tries = 0; tries < 2; tries++) {
+        ssize_t n = corio_http_format_response(c->wbuf + c->wlen, c->wcap - c->wlen, &r);
+        if (n >= 0) {
+            c->wlen += (size_t)n;
+            c->s->stats.responses++;
+            return 0;
+        }
+        if (n != -ENOSPC)
+            return (int)n;
+        int err = corio__http_flush(c);
+        if (err)
+            return err;
+    }
+    return -ENOSPC;
+}
+
+static bool bodyless_status(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
+                       const void *body, size_t len)
+{
+    if (c->resp != CORIO__HTTP_RESP_NONE)
+        return -EALREADY;
+    bool none = bodyless_status(status);
+    int err = corio__http_write_head(c, status, none ? NULL : content_type,
+                                     none ? -1 : (int64_t)len, NULL);
+    c->resp = CORIO__HTTP_RESP_DONE;
+    if (err) {
+        c->broken = true;
+        return err;
+    }
+    if (none || c->head_only || len == 0)
+        return 0;
+    return corio__http_append(c, body, len);
+}
+
+int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
+                             int64_t content_length, const char *extra_headers)
+{
+    if (c->resp != CORIO__HTTP_RESP_NONE)
+        return -EALREADY;
+    struct corio_http_response t;
+    memset(&t, 0, sizeof(t));
+    if (extra_headers) {
+        t.extra = extra_headers;
+        t.extra_len = strlen(extra_headers);
+    }
+    int err = corio__http_write_head(c, status, content_type, content_length, &t);
+    if (err) {
+        c->broken = true;
+        c->resp = CORIO__HTTP_RESP_DONE;
+        return err;
+    }
+    c->resp = CORIO__HTTP_RESP_STARTED;
+    c->resp_left = content_length < 0 ? 0 : content_length;
+    if (c->head_only || c->resp_left == 0)
+        c->resp = CORIO__HTTP_RESP_DONE;
+    return 0;
+}
+
+int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len)
+{
+    if (c->head_only && c->resp == CORIO__HTTP_RESP_DONE)
+        return 0;
+    if (c->resp != CORIO__HTTP_RESP_STARTED || (int64_t)len > c->resp_left)
+        return -EINVAL;
+    int err = corio__http_append(c, buf, len);
+    if (err)
+        return err;
+    c->resp_left -= (int64_t)len;
+    if (c->resp_left == 0)
+        c->resp = CORIO__HTTP_RESP_DONE;
+    return 0;
+}
+
+/* @close_conn after a malformed request: RFC 9112 asks the server to close then. */
+void corio__http_respond_error(struct corio_http_conn *c, int status, bool close_conn)
+{
+    if (close_conn)
+        c->keep_alive = false;
+    const char *reason = corio_http_reason(status);
+    char body[64];
+    size_t n = strlen(reason);
+    if (n > sizeof(body) - 2)
+        n = sizeof(body) - 2;
+    memcpy(body, reason, n);
+    body[n++] = '\n';
+    c->resp = CORIO__HTTP_RESP_NONE;
+    corio_http_respond(c, status, "text/plain; charset=utf-8", body, n);
+}
