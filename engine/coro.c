@@ -188,7 +188,7 @@ struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, c
     return co;
 }
 
-int corio_spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out)
+int corio_spawn(corio_id *out, struct corio_loop *l, corio_fn *fn, void *arg)
 {
     if (!l)
         l = corio__tls_loop;
@@ -297,16 +297,6 @@ void corio__coro_cancel_all(struct corio_loop *l)
         n = n->next;
         corio__task_cancel(&co->t);
     }
-}
-
-int corio__coro_take_result(struct corio_loop *l, corio_id id, int *result)
-{
-    struct corio__slot *s = slot_of(l, id);
-    if (!s || s->state != CORIO__SLOT_ENDED)
-        return -ESRCH;
-    *result = s->result;
-    slot_free(&l->coros, (uint32_t)(s - l->coros.slots));
-    return 0;
 }
 
 /* ---- the end of a coroutine (on the scheduler's stack) ---------------------------------------- */

@@ -116,10 +116,6 @@ void corio__coro_cancel_all(struct corio_loop *l);
  * loop adds them to the usable size asked for. */
 size_t corio__coro_overhead(void);
 
-/* Takes the result of the ended coroutine @id, spending its handle. Returns 0 and sets *result, or
- * -ESRCH if @id is not an ended, joinable coroutine. */
-int corio__coro_take_result(struct corio_loop *l, corio_id id, int *result);
-
 /* Frees the handle table. Returns nothing. */
 void corio__coros_fini(struct corio__coros *cs);
 

@@ -1,5 +1,5 @@
 /* The test seam between corio and the kernel. In normal builds every hook is an inline no-op that
- * the compiler removes; a CORIO_TESTING build (issue 6: trust) replaces them with seeded fault
+ * the compiler removes; a CORIO_TESTING build replaces them with seeded fault
  * injection in fault.c. Only ring.c calls the hooks; tests and fuzzers configure the seam with
  * corio__fault_configure (or the CORIO_FAULTS environment variable) and read its counters.
  *

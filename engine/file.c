@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 static struct corio__op rw_op(uint8_t opcode, int fd, const void *buf, size_t len, int64_t off)
 {
@@ -135,6 +136,13 @@ int corio_openat_start(struct corio_future *f, int dirfd, const char *path, int 
 
 int corio_close(int fd)
 {
+    /* Outside a coroutine (clean-up after corio_run, a loop's end): close(2), which never waits
+     * long for anything corio makes. A direct descriptor has no meaning outside its ring. */
+    if (!corio__tls_task) {
+        if (fd >= 0 && (fd & CORIO_FD_FIXED))
+            return -EPERM;
+        return close(fd) == 0 ? 0 : -errno;
+    }
     const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
     return (int)corio__future_run(&op, CORIO_FOREVER, CORIO__FK_CLOSE);
 }

@@ -286,7 +286,7 @@ int64_t corio__future_run(const struct corio__op *op, int64_t deadline, uint8_t 
     int err = corio__future_start(f, op, deadline, kind);
     if (err != 0)
         return err;
-    return corio_await(&fut);
+    return corio_await(&fut, CORIO_FOREVER);
 }
 
 /* ---- the ops that touch no file: the no-op round trip, and sleeping ---------------------------- */
@@ -321,13 +321,14 @@ int corio_sleep(int64_t deadline)
     int err = corio_sleep_start(&f, deadline);
     if (err != 0)
         return err;
-    return (int)corio_await(&f);
+    return (int)corio_await(&f, CORIO_FOREVER);
 }
 
 /* ---- await -------------------------------------------------------------------------------------- */
 
-/* Cancel, or the task's own deadline, while parked on one future: cancel the op in the kernel and
- * keep waiting, since its CQE must arrive before the frame that holds its buffers may go. */
+/* Cancel, or a deadline (the await's or the task's own), while parked on one future: cancel the op
+ * in the kernel and keep waiting, since its CQE must arrive before the frame that holds its
+ * buffers may go. */
 static void abort_one(struct corio__task *t, int why)
 {
     struct corio__future *f = t->wait_obj;
@@ -336,7 +337,7 @@ static void abort_one(struct corio__task *t, int why)
     cancel_kernel(f);
 }
 
-ssize_t corio_await(struct corio_future *pub)
+ssize_t corio_await(struct corio_future *pub, int64_t deadline)
 {
     struct corio__future *f = corio__fut(pub);
     if (f->state == CORIO__F_DONE)
@@ -347,14 +348,14 @@ ssize_t corio_await(struct corio_future *pub)
     if (!t || corio__coro_of(t) != f->p.owner)
         return -EPERM;
     bool abortable = f->kind != CORIO__FK_CLOSE;
-    if (abortable && (t->cancelled || t->expired)) {
+    if (abortable && (t->cancelled || t->expired || (deadline >= 0 && deadline <= corio_now()))) {
         if (!t->cancelled)
             f->flags |= CORIO__FF_TIMED_OUT;
         cancel_kernel(f);
     }
     f->flags |= CORIO__FF_AWAITED;
     t->wait_need = 1;
-    corio__park(t, CORIO_FOREVER, abortable ? abort_one : NULL, f);
+    corio__park(t, abortable ? deadline : CORIO_FOREVER, abortable ? abort_one : NULL, f);
     CORIO__ASSERT(f->state == CORIO__F_DONE);
     return (ssize_t)f->res;
 }
@@ -413,9 +414,18 @@ int corio_await_any(struct corio_future *const *fs, size_t n, int64_t deadline)
     if (err)
         return err;
     for (;;) {
-        for (size_t i = 0; i < n; i++)
-            if (corio__fut(fs[i])->state == CORIO__F_DONE)
+        bool pending = false;
+        for (size_t i = 0; i < n; i++) {
+            struct corio__future *f = corio__fut(fs[i]);
+            if (f->state == CORIO__F_PENDING) {
+                pending = true;
+            } else if (!(f->flags & CORIO__FF_REPORTED)) {
+                f->flags |= CORIO__FF_REPORTED;
                 return (int)i;
+            }
+        }
+        if (!pending)
+            return -ENOENT;
         err = wait_set(fs, n, 1, deadline);
         if (err)
             return err;

@@ -34,6 +34,7 @@ enum { CORIO__F_IDLE = 0, CORIO__F_PENDING = 1, CORIO__F_DONE = 2 };
 #define CORIO__FF_TIMED_OUT 0x4u  /* its deadline passed: its linked timeout fired (-ETIME), or
                                      its owner's own deadline aborted it */
 #define CORIO__FF_LINKED 0x8u     /* submitted with a linked timeout (a deadline) */
+#define CORIO__FF_REPORTED 0x10u  /* done, and reported by corio_await_any */
 
 enum {
     CORIO__FK_OP = 0,    /* an ordinary op */

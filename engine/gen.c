@@ -7,6 +7,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 enum { GEN_UNSET = 0, GEN_NEW, GEN_RUNNING, GEN_SUSPENDED, GEN_DONE };
@@ -21,7 +22,8 @@ struct corio__gen {
     struct corio_loop *loop;   /* the loop it runs on */
     int result;                /* the body's return value, once GEN_DONE */
     uint8_t state;             /* GEN_* */
-    bool driver_cancelled;     /* the driver was cancelled while parked in send (send_abort) */
+    int driver_abort;          /* why the driver's send was aborted (send_abort): -ECANCELED,
+                                  -ETIMEDOUT; 0 if it was not */
 };
 _Static_assert(sizeof(struct corio__gen) <= sizeof(struct corio_gen), "grow corio_gen");
 
@@ -83,14 +85,13 @@ int corio_gen_init(struct corio_gen *pub, corio_gen_fn *fn, void *arg)
  * until it yields or ends, so that it never runs on without a driver. */
 static void send_abort(struct corio__task *t, int why)
 {
-    (void)why;
     struct corio__gen *g = t->wait_obj;
-    g->driver_cancelled = true;
+    g->driver_abort = why;
     if (g->co)
         corio__task_cancel(g->co);
 }
 
-int corio_gen_send(struct corio_gen *pub, void *in, void **out)
+int corio_gen_send(struct corio_gen *pub, void *in, void **out, int64_t deadline)
 {
     struct corio__gen *g = gen(pub);
     struct corio__task *self = corio__tls_task;
@@ -102,30 +103,34 @@ int corio_gen_send(struct corio_gen *pub, void *in, void **out)
         return -EDEADLK;
     if (g->driver)
         return -EBUSY;
-    if (self->cancelled) {
+    int why = self->cancelled ? -ECANCELED
+              : self->expired || (deadline >= 0 && deadline <= corio_now()) ? -ETIMEDOUT
+                                                                             : 0;
+    if (why) {
         corio_gen_fini(pub);
-        return -ECANCELED;
+        return why;
     }
     g->in = in;
     g->driver = self;
     g->state = GEN_RUNNING;
     g->co->wake_res = 0; /* its yield returns 0: resumed by a send */
-    g->driver_cancelled = false;
-    int r = corio__park_switch(self, g->co, send_abort, g);
-    if (g->driver_cancelled) {
+    g->driver_abort = 0;
+    int r = corio__park_switch(self, g->co, deadline, send_abort, g);
+    if (g->driver_abort) {
         /* The generator was cancelled with us and has ended (a cancelled generator cannot
-         * yield): report the cancel, not a normal end. */
-        g->driver_cancelled = false;
-        return -ECANCELED;
+         * yield): report why, not a normal end. */
+        why = g->driver_abort;
+        g->driver_abort = 0;
+        return why;
     }
     if (r == 1 && out)
         *out = g->out;
     return r;
 }
 
-int corio_gen_next(struct corio_gen *g, void **out)
+int corio_gen_next(struct corio_gen *g, void **out, int64_t deadline)
 {
-    return corio_gen_send(g, NULL, out);
+    return corio_gen_send(g, NULL, out, deadline);
 }
 
 /* The generator is cancelled while parked in yield (fini, loop stop): wake it with the error. */
@@ -148,7 +153,7 @@ int corio_gen_yield(struct corio_gen *pub, void *value, void **in)
     g->driver = NULL;
     g->state = GEN_SUSPENDED;
     d->wake_res = 1; /* its send returns 1: a value */
-    int r = corio__park_switch(self, d, yield_abort, g);
+    int r = corio__park_switch(self, d, CORIO_FOREVER, yield_abort, g);
     g->state = GEN_RUNNING;
     if (r < 0)
         return r;

@@ -14,16 +14,19 @@ static inline struct corio__group *grp(struct corio_group *g)
     return (struct corio__group *)(void *)g;
 }
 
-void corio_group_init(struct corio_group *pub, unsigned flags)
+int corio_group_init(struct corio_group *pub, unsigned flags)
 {
     struct corio__group *g = grp(pub);
     memset(g, 0, sizeof(*g));
     corio__list_init(&g->members);
     corio__list_init(&g->waiters);
+    if (flags & ~CORIO_GROUP_CANCEL_ON_ERROR)
+        return -EINVAL;
     g->flags = flags;
+    return 0;
 }
 
-int corio_group_spawn(struct corio_group *pub, corio_fn *fn, void *arg, corio_id *out)
+int corio_group_spawn(corio_id *out, struct corio_group *pub, corio_fn *fn, void *arg)
 {
     struct corio_loop *l = corio__tls_loop;
     if (!l || !fn)
@@ -38,6 +41,15 @@ int corio_group_cancel(struct corio_group *pub)
     return corio__group_cancel(grp(pub));
 }
 
+/* What a wait that saw the group empty reports: under CORIO_GROUP_CANCEL_ON_ERROR a member's
+ * failure is the group's (it is why the rest were cancelled); otherwise the wait's own result. */
+static int group_result(const struct corio__group *g, int ret)
+{
+    if ((g->flags & CORIO_GROUP_CANCEL_ON_ERROR) && g->first_error < 0)
+        return g->first_error;
+    return ret;
+}
+
 int corio_group_wait(struct corio_group *pub, int64_t deadline)
 {
     struct corio__group *g = grp(pub);
@@ -47,19 +59,21 @@ int corio_group_wait(struct corio_group *pub, int64_t deadline)
     if (co->group == g)
         return -EDEADLK;
     if (g->n == 0)
-        return 0;
+        return group_result(g, 0);
     struct corio__task *t;
     int ret = corio__wait_check(&t, deadline);
     if (ret == 0)
         ret = corio__waitq_wait(&g->waiters, &co->t, deadline);
     if (g->n == 0)
-        return ret;
+        return group_result(g, ret);
     /* Timed out or cancelled: the members go too, and we still wait for every one of them, so
-     * that none outlives the group (and the frames it may point into). */
+     * that none outlives the group (and the frames it may point into). Their -ECANCELED is our
+     * doing, not a failure of theirs: only an error from before counts. */
+    int failed = g->first_error;
     corio__group_cancel(g);
     while (g->n > 0)
         corio__waitq_wait(&g->waiters, &co->t, CORIO_FOREVER);
-    return ret;
+    return (g->flags & CORIO_GROUP_CANCEL_ON_ERROR) && failed < 0 ? failed : ret;
 }
 
 size_t corio_group_size(const struct corio_group *pub)

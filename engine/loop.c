@@ -43,13 +43,18 @@ static void wake_complete(struct corio__completion *c, const struct corio__cqe *
 
 int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
 {
+    return corio__loop_new(out, opts, 0);
+}
+
+int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts, uint64_t refuse)
+{
     struct corio_loop *l = calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
     if (opts)
         l->opts = *opts;
     fill_defaults(&l->opts);
-    int err = corio__op_init(&l->io, &l->opts, &l->stats, &l->features);
+    int err = corio__op_init(&l->io, &l->opts, &l->stats, refuse, &l->features);
     if (err) {
         free(l);
         return err;
@@ -101,7 +106,7 @@ bool corio_loop_has(const struct corio_loop *l, enum corio_feature f)
     return (unsigned)f < CORIO_FEAT_COUNT && corio__has(l, f);
 }
 
-const struct corio_stats *corio_stats(const struct corio_loop *l)
+const struct corio_stats *corio_loop_stats(const struct corio_loop *l)
 {
     return &l->stats;
 }
@@ -303,21 +308,34 @@ int corio_loop_run(struct corio_loop *l)
     return l->deadlock ? -EDEADLK : 0;
 }
 
+/* corio_run's coroutine: the caller's function, and whether it returned on its own, before the
+ * loop had to break a deadlock by cancelling everyone. */
+struct run_call {
+    corio_fn *fn;
+    void *arg;
+    int result;
+    bool returned; /* before any deadlock was broken */
+};
+
+static int run_body(void *p)
+{
+    struct run_call *c = p;
+    c->result = c->fn(c->arg);
+    c->returned = !corio__tls_loop->deadlock;
+    return c->result;
+}
+
 int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts)
 {
     struct corio_loop *l;
     int err = corio_loop_new(&l, opts);
     if (err)
         return err;
-    corio_id id;
-    int result = 0;
-    err = corio_spawn(l, fn, arg, &id);
+    struct run_call c = {.fn = fn, .arg = arg};
+    err = corio_spawn(NULL, l, run_body, &c);
     if (!err)
         err = corio_loop_run(l);
-    if (!err) {
-        err = corio__coro_take_result(l, id, &result);
-        CORIO__ASSERT(err == 0);
-    }
     corio_loop_free(l);
-    return err ? err : result;
+    /* Coroutines it left behind that deadlocked after it returned are theirs, not its. */
+    return c.returned ? c.result : err;
 }

@@ -41,6 +41,10 @@ struct corio_loop {
     int64_t wake_deadline;          /* one in flight surely fires by then; INT64_MAX: unknown */
 };
 
+/* corio_loop_new, with @refuse: CORIO_FEAT_ bits of setup flags to treat as refused by the kernel,
+ * so that tests reach every fallback on any kernel. Returns as corio_loop_new. */
+int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts, uint64_t refuse);
+
 /* The loop that scheduler @s belongs to. */
 static inline struct corio_loop *corio__loop_of_sched(struct corio__sched *s)
 {

@@ -38,6 +38,8 @@ int corio_socket_start(struct corio_future *pub, int domain, int type, int proto
     struct corio__future *f = corio__fut(pub);
     if (!corio__here_has(CORIO_FEAT_SOCKET) && corio__tls_task) {
         f->p.owner = corio__self();
+        f->flags = 0;
+        f->kind = CORIO__FK_OP;
         f->state = CORIO__F_DONE;
         f->res = socket_syscall(domain, type, protocol);
         return f->res < 0 ? (int)f->res : 0;

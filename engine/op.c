@@ -27,9 +27,9 @@ static inline uint64_t user_data(struct corio__completion *c, unsigned tag)
 }
 
 int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
-                   struct corio_stats *stats, uint64_t *features)
+                   struct corio_stats *stats, uint64_t refuse, uint64_t *features)
 {
-    int err = corio__ring_new(&io->ring, o, stats);
+    int err = corio__ring_new(&io->ring, o, stats, refuse);
     if (err)
         return err;
     if (o->fixed_files) {

@@ -39,9 +39,10 @@ struct corio__io {
 };
 
 /* Sets up the backend for a loop with options @o, counting into @stats, and probes the kernel:
- * *features gets the CORIO_FEAT_ bits. Returns 0, or -errno from the backend's set-up. */
+ * *features gets the CORIO_FEAT_ bits. @refuse: see corio__ring_new. Returns 0, or -errno from the
+ * backend's set-up. */
 int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
-                   struct corio_stats *stats, uint64_t *features);
+                   struct corio_stats *stats, uint64_t refuse, uint64_t *features);
 
 /* Tears the backend down; no op may be in flight. Returns nothing. */
 void corio__op_fini(struct corio__io *io);

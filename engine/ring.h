@@ -79,10 +79,11 @@ struct corio__cqe {
 #define CORIO__FD_FIXED 0x40000000
 
 /* Creates the ring with the best setup flags the kernel accepts (retrying without each one it
- * refuses) and registers its fd. Returns 0 and sets *out, or -errno from io_uring_setup when no
- * configuration works. */
+ * refuses) and registers its fd. @refuse holds CORIO_FEAT_ bits of setup flags (and of the
+ * registered ring fd) to treat as refused, so that tests reach the fallbacks on any kernel.
+ * Returns 0 and sets *out, or -errno from io_uring_setup when no configuration works. */
 int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *opts,
-                    struct corio_stats *stats);
+                    struct corio_stats *stats, uint64_t refuse);
 
 /* Returns the CORIO_FEAT_ bits of the setup flags the kernel granted. */
 uint64_t corio__ring_setup_feats(const struct corio__ring *r);

@@ -98,7 +98,7 @@ static unsigned wanted_flags(const struct corio_loop_opts *o, unsigned refused)
     unsigned f = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER;
     if (o->flags & CORIO_LOOP_SQPOLL) {
         f |= IORING_SETUP_SQPOLL;
-        if (o->sqpoll_cpu > 0)
+        if (o->flags & CORIO_LOOP_SQPOLL_PIN)
             f |= IORING_SETUP_SQ_AFF;
     } else {
         f |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
@@ -144,7 +144,7 @@ static int try_setup(struct corio__ring *r, const struct corio_loop_opts *o, uns
     corio__fault_params(&sq_entries, &p.cq_entries);
     if (flags & IORING_SETUP_SQPOLL) {
         p.sq_thread_idle = o->sqpoll_idle_ms ? o->sqpoll_idle_ms : 1000;
-        p.sq_thread_cpu = o->sqpoll_cpu > 0 ? (unsigned)(o->sqpoll_cpu - 1) : 0;
+        p.sq_thread_cpu = (o->flags & CORIO_LOOP_SQPOLL_PIN) ? o->sqpoll_cpu : 0;
     }
     /* Fault seam: may refuse these flags as a kernel without them would ("refuse_setup="). */
     int err = corio__fault_setup(flags, setup_feats(flags));
@@ -203,13 +203,13 @@ uint64_t corio__ring_probe_ops(struct corio__ring *r)
 }
 
 int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
-                    struct corio_stats *stats)
+                    struct corio_stats *stats, uint64_t refuse)
 {
     struct corio__ring *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->stats = stats;
-    unsigned refused = refused_setup(o->refuse);
+    unsigned refused = refused_setup(refuse);
     unsigned flags = wanted_flags(o, refused);
     int err;
     for (;;) {
@@ -231,7 +231,7 @@ int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
         return err;
     }
     r->enter_fd = r->ring.ring_fd;
-    if (!(o->refuse & (1ull << CORIO_FEAT_REG_RING_FD)) && io_uring_register_ring_fd(&r->ring) == 1) {
+    if (!(refuse & (1ull << CORIO_FEAT_REG_RING_FD)) && io_uring_register_ring_fd(&r->ring) == 1) {
         r->enter_fd = r->ring.enter_ring_fd;
         r->enter_flags = IORING_ENTER_REGISTERED_RING;
     }

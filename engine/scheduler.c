@@ -94,10 +94,14 @@ static int park_timed(struct corio__task *t, int64_t deadline)
     return t->wake_res;
 }
 
-int corio__park_switch(struct corio__task *t, struct corio__task *to, corio__abort_fn *abort,
-                       void *obj)
+int corio__park_switch(struct corio__task *t, struct corio__task *to, int64_t deadline,
+                       corio__abort_fn *abort, void *obj)
 {
+    struct corio__sched *s = t->sched;
+    struct corio__timer timer = {.deadline = deadline, .idx = CORIO__TIMER_IDLE, .data = t};
     park_prepare(t, abort, obj);
+    if (deadline >= 0 && corio__heap_push(&s->timers, &timer) != 0 && abort)
+        abort(t, -ENOMEM);
     if (to) {
         CORIO__ASSERT(!to->queued && to->state != CORIO__T_RUNNING);
         to->abort = NULL;
@@ -105,6 +109,7 @@ int corio__park_switch(struct corio__task *t, struct corio__task *to, corio__abo
     } else {
         corio__suspend(t);
     }
+    corio__heap_remove(&s->timers, &timer); /* still in the heap unless it fired */
     t->abort = NULL;
     t->wait_obj = NULL;
     return t->wake_res;

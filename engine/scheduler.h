@@ -214,12 +214,11 @@ static inline void corio__suspend(struct corio__task *t)
  * waker's result. */
 int corio__park(struct corio__task *t, int64_t deadline, corio__abort_fn *abort, void *obj);
 
-/* Parks the running task @t like corio__park (no deadline) and hands the thread straight to @to,
- * a parked or new task that is not on the run queue, without a trip through the scheduler; @to's
- * park returns what was left in its wake_res. With @to NULL it is corio__park. Returns the waker's
- * result. */
-int corio__park_switch(struct corio__task *t, struct corio__task *to, corio__abort_fn *abort,
-                       void *obj);
+/* Parks the running task @t like corio__park and hands the thread straight to @to, a parked or new
+ * task that is not on the run queue, without a trip through the scheduler; @to's park returns what
+ * was left in its wake_res. With @to NULL it is corio__park. Returns the waker's result. */
+int corio__park_switch(struct corio__task *t, struct corio__task *to, int64_t deadline,
+                       corio__abort_fn *abort, void *obj);
 
 /* Cancels @t: flags it and aborts its current wait. Returns nothing. */
 void corio__task_cancel(struct corio__task *t);

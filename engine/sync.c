@@ -5,6 +5,8 @@
 #include "scheduler.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <string.h>
 
 /* ---- mutex ---------------------------------------------------------------------------------- */
 
@@ -13,6 +15,12 @@ struct corio__mutex {
     struct corio__task *owner; /* the holder, or NULL */
 };
 _Static_assert(sizeof(struct corio__mutex) <= sizeof(struct corio_mutex), "grow corio_mutex");
+
+int corio_mutex_init(struct corio_mutex *pub)
+{
+    memset(pub, 0, sizeof(*pub));
+    return 0;
+}
 
 int corio_mutex_lock(struct corio_mutex *pub, int64_t deadline)
 {
@@ -40,7 +48,7 @@ int corio_mutex_trylock(struct corio_mutex *pub)
     if (!t)
         return -EPERM;
     if (m->owner)
-        return -EBUSY;
+        return -EAGAIN;
     m->owner = t;
     return 0;
 }
@@ -68,12 +76,17 @@ struct corio__sem {
     uint64_t count;       /* permits available */
 };
 _Static_assert(sizeof(struct corio__sem) <= sizeof(struct corio_sem), "grow corio_sem");
+/* CORIO_SEM_INIT(n) writes the count where this struct keeps it; the queue starts zeroed, which is
+ * an empty, unset queue (corio__waitq). */
+_Static_assert(offsetof(struct corio__sem, count) == offsetof(struct corio_sem, count_), "sem");
 
-void corio_sem_init(struct corio_sem *pub, unsigned count)
+int corio_sem_init(struct corio_sem *pub, unsigned count)
 {
+    memset(pub, 0, sizeof(*pub));
     struct corio__sem *s = (struct corio__sem *)(void *)pub;
     corio__list_init(&s->q);
     s->count = count;
+    return 0;
 }
 
 int corio_sem_acquire(struct corio_sem *pub, int64_t deadline)
@@ -120,6 +133,12 @@ struct corio__waitgroup {
 };
 _Static_assert(sizeof(struct corio__waitgroup) <= sizeof(struct corio_waitgroup), "grow wg");
 
+int corio_waitgroup_init(struct corio_waitgroup *pub)
+{
+    memset(pub, 0, sizeof(*pub));
+    return 0;
+}
+
 int corio_waitgroup_add(struct corio_waitgroup *pub, int n)
 {
     struct corio__waitgroup *wg = (struct corio__waitgroup *)(void *)pub;
@@ -155,6 +174,12 @@ struct corio__event {
     bool set;             /* once true, stays true */
 };
 _Static_assert(sizeof(struct corio__event) <= sizeof(struct corio_event), "grow corio_event");
+
+int corio_event_init(struct corio_event *pub)
+{
+    memset(pub, 0, sizeof(*pub));
+    return 0;
+}
 
 void corio_event_set(struct corio_event *pub)
 {

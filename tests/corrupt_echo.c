@@ -67,7 +67,7 @@ static int server(void *arg)
             break;
         if (fd < 0)
             continue;
-        if (corio_spawn(NULL, echo_conn, (void *)(intptr_t)fd, NULL) != 0)
+        if (corio_spawn(NULL, NULL, echo_conn, (void *)(intptr_t)fd) != 0)
             corio_close(fd);
     }
     corio_close(lfd);
@@ -94,9 +94,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "corrupt_echo: %s\n", corio_strerror_setup(err));
         return err == -ENOSYS || err == -EPERM ? 77 : 1;
     }
-    err = corio_spawn(loop, server, NULL, NULL);
+    err = corio_spawn(NULL, loop, server, NULL);
     if (!err)
-        err = corio_spawn(loop, lifetime, NULL, NULL);
+        err = corio_spawn(NULL, loop, lifetime, NULL);
     if (!err)
         err = corio_loop_run(loop);
     corio_loop_free(loop);

@@ -1,5 +1,7 @@
 #include "helpers.h"
 
+#include "loop.h" /* corio__loop_new: the refuse hook */
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -65,7 +67,7 @@ static int run1_body(void *p)
 int t_run1_watched(struct corio_loop *loop, corio_fn *fn, void *arg, int64_t watchdog_ms)
 {
     struct run1 r = {fn, arg, -12345, watchdog_ms};
-    assert_int_equal(corio_spawn(loop, run1_body, &r, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, loop, run1_body, &r), 0);
     assert_int_equal(corio_loop_run(loop), 0);
     return r.result;
 }
@@ -78,8 +80,8 @@ int t_run1(struct corio_loop *loop, corio_fn *fn, void *arg)
 int t_run2(struct corio_loop *loop, corio_fn *fa, corio_fn *fb, void *arg)
 {
     struct run1 a = {fa, arg, -12345, 0}, b = {fb, arg, -12345, 0};
-    assert_int_equal(corio_spawn(loop, run1_body, &a, NULL), 0);
-    assert_int_equal(corio_spawn(loop, run1_body, &b, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, loop, run1_body, &a), 0);
+    assert_int_equal(corio_spawn(NULL, loop, run1_body, &b), 0);
     assert_int_equal(corio_loop_run(loop), 0);
     return a.result ? a.result : b.result;
 }
@@ -394,8 +396,13 @@ int t_loop_fds_teardown(void **state)
 
 struct corio_loop *t_mkloop(const struct corio_loop_opts *o)
 {
+    return t_mkloop_refusing(o, 0);
+}
+
+struct corio_loop *t_mkloop_refusing(const struct corio_loop_opts *o, uint64_t refuse)
+{
     struct corio_loop *l = NULL;
-    int err = corio_loop_new(&l, o);
+    int err = corio__loop_new(&l, o, refuse);
     if (err)
         fail_msg("corio_loop_new: %s (%s)", strerror(-err), corio_strerror_setup(err));
     return l;
@@ -436,7 +443,7 @@ static int watchdog_main(void *arg)
 corio_id t_watchdog_spawn(int64_t ms)
 {
     corio_id wd = 0;
-    T_EXPECT_EQ(corio_spawn(NULL, watchdog_main, (void *)(intptr_t)ms, &wd), 0);
+    T_EXPECT_EQ(corio_spawn(&wd, NULL, watchdog_main, (void *)(intptr_t)ms), 0);
     return wd;
 }
 

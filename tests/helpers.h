@@ -116,6 +116,10 @@ unsigned t_slowdown(void);
 /* corio_loop_new(@o), failing the test (with the reason) if it fails. Returns the loop. */
 struct corio_loop *t_mkloop(const struct corio_loop_opts *o);
 
+/* t_mkloop with the setup flags in @refuse (CORIO_FEAT_ bits) treated as refused by the kernel, so
+ * that a test reaches the engine's fallbacks on any kernel (an engine-internal hook). */
+struct corio_loop *t_mkloop_refusing(const struct corio_loop_opts *o, uint64_t refuse);
+
 /* corio_bufring_new(@l, @count, @size), failing the test (with the reason) if it fails. Returns
  * the ring. */
 struct corio_bufring *t_bufring(struct corio_loop *l, unsigned count, size_t size);

@@ -158,7 +158,7 @@ static int econn_main(void *arg)
 
 static void note_emfile(struct esrv *s)
 {
-    const struct corio_stats *st = corio_stats(corio_loop_current());
+    const struct corio_stats *st = corio_loop_stats(corio_loop_current());
     if (s->emfile++ == 0) {
         s->t_first = corio_now();
         s->sqes_first = st->sqes;
@@ -202,7 +202,7 @@ static int eaccept_main(void *arg)
         if (ca)
             *ca = (struct econn_arg){s, fd};
         if (!T_EXPECT(ca != NULL) ||
-            !T_EXPECT_EQ(corio_group_spawn(&conns, econn_main, ca, NULL), 0)) {
+            !T_EXPECT_EQ(corio_group_spawn(NULL, &conns, econn_main, ca), 0)) {
             free(ca);
             corio_close(fd);
         }
@@ -241,7 +241,7 @@ static void esrv_fini(struct esrv *s)
 /* Starts the accept loop (in a coroutine). */
 static bool esrv_start(struct esrv *s)
 {
-    return T_EXPECT_EQ(corio_spawn(NULL, eaccept_main, s, &s->acc), 0);
+    return T_EXPECT_EQ(corio_spawn(&s->acc, NULL, eaccept_main, s), 0);
 }
 
 /* Stops it (in a coroutine): cancels the accept loop and its connections, and joins it. */
@@ -329,10 +329,10 @@ static uint64_t stall_drain(struct stall *s)
 static int stall_cancel_body(void *arg)
 {
     struct stall *s = arg;
-    const struct corio_stats *st = corio_stats(corio_loop_current());
+    const struct corio_stats *st = corio_loop_stats(corio_loop_current());
     s->deadline = CORIO_FOREVER;
     corio_id id;
-    if (!T_EXPECT_EQ(corio_spawn(NULL, stall_sender, s, &id), 0))
+    if (!T_EXPECT_EQ(corio_spawn(&id, NULL, stall_sender, s), 0))
         return -1;
     T_EXPECT(wait_stalled(s));
     /* Stalled: for a second, no progress, no growth, and (nearly) no system calls. */
@@ -367,14 +367,14 @@ static int stall_cancel_body(void *arg)
         t_sleep_ms(200);
         if (!corio_future_done(&f))
             break;
-        ssize_t r = corio_await(&f);
+        ssize_t r = corio_await(&f, CORIO_FOREVER);
         if (!T_EXPECT(r > 0))
             break;
         s->sent += (uint64_t)r;
     }
     T_EXPECT(!corio_future_done(&f));
     T_EXPECT_EQ(corio_future_cancel(&f), 0);
-    ssize_t r = corio_await(&f);
+    ssize_t r = corio_await(&f, CORIO_FOREVER);
     if (r > 0)
         s->sent += (uint64_t)r; /* it won the race with the cancel */
     else
@@ -390,7 +390,7 @@ static int stall_deadline_body(void *arg)
     int64_t t0 = corio_now();
     s->deadline = t0 + CORIO_SEC(1);
     corio_id id;
-    if (!T_EXPECT_EQ(corio_spawn(NULL, stall_sender, s, &id), 0))
+    if (!T_EXPECT_EQ(corio_spawn(&id, NULL, stall_sender, s), 0))
         return -1;
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     double ms = t_ms_since(t0);
@@ -646,7 +646,7 @@ static bool http_hello(int fd)
 static int reset_http_body(void *arg)
 {
     struct hsrv *h = arg;
-    if (!T_EXPECT_EQ(corio_spawn(NULL, hserve_main, h, &h->co), 0))
+    if (!T_EXPECT_EQ(corio_spawn(&h->co, NULL, hserve_main, h), 0))
         return -1;
     const struct corio_http_stats *st = corio_http_server_stats(h->s);
     int keep = corio_dial_tcp("127.0.0.1", (uint16_t)h->port, T_BOUND);
@@ -769,7 +769,7 @@ static int half_close_body(void *arg)
     if (!T_EXPECT(h->fd >= 0))
         goto out;
     corio_id rd;
-    T_EXPECT_EQ(corio_spawn(NULL, half_reader, h, &rd), 0);
+    T_EXPECT_EQ(corio_spawn(&rd, NULL, half_reader, h), 0);
     /* Everything in pieces of odd sizes, then the write side shut. */
     size_t off = 0;
     while (off < HALF_LEN) {
@@ -895,7 +895,7 @@ static void *storm_client_thread(void *arg)
     if (st->client_loop_err == 0) {
         for (int i = 0; i < STORM_N; i++) {
             args[i] = (struct storm_client_arg){st, i};
-            if (st->socks[i] < 0 || corio_spawn(l, storm_client, &args[i], NULL) != 0)
+            if (st->socks[i] < 0 || corio_spawn(NULL, l, storm_client, &args[i]) != 0)
                 T_EXPECT(!"client socket or spawn");
         }
         T_EXPECT_EQ(corio_loop_run(l), 0);
@@ -911,7 +911,7 @@ static void *storm_client_thread(void *arg)
 static int storm_ctl(void *arg)
 {
     struct storm *st = arg;
-    const struct corio_stats *s = corio_stats(corio_loop_current());
+    const struct corio_stats *s = corio_loop_stats(corio_loop_current());
     st->t_start = corio_now();
     st->sqes_start = s->sqes;
     st->enters_start = s->enters;
@@ -966,8 +966,8 @@ static void run_storm(struct corio_loop *loop, bool multishot)
     pthread_barrier_wait(&st->barrier); /* the 200 clients connect at once */
     int run_err = -1;
     if (lim_err == 0) {
-        T_EXPECT_EQ(corio_spawn(loop, eaccept_main, &st->srv, &st->srv.acc), 0);
-        T_EXPECT_EQ(corio_spawn(loop, storm_ctl, st, NULL), 0);
+        T_EXPECT_EQ(corio_spawn(&st->srv.acc, loop, eaccept_main, &st->srv), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, loop, storm_ctl, st), 0);
         run_err = corio_loop_run(loop);
         setrlimit(RLIMIT_NOFILE, &old); /* before anything can fail */
     }
@@ -1054,7 +1054,7 @@ static void sends_to_gone_peer(int fd)
     T_EXPECT_EQ(corio_sendmsg(fd, &m, 0, T_BOUND), -EPIPE);
     struct corio_future f;
     T_EXPECT_EQ(corio_send_start(&f, fd, buf, sizeof(buf), 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), -EPIPE);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -EPIPE);
     if (corio_loop_has(corio_loop_current(), CORIO_FEAT_SEND_ZC))
         T_EXPECT_EQ(corio_send_zc(fd, buf, sizeof(buf), 0, T_BOUND), -EPIPE);
     else
@@ -1260,7 +1260,7 @@ static int slowloris_body(void *arg)
     s->t0 = corio_now();
     for (int i = 0; i < SLOW_CONNS + SLOW_PROBES; i++) {
         args[i] = (struct slow_arg){s, i < SLOW_CONNS ? i : i - SLOW_CONNS};
-        T_EXPECT_EQ(corio_spawn(NULL, i < SLOW_CONNS ? slow_client : slow_probe, &args[i], &ids[i]),
+        T_EXPECT_EQ(corio_spawn(&ids[i], NULL, i < SLOW_CONNS ? slow_client : slow_probe, &args[i]),
                     0);
     }
     for (int i = 0; i < SLOW_CONNS + SLOW_PROBES; i++)
@@ -1373,7 +1373,7 @@ static void test_abuse_slowloris_httpd(void **state)
     }
     /* No assert until the child is gone: a failure must not leave it running. */
     s->result = -12345;
-    int run = corio_spawn(loop, slowloris_watched, s, NULL);
+    int run = corio_spawn(NULL, loop, slowloris_watched, s);
     if (run == 0)
         run = corio_loop_run(loop);
     if (run == 0)

@@ -114,7 +114,7 @@ static int ac_dialer(void *arg)
 static int ac200_main(void *arg)
 {
     struct ac200 *c = arg;
-    const struct corio_stats *s = corio_stats(corio_loop_current());
+    const struct corio_stats *s = corio_loop_stats(corio_loop_current());
     struct corio_acceptor a;
     T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, 0), 0);
     /* Phase 1: the queued connections. One SQE accepts them all; the rest is their service. */
@@ -125,7 +125,7 @@ static int ac200_main(void *arg)
         if (!T_EXPECT(fd >= 0))
             return -1;
         c->accepted++;
-        T_EXPECT_EQ(corio_spawn(NULL, serve_conn, (void *)(intptr_t)fd, &ids[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[i], NULL, serve_conn, (void *)(intptr_t)fd), 0);
     }
     for (int i = 0; i < AC_QUEUED; i++)
         T_EXPECT_EQ(corio_join(ids[i], NULL, T_BOUND), 0);
@@ -133,13 +133,13 @@ static int ac200_main(void *arg)
     /* Phase 2: connections that arrive while the multishot is armed. */
     corio_id dl[AC_LIVE];
     for (int i = 0; i < AC_LIVE; i++)
-        T_EXPECT_EQ(corio_spawn(NULL, ac_dialer, c, &dl[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&dl[i], NULL, ac_dialer, c), 0);
     for (int i = 0; i < AC_LIVE; i++) {
         int fd = corio_acceptor_next(&a, T_BOUND);
         if (!T_EXPECT(fd >= 0))
             break;
         c->accepted++;
-        T_EXPECT_EQ(corio_spawn(NULL, serve_conn, (void *)(intptr_t)fd, NULL), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, NULL, serve_conn, (void *)(intptr_t)fd), 0);
     }
     for (int i = 0; i < AC_LIVE; i++)
         T_EXPECT_EQ(corio_join(dl[i], NULL, T_BOUND), 0);
@@ -206,7 +206,7 @@ struct emfile {
 static int emfile_main(void *arg)
 {
     struct emfile *c = arg;
-    const struct corio_stats *s = corio_stats(corio_loop_current());
+    const struct corio_stats *s = corio_loop_stats(corio_loop_current());
     struct corio_acceptor a;
     T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, 0), 0);
     int fds[EM_CONNS];
@@ -279,7 +279,7 @@ static void test_acceptor_emfile_rearm(void **state)
     low = old;
     low.rlim_cur = (rlim_t)top + 1;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    assert_int_equal(corio_spawn(l, emfile_main, &c, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, l, emfile_main, &c), 0);
     int run_err = corio_loop_run(l);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0); /* before anything can fail */
     assert_int_equal(run_err, 0);
@@ -376,7 +376,7 @@ static int fx_main(void *arg)
     T_EXPECT_EQ(corio_acceptor_init(&a, c->lfd, CORIO_ACCEPT_FIXED), 0);
     corio_id dl[FX_CONNS];
     for (int i = 0; i < FX_CONNS; i++)
-        T_EXPECT_EQ(corio_spawn(NULL, fx_dialer, c, &dl[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&dl[i], NULL, fx_dialer, c), 0);
     uint64_t slots = 0;
     for (int i = 0; i < FX_CONNS; i++) {
         int fd = corio_acceptor_next(&a, T_BOUND);
@@ -709,8 +709,8 @@ static void orphan_acceptor(unsigned flags)
     for (int i = 0; i < OR_CONNS; i++)
         clients[i] = dial_blocking(port);
     int fds0 = t_count_fds();
-    assert_int_equal(corio_spawn(l, orphan_acc_body, &c, NULL), 0);
-    assert_int_equal(corio_spawn(l, orphan_acc_idle, &idle_lfd, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, l, orphan_acc_body, &c), 0);
+    assert_int_equal(corio_spawn(NULL, l, orphan_acc_idle, &idle_lfd), 0);
     assert_int_equal(corio_loop_run(l), 0);
     int fds_after = t_count_fds();
     /* The loop has ended but is not freed: the peers must already see their connections closed.

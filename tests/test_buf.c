@@ -97,7 +97,7 @@ static void test_buf_bufring_exhaustion(void **state)
     assert_int_equal(corio_bufring_available(c.br), BX_COUNT);
     assert_int_equal(t_tcp_pair(c.sv), 0);
     assert_int_equal(t_run2(l, bx_receiver, bx_sender, &c), 0);
-    const struct corio_stats *s = corio_stats(l);
+    const struct corio_stats *s = corio_loop_stats(l);
     print_message("  %zu bytes through 4 x 64 B buffers; dry %u times; enobufs=%llu cqes=%llu\n",
                   c.got, c.dry, (unsigned long long)s->enobufs, (unsigned long long)s->cqes);
     close(c.sv[0]);
@@ -167,8 +167,8 @@ static int sh_main(void *arg)
     corio_id ids[2 * SH_CONNS];
     for (int i = 0; i < SH_CONNS; i++) {
         args[i] = (struct sh_arg){c, i};
-        T_EXPECT_EQ(corio_spawn(NULL, sh_receiver, &args[i], &ids[2 * i]), 0);
-        T_EXPECT_EQ(corio_spawn(NULL, sh_sender, &args[i], &ids[2 * i + 1]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[2 * i], NULL, sh_receiver, &args[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[2 * i + 1], NULL, sh_sender, &args[i]), 0);
     }
     for (int i = 0; i < 2 * SH_CONNS; i++)
         T_EXPECT_EQ(corio_join(ids[i], NULL, T_BOUND), 0);
@@ -191,7 +191,7 @@ static void test_buf_bufring_shared(void **state)
     print_message("  %d connections x %d B through %d x %d B shared buffers in %.0f ms; "
                   "enobufs=%llu\n",
                   SH_CONNS, SH_LEN, SH_COUNT, SH_SIZE, t_ms_since(t0),
-                  (unsigned long long)corio_stats(l)->enobufs);
+                  (unsigned long long)corio_loop_stats(l)->enobufs);
     for (int i = 0; i < SH_CONNS; i++) {
         close(c->sv[i][0]);
         close(c->sv[i][1]);
@@ -200,7 +200,7 @@ static void test_buf_bufring_shared(void **state)
     t_expect_ok();
     for (int i = 0; i < SH_CONNS; i++)
         assert_int_equal(c->got[i], SH_LEN);
-    assert_true(corio_stats(l)->enobufs > 0);
+    assert_true(corio_loop_stats(l)->enobufs > 0);
     free(c);
     corio_loop_free(l);
 }
@@ -274,14 +274,14 @@ static void test_buf_receiver_lagging_pauses(void **state)
     assert_int_equal(t_run2(l, lag_receiver, lag_sender, &c), 0);
     print_message("  lagging receiver: at least %u of %u buffers stayed available; "
                   "rx_pauses=%llu; %zu bytes verified\n",
-                  c.min_avail, LAG_COUNT, (unsigned long long)corio_stats(l)->rx_pauses, c.got);
+                  c.min_avail, LAG_COUNT, (unsigned long long)corio_loop_stats(l)->rx_pauses, c.got);
     close(c.sv[0]);
     close(c.sv[1]);
     assert_int_equal(corio_bufring_available(c.br), LAG_COUNT);
     corio_bufring_free(c.br);
     t_expect_ok();
     assert_int_equal(c.got, LAG_LEN);
-    assert_true(corio_stats(l)->rx_pauses > 0);
+    assert_true(corio_loop_stats(l)->rx_pauses > 0);
     /* Most of the ring stays for the others: the queue bound plus what one burst of the kernel
      * moved before the pause landed. */
     assert_true(c.min_avail >= LAG_COUNT - LAG_COUNT / 4);
@@ -348,9 +348,9 @@ static int strand_c(void *arg)
 static int strand_main(void *arg)
 {
     corio_id ids[3];
-    T_EXPECT_EQ(corio_spawn(NULL, strand_a, arg, &ids[0]), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, strand_b, arg, &ids[1]), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, strand_c, arg, &ids[2]), 0);
+    T_EXPECT_EQ(corio_spawn(&ids[0], NULL, strand_a, arg), 0);
+    T_EXPECT_EQ(corio_spawn(&ids[1], NULL, strand_b, arg), 0);
+    T_EXPECT_EQ(corio_spawn(&ids[2], NULL, strand_c, arg), 0);
     for (int i = 0; i < 3; i++)
         T_EXPECT_EQ(corio_join(ids[i], NULL, T_BOUND), 0);
     return 0;
@@ -473,7 +473,7 @@ static int rx_cancel_victim(void *arg)
 static int rx_cancel_body(void *arg)
 {
     struct rx_case *c = arg;
-    T_EXPECT_EQ(corio_spawn(NULL, rx_cancel_victim, c, &c->victim), 0);
+    T_EXPECT_EQ(corio_spawn(&c->victim, NULL, rx_cancel_victim, c), 0);
     T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0);
     T_EXPECT_EQ(corio_cancel(c->victim), 0);
     T_EXPECT_EQ(corio_join(c->victim, NULL, T_BOUND), 0);
@@ -588,8 +588,8 @@ static void test_buf_receiver_fini_returns_queued(void **state)
 static int rx_orphans_main(void *arg)
 {
     struct rx_case *c = arg;
-    T_EXPECT_EQ(corio_spawn(NULL, rx_orphan_queued, c, NULL), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, rx_orphan_idle, c, NULL), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, NULL, rx_orphan_queued, c), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, NULL, rx_orphan_idle, c), 0);
     return 0;
 }
 

@@ -595,9 +595,9 @@ static __attribute__((noinline)) ssize_t op_frame(struct rep *r)
     r->start_inflight_delta = (long)(l->io.inflight - inflight0);
     r->fut = &f;
     r->stage = ST_STARTED;
-    res = corio_await(&f);
+    res = corio_await(&f, CORIO_FOREVER);
     r->fut = NULL;
-    r->await_again = corio_await(&f); /* completed: the same result, at once */
+    r->await_again = corio_await(&f, CORIO_FOREVER); /* completed: the same result, at once */
     if (res > 0 && (c->kind == K_RECV || c->kind == K_PIPE))
         memcpy(r->got, buf, (size_t)res);
     if (c->kind == K_ACCEPT && res >= 0)
@@ -750,7 +750,7 @@ static int scribbler_body(void *p)
 static void spawn_scribblers(struct rep *r, corio_id *ids)
 {
     for (int k = 0; k < N_SCRIBBLERS; k++)
-        T_EXPECT_EQ(corio_spawn(NULL, scribbler_body, r, &ids[k]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[k], NULL, scribbler_body, r), 0);
 }
 
 static void join_all(corio_id *ids, int n)
@@ -795,13 +795,13 @@ static bool can_complete_alone(const struct rep *r)
 static void spawn_target(struct rep *r)
 {
     if (r->c->kind == K_JOIN)
-        T_EXPECT_EQ(corio_spawn(NULL, target_body, r, &r->target), 0);
+        T_EXPECT_EQ(corio_spawn(&r->target, NULL, target_body, r), 0);
 }
 
 static void spawn_victim(struct rep *r)
 {
     spawn_target(r);
-    T_EXPECT_EQ(corio_spawn(NULL, victim_body, r, &r->victim), 0);
+    T_EXPECT_EQ(corio_spawn(&r->victim, NULL, victim_body, r), 0);
 }
 
 /* Waits for the victim's end, without which no check is meaningful. If the engine failed to wake
@@ -861,11 +861,11 @@ static int drive_before(void *p)
             corio_yield();
             T_EXPECT(r->target_ended);
         } else {
-            T_EXPECT_EQ(corio_spawn(NULL, partner_body, r, &r->partner), 0);
+            T_EXPECT_EQ(corio_spawn(&r->partner, NULL, partner_body, r), 0);
             corio_yield(); /* it parks on the channel */
         }
     }
-    T_EXPECT_EQ(corio_spawn(NULL, victim_body, r, &r->victim), 0);
+    T_EXPECT_EQ(corio_spawn(&r->victim, NULL, victim_body, r), 0);
     if (r->hold)
         wait_stage(r, ST_HELD);
     T_EXPECT_EQ(corio_cancel(r->victim), 0);
@@ -1171,21 +1171,21 @@ static void assert_loop_clean(struct corio_loop *l)
     assert_true(corio__list_empty(&l->sched.runq));
 }
 
-static struct corio_loop_opts loop_opts(int flavour);
+static uint64_t loop_refuse(int flavour);
 
 static void run_rep_free(struct rep *r, int flavour)
 {
     struct corio_loop *l;
-    struct corio_loop_opts o = loop_opts(flavour);
-    assert_int_equal(corio_loop_new(&l, &o), 0);
+    struct corio_loop_opts o = {.batch_wait_us = CORIO_BATCH_WAIT_OFF};
+    assert_int_equal(corio__loop_new(&l, &o, loop_refuse(flavour)), 0);
     r->l = l;
     rep_setup(r);
     if (r->c->kind != K_JOIN && r->c->kind != K_CRECV && r->c->kind != K_CSEND)
         peer_act(r); /* the op could complete at once, were it submitted */
     /* The victim first (it reads r->target only when it runs), then its target. */
-    assert_int_equal(corio_spawn(l, victim_body, r, &r->victim), 0);
+    assert_int_equal(corio_spawn(&r->victim, l, victim_body, r), 0);
     if (r->c->kind == K_JOIN)
-        assert_int_equal(corio_spawn(l, target_body, r, &r->target), 0);
+        assert_int_equal(corio_spawn(&r->target, l, target_body, r), 0);
     corio_loop_free(l); /* runs them, cancelled, to their end */
     r->l = NULL;
     check_victim(r);
@@ -1215,7 +1215,7 @@ static void run_rep(struct cell *c, struct corio_loop **ls, int i)
             [M_BEFORE] = drive_before, [M_INFLIGHT] = drive_inflight, [M_RACE] = drive_race,
             [M_AFTER] = drive_after,   [M_DESTROY] = drive_destroy,   [M_STOP] = drive_stop,
         };
-        assert_int_equal(corio_spawn(l, drivers[c->m], r, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, drivers[c->m], r), 0);
         int err = corio_loop_run(l);
         if (c->m == M_STOP && err == 0) {
             /* Everything was cancelled and has ended. Now the checks, then the scribblers on the
@@ -1225,7 +1225,7 @@ static void run_rep(struct cell *c, struct corio_loop **ls, int i)
             check_victim(r);
             conserve(r);
             for (int k = 0; k < N_SCRIBBLERS; k++)
-                T_EXPECT_EQ(corio_spawn(l, scribbler_body, r, NULL), 0);
+                T_EXPECT_EQ(corio_spawn(NULL, l, scribbler_body, r), 0);
             err = corio_loop_run(l);
         }
         /* The coroutines' findings first (the more telling ones), so that none is left over for
@@ -1284,19 +1284,17 @@ static void run_cell(struct corio_loop **ls, enum kind k, enum moment m)
  * matrix's time) without changing what the cancellation paths do. */
 static struct corio_loop *loops[2];
 
-static struct corio_loop_opts loop_opts(int flavour)
+/* The setup flags each flavour of loop has refused: none, or both task-run modes. */
+static uint64_t loop_refuse(int flavour)
 {
-    struct corio_loop_opts o = {.batch_wait_us = CORIO_BATCH_WAIT_OFF};
-    if (flavour)
-        o.refuse = (1ull << CORIO_FEAT_DEFER_TASKRUN) | (1ull << CORIO_FEAT_COOP_TASKRUN);
-    return o;
+    return flavour ? (1ull << CORIO_FEAT_DEFER_TASKRUN) | (1ull << CORIO_FEAT_COOP_TASKRUN) : 0;
 }
 
 static int matrix_setup(void **state)
 {
     for (int k = 0; k < 2; k++) {
-        struct corio_loop_opts o = loop_opts(k);
-        if (corio_loop_new(&loops[k], &o) != 0)
+        struct corio_loop_opts o = {.batch_wait_us = CORIO_BATCH_WAIT_OFF};
+        if (corio__loop_new(&loops[k], &o, loop_refuse(k)) != 0)
             return -1;
     }
     *state = loops;

@@ -88,7 +88,7 @@ static int rendezvous_main(void *arg)
     T_EXPECT_EQ(corio_chan_tryrecv(ch, &v), -EAGAIN);
     struct sender_arg s = {.ch = ch, .first = 100, .count = 1};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, sender, &s, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, sender, &s), 0);
     t_settle(5);
     T_EXPECT_EQ(s.sent, 0); /* parked until a receiver comes */
     T_EXPECT_EQ(corio_chan_len(ch), 0);
@@ -101,7 +101,7 @@ static int rendezvous_main(void *arg)
     /* The same with a receiver that arrives 30 ms late: the send takes those 30 ms. */
     s = (struct sender_arg){.ch = ch, .first = 200, .count = 1};
     int64_t t0 = corio_now();
-    T_EXPECT_EQ(corio_spawn(NULL, sender, &s, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, sender, &s), 0);
     T_EXPECT_EQ(corio_sleep(t0 + CORIO_MS(30)), 0);
     T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
     T_EXPECT_EQ(v, 200);
@@ -122,7 +122,7 @@ static int buffered_main(void *arg)
     struct corio_chan *ch = chan(sizeof(int), 4);
     struct sender_arg s = {.ch = ch, .first = 0, .count = 5};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, sender, &s, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, sender, &s), 0);
     t_settle(5);
     T_EXPECT_EQ(s.sent, 4); /* four fit; the fifth waits */
     T_EXPECT_EQ(corio_chan_len(ch), 4);
@@ -174,7 +174,7 @@ static int fifo_values_main(void *arg)
         memset(&r, 0, sizeof(r));
         r.ch = ch;
         corio_id id;
-        T_EXPECT_EQ(corio_spawn(NULL, fifo_receiver, &r, &id), 0);
+        T_EXPECT_EQ(corio_spawn(&id, NULL, fifo_receiver, &r), 0);
         for (int i = 0; i < 1000; i++) {
             T_EXPECT_EQ(corio_chan_send(ch, &i, T_BOUND), 0);
             if (i % 97 == 0)
@@ -240,7 +240,7 @@ static int fifo_waiters_main(void *arg)
         }
         for (int i = 0; i < 3; i++) {
             a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-            T_EXPECT_EQ(corio_spawn(NULL, one_sender, &a[i], &id[i]), 0);
+            T_EXPECT_EQ(corio_spawn(&id[i], NULL, one_sender, &a[i]), 0);
             t_settle(1); /* parked in the order A, B, C */
         }
         T_EXPECT_EQ(n, 0);
@@ -266,7 +266,7 @@ static int fifo_waiters_main(void *arg)
         n = 0;
         for (int i = 0; i < 3; i++) {
             a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-            T_EXPECT_EQ(corio_spawn(NULL, one_receiver, &a[i], &id[i]), 0);
+            T_EXPECT_EQ(corio_spawn(&id[i], NULL, one_receiver, &a[i]), 0);
             t_settle(1);
         }
         T_EXPECT_EQ(n, 0);
@@ -324,7 +324,7 @@ static int close_main(void *arg)
     corio_id id[3];
     for (int i = 0; i < 3; i++) {
         a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-        T_EXPECT_EQ(corio_spawn(NULL, one_receiver, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&id[i], NULL, one_receiver, &a[i]), 0);
     }
     t_settle(3);
     T_EXPECT_EQ(n, 0);
@@ -343,7 +343,7 @@ static int close_main(void *arg)
     n = 0;
     for (int i = 0; i < 3; i++) {
         a[i] = (struct one_arg){.ch = ch, .id = i, .log = log, .n = &n};
-        T_EXPECT_EQ(corio_spawn(NULL, one_sender, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&id[i], NULL, one_sender, &a[i]), 0);
     }
     t_settle(3);
     T_EXPECT_EQ(n, 0);
@@ -445,7 +445,7 @@ static int cancel_simple_main(void *arg)
     int log[8], n = 0;
     struct one_arg s = {.ch = ch, .id = 5, .log = log, .n = &n};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, one_sender, &s, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, one_sender, &s), 0);
     t_settle(2);
     T_EXPECT_EQ(corio_cancel(id), 0);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
@@ -455,7 +455,7 @@ static int cancel_simple_main(void *arg)
     T_EXPECT_EQ(v, -1);
 
     struct one_arg r = {.ch = ch, .id = 6, .log = log, .n = &n};
-    T_EXPECT_EQ(corio_spawn(NULL, one_receiver, &r, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, one_receiver, &r), 0);
     t_settle(2);
     T_EXPECT_EQ(corio_cancel(id), 0);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
@@ -466,7 +466,7 @@ static int cancel_simple_main(void *arg)
 
     /* A sender whose value was already taken is not robbed of its success by a late cancel. */
     s = (struct one_arg){.ch = ch, .id = 7, .log = log, .n = &n};
-    T_EXPECT_EQ(corio_spawn(NULL, one_sender, &s, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, one_sender, &s), 0);
     t_settle(2);
     T_EXPECT_EQ(corio_chan_recv(ch, &v, T_BOUND), 1);
     T_EXPECT_EQ(v, 7);
@@ -548,11 +548,11 @@ static int chaos_main(void *arg)
     struct chaos_arg sa[CS_SENDERS], ra[CS_RECEIVERS];
     for (int i = 0; i < CS_RECEIVERS; i++) {
         ra[i] = (struct chaos_arg){&c, i};
-        T_EXPECT_EQ(corio_spawn(NULL, chaos_receiver, &ra[i], &c.rcv[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&c.rcv[i], NULL, chaos_receiver, &ra[i]), 0);
     }
     for (int i = 0; i < CS_SENDERS; i++) {
         sa[i] = (struct chaos_arg){&c, i};
-        T_EXPECT_EQ(corio_spawn(NULL, chaos_sender, &sa[i], &c.snd[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&c.snd[i], NULL, chaos_sender, &sa[i]), 0);
     }
     /* Cancel half the senders and half the receivers, one every few scheduling rounds. */
     uint64_t rng = 0x9e3779b97f4a7c15ull ^ cap;
@@ -670,7 +670,7 @@ static int value_sizes_main(void *arg)
     for (size_t c = 0; c < 2; c++) {
         struct corio_chan *ch = chan(sizeof(struct rec40), caps[c]);
         corio_id id;
-        T_EXPECT_EQ(corio_spawn(NULL, rec40_sender, ch, &id), 0);
+        T_EXPECT_EQ(corio_spawn(&id, NULL, rec40_sender, ch), 0);
         struct rec40 r;
         uint32_t i = 0;
         int res;
@@ -691,7 +691,7 @@ static int value_sizes_main(void *arg)
         int targets[100];
         ch = chan(sizeof(void *), caps[c]);
         struct ptr_arg pa = {ch, targets};
-        T_EXPECT_EQ(corio_spawn(NULL, ptr_sender, &pa, &id), 0);
+        T_EXPECT_EQ(corio_spawn(&id, NULL, ptr_sender, &pa), 0);
         int *p;
         int k = 0;
         while (corio_chan_recv(ch, &p, T_BOUND) == 1 && p) {
@@ -778,8 +778,8 @@ static int many_main(void *arg)
     for (int i = 0; i < MN_SIDE; i++) {
         sa[i] = (struct mn_arg){&m, i};
         ra[i] = (struct mn_arg){&m, i};
-        T_EXPECT_EQ(corio_group_spawn(&g, mn_receiver, &ra[i], NULL), 0);
-        T_EXPECT_EQ(corio_group_spawn(&g, mn_sender, &sa[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &g, mn_receiver, &ra[i]), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &g, mn_sender, &sa[i]), 0);
     }
     T_EXPECT_EQ(corio_waitgroup_wait(&m.senders, T_BOUND), 0);
     T_EXPECT_EQ(corio_chan_close(m.ch), 0);
@@ -860,9 +860,9 @@ static int pipeline_main(void *arg)
     seen_init(&p->got, p->n);
     int64_t t0 = corio_now();
     struct corio_group g = CORIO_GROUP_INIT;
-    T_EXPECT_EQ(corio_group_spawn(&g, pipe_consumer, p, NULL), 0);
-    T_EXPECT_EQ(corio_group_spawn(&g, pipe_transformer, p, NULL), 0);
-    T_EXPECT_EQ(corio_group_spawn(&g, pipe_producer, p, NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &g, pipe_consumer, p), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &g, pipe_transformer, p), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &g, pipe_producer, p), 0);
     T_EXPECT_EQ(corio_group_wait(&g, T_DL(60000)), 0);
     T_EXPECT_EQ(corio_group_error(&g), 0);
     p->secs_ns = corio_now() - t0;
@@ -924,7 +924,7 @@ static int contend_main(void *arg)
     c.ch = chan(sizeof(int), 0);
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < CONTEND; i++)
-        if (corio_group_spawn(&g, contend_sender, &c, NULL) != 0) {
+        if (corio_group_spawn(NULL, &g, contend_sender, &c) != 0) {
             T_EXPECT(false);
             break;
         }
@@ -943,7 +943,7 @@ static int contend_main(void *arg)
 
     /* And 10,000 parked receivers. */
     for (int i = 0; i < CONTEND; i++)
-        if (corio_group_spawn(&g, contend_receiver, &c, NULL) != 0) {
+        if (corio_group_spawn(NULL, &g, contend_receiver, &c) != 0) {
             T_EXPECT(false);
             break;
         }
@@ -983,9 +983,9 @@ static int select_ready_main(void *arg)
         {.op = CORIO_SELECT_SEND, .ch = c, .elem = &vc},
         {.op = CORIO_SELECT_FUTURE, .f = &f},
     };
-    uint64_t sw = corio_stats(corio_loop_current())->switches;
+    uint64_t sw = corio_loop_stats(corio_loop_current())->switches;
     T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 1);
-    T_EXPECT_EQ(corio_stats(corio_loop_current())->switches, sw); /* ready: no wait */
+    T_EXPECT_EQ(corio_loop_stats(corio_loop_current())->switches, sw); /* ready: no wait */
     T_EXPECT_EQ(cs[1].result, 1);
     T_EXPECT_EQ(vb, 10);
     T_EXPECT_EQ(va, -1);
@@ -1017,7 +1017,7 @@ static int select_ready_main(void *arg)
     /* Only the future: cancelled, it is done, and select reports its result. */
     T_EXPECT_EQ(corio_chan_trysend(c, &v), 0);
     T_EXPECT_EQ(corio_future_cancel(&f), 0);
-    T_EXPECT_EQ(corio_await(&f), -ECANCELED);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ECANCELED);
     T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 3);
     T_EXPECT_EQ(cs[3].result, -ECANCELED);
     T_EXPECT_EQ(corio_chan_len(a), 0);
@@ -1088,7 +1088,7 @@ static int select_future_main(void *arg)
     T_EXPECT_ELAPSED(t0, 20);
     T_EXPECT_EQ(cs[3].result, 0);
     T_EXPECT(corio_future_done(&f));
-    T_EXPECT_EQ(corio_await(&f), 0);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 0);
     int v = 1;
     T_EXPECT_EQ(corio_chan_trysend(a, &v), -EAGAIN);
     T_EXPECT_EQ(corio_chan_trysend(b, &v), -EAGAIN);
@@ -1155,8 +1155,8 @@ static int select_stale_main(void *arg)
     s.a = chan(sizeof(int), 0);
     s.c = chan(sizeof(int), 0);
     corio_id p, q;
-    T_EXPECT_EQ(corio_spawn(NULL, stale_peer, &s, &p), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, stale_selector, &s, &q), 0);
+    T_EXPECT_EQ(corio_spawn(&p, NULL, stale_peer, &s), 0);
+    T_EXPECT_EQ(corio_spawn(&q, NULL, stale_selector, &s), 0);
     T_EXPECT_EQ(corio_join(p, NULL, T_BOUND), 0);
     T_EXPECT_EQ(corio_join(q, NULL, T_BOUND), 0);
     T_EXPECT_EQ(s.sel, 2);
@@ -1220,7 +1220,7 @@ static int select_chan_wakes_main(void *arg)
     /* A value arrives on b. */
     struct later l = {.ch = b, .ms = 10, .val = 42, .res = 1};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, later_send, &l, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, later_send, &l), 0);
     T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 1);
     T_EXPECT_EQ(cs[1].result, 1);
     T_EXPECT_EQ(vb, 42);
@@ -1230,7 +1230,7 @@ static int select_chan_wakes_main(void *arg)
 
     /* A receiver arrives on c: the send case proceeds. */
     l = (struct later){.ch = c, .ms = 10, .val = -1, .res = 0};
-    T_EXPECT_EQ(corio_spawn(NULL, later_recv, &l, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, later_recv, &l), 0);
     T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 2);
     T_EXPECT_EQ(cs[2].result, 0);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
@@ -1240,7 +1240,7 @@ static int select_chan_wakes_main(void *arg)
 
     /* Closed while parked: the send case reports -EPIPE. */
     l = (struct later){.ch = c, .ms = 10};
-    T_EXPECT_EQ(corio_spawn(NULL, later_close, &l, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, later_close, &l), 0);
     T_EXPECT_EQ(corio_select(cs, 4, T_BOUND), 2);
     T_EXPECT_EQ(cs[2].result, -EPIPE);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
@@ -1248,7 +1248,7 @@ static int select_chan_wakes_main(void *arg)
     T_EXPECT_EQ(corio_select(&cs[2], 1, T_BOUND), 0);
     T_EXPECT_EQ(cs[2].result, -EPIPE);
     l = (struct later){.ch = a, .ms = 10};
-    T_EXPECT_EQ(corio_spawn(NULL, later_close, &l, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, later_close, &l), 0);
     T_EXPECT_EQ(corio_select(cs, 2, T_BOUND), 0);
     T_EXPECT_EQ(cs[0].result, 0);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
@@ -1257,7 +1257,7 @@ static int select_chan_wakes_main(void *arg)
     T_EXPECT_EQ(va, -1);
 
     T_EXPECT_EQ(corio_future_cancel(&f), 0);
-    T_EXPECT_EQ(corio_await(&f), -ECANCELED);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ECANCELED);
     corio_chan_free(a);
     corio_chan_free(b);
     corio_chan_free(c);
@@ -1287,7 +1287,7 @@ static int sel_cancel_body(void *arg)
     };
     s->res = corio_select(cs, 3, T_BOUND);
     s->res2 = corio_select(cs, 3, T_BOUND); /* already cancelled */
-    s->fut = (int)corio_await(&f);         /* the await of a cancelled caller cancels the op */
+    s->fut = (int)corio_await(&f, CORIO_FOREVER);         /* the await of a cancelled caller cancels the op */
     T_EXPECT_EQ(va, -1);
     return 0;
 }
@@ -1299,7 +1299,7 @@ static int select_cancel_main(void *arg)
     s.a = chan(sizeof(int), 0);
     s.b = chan(sizeof(int), 0);
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, sel_cancel_body, &s, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, sel_cancel_body, &s), 0);
     t_settle(3);
     T_EXPECT_EQ(corio_cancel(id), 0);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
@@ -1335,7 +1335,7 @@ static int select_many_main(void *arg)
     /* Parked on 20 channels; a value arrives on the 18th. */
     struct later l = {.ch = ch[17], .ms = 10, .val = 1717};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, later_send, &l, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, later_send, &l), 0);
     T_EXPECT_EQ(corio_select(cs, NCASES, T_BOUND), 17);
     T_EXPECT_EQ(cs[17].result, 1);
     T_EXPECT_EQ(vals[17], 1717);
@@ -1385,7 +1385,7 @@ static int other_future_owner(void *arg)
 {
     struct corio_future *f = arg;
     T_EXPECT_EQ(corio_sleep_start(f, T_DL(5)), 0);
-    return (int)corio_await(f);
+    return (int)corio_await(f, CORIO_FOREVER);
 }
 
 static int select_einval_main(void *arg)
@@ -1410,7 +1410,7 @@ static int select_einval_main(void *arg)
     /* A future belongs to the coroutine that started it. */
     struct corio_future theirs;
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, other_future_owner, &theirs, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, other_future_owner, &theirs), 0);
     t_settle(1);
     fc.f = &theirs;
     T_EXPECT_EQ(corio_select(&fc, 1, T_BOUND), -EPERM);

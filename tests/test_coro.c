@@ -25,9 +25,9 @@ static int join_basic(void *arg)
 {
     (void)arg;
     corio_id a, b, c;
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)11, &a), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)-22, &b), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)0x7fffffff, &c), 0);
+    T_EXPECT_EQ(corio_spawn(&a, NULL, ret_arg, (void *)(intptr_t)11), 0);
+    T_EXPECT_EQ(corio_spawn(&b, NULL, ret_arg, (void *)(intptr_t)-22), 0);
+    T_EXPECT_EQ(corio_spawn(&c, NULL, ret_arg, (void *)(intptr_t)0x7fffffff), 0);
     T_EXPECT(a != 0 && b != 0 && c != 0 && a != b && b != c && a != c);
     int ra = 0, rb = 0;
     /* Joined before they ran (they run once this coroutine parks)... */
@@ -45,13 +45,13 @@ static void test_coro_spawn_join_result(void **state)
 {
     struct corio_loop *l = *state;
     corio_id id;
-    assert_int_equal(corio_spawn(l, ret_arg, (void *)(intptr_t)-77, &id), 0);
+    assert_int_equal(corio_spawn(&id, l, ret_arg, (void *)(intptr_t)-77), 0);
     assert_true(id != 0);
     assert_int_equal(t_run1(l, join_basic, NULL), 5);
     t_expect_ok();
     /* Bad arguments. */
-    assert_int_equal(corio_spawn(l, NULL, NULL, &id), -EINVAL);
-    assert_int_equal(corio_spawn(NULL, ret_arg, NULL, &id), -EINVAL); /* no running loop */
+    assert_int_equal(corio_spawn(&id, l, NULL, NULL), -EINVAL);
+    assert_int_equal(corio_spawn(&id, NULL, ret_arg, NULL), -EINVAL); /* no running loop */
 }
 
 static int detached_body(void *arg)
@@ -66,15 +66,15 @@ static void test_coro_detached_reclaimed(void **state)
 {
     struct corio_loop *l = *state;
     int count = 0;
-    uint64_t spawns0 = corio_stats(l)->spawns;
+    uint64_t spawns0 = corio_loop_stats(l)->spawns;
     for (int round = 0; round < 20; round++) {
         for (int i = 0; i < 100; i++)
-            assert_int_equal(corio_spawn(l, detached_body, &count, NULL), 0);
+            assert_int_equal(corio_spawn(NULL, l, detached_body, &count), 0);
         assert_int_equal(corio_loop_run(l), 0);
     }
     t_expect_ok();
     assert_int_equal(count, 2000);
-    assert_int_equal(corio_stats(l)->spawns - spawns0, 2000);
+    assert_int_equal(corio_loop_stats(l)->spawns - spawns0, 2000);
     /* Reclaimed: handles and stacks were reused, not accumulated. */
     assert_true(l->coros.n_slots <= 100);
     assert_int_equal(l->stacks.n_live, 0);
@@ -85,14 +85,14 @@ static int join_twice_body(void *arg)
 {
     (void)arg;
     corio_id a;
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)3, &a), 0);
+    T_EXPECT_EQ(corio_spawn(&a, NULL, ret_arg, (void *)(intptr_t)3), 0);
     int r = 0;
     T_EXPECT_EQ(corio_join(a, &r, T_BOUND), 0);
     T_EXPECT_EQ(r, 3);
     T_EXPECT_EQ(corio_join(a, &r, T_BOUND), -ESRCH);
     /* The spent handle stays spent even once its slot is reused. */
     corio_id b;
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)4, &b), 0);
+    T_EXPECT_EQ(corio_spawn(&b, NULL, ret_arg, (void *)(intptr_t)4), 0);
     T_EXPECT(b != a);
     T_EXPECT_EQ(corio_join(a, &r, T_BOUND), -ESRCH);
     T_EXPECT_EQ(corio_join(b, &r, T_BOUND), 0);
@@ -124,7 +124,7 @@ static void test_coro_join_self_edeadlk(void **state)
     /* Joinable (spawned with a handle): t_run1's coroutines are detached, whose handles are
      * spent for join (-ESRCH) before the self check. */
     corio_id id;
-    assert_int_equal(corio_spawn(l, join_self_body, NULL, &id), 0);
+    assert_int_equal(corio_spawn(&id, l, join_self_body, NULL), 0);
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();
 }
@@ -160,10 +160,10 @@ static int two_joiners_body(void *arg)
 {
     struct two_joiners *c = arg;
     corio_id j1, j2;
-    T_EXPECT_EQ(corio_spawn(NULL, sleeper_ms, (void *)(intptr_t)20, &c->target), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, first_joiner, c, &j1), 0);
+    T_EXPECT_EQ(corio_spawn(&c->target, NULL, sleeper_ms, (void *)(intptr_t)20), 0);
+    T_EXPECT_EQ(corio_spawn(&j1, NULL, first_joiner, c), 0);
     T_EXPECT_EQ(corio_yield(), 0); /* first_joiner parks in its join */
-    T_EXPECT_EQ(corio_spawn(NULL, second_joiner, c, &j2), 0);
+    T_EXPECT_EQ(corio_spawn(&j2, NULL, second_joiner, c), 0);
     T_EXPECT_EQ(corio_join(j2, NULL, T_BOUND), 0);
     /* A third one, the caller itself, is refused too, and at once. */
     int r = 0;
@@ -188,7 +188,7 @@ static int join_deadline_body(void *arg)
 {
     (void)arg;
     corio_id a;
-    T_EXPECT_EQ(corio_spawn(NULL, sleeper_ms, (void *)(intptr_t)200, &a), 0);
+    T_EXPECT_EQ(corio_spawn(&a, NULL, sleeper_ms, (void *)(intptr_t)200), 0);
     int r = 1;
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_join(a, &r, t0 + CORIO_MS(20)), -ETIMEDOUT);
@@ -216,8 +216,8 @@ static int detach_body(void *arg)
 {
     int *ended = arg;
     corio_id live, done;
-    T_EXPECT_EQ(corio_spawn(NULL, detached_body, ended, &live), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)8, &done), 0);
+    T_EXPECT_EQ(corio_spawn(&live, NULL, detached_body, ended), 0);
+    T_EXPECT_EQ(corio_spawn(&done, NULL, ret_arg, (void *)(intptr_t)8), 0);
     /* Detach one that is alive: it runs on and is reclaimed; its handle is spent. */
     T_EXPECT_EQ(corio_detach(live), 0);
     T_EXPECT_EQ(corio_detach(live), -ESRCH);
@@ -231,7 +231,7 @@ static int detach_body(void *arg)
     T_EXPECT_EQ(corio_detach(0), -ESRCH);
     /* A detached coroutine's handle still reaches it for a cancel while it lives. */
     corio_id s;
-    T_EXPECT_EQ(corio_spawn(NULL, sleeper_ms, (void *)(intptr_t)5000, &s), 0);
+    T_EXPECT_EQ(corio_spawn(&s, NULL, sleeper_ms, (void *)(intptr_t)5000), 0);
     T_EXPECT_EQ(corio_detach(s), 0);
     T_EXPECT_EQ(corio_yield(), 0);
     T_EXPECT_EQ(corio_cancel(s), 0);
@@ -302,7 +302,7 @@ static int victim_body(void *arg)
     struct corio_future f;
     T_EXPECT_EQ(corio_nop_start(&f), -ECANCELED);
     T_EXPECT(corio_future_done(&f));
-    T_EXPECT_EQ(corio_await(&f), -ECANCELED);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ECANCELED);
     T_EXPECT(corio_now() - t1 < CORIO_SEC(1));
     /* Clean-up still works. */
     if (v->fd >= 0)
@@ -321,9 +321,9 @@ static int cancel_driver(void *arg)
     struct victim *v = arg;
     corio_id target = 0, id;
     if (v->kind == W_JOIN)
-        T_EXPECT_EQ(corio_spawn(NULL, sleeper_ms, (void *)(intptr_t)5000, &target), 0);
+        T_EXPECT_EQ(corio_spawn(&target, NULL, sleeper_ms, (void *)(intptr_t)5000), 0);
     v->join_target = target;
-    T_EXPECT_EQ(corio_spawn(NULL, victim_body, v, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, victim_body, v), 0);
     /* Let it park in its wait. */
     T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0);
     T_EXPECT_EQ(v->started, 1);
@@ -403,7 +403,7 @@ static int cancel_unstarted_driver(void *arg)
 {
     struct unstarted *u = arg;
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, unstarted_body, u, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, unstarted_body, u), 0);
     T_EXPECT_EQ(corio_cancel(id), 0); /* before it ever ran */
     T_EXPECT_EQ(u->ran, 0);
     int res = 0;
@@ -426,8 +426,8 @@ static int cancel_esrch_body(void *arg)
 {
     (void)arg;
     corio_id a, d;
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)1, &a), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)2, &d), 0);
+    T_EXPECT_EQ(corio_spawn(&a, NULL, ret_arg, (void *)(intptr_t)1), 0);
+    T_EXPECT_EQ(corio_spawn(&d, NULL, ret_arg, (void *)(intptr_t)2), 0);
     T_EXPECT_EQ(corio_yield(), 0); /* both end */
     T_EXPECT_EQ(corio_cancel(a), -ESRCH); /* ended, not yet joined */
     T_EXPECT_EQ(corio_join(a, NULL, T_BOUND), 0);
@@ -438,7 +438,7 @@ static int cancel_esrch_body(void *arg)
     T_EXPECT_EQ(corio_cancel((corio_id)0x100000001ull + 5000), -ESRCH); /* never existed */
     /* A stale handle whose slot was reused by a new coroutine does not reach the new one. */
     corio_id b;
-    T_EXPECT_EQ(corio_spawn(NULL, sleeper_ms, (void *)(intptr_t)1, &b), 0);
+    T_EXPECT_EQ(corio_spawn(&b, NULL, sleeper_ms, (void *)(intptr_t)1), 0);
     T_EXPECT(b != a && b != d);
     T_EXPECT_EQ(corio_cancel(a), -ESRCH);
     int r = 0;
@@ -491,7 +491,7 @@ static void test_coro_yield_round_robin(void **state)
     struct rr rr = {0};
     struct rr_arg args[3] = {{&rr, 'A'}, {&rr, 'B'}, {&rr, 'C'}};
     for (int i = 0; i < 3; i++)
-        assert_int_equal(corio_spawn(l, rr_body, &args[i], NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, rr_body, &args[i]), 0);
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();
     rr.seq[rr.n] = '\0';
@@ -517,8 +517,8 @@ static void test_coro_self(void **state)
     assert_int_equal(corio_self(), 0);
     assert_false(corio_cancelled());
     corio_id id1 = 0, id2 = 0, seen1 = 0, seen2 = 0;
-    assert_int_equal(corio_spawn(l, self_body, &seen1, &id1), 0);
-    assert_int_equal(corio_spawn(l, self_body, &seen2, &id2), 0);
+    assert_int_equal(corio_spawn(&id1, l, self_body, &seen1), 0);
+    assert_int_equal(corio_spawn(&id2, l, self_body, &seen2), 0);
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();
     assert_int_equal(seen1, id1);
@@ -542,7 +542,7 @@ static int many_sleepers_main(void *arg)
     if (!T_EXPECT(ids != NULL))
         return -1;
     for (int i = 0; i < n; i++)
-        if (!T_EXPECT_EQ(corio_spawn(NULL, sleep_1ms, NULL, &ids[i]), 0))
+        if (!T_EXPECT_EQ(corio_spawn(&ids[i], NULL, sleep_1ms, NULL), 0))
             break;
     int sum = 0;
     for (int i = 0; i < n; i++) {
@@ -563,8 +563,8 @@ static void test_coro_10k_sleepers(void **state)
     double ms = t_ms_since(t0);
     t_expect_ok();
     print_message("10000 sleepers of 1 ms: %.1f ms, %llu CQ overflows\n", ms,
-                  (unsigned long long)corio_stats(l)->cq_overflows);
-    assert_int_equal(corio_stats(l)->spawns, N + 1);
+                  (unsigned long long)corio_loop_stats(l)->cq_overflows);
+    assert_int_equal(corio_loop_stats(l)->spawns, N + 1);
     assert_int_equal(l->stacks.n_live, 0);
     assert_true(ms < (t_on_valgrind() || T_SANITIZED ? 30000.0 : 5000.0));
 }
@@ -577,7 +577,7 @@ static int churn_main(void *arg)
     long total = 0;
     for (int b = 0; b < batches; b++) {
         for (int i = 0; i < BATCH; i++)
-            if (!T_EXPECT_EQ(corio_spawn(NULL, ret_arg, (void *)(intptr_t)1, &ids[i]), 0))
+            if (!T_EXPECT_EQ(corio_spawn(&ids[i], NULL, ret_arg, (void *)(intptr_t)1), 0))
                 return -1;
         for (int i = 0; i < BATCH; i++) {
             int r = 0;
@@ -598,7 +598,7 @@ static void test_coro_spawn_churn(void **state)
     double ms = t_ms_since(t0);
     t_expect_ok();
     print_message("100000 spawn+join: %.1f ms, %u stacks pooled\n", ms, (unsigned)l->stacks.n_free);
-    assert_int_equal(corio_stats(l)->spawns, 100000 + 1);
+    assert_int_equal(corio_loop_stats(l)->spawns, 100000 + 1);
     /* Stacks come from the pool: no more were ever mapped than one batch (plus the main one)
      * needs, and all of them are back. */
     assert_int_equal(l->stacks.n_live, 0);
@@ -613,11 +613,11 @@ static int run_main(void *arg)
 {
     corio_id a;
     T_EXPECT(corio_loop_current() != NULL);
-    T_EXPECT_EQ(corio_spawn(NULL, ret_arg, arg, &a), 0);
+    T_EXPECT_EQ(corio_spawn(&a, NULL, ret_arg, arg), 0);
     int r = 0;
     T_EXPECT_EQ(corio_join(a, &r, T_BOUND), 0);
     /* A detached one left running: corio_run waits for it. */
-    T_EXPECT_EQ(corio_spawn(NULL, sleeper_ms, (void *)(intptr_t)5, NULL), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, NULL, sleeper_ms, (void *)(intptr_t)5), 0);
     return r + 1;
 }
 
@@ -649,14 +649,20 @@ static void test_coro_outside_eperm(void **state)
     assert_int_equal(corio_write(p[1], buf, sizeof(buf), -1, CORIO_FOREVER), -EPERM);
     assert_int_equal(corio_join(1, NULL, CORIO_FOREVER), -EPERM);
     assert_int_equal(corio_yield(), -EPERM);
-    assert_int_equal(corio_close(p[0]), -EPERM);
+    /* Closing works anywhere (clean-up after a loop's end); a direct descriptor has no meaning
+     * outside its loop's ring. */
+    assert_int_equal(corio_close(CORIO_FD_FIXED | 3), -EPERM);
+    int extra = dup(p[0]);
+    assert_true(extra >= 0);
+    assert_int_equal(corio_close(extra), 0);
+    assert_int_equal(corio_close(extra), -EBADF);
     /* The start forms complete the future with the error. */
     struct corio_future f;
     memset(&f, 0xa5, sizeof(f));
     assert_int_equal(corio_read_start(&f, p[0], buf, sizeof(buf), -1, CORIO_FOREVER), -EPERM);
     assert_true(corio_future_done(&f));
     assert_int_equal(corio_future_result(&f), -EPERM);
-    assert_int_equal(corio_await(&f), -EPERM);
+    assert_int_equal(corio_await(&f, CORIO_FOREVER), -EPERM);
     struct corio_future *fs[1] = {&f};
     assert_int_equal(corio_await_any(fs, 1, CORIO_FOREVER), -EPERM);
     assert_int_equal(corio_await_all(fs, 1, CORIO_FOREVER), -EPERM);
@@ -694,7 +700,7 @@ static int overflow_child(void)
     struct corio_loop_opts o = {.stack_size = 64 * 1024};
     if (corio_loop_new(&l, &o) != 0)
         return 3;
-    corio_spawn(l, overflow_body, NULL, NULL);
+    corio_spawn(NULL, l, overflow_body, NULL);
     corio_loop_run(l);
     return 4; /* survived: the parent reports it */
 }
@@ -780,7 +786,7 @@ static int fp_body(void *arg)
     m->quotient = one / three;
     /* A coroutine spawned from here inherits this control state. */
     corio_id c;
-    T_EXPECT_EQ(corio_spawn(NULL, fp_child, m, &c), 0);
+    T_EXPECT_EQ(corio_spawn(&c, NULL, fp_child, m), 0);
     T_EXPECT_EQ(corio_join(c, NULL, T_BOUND), 0);
     for (int i = 0; i < 10000; i++) {
         if (!T_EXPECT_EQ(corio_yield(), 0))
@@ -813,8 +819,8 @@ static void test_coro_fp_control_preserved(void **state)
     b.mxcsr = (mx0 & ~RC_MASK) | RC_UP;
     b.fpcw = (uint16_t)((cw0 & ~X87_RC_MASK & ~(full ? PC_MASK : 0)) | X87_UP |
                         (full ? 0x0200 : 0)); /* PC double */
-    assert_int_equal(corio_spawn(l, fp_body, &a, NULL), 0);
-    assert_int_equal(corio_spawn(l, fp_body, &b, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, l, fp_body, &a), 0);
+    assert_int_equal(corio_spawn(NULL, l, fp_body, &b), 0);
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();
     assert_int_equal(a.yields, 10000);
@@ -869,7 +875,7 @@ static void test_coro_stack_aligned(void **state)
     struct align_rec r[4];
     memset(r, 0, sizeof(r));
     for (int i = 0; i < 4; i++)
-        assert_int_equal(corio_spawn(l, align_body, &r[i], NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, align_body, &r[i]), 0);
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();
     for (int i = 0; i < 4; i++) {
@@ -941,7 +947,7 @@ static int deadline_waits(void *arg)
 {
     struct dl_pair *p = arg;
     corio_id h;
-    T_EXPECT_EQ(corio_spawn(NULL, hold_lock, p, &h), 0);
+    T_EXPECT_EQ(corio_spawn(&h, NULL, hold_lock, p), 0);
     T_EXPECT_EQ(corio_yield(), 0); /* it takes the lock */
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_set_deadline(t0 + CORIO_MS(60), NULL), 0);

@@ -513,14 +513,14 @@ static void test_ctx_abi_million_switches(void **state)
         s[k].who = k;
         s[k].iters = total / N;
         s[k].mode = fp_mode_for(k);
-        assert_int_equal(corio_spawn(l, spinner_body, &s[k], NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, spinner_body, &s[k]), 0);
     }
-    uint64_t sw0 = corio_stats(l)->switches;
+    uint64_t sw0 = corio_loop_stats(l)->switches;
     int64_t t0 = corio_now();
     assert_int_equal(corio_loop_run(l), 0);
     double ms = t_ms_since(t0);
     t_expect_ok();
-    uint64_t switches = corio_stats(l)->switches - sw0;
+    uint64_t switches = corio_loop_stats(l)->switches - sw0;
     print_message("%ld resumptions, %llu switches in %.0f ms\n", total,
                   (unsigned long long)switches, ms);
     bool ok = true;
@@ -583,7 +583,7 @@ static void walk_step(void *arg, void *unused)
     struct walker *w = arg;
     long i = w->t.iters;
     int r = 0;
-    const struct corio_stats *st = corio_stats(corio_loop_current());
+    const struct corio_stats *st = corio_loop_stats(corio_loop_current());
     uint64_t sw0 = st->switches;
     switch (w->path) {
     case P_YIELD:
@@ -599,7 +599,7 @@ static void walk_step(void *arg, void *unused)
         /* A fresh event that a child sets: the wait parks, the child's set wakes it. */
         struct corio_event ev = CORIO_EVENT_INIT;
         corio_id c;
-        r = corio_spawn(NULL, setter_body, &ev, &c);
+        r = corio_spawn(&c, NULL, setter_body, &ev);
         r |= corio_event_wait(&ev, ABI_BOUND);
         r |= corio_join(c, NULL, ABI_BOUND); /* it has ended: no wait */
         break;
@@ -617,14 +617,14 @@ static void walk_step(void *arg, void *unused)
     case P_JOIN: {
         corio_id c;
         int res = 0;
-        r = corio_spawn(NULL, ender_body, NULL, &c);
+        r = corio_spawn(&c, NULL, ender_body, NULL);
         r |= corio_join(c, &res, ABI_BOUND);
         r |= res != 7;
         break;
     }
     case P_GEN: {
         void *out = NULL;
-        r = corio_gen_send(w->gen, (void *)(intptr_t)i, &out) == 1 && out == (void *)(intptr_t)i
+        r = corio_gen_send(w->gen, (void *)(intptr_t)i, &out, CORIO_FOREVER) == 1 && out == (void *)(intptr_t)i
                 ? 0
                 : -1;
         break;
@@ -664,7 +664,7 @@ static void gen_step(void *arg, void *unused)
     struct gen_side *gs = arg;
     struct walker *w = gs->w;
     void *in = NULL;
-    const struct corio_stats *st = corio_stats(corio_loop_current());
+    const struct corio_stats *st = corio_loop_stats(corio_loop_current());
     uint64_t sw0 = st->switches;
     if (corio_gen_yield(w->gen, gs->in, &in) != 0)
         T_EXPECT(!"generator yield failed");
@@ -703,7 +703,7 @@ static int gen_driver_body(void *arg)
     int r = walker_body(d->drv);
     /* The generator is parked in its last yield: one more send lets it finish its loop. */
     void *out = NULL;
-    T_EXPECT_EQ(corio_gen_send(&g, NULL, &out), 0);
+    T_EXPECT_EQ(corio_gen_send(&g, NULL, &out, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_gen_fini(&g), 0);
     return r;
 }
@@ -726,16 +726,16 @@ static void run_path(struct corio_loop *l, enum path p, long iters)
         assert_int_equal(corio_chan_new(&ch, sizeof(long), 0), 0);
         w[0].ch = w[1].ch = ch;
         w[0].sender = true;
-        assert_int_equal(corio_spawn(l, walker_body, &w[0], NULL), 0);
-        assert_int_equal(corio_spawn(l, walker_body, &w[1], NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, walker_body, &w[0]), 0);
+        assert_int_equal(corio_spawn(NULL, l, walker_body, &w[1]), 0);
         break;
     case P_GEN:
-        assert_int_equal(corio_spawn(l, gen_driver_body, &gd, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, gen_driver_body, &gd), 0);
         break;
     default:
         /* Two independent walkers of the same path, with different modes, interleaved. */
-        assert_int_equal(corio_spawn(l, walker_body, &w[0], NULL), 0);
-        assert_int_equal(corio_spawn(l, walker_body, &w[1], NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, walker_body, &w[0]), 0);
+        assert_int_equal(corio_spawn(NULL, l, walker_body, &w[1]), 0);
         break;
     }
     int64_t t0 = corio_now();
@@ -804,17 +804,17 @@ static int entry_spawner(void *arg)
     struct entry_rec *e = arg;
     /* From inside a coroutine, into a group, and a generator's first send. */
     corio_id c;
-    T_EXPECT_EQ(corio_spawn(NULL, entry_probe, e, &c), 0);
+    T_EXPECT_EQ(corio_spawn(&c, NULL, entry_probe, e), 0);
     T_EXPECT_EQ(corio_join(c, NULL, ABI_BOUND), 0);
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < 8; i++)
-        T_EXPECT_EQ(corio_group_spawn(&g, entry_probe, e, NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &g, entry_probe, e), 0);
     T_EXPECT_EQ(corio_group_wait(&g, ABI_BOUND), 0);
     for (int i = 0; i < 8; i++) {
         struct corio_gen gen;
         void *out;
         T_EXPECT_EQ(corio_gen_init(&gen, entry_gen, e), 0);
-        T_EXPECT_EQ(corio_gen_send(&gen, NULL, &out), 0); /* it ran and ended */
+        T_EXPECT_EQ(corio_gen_send(&gen, NULL, &out, CORIO_FOREVER), 0); /* it ran and ended */
         T_EXPECT_EQ(corio_gen_fini(&gen), 0);
     }
     return entry_probe(e);
@@ -825,8 +825,8 @@ static void test_ctx_abi_entry_aligned(void **state)
     struct corio_loop *l = *state;
     struct entry_rec e = {0};
     for (int i = 0; i < 8; i++) /* from outside the loop, at slots 0-7 (staggered tops) */
-        assert_int_equal(corio_spawn(l, entry_probe, &e, NULL), 0);
-    assert_int_equal(corio_spawn(l, entry_spawner, &e, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, entry_probe, &e), 0);
+    assert_int_equal(corio_spawn(NULL, l, entry_spawner, &e), 0);
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();
     assert_int_equal(e.entered, 8 + 1 + 8 + 8 + 1);
@@ -887,7 +887,7 @@ static void test_ctx_abi_x87_and_long_double(void **state)
         w[k].who = k;
         w[k].rounds = rounds;
         w[k].mode = fp_mode_for(k);
-        assert_int_equal(corio_spawn(l, ldbl_body, &w[k], NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, ldbl_body, &w[k]), 0);
     }
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();

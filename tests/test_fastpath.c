@@ -53,12 +53,12 @@ static void tcp_echo(int rounds, size_t len)
     struct corio_future fa;
     T_EXPECT_EQ(corio_accept_start(&fa, lfd, NULL, NULL, 0, T_BOUND), 0);
     int c = corio_dial_tcp("127.0.0.1", (uint16_t)port, T_BOUND);
-    int s = (int)corio_await(&fa);
+    int s = (int)corio_await(&fa, CORIO_FOREVER);
     T_EXPECT(c >= 0);
     T_EXPECT(s >= 0);
     corio_id srv = 0;
     if (c >= 0 && s >= 0) {
-        T_EXPECT_EQ(corio_spawn(NULL, echo_server, (void *)(intptr_t)s, &srv), 0);
+        T_EXPECT_EQ(corio_spawn(&srv, NULL, echo_server, (void *)(intptr_t)s), 0);
         char out[1024], in[1024];
         for (int i = 0; i < rounds && len <= sizeof(out); i++) {
             t_fill(out, len, 40, (uint64_t)i * len);
@@ -100,7 +100,7 @@ static int workload(void *arg)
         /* The read parks first and the write completes it: a poll-driven completion. */
         T_EXPECT_EQ(corio_read_start(&fr, p[0], in, sizeof(in), -1, T_BOUND), 0);
         T_EXPECT_EQ(corio_write(p[1], out, sizeof(out), -1, T_BOUND), sizeof(out));
-        T_EXPECT_EQ(corio_await(&fr), sizeof(in));
+        T_EXPECT_EQ(corio_await(&fr, CORIO_FOREVER), sizeof(in));
         T_EXPECT_EQ(t_check(in, sizeof(in), 41, 0), -1);
         /* A wait that ends by its deadline. */
         T_EXPECT_EQ(corio_read(p[0], in, sizeof(in), -1, corio_now() + CORIO_MS(5)), -ETIMEDOUT);
@@ -155,7 +155,7 @@ static int ov_body(void *arg)
     T_EXPECT_EQ(corio_sleep_start(&fs, c->wake_at), 0);
     if (!corio_future_done(&fs))
         c->cqes_expected++; /* a deadline already past completes without an SQE */
-    c->results_ok += T_EXPECT_EQ(corio_await(&fs), 0);
+    c->results_ok += T_EXPECT_EQ(corio_await(&fs, CORIO_FOREVER), 0);
     /* A pipe round trip: the read parks first; both carry a deadline (a linked timeout each). */
     int p[2];
     if (!T_EXPECT_EQ(t_pipe(p, 0), 0))
@@ -164,7 +164,7 @@ static int ov_body(void *arg)
     struct corio_future fr;
     T_EXPECT_EQ(corio_read_start(&fr, p[0], &in, sizeof(in), -1, T_BOUND), 0);
     c->results_ok += T_EXPECT_EQ(corio_write(p[1], &me, sizeof(me), -1, T_BOUND), sizeof(me));
-    c->results_ok += T_EXPECT_EQ(corio_await(&fr), sizeof(in));
+    c->results_ok += T_EXPECT_EQ(corio_await(&fr, CORIO_FOREVER), sizeof(in));
     c->cqes_expected += 4;
     T_EXPECT_EQ(in, me);
     c->results_ok += T_EXPECT_EQ(corio_nop(), 0);
@@ -180,18 +180,18 @@ static int ov_body(void *arg)
 static int ov_main(void *arg)
 {
     for (int i = 0; i < OV_COROS; i++)
-        if (!T_EXPECT_EQ(corio_spawn(NULL, ov_body, arg, NULL), 0))
+        if (!T_EXPECT_EQ(corio_spawn(NULL, NULL, ov_body, arg), 0))
             return -1;
     return 0;
 }
 
 static void cq_overflow(uint64_t refuse)
 {
-    struct corio_loop_opts o = {.sq_entries = 8, .cq_entries = 16, .refuse = refuse};
-    struct corio_loop *l = t_mkloop(&o);
+    struct corio_loop_opts o = {.sq_entries = 8, .cq_entries = 16};
+    struct corio_loop *l = t_mkloop_refusing(&o, refuse);
     struct ov *c = calloc(1, sizeof(*c));
     assert_non_null(c);
-    const struct corio_stats *s = corio_stats(l);
+    const struct corio_stats *s = corio_loop_stats(l);
     uint64_t cqes0 = s->cqes;
     int64_t t0 = corio_now();
     assert_int_equal(t_run1(l, ov_main, c), 0);
@@ -277,9 +277,9 @@ static const enum corio_feature setup_feats[] = {
 static void test_fastpath_refuse_both_taskrun_modes(void **state)
 {
     (void)state;
-    struct corio_loop_opts o = {.refuse = (1ull << CORIO_FEAT_DEFER_TASKRUN) |
-                                          (1ull << CORIO_FEAT_COOP_TASKRUN)};
-    struct corio_loop *l = t_mkloop(&o);
+    struct corio_loop_opts o = {0};
+    struct corio_loop *l = t_mkloop_refusing(
+        &o, (1ull << CORIO_FEAT_DEFER_TASKRUN) | (1ull << CORIO_FEAT_COOP_TASKRUN));
     assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN));
     assert_false(corio_loop_has(l, CORIO_FEAT_COOP_TASKRUN));
     assert_false(corio_loop_has(l, CORIO_FEAT_TASKRUN_FLAG)); /* only exists with a mode */
@@ -295,10 +295,9 @@ static void test_fastpath_refuse_everything(void **state)
 {
     (void)state;
     for (int sqpoll = 0; sqpoll <= 1; sqpoll++) {
-        struct corio_loop_opts o = {.refuse = all_refuse_bits(),
-                                    .flags = sqpoll ? CORIO_LOOP_SQPOLL : 0,
+        struct corio_loop_opts o = {.flags = sqpoll ? CORIO_LOOP_SQPOLL : 0,
                                     .sqpoll_idle_ms = 10};
-        struct corio_loop *l = t_mkloop(&o);
+        struct corio_loop *l = t_mkloop_refusing(&o, all_refuse_bits());
         for (size_t i = 0; i < sizeof(setup_feats) / sizeof(setup_feats[0]); i++)
             if (corio_loop_has(l, setup_feats[i]))
                 fail_msg("refused %s still reported", corio_feature_name(setup_feats[i]));
@@ -334,7 +333,7 @@ static bool nop_by_spinning(void)
         corio_yield();
     bool done = corio_future_done(&f);
     T_EXPECT(done);
-    T_EXPECT_EQ(corio_await(&f), 0); /* hangs (watchdog) only if the engine never woke it */
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 0); /* hangs (watchdog) only if the engine never woke it */
     return done;
 }
 
@@ -349,14 +348,14 @@ struct sq_figures {
 static int sq_main(void *arg)
 {
     struct sq_figures *fig = arg;
-    const struct corio_stats *s = corio_stats(corio_loop_current());
+    const struct corio_stats *s = corio_loop_stats(corio_loop_current());
     workload(NULL);
     /* Many coroutines with ops in flight: one enter waits for many completions. */
     unsigned ok = 0;
     corio_id ids[SQ_COROS];
     uint64_t e0 = s->enters;
     for (int i = 0; i < SQ_COROS; i++)
-        T_EXPECT_EQ(corio_spawn(NULL, sq_nops, &ok, &ids[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[i], NULL, sq_nops, &ok), 0);
     for (int i = 0; i < SQ_COROS; i++)
         T_EXPECT_EQ(corio_join(ids[i], NULL, T_BOUND), 0);
     T_EXPECT_EQ(ok, SQ_COROS * SQ_NOPS);
@@ -411,7 +410,7 @@ static void sqpoll_run(unsigned spin_us, struct sq_figures *fig)
     memset(fig, 0, sizeof(*fig));
     assert_int_equal(t_run1(l, sq_main, fig), 0);
     t_expect_ok();
-    const struct corio_stats *s = corio_stats(l);
+    const struct corio_stats *s = corio_loop_stats(l);
     print_message("  SQPOLL, spin %s: %d x %d awaited nops: %.4f enters/op; %d spun nops with the "
                   "poller awake: %llu enters, %llu sqes; %d awaited 300 us sleeps: %llu enters; "
                   "after 100 ms idle: %llu enter(s) to wake it; total sqes=%llu enters=%llu\n",
@@ -529,7 +528,7 @@ static int zc_slow_main(void *arg)
 {
     struct zc_slow *c = arg;
     corio_id rd;
-    T_EXPECT_EQ(corio_spawn(NULL, zc_slow_reader, c, &rd), 0);
+    T_EXPECT_EQ(corio_spawn(&rd, NULL, zc_slow_reader, c), 0);
     size_t sent = 0;
     while (sent < ZC_LEN) {
         ssize_t r = corio_send_zc(c->sv[1], c->out + sent, ZC_LEN - sent, 0, T_BOUND);
@@ -561,12 +560,12 @@ static void test_fastpath_send_zc_buffer_held(void **state)
     assert_non_null(c.in);
     t_fill(c.out, ZC_LEN, 61, 0);
     assert_int_equal(t_tcp_pair(c.sv), 0);
-    uint64_t cqes0 = corio_stats(l)->cqes;
+    uint64_t cqes0 = corio_loop_stats(l)->cqes;
     assert_int_equal(t_run1(l, zc_slow_main, &c), 0);
     print_message("  1 MiB in %u send_zc call(s); %d bytes still unread by the peer when the last "
                   "returned, %zu read after the buffer was overwritten; cqes=%llu\n",
                   c.sends, c.pending_at_return, c.read_after,
-                  (unsigned long long)(corio_stats(l)->cqes - cqes0));
+                  (unsigned long long)(corio_loop_stats(l)->cqes - cqes0));
     close(c.sv[0]);
     close(c.sv[1]);
     free(c.out);
@@ -591,7 +590,7 @@ struct zc_thr {
 static int zc_thr_body(void *arg)
 {
     struct zc_thr *c = arg;
-    const struct corio_stats *s = corio_stats(corio_loop_current());
+    const struct corio_stats *s = corio_loop_stats(corio_loop_current());
     static unsigned char out[16384];
     t_fill(out, sizeof(out), 62, 0);
     /* Room for everything in the socket buffers, so that each call is one send. */
@@ -606,7 +605,7 @@ static int zc_thr_body(void *arg)
     q = s->cqes;
     struct corio_future f;
     T_EXPECT_EQ(corio_send_start(&f, c->sv[1], out + 8292, 4096, 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), 4096);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 4096);
     T_EXPECT_EQ(s->cqes - q, c->cqes_per_zc + LINK);
     q = s->cqes;
     size_t done = 0;
@@ -666,7 +665,7 @@ static void test_fastpath_send_zc_threshold_off(void **state)
 static int zc_unix_body(void *arg)
 {
     int *sv = arg;
-    const struct corio_stats *s = corio_stats(corio_loop_current());
+    const struct corio_stats *s = corio_loop_stats(corio_loop_current());
     char out[8192];
     t_fill(out, sizeof(out), 63, 0);
     uint64_t q = s->cqes;

@@ -219,7 +219,7 @@ static int client(void *arg)
         return c->result = c->fd;
     }
     corio_id sender;
-    if (!T_EXPECT_EQ(corio_spawn(NULL, client_sender, c, &sender), 0)) {
+    if (!T_EXPECT_EQ(corio_spawn(&sender, NULL, client_sender, c), 0)) {
         corio_close(c->fd);
         return c->result = -ENOMEM;
     }
@@ -372,7 +372,7 @@ static int acceptor(void *arg)
                             .fd = fd,
                             .rx = (f & F_RX) || ((f & F_MIXED) && t->br && t->accepted % 2),
                             .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(t->accepted + 1) * 7919};
-        if (!T_EXPECT_EQ(corio_spawn(NULL, server_conn, s, NULL), 0)) {
+        if (!T_EXPECT_EQ(corio_spawn(NULL, NULL, server_conn, s), 0)) {
             free(s);
             corio_close(fd);
             return -ENOMEM;
@@ -389,12 +389,12 @@ static int echo_main(void *arg)
         corio_loop_has(corio_loop_current(), CORIO_FEAT_RECV_MULTISHOT))
         T_EXPECT_EQ(corio_bufring_new(&t->br, NULL, 256, 4096), 0);
     corio_id acc;
-    T_EXPECT_EQ(corio_spawn(NULL, acceptor, t, &acc), 0);
+    T_EXPECT_EQ(corio_spawn(&acc, NULL, acceptor, t), 0);
     corio_id *ids = calloc((size_t)t->conns, sizeof(*ids));
     if (!T_EXPECT(ids != NULL))
         return -ENOMEM;
     for (int i = 0; i < t->conns; i++)
-        T_EXPECT_EQ(corio_spawn(NULL, client, &t->clients[i], &ids[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[i], NULL, client, &t->clients[i]), 0);
     for (int i = 0; i < t->conns; i++)
         T_EXPECT_EQ(corio_join(ids[i], NULL, t->deadline + CORIO_SEC(10)), 0);
     T_EXPECT_EQ(corio_join(acc, NULL, t->deadline + CORIO_SEC(10)), 0);
@@ -476,7 +476,7 @@ static void run_case(const struct fcase *fc, struct outcome *o)
 
     assert_int_equal(t_run1(loop, echo_main, t), 0);
     o->fs = *corio__fault_stats();
-    o->ls = *corio_stats(loop);
+    o->ls = *corio_loop_stats(loop);
     corio_loop_free(loop);
     o->fs.lost = corio__fault_stats()->lost; /* counted as the ring goes */
     corio__fault_configure(NULL);
@@ -684,7 +684,7 @@ static int cancel_eagain(void *arg)
      * is reaped, so the engine does not retry it. */
     T_EXPECT_EQ(corio_recv_start(&f, sv[0], &c, 1, 0, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_future_cancel(&f), 0);
-    T_EXPECT_EQ(corio_await(&f), -ECANCELED);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ECANCELED);
     T_EXPECT_EQ(corio__fault_stats()->cqe_eagain, 1);
     close(sv[0]);
     close(sv[1]);
@@ -727,11 +727,11 @@ static int spill_wait(void *arg)
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_await_any(fs, 1, corio_now() + CORIO_SEC(2)), 0);
     sw->ms = t_ms_since(t0);
-    T_EXPECT_EQ(corio_await(&n1), 0);
-    T_EXPECT_EQ(corio_await(&n2), 0);
+    T_EXPECT_EQ(corio_await(&n1, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_await(&n2, CORIO_FOREVER), 0);
     for (int i = 0; i < 3; i++) {
         corio_future_cancel(&r[i]);
-        T_EXPECT_EQ(corio_await(&r[i]), -ECANCELED);
+        T_EXPECT_EQ(corio_await(&r[i], CORIO_FOREVER), -ECANCELED);
     }
     close(p[0]);
     close(p[1]);

@@ -89,11 +89,11 @@ static int vectored_body(void *arg)
     struct corio_future f;
     const struct iovec wv2[3] = {{c, 10}, {b, 0}, {a, 20}};
     T_EXPECT_EQ(corio_writev_start(&f, fd, wv2, 3, 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), 30);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 30);
     memset(x, 0, 30);
     const struct iovec rv2[1] = {{x, 30}};
     T_EXPECT_EQ(corio_readv_start(&f, fd, rv2, 1, 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), 30);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 30);
     T_EXPECT(memcmp(x, c, 10) == 0 && memcmp(x + 10, a, 20) == 0);
     /* At the file position (-1). */
     T_EXPECT_EQ(lseek(fd, 0, SEEK_SET), 0);
@@ -309,7 +309,7 @@ static int pipe_body(void *arg)
         memset(in, 0, N);
         struct pipe_stream s = {.fd = p[0], .buf = in, .len = N};
         corio_id rd;
-        T_EXPECT_EQ(corio_spawn(NULL, pipe_reader, &s, &rd), 0);
+        T_EXPECT_EQ(corio_spawn(&rd, NULL, pipe_reader, &s), 0);
         size_t done = 0;
         T_EXPECT_EQ(corio_write_all(p[1], big, N, -1, &done, T_BOUND), N);
         T_EXPECT_EQ(done, N);
@@ -380,7 +380,7 @@ static int open_body(void *arg)
     /* The start form. */
     struct corio_future f;
     T_EXPECT_EQ(corio_openat_start(&f, AT_FDCWD, c->path, O_RDONLY, 0, T_BOUND), 0);
-    ssize_t r = corio_await(&f);
+    ssize_t r = corio_await(&f, CORIO_FOREVER);
     if (T_EXPECT(r >= 0))
         T_EXPECT_EQ(corio_close((int)r), 0);
     return 0;
@@ -421,7 +421,7 @@ static int close_body(void *arg)
     T_EXPECT_EQ(corio_read(-1, r, 1, 0, T_BOUND), -EBADF);
     struct corio_future f;
     T_EXPECT_EQ(corio_close_start(&f, 1 << 20), 0);
-    T_EXPECT_EQ(corio_await(&f), -EBADF);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -EBADF);
     return 0;
 }
 
@@ -447,7 +447,7 @@ static int fsync_body(void *arg)
     T_EXPECT_EQ(corio_fsync(fd, 1, T_BOUND), 0); /* datasync */
     struct corio_future f;
     T_EXPECT_EQ(corio_fsync_start(&f, fd, 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), 0);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 0);
     /* A pipe cannot be synced. */
     int p[2];
     if (T_EXPECT_EQ(t_pipe(p, 0), 0)) {
@@ -496,7 +496,7 @@ static int statx_body(void *arg)
     struct corio_future f;
     memset(&sx, 0, sizeof(sx));
     T_EXPECT_EQ(corio_statx_start(&f, AT_FDCWD, c->dir, 0, STATX_TYPE, &sx, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), 0);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 0);
     T_EXPECT(S_ISDIR(sx.stx_mode));
     T_EXPECT_EQ(corio_statx(AT_FDCWD, c->missing, 0, STATX_SIZE, &sx, T_BOUND), -ENOENT);
     T_EXPECT_EQ(corio_close(fd), 0);
@@ -590,7 +590,7 @@ static int epipe_body(void *arg)
         return -1;
     struct epipe_reader e = {.fd = p[0], .take = 100000};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, take_then_close, &e, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, take_then_close, &e), 0);
     done = 0;
     T_EXPECT_EQ(corio_write_all(p[1], w, sizeof(w), -1, &done, T_BOUND), -EPIPE);
     T_EXPECT(done >= 100000);

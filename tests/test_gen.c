@@ -53,7 +53,7 @@ static int send_yield_main(void *arg)
     void *out = IV(-1);
     int want = 0;
     for (int i = 1; i <= 10; i++) {
-        T_EXPECT_EQ(corio_gen_send(&g, IV(i), &out), 1);
+        T_EXPECT_EQ(corio_gen_send(&g, IV(i), &out, CORIO_FOREVER), 1);
         want += i;
         T_EXPECT_EQ(VI(out), want);
         if (i == 1)
@@ -62,18 +62,18 @@ static int send_yield_main(void *arg)
     T_EXPECT_EQ(s.yields, 9); /* the 10th yield has not returned yet */
     T_EXPECT_EQ(corio_gen_result(&g), -EINPROGRESS);
     out = IV(-1);
-    T_EXPECT_EQ(corio_gen_send(&g, IV(0), &out), 0); /* it ended */
+    T_EXPECT_EQ(corio_gen_send(&g, IV(0), &out, CORIO_FOREVER), 0); /* it ended */
     T_EXPECT_EQ(VI(out), -1);                        /* and *out was left alone */
     T_EXPECT_EQ(corio_gen_result(&g), 1000 + 55);
     T_EXPECT_EQ(s.yields, 10);
     T_EXPECT_EQ(s.last_yield, 0);
     /* After the end: send returns 0, the result stays, fini returns it. */
-    T_EXPECT_EQ(corio_gen_send(&g, IV(5), &out), 0);
-    T_EXPECT_EQ(corio_gen_next(&g, &out), 0);
+    T_EXPECT_EQ(corio_gen_send(&g, IV(5), &out, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_gen_next(&g, &out, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_gen_result(&g), 1055);
     T_EXPECT_EQ(corio_gen_fini(&g), 1055);
     T_EXPECT_EQ(corio_gen_fini(&g), 1055);
-    T_EXPECT_EQ(corio_gen_send(&g, IV(5), NULL), 0);
+    T_EXPECT_EQ(corio_gen_send(&g, IV(5), NULL, CORIO_FOREVER), 0);
     return 0;
 }
 
@@ -100,24 +100,24 @@ static int next_main(void *arg)
     T_EXPECT_EQ(corio_gen_init(&g, counter, IV(25)), 0);
     void *v;
     int n = 0, r;
-    uint64_t sw0 = corio_stats(corio_loop_current())->switches;
-    while ((r = corio_gen_next(&g, &v)) > 0) {
+    uint64_t sw0 = corio_loop_stats(corio_loop_current())->switches;
+    while ((r = corio_gen_next(&g, &v, CORIO_FOREVER)) > 0) {
         T_EXPECT_EQ(VI(v), n);
         n++;
     }
-    uint64_t sw = corio_stats(corio_loop_current())->switches - sw0;
+    uint64_t sw = corio_loop_stats(corio_loop_current())->switches - sw0;
     T_EXPECT_EQ(r, 0);
     T_EXPECT_EQ(n, 25);
     T_EXPECT_EQ(corio_gen_result(&g), 250);
     /* Direct hand-offs: two switches per value, plus the generator's end (to the scheduler and
      * back into the driver): no trip through the loop per value. */
     T_EXPECT(sw <= 2 * 25 + 4);
-    T_EXPECT_EQ(corio_gen_next(&g, &v), 0);
+    T_EXPECT_EQ(corio_gen_next(&g, &v, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_gen_fini(&g), 250);
 
     /* A generator that ends without yielding at all. */
     T_EXPECT_EQ(corio_gen_init(&g, counter, IV(0)), 0);
-    T_EXPECT_EQ(corio_gen_next(&g, &v), 0);
+    T_EXPECT_EQ(corio_gen_next(&g, &v, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_gen_result(&g), 0);
     T_EXPECT_EQ(corio_gen_fini(&g), 0);
     return 0;
@@ -158,7 +158,7 @@ static int busy_intruder(void *arg)
     t_settle(2);
     T_EXPECT(b->sleeping);
     void *out = NULL;
-    b->second_send = corio_gen_send(&b->g, IV(100), &out);
+    b->second_send = corio_gen_send(&b->g, IV(100), &out, CORIO_FOREVER);
     b->second_fini = corio_gen_fini(&b->g);
     return 0;
 }
@@ -168,17 +168,17 @@ static int busy_main(void *arg)
     struct busy *b = arg;
     T_EXPECT_EQ(corio_gen_init(&b->g, slow_gen, b), 0);
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, busy_intruder, b, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, busy_intruder, b), 0);
     void *out = NULL;
     int64_t t0 = corio_now();
-    T_EXPECT_EQ(corio_gen_send(&b->g, IV(1), &out), 1);
+    T_EXPECT_EQ(corio_gen_send(&b->g, IV(1), &out, CORIO_FOREVER), 1);
     T_EXPECT(corio_now() - t0 >= CORIO_MS(40) - T_EARLY_NS);
     T_EXPECT_EQ(VI(out), 2);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     T_EXPECT_EQ(b->second_send, -EBUSY);
     T_EXPECT_EQ(b->second_fini, -EPERM);
     /* Once the first send is over, anyone of the loop may drive it. */
-    T_EXPECT_EQ(corio_gen_send(&b->g, IV(5), &out), 1);
+    T_EXPECT_EQ(corio_gen_send(&b->g, IV(5), &out, CORIO_FOREVER), 1);
     T_EXPECT_EQ(VI(out), 6);
     T_EXPECT_EQ(corio_gen_fini(&b->g), -ECANCELED);
     return 0;
@@ -196,7 +196,7 @@ static int self_sender(struct corio_gen *g, void *arg, void *in)
     (void)in;
     int *res = arg;
     void *out;
-    res[0] = corio_gen_send(g, NULL, &out);
+    res[0] = corio_gen_send(g, NULL, &out, CORIO_FOREVER);
     res[1] = corio_gen_fini(g);
     return 7;
 }
@@ -209,7 +209,7 @@ static int deadlk_main(void *arg)
     int res[2] = {1, 1};
     struct corio_gen g;
     T_EXPECT_EQ(corio_gen_init(&g, self_sender, res), 0);
-    T_EXPECT_EQ(corio_gen_next(&g, NULL), 0);
+    T_EXPECT_EQ(corio_gen_next(&g, NULL, CORIO_FOREVER), 0);
     T_EXPECT_EQ(res[0], -EDEADLK);
     T_EXPECT(res[1] < 0); /* finishing itself cannot work */
     T_EXPECT_EQ(corio_gen_result(&g), 7);
@@ -219,7 +219,7 @@ static int deadlk_main(void *arg)
 
     /* Leave one ended generator for the test to poke at from outside the loop. */
     T_EXPECT_EQ(corio_gen_init(&outside_gen, counter, IV(2)), 0);
-    while (corio_gen_next(&outside_gen, NULL) > 0)
+    while (corio_gen_next(&outside_gen, NULL, CORIO_FOREVER) > 0)
         ;
     return 0;
 }
@@ -230,8 +230,8 @@ static void test_gen_eperm_edeadlk(void **state)
     struct corio_gen g;
     void *out;
     assert_int_equal(corio_gen_init(&g, counter, IV(1)), -EPERM);
-    assert_int_equal(corio_gen_send(&outside_gen, NULL, &out), -EPERM);
-    assert_int_equal(corio_gen_next(&outside_gen, &out), -EPERM);
+    assert_int_equal(corio_gen_send(&outside_gen, NULL, &out, CORIO_FOREVER), -EPERM);
+    assert_int_equal(corio_gen_next(&outside_gen, &out, CORIO_FOREVER), -EPERM);
     assert_int_equal(corio_gen_yield(&outside_gen, NULL, NULL), -EPERM);
     assert_int_equal(corio_gen_result(&outside_gen), 20);
 }
@@ -288,7 +288,7 @@ static int io_main(void *arg)
     struct io_gen s = {.rfd = fds[0]};
     struct pipe_writer w = {.wfd = fds[1], .msg = "generators do I/O"};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, pipe_writer, &w, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, pipe_writer, &w), 0);
     struct corio_gen g;
     T_EXPECT_EQ(corio_gen_init(&g, pipe_reader_gen, &s), 0);
     char got[64];
@@ -296,7 +296,7 @@ static int io_main(void *arg)
     void *v;
     int r;
     int64_t t0 = corio_now();
-    while ((r = corio_gen_next(&g, &v)) > 0 && n < sizeof(got) - 1)
+    while ((r = corio_gen_next(&g, &v, CORIO_FOREVER)) > 0 && n < sizeof(got) - 1)
         got[n++] = (char)VI(v);
     got[n] = '\0';
     T_EXPECT_EQ(r, 0);
@@ -350,8 +350,8 @@ static int fini_main(void *arg)
     struct corio_gen g;
     T_EXPECT_EQ(corio_gen_init(&g, fin_gen, &f), 0);
     void *v;
-    T_EXPECT_EQ(corio_gen_send(&g, IV(9), &v), 1);
-    T_EXPECT_EQ(corio_gen_next(&g, &v), 1);
+    T_EXPECT_EQ(corio_gen_send(&g, IV(9), &v, CORIO_FOREVER), 1);
+    T_EXPECT_EQ(corio_gen_next(&g, &v, CORIO_FOREVER), 1);
     T_EXPECT_EQ(VI(v), 1);
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_gen_fini(&g), 42);
@@ -361,7 +361,7 @@ static int fini_main(void *arg)
     T_EXPECT_EQ(f.sleep_res, -ECANCELED);
     T_EXPECT(f.in == IV(9));
     T_EXPECT_EQ(corio_gen_result(&g), 42);
-    T_EXPECT_EQ(corio_gen_send(&g, NULL, &v), 0);
+    T_EXPECT_EQ(corio_gen_send(&g, NULL, &v, CORIO_FOREVER), 0);
     T_EXPECT(!corio_cancelled()); /* the driver itself is not cancelled */
 
     /* Never started: the body runs cancelled, from its first wait on. */
@@ -376,7 +376,7 @@ static int fini_main(void *arg)
 
     /* Finished: fini only reports the result. */
     T_EXPECT_EQ(corio_gen_init(&g, counter, IV(3)), 0);
-    while (corio_gen_next(&g, &v) > 0)
+    while (corio_gen_next(&g, &v, CORIO_FOREVER) > 0)
         ;
     T_EXPECT_EQ(corio_gen_fini(&g), 30);
     T_EXPECT_EQ(corio_gen_fini(&g), 30);
@@ -417,10 +417,10 @@ static int driver(void *arg)
     struct drv *d = arg;
     T_EXPECT_EQ(corio_gen_init(&d->g, sleepy_gen, &d->f), 0);
     void *v = NULL;
-    T_EXPECT_EQ(corio_gen_next(&d->g, &v), 1);
+    T_EXPECT_EQ(corio_gen_next(&d->g, &v, CORIO_FOREVER), 1);
     T_EXPECT_EQ(VI(v), 1);
     int64_t t0 = corio_now();
-    d->send_res = corio_gen_next(&d->g, &v); /* parked here while the generator sleeps */
+    d->send_res = corio_gen_next(&d->g, &v, CORIO_FOREVER); /* parked here while the generator sleeps */
     d->took = corio_now() - t0;
     d->gen_result_at_return = corio_gen_result(&d->g);
     corio_gen_fini(&d->g);
@@ -431,7 +431,7 @@ static int cancel_driver_main(void *arg)
 {
     struct drv *d = arg;
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, driver, d, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, driver, d), 0);
     T_EXPECT_EQ(corio_sleep(T_DL(20)), 0);
     T_EXPECT_EQ(corio_cancel(id), 0);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
@@ -476,7 +476,7 @@ static int ending_gen(struct corio_gen *g, void *arg, void *in)
     struct late *l = arg;
     T_EXPECT_EQ(corio_sleep(T_DL(10)), 0); /* back from the scheduler, driver parked in send */
     /* Queued now, the canceller runs before the driver, which the end of this body queues. */
-    T_EXPECT_EQ(corio_spawn(NULL, late_canceller, l, NULL), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, NULL, late_canceller, l), 0);
     return 77;
 }
 
@@ -485,7 +485,7 @@ static int late_driver(void *arg)
     struct late *l = arg;
     T_EXPECT_EQ(corio_gen_init(&l->g, ending_gen, l), 0);
     l->out = IV(-1);
-    l->send_res = corio_gen_next(&l->g, &l->out);
+    l->send_res = corio_gen_next(&l->g, &l->out, CORIO_FOREVER);
     T_EXPECT(corio_cancelled());
     T_EXPECT_EQ(corio_gen_fini(&l->g), 77);
     return 0;
@@ -494,7 +494,7 @@ static int late_driver(void *arg)
 static int late_cancel_main(void *arg)
 {
     struct late *l = arg;
-    T_EXPECT_EQ(corio_spawn(NULL, late_driver, l, &l->driver), 0);
+    T_EXPECT_EQ(corio_spawn(&l->driver, NULL, late_driver, l), 0);
     T_EXPECT_EQ(corio_join(l->driver, NULL, T_BOUND), 0);
     return 0;
 }
@@ -521,7 +521,7 @@ static int stop_main(void *arg)
     void *v;
     /* One suspended in a yield, one never started; neither is finished by its driver. */
     T_EXPECT_EQ(corio_gen_init(&stop_gens[0], fin_gen, &stop_fin[0]), 0);
-    T_EXPECT_EQ(corio_gen_next(&stop_gens[0], &v), 1);
+    T_EXPECT_EQ(corio_gen_next(&stop_gens[0], &v, CORIO_FOREVER), 1);
     T_EXPECT_EQ(corio_gen_init(&stop_gens[1], fin_gen, &stop_fin[1]), 0);
     corio_loop_stop(corio_loop_current());
     return 0;
@@ -603,7 +603,7 @@ static int parse_chunks(const struct parse_case *pc, const struct chunk *chunks,
         struct chunk end = {.p = NULL, .len = 0};
         const struct chunk *c = k < n_chunks ? &chunks[k] : &end;
         void *out;
-        int r = corio_gen_send(&g, (void *)c, &out);
+        int r = corio_gen_send(&g, (void *)c, &out, CORIO_FOREVER);
         while (r == 1 && out != NULL) {
             const struct record *rec = out;
             if (got < pc->n_expect) {
@@ -614,7 +614,7 @@ static int parse_chunks(const struct parse_case *pc, const struct chunk *chunks,
                 }
             }
             got++;
-            r = corio_gen_send(&g, NULL, &out);
+            r = corio_gen_send(&g, NULL, &out, CORIO_FOREVER);
         }
         if (k < n_chunks)
             T_EXPECT_EQ(r, 1); /* asking for more */

@@ -51,7 +51,7 @@ static int dial_c(void *arg)
 static int join_b(void *arg)
 {
     corio_id c;
-    int r = corio_spawn(NULL, dial_c, arg, &c);
+    int r = corio_spawn(&c, NULL, dial_c, arg);
     if (r)
         return r;
     int res = 0;
@@ -62,7 +62,7 @@ static int join_b(void *arg)
 static int join_a(void *arg)
 {
     corio_id b;
-    T_EXPECT_EQ(corio_spawn(NULL, join_b, arg, &b), 0);
+    T_EXPECT_EQ(corio_spawn(&b, NULL, join_b, arg), 0);
     int res = 0;
     T_EXPECT_EQ(corio_join(b, &res, T_BOUND), 0);
     return res;
@@ -110,7 +110,7 @@ static int wait_main(void *arg)
     int64_t t0 = corio_now();
     for (int i = 0; i < 5; i++) {
         a[i] = (struct member_arg){m, i, 10 + 10 * ((i * 3) % 5)}; /* 10 .. 50 ms */
-        T_EXPECT_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &m->g, sleeper, &a[i]), 0);
     }
     T_EXPECT_EQ(corio_group_size(&m->g), 5);
     T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
@@ -119,13 +119,13 @@ static int wait_main(void *arg)
     T_EXPECT_EQ(corio_group_size(&m->g), 0);
     T_EXPECT_EQ(corio_group_error(&m->g), 0);
     /* An empty group: at once, without a switch, whatever the deadline. */
-    uint64_t sw = corio_stats(corio_loop_current())->switches;
+    uint64_t sw = corio_loop_stats(corio_loop_current())->switches;
     T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
     T_EXPECT_EQ(corio_group_wait(&m->g, corio_now() - 1), 0);
-    T_EXPECT_EQ(corio_stats(corio_loop_current())->switches, sw);
+    T_EXPECT_EQ(corio_loop_stats(corio_loop_current())->switches, sw);
     /* Reusable: a second round. */
     for (int i = 0; i < 3; i++)
-        T_EXPECT_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &m->g, sleeper, &a[i]), 0);
     T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
     T_EXPECT_EQ(m->finished, 8);
     return 0;
@@ -148,7 +148,7 @@ static int zeroed_main(void *arg)
     struct member_arg a[3] = {{&m, 0, 5}, {&m, 1, 10}, {&m, 2, 1}};
     corio_id ids[3];
     for (int i = 0; i < 3; i++)
-        T_EXPECT_EQ(corio_group_spawn(&g, sleeper, &a[i], &ids[i]), 0);
+        T_EXPECT_EQ(corio_group_spawn(&ids[i], &g, sleeper, &a[i]), 0);
     /* A member can be joined for its result, and still counts in its group until it ends. */
     int res = -1;
     T_EXPECT_EQ(corio_join(ids[1], &res, T_BOUND), 0);
@@ -224,8 +224,8 @@ static int parked_member(void *arg)
         r = corio_await_any(fs, 2, T_DL(10000));
         corio_future_cancel(&f1);
         corio_future_cancel(&f2);
-        corio_await(&f1);
-        corio_await(&f2);
+        corio_await(&f1, CORIO_FOREVER);
+        corio_await(&f2, CORIO_FOREVER);
         break;
     }
     }
@@ -246,12 +246,12 @@ static int cancel_main(void *arg)
     p->pipe_r = fds[0];
     p->pipe_w = fds[1];
     T_EXPECT_EQ(corio_chan_new(&p->ch, sizeof(int), 0), 0);
-    T_EXPECT_EQ(corio_spawn(NULL, forever, NULL, &p->join_target), 0);
+    T_EXPECT_EQ(corio_spawn(&p->join_target, NULL, forever, NULL), 0);
     T_EXPECT_EQ(corio_mutex_lock(&p->mu, T_BOUND), 0);
     struct parked_arg a[P_NKINDS];
     for (int k = 0; k < P_NKINDS; k++) {
         a[k] = (struct parked_arg){p, k};
-        T_EXPECT_EQ(corio_group_spawn(&p->g, parked_member, &a[k], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &p->g, parked_member, &a[k]), 0);
     }
     /* Let every member reach its wait, and the reads and sleeps reach the kernel. */
     t_settle(3);
@@ -302,7 +302,7 @@ static int deadline_main(void *arg)
     struct member_arg a[4];
     for (int i = 0; i < 4; i++) {
         a[i] = (struct member_arg){m, i, i == 0 ? 5 : 10000};
-        T_EXPECT_EQ(corio_group_spawn(&m->g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &m->g, sleeper, &a[i]), 0);
     }
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_group_wait(&m->g, t0 + CORIO_MS(30)), -ETIMEDOUT);
@@ -317,7 +317,7 @@ static int deadline_main(void *arg)
     struct members m2;
     memset(&m2, 0, sizeof(m2));
     struct member_arg b = {&m2, 0, 10000};
-    T_EXPECT_EQ(corio_group_spawn(&m2.g, sleeper, &b, NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &m2.g, sleeper, &b), 0);
     T_EXPECT_EQ(corio_group_wait(&m2.g, corio_now() - 1), -ETIMEDOUT);
     T_EXPECT_EQ(corio_group_size(&m2.g), 0);
     T_EXPECT_EQ(m2.cleanups, 1);
@@ -345,7 +345,7 @@ static int owner_body(void *arg)
     struct member_arg a[4];
     for (int i = 0; i < 4; i++) {
         a[i] = (struct member_arg){&o->m, i, 10000};
-        T_EXPECT_EQ(corio_group_spawn(&o->m.g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &o->m.g, sleeper, &a[i]), 0);
     }
     o->wait_res = corio_group_wait(&o->m.g, T_BOUND);
     o->size_at_return = corio_group_size(&o->m.g);
@@ -357,7 +357,7 @@ static int owner_main(void *arg)
 {
     struct owner *o = arg;
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, owner_body, o, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, owner_body, o), 0);
     T_EXPECT_EQ(corio_sleep(T_DL(20)), 0);
     T_EXPECT_EQ(o->m.started, 4);
     int64_t t0 = corio_now();
@@ -395,7 +395,7 @@ static int edeadlk_main(void *arg)
 {
     struct selfwait *s = arg;
     s->res = 1;
-    T_EXPECT_EQ(corio_group_spawn(&s->g, self_waiter, s, NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &s->g, self_waiter, s), 0);
     T_EXPECT_EQ(corio_group_wait(&s->g, T_BOUND), 0);
     T_EXPECT_EQ(s->res, -EDEADLK);
     return 0;
@@ -408,7 +408,7 @@ static void test_group_member_waits_own_group(void **state)
     t_run_checked(state, edeadlk_main, &s);
     struct corio_group g = CORIO_GROUP_INIT;
     assert_int_equal(corio_group_wait(&g, CORIO_FOREVER), -EPERM);
-    assert_int_equal(corio_group_spawn(&g, self_waiter, &s, NULL), -EINVAL); /* no running loop */
+    assert_int_equal(corio_group_spawn(NULL, &g, self_waiter, &s), -EINVAL); /* no running loop */
     assert_int_equal(corio_group_size(&g), 0);
 }
 
@@ -432,9 +432,10 @@ static int cancel_on_error_main(void *arg)
     int64_t t0 = corio_now();
     for (int i = 0; i < 5; i++) {
         a[i] = (struct member_arg){m, i, i == 2 ? 10 : 10000};
-        T_EXPECT_EQ(corio_group_spawn(&m->g, i == 2 ? failing : sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &m->g, i == 2 ? failing : sleeper, &a[i]), 0);
     }
-    T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), 0);
+    /* Fail fast: the member's failure is the group's. */
+    T_EXPECT_EQ(corio_group_wait(&m->g, T_BOUND), -EIO);
     T_EXPECT(corio_now() - t0 < CORIO_MS(2000));
     T_EXPECT_EQ(corio_group_error(&m->g), -EIO);
     T_EXPECT_EQ(m->cleanups, 5);
@@ -446,10 +447,10 @@ static int cancel_on_error_main(void *arg)
     memset(&n, 0, sizeof(n));
     corio_group_init(&n.g, 0);
     struct member_arg b[4] = {{&n, 0, 5}, {&n, 1, 30}, {&n, 2, 10}, {&n, 3, 40}};
-    T_EXPECT_EQ(corio_group_spawn(&n.g, failing, &b[0], NULL), 0);
-    T_EXPECT_EQ(corio_group_spawn(&n.g, sleeper, &b[1], NULL), 0);
-    T_EXPECT_EQ(corio_group_spawn(&n.g, failing, &b[2], NULL), 0);
-    T_EXPECT_EQ(corio_group_spawn(&n.g, sleeper, &b[3], NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &n.g, failing, &b[0]), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &n.g, sleeper, &b[1]), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &n.g, failing, &b[2]), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &n.g, sleeper, &b[3]), 0);
     T_EXPECT_EQ(corio_group_wait(&n.g, T_BOUND), 0);
     T_EXPECT_EQ(corio_group_error(&n.g), -EIO);
     T_EXPECT_EQ(n.res[1], 0);
@@ -489,7 +490,7 @@ static int after_cancel_main(void *arg)
     memset(l, 0, sizeof(l));
     int64_t t0 = corio_now();
     for (int i = 0; i < 3; i++)
-        T_EXPECT_EQ(corio_group_spawn(&g, late_body, &l[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &g, late_body, &l[i]), 0);
     T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
     T_EXPECT(corio_now() - t0 < CORIO_MS(2000));
     for (int i = 0; i < 3; i++) {
@@ -500,7 +501,7 @@ static int after_cancel_main(void *arg)
     T_EXPECT(!corio_cancelled());
     struct late_member o = {0};
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, late_body, &o, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, late_body, &o), 0);
     t_settle(1);
     T_EXPECT(!o.cancelled_at_start);
     T_EXPECT_EQ(corio_cancel(id), 0);
@@ -535,9 +536,9 @@ static int stop_owner(void *arg)
     struct member_arg a[4];
     for (int i = 0; i < 4; i++) {
         a[i] = (struct member_arg){&s->m, i, 10000};
-        T_EXPECT_EQ(corio_group_spawn(&s->m.g, sleeper, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &s->m.g, sleeper, &a[i]), 0);
     }
-    T_EXPECT_EQ(corio_spawn(NULL, stopper, NULL, NULL), 0);
+    T_EXPECT_EQ(corio_spawn(NULL, NULL, stopper, NULL), 0);
     s->owner_wait = corio_group_wait(&s->m.g, T_BOUND);
     s->size_at_return = corio_group_size(&s->m.g);
     return 0;
@@ -589,7 +590,7 @@ static int nest_member(void *arg)
         struct nest_arg child[NEST_WIDTH];
         for (int i = 0; i < NEST_WIDTH; i++) {
             child[i] = (struct nest_arg){n, a->level + 1};
-            T_EXPECT_EQ(corio_group_spawn(&g, nest_member, &child[i], NULL), 0);
+            T_EXPECT_EQ(corio_group_spawn(NULL, &g, nest_member, &child[i]), 0);
         }
         r = corio_group_wait(&g, T_BOUND);
         T_EXPECT_EQ(corio_group_size(&g), 0); /* the frame holding child[] may go now */
@@ -607,7 +608,7 @@ static int nest_main(void *arg)
     struct corio_group top;
     corio_group_init(&top, 0);
     struct nest_arg root = {n, 1};
-    T_EXPECT_EQ(corio_group_spawn(&top, nest_member, &root, NULL), 0);
+    T_EXPECT_EQ(corio_group_spawn(NULL, &top, nest_member, &root), 0);
     if (n->leaf_ms > 1000) {
         T_EXPECT_EQ(corio_sleep(T_DL(20)), 0);
         T_EXPECT_EQ(corio_group_cancel(&top), 1);

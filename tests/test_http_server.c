@@ -242,7 +242,7 @@ static int serve_main(void *p)
 static int env_main(void *p)
 {
     struct env *e = p;
-    if (!T_EXPECT_EQ(corio_spawn(NULL, serve_main, e, &e->server_co), 0))
+    if (!T_EXPECT_EQ(corio_spawn(&e->server_co, NULL, serve_main, e), 0))
         return -1;
     corio_id wd = t_watchdog_spawn(WATCHDOG_MS);
     e->scenario(e);

@@ -27,7 +27,7 @@ static void test_loop_new_free(void **state)
     struct corio_loop *l = NULL;
     assert_int_equal(corio_loop_new(&l, NULL), 0);
     assert_non_null(l);
-    const struct corio_stats *s = corio_stats(l);
+    const struct corio_stats *s = corio_loop_stats(l);
     assert_non_null(s);
     assert_int_equal(s->spawns, 0);
     assert_int_equal(s->switches, 0);
@@ -144,10 +144,10 @@ static int nops_body(void *arg)
 static void test_loop_stats_move(void **state)
 {
     struct corio_loop *l = *state;
-    const struct corio_stats *s = corio_stats(l);
+    const struct corio_stats *s = corio_loop_stats(l);
     struct corio_stats before = *s;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(corio_spawn(l, nops_body, (void *)(intptr_t)50, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, nops_body, (void *)(intptr_t)50), 0);
     /* Spawning counts at once; nothing runs until the loop does. */
     assert_int_equal(s->spawns - before.spawns, 3);
     assert_int_equal(s->switches, before.switches);
@@ -162,16 +162,16 @@ static void test_loop_stats_move(void **state)
     assert_true(s->iterations - before.iterations >= 50);
     assert_int_equal(s->cq_overflows, 0);
     /* The pointer stays current. */
-    assert_ptr_equal(corio_stats(l), s);
+    assert_ptr_equal(corio_loop_stats(l), s);
 }
 
 static void test_loop_batched_submission(void **state)
 {
     struct corio_loop *l = *state;
     enum { CO = 256, NOPS = 100 };
-    const struct corio_stats *s = corio_stats(l);
+    const struct corio_stats *s = corio_loop_stats(l);
     for (int i = 0; i < CO; i++)
-        assert_int_equal(corio_spawn(l, nops_body, (void *)(intptr_t)NOPS, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, nops_body, (void *)(intptr_t)NOPS), 0);
     struct corio_stats before = *s;
     assert_int_equal(corio_loop_run(l), 0);
     t_expect_ok();
@@ -190,7 +190,7 @@ static void test_loop_single_coroutine_enters(void **state)
 {
     struct corio_loop *l = *state;
     enum { NOPS = 2000 };
-    const struct corio_stats *s = corio_stats(l);
+    const struct corio_stats *s = corio_loop_stats(l);
     struct corio_stats before = *s;
     assert_int_equal(t_run1(l, nops_body, (void *)(intptr_t)NOPS), NOPS);
     t_expect_ok();
@@ -218,7 +218,7 @@ static void test_loop_run_other_thread_eperm(void **state)
 {
     struct corio_loop *l = *state;
     int ran = 0;
-    assert_int_equal(corio_spawn(l, flag_body, &ran, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, l, flag_body, &ran), 0);
     pthread_t th;
     void *ret = NULL;
     assert_int_equal(pthread_create(&th, NULL, run_from_thread, l), 0);
@@ -305,8 +305,8 @@ static void test_loop_stop_cancels_sleepers(void **state)
     struct corio_loop *l = *state;
     struct stop_ctx c = {.loop = l};
     for (int i = 0; i < 5; i++)
-        assert_int_equal(corio_spawn(l, long_sleeper, &c, NULL), 0);
-    assert_int_equal(corio_spawn(l, stopper, &c, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, long_sleeper, &c), 0);
+    assert_int_equal(corio_spawn(NULL, l, stopper, &c), 0);
     int64_t t0 = corio_now();
     assert_int_equal(corio_loop_run(l), 0);
     double ms = t_ms_since(t0);
@@ -319,7 +319,7 @@ static void test_loop_stop_cancels_sleepers(void **state)
 
     /* The stop is over once run returns: the next run is an ordinary one. */
     int ran = 0;
-    assert_int_equal(corio_spawn(l, flag_body, &ran, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, l, flag_body, &ran), 0);
     assert_int_equal(t_run1(l, current_body, l), 0);
     t_expect_ok();
     assert_int_equal(ran, 1);
@@ -330,7 +330,7 @@ static void test_loop_stop_before_run(void **state)
     struct corio_loop *l = *state;
     struct stop_ctx c = {.loop = l};
     for (int i = 0; i < 3; i++)
-        assert_int_equal(corio_spawn(l, long_sleeper, &c, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, long_sleeper, &c), 0);
     /* Stopping between runs cancels the coroutines waiting to start. */
     corio_loop_stop(l);
     int64_t t0 = corio_now();
@@ -381,8 +381,8 @@ static void test_loop_deadlock_detected(void **state)
 {
     struct corio_loop *l = *state;
     struct dl_ctx c = {.join_a = 1, .join_b = 1};
-    assert_int_equal(corio_spawn(l, dl_a, &c, &c.a), 0);
-    assert_int_equal(corio_spawn(l, dl_b, &c, &c.b), 0);
+    assert_int_equal(corio_spawn(&c.a, l, dl_a, &c), 0);
+    assert_int_equal(corio_spawn(&c.b, l, dl_b, &c), 0);
     int64_t t0 = corio_now();
     assert_int_equal(corio_loop_run(l), -EDEADLK);
     assert_true(t_ms_since(t0) < 2000.0);
@@ -395,9 +395,9 @@ static void test_loop_deadlock_detected(void **state)
     memset(&c, 0, sizeof(c));
     c.join_a = c.join_b = 1;
     corio_id m;
-    assert_int_equal(corio_spawn(l, dl_a, &c, &c.a), 0);
-    assert_int_equal(corio_spawn(l, dl_b, &c, &c.b), 0);
-    assert_int_equal(corio_spawn(l, dl_main, &c, &m), 0);
+    assert_int_equal(corio_spawn(&c.a, l, dl_a, &c), 0);
+    assert_int_equal(corio_spawn(&c.b, l, dl_b, &c), 0);
+    assert_int_equal(corio_spawn(&m, l, dl_main, &c), 0);
     assert_int_equal(corio_loop_run(l), -EDEADLK);
     assert_int_equal(c.ended, 3);
     assert_int_equal(c.join_a, -ECANCELED);
@@ -405,7 +405,7 @@ static void test_loop_deadlock_detected(void **state)
 
     /* The loop is usable again, and a plain run reports no deadlock. */
     int ran = 0;
-    assert_int_equal(corio_spawn(l, flag_body, &ran, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, l, flag_body, &ran), 0);
     assert_int_equal(corio_loop_run(l), 0);
     assert_int_equal(ran, 1);
 }
@@ -449,9 +449,9 @@ static void test_loop_free_with_live_coroutines(void **state)
     struct free_ctx c = {0};
     corio_id ids[8];
     for (int i = 0; i < 8; i++)
-        assert_int_equal(corio_spawn(l, free_victim, &c, &ids[i]), 0);
+        assert_int_equal(corio_spawn(&ids[i], l, free_victim, &c), 0);
     for (int i = 0; i < 8; i++)
-        assert_int_equal(corio_spawn(l, free_victim, &c, NULL), 0);
+        assert_int_equal(corio_spawn(NULL, l, free_victim, &c), 0);
     int64_t t0 = corio_now();
     corio_loop_free(l); /* never run: each body starts cancelled and ends */
     assert_true(t_ms_since(t0) < 2000.0);
@@ -464,8 +464,8 @@ static void test_loop_free_with_live_coroutines(void **state)
      * end by the free, the ops failing with -ECANCELED. */
     assert_int_equal(corio_loop_new(&l, NULL), 0);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(corio_spawn(l, free_victim, &c, NULL), 0);
-    assert_int_equal(corio_spawn(l, cancelled_nops, NULL, &ids[0]), 0);
+    assert_int_equal(corio_spawn(NULL, l, free_victim, &c), 0);
+    assert_int_equal(corio_spawn(&ids[0], l, cancelled_nops, NULL), 0);
     corio_loop_free(l);
     t_expect_ok();
     assert_int_equal(c.cancelled, 1);
@@ -589,7 +589,7 @@ static int basic_ops(void *arg)
     struct corio_future f;
     T_EXPECT_EQ(corio_read_start(&f, p[0], in, sizeof(in), -1, T_BOUND), 0);
     T_EXPECT_EQ(corio_write(p[1], out, 10, -1, T_BOUND), 10);
-    T_EXPECT_EQ(corio_await(&f), 10);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), 10);
     T_EXPECT_EQ(corio_close(p[0]), 0);
     T_EXPECT_EQ(corio_close(p[1]), 0);
     return 0;
@@ -605,24 +605,20 @@ static void test_loop_refuse_each_setup_flag(void **state)
     };
     uint64_t all = 0;
     for (size_t i = 0; i <= sizeof(flags) / sizeof(flags[0]); i++) {
-        struct corio_loop_opts o = {0};
+        uint64_t refuse;
         if (i < sizeof(flags) / sizeof(flags[0])) {
-            o.refuse = 1ull << flags[i];
-            all |= o.refuse;
+            refuse = 1ull << flags[i];
+            all |= refuse;
         } else {
-            o.refuse = all; /* every one at once */
+            refuse = all; /* every one at once */
         }
-        struct corio_loop *l = NULL;
-        int err = corio_loop_new(&l, &o);
-        if (err)
-            fail_msg("corio_loop_new with refuse=%#llx: %s", (unsigned long long)o.refuse,
-                     strerror(-err));
+        struct corio_loop *l = t_mkloop_refusing(NULL, refuse);
         for (size_t j = 0; j < sizeof(flags) / sizeof(flags[0]); j++)
-            if ((o.refuse & (1ull << flags[j])) && corio_loop_has(l, flags[j]))
+            if ((refuse & (1ull << flags[j])) && corio_loop_has(l, flags[j]))
                 fail_msg("refused %s still reported", corio_feature_name(flags[j]));
-        if (o.refuse == (1ull << CORIO_FEAT_DEFER_TASKRUN) && kernel_at_least(5, 19))
+        if (refuse == (1ull << CORIO_FEAT_DEFER_TASKRUN) && kernel_at_least(5, 19))
             assert_true(corio_loop_has(l, CORIO_FEAT_COOP_TASKRUN)); /* the step down */
-        if (o.refuse == (1ull << CORIO_FEAT_SINGLE_ISSUER))
+        if (refuse == (1ull << CORIO_FEAT_SINGLE_ISSUER))
             assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN)); /* needs single issuer */
         assert_int_equal(t_run1(l, basic_ops, NULL), 0);
         t_expect_ok();
@@ -697,8 +693,8 @@ static int pp_main(void *arg)
         uint32_t base = (t->id << 24) | ((uint32_t)i << 12);
         sides[i][0] = (struct pp_side){.fd = sv[0], .base = base};
         sides[i][1] = (struct pp_side){.fd = sv[1], .base = base};
-        T_EXPECT_EQ(corio_spawn(NULL, pp_ping, &sides[i][0], &ids[i][0]), 0);
-        T_EXPECT_EQ(corio_spawn(NULL, pp_pong, &sides[i][1], &ids[i][1]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[i][0], NULL, pp_ping, &sides[i][0]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[i][1], NULL, pp_pong, &sides[i][1]), 0);
     }
     int ok = 0;
     for (int i = 0; i < PP_PAIRS; i++) {
@@ -721,10 +717,10 @@ static void *pp_thread_fn(void *arg)
     if (t->err)
         return NULL;
     corio_id id;
-    t->err = corio_spawn(l, pp_main, t, &id);
+    t->err = corio_spawn(&id, l, pp_main, t);
     if (!t->err)
         t->err = corio_loop_run(l);
-    t->spawns = corio_stats(l)->spawns;
+    t->spawns = corio_loop_stats(l)->spawns;
     corio_loop_free(l);
     return NULL;
 }

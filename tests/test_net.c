@@ -109,7 +109,7 @@ static int socket_body(void *arg)
     /* The start form; type flags pass through next to the SOCK_CLOEXEC that is always added. */
     struct corio_future f;
     T_EXPECT_EQ(corio_socket_start(&f, AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0), 0);
-    fd = (int)corio_await(&f);
+    fd = (int)corio_await(&f, CORIO_FOREVER);
     if (T_EXPECT(fd >= 0)) {
         T_EXPECT(cloexec(fd));
         T_EXPECT(nonblock(fd));
@@ -122,7 +122,7 @@ static int socket_body(void *arg)
     T_EXPECT_EQ(corio_socket(AF_INET, SOCK_STREAM, IPPROTO_UDP), -EPROTONOSUPPORT);
     T_EXPECT_EQ(corio_socket(4000, SOCK_STREAM, 0), -EAFNOSUPPORT);
     int s = corio_socket_start(&f, AF_INET, SOCK_DGRAM, IPPROTO_TCP);
-    ssize_t r = corio_await(&f);
+    ssize_t r = corio_await(&f, CORIO_FOREVER);
     T_EXPECT(s == 0 || s == r);
     T_EXPECT_EQ(r, -EPROTONOSUPPORT);
     return 0;
@@ -134,11 +134,11 @@ static void test_net_socket(void **state)
     /* With IORING_OP_SOCKET (5.19) the ring creates it; without, socket(2) does: both pass. */
     if (!corio_loop_has(loop, CORIO_FEAT_SOCKET))
         print_message("note: no IORING_OP_SOCKET, testing the socket(2) fallback\n");
-    uint64_t sqes = corio_stats(loop)->sqes;
+    uint64_t sqes = corio_loop_stats(loop)->sqes;
     assert_int_equal(t_run1(loop, socket_body, NULL), 0);
     t_expect_ok();
     if (corio_loop_has(loop, CORIO_FEAT_SOCKET))
-        assert_true(corio_stats(loop)->sqes >= sqes + 5);
+        assert_true(corio_loop_stats(loop)->sqes >= sqes + 5);
     /* Outside a coroutine it may not suspend: -EPERM, and the future is complete with it. */
     struct corio_future f;
     assert_int_equal(corio_socket(AF_INET, SOCK_STREAM, 0), -EPERM);
@@ -169,7 +169,7 @@ static int accept_connect_body(void *arg)
     int c = corio_socket(AF_INET, SOCK_STREAM, 0);
     T_EXPECT(c >= 0);
     T_EXPECT_EQ(corio_connect(c, (struct sockaddr *)&to, tolen, T_BOUND), 0);
-    int s = (int)corio_await(&fa);
+    int s = (int)corio_await(&fa, CORIO_FOREVER);
     if (T_EXPECT(s >= 0)) {
         T_EXPECT(cloexec(s));
         T_EXPECT(!nonblock(s));
@@ -190,7 +190,7 @@ static int accept_connect_body(void *arg)
     struct corio_future fc;
     T_EXPECT_EQ(corio_connect_start(&fc, c2, (struct sockaddr *)&to, tolen, T_BOUND), 0);
     int s2 = corio_accept(lfd, NULL, NULL, SOCK_NONBLOCK, T_BOUND);
-    T_EXPECT_EQ(corio_await(&fc), 0);
+    T_EXPECT_EQ(corio_await(&fc, CORIO_FOREVER), 0);
     if (T_EXPECT(s2 >= 0)) {
         T_EXPECT(cloexec(s2));
         T_EXPECT(nonblock(s2));
@@ -238,10 +238,10 @@ static int send_recv_body(void *arg)
     T_EXPECT_EQ(corio_yield(), 0);
     T_EXPECT(!corio_future_done(&fr));
     T_EXPECT_EQ(corio_send_start(&fs, sv[0], "world!", 6, 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&fs), 6);
-    T_EXPECT_EQ(corio_await(&fr), 6);
+    T_EXPECT_EQ(corio_await(&fs, CORIO_FOREVER), 6);
+    T_EXPECT_EQ(corio_await(&fr, CORIO_FOREVER), 6);
     T_EXPECT(memcmp(in, "world!", 6) == 0);
-    T_EXPECT_EQ(corio_await(&fr), 6); /* awaiting a completed future again */
+    T_EXPECT_EQ(corio_await(&fr, CORIO_FOREVER), 6); /* awaiting a completed future again */
 
     /* Flags pass through: MSG_PEEK leaves the bytes queued, MSG_DONTWAIT does not wait. */
     memset(in, 0, sizeof(in));
@@ -268,8 +268,8 @@ static int send_recv_body(void *arg)
                 sizeof(big_out[0]));
     T_EXPECT_EQ(corio_recv(sv[1], big_in[0], sizeof(big_in[0]), MSG_WAITALL, T_BOUND),
                 sizeof(big_in[0]));
-    T_EXPECT_EQ(corio_await(&fs), sizeof(big_out[1]));
-    T_EXPECT_EQ(corio_await(&fr2), sizeof(big_in[1]));
+    T_EXPECT_EQ(corio_await(&fs, CORIO_FOREVER), sizeof(big_out[1]));
+    T_EXPECT_EQ(corio_await(&fr2, CORIO_FOREVER), sizeof(big_in[1]));
     T_EXPECT_EQ(t_check(big_in[0], sizeof(big_in[0]), 11, 0), -1);
     T_EXPECT_EQ(t_check(big_in[1], sizeof(big_in[1]), 12, 0), -1);
     return 0;
@@ -318,8 +318,8 @@ static int msg_body(void *arg)
     T_EXPECT_EQ(corio_yield(), 0);
     T_EXPECT(!corio_future_done(&fr));
     T_EXPECT_EQ(corio_sendmsg_start(&fs, sv[0], &mo, 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&fs), 13);
-    T_EXPECT_EQ(corio_await(&fr), 13);
+    T_EXPECT_EQ(corio_await(&fs, CORIO_FOREVER), 13);
+    T_EXPECT_EQ(corio_await(&fr, CORIO_FOREVER), 13);
     T_EXPECT(memcmp(x, "one-tw", 6) == 0);
     T_EXPECT(memcmp(y, "o-three", 7) == 0);
 
@@ -447,7 +447,7 @@ static int shutdown_body(void *arg)
     T_EXPECT_EQ(corio_yield(), 0);
     T_EXPECT(!corio_future_done(&fr));
     T_EXPECT_EQ(corio_shutdown(sv[1], SHUT_WR), 0);
-    T_EXPECT_EQ(corio_await(&fr), 0);
+    T_EXPECT_EQ(corio_await(&fr, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_recv(sv[0], buf, sizeof(buf), 0, T_BOUND), 0);
 
     /* A half close: the other direction still works. */
@@ -463,7 +463,7 @@ static int shutdown_body(void *arg)
     T_EXPECT_EQ(corio_send(sv[0], "last", 4, 0, T_BOUND), 4);
     struct corio_future fs;
     T_EXPECT_EQ(corio_shutdown_start(&fs, sv[0], SHUT_WR), 0);
-    T_EXPECT_EQ(corio_await(&fs), 0);
+    T_EXPECT_EQ(corio_await(&fs, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_recv(sv[1], buf, 4, MSG_WAITALL, T_BOUND), 4);
     T_EXPECT(memcmp(buf, "last", 4) == 0);
     T_EXPECT_EQ(corio_recv(sv[1], buf, sizeof(buf), 0, T_BOUND), 0);
@@ -509,7 +509,7 @@ static int refused_body(void *arg)
     c = corio_socket(AF_INET, SOCK_STREAM, 0);
     struct corio_future f;
     T_EXPECT_EQ(corio_connect_start(&f, c, (struct sockaddr *)&to, tolen, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), -ECONNREFUSED);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ECONNREFUSED);
     corio_close(c);
     /* The dial helper closes the socket it made. */
     T_EXPECT_EQ(corio_dial_tcp("127.0.0.1", (uint16_t)rf->port, T_BOUND), -ECONNREFUSED);
@@ -565,10 +565,10 @@ static int badfd_body(void *arg)
         /* Start forms: a start that fails at once completes its future with the error. */
         int s = corio_recv_start(&f, fd, buf, sizeof(buf), 0, T_BOUND);
         T_EXPECT(s == 0 || s == e);
-        T_EXPECT_EQ(corio_await(&f), e);
+        T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), e);
         s = corio_send_start(&f, fd, "x", 1, 0, T_BOUND);
         T_EXPECT(s == 0 || s == e);
-        T_EXPECT_EQ(corio_await(&f), e);
+        T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), e);
     }
     T_EXPECT_EQ(corio_local_port(b->closed), -EBADF);
     T_EXPECT_EQ(corio_local_port(b->pipe_rd), -ENOTSOCK);
@@ -613,7 +613,7 @@ static int recv_deadline_body(void *arg)
     struct corio_future f;
     t0 = corio_now();
     T_EXPECT_EQ(corio_recv_start(&f, sv[0], buf, sizeof(buf), 0, t0 + CORIO_MS(30)), 0);
-    T_EXPECT_EQ(corio_await(&f), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ETIMEDOUT);
     ms = t_ms_since(t0);
     T_EXPECT(ms >= 30.0 && ms < 30.0 + LATE_MS);
 
@@ -655,7 +655,7 @@ static int accept_deadline_body(void *arg)
     struct corio_future f;
     t0 = corio_now();
     T_EXPECT_EQ(corio_accept_start(&f, lfd, NULL, NULL, 0, t0 + CORIO_MS(20)), 0);
-    T_EXPECT_EQ(corio_await(&f), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ETIMEDOUT);
     ms = t_ms_since(t0);
     T_EXPECT(ms >= 20.0 && ms < 20.0 + LATE_MS);
 
@@ -740,7 +740,7 @@ static int connect_deadline_body(void *arg)
     struct corio_future f;
     t0 = corio_now();
     T_EXPECT_EQ(corio_connect_start(&f, c, (struct sockaddr *)&to, tolen, t0 + CORIO_MS(20)), 0);
-    T_EXPECT_EQ(corio_await(&f), -ETIMEDOUT);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ETIMEDOUT);
     ms = t_ms_since(t0);
     T_EXPECT(ms >= 20.0 && ms < 20.0 + LATE_MS);
     corio_close(c);
@@ -805,7 +805,7 @@ static int parked_body(void *arg)
     case PARK_RECV_START:
         /* Cancelling the coroutine while it awaits a started op cancels that op. */
         corio_recv_start(&f, p->fd, buf, sizeof(buf), 0, CORIO_FOREVER);
-        p->result = (int)corio_await(&f);
+        p->result = (int)corio_await(&f, CORIO_FOREVER);
         break;
     }
     p->woken = corio_now();
@@ -829,7 +829,7 @@ static int cancel_driver(void *arg)
 {
     struct parked *p = arg;
     corio_id id;
-    if (!T_EXPECT_EQ(corio_spawn(NULL, parked_body, p, &id), 0))
+    if (!T_EXPECT_EQ(corio_spawn(&id, NULL, parked_body, p), 0))
         return 0;
     /* Let it park, in the kernel. */
     T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(20)), 0);
@@ -976,7 +976,7 @@ static int future_cancel_body(void *arg)
     T_EXPECT_EQ(corio_recv_start(&f, sv[0], buf, sizeof(buf), 0, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_yield(), 0);
     T_EXPECT_EQ(corio_future_cancel(&f), 0);
-    T_EXPECT_EQ(corio_await(&f), -ECANCELED);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -ECANCELED);
     T_EXPECT_EQ(corio_future_cancel(&f), -EALREADY);
     /* The coroutine itself is not cancelled: its next recv works. */
     T_EXPECT(!corio_cancelled());
@@ -1030,7 +1030,7 @@ static int send_reset_body(void *arg)
     T_EXPECT_EQ(corio_sendmsg(sv[0], &m, 0, T_BOUND), -EPIPE);
     struct corio_future f;
     T_EXPECT_EQ(corio_send_start(&f, sv[0], buf, sizeof(buf), 0, T_BOUND), 0);
-    T_EXPECT_EQ(corio_await(&f), -EPIPE);
+    T_EXPECT_EQ(corio_await(&f, CORIO_FOREVER), -EPIPE);
     T_EXPECT(!t_sigpipe_pending());
     return 0;
 }
@@ -1071,7 +1071,7 @@ static int recv_reset_body(void *arg)
 {
     struct reset_ctx *c = arg;
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, reset_parked, c, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, reset_parked, c), 0);
     T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(10)), 0);
     /* The peer resets while the recv is parked in the kernel: it wakes with -ECONNRESET. */
     assert_int_equal(t_set_linger0(c->sv[1]), 0);
@@ -1420,7 +1420,7 @@ static int all_body(void *arg)
 {
     struct all_ctx *c = arg;
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, all_sender, c, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, all_sender, c), 0);
     c->r_recv = corio_recv_all(c->sv[0], c->in, ALL_LEN, &c->done_recv, T_BOUND);
     T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
     T_EXPECT_EQ(c->r_send, ALL_LEN);
@@ -1506,7 +1506,7 @@ static int reset_all_body(void *arg)
 {
     struct reset_all *c = arg;
     corio_id id;
-    T_EXPECT_EQ(corio_spawn(NULL, reset_all_peer, c, &id), 0);
+    T_EXPECT_EQ(corio_spawn(&id, NULL, reset_all_peer, c), 0);
     size_t done = 0;
     ssize_t r = corio_send_all(c->sv[1], c->out, RESET_LEN, &done, T_BOUND);
     T_EXPECT(r == -ECONNRESET || r == -EPIPE);

@@ -68,7 +68,7 @@ static int acceptor(void *arg)
             return -ENOMEM;
         }
         *c = (struct echo_conn){.srv = srv, .fd = fd};
-        if (!T_EXPECT_EQ(corio_spawn(NULL, echo_conn, c, NULL), 0)) {
+        if (!T_EXPECT_EQ(corio_spawn(NULL, NULL, echo_conn, c), 0)) {
             free(c);
             corio_close(fd);
             return -ENOMEM;
@@ -118,7 +118,7 @@ static int client(void *arg)
     if (!T_EXPECT(c->fd >= 0))
         return c->fd;
     corio_id sender;
-    if (!T_EXPECT_EQ(corio_spawn(NULL, client_sender, c, &sender), 0)) {
+    if (!T_EXPECT_EQ(corio_spawn(&sender, NULL, client_sender, c), 0)) {
         corio_close(c->fd);
         return -ENOMEM;
     }
@@ -152,12 +152,12 @@ static int load_main(void *arg)
 {
     struct load *ld = arg;
     corio_id acc;
-    T_EXPECT_EQ(corio_spawn(NULL, acceptor, &ld->srv, &acc), 0);
+    T_EXPECT_EQ(corio_spawn(&acc, NULL, acceptor, &ld->srv), 0);
     corio_id *ids = calloc((size_t)ld->n, sizeof(*ids));
     if (!T_EXPECT(ids != NULL))
         return -ENOMEM;
     for (int i = 0; i < ld->n; i++)
-        T_EXPECT_EQ(corio_spawn(NULL, client, &ld->clients[i], &ids[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&ids[i], NULL, client, &ld->clients[i]), 0);
     for (int i = 0; i < ld->n; i++) {
         int res = -1;
         T_EXPECT_EQ(corio_join(ids[i], &res, ld->srv.deadline + CORIO_SEC(1)), 0);
@@ -200,8 +200,8 @@ static void run_load(struct corio_loop *loop, int n, size_t len, size_t chunk)
     print_message("%d connection(s) x %zu bytes echoed and checked in %.0f ms (%.0f MiB/s each "
                   "way), %llu CQEs, %llu enters\n",
                   n, len, ms, (double)total / (1 << 20) / (ms / 1e3),
-                  (unsigned long long)corio_stats(loop)->cqes,
-                  (unsigned long long)corio_stats(loop)->enters);
+                  (unsigned long long)corio_loop_stats(loop)->cqes,
+                  (unsigned long long)corio_loop_stats(loop)->enters);
     assert_int_equal(ld.srv.accepted, n);
     assert_int_equal(ld.srv.finished, n);
     assert_int_equal(ld.srv.echoed, (size_t)n * len);

@@ -20,15 +20,21 @@
 
 static struct corio_stats stats;
 
-/* A ring with the default options (256 SQEs), or the ones given. */
-static struct corio__ring *mkring(const struct corio_loop_opts *o)
+/* A ring with the default options (256 SQEs), or the ones given, with the setup flags in @refuse
+ * treated as refused. */
+static struct corio__ring *mkring_refusing(const struct corio_loop_opts *o, uint64_t refuse)
 {
     struct corio_loop_opts def = {.sq_entries = 256, .cq_entries = 1024};
     struct corio__ring *r = NULL;
-    int err = corio__ring_new(&r, o ? o : &def, &stats);
+    int err = corio__ring_new(&r, o ? o : &def, &stats, refuse);
     if (err)
         fail_msg("corio__ring_new: %s", strerror(-err));
     return r;
+}
+
+static struct corio__ring *mkring(const struct corio_loop_opts *o)
+{
+    return mkring_refusing(o, 0);
 }
 
 /* Reaps until @n CQEs are in @out, waiting for them (at most 5 s in all). Returns how many. */
@@ -55,8 +61,8 @@ static void test_ring_setup_features(void **state)
     assert_true(corio__ring_kernel_feats(r) & (1ull << CORIO_FEAT_NODROP));
     corio__ring_free(r);
     /* A refused flag is dropped, and the ring still comes up. */
-    struct corio_loop_opts o = {.sq_entries = 8, .refuse = 1ull << CORIO_FEAT_DEFER_TASKRUN};
-    r = mkring(&o);
+    struct corio_loop_opts o = {.sq_entries = 8};
+    r = mkring_refusing(&o, 1ull << CORIO_FEAT_DEFER_TASKRUN);
     assert_false(corio__ring_setup_feats(r) & (1ull << CORIO_FEAT_DEFER_TASKRUN));
     corio__ring_free(r);
 }
@@ -255,7 +261,7 @@ int main(void)
     /* io_uring refused here (a kernel without it, a sysctl, a seccomp filter): not run. */
     struct corio__ring *r;
     struct corio_loop_opts o = {.sq_entries = 8};
-    int err = corio__ring_new(&r, &o, &stats);
+    int err = corio__ring_new(&r, &o, &stats, 0);
     if (err == -ENOSYS || err == -EPERM) {
         fprintf(stderr, "io_uring unavailable (%s): test_ring not run\n", strerror(-err));
         return 77;

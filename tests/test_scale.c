@@ -271,7 +271,7 @@ static int acceptor_body(void *arg)
         }
         opened(e);
         e->accepted++;
-        int err = corio_group_spawn(&e->servers, server_conn, (void *)(intptr_t)fd, NULL);
+        int err = corio_group_spawn(NULL, &e->servers, server_conn, (void *)(intptr_t)fd);
         if (err) {
             echo_err(e, "spawn server", err);
             corio_close(fd);
@@ -345,12 +345,12 @@ static int echo_main(void *arg)
     struct echo *e = arg;
     corio_id acc = 0, go = 0;
     if (e->server_side)
-        T_EXPECT_EQ(corio_spawn(NULL, acceptor_body, e, &acc), 0);
+        T_EXPECT_EQ(corio_spawn(&acc, NULL, acceptor_body, e), 0);
     if (!e->server_side)
-        T_EXPECT_EQ(corio_spawn(NULL, go_reader, e, &go), 0);
+        T_EXPECT_EQ(corio_spawn(&go, NULL, go_reader, e), 0);
     if (!e->split || !e->server_side)
         for (int i = 0; i < N_CONN; i++)
-            if (!T_EXPECT_EQ(corio_group_spawn(&e->clients, client_body, (void *)(intptr_t)i, NULL),
+            if (!T_EXPECT_EQ(corio_group_spawn(NULL, &e->clients, client_body, (void *)(intptr_t)i),
                              0))
                 break;
     T_EXPECT_EQ(corio_group_wait(&e->clients, e->deadline), 0);
@@ -378,7 +378,7 @@ static _Noreturn void client_process(struct echo *e, int rep_fd)
         corio_sem_init(&e->dial_slots, CONNECTS_IN_FLIGHT);
         struct corio_event go = CORIO_EVENT_INIT;
         e->go = go;
-        corio_spawn(l, echo_main, e, NULL);
+        corio_spawn(NULL, l, echo_main, e);
         err = corio_loop_run(l);
         corio_loop_free(l);
     }
@@ -456,7 +456,7 @@ static void run_echo(struct corio_loop *l, bool receiver)
     }
     if (receiver) /* 2 MiB of buffers for up to 160 MiB in flight: the ring runs dry */
         assert_int_equal(corio_bufring_new(&e.br, l, RING_BUFS, RING_BUF_SIZE), 0);
-    uint64_t enobufs0 = corio_stats(l)->enobufs;
+    uint64_t enobufs0 = corio_loop_stats(l)->enobufs;
     assert_int_equal(t_run1(l, echo_main, &e), 0);
     double ms = t_ms_since(t0);
     if (split) {
@@ -506,7 +506,7 @@ static void run_echo(struct corio_loop *l, bool receiver)
         "(start %d) %.0f ms after the end\n",
         receiver ? "receiver" : "recv",
         split ? "clients in a child process" : "one process, one loop", N_CONN, ECHO_BYTES / 1024,
-        ms, e.open_max, e.fds_at_go, (unsigned long long)(corio_stats(l)->enobufs - enobufs0), fds,
+        ms, e.open_max, e.fds_at_go, (unsigned long long)(corio_loop_stats(l)->enobufs - enobufs0), fds,
         fds0, t_ms_since(t_end));
     assert_int_equal(e.first_err, 0);
     assert_int_equal(e.dial_failed, 0);
@@ -584,7 +584,7 @@ static void test_scale_spawn_100k_rss(void **state)
         while (spawned < SPAWN_TOTAL) {
             long n = SPAWN_TOTAL - spawned < wave ? SPAWN_TOTAL - spawned : wave;
             for (long i = 0; i < n; i++)
-                assert_int_equal(corio_spawn(l, tiny_body, (void *)(intptr_t)(spawned + i), NULL),
+                assert_int_equal(corio_spawn(NULL, l, tiny_body, (void *)(intptr_t)(spawned + i)),
                                  0);
             spawned += n;
             /* All n start, suspend (alive together), then end. */
@@ -606,7 +606,7 @@ static void test_scale_spawn_100k_rss(void **state)
     for (int round = 0; round < ROUNDS; round++)
         print_message(" %ld", rss[round]);
     print_message("\n");
-    assert_int_equal(corio_stats(l)->spawns, (uint64_t)ROUNDS * SPAWN_TOTAL);
+    assert_int_equal(corio_loop_stats(l)->spawns, (uint64_t)ROUNDS * SPAWN_TOTAL);
     /* No leak: over the second half of the rounds VmRSS moves by less than 2% (a leak of 64
      * bytes per coroutine would add 6 MiB a round). The first rounds may still grow a little:
      * the pool keeps every stack of a wave, and a stack reused at another slot's offset can

@@ -20,7 +20,7 @@ static void test_smoke_nop(void **state)
 {
     int n = 1000;
     assert_int_equal(t_run1(*state, nops, &n), 42);
-    const struct corio_stats *s = corio_stats(*state);
+    const struct corio_stats *s = corio_loop_stats(*state);
     assert_true(s->cqes >= 1000);
 }
 
@@ -63,14 +63,14 @@ static int echo_client(void *arg)
     ssize_t r = corio_recv_all(fd, in, 1000, &done, CORIO_FOREVER);
     if (r != 1000)
         return -100;
-    ssize_t s = corio_await(&fs);
+    ssize_t s = corio_await(&fs, CORIO_FOREVER);
     if (s <= 0)
         return -101;
     size_t sent = (size_t)s;
     corio_recv_start(&fr, fd, in + 1000, sent - 1000, MSG_WAITALL, CORIO_FOREVER);
     if (corio_send_all(fd, out + sent, sizeof(out) - sent, NULL, CORIO_FOREVER) < 0)
         return -102;
-    if (corio_await(&fr) < 0)
+    if (corio_await(&fr, CORIO_FOREVER) < 0)
         return -103;
     corio_shutdown(fd, SHUT_WR);
     return 0;
@@ -83,8 +83,8 @@ static int echo_main(void *arg)
     if (t_tcp_pair(sv))
         return -1;
     corio_id a, b;
-    corio_spawn(NULL, echo_server, &sv[0], &a);
-    corio_spawn(NULL, echo_client, &sv[1], &b);
+    corio_spawn(&a, NULL, echo_server, &sv[0]);
+    corio_spawn(&b, NULL, echo_client, &sv[1]);
     int ra = 1, rb = 1;
     int e1 = corio_join(b, &rb, CORIO_FOREVER);
     int e2 = corio_join(a, &ra, CORIO_FOREVER);

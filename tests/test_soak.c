@@ -140,7 +140,7 @@ static void client_error(struct soak *s, ssize_t err)
 /* Spawns fn(arg) as one of the test's coroutines, counted. */
 static int soak_spawn(struct soak *s, corio_fn *fn, void *arg, corio_id *out)
 {
-    int err = corio_spawn(NULL, fn, arg, out);
+    int err = corio_spawn(out, NULL, fn, arg);
     if (err == 0)
         s->spawned++;
     return err;
@@ -220,7 +220,7 @@ static int server_accept(void *arg)
             *ca = (struct conn_arg){s, fd, s->br && (s->accepted & 1)};
         s->accepted++;
         if (!T_EXPECT(ca != NULL) ||
-            !T_EXPECT_EQ(corio_group_spawn(&conns, server_conn, ca, NULL), 0)) {
+            !T_EXPECT_EQ(corio_group_spawn(NULL, &conns, server_conn, ca), 0)) {
             free(ca);
             corio_close(fd);
             continue;
@@ -409,7 +409,7 @@ static void test_soak_echo_churn(void **state)
     struct corio_loop *loop;
     struct corio_loop_opts lo = {.sq_entries = 1024};
     assert_int_equal(corio_loop_new(&loop, &lo), 0);
-    s->spawns_start = corio_stats(loop)->spawns;
+    s->spawns_start = corio_loop_stats(loop)->spawns;
     s->lfd = corio_listen_tcp("127.0.0.1", 0, 4096, 0);
     assert_true(s->lfd >= 0);
     s->port = corio_local_port(s->lfd);
@@ -418,11 +418,11 @@ static void test_soak_echo_churn(void **state)
         s->br = NULL;
     }
     int64_t t0 = corio_now();
-    assert_int_equal(corio_spawn(loop, soak_main, s, NULL), 0);
+    assert_int_equal(corio_spawn(NULL, loop, soak_main, s), 0);
     s->spawned++;
     assert_int_equal(corio_loop_run(loop), 0);
     double secs = (double)(corio_now() - t0) / 1e9;
-    uint64_t spawns = corio_stats(loop)->spawns - s->spawns_start;
+    uint64_t spawns = corio_loop_stats(loop)->spawns - s->spawns_start;
     unsigned ring_avail = s->br ? corio_bufring_available(s->br) : RING_COUNT;
     corio_bufring_free(s->br);
     corio_loop_free(loop);

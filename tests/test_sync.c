@@ -47,7 +47,7 @@ static int mutex_exclusion_main(void *arg)
     struct excl *e = arg;
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < 100; i++)
-        T_EXPECT_EQ(corio_group_spawn(&g, excl_worker, e, NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &g, excl_worker, e), 0);
     T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
     T_EXPECT_EQ(corio_group_error(&g), 0);
     return 0;
@@ -101,13 +101,13 @@ static int mutex_fifo_main(void *arg)
     T_EXPECT_EQ(corio_mutex_lock(&o->mu, T_BOUND), 0);
     for (int i = 0; i < 5; i++) {
         a[i] = (struct order_arg){o, i};
-        T_EXPECT_EQ(corio_spawn(NULL, mutex_waiter, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, NULL, mutex_waiter, &a[i]), 0);
     }
     t_settle(3);
     T_EXPECT_EQ(o->n, 0);
     T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
     /* Ownership went straight to the first waiter: no barging in ahead of the queue. */
-    T_EXPECT_EQ(corio_mutex_trylock(&o->mu), -EBUSY);
+    T_EXPECT_EQ(corio_mutex_trylock(&o->mu), -EAGAIN);
     T_EXPECT_EQ(corio_mutex_unlock(&o->mu), -EPERM);
     while (o->done < 5)
         T_EXPECT_EQ(corio_yield(), 0);
@@ -146,17 +146,17 @@ static int mutex_errors_main(void *arg)
 {
     struct mu_pair *p = arg;
     corio_id h;
-    T_EXPECT_EQ(corio_spawn(NULL, mutex_holder, p, &h), 0);
+    T_EXPECT_EQ(corio_spawn(&h, NULL, mutex_holder, p), 0);
     T_EXPECT_EQ(corio_event_wait(&p->locked, T_BOUND), 0);
     /* Held by another coroutine. */
-    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), -EBUSY);
+    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), -EAGAIN);
     T_EXPECT_EQ(corio_mutex_unlock(&p->mu), -EPERM);
     corio_event_set(&p->release);
     T_EXPECT_EQ(corio_join(h, NULL, T_BOUND), 0);
     /* Free: unlocking it is not ours to do either. */
     T_EXPECT_EQ(corio_mutex_unlock(&p->mu), -EPERM);
     T_EXPECT_EQ(corio_mutex_trylock(&p->mu), 0);
-    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), -EBUSY);
+    T_EXPECT_EQ(corio_mutex_trylock(&p->mu), -EAGAIN);
     T_EXPECT_EQ(corio_mutex_lock(&p->mu, T_BOUND), -EDEADLK);
     T_EXPECT_EQ(corio_mutex_lock(&p->mu, CORIO_FOREVER), -EDEADLK);
     T_EXPECT_EQ(corio_mutex_unlock(&p->mu), 0);
@@ -175,7 +175,7 @@ static int mutex_deadline_main(void *arg)
 {
     struct mu_pair *p = arg;
     corio_id h;
-    T_EXPECT_EQ(corio_spawn(NULL, mutex_holder, p, &h), 0);
+    T_EXPECT_EQ(corio_spawn(&h, NULL, mutex_holder, p), 0);
     T_EXPECT_EQ(corio_event_wait(&p->locked, T_BOUND), 0);
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_mutex_lock(&p->mu, t0 + CORIO_MS(30)), -ETIMEDOUT);
@@ -208,7 +208,7 @@ static int mutex_cancel_main(void *arg)
     T_EXPECT_EQ(corio_mutex_lock(&o->mu, T_BOUND), 0);
     for (int i = 0; i < 5; i++) {
         a[i] = (struct order_arg){o, i};
-        T_EXPECT_EQ(corio_spawn(NULL, mutex_waiter, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&id[i], NULL, mutex_waiter, &a[i]), 0);
     }
     t_settle(3);
     /* Cancel the head, one in the middle and the tail of the queue. */
@@ -238,7 +238,7 @@ static int handoff_cancel_main(void *arg)
     corio_id id[2];
     T_EXPECT_EQ(corio_mutex_lock(&o->mu, T_BOUND), 0);
     a[0] = (struct order_arg){o, 0};
-    T_EXPECT_EQ(corio_spawn(NULL, mutex_waiter, &a[0], &id[0]), 0);
+    T_EXPECT_EQ(corio_spawn(&id[0], NULL, mutex_waiter, &a[0]), 0);
     t_settle(2);
     T_EXPECT_EQ(corio_mutex_unlock(&o->mu), 0);
     T_EXPECT_EQ(corio_cancel(id[0]), 0);
@@ -249,7 +249,7 @@ static int handoff_cancel_main(void *arg)
 
     corio_sem_init(&o->sem, 0);
     a[1] = (struct order_arg){o, 1};
-    T_EXPECT_EQ(corio_spawn(NULL, sem_waiter, &a[1], &id[1]), 0);
+    T_EXPECT_EQ(corio_spawn(&id[1], NULL, sem_waiter, &a[1]), 0);
     t_settle(2);
     corio_sem_release(&o->sem);
     T_EXPECT_EQ(corio_cancel(id[1]), 0);
@@ -310,7 +310,7 @@ static int mutex_many_main(void *arg)
     T_EXPECT_EQ(corio_mutex_lock(&m->mu, T_BOUND), 0);
     m->next = 0;
     for (int i = 0; i < MANY; i++)
-        if (corio_group_spawn(&g, many_worker, m, NULL) != 0) {
+        if (corio_group_spawn(NULL, &g, many_worker, m) != 0) {
             T_EXPECT(false);
             break;
         }
@@ -375,7 +375,7 @@ static int sem_count_main(void *arg)
     /* 2 permits shared by 6 coroutines: at most 2 inside at a time, and 2 reached. */
     struct corio_group g = CORIO_GROUP_INIT;
     for (int i = 0; i < 6; i++)
-        T_EXPECT_EQ(corio_group_spawn(&g, sem_worker, s, NULL), 0);
+        T_EXPECT_EQ(corio_group_spawn(NULL, &g, sem_worker, s), 0);
     T_EXPECT_EQ(corio_group_wait(&g, T_BOUND), 0);
     T_EXPECT_EQ(s->done, 6);
     T_EXPECT_EQ(s->max_inside, 2);
@@ -410,7 +410,7 @@ static int sem_fifo_main(void *arg)
     corio_sem_init(&o->sem, 0);
     for (int i = 0; i < 6; i++) {
         a[i] = (struct order_arg){o, i};
-        T_EXPECT_EQ(corio_spawn(NULL, sem_waiter, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&id[i], NULL, sem_waiter, &a[i]), 0);
     }
     t_settle(3);
     T_EXPECT_EQ(o->done, 0);
@@ -503,19 +503,19 @@ static int waitgroup_main(void *arg)
     struct wg_worker_arg a[3] = {{c, 30}, {c, 10}, {c, 20}};
     T_EXPECT_EQ(corio_waitgroup_add(&c->wg, 3), 0);
     for (int i = 0; i < 3; i++)
-        T_EXPECT_EQ(corio_spawn(NULL, wg_worker, &a[i], NULL), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, NULL, wg_worker, &a[i]), 0);
     corio_id w;
-    T_EXPECT_EQ(corio_spawn(NULL, wg_waiter, c, &w), 0); /* a second waiter */
+    T_EXPECT_EQ(corio_spawn(&w, NULL, wg_waiter, c), 0); /* a second waiter */
     int64_t t0 = corio_now();
     T_EXPECT_EQ(corio_waitgroup_wait(&c->wg, T_BOUND), 0);
     T_EXPECT_ELAPSED(t0, 30);
     T_EXPECT_EQ(c->finished, 3);
     T_EXPECT_EQ(corio_join(w, NULL, T_BOUND), 0);
     /* At zero: a wait returns at once, without a switch. */
-    uint64_t sw = corio_stats(corio_loop_current())->switches;
+    uint64_t sw = corio_loop_stats(corio_loop_current())->switches;
     T_EXPECT_EQ(corio_waitgroup_wait(&c->wg, T_BOUND), 0);
     T_EXPECT_EQ(corio_waitgroup_wait(&c->wg, corio_now() - 1), 0);
-    T_EXPECT_EQ(corio_stats(corio_loop_current())->switches, sw);
+    T_EXPECT_EQ(corio_loop_stats(corio_loop_current())->switches, sw);
     return 0;
 }
 
@@ -581,7 +581,7 @@ static int event_main(void *arg)
     corio_id id[8];
     for (int i = 0; i < 8; i++) {
         a[i] = (struct ev_arg){c, i};
-        T_EXPECT_EQ(corio_spawn(NULL, ev_waiter, &a[i], &id[i]), 0);
+        T_EXPECT_EQ(corio_spawn(&id[i], NULL, ev_waiter, &a[i]), 0);
     }
     t_settle(3);
     T_EXPECT(!corio_event_is_set(&c->ev));

@@ -49,7 +49,7 @@ int tool_stop_on_signals(struct corio_loop *loop)
     int fd = signalfd(-1, &set, SFD_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int err = corio_spawn(loop, signal_waiter, (void *)(intptr_t)fd, NULL);
+    int err = corio_spawn(NULL, loop, signal_waiter, (void *)(intptr_t)fd);
     if (err)
         close(fd);
     return err;
@@ -96,7 +96,7 @@ int tool_pin_cpu(int cpu)
 
 void tool_print_stats(const char *who, struct corio_loop *loop)
 {
-    const struct corio_stats *s = corio_stats(loop);
+    const struct corio_stats *s = corio_loop_stats(loop);
     fprintf(stderr,
             "%s: sqes=%" PRIu64 " enters=%" PRIu64 " cqes=%" PRIu64 " cq_overflows=%" PRIu64
             " enobufs=%" PRIu64 " switches=%" PRIu64 " spawns=%" PRIu64 " iterations=%" PRIu64

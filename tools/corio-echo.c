@@ -111,7 +111,7 @@ static int server(void *arg)
                 break;
             continue;
         }
-        if (corio_spawn(NULL, conn, (void *)(intptr_t)fd, NULL) != 0)
+        if (corio_spawn(NULL, NULL, conn, (void *)(intptr_t)fd) != 0)
             corio_close(fd);
         else
             n_conns++;
@@ -160,7 +160,10 @@ int main(int argc, char **argv)
             o.fixed = lo.fixed_files > 0;
             break;
         case O_ZC: lo.zc_threshold = tool_parse_size("--zc-threshold", optarg); break;
-        case O_SQCPU: lo.sqpoll_cpu = (int)tool_parse_size("--sqpoll-cpu", optarg) + 1; break;
+        case O_SQCPU:
+            lo.sqpoll_cpu = (unsigned)tool_parse_size("--sqpoll-cpu", optarg);
+            lo.flags |= CORIO_LOOP_SQPOLL_PIN;
+            break;
         case O_BATCH: {
             unsigned us = (unsigned)tool_parse_size("--batch-wait-us", optarg);
             lo.batch_wait_us = us ? us : CORIO_BATCH_WAIT_OFF;
@@ -196,7 +199,7 @@ int main(int argc, char **argv)
     }
     err = tool_stop_on_signals(loop);
     if (!err)
-        err = corio_spawn(loop, server, NULL, NULL);
+        err = corio_spawn(NULL, loop, server, NULL);
     if (!err)
         err = corio_loop_run(loop);
     if (err)

@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     }
     err = tool_stop_on_signals(loop);
     if (!err)
-        err = corio_spawn(loop, server, NULL, NULL);
+        err = corio_spawn(NULL, loop, server, NULL);
     if (!err)
         err = corio_loop_run(loop);
     if (err)

@@ -75,7 +75,7 @@ static double cpu_seconds(void)
 static void snapshot(struct snap *s)
 {
     s->ops = ops;
-    s->st = *corio_stats(corio_loop_current());
+    s->st = *corio_loop_stats(corio_loop_current());
     s->cpu = cpu_seconds();
     s->t = corio_now();
 }
@@ -115,7 +115,7 @@ static int controller(void *arg)
     (void)arg;
     int64_t t = corio_now();
     for (unsigned i = 0; i < o.depth; i++) {
-        int err = corio_spawn(NULL, worker, (void *)(uintptr_t)i, NULL);
+        int err = corio_spawn(NULL, NULL, worker, (void *)(uintptr_t)i);
         if (err) {
             fprintf(stderr, "corio_fileread: spawn: %s\n", strerror(-err));
             errors++;
@@ -287,7 +287,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    err = corio_spawn(loop, controller, NULL, NULL);
+    err = corio_spawn(NULL, loop, controller, NULL);
     if (!err)
         err = corio_loop_run(loop);
     if (err) {

@@ -56,7 +56,7 @@ int spawn_batch(corio_loop *loop, int n)
 {
     int failed = 0;
     for (int i = 0; i < n; i++)
-        failed += corio_spawn(loop, return_at_once, nullptr, nullptr) != 0;
+        failed += corio_spawn(nullptr, loop, return_at_once, nullptr) != 0;
     corio_loop_run(loop);
     return failed;
 }
@@ -94,7 +94,7 @@ void BM_coro_switch(benchmark::State &state)
     corio_loop *loop = new_loop(state, nullptr);
     if (!loop)
         return;
-    if (corio_spawn(loop, yield_driver, &state, nullptr) != 0)
+    if (corio_spawn(nullptr, loop, yield_driver, &state) != 0)
         state.SkipWithError("corio_spawn failed"); /* the state loop then runs no iteration */
     if (corio_loop_run(loop) != 0)
         state.SkipWithError("corio_loop_run failed");

@@ -88,10 +88,10 @@ void BM_ctx_yield(benchmark::State &state)
     if (!loop)
         return;
     yielders y{&state, false};
-    const struct corio_stats *s = corio_stats(loop);
+    const struct corio_stats *s = corio_loop_stats(loop);
     uint64_t sw0 = s->switches, it0 = s->iterations;
     /* A skip before the run makes the state loop in the driver run no iteration. */
-    if (corio_spawn(loop, yield_driver, &y, nullptr) != 0)
+    if (corio_spawn(nullptr, loop, yield_driver, &y) != 0)
         state.SkipWithError("corio_spawn failed");
     if (corio_loop_run(loop) != 0)
         state.SkipWithError("corio_loop_run failed");
@@ -108,10 +108,10 @@ void BM_ctx_yield_pair(benchmark::State &state)
     if (!loop)
         return;
     yielders y{&state, false};
-    const struct corio_stats *s = corio_stats(loop);
+    const struct corio_stats *s = corio_loop_stats(loop);
     uint64_t sw0 = s->switches, it0 = s->iterations;
-    if (corio_spawn(loop, yield_driver, &y, nullptr) != 0 ||
-        corio_spawn(loop, yield_partner, &y, nullptr) != 0)
+    if (corio_spawn(nullptr, loop, yield_driver, &y) != 0 ||
+        corio_spawn(nullptr, loop, yield_partner, &y) != 0)
         state.SkipWithError("corio_spawn failed");
     if (corio_loop_run(loop) != 0)
         state.SkipWithError("corio_loop_run failed");

@@ -8,7 +8,7 @@
  * most, are part of the timed work); liburing by preparing `batch` NOPs,
  * io_uring_submit_and_wait(batch) and reaping them all, kOps / batch times.
  *
- * enter/op is the mission metric: corio's from corio_stats()->enters; the raw loop counts its
+ * enter/op is the mission metric: corio's from corio_loop_stats()->enters; the raw loop counts its
  * own io_uring_enter calls (each io_uring_submit_and_wait() with wait_nr > 0 is exactly one in
  * liburing 2.3, and the CQEs are reaped with io_uring_for_each_cqe, which never enters).
  */
@@ -61,7 +61,7 @@ int run_nops(corio_loop *loop, nop_job *job, int batch)
 {
     int failed = 0;
     for (int i = 0; i < batch; i++)
-        failed += corio_spawn(loop, nop_worker, job, nullptr) != 0;
+        failed += corio_spawn(nullptr, loop, nop_worker, job) != 0;
     corio_loop_run(loop);
     return failed;
 }
@@ -80,7 +80,7 @@ void BM_op_nop_corio(benchmark::State &state)
     run_nops(loop, &warm, batch); /* stacks and handle slots: setup, untimed */
 
     nop_job job{kOps / batch, 0};
-    const struct corio_stats *s = corio_stats(loop);
+    const struct corio_stats *s = corio_loop_stats(loop);
     uint64_t enters0 = s->enters;
     int failed = 0;
     for (auto _ : state)

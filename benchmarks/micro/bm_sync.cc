@@ -74,7 +74,7 @@ struct stats_mark {
     uint64_t sw, it, en;
 
     explicit stats_mark(const corio_loop *loop)
-        : s(corio_stats(loop)), sw(s->switches), it(s->iterations), en(s->enters)
+        : s(corio_loop_stats(loop)), sw(s->switches), it(s->iterations), en(s->enters)
     {
     }
 
@@ -125,7 +125,7 @@ void BM_ctx_switch(benchmark::State &state)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
     stats_mark m(loop);
-    corio_spawn(loop, yield_driver, &b, nullptr);
+    corio_spawn(nullptr, loop, yield_driver, &b);
     run_loop(state, loop, &b.failed);
     state.SetItemsProcessed(state.iterations());
     m.report(state, double(state.iterations()));
@@ -173,8 +173,8 @@ void BM_chan_pingpong(benchmark::State &state)
         return;
     }
     stats_mark m(loop);
-    corio_spawn(loop, pingpong_b, &b, nullptr); /* first, so that it is parked in recv */
-    corio_spawn(loop, pingpong_a, &b, nullptr);
+    corio_spawn(nullptr, loop, pingpong_b, &b); /* first, so that it is parked in recv */
+    corio_spawn(nullptr, loop, pingpong_a, &b);
     run_loop(state, loop, &b.failed);
     benchmark::DoNotOptimize(b.sum);
     state.SetItemsProcessed(state.iterations() * 2);
@@ -220,8 +220,8 @@ void BM_chan_buffered(benchmark::State &state)
         return;
     }
     stats_mark m(loop);
-    corio_spawn(loop, consumer, &b, nullptr);
-    corio_spawn(loop, producer, &b, nullptr);
+    corio_spawn(nullptr, loop, consumer, &b);
+    corio_spawn(nullptr, loop, producer, &b);
     run_loop(state, loop, &b.failed);
     benchmark::DoNotOptimize(b.sum);
     uint64_t n = uint64_t(state.iterations());
@@ -273,8 +273,8 @@ void BM_mutex_handoff(benchmark::State &state)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
     stats_mark m(loop);
-    corio_spawn(loop, mutex_timed, &b, nullptr);
-    corio_spawn(loop, mutex_partner, &b, nullptr);
+    corio_spawn(nullptr, loop, mutex_timed, &b);
+    corio_spawn(nullptr, loop, mutex_partner, &b);
     run_loop(state, loop, &b.failed);
     /* Each iteration of the timed side is its own acquisition and the partner's, in turn. */
     state.SetItemsProcessed(state.iterations() * 2);
@@ -306,7 +306,7 @@ int gen_driver(void *arg)
     }
     void *v = nullptr;
     for (auto _ : *b->state) {
-        if (corio_gen_next(&g, &v) != 1)
+        if (corio_gen_next(&g, &v, CORIO_FOREVER) != 1)
             b->failed++;
         b->sum += reinterpret_cast<uintptr_t>(v);
     }
@@ -321,7 +321,7 @@ void BM_gen_resume_yield(benchmark::State &state)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
     stats_mark m(loop);
-    corio_spawn(loop, gen_driver, &b, nullptr);
+    corio_spawn(nullptr, loop, gen_driver, &b);
     run_loop(state, loop, &b.failed);
     benchmark::DoNotOptimize(b.sum);
     state.SetItemsProcessed(state.iterations());

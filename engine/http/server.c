@@ -386,7 +386,7 @@ static int conn_spawn(struct corio_http_server *s, struct corio_group *conns, in
     int err = cs ? 0 : -ENOMEM;
     if (cs) {
         *cs = (struct conn_start){s, fd, corio_now()};
-        err = corio_group_spawn(conns, conn_main, cs, NULL);
+        err = corio_group_spawn(NULL, conns, conn_main, cs);
         if (err)
             free(cs);
     }

@@ -10,12 +10,30 @@
  *   errno itself is never set.
  * - Deadlines are absolute CLOCK_MONOTONIC nanoseconds (corio_now() + CORIO_MS(100)), or
  *   CORIO_FOREVER. A call whose deadline passes returns -ETIMEDOUT.
+ * - A call that can wait for something outside the caller's control (I/O, a peer, a lock, another
+ *   coroutine) takes a deadline as its last argument. The few calls that suspend only for the
+ *   kernel's immediate answer (corio_nop, corio_socket, corio_shutdown, corio_close) take none, and
+ *   say so. A coroutine can also bound all its waits at once with corio_set_deadline.
  * - A call that suspends may only be made inside a coroutine; elsewhere it returns -EPERM.
+ * - The non-waiting form of a waiting call (corio_mutex_trylock, corio_sem_tryacquire,
+ *   corio_chan_trysend, corio_chan_tryrecv) returns -EAGAIN where the waiting form would wait.
  * - Buffers, addresses and futures passed to a call are borrowed until it returns. A call never
  *   returns while the kernel may still touch them, even when it times out or is cancelled.
  * - Cancelling a coroutine (corio_cancel) wakes it from its current wait with -ECANCELED, and every
  *   later call of it that would suspend returns -ECANCELED at once, except corio_close, so that it
  *   can run its clean-up and end.
+ * - Threads: a loop, and everything that lives on it (coroutines, futures, groups, sync objects,
+ *   channels, generators, buffer rings), belongs to the thread that created the loop; calls on
+ *   them are made from that thread. Several loops run side by side on several threads.
+ * - Out-parameters come first (corio_loop_new(&loop, ...), corio_spawn(&id, ...)); caller-owned
+ *   objects are set up by a _init call that returns 0 or -errno, or by their _INIT macro.
+ *
+ * ABI: the structs that callers embed (corio_future, corio_group, the sync objects, corio_gen,
+ * corio_acceptor, corio_receiver) are opaque storage of a fixed size and alignment, with room
+ * reserved inside: every 1.x release keeps their sizes, so code built against an earlier 1.x
+ * header keeps working with a later library. corio_loop_opts is read field by field and zero
+ * means "the default" for each: fields added in 1.x come out of its reserved room, and a caller
+ * that zeroed the struct gets their defaults. Functions are only added in 1.x, never changed.
  */
 #ifndef CORIO_H
 #define CORIO_H
@@ -122,12 +140,14 @@ struct corio_loop_opts {
     unsigned sq_entries;      /* SQ size, a power of two; default 256. */
     unsigned cq_entries;      /* CQ size; default 4 x sq_entries. */
     size_t stack_size;        /* usable bytes of each coroutine stack; default 64 KiB. */
-    unsigned stack_cache;     /* stacks kept for reuse once their coroutines end; default 1024. */
+    unsigned stack_cache;     /* stacks kept for reuse once their coroutines end. Default (0): as
+                                 many as were live at once lately (the pool trims what an idle
+                                 loop has not needed for a second), so that coroutines coming and
+                                 going in thousands map no stack per spawn. */
     unsigned flags;           /* CORIO_LOOP_* below. */
     unsigned sqpoll_idle_ms;  /* with CORIO_LOOP_SQPOLL: poller idle time; default 1000. */
-    int sqpoll_cpu;           /* with CORIO_LOOP_SQPOLL: CPU of the poller + 1; 0: not pinned. */
-    uint64_t refuse;          /* test hook: bits (1 << CORIO_FEAT_x) of setup flags to treat as
-                                 refused by the kernel, to exercise the fallbacks. */
+    unsigned sqpoll_cpu;      /* with CORIO_LOOP_SQPOLL | CORIO_LOOP_SQPOLL_PIN: the CPU the
+                                 kernel's poller is pinned to. */
     unsigned fixed_files;     /* slots of the fixed file table (direct descriptors); 0: none. */
     size_t zc_threshold;      /* corio_send uses zero-copy send_zc from this many bytes; 0: never.*/
     unsigned batch_wait_us;   /* when busy, an idle wait may hold out this long for more CQEs so
@@ -141,6 +161,7 @@ struct corio_loop_opts {
                                  sqpoll_idle_ms after the last work. A number bounds the spin in
                                  microseconds. Either way the spin ends when the poller sleeps or
                                  the CQ overflows: the loop then waits in io_uring_enter. */
+    unsigned char reserved_[64]; /* zero: room for the options of later 1.x releases. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
@@ -154,8 +175,9 @@ struct corio_loop_opts {
 
 #define CORIO_LOOP_SQPOLL 0x1u        /* a kernel thread polls the SQ: no io_uring_enter to submit. */
 #define CORIO_LOOP_NO_SIGSEGV 0x2u    /* do not install the stack-overflow SIGSEGV reporter. */
+#define CORIO_LOOP_SQPOLL_PIN 0x4u    /* pin the SQPOLL poller to corio_loop_opts.sqpoll_cpu. */
 
-/* Counters of one loop, read with corio_stats(). */
+/* Counters of one loop, read with corio_loop_stats(). */
 struct corio_stats {
     uint64_t sqes;          /* SQEs handed to the kernel. */
     uint64_t enters;        /* io_uring_enter system calls. */
@@ -179,8 +201,11 @@ CORIO_API int corio_loop_new(struct corio_loop **out, const struct corio_loop_op
 CORIO_API void corio_loop_free(struct corio_loop *loop);
 
 /* Runs the loop on the calling thread until no coroutine is left, or until corio_loop_stop() was
- * called and every coroutine has ended. Returns 0, or -errno if the ring failed (-EBUSY if the loop
- * is already running, -EPERM on a thread other than its creator's). */
+ * called and every coroutine has ended. When every coroutine left waits on something that nothing
+ * can wake (no I/O in flight, no timer: they wait for each other), the loop cancels them all so
+ * that they run their clean-up and end, and then returns -EDEADLK: a bug in the program, reported
+ * rather than hung on. Returns 0, or -errno: -EDEADLK as said, -EBUSY if the loop is already
+ * running, -EPERM on a thread other than its creator's. */
 CORIO_API int corio_loop_run(struct corio_loop *loop);
 
 /* Asks a running loop to stop: every coroutine is cancelled, and corio_loop_run() returns once all
@@ -197,7 +222,7 @@ CORIO_API bool corio_loop_has(const struct corio_loop *loop, enum corio_feature 
 CORIO_API const char *corio_feature_name(enum corio_feature feat);
 
 /* Returns the counters of @loop; the pointer stays valid, and current, for the loop's life. */
-CORIO_API const struct corio_stats *corio_stats(const struct corio_loop *loop);
+CORIO_API const struct corio_stats *corio_loop_stats(const struct corio_loop *loop);
 
 /* Explains why corio_loop_new() failed with @err, naming the cause where it can be found
  * (kernel.io_uring_disabled, a seccomp filter, a kernel without io_uring, RLIMIT_MEMLOCK). Returns a
@@ -212,11 +237,13 @@ typedef int corio_fn(void *arg);
 /* A coroutine handle: unique within its loop, never reused, 0 is never valid. */
 typedef uint64_t corio_id;
 
-/* Starts a coroutine on @loop (NULL: the calling thread's running loop). It runs when the loop next
- * schedules it, not during this call. If @out is NULL the coroutine is detached: it is reclaimed
- * when it ends. Otherwise *out is its handle, and it stays joinable until corio_join() or
- * corio_detach(). Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop). */
-CORIO_API int corio_spawn(struct corio_loop *loop, corio_fn *fn, void *arg, corio_id *out);
+/* Starts fn(arg) as a coroutine on @loop (NULL: the calling thread's running loop). It runs when
+ * the loop next schedules it, not during this call. With @out NULL the coroutine is detached: it is
+ * reclaimed when it ends. Otherwise *out is its handle, and it stays joinable until corio_join() or
+ * corio_detach(). A coroutine's int result is a status, by convention >= 0 or -errno, like every
+ * call's: a value it produces travels through memory the caller owns (say, a struct passed as
+ * @arg). Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop). */
+CORIO_API int corio_spawn(corio_id *out, struct corio_loop *loop, corio_fn *fn, void *arg);
 
 /* Waits until coroutine @co ends and stores its return value in *result (if not NULL); the handle
  * is then spent. May suspend. Returns 0, or -errno: -ESRCH (no such coroutine, or already joined or
@@ -254,7 +281,10 @@ CORIO_API bool corio_cancelled(void);
 CORIO_API int corio_set_deadline(int64_t deadline, int64_t *prev);
 
 /* Creates a loop, runs @fn(@arg) in a coroutine on it until every coroutine has ended, and frees
- * the loop. Returns @fn's return value, or -errno if the loop could not be created. */
+ * the loop. Returns @fn's return value once every coroutine has ended, also when coroutines it
+ * left behind deadlocked after it returned (they are cancelled, as corio_loop_run does); -EDEADLK
+ * if @fn itself was caught in a deadlock (it was cancelled to end it); or -errno if the loop could
+ * not be created. */
 CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts);
 
 /* ==== futures ================================================================================ */
@@ -264,17 +294,24 @@ CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *o
  * A coroutine that ends with futures pending has them cancelled and awaited before its stack is
  * reused. */
 struct corio_future {
-    CORIO_ALIGN8 unsigned char opaque_[128];
+    CORIO_ALIGN8 unsigned char opaque_[192];
 };
 
-/* Waits for @f to complete. May suspend. Returns the op's result (>= 0, or -errno, -ETIMEDOUT when
- * its deadline passed, -ECANCELED when it or the caller was cancelled); -EINVAL if @f was never
- * started. Awaiting a completed future again returns the same result. */
-CORIO_API ssize_t corio_await(struct corio_future *f);
+/* Waits for @f to complete. If @deadline passes first, the op is cancelled and still awaited (its
+ * buffers are the caller's again when this returns), as if it had been started with that
+ * deadline. May suspend. Returns the op's result (>= 0, or -errno; -ETIMEDOUT when its deadline
+ * or @deadline passed, -ECANCELED when it or the caller was cancelled), or -EINVAL if @f was never
+ * started, -EPERM if another coroutine started it. Awaiting a completed future again returns the
+ * same result. To wait without ending the op, use corio_await_any. */
+CORIO_API ssize_t corio_await(struct corio_future *f, int64_t deadline);
 
-/* Waits until at least one of @fs[0..n) has completed. May suspend. Returns the index of a
- * completed one (the lowest), or -errno: -ETIMEDOUT, -ECANCELED (the caller was cancelled), -EINVAL.
- * The futures that are still pending stay in flight: await or cancel them. */
+/* Waits until one of @fs[0..n) has completed that no earlier corio_await_any reported, and reports
+ * it: the natural loop `while ((i = corio_await_any(fs, n, dl)) >= 0) use(fs[i]);` sees each
+ * future once, in the order they complete (the lowest index first among those done together).
+ * Starting a future again makes it reportable again. May suspend. Returns the index, or -errno:
+ * -ENOENT when every future has been reported, -ETIMEDOUT, -ECANCELED (the caller was
+ * cancelled), -EINVAL, -EPERM. The futures that are still pending stay in flight: await or cancel
+ * them. */
 CORIO_API int corio_await_any(struct corio_future *const *fs, size_t n, int64_t deadline);
 
 /* Waits until all of @fs[0..n) have completed. May suspend. Returns 0, or -errno: -ETIMEDOUT,
@@ -297,11 +334,13 @@ CORIO_API int corio_future_cancel(struct corio_future *f);
  * A start form returns 0, or -errno if it could not start, in which case @f is already completed
  * with that error. @off of -1 means the file's current position (pipes and sockets need -1). */
 
-/* Completes at once in the kernel: the cheapest round trip. Returns 0. */
+/* Completes at once in the kernel: the cheapest round trip. Suspends only for that answer: no
+ * deadline. Returns 0, -ECANCELED or -ETIMEDOUT (the caller's state), -EPERM outside a coroutine. */
 CORIO_API int corio_nop(void);
 CORIO_API int corio_nop_start(struct corio_future *f);
 
-/* Suspends the caller until @deadline. Returns 0, or -ECANCELED. */
+/* Suspends the caller until @deadline. Returns 0, or -ECANCELED, or -ETIMEDOUT if the caller's
+ * own earlier deadline (corio_set_deadline) ended it. */
 CORIO_API int corio_sleep(int64_t deadline);
 CORIO_API int corio_sleep_start(struct corio_future *f, int64_t deadline);
 
@@ -343,8 +382,11 @@ CORIO_API int corio_openat(int dirfd, const char *path, int flags, mode_t mode, 
 CORIO_API int corio_openat_start(struct corio_future *f, int dirfd, const char *path, int flags,
                                  mode_t mode, int64_t deadline);
 
-/* Closes @fd. Not affected by cancellation, so that cancelled coroutines can clean up. Returns 0 or
- * -errno (-EBADF). */
+/* Closes @fd. Works anywhere: in a coroutine through the ring (not affected by cancellation or a
+ * passed deadline, so that clean-up always runs; it suspends only for the kernel's immediate
+ * answer: no deadline), outside one with close(2), so that clean-up after corio_run or after a
+ * loop's end closes what is left. A direct descriptor (CORIO_FD_FIXED) exists only in its loop's
+ * ring: closing one outside a coroutine of that loop gives -EPERM. Returns 0 or -errno (-EBADF). */
 CORIO_API int corio_close(int fd);
 CORIO_API int corio_close_start(struct corio_future *f, int fd);
 
@@ -361,7 +403,8 @@ CORIO_API int corio_statx_start(struct corio_future *f, int dirfd, const char *p
 /* ==== net ==================================================================================== */
 
 /* Creates a socket; SOCK_CLOEXEC is always added. Uses IORING_OP_SOCKET where the kernel has it and
- * socket(2) otherwise. Returns the fd, owned by the caller, or -errno. */
+ * socket(2) otherwise; suspends only for the kernel's immediate answer: no deadline. Returns the
+ * fd, owned by the caller, or -errno. */
 CORIO_API int corio_socket(int domain, int type, int protocol);
 CORIO_API int corio_socket_start(struct corio_future *f, int domain, int type, int protocol);
 
@@ -399,7 +442,8 @@ CORIO_API ssize_t corio_recvmsg(int fd, struct msghdr *msg, int flags, int64_t d
 CORIO_API int corio_recvmsg_start(struct corio_future *f, int fd, struct msghdr *msg, int flags,
                                   int64_t deadline);
 
-/* shutdown(2) with @how SHUT_RD, SHUT_WR or SHUT_RDWR. Returns 0 or -errno. */
+/* shutdown(2) with @how SHUT_RD, SHUT_WR or SHUT_RDWR. Suspends only for the kernel's immediate
+ * answer (a shutdown does not wait for the peer): no deadline. Returns 0 or -errno. */
 CORIO_API int corio_shutdown(int fd, int how);
 CORIO_API int corio_shutdown_start(struct corio_future *f, int fd, int how);
 
@@ -446,7 +490,7 @@ CORIO_API ssize_t corio_send_zc(int fd, const void *buf, size_t len, int flags, 
 /* A listener with a multishot accept armed (5.19): one SQE accepts many connections, which queue
  * here until corio_acceptor_next takes them. Lives in caller storage; single coroutine use. */
 struct corio_acceptor {
-    CORIO_ALIGN8 unsigned char opaque_[96];
+    CORIO_ALIGN8 unsigned char opaque_[128];
 };
 
 /* Accept into the fixed file table: corio_acceptor_next returns direct descriptors
@@ -509,7 +553,7 @@ CORIO_API void corio_buf_release(struct corio_buf *b);
  * socket holds the rest, and TCP pushes back on the peer) until the queue is taken, so that a
  * connection that is not read cannot drain a ring that others share. */
 struct corio_receiver {
-    CORIO_ALIGN8 unsigned char opaque_[96];
+    CORIO_ALIGN8 unsigned char opaque_[128];
 };
 
 /* Prepares a receiver of socket @fd into @br; the multishot recv is armed on the first
@@ -549,20 +593,20 @@ CORIO_API ssize_t corio_write_fixed(int fd, const void *buf, size_t len, int64_t
  * is alive, so no coroutine outlives its group. Lives in caller storage: zero it or use
  * CORIO_GROUP_INIT, or corio_group_init for flags. Single-loop: no atomics, no locks. */
 struct corio_group {
-    CORIO_ALIGN8 unsigned char opaque_[64];
+    CORIO_ALIGN8 unsigned char opaque_[96];
 };
 #define CORIO_GROUP_INIT {{0}}
 
 /* When a member returns a negative value, cancel the rest of the group (fail fast). */
 #define CORIO_GROUP_CANCEL_ON_ERROR 0x1u
 
-/* Initializes @g with CORIO_GROUP_* @flags. Returns nothing. */
-CORIO_API void corio_group_init(struct corio_group *g, unsigned flags);
+/* Initializes @g with CORIO_GROUP_* @flags. Returns 0, or -EINVAL for an unknown flag. */
+CORIO_API int corio_group_init(struct corio_group *g, unsigned flags);
 
 /* Spawns fn(arg) as a member of @g on the calling thread's running loop, as corio_spawn does. A
  * group that is being cancelled starts new members cancelled. Returns 0 or -errno (-ENOMEM,
  * -EINVAL outside a running loop). */
-CORIO_API int corio_group_spawn(struct corio_group *g, corio_fn *fn, void *arg, corio_id *out);
+CORIO_API int corio_group_spawn(corio_id *out, struct corio_group *g, corio_fn *fn, void *arg);
 
 /* Cancels every member of @g, now and spawned later, without waiting. Returns the number of
  * members that were cancelled. */
@@ -570,8 +614,11 @@ CORIO_API int corio_group_cancel(struct corio_group *g);
 
 /* Waits until every member of @g has ended. If @deadline passes or the caller is cancelled, the
  * members are cancelled and still waited for, then -ETIMEDOUT or -ECANCELED is returned; so when
- * this returns, the group is empty. May suspend. Returns 0, or -errno (also -EPERM outside a
- * coroutine, -EDEADLK when called by a member of @g). */
+ * this returns, the group is empty. With CORIO_GROUP_CANCEL_ON_ERROR, a member's failure is the
+ * group's: the first negative result of a member is returned (the others were cancelled because
+ * of it); without it, members' results are theirs (corio_group_error shows the first failure).
+ * May suspend. Returns 0, or -errno (also -EPERM outside a coroutine, -EDEADLK when called by a
+ * member of @g). */
 CORIO_API int corio_group_wait(struct corio_group *g, int64_t deadline);
 
 /* Returns the number of members alive. */
@@ -588,24 +635,29 @@ CORIO_API int corio_group_error(const struct corio_group *g);
  * -EPERM outside a coroutine. */
 
 struct corio_mutex {
-    CORIO_ALIGN8 unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[48];
 };
 #define CORIO_MUTEX_INIT {{0}}
 
+/* Initializes @m unlocked (as CORIO_MUTEX_INIT does). Returns 0. */
+CORIO_API int corio_mutex_init(struct corio_mutex *m);
 /* Locks @m; ownership passes to waiters in FIFO order. May suspend. Returns 0 or -errno
  * (-EDEADLK if the caller already holds it). */
 CORIO_API int corio_mutex_lock(struct corio_mutex *m, int64_t deadline);
-/* Returns 0 if @m was locked for the caller, or -EBUSY. */
+/* Returns 0 if @m was locked for the caller, or -EAGAIN (-EPERM outside a coroutine). */
 CORIO_API int corio_mutex_trylock(struct corio_mutex *m);
 /* Unlocks @m, handing it to the first waiter. Returns 0, or -EPERM if the caller does not hold it. */
 CORIO_API int corio_mutex_unlock(struct corio_mutex *m);
 
 struct corio_sem {
-    CORIO_ALIGN8 unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[16];
+    uint64_t count_;  /* the permits: set by CORIO_SEM_INIT, private otherwise */
+    unsigned char reserved_[24];
 };
+#define CORIO_SEM_INIT(count) {{0}, (count), {0}}
 
-/* Initializes @s with @count permits. Returns nothing. */
-CORIO_API void corio_sem_init(struct corio_sem *s, unsigned count);
+/* Initializes @s with @count permits (as CORIO_SEM_INIT(count) does). Returns 0. */
+CORIO_API int corio_sem_init(struct corio_sem *s, unsigned count);
 /* Takes a permit. May suspend. Returns 0 or -errno. */
 CORIO_API int corio_sem_acquire(struct corio_sem *s, int64_t deadline);
 /* Returns 0 if a permit was taken, or -EAGAIN. */
@@ -616,9 +668,12 @@ CORIO_API void corio_sem_release(struct corio_sem *s);
 CORIO_API unsigned corio_sem_value(const struct corio_sem *s);
 
 struct corio_waitgroup {
-    CORIO_ALIGN8 unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[48];
 };
 #define CORIO_WAITGROUP_INIT {{0}}
+
+/* Initializes @wg with a zero counter (as CORIO_WAITGROUP_INIT does). Returns 0. */
+CORIO_API int corio_waitgroup_init(struct corio_waitgroup *wg);
 
 /* Adds @n (may be negative) to the counter; at zero the waiters wake. Returns 0, or -EINVAL if
  * the counter would go below zero (it is then left unchanged). */
@@ -629,9 +684,12 @@ CORIO_API int corio_waitgroup_done(struct corio_waitgroup *wg);
 CORIO_API int corio_waitgroup_wait(struct corio_waitgroup *wg, int64_t deadline);
 
 struct corio_event {
-    CORIO_ALIGN8 unsigned char opaque_[32];
+    CORIO_ALIGN8 unsigned char opaque_[48];
 };
 #define CORIO_EVENT_INIT {{0}}
+
+/* Initializes @ev unset (as CORIO_EVENT_INIT does). Returns 0. */
+CORIO_API int corio_event_init(struct corio_event *ev);
 
 /* Sets the one-shot event @ev: every waiter wakes, and later waits return at once. Returns
  * nothing. */
@@ -702,7 +760,7 @@ CORIO_API int corio_select(struct corio_select_case *cases, size_t n, int64_t de
  * a Python generator driven by send(). It runs on the loop of the coroutine that creates it, and
  * only coroutines of that loop drive it. Lives in caller storage. */
 struct corio_gen {
-    CORIO_ALIGN8 unsigned char opaque_[64];
+    CORIO_ALIGN8 unsigned char opaque_[96];
 };
 
 /* A generator's body. @in is the value of the first corio_gen_send. Its return value ends the
@@ -714,14 +772,17 @@ typedef int corio_gen_fn(struct corio_gen *g, void *arg, void *in);
 CORIO_API int corio_gen_init(struct corio_gen *g, corio_gen_fn *fn, void *arg);
 
 /* Resumes @g with @in and waits until it yields or ends. The hand-off is a direct switch between
- * the two coroutines. May suspend. Returns 1 with the yielded value in *out, 0 when the generator
- * has ended (see corio_gen_result), or -errno: -EPERM (not a coroutine of its loop), -EBUSY
- * (another coroutine is sending), -EDEADLK (the generator sending to itself), -ECANCELED (the
- * caller is cancelled; the generator is cancelled too and has ended when this returns). */
-CORIO_API int corio_gen_send(struct corio_gen *g, void *in, void **out);
+ * the two coroutines. If @deadline passes while the generator runs (it waits on I/O, say), the
+ * generator is cancelled as for a cancel of the caller: it never runs on without its driver. May
+ * suspend. Returns 1 with the yielded value in *out, 0 when the generator has ended (see
+ * corio_gen_result), or -errno: -EPERM (not a coroutine of its loop), -EBUSY (another coroutine is
+ * sending), -EDEADLK (the generator sending to itself), -ECANCELED (the caller is cancelled) or
+ * -ETIMEDOUT (@deadline passed); after those two the generator is cancelled and has ended. */
+CORIO_API int corio_gen_send(struct corio_gen *g, void *in, void **out, int64_t deadline);
 
-/* corio_gen_send(g, NULL, out): the iterator form, `while (corio_gen_next(&g, &v) > 0)`. */
-CORIO_API int corio_gen_next(struct corio_gen *g, void **out);
+/* corio_gen_send(g, NULL, out, deadline): the iterator form,
+ * `while (corio_gen_next(&g, &v, CORIO_FOREVER) > 0)`. */
+CORIO_API int corio_gen_next(struct corio_gen *g, void **out, int64_t deadline);
 
 /* Inside the generator: hands @value to the sender and suspends until the next send, whose value
  * is stored in *in (if not NULL). Returns 0, or -ECANCELED when the generator is being finished
@@ -731,8 +792,9 @@ CORIO_API int corio_gen_yield(struct corio_gen *g, void *value, void **in);
 /* Returns the generator's return value once it has ended, or -EINPROGRESS. */
 CORIO_API int corio_gen_result(const struct corio_gen *g);
 
-/* Finishes @g: a generator that has not ended is cancelled and run to its end. May suspend.
- * Returns its result (as corio_gen_result), or -EPERM outside a coroutine. */
+/* Finishes @g: a generator that has not ended is cancelled and run to its end. It takes no
+ * deadline: a cancelled generator's waits fail at once, so it only runs its clean-up. May
+ * suspend. Returns its result (as corio_gen_result), or -EPERM outside a coroutine. */
 CORIO_API int corio_gen_fini(struct corio_gen *g);
 
 #ifdef __cplusplus

@@ -234,7 +234,7 @@ static int nops(void *arg)
     CHECK(corio_await_all(fs, 6, corio_now() + BOUND) == 0);
     for (int i = 0; i < 6; i++) {
         CHECK(corio_future_done(&f[i]));
-        CHECK(corio_await(&f[i]) == 0);
+        CHECK(corio_await(&f[i], CORIO_FOREVER) == 0);
     }
     CHECK(corio_nop() == 0);
     p->ended++;
@@ -266,16 +266,16 @@ static int cancel_read(void *arg)
     CHECK(corio_nop_start(&nf) == 0);
     struct corio_future *fs[2] = {&rf, &nf};
     CHECK(corio_await_any(fs, 2, corio_now() + BOUND) == 1);
-    CHECK(corio_await(&nf) == 0);
+    CHECK(corio_await(&nf, CORIO_FOREVER) == 0);
     CHECK(corio_future_cancel(&rf) == 0);
-    CHECK(corio_await(&rf) == -ECANCELED);
+    CHECK(corio_await(&rf, CORIO_FOREVER) == -ECANCELED);
     CHECK(corio_future_cancel(&rf) == -EALREADY);
     /* A deadline and a cancel on one read: whichever comes first, never -EAGAIN. */
     int err = corio_read_start(&rf, fds[0], &c[1], 1, -1, corio_now() + CORIO_US(300));
     CHECK(err == 0 || err == -ETIMEDOUT); /* a slow machine may be past the deadline already */
     corio_yield();
     corio_future_cancel(&rf);
-    ssize_t r = corio_await(&rf);
+    ssize_t r = corio_await(&rf, CORIO_FOREVER);
     CHECK(r == -ECANCELED || r == -ETIMEDOUT);
     close(fds[0]);
     close(fds[1]);
@@ -350,7 +350,7 @@ static int accept_part(void *arg)
 
 static void spawn(struct prog *p, corio_fn *fn, void *arg, corio_id *id)
 {
-    CHECK(corio_spawn(NULL, fn, arg, id) == 0);
+    CHECK(corio_spawn(id, NULL, fn, arg) == 0);
     p->started++;
 }
 
@@ -478,7 +478,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0; /* no io_uring here: nothing to fuzz */
     CHECK(err == 0);
     p.deadline = corio_now() + BOUND;
-    CHECK(corio_spawn(loop, program, &p, NULL) == 0);
+    CHECK(corio_spawn(NULL, loop, program, &p) == 0);
     p.started++;
     CHECK(corio_loop_run(loop) == 0);
     /* Every coroutine ran to its end, and the dispatcher expects no further CQE. */

@@ -36,7 +36,7 @@ int main(void)
         return 1;
     }
     struct result r = {-1, -1, 0};
-    int spawned = corio_spawn(loop, body, &r, NULL);
+    int spawned = corio_spawn(NULL, loop, body, &r);
     int ran = spawned == 0 ? corio_loop_run(loop) : -1;
     corio_loop_free(loop);
     if (spawned || ran || r.nop != 0 || r.sleep != 0 || r.slept_ns < CORIO_MS(10)) {

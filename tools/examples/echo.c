@@ -24,7 +24,7 @@ static int server(void *arg)
     for (;;) {
         int fd = corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
         if (fd >= 0)
-            corio_spawn(NULL, serve, (void *)(intptr_t)fd, NULL); /* detached */
+            corio_spawn(NULL, NULL, serve, (void *)(intptr_t)fd); /* detached */
         else if (fd == -ECANCELED)
             return corio_close(lfd);
     }

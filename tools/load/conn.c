@@ -144,7 +144,7 @@ static enum conn_end conn_run(struct conn *c)
     struct corio_group g;
     corio_group_init(&g, 0);
     corio_sem_init(&c->credits, cfg.pipeline);
-    int err = corio_group_spawn(&g, sender_main, c, NULL);
+    int err = corio_group_spawn(NULL, &g, sender_main, c);
     if (err < 0)
         return conn_failed(c, err);
     while (receive(c, deadline, &end))
@@ -210,13 +210,13 @@ static int worker_main(void *arg)
     struct worker *w = arg;
     corio_id ctl;
     corio_group_init(&w->conns, 0);
-    int err = corio_spawn(NULL, control_main, w, &ctl);
+    int err = corio_spawn(&ctl, NULL, control_main, w);
     if (err < 0) {
         w->setup_err = err;
         return err;
     }
     for (unsigned i = 0; i < w->nconns; i++) {
-        err = corio_group_spawn(&w->conns, conn_main, &w->conn[i], NULL);
+        err = corio_group_spawn(NULL, &w->conns, conn_main, &w->conn[i]);
         if (err < 0) {
             count_error(w);
             w->st.connect_failed++;
@@ -250,7 +250,7 @@ void *load_worker_thread(void *arg)
     struct corio_loop *loop = NULL;
     int err = corio_loop_new(&loop, &lo);
     if (err == 0)
-        err = corio_spawn(loop, worker_main, w, NULL);
+        err = corio_spawn(NULL, loop, worker_main, w);
     if (err == 0)
         err = corio_loop_run(loop);
     if (err < 0 && !w->setup_err)
