@@ -2,9 +2,10 @@
  * What the macro benchmarks share: the baseline servers' command line, CPU pinning, the
  * descriptor limit, stop signals, the listening socket and accepting on it; for the epoll
  * servers, the state they keep beside their per-fd tables (struct bench_epoll), with the accept
- * pause, the stop signal and the wait at the top of the event loop. What an event loop calls is
- * inline, so that the loop compiles as it did when each server held that code itself. None of it
- * uses corio, so that the baselines stay free of it.
+ * pause, the stop signal, the wait at the top of the event loop and the flush of output that
+ * waited for EPOLLOUT. What an event loop calls is inline, so that the loop compiles as it did
+ * when each server held that code itself. None of it uses corio, so that the baselines stay free
+ * of it.
  */
 #ifndef CORIO_BENCH_MACRO_COMMON_H
 #define CORIO_BENCH_MACRO_COMMON_H
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +167,22 @@ static inline void bench_epoll_on_signal(struct bench_epoll *e)
     struct signalfd_siginfo si;
     while (read(e->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         e->stop = true;
+}
+
+/* Sends the unsent output [@out + *@off, @out + *@len) of connection @fd, which waited for
+ * EPOLLOUT. Returns 1 once all of it is gone (*@off and *@len are then 0), 0 while some is left or
+ * the socket would block, or -1 when the connection is dead (EPIPE, with no SIGPIPE thanks to
+ * MSG_NOSIGNAL; ECONNRESET). */
+static inline int bench_send_pending(int fd, const char *out, uint32_t *off, uint32_t *len)
+{
+    ssize_t w = send(fd, out + *off, *len - *off, MSG_NOSIGNAL);
+    if (w < 0)
+        return errno != EAGAIN && errno != EINTR ? -1 : 0;
+    *off += (uint32_t)w;
+    if (*off < *len)
+        return 0;
+    *off = *len = 0;
+    return 1;
 }
 
 /* Waits for up to @max events of the epoll set of @e into @events; while accepting is paused, no

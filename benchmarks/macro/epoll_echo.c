@@ -127,16 +127,11 @@ static void on_readable(struct server *s, int fd)
 static void on_writable(struct server *s, int fd)
 {
     struct conn *c = &s->table[fd];
-    ssize_t w = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-    if (w < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            close_conn(s, fd);
+    int r = bench_send_pending(fd, c->out, &c->out_off, &c->out_len);
+    if (r < 0)
+        close_conn(s, fd);
+    if (r <= 0)
         return;
-    }
-    c->out_off += (uint32_t)w;
-    if (c->out_off < c->out_len)
-        return;
-    c->out_off = c->out_len = 0;
     /* Output is gone: read again. Data that arrived meanwhile is reported at once (level). */
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
     epoll_ctl(s->ep.epfd, EPOLL_CTL_MOD, fd, &ev);
