@@ -24,48 +24,14 @@
  * main() prints "RATIO chan_handoff / ctx_switch = x (target <= 3)": a channel hand-off costs no
  * more than three context switches. The other ratios are printed for information.
  */
-#include <benchmark/benchmark.h>
+#include "bm_common.h"
 
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
-/* include/corio.h spells its alignment _Alignas, a C11 keyword that g++ does not accept in C++
- * (clang takes it as an extension); until the header maps it to alignas under __cplusplus, do
- * that here. */
-#if defined(__cplusplus) && !defined(_Alignas)
-#define _Alignas(n) alignas(n)
-#endif
-/* corio_stats names both a struct and a function: g++ -Wshadow warns about the header. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#include "corio.h"
-#pragma GCC diagnostic pop
-
-namespace corio_bm { /* bm_common.cc */
-double median_ns(const std::string &name, bool real = false);
-double median_counter(const std::string &name, const std::string &counter);
-std::string skip_reason(const std::string &name);
-bool ratio_line(const char *what, double value, const char *op, double target, const char *unit,
-                const std::string &why);
-int run_main(int argc, char **argv, void (*summary)());
-} // namespace corio_bm
-
-namespace {
-
-/* A loop with the default options; on failure the benchmark is skipped, as STYLE.md asks. */
-corio_loop *new_loop(benchmark::State &state)
+namespace
 {
-    corio_loop *loop = nullptr;
-    int err = corio_loop_new(&loop, nullptr);
-    if (err < 0) {
-        fprintf(stderr, "corio_loop_new: %s\n", strerror(-err));
-        state.SkipWithError("io_uring unavailable");
-        return nullptr;
-    }
-    return loop;
-}
 
 /* Loop statistics at the start of a measurement, turned into per-item counters at its end:
  * context switches, loop iterations and io_uring_enter calls (the mission metric) per item. */
@@ -120,7 +86,7 @@ int yield_driver(void *arg)
 
 void BM_ctx_switch(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
@@ -163,7 +129,7 @@ int pingpong_b(void *arg)
 
 void BM_chan_pingpong(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
@@ -210,7 +176,7 @@ int consumer(void *arg)
 
 void BM_chan_buffered(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
@@ -268,7 +234,7 @@ int mutex_partner(void *arg)
 
 void BM_mutex_handoff(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
@@ -316,7 +282,7 @@ int gen_driver(void *arg)
 
 void BM_gen_resume_yield(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
