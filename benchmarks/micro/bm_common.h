@@ -41,6 +41,17 @@ int run_main(int argc, char **argv, void (*summary)());
  * @state is skipped with "io_uring unavailable", as STYLE.md asks. Returns the loop, or nullptr. */
 corio_loop *new_loop(benchmark::State &state, const corio_loop_opts *opts = nullptr);
 
+/* Spawns @n coroutines running @fn(@arg) on @loop and runs the loop until they have all ended.
+ * Returns the number of spawns that failed. Inline, because benchmarks time it. */
+inline int spawn_and_run(corio_loop *loop, int n, corio_fn *fn, void *arg)
+{
+    int failed = 0;
+    for (int i = 0; i < n; i++)
+        failed += corio_spawn(loop, fn, arg, nullptr) != 0;
+    corio_loop_run(loop);
+    return failed;
+}
+
 } // namespace corio_bm
 
 #endif

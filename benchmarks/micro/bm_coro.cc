@@ -23,11 +23,7 @@ int return_at_once(void *)
  * Returns the number of failed spawns. */
 int spawn_batch(corio_loop *loop, int n)
 {
-    int failed = 0;
-    for (int i = 0; i < n; i++)
-        failed += corio_spawn(loop, return_at_once, nullptr, nullptr) != 0;
-    corio_loop_run(loop);
-    return failed;
+    return corio_bm::spawn_and_run(loop, n, return_at_once, nullptr);
 }
 
 /* N coroutines per batch; per item: one spawn + run + end. The loop's default options: the stack

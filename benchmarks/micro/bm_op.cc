@@ -39,14 +39,10 @@ int nop_worker(void *arg)
     return 0;
 }
 
-/* Runs @batch coroutines doing @per NOPs each, to the end. Returns the failed spawns. */
+/* Runs @batch coroutines doing job->per_coro NOPs each, to the end. Returns the failed spawns. */
 int run_nops(corio_loop *loop, nop_job *job, int batch)
 {
-    int failed = 0;
-    for (int i = 0; i < batch; i++)
-        failed += corio_spawn(loop, nop_worker, job, nullptr) != 0;
-    corio_loop_run(loop);
-    return failed;
+    return corio_bm::spawn_and_run(loop, batch, nop_worker, job);
 }
 
 void BM_op_nop_corio(benchmark::State &state)
