@@ -99,6 +99,39 @@ void BM_ctx_switch(benchmark::State &state)
 }
 BENCHMARK(BM_ctx_switch);
 
+/* ---- channels -------------------------------------------------------------------------------- */
+
+/* One channel benchmark: a channel of @capacity uint64_t values between @receiver, spawned first
+ * so that it is parked in recv when the other starts, and @sender, which sends 1, 2, 3... one per
+ * iteration of the timed loop and closes the channel after it. One iteration is @per_iter items.
+ * The receiver adds up what it gets: a total short of n(n+1)/2 marks the benchmark, so that a
+ * lost value cannot make it look fast. */
+void run_chan_bench(benchmark::State &state, size_t capacity, corio_fn *receiver, corio_fn *sender,
+                    int per_iter)
+{
+    corio_loop *loop = corio_bm::new_loop(state);
+    if (!loop)
+        return;
+    bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
+    if (corio_chan_new(&b.ch, sizeof(uint64_t), capacity) != 0) {
+        state.SkipWithError("corio_chan_new failed");
+        corio_loop_free(loop);
+        return;
+    }
+    stats_mark m(loop);
+    corio_spawn(loop, receiver, &b, nullptr);
+    corio_spawn(loop, sender, &b, nullptr);
+    run_loop(state, loop, &b.failed);
+    benchmark::DoNotOptimize(b.sum);
+    uint64_t n = uint64_t(state.iterations());
+    if (b.sum != n * (n + 1) / 2)
+        state.SkipWithError("values lost");
+    state.SetItemsProcessed(state.iterations() * per_iter);
+    m.report(state, double(state.iterations() * per_iter));
+    corio_chan_free(b.ch);
+    corio_loop_free(loop);
+}
+
 /* ---- channel ping-pong ----------------------------------------------------------------------- */
 
 int pingpong_a(void *arg)
@@ -127,26 +160,10 @@ int pingpong_b(void *arg)
     return 0;
 }
 
+/* Unbuffered; an iteration is two hand-offs, A to B and back. */
 void BM_chan_pingpong(benchmark::State &state)
 {
-    corio_loop *loop = corio_bm::new_loop(state);
-    if (!loop)
-        return;
-    bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
-    if (corio_chan_new(&b.ch, sizeof(uint64_t), 0) != 0) {
-        state.SkipWithError("corio_chan_new failed");
-        corio_loop_free(loop);
-        return;
-    }
-    stats_mark m(loop);
-    corio_spawn(loop, pingpong_b, &b, nullptr); /* first, so that it is parked in recv */
-    corio_spawn(loop, pingpong_a, &b, nullptr);
-    run_loop(state, loop, &b.failed);
-    benchmark::DoNotOptimize(b.sum);
-    state.SetItemsProcessed(state.iterations() * 2);
-    m.report(state, double(state.iterations() * 2));
-    corio_chan_free(b.ch);
-    corio_loop_free(loop);
+    run_chan_bench(state, 0, pingpong_b, pingpong_a, 2);
 }
 BENCHMARK(BM_chan_pingpong);
 
@@ -174,29 +191,10 @@ int consumer(void *arg)
     return 0;
 }
 
+/* A buffer of 64; an iteration is one value. */
 void BM_chan_buffered(benchmark::State &state)
 {
-    corio_loop *loop = corio_bm::new_loop(state);
-    if (!loop)
-        return;
-    bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
-    if (corio_chan_new(&b.ch, sizeof(uint64_t), 64) != 0) {
-        state.SkipWithError("corio_chan_new failed");
-        corio_loop_free(loop);
-        return;
-    }
-    stats_mark m(loop);
-    corio_spawn(loop, consumer, &b, nullptr);
-    corio_spawn(loop, producer, &b, nullptr);
-    run_loop(state, loop, &b.failed);
-    benchmark::DoNotOptimize(b.sum);
-    uint64_t n = uint64_t(state.iterations());
-    if (b.sum != n * (n + 1) / 2)
-        state.SkipWithError("values lost");
-    state.SetItemsProcessed(state.iterations());
-    m.report(state, double(state.iterations()));
-    corio_chan_free(b.ch);
-    corio_loop_free(loop);
+    run_chan_bench(state, 64, consumer, producer, 1);
 }
 BENCHMARK(BM_chan_buffered);
 
