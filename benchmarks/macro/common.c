@@ -235,25 +235,39 @@ static int epoll_add(int epfd, int fd)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-int bench_epoll_listen(const struct bench_options *o, const sigset_t *mask, int *sfd, int *epfd,
-                       int *lfd)
+/* Sets up the fds of @e; they are -1 before, and stay so if not made. Returns 0, or -1 after
+ * printing why. */
+static int epoll_listen(struct bench_epoll *e, const struct bench_options *o, const sigset_t *mask)
 {
-    *sfd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    *epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (*sfd < 0 || *epfd < 0) {
+    e->sfd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (e->sfd < 0 || e->epfd < 0) {
         perror("signalfd/epoll_create1");
         return -1;
     }
     int port = 0;
-    *lfd = bench_listen(o, SOCK_NONBLOCK, &port);
-    if (*lfd < 0)
+    e->lfd = bench_listen(o, SOCK_NONBLOCK, &port);
+    if (e->lfd < 0)
         return -1;
-    if (epoll_add(*epfd, *lfd) < 0 || epoll_add(*epfd, *sfd) < 0) {
+    if (epoll_add(e->epfd, e->lfd) < 0 || epoll_add(e->epfd, e->sfd) < 0) {
         perror("epoll_ctl");
         return -1;
     }
     bench_ready(port);
     return 0;
+}
+
+void *bench_epoll_open(struct bench_epoll *e, const struct bench_options *o, size_t entry_size)
+{
+    *e = (struct bench_epoll){.epfd = -1, .lfd = -1, .sfd = -1};
+    sigset_t mask;
+    bench_block_stop_signals(&mask);
+    void *table = bench_fd_table(entry_size, &e->nfds);
+    if (table != NULL && epoll_listen(e, o, &mask) < 0) {
+        free(table);
+        table = NULL;
+    }
+    return table;
 }
 
 int bench_epoll_accept(int epfd, int lfd, int nfds, int *max_fd)
@@ -305,12 +319,11 @@ void bench_deadline_ms(struct timespec *t, long ms)
     }
 }
 
-void bench_epoll_close(int sfd, int epfd, int lfd)
+void bench_epoll_close(struct bench_epoll *e)
 {
-    if (lfd >= 0)
-        close(lfd);
-    if (epfd >= 0)
-        close(epfd);
-    if (sfd >= 0)
-        close(sfd);
+    const int fds[] = {e->lfd, e->epfd, e->sfd}; /* the reverse of the order they were made in */
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
 }

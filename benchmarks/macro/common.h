@@ -1,17 +1,28 @@
 /*
- * The set-up the macro benchmarks share: the baseline servers' command line, CPU pinning, the
- * descriptor limit, stop signals, the listening socket and accepting on it. None of it runs per
- * message, and none of it uses corio, so that the baselines stay free of it.
+ * What the macro benchmarks share: the baseline servers' command line, CPU pinning, the
+ * descriptor limit, stop signals, the listening socket and accepting on it; for the epoll
+ * servers, the state they keep beside their per-fd tables (struct bench_epoll), with the accept
+ * pause, the stop signal, the wait at the top of the event loop and the flush of output that
+ * waited for EPOLLOUT. What an event loop calls is inline, so that the loop compiles as it did
+ * when each server held that code itself. None of it uses corio, so that the baselines stay free
+ * of it.
  */
 #ifndef CORIO_BENCH_MACRO_COMMON_H
 #define CORIO_BENCH_MACRO_COMMON_H
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Upper bound on a server's fd table, for hosts whose RLIMIT_NOFILE is huge or unlimited. */
 #define BENCH_MAX_FDS (1 << 20)
@@ -71,13 +82,34 @@ int bench_listen(const struct bench_options *o, int type_flags, int *port);
 /* Prints "ready port=@port" on stdout and flushes it: benchmarks/run and the tests wait for it. */
 void bench_ready(int port);
 
-/* The rest of an epoll server's set-up, after bench_block_stop_signals(@mask): a non-blocking
- * signalfd for @mask (*@sfd), the epoll set (*@epfd), and the non-blocking listener of @o (*@lfd),
+/* How long accepting stays off after EMFILE when no connection closes to free a descriptor. */
+#define BENCH_ACCEPT_BACKOFF_MS 100
+
+/* What an epoll server keeps beside its own per-fd table: the fds bench_epoll_open makes, accept
+ * pausing, the stop flag. Each server embeds one in its struct server. */
+struct bench_epoll {
+    int epfd;                  /* the epoll set */
+    int lfd;                   /* listening socket */
+    int sfd;                   /* signalfd for SIGINT and SIGTERM */
+    int nfds;                  /* fd table size, equal to the RLIMIT_NOFILE soft limit */
+    int max_fd;                /* highest fd ever opened as a connection, bounds the exit sweep */
+    bool accept_paused;        /* EMFILE or similar: the listener is disabled in the epoll set */
+    bool closed_since_pause;   /* a connection closed since accept paused, so a fd is free */
+    bool stop;                 /* a stop signal arrived */
+    struct timespec resume_at; /* when to retry accepting if nothing closes first */
+    uint64_t conns;            /* connections accepted */
+};
+
+/* Sets up an epoll server: stop signals blocked (bench_block_stop_signals), RLIMIT_NOFILE raised
+ * and a zeroed table of @entry_size-byte entries allocated, one per fd (bench_fd_table), then a
+ * non-blocking signalfd for SIGINT and SIGTERM, the epoll set and the non-blocking listener of @o,
  * the signalfd and the listener in the set for EPOLLIN, their fds as data; then "ready port=N"
- * (bench_ready). Returns 0, or -1 after printing why, the fds made so far (-1: not made) left
- * for the caller to close. */
-int bench_epoll_listen(const struct bench_options *o, const sigset_t *mask, int *sfd, int *epfd,
-                       int *lfd);
+ * (bench_ready). Returns the table, or NULL after printing why. Either way bench_epoll_close(@e)
+ * closes the fds made; the caller frees the table. */
+void *bench_epoll_open(struct bench_epoll *e, const struct bench_options *o, size_t entry_size);
+
+/* Closes the fds bench_epoll_open made (those not made are -1). */
+void bench_epoll_close(struct bench_epoll *e);
 
 /* Accepts a connection on the non-blocking listener @lfd and adds it to the epoll set @epfd for
  * EPOLLIN; *@max_fd is raised to its fd if that is higher, so that it bounds a sweep of the fd
@@ -91,7 +123,92 @@ int bench_epoll_accept(int epfd, int lfd, int nfds, int *max_fd);
 /* Sets @t to @ms milliseconds from now on CLOCK_MONOTONIC. */
 void bench_deadline_ms(struct timespec *t, long ms);
 
-/* Closes what bench_epoll_listen opened: the fds among @sfd, @epfd and @lfd that are >= 0. */
-void bench_epoll_close(int sfd, int epfd, int lfd);
+/*
+ * The rest is called from the event loops and is inline, so that each loop compiles as it did
+ * when its server held this code itself. A call to a cold path here would be cheap, but it
+ * changes how the compiler lays out the loop and allocates its registers: moving the accept pause
+ * and the signal handling out of line took 4 instructions off each message of epoll_echo, and a
+ * baseline must not change under the comparison.
+ */
+
+/* Milliseconds from now until @t on CLOCK_MONOTONIC, 0 once it has passed. */
+static inline int64_t bench_ms_until(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ms = (t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+    return ms < 0 ? 0 : ms;
+}
+
+/* Sets the events the listener of @e is watched for: EPOLLIN, or 0 while accepting is paused. */
+static inline void bench_epoll_set_listener(struct bench_epoll *e, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.fd = e->lfd};
+    epoll_ctl(e->epfd, EPOLL_CTL_MOD, e->lfd, &ev);
+}
+
+/*
+ * Stops accepting after EMFILE, ENFILE, ENOBUFS or ENOMEM. With a level-triggered listener the
+ * pending connection would otherwise wake every epoll_wait() and spin. Accepting resumes when a
+ * connection closes (the server then sets e->closed_since_pause, since its fd is free) or after
+ * BENCH_ACCEPT_BACKOFF_MS if none does; bench_epoll_wait sees to it.
+ */
+static inline void bench_epoll_pause_accept(struct bench_epoll *e)
+{
+    bench_epoll_set_listener(e, 0);
+    e->accept_paused = true;
+    e->closed_since_pause = false;
+    bench_deadline_ms(&e->resume_at, BENCH_ACCEPT_BACKOFF_MS);
+}
+
+/* Drains the signalfd of @e; a stop signal sets e->stop. */
+static inline void bench_epoll_on_signal(struct bench_epoll *e)
+{
+    struct signalfd_siginfo si;
+    while (read(e->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        e->stop = true;
+}
+
+/* Sends the unsent output [@out + *@off, @out + *@len) of connection @fd, which waited for
+ * EPOLLOUT. Returns 1 once all of it is gone (*@off and *@len are then 0), 0 while some is left or
+ * the socket would block, or -1 when the connection is dead (EPIPE, with no SIGPIPE thanks to
+ * MSG_NOSIGNAL; ECONNRESET). */
+static inline int bench_send_pending(int fd, const char *out, uint32_t *off, uint32_t *len)
+{
+    ssize_t w = send(fd, out + *off, *len - *off, MSG_NOSIGNAL);
+    if (w < 0)
+        return errno != EAGAIN && errno != EINTR ? -1 : 0;
+    *off += (uint32_t)w;
+    if (*off < *len)
+        return 0;
+    *off = *len = 0;
+    return 1;
+}
+
+/* Waits for up to @max events of the epoll set of @e into @events; while accepting is paused, no
+ * longer than until it resumes, and it resumes first if a connection has closed or the back-off
+ * is over. Returns their count, -EINTR when a signal interrupted the wait (the caller checks
+ * e->stop and waits again), or -1 after printing the error. */
+static inline int bench_epoll_wait(struct bench_epoll *e, struct epoll_event *events, int max)
+{
+    int timeout = -1;
+    if (e->accept_paused) {
+        int64_t ms = bench_ms_until(&e->resume_at);
+        if (e->closed_since_pause || ms == 0) {
+            e->accept_paused = false;
+            bench_epoll_set_listener(e, EPOLLIN);
+        } else {
+            timeout = (int)ms;
+        }
+    }
+    int n = epoll_wait(e->epfd, events, max, timeout);
+    if (n < 0) {
+        if (errno == EINTR)
+            return -EINTR;
+        perror("epoll_wait");
+        return -1;
+    }
+    return n;
+}
 
 #endif

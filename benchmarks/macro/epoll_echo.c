@@ -20,7 +20,8 @@
  * to one buffer per connection however fast a peer sends and however slowly it reads.
  *
  * Usage: epoll_echo [--host ADDR] [--port N] [--backlog N] [--cpu N] (common.c parses them, and
- * holds the rest of the set-up that the baselines share: pinning, limits, listener, accept).
+ * holds the rest of the set-up that the baselines share: pinning, limits, listener, accept;
+ * common.h the accept pause, the stop signal and the wait that epoll_http's loop shares).
  * Prints "ready port=N" once listening. SIGINT or SIGTERM stops it with status 0 and a
  * "conns=... msgs=... bytes=..." line on stderr (msgs counts recv() calls that returned data).
  */
@@ -33,9 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /* One read's worth, and the most a connection ever holds back: it bounds per-connection memory. */
@@ -43,8 +42,6 @@
 /* Full reads taken in a row from one connection before the others get a turn. */
 #define MAX_READS_PER_EVENT 16
 #define MAX_EVENTS 1024
-/* How long accepting stays off after EMFILE when no connection closes to free a descriptor. */
-#define ACCEPT_BACKOFF_MS 100
 
 /* A connection's state, at table[fd]. */
 struct conn {
@@ -55,48 +52,12 @@ struct conn {
 };
 
 struct server {
-    int epfd;                  /* the epoll set */
-    int lfd;                   /* listening socket */
-    int sfd;                   /* signalfd for SIGINT and SIGTERM */
-    struct conn *table;        /* per-fd state, nfds entries */
-    int nfds;                  /* table size, equal to the RLIMIT_NOFILE soft limit */
-    int max_fd;                /* highest fd ever opened as a connection, bounds the exit sweep */
-    bool accept_paused;        /* EMFILE or similar: the listener is disabled in the epoll set */
-    bool closed_since_pause;   /* a connection closed since accept paused, so a fd is free */
-    struct timespec resume_at; /* when to retry accepting if nothing closes first */
-    bool stop;                 /* a stop signal arrived */
-    uint64_t conns;            /* connections accepted */
-    uint64_t msgs;             /* recv() calls that returned data */
-    uint64_t bytes;            /* bytes read (and so echoed, unless a peer vanished) */
-    char buf[IO_BUF_SIZE];     /* the one read buffer: data is echoed before the next read */
+    struct bench_epoll ep; /* the epoll set, listener and signalfd; accept pausing; stop flag */
+    struct conn *table;    /* per-fd state, ep.nfds entries */
+    uint64_t msgs;         /* recv() calls that returned data */
+    uint64_t bytes;        /* bytes read (and so echoed, unless a peer vanished) */
+    char buf[IO_BUF_SIZE]; /* the one read buffer: data is echoed before the next read */
 };
-
-static int64_t ms_until(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t ms = (t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
-    return ms < 0 ? 0 : ms;
-}
-
-static void set_listener(struct server *s, uint32_t events)
-{
-    struct epoll_event ev = {.events = events, .data.fd = s->lfd};
-    epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev);
-}
-
-/*
- * Stops accepting after EMFILE, ENFILE, ENOBUFS or ENOMEM. With a level-triggered listener the
- * pending connection would otherwise wake every epoll_wait() and spin. Accepting resumes when a
- * connection closes (its fd is then free) or after ACCEPT_BACKOFF_MS if none does.
- */
-static void pause_accept(struct server *s)
-{
-    set_listener(s, 0);
-    s->accept_paused = true;
-    s->closed_since_pause = false;
-    bench_deadline_ms(&s->resume_at, ACCEPT_BACKOFF_MS);
-}
 
 static void close_conn(struct server *s, int fd)
 {
@@ -105,18 +66,18 @@ static void close_conn(struct server *s, int fd)
     close(fd);
     free(c->out);
     *c = (struct conn){0};
-    s->closed_since_pause = true;
+    s->ep.closed_since_pause = true;
 }
 
 static void on_accept(struct server *s)
 {
     int fd;
-    while ((fd = bench_epoll_accept(s->epfd, s->lfd, s->nfds, &s->max_fd)) >= 0) {
+    while ((fd = bench_epoll_accept(s->ep.epfd, s->ep.lfd, s->ep.nfds, &s->ep.max_fd)) >= 0) {
         s->table[fd].open = true;
-        s->conns++;
+        s->ep.conns++;
     }
     if (fd != -EAGAIN)
-        pause_accept(s);
+        bench_epoll_pause_accept(&s->ep);
 }
 
 /*
@@ -155,7 +116,7 @@ static void on_readable(struct server *s, int fd)
             c->out_off = 0;
             c->out_len = (uint32_t)(n - w);
             struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
-            epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+            epoll_ctl(s->ep.epfd, EPOLL_CTL_MOD, fd, &ev);
             return;
         }
         if (n < (ssize_t)sizeof(s->buf))
@@ -166,56 +127,32 @@ static void on_readable(struct server *s, int fd)
 static void on_writable(struct server *s, int fd)
 {
     struct conn *c = &s->table[fd];
-    ssize_t w = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-    if (w < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            close_conn(s, fd);
+    int r = bench_send_pending(fd, c->out, &c->out_off, &c->out_len);
+    if (r < 0)
+        close_conn(s, fd);
+    if (r <= 0)
         return;
-    }
-    c->out_off += (uint32_t)w;
-    if (c->out_off < c->out_len)
-        return;
-    c->out_off = c->out_len = 0;
     /* Output is gone: read again. Data that arrived meanwhile is reported at once (level). */
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-    epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
-}
-
-static void on_signal(struct server *s)
-{
-    struct signalfd_siginfo si;
-    while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        s->stop = true;
+    epoll_ctl(s->ep.epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
 static int run(struct server *s)
 {
     struct epoll_event events[MAX_EVENTS];
-    while (!s->stop) {
-        int timeout = -1;
-        if (s->accept_paused) {
-            int64_t ms = ms_until(&s->resume_at);
-            if (s->closed_since_pause || ms == 0) {
-                s->accept_paused = false;
-                set_listener(s, EPOLLIN);
-            } else {
-                timeout = (int)ms;
-            }
-        }
-        int n = epoll_wait(s->epfd, events, MAX_EVENTS, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("epoll_wait");
+    while (!s->ep.stop) {
+        int n = bench_epoll_wait(&s->ep, events, MAX_EVENTS);
+        if (n == -EINTR)
+            continue;
+        if (n < 0)
             return -1;
-        }
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
             uint32_t ev = events[i].events;
-            if (fd == s->lfd) {
+            if (fd == s->ep.lfd) {
                 on_accept(s);
-            } else if (fd == s->sfd) {
-                on_signal(s);
+            } else if (fd == s->ep.sfd) {
+                bench_epoll_on_signal(&s->ep);
             } else if (!s->table[fd].open) {
                 /* Closed earlier in this batch; the event is stale. */
                 continue;
@@ -246,26 +183,21 @@ int main(int argc, char **argv)
         perror("calloc");
         return 1;
     }
-    s->epfd = s->lfd = s->sfd = -1;
-    sigset_t mask;
-    bench_block_stop_signals(&mask);
-    s->table = bench_fd_table(sizeof(*s->table), &s->nfds);
-    if (s->table == NULL || bench_epoll_listen(&o, &mask, &s->sfd, &s->epfd, &s->lfd) < 0)
+    s->table = bench_epoll_open(&s->ep, &o, sizeof(*s->table));
+    if (s->table == NULL)
         goto out;
 
     if (run(s) == 0)
         status = 0;
-    fprintf(stderr, "conns=%llu msgs=%llu bytes=%llu\n", (unsigned long long)s->conns,
+    fprintf(stderr, "conns=%llu msgs=%llu bytes=%llu\n", (unsigned long long)s->ep.conns,
             (unsigned long long)s->msgs, (unsigned long long)s->bytes);
+    for (int fd = 0; fd <= s->ep.max_fd; fd++) {
+        if (s->table[fd].open)
+            close_conn(s, fd);
+    }
 
 out:
-    if (s->table != NULL) {
-        for (int fd = 0; fd <= s->max_fd; fd++) {
-            if (s->table[fd].open)
-                close_conn(s, fd);
-        }
-    }
-    bench_epoll_close(s->sfd, s->epfd, s->lfd);
+    bench_epoll_close(&s->ep);
     free(s->table);
     free(s);
     return status;

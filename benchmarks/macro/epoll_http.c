@@ -18,7 +18,8 @@
  * does not parse gets 400 and the connection closes; a head over IN_BUF_SIZE gets 431.
  *
  * Usage: epoll_http [--host ADDR] [--port N] [--backlog N] [--cpu N] (common.c parses them, and
- * holds the rest of the set-up that the baselines share: pinning, limits, listener, accept).
+ * holds the rest of the set-up that the baselines share: pinning, limits, listener, accept;
+ * common.h the accept pause, the stop signal and the wait that epoll_echo's loop shares).
  * Prints "ready port=N" once listening. SIGINT or SIGTERM stops it with status 0 and a
  * "conns=... msgs=... bytes=... reqs=..." line on stderr (msgs counts recv() calls that returned
  * data, reqs the responses sent).
@@ -33,7 +34,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,8 +45,6 @@
 /* Room reserved for any one canned response; build_responses() checks they fit. */
 #define RESP_MAX 256
 #define MAX_EVENTS 1024
-/* How long accepting stays off after EMFILE when no connection closes to free a descriptor. */
-#define ACCEPT_BACKOFF_MS 100
 /* Larger Content-Length values get 400 rather than a silent wrap. */
 #define MAX_BODY ((uint64_t)1 << 53)
 
@@ -103,21 +101,12 @@ struct conn {
 };
 
 struct server {
-    int epfd;                  /* the epoll set */
-    int lfd;                   /* listening socket */
-    int sfd;                   /* signalfd for SIGINT and SIGTERM */
-    struct conn *table;        /* per-fd state, nfds entries */
-    int nfds;                  /* table size, equal to the RLIMIT_NOFILE soft limit */
-    int max_fd;                /* highest fd ever opened as a connection, bounds the exit sweep */
-    bool accept_paused;        /* EMFILE or similar: the listener is disabled in the epoll set */
-    bool closed_since_pause;   /* a connection closed since accept paused, so a fd is free */
-    struct timespec resume_at; /* when to retry accepting if nothing closes first */
-    bool stop;                 /* a stop signal arrived */
-    time_t date_sec;           /* the second the canned responses' Date shows */
-    uint64_t conns;            /* connections accepted */
-    uint64_t msgs;             /* recv() calls that returned data */
-    uint64_t bytes;            /* bytes read */
-    uint64_t reqs;             /* responses queued, errors included */
+    struct bench_epoll ep; /* the epoll set, listener and signalfd; accept pausing; stop flag */
+    struct conn *table;    /* per-fd state, ep.nfds entries */
+    time_t date_sec;       /* the second the canned responses' Date shows */
+    uint64_t msgs;         /* recv() calls that returned data */
+    uint64_t bytes;        /* bytes read */
+    uint64_t reqs;         /* responses queued, errors included */
     struct response ok[MODE_COUNT]; /* the 200 for each connection mode */
     struct response err[ERR_COUNT]; /* 400, 431 and 501 */
     char rbuf[IN_BUF_SIZE];         /* shared read buffer for connections with no partial head */
@@ -387,31 +376,10 @@ static enum stop handle_requests(struct server *s, struct conn *c, char **pp, si
     return why;
 }
 
-static int64_t ms_until(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t ms = (t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
-    return ms < 0 ? 0 : ms;
-}
-
 static void set_events(struct server *s, int fd, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.fd = fd};
-    epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
-}
-
-/*
- * Stops accepting after EMFILE, ENFILE, ENOBUFS or ENOMEM. With a level-triggered listener the
- * pending connection would otherwise wake every epoll_wait() and spin. Accepting resumes when a
- * connection closes (its fd is then free) or after ACCEPT_BACKOFF_MS if none does.
- */
-static void pause_accept(struct server *s)
-{
-    set_events(s, s->lfd, 0);
-    s->accept_paused = true;
-    s->closed_since_pause = false;
-    bench_deadline_ms(&s->resume_at, ACCEPT_BACKOFF_MS);
+    epoll_ctl(s->ep.epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
 static void close_conn(struct server *s, int fd)
@@ -426,18 +394,18 @@ static void close_conn(struct server *s, int fd)
     free(c->in);
     free(c->out);
     *c = (struct conn){0};
-    s->closed_since_pause = true;
+    s->ep.closed_since_pause = true;
 }
 
 static void on_accept(struct server *s)
 {
     int fd;
-    while ((fd = bench_epoll_accept(s->epfd, s->lfd, s->nfds, &s->max_fd)) >= 0) {
+    while ((fd = bench_epoll_accept(s->ep.epfd, s->ep.lfd, s->ep.nfds, &s->ep.max_fd)) >= 0) {
         s->table[fd].open = true;
-        s->conns++;
+        s->ep.conns++;
     }
     if (fd != -EAGAIN)
-        pause_accept(s);
+        bench_epoll_pause_accept(&s->ep);
 }
 
 /*
@@ -546,16 +514,11 @@ static void on_readable(struct server *s, int fd)
 static void on_writable(struct server *s, int fd)
 {
     struct conn *c = &s->table[fd];
-    ssize_t w = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-    if (w < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            close_conn(s, fd);
+    int r = bench_send_pending(fd, c->out, &c->out_off, &c->out_len);
+    if (r < 0)
+        close_conn(s, fd);
+    if (r <= 0)
         return;
-    }
-    c->out_off += (uint32_t)w;
-    if (c->out_off < c->out_len)
-        return;
-    c->out_off = c->out_len = 0;
     if (c->close_after) {
         close_conn(s, fd);
         return;
@@ -566,43 +529,24 @@ static void on_writable(struct server *s, int fd)
         serve(s, fd, c->in, c->in_len);
 }
 
-static void on_signal(struct server *s)
-{
-    struct signalfd_siginfo si;
-    while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        s->stop = true;
-}
-
 static int run(struct server *s)
 {
     struct epoll_event events[MAX_EVENTS];
-    while (!s->stop) {
-        int timeout = -1;
-        if (s->accept_paused) {
-            int64_t ms = ms_until(&s->resume_at);
-            if (s->closed_since_pause || ms == 0) {
-                s->accept_paused = false;
-                set_events(s, s->lfd, EPOLLIN);
-            } else {
-                timeout = (int)ms;
-            }
-        }
-        int n = epoll_wait(s->epfd, events, MAX_EVENTS, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("epoll_wait");
+    while (!s->ep.stop) {
+        int n = bench_epoll_wait(&s->ep, events, MAX_EVENTS);
+        if (n == -EINTR)
+            continue;
+        if (n < 0)
             return -1;
-        }
         time_t now = time(NULL);
         if (now != s->date_sec)
             build_responses(s, now);
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
-            if (fd == s->lfd) {
+            if (fd == s->ep.lfd) {
                 on_accept(s);
-            } else if (fd == s->sfd) {
-                on_signal(s);
+            } else if (fd == s->ep.sfd) {
+                bench_epoll_on_signal(&s->ep);
             } else if (!s->table[fd].open) {
                 /* Closed earlier in this batch; the event is stale. */
                 continue;
@@ -634,27 +578,22 @@ int main(int argc, char **argv)
         perror("calloc");
         return 1;
     }
-    s->epfd = s->lfd = s->sfd = -1;
     build_responses(s, time(NULL));
-    sigset_t mask;
-    bench_block_stop_signals(&mask);
-    s->table = bench_fd_table(sizeof(*s->table), &s->nfds);
-    if (s->table == NULL || bench_epoll_listen(&o, &mask, &s->sfd, &s->epfd, &s->lfd) < 0)
+    s->table = bench_epoll_open(&s->ep, &o, sizeof(*s->table));
+    if (s->table == NULL)
         goto out;
 
     if (run(s) == 0)
         status = 0;
-    fprintf(stderr, "conns=%llu msgs=%llu bytes=%llu reqs=%llu\n", (unsigned long long)s->conns,
+    fprintf(stderr, "conns=%llu msgs=%llu bytes=%llu reqs=%llu\n", (unsigned long long)s->ep.conns,
             (unsigned long long)s->msgs, (unsigned long long)s->bytes, (unsigned long long)s->reqs);
+    for (int fd = 0; fd <= s->ep.max_fd; fd++) {
+        if (s->table[fd].open)
+            close_conn(s, fd);
+    }
 
 out:
-    if (s->table != NULL) {
-        for (int fd = 0; fd <= s->max_fd; fd++) {
-            if (s->table[fd].open)
-                close_conn(s, fd);
-        }
-    }
-    bench_epoll_close(s->sfd, s->epfd, s->lfd);
+    bench_epoll_close(&s->ep);
     free(s->table);
     free(s);
     return status;

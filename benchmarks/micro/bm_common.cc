@@ -1,4 +1,4 @@
-/* The shared main of the micro benchmarks.
+/* The shared main of the micro benchmarks, and their loop set-up.
  *
  * A machine shared with other work makes absolute times wander by tens of percent, so each binary
  * runs its corio benchmark and its baseline in the same process and reports their ratio. To keep
@@ -10,9 +10,9 @@
  * the time the thread was preempted by other tenants, and with io_uring's DEFER_TASKRUN the
  * kernel's completion work runs in this thread, so it is counted. Real time is printed beside it.
  *
- * The interface below is declared again at the top of each bm_<module>.cc (there is no header).
+ * bm_common.h declares what the bm_<module>.cc files call and says what each call does.
  */
-#include <benchmark/benchmark.h>
+#include "bm_common.h"
 
 #include <algorithm>
 #include <cmath>
@@ -107,8 +107,6 @@ bool has_flag(int argc, char **argv, const char *name)
 
 } // namespace
 
-/* Median over the repetitions of @name ("BM_op_nop_corio/256") of the CPU (or, with @real, the
- * wall-clock) ns per item. Returns NaN when it did not run. */
 double median_ns(const std::string &name, bool real)
 {
     auto it = g_runs.find(name);
@@ -120,7 +118,6 @@ double median_ns(const std::string &name, bool real)
     return median(v);
 }
 
-/* Median over the repetitions of @name of its user counter @counter. Returns NaN if absent. */
 double median_counter(const std::string &name, const std::string &counter)
 {
     auto it = g_runs.find(name);
@@ -135,15 +132,12 @@ double median_counter(const std::string &name, const std::string &counter)
     return median(v);
 }
 
-/* The error @name was skipped with, or "" (also when it did not run at all). */
 std::string skip_reason(const std::string &name)
 {
     auto it = g_runs.find(name);
     return it == g_runs.end() ? std::string() : it->second.error;
 }
 
-/* Prints "RATIO @what = <value><unit> (target <op> <target><unit>): PASS|FAIL", or SKIP when the
- * value could not be measured (@why says why). @op is ">=" or "<=". Returns true unless FAIL. */
 bool ratio_line(const char *what, double value, const char *op, double target, const char *unit,
                 const std::string &why)
 {
@@ -167,9 +161,6 @@ bool ratio_line(const char *what, double value, const char *op, double target, c
     return pass;
 }
 
-/* Runs the registered benchmarks with the defaults described at the top, then @summary, which
- * prints the RATIO lines. Returns the process exit status: 0, or 1 if the command line was bad.
- * A FAIL does not change it (a noisy machine must not break a script); grep the RATIO lines. */
 int run_main(int argc, char **argv, void (*summary)())
 {
     std::vector<char *> args(argv, argv + argc);
@@ -199,6 +190,18 @@ int run_main(int argc, char **argv, void (*summary)())
            g_fails);
     fflush(stdout);
     return 0;
+}
+
+corio_loop *new_loop(benchmark::State &state, const corio_loop_opts *opts)
+{
+    corio_loop *loop = nullptr;
+    int err = corio_loop_new(&loop, opts);
+    if (err < 0) {
+        fprintf(stderr, "corio_loop_new: %s\n", strerror(-err));
+        state.SkipWithError("io_uring unavailable");
+        return nullptr;
+    }
+    return loop;
 }
 
 } // namespace corio_bm

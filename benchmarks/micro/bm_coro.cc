@@ -7,43 +7,12 @@
  * frame, run queue), its first resume, its return, and the end (slot freed, stack back to the
  * pool); the corio_loop_run() that runs a batch of N is shared by the N.
  */
-#include <benchmark/benchmark.h>
+#include "bm_common.h"
 
 #include <cstdio>
-#include <cstring>
-#include <string>
-
-/* corio_stats names both a struct and a function: g++ -Wshadow warns about the header. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#include "corio.h"
-#pragma GCC diagnostic pop
-
-/* The shared main and summary helpers, defined in bm_common.cc. */
-namespace corio_bm
-{
-double median_ns(const std::string &name, bool real = false);
-double median_counter(const std::string &name, const std::string &counter);
-std::string skip_reason(const std::string &name);
-bool ratio_line(const char *what, double value, const char *op, double target, const char *unit,
-                const std::string &why);
-int run_main(int argc, char **argv, void (*summary)());
-} // namespace corio_bm
 
 namespace
 {
-
-corio_loop *new_loop(benchmark::State &state, const corio_loop_opts *opts)
-{
-    corio_loop *loop = nullptr;
-    int err = corio_loop_new(&loop, opts);
-    if (err < 0) {
-        fprintf(stderr, "corio_loop_new: %s\n", strerror(-err));
-        state.SkipWithError("io_uring unavailable");
-        return nullptr;
-    }
-    return loop;
-}
 
 int return_at_once(void *)
 {
@@ -54,11 +23,7 @@ int return_at_once(void *)
  * Returns the number of failed spawns. */
 int spawn_batch(corio_loop *loop, int n)
 {
-    int failed = 0;
-    for (int i = 0; i < n; i++)
-        failed += corio_spawn(nullptr, loop, return_at_once, nullptr) != 0;
-    corio_loop_run(loop);
-    return failed;
+    return corio_bm::spawn_and_run(loop, n, return_at_once, nullptr);
 }
 
 /* N coroutines per batch; per item: one spawn + run + end. The loop's default options: the stack
@@ -66,7 +31,7 @@ int spawn_batch(corio_loop *loop, int n)
 void BM_coro_spawn_run_end(benchmark::State &state)
 {
     const int n = int(state.range(0));
-    corio_loop *loop = new_loop(state, nullptr);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     spawn_batch(loop, n); /* warm the stack pool and the handle table: setup, untimed */
@@ -91,7 +56,7 @@ int yield_driver(void *arg)
 
 void BM_coro_switch(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state, nullptr);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     if (corio_spawn(nullptr, loop, yield_driver, &state) != 0)

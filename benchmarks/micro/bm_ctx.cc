@@ -6,46 +6,15 @@
  * context and swapcontext() back out (two switches, each with an rt_sigprocmask system call).
  * The google-benchmark loop itself runs inside the coroutine, so nothing but the yield is timed.
  */
-#include <benchmark/benchmark.h>
+#include "bm_common.h"
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <ucontext.h>
 #include <vector>
 
-/* corio_stats names both a struct and a function: g++ -Wshadow warns about the header. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#include "corio.h"
-#pragma GCC diagnostic pop
-
-/* The shared main and summary helpers, defined in bm_common.cc. */
-namespace corio_bm
-{
-double median_ns(const std::string &name, bool real = false);
-double median_counter(const std::string &name, const std::string &counter);
-std::string skip_reason(const std::string &name);
-bool ratio_line(const char *what, double value, const char *op, double target, const char *unit,
-                const std::string &why);
-int run_main(int argc, char **argv, void (*summary)());
-} // namespace corio_bm
-
 namespace
 {
-
-/* A loop with the default options; on failure the benchmark is skipped, as STYLE.md asks. */
-corio_loop *new_loop(benchmark::State &state)
-{
-    corio_loop *loop = nullptr;
-    int err = corio_loop_new(&loop, nullptr);
-    if (err < 0) {
-        fprintf(stderr, "corio_loop_new: %s\n", strerror(-err));
-        state.SkipWithError("io_uring unavailable");
-        return nullptr;
-    }
-    return loop;
-}
 
 /* Counters that show what one item cost the loop: context switches and loop iterations. */
 void loop_counters(benchmark::State &state, const struct corio_stats *s, uint64_t sw0, uint64_t it0,
@@ -84,7 +53,7 @@ int yield_partner(void *arg)
 /* One coroutine yielding in a loop; the scheduler resumes it each time. */
 void BM_ctx_yield(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     yielders y{&state, false};
@@ -104,7 +73,7 @@ BENCHMARK(BM_ctx_yield);
 /* Two coroutines yielding to each other through the scheduler: per item, one resume + yield. */
 void BM_ctx_yield_pair(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     yielders y{&state, false};

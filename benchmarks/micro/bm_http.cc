@@ -18,7 +18,7 @@
  * No RATIO lines: the figures are compared between builds (old against new code), not against a
  * baseline in the same binary; main() prints the medians for that.
  */
-#include <benchmark/benchmark.h>
+#include "bm_common.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -26,24 +26,7 @@
 #include <string>
 #include <vector>
 
-/* include/corio.h spells its alignment _Alignas, a C11 keyword that g++ does not accept in C++
- * (clang takes it as an extension); until the header maps it to alignas under __cplusplus, do
- * that here. */
-#if defined(__cplusplus) && !defined(_Alignas)
-#define _Alignas(n) alignas(n)
-#endif
-/* corio_stats names both a struct and a function: g++ -Wshadow warns about the header. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
 #include "corio/http.h"
-#pragma GCC diagnostic pop
-
-/* The shared main and summary helpers, defined in bm_common.cc. */
-namespace corio_bm
-{
-double median_ns(const std::string &name, bool real = false);
-int run_main(int argc, char **argv, void (*summary)());
-} // namespace corio_bm
 
 namespace
 {

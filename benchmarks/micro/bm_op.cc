@@ -12,29 +12,12 @@
  * own io_uring_enter calls (each io_uring_submit_and_wait() with wait_nr > 0 is exactly one in
  * liburing 2.3, and the CQEs are reaped with io_uring_for_each_cqe, which never enters).
  */
-#include <benchmark/benchmark.h>
+#include "bm_common.h"
 
 #include <cstdio>
 #include <cstring>
 #include <liburing.h>
 #include <string>
-
-/* corio_stats names both a struct and a function: g++ -Wshadow warns about the header. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#include "corio.h"
-#pragma GCC diagnostic pop
-
-/* The shared main and summary helpers, defined in bm_common.cc. */
-namespace corio_bm
-{
-double median_ns(const std::string &name, bool real = false);
-double median_counter(const std::string &name, const std::string &counter);
-std::string skip_reason(const std::string &name);
-bool ratio_line(const char *what, double value, const char *op, double target, const char *unit,
-                const std::string &why);
-int run_main(int argc, char **argv, void (*summary)());
-} // namespace corio_bm
 
 namespace
 {
@@ -56,26 +39,18 @@ int nop_worker(void *arg)
     return 0;
 }
 
-/* Runs @batch coroutines doing @per NOPs each, to the end. Returns the failed spawns. */
+/* Runs @batch coroutines doing job->per_coro NOPs each, to the end. Returns the failed spawns. */
 int run_nops(corio_loop *loop, nop_job *job, int batch)
 {
-    int failed = 0;
-    for (int i = 0; i < batch; i++)
-        failed += corio_spawn(nullptr, loop, nop_worker, job) != 0;
-    corio_loop_run(loop);
-    return failed;
+    return corio_bm::spawn_and_run(loop, batch, nop_worker, job);
 }
 
 void BM_op_nop_corio(benchmark::State &state)
 {
     const int batch = int(state.range(0));
-    corio_loop *loop = nullptr;
-    int err = corio_loop_new(&loop, nullptr);
-    if (err < 0) {
-        fprintf(stderr, "corio_loop_new: %s\n", strerror(-err));
-        state.SkipWithError("io_uring unavailable");
+    corio_loop *loop = corio_bm::new_loop(state);
+    if (!loop)
         return;
-    }
     nop_job warm{16, 0};
     run_nops(loop, &warm, batch); /* stacks and handle slots: setup, untimed */
 

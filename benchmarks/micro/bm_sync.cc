@@ -24,48 +24,14 @@
  * main() prints "RATIO chan_handoff / ctx_switch = x (target <= 3)": a channel hand-off costs no
  * more than three context switches. The other ratios are printed for information.
  */
-#include <benchmark/benchmark.h>
+#include "bm_common.h"
 
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
-/* include/corio.h spells its alignment _Alignas, a C11 keyword that g++ does not accept in C++
- * (clang takes it as an extension); until the header maps it to alignas under __cplusplus, do
- * that here. */
-#if defined(__cplusplus) && !defined(_Alignas)
-#define _Alignas(n) alignas(n)
-#endif
-/* corio_stats names both a struct and a function: g++ -Wshadow warns about the header. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#include "corio.h"
-#pragma GCC diagnostic pop
-
-namespace corio_bm { /* bm_common.cc */
-double median_ns(const std::string &name, bool real = false);
-double median_counter(const std::string &name, const std::string &counter);
-std::string skip_reason(const std::string &name);
-bool ratio_line(const char *what, double value, const char *op, double target, const char *unit,
-                const std::string &why);
-int run_main(int argc, char **argv, void (*summary)());
-} // namespace corio_bm
-
-namespace {
-
-/* A loop with the default options; on failure the benchmark is skipped, as STYLE.md asks. */
-corio_loop *new_loop(benchmark::State &state)
+namespace
 {
-    corio_loop *loop = nullptr;
-    int err = corio_loop_new(&loop, nullptr);
-    if (err < 0) {
-        fprintf(stderr, "corio_loop_new: %s\n", strerror(-err));
-        state.SkipWithError("io_uring unavailable");
-        return nullptr;
-    }
-    return loop;
-}
 
 /* Loop statistics at the start of a measurement, turned into per-item counters at its end:
  * context switches, loop iterations and io_uring_enter calls (the mission metric) per item. */
@@ -120,7 +86,7 @@ int yield_driver(void *arg)
 
 void BM_ctx_switch(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
@@ -132,6 +98,39 @@ void BM_ctx_switch(benchmark::State &state)
     corio_loop_free(loop);
 }
 BENCHMARK(BM_ctx_switch);
+
+/* ---- channels -------------------------------------------------------------------------------- */
+
+/* One channel benchmark: a channel of @capacity uint64_t values between @receiver, spawned first
+ * so that it is parked in recv when the other starts, and @sender, which sends 1, 2, 3... one per
+ * iteration of the timed loop and closes the channel after it. One iteration is @per_iter items.
+ * The receiver adds up what it gets: a total short of n(n+1)/2 marks the benchmark, so that a
+ * lost value cannot make it look fast. */
+void run_chan_bench(benchmark::State &state, size_t capacity, corio_fn *receiver, corio_fn *sender,
+                    int per_iter)
+{
+    corio_loop *loop = corio_bm::new_loop(state);
+    if (!loop)
+        return;
+    bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
+    if (corio_chan_new(&b.ch, sizeof(uint64_t), capacity) != 0) {
+        state.SkipWithError("corio_chan_new failed");
+        corio_loop_free(loop);
+        return;
+    }
+    stats_mark m(loop);
+    corio_spawn(nullptr, loop, receiver, &b);
+    corio_spawn(nullptr, loop, sender, &b);
+    run_loop(state, loop, &b.failed);
+    benchmark::DoNotOptimize(b.sum);
+    uint64_t n = uint64_t(state.iterations());
+    if (b.sum != n * (n + 1) / 2)
+        state.SkipWithError("values lost");
+    state.SetItemsProcessed(state.iterations() * per_iter);
+    m.report(state, double(state.iterations() * per_iter));
+    corio_chan_free(b.ch);
+    corio_loop_free(loop);
+}
 
 /* ---- channel ping-pong ----------------------------------------------------------------------- */
 
@@ -161,26 +160,10 @@ int pingpong_b(void *arg)
     return 0;
 }
 
+/* Unbuffered; an iteration is two hand-offs, A to B and back. */
 void BM_chan_pingpong(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
-    if (!loop)
-        return;
-    bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
-    if (corio_chan_new(&b.ch, sizeof(uint64_t), 0) != 0) {
-        state.SkipWithError("corio_chan_new failed");
-        corio_loop_free(loop);
-        return;
-    }
-    stats_mark m(loop);
-    corio_spawn(nullptr, loop, pingpong_b, &b); /* first, so that it is parked in recv */
-    corio_spawn(nullptr, loop, pingpong_a, &b);
-    run_loop(state, loop, &b.failed);
-    benchmark::DoNotOptimize(b.sum);
-    state.SetItemsProcessed(state.iterations() * 2);
-    m.report(state, double(state.iterations() * 2));
-    corio_chan_free(b.ch);
-    corio_loop_free(loop);
+    run_chan_bench(state, 0, pingpong_b, pingpong_a, 2);
 }
 BENCHMARK(BM_chan_pingpong);
 
@@ -208,29 +191,10 @@ int consumer(void *arg)
     return 0;
 }
 
+/* A buffer of 64; an iteration is one value. */
 void BM_chan_buffered(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
-    if (!loop)
-        return;
-    bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
-    if (corio_chan_new(&b.ch, sizeof(uint64_t), 64) != 0) {
-        state.SkipWithError("corio_chan_new failed");
-        corio_loop_free(loop);
-        return;
-    }
-    stats_mark m(loop);
-    corio_spawn(nullptr, loop, consumer, &b);
-    corio_spawn(nullptr, loop, producer, &b);
-    run_loop(state, loop, &b.failed);
-    benchmark::DoNotOptimize(b.sum);
-    uint64_t n = uint64_t(state.iterations());
-    if (b.sum != n * (n + 1) / 2)
-        state.SkipWithError("values lost");
-    state.SetItemsProcessed(state.iterations());
-    m.report(state, double(state.iterations()));
-    corio_chan_free(b.ch);
-    corio_loop_free(loop);
+    run_chan_bench(state, 64, consumer, producer, 1);
 }
 BENCHMARK(BM_chan_buffered);
 
@@ -268,7 +232,7 @@ int mutex_partner(void *arg)
 
 void BM_mutex_handoff(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
@@ -316,7 +280,7 @@ int gen_driver(void *arg)
 
 void BM_gen_resume_yield(benchmark::State &state)
 {
-    corio_loop *loop = new_loop(state);
+    corio_loop *loop = corio_bm::new_loop(state);
     if (!loop)
         return;
     bench b{&state, nullptr, CORIO_MUTEX_INIT, false, 0, 0};
