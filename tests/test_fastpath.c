@@ -8,6 +8,7 @@
  * watchdog ends the process if a test hangs anyway: a broken wake-up fails instead of hanging. */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -697,6 +698,59 @@ static void test_fastpath_send_zc_unsupported_socket(void **state)
     assert_int_equal(t_check(in + 8192, 8192, 63, 0), -1);
 }
 
+/* Whether a kernel SQPOLL poller thread of this process (a task whose comm starts with iou-sqp) may
+ * run on exactly @cpus ("Cpus_allowed_list"); *@seen counts the poller threads looked at. Pollers
+ * of loops freed a moment ago may still be there, so any of them matching is enough. */
+static bool sqpoll_on(const char *cpus, int *seen)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return false;
+    bool match = false;
+    struct dirent *e;
+    while (!match && (e = readdir(d))) {
+        char path[300], line[256], list[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        bool sqp = fgets(line, sizeof(line), f) && strncmp(line, "iou-sqp", 7) == 0;
+        fclose(f);
+        if (!sqp)
+            continue;
+        (*seen)++;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+        if (!(f = fopen(path, "re")))
+            continue;
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "Cpus_allowed_list: %63s", list) == 1 && strcmp(list, cpus) == 0)
+                match = true;
+        fclose(f);
+    }
+    closedir(d);
+    return match;
+}
+
+/* CORIO_LOOP_SQPOLL_PIN pins the poller to sqpoll_cpu (a plain CPU number; CPU 0 is one). */
+static void test_fastpath_sqpoll_pin(void **state)
+{
+    (void)state;
+    struct corio_loop_opts o = {.flags = CORIO_LOOP_SQPOLL | CORIO_LOOP_SQPOLL_PIN,
+                                .sqpoll_cpu = 0,
+                                .sqpoll_idle_ms = 10};
+    struct corio_loop *l = sqpoll_loop(&o);
+    assert_int_equal(t_run1(l, workload, NULL), 0);
+    t_expect_ok();
+    int seen = 0;
+    bool pinned = sqpoll_on("0", &seen);
+    corio_loop_free(l);
+    if (seen == 0) {
+        print_message("SKIP: no iou-sqp thread found in /proc/self/task\n");
+        skip();
+    }
+    assert_true(pinned);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,6 +763,7 @@ int main(void)
         T_GUARD_TEST(test_fastpath_sqpoll_wakeup),
         T_GUARD_TEST(test_fastpath_sqpoll_bounded_spin),
         T_GUARD_TEST(test_fastpath_sqpoll_timer_on_time),
+        T_GUARD_TEST(test_fastpath_sqpoll_pin),
         T_GUARD_TEST(test_fastpath_send_zc_buffer_held),
         T_GUARD_TEST(test_fastpath_send_zc_threshold),
         T_GUARD_TEST(test_fastpath_send_zc_threshold_off),

@@ -704,12 +704,59 @@ static void test_gen_record_parser(void **state)
     t_run_checked(state, parser_main, NULL);
 }
 
+/* A generator that sleeps 10 s before each yield. */
+static int yield_every_10s(struct corio_gen *g, void *arg, void *in)
+{
+    int *cleanups = arg;
+    (void)in;
+    for (;;) {
+        int r = corio_sleep(corio_now() + CORIO_SEC(10));
+        if (r == 0)
+            r = corio_gen_yield(g, NULL, NULL);
+        if (r < 0) {
+            (*cleanups)++;
+            return r;
+        }
+    }
+}
+
+/* A send's deadline ends a generator that is slow to yield as a cancel of the driver would: the
+ * generator is cancelled and has ended when the send returns -ETIMEDOUT. */
+static int send_deadline_main(void *arg)
+{
+    int *cleanups = arg;
+    struct corio_gen g;
+    T_EXPECT_EQ(corio_gen_init(&g, yield_every_10s, cleanups), 0);
+    int64_t t0 = corio_now();
+    void *out;
+    T_EXPECT_EQ(corio_gen_send(&g, NULL, &out, t0 + CORIO_MS(30)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 30);
+    T_EXPECT_EQ(*cleanups, 1);
+    T_EXPECT_EQ(corio_gen_result(&g), -ECANCELED);
+    T_EXPECT_EQ(corio_gen_send(&g, NULL, &out, CORIO_FOREVER), 0); /* it has ended */
+    T_EXPECT_EQ(corio_gen_fini(&g), -ECANCELED);
+    /* A deadline already past: finished at once. */
+    struct corio_gen h;
+    T_EXPECT_EQ(corio_gen_init(&h, yield_every_10s, cleanups), 0);
+    T_EXPECT_EQ(corio_gen_next(&h, &out, corio_now() - 1), -ETIMEDOUT);
+    T_EXPECT(corio_gen_result(&h) != -EINPROGRESS);
+    corio_gen_fini(&h);
+    return 0;
+}
+
+static void test_gen_send_deadline(void **state)
+{
+    int cleanups = 0;
+    t_run_checked(state, send_deadline_main, &cleanups);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T_LOOP_TEST(test_gen_send_yield_values),   T_LOOP_TEST(test_gen_next_until_end),
         T_LOOP_TEST(test_gen_ebusy_second_sender), T_LOOP_TEST(test_gen_eperm_edeadlk),
-        T_LOOP_TEST(test_gen_io_between_yields),   T_LOOP_TEST(test_gen_fini),
+        T_LOOP_TEST(test_gen_io_between_yields),
+        T_LOOP_TEST(test_gen_send_deadline),   T_LOOP_TEST(test_gen_fini),
         T_LOOP_TEST(test_gen_cancel_driver),       T_LOOP_TEST(test_gen_cancel_driver_after_end),
         T_LOOP_TEST(test_gen_loop_stop),           T_LOOP_TEST(test_gen_record_parser),
     };

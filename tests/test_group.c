@@ -646,6 +646,16 @@ static void test_group_nested(void **state)
         assert_int_equal(n.wait_res[l], -ECANCELED);
 }
 
+static void test_group_init_flags(void **state)
+{
+    (void)state;
+    struct corio_group g;
+    assert_int_equal(corio_group_init(&g, 0), 0);
+    assert_int_equal(corio_group_init(&g, CORIO_GROUP_CANCEL_ON_ERROR), 0);
+    assert_int_equal(corio_group_init(&g, 0x80), -EINVAL);
+    assert_int_equal(corio_group_size(&g), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -657,6 +667,7 @@ int main(void)
         T_LOOP_TEST(test_group_owner_cancelled),
         T_LOOP_TEST(test_group_member_waits_own_group),
         T_LOOP_TEST(test_group_cancel_on_error),
+        T_LOOP_TEST(test_group_init_flags),
         T_LOOP_TEST(test_group_spawn_after_cancel),
         T_LOOP_TEST(test_group_loop_stop),
         T_LOOP_TEST(test_group_nested),

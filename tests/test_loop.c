@@ -746,6 +746,41 @@ static void test_loop_threads_ping_pong(void **state)
     }
 }
 
+/* corio_run: the function's own result when only what it left behind deadlocked; -EDEADLK when it
+ * was caught itself. */
+static int run_leaves_deadlock(void *arg)
+{
+    struct dl_ctx *c = arg;
+    T_EXPECT_EQ(corio_spawn(&c->a, NULL, dl_a, c), 0);
+    T_EXPECT_EQ(corio_spawn(&c->b, NULL, dl_b, c), 0);
+    T_EXPECT_EQ(corio_detach(c->a), 0);
+    T_EXPECT_EQ(corio_detach(c->b), 0);
+    return 7;
+}
+
+static int run_caught_in_deadlock(void *arg)
+{
+    (void)arg;
+    /* Waits for a value nobody will send: nothing can wake it. */
+    struct corio_chan *ch;
+    T_EXPECT_EQ(corio_chan_new(&ch, sizeof(int), 0), 0);
+    int v;
+    T_EXPECT_EQ(corio_chan_recv(ch, &v, CORIO_FOREVER), -ECANCELED); /* the deadlock's end */
+    corio_chan_free(ch);
+    return 7;
+}
+
+static void test_loop_run_deadlock_result(void **state)
+{
+    (void)state;
+    struct dl_ctx c = {0};
+    assert_int_equal(corio_run(run_leaves_deadlock, &c, NULL), 7);
+    assert_int_equal(c.ended, 2); /* the pair was cancelled and ended */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(corio_run(run_caught_in_deadlock, &c, NULL), -EDEADLK);
+    t_expect_ok();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +795,7 @@ int main(void)
         T_LOOP_TEST(test_loop_stop_cancels_sleepers),
         T_LOOP_TEST(test_loop_stop_before_run),
         T_LOOP_TEST(test_loop_deadlock_detected),
+        T_GUARD_TEST(test_loop_run_deadlock_result),
         cmocka_unit_test(test_loop_free_with_live_coroutines),
         cmocka_unit_test(test_loop_strerror_setup),
         cmocka_unit_test(test_loop_setup_refused),

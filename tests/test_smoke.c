@@ -1,6 +1,23 @@
 /* A first end-to-end check of the engine: spawn, nop, sleep, a TCP echo through the ring. */
 #include "helpers.h"
 
+/* The ABI promise of include/corio/corio.h: the structs callers embed keep these sizes and this
+ * alignment through every 1.x release (their room is reserved inside). A change here breaks code
+ * built against an earlier 1.x header: it must not compile without a deliberate edit. */
+_Static_assert(sizeof(struct corio_future) == 192, "ABI: corio_future");
+_Static_assert(sizeof(struct corio_group) == 96, "ABI: corio_group");
+_Static_assert(sizeof(struct corio_mutex) == 48, "ABI: corio_mutex");
+_Static_assert(sizeof(struct corio_sem) == 48, "ABI: corio_sem");
+_Static_assert(sizeof(struct corio_waitgroup) == 48, "ABI: corio_waitgroup");
+_Static_assert(sizeof(struct corio_event) == 48, "ABI: corio_event");
+_Static_assert(sizeof(struct corio_gen) == 96, "ABI: corio_gen");
+_Static_assert(sizeof(struct corio_acceptor) == 128, "ABI: corio_acceptor");
+_Static_assert(sizeof(struct corio_receiver) == 128, "ABI: corio_receiver");
+_Static_assert(_Alignof(struct corio_future) == 8 && _Alignof(struct corio_group) == 8 &&
+                   _Alignof(struct corio_mutex) == 8 && _Alignof(struct corio_sem) == 8,
+               "ABI: alignment");
+_Static_assert(sizeof(struct corio_loop_opts) == 120, "ABI: corio_loop_opts");
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>

@@ -686,12 +686,52 @@ static void test_sync_eperm_outside(void **state)
     assert_int_equal(corio_event_wait(&ev, CORIO_FOREVER), -EPERM);
 }
 
+/* Every sync object has an _init equal to its static initialiser; CORIO_SEM_INIT(n) holds n. */
+static int inits_main(void *arg)
+{
+    (void)arg;
+    struct corio_mutex m;
+    memset(&m, 0xa5, sizeof(m));
+    T_EXPECT_EQ(corio_mutex_init(&m), 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&m), 0);
+    T_EXPECT_EQ(corio_mutex_trylock(&m), -EAGAIN);
+    T_EXPECT_EQ(corio_mutex_unlock(&m), 0);
+    struct corio_sem s = CORIO_SEM_INIT(2), s2;
+    T_EXPECT_EQ(corio_sem_value(&s), 2);
+    T_EXPECT_EQ(corio_sem_tryacquire(&s), 0);
+    T_EXPECT_EQ(corio_sem_tryacquire(&s), 0);
+    T_EXPECT_EQ(corio_sem_tryacquire(&s), -EAGAIN);
+    corio_sem_release(&s);
+    T_EXPECT_EQ(corio_sem_acquire(&s, T_BOUND), 0);
+    memset(&s2, 0xa5, sizeof(s2));
+    T_EXPECT_EQ(corio_sem_init(&s2, 1), 0);
+    T_EXPECT_EQ(corio_sem_value(&s2), 1);
+    struct corio_waitgroup wg;
+    memset(&wg, 0xa5, sizeof(wg));
+    T_EXPECT_EQ(corio_waitgroup_init(&wg), 0);
+    T_EXPECT_EQ(corio_waitgroup_wait(&wg, T_BOUND), 0); /* zero: at once */
+    struct corio_event ev;
+    memset(&ev, 0xa5, sizeof(ev));
+    T_EXPECT_EQ(corio_event_init(&ev), 0);
+    T_EXPECT(!corio_event_is_set(&ev));
+    T_EXPECT_EQ(corio_event_wait(&ev, corio_now() + CORIO_MS(1)), -ETIMEDOUT);
+    corio_event_set(&ev);
+    T_EXPECT_EQ(corio_event_wait(&ev, T_BOUND), 0);
+    return 0;
+}
+
+static void test_sync_inits(void **state)
+{
+    t_run_checked(state, inits_main, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T_LOOP_TEST(test_sync_mutex_exclusion),
         T_LOOP_TEST(test_sync_mutex_fifo),
         T_LOOP_TEST(test_sync_mutex_errors),
+        T_LOOP_TEST(test_sync_inits),
         T_LOOP_TEST(test_sync_mutex_deadline),
         T_LOOP_TEST(test_sync_mutex_cancel_waiter),
         T_LOOP_TEST(test_sync_cancel_after_handoff),
