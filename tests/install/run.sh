@@ -14,40 +14,13 @@
 # built but io_uring is unavailable to run the consumers, and 1 at the first failure, naming the
 # step. Its temporary directories live under <scratch-dir> and are removed on exit.
 set -eu
-
-if [ $# -ne 2 ]; then
-    echo "usage: $0 <source-dir> <scratch-dir>" >&2
-    exit 2
-fi
-src=$(cd "$1" && pwd)
-mkdir -p "$2"
-scratch=$(cd "$2" && pwd)
-work=$(mktemp -d "$scratch/install-test.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/lib.sh"
+init_scratch test_install "$@"
 
 cc=${CC:-cc}
 cxx=${CXX:-c++}
-jobs=$(nproc 2>/dev/null || echo 2)
-log=$work/log
 skipped=0
 version=unknown
-
-fail() {
-    echo "test_install: FAIL: $*" >&2
-    exit 1
-}
-
-# step <what> <command...>: runs the command quietly; on failure shows its output and fails.
-step() {
-    what=$1
-    shift
-    echo "test_install: $what"
-    if ! "$@" >"$log" 2>&1; then
-        cat "$log" >&2
-        fail "$what"
-    fi
-}
 
 # run_consumer <what> <command...>: 0 passes (and must print the header's version), 77 is
 # remembered as a skip, anything else fails.
