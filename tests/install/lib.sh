@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC2034
 # Sourced by the scripts beside it (sh): the set-up and reporting they share.
 #
 # init_scratch <name> <source-dir> <scratch-dir>: checks the arguments and sets $src (absolute),

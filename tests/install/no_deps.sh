@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck source-path=SCRIPTDIR
 # The library builds with liburing alone. Configures <source-dir> with its default options in a
 # fresh RelWithDebInfo build where pkg-config sees only liburing.pc (a directory holding a copy of
 # it) and find_package(benchmark) is disabled, so that cmocka and google-benchmark are invisible
@@ -9,6 +10,7 @@
 # Usage: no_deps.sh <source-dir> <scratch-dir>. Exits 0 when every check passed and 1 at the first
 # failure, naming it. Its temporary directory lives under <scratch-dir> and is removed on exit.
 set -eu
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 init_scratch test_no_deps "$@"
 build=$work/build
