@@ -1279,14 +1279,14 @@ static int slowloris_watched(void *arg)
     return 0;
 }
 
-/* The corio-httpd to attack: $CORIO_HTTPD, or ../tools/corio-httpd beside this test binary. */
+/* The corio-httpd to attack: $CORIO_HTTPD, or ../tools/corio-httpd beside this test binary. A
+ * path that does not fit in @path counts as not found: its truncated form would name another
+ * file. */
 static bool find_httpd(char *path, size_t cap)
 {
     const char *env = getenv("CORIO_HTTPD");
-    if (env && *env) {
-        snprintf(path, cap, "%s", env);
-        return access(path, X_OK) == 0;
-    }
+    if (env && *env)
+        return (size_t)snprintf(path, cap, "%s", env) < cap && access(path, X_OK) == 0;
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0)
@@ -1296,8 +1296,8 @@ static bool find_httpd(char *path, size_t cap)
     if (!slash)
         return false;
     *slash = '\0';
-    snprintf(path, cap, "%s/../tools/corio-httpd", self);
-    return access(path, X_OK) == 0;
+    return (size_t)snprintf(path, cap, "%s/../tools/corio-httpd", self) < cap &&
+           access(path, X_OK) == 0;
 }
 
 /* Reads the "ready port=N" line from @fd (the child's stdout). Returns N or -1. */
