@@ -394,6 +394,38 @@ int t_loop_fds_teardown(void **state)
     return fds_back_to(loop_fds) ? -1 : r;
 }
 
+void t_need_uring(struct corio_loop *loop, bool own, const char *what)
+{
+    if (corio_loop_backend(loop) == CORIO_BACKEND_IO_URING)
+        return;
+    print_message("SKIP: %s is io_uring's; this loop runs on %s (%s)\n", what,
+                  corio_backend_name(corio_loop_backend(loop)), corio_loop_backend_reason(loop));
+    if (own)
+        corio_loop_free(loop);
+    skip();
+}
+
+bool t_on_epoll(void)
+{
+    static int epoll = -1;
+    if (epoll < 0) {
+        struct corio_loop *l = NULL;
+        if (corio_loop_new(&l, NULL) != 0)
+            fail_msg("corio_loop_new failed");
+        epoll = corio_loop_backend(l) == CORIO_BACKEND_EPOLL;
+        corio_loop_free(l);
+    }
+    return epoll;
+}
+
+void t_skip_on_epoll(const char *what)
+{
+    if (!t_on_epoll())
+        return;
+    print_message("SKIP: %s is io_uring's; loops run on epoll here\n", what);
+    skip();
+}
+
 struct corio_loop *t_mkloop(const struct corio_loop_opts *o)
 {
     return t_mkloop_refusing(o, 0);

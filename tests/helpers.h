@@ -41,6 +41,18 @@
  * from io_uring_setup. main() then returns T_EXIT_SKIP. Any other failure aborts the test. */
 bool t_uring_unavailable(void);
 
+/* Skips the calling test, saying why, unless @loop runs on io_uring: for what only io_uring has
+ * (counts of io_uring_enter, CQ overflow, setup flags, fixed tables, SQPOLL). @what names it.
+ * With @own, @loop is the test's own and is freed first. Returns only on io_uring. */
+void t_need_uring(struct corio_loop *loop, bool own, const char *what);
+
+/* True when loops made with the default options run on the epoll backend here (io_uring refused,
+ * or CORIO_BACKEND=epoll): for tests whose loops are made deep inside. */
+bool t_on_epoll(void);
+
+/* Skips the calling test, saying why, when t_on_epoll(): @what is io_uring's alone. */
+void t_skip_on_epoll(const char *what);
+
 /* cmocka group fixtures: *state becomes a fresh loop; teardown asserts it is idle and frees it. */
 int t_loop_setup(void **state);
 int t_loop_teardown(void **state);
