@@ -501,17 +501,10 @@ static void test_loop_strerror_setup(void **state)
  * then the child reports what corio_loop_new and corio_strerror_setup say. */
 static void seccomp_child(int err, int out)
 {
-    struct sock_filter filt[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {.len = sizeof(filt) / sizeof(filt[0]), .filter = filt};
     char msg[1024];
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
-        snprintf(msg, sizeof(msg), "seccomp setup failed: %s", strerror(errno));
+    int serr = t_refuse_uring(err);
+    if (serr) {
+        snprintf(msg, sizeof(msg), "seccomp setup failed: %s", strerror(-serr));
         _exit(write(out, msg, strlen(msg)) < 0 ? 3 : 2);
     }
     /* io_uring forced: its refusal is the result (the default would fall back to epoll). */
