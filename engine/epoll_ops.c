@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -87,6 +88,12 @@ static int try_rw(struct corio__poll *p, struct prec *r, int64_t *res)
     bool vec = op->opcode == CORIO__OP_READV || op->opcode == CORIO__OP_WRITEV;
     struct iovec one = {(void *)op->addr, op->len};
     const struct iovec *iov = vec ? op->addr : &one;
+    if (vec && op->len > IOV_MAX) {
+        /* As the kernel says of a vector it cannot take; the sum below must not walk past the
+         * caller's array either. */
+        *res = -EINVAL;
+        return TRY_DONE;
+    }
     int cnt = vec ? (int)op->len : 1;
     size_t want = 0;
     for (int i = 0; i < cnt; i++)

@@ -104,3 +104,16 @@ void tool_print_stats(const char *who, struct corio_loop *loop)
             who, s->sqes, s->enters, s->cqes, s->cq_overflows, s->enobufs, s->switches, s->spawns,
             s->iterations, s->rx_pauses);
 }
+
+int tool_loop_new(const char *who, struct corio_loop **out, const struct corio_loop_opts *opts)
+{
+    int err = corio_loop_new(out, opts);
+    if (err) {
+        fprintf(stderr, "%s: %s\n", who, corio_strerror_setup(err));
+        return err;
+    }
+    if (corio_loop_backend(*out) != CORIO_BACKEND_IO_URING)
+        fprintf(stderr, "%s: backend %s: %s\n", who, corio_backend_name(corio_loop_backend(*out)),
+                corio_loop_backend_reason(*out));
+    return 0;
+}

@@ -25,6 +25,10 @@ int64_t tool_parse_seconds(const char *opt, const char *val);
 /* Pins the calling thread to CPU @cpu. Returns 0 or -errno. */
 int tool_pin_cpu(int cpu);
 
+/* Makes the tool's loop with @opts. On the epoll backend it says so on stderr, with the reason,
+ * prefixed by @who; on failure it prints the cause. Returns 0 or -errno. */
+int tool_loop_new(const char *who, struct corio_loop **out, const struct corio_loop_opts *opts);
+
 /* Prints the loop's counters to stderr, one line, prefixed by @who. */
 void tool_print_stats(const char *who, struct corio_loop *loop);
 

@@ -183,11 +183,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "corio-echo: cannot pin to CPU %d\n", cpu);
     tool_block_signals();
     struct corio_loop *loop;
-    int err = corio_loop_new(&loop, &lo);
-    if (err) {
-        fprintf(stderr, "corio-echo: %s\n", corio_strerror_setup(err));
+    int err = tool_loop_new("corio-echo", &loop, &lo);
+    if (err)
         return 1;
-    }
     if (!o.plain) {
         err = corio_bufring_new(&ring, loop, o.buffers, o.buffer);
         if (err) {

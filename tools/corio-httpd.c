@@ -119,9 +119,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "corio-httpd: cannot pin to CPU %d\n", cpu);
     tool_block_signals();
     struct corio_loop *loop;
-    err = corio_loop_new(&loop, &lo);
+    err = tool_loop_new("corio-httpd", &loop, &lo);
     if (err) {
-        fprintf(stderr, "corio-httpd: %s\n", corio_strerror_setup(err));
         corio_http_server_free(srv);
         return 1;
     }

@@ -1,4 +1,5 @@
-/* corio-probe: what the running kernel's io_uring offers, and what corio uses of it. */
+/* corio-probe: which backend corio's default loop gets here and why, what the running kernel's
+ * io_uring offers, and what corio uses of it. */
 #include "common.h"
 
 #include <getopt.h>
@@ -9,9 +10,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: corio-probe [--help]\n"
-               "Prints the kernel, the io_uring operations it offers, the ring setup flags and\n"
-               "features corio's default loop uses, and whether SQPOLL mode is available.\n"
-               "Exits 1 when io_uring cannot be used at all, naming the cause.\n");
+               "Prints the kernel, the backend a default loop gets here (io_uring, or epoll and\n"
+               "why), the io_uring operations the kernel offers, the ring setup flags and features\n"
+               "corio uses, and whether SQPOLL mode is available. CORIO_BACKEND is honoured.\n"
+               "Exits 1 when no loop can be made at all, naming the cause.\n");
 }
 
 static void row(const char *name, bool yes, const char *note)
@@ -38,8 +40,23 @@ int main(int argc, char **argv)
     struct corio_loop *loop;
     int err = corio_loop_new(&loop, NULL);
     if (err) {
-        printf("io_uring: unavailable: %s\n", corio_strerror_setup(err));
+        printf("backend: none: %s\n", corio_strerror_setup(err));
         return 1;
+    }
+    if (corio_loop_backend(loop) != CORIO_BACKEND_IO_URING) {
+        /* The epoll backend serves every op; say why io_uring is not used, and what it would
+         * have offered if it was only the environment that chose epoll. */
+        printf("backend: %s: %s\n", corio_backend_name(corio_loop_backend(loop)),
+               corio_loop_backend_reason(loop));
+        corio_loop_free(loop);
+        struct corio_loop_opts uo = {.backend = CORIO_BACKEND_IO_URING};
+        err = corio_loop_new(&loop, &uo);
+        if (err) {
+            printf("io_uring: unavailable: %s\n", corio_strerror_setup(err));
+            return 0;
+        }
+    } else {
+        printf("backend: io_uring\n");
     }
     printf("operations (IORING_REGISTER_PROBE):\n");
     for (int f = CORIO_FEAT_NOP; f <= CORIO_FEAT_PROVIDE_BUFFERS; f++)
