@@ -68,9 +68,12 @@ static int h_submitted(struct corio_http_conn *c, const struct corio_http_reques
     return corio_http_respond(c, 201, "text/plain", "created\n", 8);
 }
 
+/* The error h_echo's last failed body read returned, 0 if none did since it was reset. */
+static int echo_err;
+
 /* Answers "<method> <target>\n" followed by the request body, which it reads in pieces of 7 bytes
- * (odd on purpose, so that reads end inside chunks). A body error that is an HTTP status is
- * answered with that status, and the body deadline with 408. */
+ * (odd on purpose, so that reads end inside chunks). A body error is answered with the status
+ * corio_http_status gives it (the body deadline's -ETIMEDOUT with 408), and kept in echo_err. */
 static int h_echo(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
     (void)arg;
@@ -86,11 +89,10 @@ static int h_echo(struct corio_http_conn *c, const struct corio_http_request *re
         ssize_t r = corio_http_read_body(c, out + len, want);
         if (r < 0) {
             free(out);
-            int status = r == -ETIMEDOUT ? 408 : r <= -400 && r > -600 ? (int)-r : 0;
-            if (status) {
-                const char *reason = corio_http_reason(status);
-                corio_http_respond(c, status, "text/plain", reason, strlen(reason));
-            }
+            echo_err = (int)r;
+            int status = corio_http_status((int)r);
+            const char *reason = corio_http_reason(status);
+            corio_http_respond(c, status, "text/plain", reason, strlen(reason));
             return (int)r;
         }
         if (r == 0 || want == 0)
@@ -956,7 +958,8 @@ static void sc_body_errors(struct env *e)
 {
     struct client c;
     struct resp r;
-    /* Bad chunk framing: the handler gets -400 and answers it; the connection ends. */
+    /* Bad chunk framing: the handler gets -EBADMSG and answers 400; the connection ends. */
+    echo_err = 0;
     if (CL_OPEN(e, &c)) {
         if (ROUNDTRIP(&c,
                       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -969,7 +972,9 @@ static void sc_body_errors(struct env *e)
         EXPECT_CLOSED_OR_RESET(&c);
     }
     cl_close(&c);
-    /* A chunked body over max_body_bytes (1000): -413. */
+    T_EXPECT_EQ(echo_err, -EBADMSG);
+    /* A chunked body over max_body_bytes (1000): -EMSGSIZE, answered 413. */
+    echo_err = 0;
     if (CL_OPEN(e, &c)) {
         if (ROUNDTRIP(&c,
                       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -982,6 +987,7 @@ static void sc_body_errors(struct env *e)
         EXPECT_CLOSED_OR_RESET(&c);
     }
     cl_close(&c);
+    T_EXPECT_EQ(echo_err, -EMSGSIZE);
 }
 
 static void test_http_server_body_errors(void **state)

@@ -127,10 +127,10 @@ static ssize_t read_chunked(struct corio_http_conn *c, void *buf, size_t len)
         c->payload_off = c->bpos;
         c->payload_len = produced;
         c->bpos += consumed;
-        if (r < 0)
-            return body_failed(c, r); /* the handler can still answer -r */
-        if (r == 1)
+        if (r == 0)
             c->body = CORIO__HTTP_BODY_DONE;
+        else if (r != -EAGAIN)
+            return body_failed(c, r); /* the handler can still answer corio_http_status(r) */
     }
 }
 

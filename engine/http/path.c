@@ -34,7 +34,7 @@ ssize_t corio_http_decode_path(const char *target, size_t len, char *out, size_t
         s = slash;
     }
     if (s == end || *s != '/')
-        return -400;
+        return -EBADMSG;
 
     /* Invariant: w <= cap - 1, leaving room for the NUL; out[0..w) ends in '/' between
      * segments. */
@@ -51,21 +51,21 @@ ssize_t corio_http_decode_path(const char *target, size_t len, char *out, size_t
             if (c == '%') {
                 int hi, lo;
                 if (end - s < 2 || (hi = hex_digit(s[0])) < 0 || (lo = hex_digit(s[1])) < 0)
-                    return -400;
+                    return -EBADMSG;
                 c = (char)(hi << 4 | lo);
                 s += 2;
                 if (c == '/')
-                    return -403;
+                    return -EACCES;
             }
             if (c == '\0')
-                return -400;
+                return -EBADMSG;
             if (w + 1 >= cap)
                 return -ENOSPC;
             out[w++] = c;
         }
         size_t n = w - seg;
         if (n == 2 && out[seg] == '.' && out[seg + 1] == '.')
-            return -403;
+            return -EACCES;
         if (n == 1 && out[seg] == '.')
             w = seg;
         else if (n > 0 && s < end) {

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The outcome of reading a head that is not a head or an HTTP status: end the connection quietly
- * (EOF, reset, idle timeout, cancel). */
-#define HEAD_CLOSE (-2)
+/* The outcome of reading a head that is neither a head nor an error to answer: end the connection
+ * quietly (EOF, reset, idle timeout, cancel). The parser never returns it. */
+#define HEAD_CLOSE (-ECONNABORTED)
 
 /* ---- server ------------------------------------------------------------------------------- */
 
@@ -121,8 +121,8 @@ const struct corio_http_stats *corio_http_server_stats(const struct corio_http_s
 /* ---- the connection ----------------------------------------------------------------------- */
 
 /* Parses what rbuf holds of the head, then moves the unparsed bytes to the front of rbuf (the
- * parser keeps offsets, not pointers). Returns the head's length, a negated HTTP status, or
- * CORIO_HTTP_INCOMPLETE. */
+ * parser keeps offsets, not pointers). Returns the head's length, -EAGAIN, or the parser's
+ * -errno. */
 static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p,
                           struct corio_http_request *req, struct corio_http_header *hdrs)
 {
@@ -130,7 +130,7 @@ static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p
     if (c->rpos < c->rlen) {
         ssize_t r = corio_http_parse_request(p, c->rbuf + c->rpos, c->rlen - c->rpos, lim, req,
                                              hdrs, lim->max_headers);
-        if (r != CORIO_HTTP_INCOMPLETE)
+        if (r != -EAGAIN)
             return r;
     }
     if (c->rpos > 0) {
@@ -138,7 +138,7 @@ static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p
         c->rlen -= c->rpos;
         c->rpos = 0;
     }
-    return CORIO_HTTP_INCOMPLETE;
+    return -EAGAIN;
 }
 
 /* read_head's loop. @idle: the idle bound is set, and nothing of the head has come yet. */
@@ -149,10 +149,10 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
     bool armed = idle;
     for (;;) {
         ssize_t r = parse_head(c, &p, req, hdrs);
-        if (r != CORIO_HTTP_INCOMPLETE)
+        if (r != -EAGAIN)
             return r;
         if (c->rlen == c->rcap)
-            return -431;
+            return -E2BIG;
         /* Idle, the idle bound covers this flush as a write bound of its own would: both run
          * from now. Otherwise the flush has its own bound, then the head's deadline applies. */
         if (corio__http_flush_out(c, !idle) != 0)
@@ -166,7 +166,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
             if (idle)
                 return HEAD_CLOSE;
             c->s->stats.timeouts++;
-            return -408;
+            return -ETIMEDOUT;
         }
         if (n <= 0)
             return HEAD_CLOSE;
@@ -183,7 +183,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
 /* Reads until a whole head is in rbuf[rpos..], bounded by the idle timeout until its first byte
  * when nothing of it is buffered between requests, else by the head's deadline. The handler must
  * not inherit that bound, nor the error path a bound that passed: it is removed before the
- * return. Returns the head's length, a negated HTTP status, or HEAD_CLOSE. */
+ * return. Returns the head's length, -errno to answer (corio_http_status), or HEAD_CLOSE. */
 static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *req,
                          struct corio_http_header *hdrs)
 {
@@ -329,7 +329,7 @@ static void serve_conn(struct corio_http_conn *c)
             c->s->stats.bad_requests++;
             c->head_only = false;
             c->keep_alive = false;
-            corio__http_respond_error(c, (int)-hl, true);
+            corio__http_respond_error(c, corio_http_status((int)hl), true);
             linger_close(c);
             return;
         }

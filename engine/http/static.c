@@ -27,7 +27,10 @@ static int file_open(struct corio_http_conn *c, const struct corio_http_request 
 {
     f->plen = corio_http_decode_path(req->target, req->target_len, f->path, sizeof(f->path) - 16);
     if (f->plen < 0) {
-        corio__http_respond_error(c, f->plen == -ENOSPC ? 414 : (int)-f->plen, f->plen != -403);
+        /* A path too long for the buffer came from a target as long: 414. A ".." is refused
+         * (403) without closing: nothing in the request is malformed. */
+        int status = f->plen == -ENOSPC ? 414 : corio_http_status((int)f->plen);
+        corio__http_respond_error(c, status, f->plen != -EACCES);
         return -1;
     }
     if (f->path[f->plen - 1] == '/') {
@@ -85,7 +88,7 @@ static int file_range(const struct corio_http_request *req, int64_t size,
     if (req->range == NULL)
         return 200;
     int rr = corio_http_parse_range(req->range, req->range_len, size, first, last);
-    if (rr == -416) {
+    if (rr == -ERANGE) {
         t->content_range = CORIO_HTTP_CONTENT_RANGE_UNSATISFIED;
         t->range_size = size;
         return 416;

@@ -5,12 +5,27 @@
  * blocks or suspends, and every pointer a call hands back points into a buffer the caller passed
  * in. The server section runs on a corio loop.
  *
- * Error convention. The module follows the library's "negative means failure" rule with one twist
- * for the parsers: a malformed or refused request fails with the *negated HTTP status code* the
- * server must answer with (-400, -413, -414, -431, -501, -505), so a server can send
- * `corio_http_reason(-ret)` and close. "Need more bytes" is CORIO_HTTP_INCOMPLETE (-1), which
- * collides with no status code. The formatting helpers use ordinary -errno values (-ENOSPC,
- * -EINVAL), which never collide with the status codes either (all errno values are below 400).
+ * The conventions of corio.h hold here too: results are >= 0 or -errno, and there are no
+ * library-specific codes. A request that cannot be served fails with one errno per HTTP status,
+ * and corio_http_status() gives the status a server answers it with:
+ *   -EBADMSG          400 Bad Request: malformed syntax or framing, a smuggling shape
+ *   -EACCES           403 Forbidden: a path that would leave the document root
+ *   -ETIMEDOUT        408 Request Timeout: a deadline passed while the request was read
+ *   -EMSGSIZE         413 Content Too Large: a body above max_body_bytes
+ *   -ENAMETOOLONG     414 URI Too Long: a request-target above max_target_bytes
+ *   -ERANGE           416 Range Not Satisfiable: a byte range that selects nothing
+ *   -E2BIG            431 Request Header Fields Too Large: a head or trailer section too big,
+ *                     or too many fields
+ *   -EOPNOTSUPP       501 Not Implemented: an unknown method or transfer coding
+ *   -EPROTONOSUPPORT  505 HTTP Version Not Supported
+ * A parser that needs more input returns -EAGAIN, as corio's other non-waiting calls do where
+ * they would have to wait; it is not an error of the request, and the caller feeds more bytes.
+ * The errnos were picked for their meaning and so that none is also what the same call returns
+ * for another reason: -ENOSPC (a caller's buffer too small) and -EINVAL (a caller's argument)
+ * stay with the caller's mistakes.
+ *
+ * Calls that wait on the peer take an absolute deadline last (corio.h); corio_http_serve runs
+ * until cancelled, and the server's own bounds are durations in its options.
  */
 #ifndef CORIO_HTTP_H
 #define CORIO_HTTP_H
@@ -29,9 +44,6 @@ extern "C" {
 
 /* ==== parser ================================================================================= */
 
-/* Returned by the parsers while the bytes seen so far are a valid prefix but not a whole unit. */
-#define CORIO_HTTP_INCOMPLETE (-1)
-
 /* Defaults that corio_http_limits_init() fills in. */
 #define CORIO_HTTP_DEFAULT_MAX_HEAD_BYTES 8192
 #define CORIO_HTTP_DEFAULT_MAX_HEADERS 64
@@ -44,7 +56,8 @@ extern "C" {
 /* Length of an IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT". */
 #define CORIO_HTTP_DATE_LEN 29
 
-/* Request methods the server implements. Any other syntactically valid method fails with -501. */
+/* Request methods the server implements. Any other syntactically valid method fails with
+ * -EOPNOTSUPP (501). */
 enum corio_http_method {
     CORIO_HTTP_METHOD_UNKNOWN = 0, /* only seen in a zeroed struct, never after a parse */
     CORIO_HTTP_GET,
@@ -60,11 +73,12 @@ enum corio_http_method {
 
 /* Limits a parse enforces. A NULL limits pointer anywhere in this API means the defaults. */
 struct corio_http_limits {
-    size_t max_head_bytes;   /* whole head incl. ignored leading CRLFs and final CRLF; else -431.
-                              * Also bounds a chunked body's trailer section (-431). */
-    size_t max_headers;      /* header fields in a head; one more gives -431 */
-    size_t max_target_bytes; /* request-target length; one more gives -414 */
-    int64_t max_body_bytes;  /* Content-Length or decoded chunked payload; one more gives -413 */
+    size_t max_head_bytes;   /* whole head incl. ignored leading CRLFs and final CRLF; else
+                              * -E2BIG. Also bounds a chunked body's trailer section (-E2BIG). */
+    size_t max_headers;      /* header fields in a head; one more gives -E2BIG */
+    size_t max_target_bytes; /* request-target length; one more gives -ENAMETOOLONG */
+    int64_t max_body_bytes;  /* Content-Length or decoded chunked payload; one more gives
+                              * -EMSGSIZE */
 };
 
 /* One header field. Both point into the caller's buffer and are not NUL-terminated. The name is
@@ -119,8 +133,8 @@ struct corio_http_parser {
 struct corio_http_chunked {
     uint64_t chunk_left; /* payload bytes left in the current chunk, or the chunk-size so far */
     uint64_t total;      /* payload bytes decoded so far */
-    uint64_t max_body;   /* limit on total (-413) */
-    size_t max_trailer;  /* limit on the trailer section's bytes (-431) */
+    uint64_t max_body;   /* limit on total (-EMSGSIZE) */
+    size_t max_trailer;  /* limit on the trailer section's bytes (-E2BIG) */
     size_t line_len;     /* bytes of the current chunk-size line or trailer section so far */
     unsigned state;      /* where the decoder is inside the chunk framing */
 };
@@ -140,7 +154,7 @@ CORIO_API void corio_http_parser_init(struct corio_http_parser *p);
  * Only the new bytes are scanned for the blank line that ends the head, so feeding a head one
  * byte at a time costs O(n) in total; the head is then parsed in one pass. Empty lines (CRLF)
  * before the request line are skipped and count towards the returned length and max_head_bytes.
- * @lim may be NULL for the defaults and must be the same on every call for one head. The -431
+ * @lim may be NULL for the defaults and must be the same on every call for one head. The -E2BIG
  * for an oversized head needs max_head_bytes + 1 bytes to be seen, so a server whose buffer is
  * smaller than that and fills up without a result should answer 431 itself.
  *
@@ -151,22 +165,23 @@ CORIO_API void corio_http_parser_init(struct corio_http_parser *p);
  *
  * Strictness follows RFC 9112 and refuses request smuggling shapes: a bare LF, obs-fold, space
  * before a colon, a second Content-Length or Host, Content-Length with Transfer-Encoding, and
- * Transfer-Encoding in HTTP/1.0 are all errors. Errors:
- *   -400 any syntax violation, the above, a missing Host in HTTP/1.1, chunked not last in
- *        Transfer-Encoding, a malformed version ("HTTP/1.1" must match exactly in shape);
- *   -413 Content-Length above max_body_bytes;
- *   -414 request-target above max_target_bytes, reported as soon as the partial line shows it;
- *   -431 head above max_head_bytes (reported once that many bytes arrived without the blank
- *        line), or more header fields than allowed;
- *   -501 a valid method token that is not in enum corio_http_method, or a Transfer-Encoding
- *        other than exactly "chunked";
- *   -505 a well-formed version other than HTTP/1.0 and HTTP/1.1.
- * Syntax errors of the complete head take precedence over -501 and -413. The same bytes give the
- * same result however they are split across calls. @p is reset on completion and on error, so
- * pipelined requests are parsed by calling again at @buf + return value.
+ * Transfer-Encoding in HTTP/1.0 are all errors. Errors (the status to answer in brackets):
+ *   -EBADMSG (400) any syntax violation, the above, a missing Host in HTTP/1.1, chunked not last
+ *        in Transfer-Encoding, a malformed version ("HTTP/1.1" must match exactly in shape);
+ *   -EMSGSIZE (413) Content-Length above max_body_bytes;
+ *   -ENAMETOOLONG (414) request-target above max_target_bytes, reported as soon as the partial
+ *        line shows it;
+ *   -E2BIG (431) head above max_head_bytes (reported once that many bytes arrived without the
+ *        blank line), or more header fields than allowed;
+ *   -EOPNOTSUPP (501) a valid method token that is not in enum corio_http_method, or a
+ *        Transfer-Encoding other than exactly "chunked";
+ *   -EPROTONOSUPPORT (505) a well-formed version other than HTTP/1.0 and HTTP/1.1.
+ * Syntax errors of the complete head take precedence over -EOPNOTSUPP and -EMSGSIZE. The same
+ * bytes give the same result however they are split across calls. @p is reset on completion and
+ * on error, so pipelined requests are parsed by calling again at @buf + return value.
  *
- * Returns the head length in bytes (> 0) when complete, CORIO_HTTP_INCOMPLETE when more bytes
- * are needed, or a negated HTTP status code as listed above. */
+ * Returns the head length in bytes (> 0) when complete, -EAGAIN when more bytes are needed (@p
+ * keeps how far it got), or -errno as listed above. */
 CORIO_API ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
                                  const struct corio_http_limits *lim,
                                  struct corio_http_request *req, struct corio_http_header *headers,
@@ -187,16 +202,23 @@ CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c, const struc
  * Chunk extensions are checked for syntax and ignored. Any split of the input gives the same
  * payload and result. After an error the outputs are unspecified and the connection must close.
  *
- * Returns 1 when the body is complete, 0 when more bytes are needed, or a negated HTTP status:
- * -400 for bad framing (bad hex, chunk-size overflow, bad extension, bare LF, missing CRLF after
- * the data, bad trailer field, chunk-size line over CORIO_HTTP_MAX_CHUNK_LINE), -413 when the
- * payload would exceed max_body_bytes, -431 when the trailers exceed max_head_bytes. */
+ * Returns 0 when the body is complete, -EAGAIN when more bytes are needed (the payload found so
+ * far is in *@produced all the same), or -errno: -EBADMSG (400) for bad framing (bad hex,
+ * chunk-size overflow, bad extension, bare LF, missing CRLF after the data, bad trailer field,
+ * chunk-size line over CORIO_HTTP_MAX_CHUNK_LINE), -EMSGSIZE (413) when the payload would exceed
+ * max_body_bytes, -E2BIG (431) when the trailers exceed max_head_bytes. */
 CORIO_API int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len, size_t *produced,
                               size_t *consumed);
 
 /* Looks up the reason phrase of @status ("Not Found" for 404). Returns a static string, "Unknown"
  * for codes the table lacks. */
 CORIO_API const char *corio_http_reason(int status);
+
+/* Maps an error of this module to the HTTP status a server answers it with, as the table at the
+ * top of this header says (-EMSGSIZE: 413). Pure: no I/O, never suspends. Returns the status,
+ * 400 for any other value (including -EAGAIN and non-negative ones, which are not errors of a
+ * request). */
+CORIO_API int corio_http_status(int err);
 
 /* Kinds of Content-Range header corio_http_format_response() can emit. */
 enum corio_http_content_range {
@@ -250,7 +272,7 @@ CORIO_API int corio_http_parse_date(const char *s, size_t len, time_t *out);
  * "application/octet-stream" for anything else. */
 CORIO_API const char *corio_http_mime_type(const char *path, size_t len);
 
-/* Results of corio_http_parse_range() besides -416. */
+/* Results of corio_http_parse_range() besides -ERANGE. */
 #define CORIO_HTTP_RANGE_IGNORE 0  /* serve the whole representation with 200 */
 #define CORIO_HTTP_RANGE_PARTIAL 1 /* serve *first..*last with 206 */
 
@@ -259,18 +281,19 @@ CORIO_API const char *corio_http_mime_type(const char *path, size_t len);
  * (the last n bytes, the whole file if n >= size), with OWS allowed around the range. A malformed
  * value, another unit, or several ranges are ignored, as RFC 9110 section 14.2 allows.
  * Returns CORIO_HTTP_RANGE_PARTIAL with *@first and *@last (inclusive) set,
- * CORIO_HTTP_RANGE_IGNORE, or -416 when the range is valid but selects no byte (a >= size, a
- * zero-length suffix, or an empty representation); answer that with CONTENT_RANGE_UNSATISFIED. */
+ * CORIO_HTTP_RANGE_IGNORE, or -ERANGE (416) when the range is valid but selects no byte
+ * (a >= size, a zero-length suffix, or an empty representation); answer that with
+ * CONTENT_RANGE_UNSATISFIED. */
 CORIO_API int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first, int64_t *last);
 
 /* Turns a request-target into a file path below a document root. Takes the path part (up to '?'
  * or '#'; an absolute-form "http://host" or "https://host" prefix is dropped), percent-decodes
  * it, drops "." segments and collapses "//", keeping a trailing '/'. The result always starts
  * with '/', contains no ".." segment, and is NUL-terminated in @out; it is never longer than
- * @len, so @cap = @len + 1 always suffices. Returns the path length (excluding the NUL), -400
- * for a target that is not a path, a bad %-escape or a NUL byte, -403 for a ".." segment (also
- * when encoded) or an encoded '/' ("%2F"), which could walk out of the root, or -ENOSPC when
- * @cap is too small. */
+ * @len, so @cap = @len + 1 always suffices. Returns the path length (excluding the NUL),
+ * -EBADMSG (400) for a target that is not a path, a bad %-escape or a NUL byte, -EACCES (403)
+ * for a ".." segment (also when encoded) or an encoded '/' ("%2F"), which could walk out of the
+ * root, or -ENOSPC when @cap is too small. */
 CORIO_API ssize_t corio_http_decode_path(const char *target, size_t len, char *out, size_t cap);
 
 
@@ -358,8 +381,10 @@ CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_
 
 /* Reads up to @len bytes of the request body (Content-Length or chunked, decoded). A client that
  * sent "Expect: 100-continue" gets its 100 response on the first call. May suspend. Returns the
- * bytes read, 0 at the end of the body, or -errno (-ETIMEDOUT past the body deadline), or a
- * negated HTTP status (-400, -413) for a malformed or oversized chunked body. */
+ * bytes read, 0 at the end of the body, or -errno: -ETIMEDOUT past the body deadline, -EBADMSG,
+ * -EMSGSIZE or -E2BIG for a malformed or oversized chunked body (answer corio_http_status() of
+ * it), -ECONNRESET when the peer ends the stream inside the body, -EPROTO on a call after one of
+ * these failed. */
 CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len);
 
 #ifdef __cplusplus
