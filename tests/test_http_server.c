@@ -58,25 +58,37 @@ static int h_hello(struct corio_http_conn *c, const struct corio_http_request *r
 {
     (void)req;
     (void)arg;
-    return corio_http_respond(c, 200, "text/plain", hello_body, sizeof(hello_body) - 1);
+    return corio_http_respond(c, 200, "text/plain", hello_body, sizeof(hello_body) - 1,
+                              CORIO_FOREVER);
 }
 
 static int h_submitted(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
     (void)req;
     (void)arg;
-    return corio_http_respond(c, 201, "text/plain", "created\n", 8);
+    return corio_http_respond(c, 201, "text/plain", "created\n", 8, CORIO_FOREVER);
+}
+
+/* The deadlines some handlers pass to the calls they make, in ms from the handler's start: a
+ * route's argument points to one, and NULL means CORIO_FOREVER. */
+static int64_t ms_100 = 100, ms_5000 = 5000;
+
+/* Returns the deadline that route argument @arg asks for, counted from @start. */
+static int64_t arg_deadline(void *arg, int64_t start)
+{
+    return arg ? start + CORIO_MS(*(const int64_t *)arg) : CORIO_FOREVER;
 }
 
 /* The error h_echo's last failed body read returned, 0 if none did since it was reset. */
 static int echo_err;
 
 /* Answers "<method> <target>\n" followed by the request body, which it reads in pieces of 7 bytes
- * (odd on purpose, so that reads end inside chunks). A body error is answered with the status
- * corio_http_status gives it (the body deadline's -ETIMEDOUT with 408), and kept in echo_err. */
+ * (odd on purpose, so that reads end inside chunks), under the deadline @arg asks for. A body
+ * error is answered with the status corio_http_status gives it (the body deadline's -ETIMEDOUT
+ * with 408), and kept in echo_err. */
 static int h_echo(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
-    (void)arg;
+    int64_t deadline = arg_deadline(arg, corio_now());
     size_t cap = 256 * 1024;
     char *out = malloc(cap);
     if (!out)
@@ -86,20 +98,20 @@ static int h_echo(struct corio_http_conn *c, const struct corio_http_request *re
     size_t len = n > 0 ? (size_t)n : 0;
     for (;;) {
         size_t want = cap - len < 7 ? cap - len : 7;
-        ssize_t r = corio_http_read_body(c, out + len, want);
+        ssize_t r = corio_http_read_body(c, out + len, want, deadline);
         if (r < 0) {
             free(out);
             echo_err = (int)r;
             int status = corio_http_status((int)r);
             const char *reason = corio_http_reason(status);
-            corio_http_respond(c, status, "text/plain", reason, strlen(reason));
+            corio_http_respond(c, status, "text/plain", reason, strlen(reason), CORIO_FOREVER);
             return (int)r;
         }
         if (r == 0 || want == 0)
             break;
         len += (size_t)r;
     }
-    int err = corio_http_respond(c, 200, "text/plain", out, len);
+    int err = corio_http_respond(c, 200, "text/plain", out, len, CORIO_FOREVER);
     free(out);
     return err;
 }
@@ -109,7 +121,7 @@ static int h_ignore(struct corio_http_conn *c, const struct corio_http_request *
 {
     (void)req;
     (void)arg;
-    return corio_http_respond(c, 200, "text/plain", "ignored\n", 8);
+    return corio_http_respond(c, 200, "text/plain", "ignored\n", 8, CORIO_FOREVER);
 }
 
 /* Returns without responding: the server must answer 500 and close. */
@@ -126,7 +138,7 @@ static int h_fail(struct corio_http_conn *c, const struct corio_http_request *re
 {
     (void)req;
     (void)arg;
-    corio_http_respond(c, 200, "text/plain", "failed\n", 7);
+    corio_http_respond(c, 200, "text/plain", "failed\n", 7, CORIO_FOREVER);
     return -EIO;
 }
 
@@ -137,7 +149,7 @@ static int h_sleep(struct corio_http_conn *c, const struct corio_http_request *r
     (void)arg;
     int err = corio_sleep(corio_now() + CORIO_SEC(60));
     if (err == 0)
-        corio_http_respond(c, 200, "text/plain", "late\n", 5);
+        corio_http_respond(c, 200, "text/plain", "late\n", 5, CORIO_FOREVER);
     return err;
 }
 
@@ -146,9 +158,10 @@ static int h_stream(struct corio_http_conn *c, const struct corio_http_request *
 {
     (void)req;
     (void)arg;
-    int err = corio_http_respond_start(c, 200, "text/plain", 100, "X-Stream: yes\r\n");
+    int err =
+        corio_http_respond_start(c, 200, "text/plain", 100, "X-Stream: yes\r\n", CORIO_FOREVER);
     for (int i = 0; i < 10 && err == 0; i++)
-        err = corio_http_write(c, "0123456789", 10);
+        err = corio_http_write(c, "0123456789", 10, CORIO_FOREVER);
     return err;
 }
 
@@ -160,7 +173,7 @@ static int h_slow(struct corio_http_conn *c, const struct corio_http_request *re
     (void)req;
     (void)arg;
     int err = corio_sleep(corio_now() + CORIO_MS(SLOW_MS));
-    return err ? err : corio_http_respond(c, 200, "text/plain", "slow\n", 5);
+    return err ? err : corio_http_respond(c, 200, "text/plain", "slow\n", 5, CORIO_FOREVER);
 }
 
 /* Answers, then returns with a deadline of its own still set (20 ms from now): it must end with
@@ -171,11 +184,11 @@ static int h_leave_deadline(struct corio_http_conn *c, const struct corio_http_r
     (void)req;
     (void)arg;
     int err = corio_set_deadline(corio_now() + CORIO_MS(20), NULL);
-    return err ? err : corio_http_respond(c, 200, "text/plain", "left\n", 5);
+    return err ? err : corio_http_respond(c, 200, "text/plain", "left\n", 5, CORIO_FOREVER);
 }
 
-/* h_echo under a deadline of the handler's own, 100 ms from its start: earlier than the body
- * deadline, so the body read ends then (and the handler answers 408). */
+/* h_echo (with @arg) under a deadline of the handler's own, 100 ms from its start: earlier than
+ * the body deadline, so the body read ends then (and the handler answers 408). */
 static int h_hurried(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
     int64_t prev;
@@ -195,19 +208,21 @@ static struct {
     int64_t written; /* body bytes written before it */
 } flood;
 
-/* Promises a body of 1 GiB and writes it in 64 KiB pieces until a write fails: against a client
- * that reads nothing, the write bound (the idle timeout) must end it. */
+/* Promises a body of 1 GiB and writes it in 64 KiB pieces, each under the deadline @arg asks for
+ * from the handler's start, until a write fails: against a client that reads nothing, the write
+ * bound (the idle timeout) or that deadline, whichever is earlier, must end it. */
 static int h_flood(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
     (void)req;
-    (void)arg;
+    int64_t deadline = arg_deadline(arg, corio_now());
     static char piece[64 * 1024];
     int64_t total = (int64_t)1 << 30;
     memset(&flood, 0, sizeof(flood));
-    flood.err = corio_http_respond_start(c, 200, "application/octet-stream", total, NULL);
+    flood.err =
+        corio_http_respond_start(c, 200, "application/octet-stream", total, NULL, CORIO_FOREVER);
     while (flood.err == 0 && flood.written < total) {
         int64_t t0 = corio_now();
-        flood.err = corio_http_write(c, piece, sizeof(piece));
+        flood.err = corio_http_write(c, piece, sizeof(piece), deadline);
         flood.write_ms = t_ms_since(t0);
         if (flood.err == 0)
             flood.written += (int64_t)sizeof(piece);
@@ -216,12 +231,28 @@ static int h_flood(struct corio_http_conn *c, const struct corio_http_request *r
     return flood.err;
 }
 
+/* Answers with a deadline that has already passed: a response that fits the output buffer does not
+ * wait, so the deadline does not come into it. */
+static int h_respond_late(struct corio_http_conn *c, const struct corio_http_request *req,
+                          void *arg)
+{
+    (void)req;
+    (void)arg;
+    return corio_http_respond(c, 200, "text/plain", "late\n", 5, corio_now() - 1);
+}
+
 static void add_routes(struct corio_http_server *s)
 {
     assert_int_equal(corio_http_route(s, "GET", "/slow", h_slow, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/leave-deadline", h_leave_deadline, NULL), 0);
     assert_int_equal(corio_http_route(s, "POST", "/hurried", h_hurried, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/flood", h_flood, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/flood-100ms", h_flood, &ms_100), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/flood-5s", h_flood, &ms_5000), 0);
+    assert_int_equal(corio_http_route(s, "POST", "/echo-100ms", h_echo, &ms_100), 0);
+    assert_int_equal(corio_http_route(s, "POST", "/echo-5s", h_echo, &ms_5000), 0);
+    assert_int_equal(corio_http_route(s, "POST", "/hurried-5s", h_hurried, &ms_5000), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/respond-late", h_respond_late, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/hello", h_hello, NULL), 0);
     assert_int_equal(corio_http_route(s, NULL, "/echo", h_echo, NULL), 0);
     assert_int_equal(corio_http_route(s, "POST", "/submit", h_submitted, NULL), 0);
@@ -1399,6 +1430,92 @@ static void test_http_server_handler_deadlines(void **state)
     run_scenario(state, sc_handler_deadlines, &o);
 }
 
+/* Sends a partial body to @path, which reads it under some deadline, and checks that the 408 comes
+ * after about @ms and ends the connection. */
+static void expect_body_408_after(struct env *e, const char *path, double ms)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    char req[128];
+    snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc",
+             path);
+    echo_err = 0;
+    int64_t t0 = corio_now();
+    CL_SENDS(&c, req);
+    if (EXPECT_RESPONSE(&c, &r, 408)) {
+        double took = t_ms_since(t0);
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s: 408 after %.0f ms, want %.0f", path, took, ms);
+        t_expect_(took >= ms - 10.0 && took <= ms + LATE_MS, msg, __FILE__, __LINE__);
+        EXPECT_HDR(&r, "Connection", "close");
+    }
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+    T_EXPECT_EQ(echo_err, -ETIMEDOUT);
+}
+
+/* Asks @path on @c for a flood it does not read, and checks that the failing write took about @ms
+ * and that bytes went out before it. */
+static void expect_flood_timeout_after(struct client *c, const char *path, double ms)
+{
+    char req[128];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    flood.done = false;
+    CL_SENDS(c, req);
+    for (int64_t end = HTTP_BOUND; corio_now() < end && !flood.done;)
+        t_sleep_ms(10);
+    T_EXPECT(flood.done);
+    T_EXPECT_EQ(flood.err, -ETIMEDOUT);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "%s: write failed after %.0f ms, want %.0f", path, flood.write_ms,
+             ms);
+    t_expect_(flood.write_ms >= ms - 10.0 && flood.write_ms <= ms + LATE_MS, msg, __FILE__,
+              __LINE__);
+    T_EXPECT(flood.written > 0);
+}
+
+/* The server's bounds in sc_call_deadlines: far enough from the handlers' 100 ms and 5 s that a
+ * timer late by up to LATE_MS (outside valgrind) still tells which deadline ended a wait. */
+#define CALL_SERVER_MS 1500
+
+static void sc_call_deadlines(struct env *e)
+{
+    /* A body read's own deadline, earlier than the body deadline, ends it at 100 ms; a later one
+     * (5 s) leaves the body deadline to end it; and a deadline the handler set with
+     * corio_set_deadline (100 ms) wins over a later one of the call. */
+    expect_body_408_after(e, "/echo-100ms", 100.0);
+    expect_body_408_after(e, "/echo-5s", CALL_SERVER_MS);
+    expect_body_408_after(e, "/hurried-5s", 100.0);
+    /* The same for a write to a peer that reads nothing, against the idle bound. */
+    struct client c;
+    if (CL_OPEN(e, &c))
+        expect_flood_timeout_after(&c, "/flood-100ms", 100.0);
+    cl_close(&c);
+    if (CL_OPEN(e, &c))
+        expect_flood_timeout_after(&c, "/flood-5s", CALL_SERVER_MS);
+    cl_close(&c);
+    /* A deadline that has passed does not fail a response that needs no wait. */
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    if (ROUNDTRIP(&c, "GET /respond-late HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_HDR(&r, "Connection", "keep-alive");
+        EXPECT_BODY_STR(&r, "late\n");
+    }
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_call_deadlines(void **state)
+{
+    struct corio_http_server_opts o = {.idle_timeout = CORIO_MS(CALL_SERVER_MS),
+                                       .body_timeout = CORIO_MS(CALL_SERVER_MS)};
+    run_scenario(state, sc_call_deadlines, &o);
+}
+
 static void sc_slow_reader(struct env *e)
 {
     struct client c;
@@ -1407,14 +1524,7 @@ static void sc_slow_reader(struct env *e)
     /* The client asks for a large response and reads none of it: once the socket buffers are
      * full, the write that blocks fails after the idle timeout (200 ms), and the connection
      * ends. */
-    CL_SENDS(&c, "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n");
-    for (int64_t end = HTTP_BOUND; corio_now() < end && !flood.done;)
-        t_sleep_ms(10);
-    T_EXPECT(flood.done);
-    T_EXPECT_EQ(flood.err, -ETIMEDOUT);
-    T_EXPECT(flood.write_ms >= 190.0);
-    T_EXPECT(flood.write_ms <= 200.0 + LATE_MS);
-    T_EXPECT(flood.written > 0);
+    expect_flood_timeout_after(&c, "/flood", 200.0);
     /* The client then gets what was sent, short of the promised length, and EOF. */
     size_t got = 0;
     ssize_t n;
@@ -1905,6 +2015,7 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_server_idle_timeout),
         T_LOOP_FDS_TEST(test_http_server_slowloris),
         T_LOOP_FDS_TEST(test_http_server_handler_deadlines),
+        T_LOOP_FDS_TEST(test_http_server_call_deadlines),
         T_LOOP_FDS_TEST(test_http_server_slow_reader),
         T_LOOP_FDS_TEST(test_http_server_max_connections),
         T_LOOP_FDS_TEST(test_http_server_shutdown),

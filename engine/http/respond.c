@@ -21,7 +21,7 @@ static const char *date_now(struct corio_http_server *s)
 }
 
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
-                           const struct corio_http_response *tmpl)
+                           const struct corio_http_response *tmpl, int64_t deadline)
 {
     struct corio_http_response r;
     if (tmpl)
@@ -48,7 +48,7 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
         }
         if (n != -ENOSPC)
             return (int)n;
-        int err = corio__http_flush(c);
+        int err = corio__http_flush(c, deadline);
         if (err)
             return err;
     }
@@ -61,13 +61,13 @@ static bool bodyless_status(int status)
 }
 
 int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
-                       const void *body, size_t len)
+                       const void *body, size_t len, int64_t deadline)
 {
     if (c->resp != CORIO__HTTP_RESP_NONE)
         return -EALREADY;
     bool none = bodyless_status(status);
     int err = corio__http_write_head(c, status, none ? NULL : content_type,
-                                     none ? -1 : (int64_t)len, NULL);
+                                     none ? -1 : (int64_t)len, NULL, deadline);
     c->resp = CORIO__HTTP_RESP_DONE;
     if (err) {
         c->broken = true;
@@ -75,11 +75,11 @@ int corio_http_respond(struct corio_http_conn *c, int status, const char *conten
     }
     if (none || c->head_only || len == 0)
         return 0;
-    return corio__http_append(c, body, len);
+    return corio__http_append(c, body, len, deadline);
 }
 
 int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
-                             int64_t content_length, const char *extra_headers)
+                             int64_t content_length, const char *extra_headers, int64_t deadline)
 {
     if (c->resp != CORIO__HTTP_RESP_NONE)
         return -EALREADY;
@@ -89,7 +89,7 @@ int corio_http_respond_start(struct corio_http_conn *c, int status, const char *
         t.extra = extra_headers;
         t.extra_len = strlen(extra_headers);
     }
-    int err = corio__http_write_head(c, status, content_type, content_length, &t);
+    int err = corio__http_write_head(c, status, content_type, content_length, &t, deadline);
     if (err) {
         c->broken = true;
         c->resp = CORIO__HTTP_RESP_DONE;
@@ -102,13 +102,13 @@ int corio_http_respond_start(struct corio_http_conn *c, int status, const char *
     return 0;
 }
 
-int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len)
+int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len, int64_t deadline)
 {
     if (c->head_only && c->resp == CORIO__HTTP_RESP_DONE)
         return 0;
     if (c->resp != CORIO__HTTP_RESP_STARTED || (int64_t)len > c->resp_left)
         return -EINVAL;
-    int err = corio__http_append(c, buf, len);
+    int err = corio__http_append(c, buf, len, deadline);
     if (err)
         return err;
     c->resp_left -= (int64_t)len;
@@ -130,5 +130,5 @@ void corio__http_respond_error(struct corio_http_conn *c, int status, bool close
     memcpy(body, reason, n);
     body[n++] = '\n';
     c->resp = CORIO__HTTP_RESP_NONE;
-    corio_http_respond(c, status, "text/plain; charset=utf-8", body, n);
+    corio_http_respond(c, status, "text/plain; charset=utf-8", body, n, CORIO_FOREVER);
 }

@@ -155,7 +155,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
             return -E2BIG;
         /* Idle, the idle bound covers this flush as a write bound of its own would: both run
          * from now. Otherwise the flush has its own bound, then the head's deadline applies. */
-        if (corio__http_flush_out(c, !idle) != 0)
+        if (corio__http_flush_out(c, !idle, CORIO_FOREVER) != 0)
             return HEAD_CLOSE;
         if (!armed) {
             corio_set_deadline(c->head_deadline, NULL);
@@ -264,7 +264,7 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
         }
         snprintf(allow + n, sizeof(allow) - n, "\r\n");
         c->resp = CORIO__HTTP_RESP_NONE;
-        corio_http_respond_start(c, 405, NULL, 0, allow);
+        corio_http_respond_start(c, 405, NULL, 0, allow, CORIO_FOREVER);
         return;
     }
     corio__http_respond_error(c, 404, false);
@@ -275,7 +275,7 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
  * "lingering close" of RFC 9112 section 9.6). */
 static void linger_close(struct corio_http_conn *c)
 {
-    if (corio__http_flush(c) == 0 && corio_shutdown(c->fd, SHUT_WR) == 0) {
+    if (corio__http_flush(c, CORIO_FOREVER) == 0 && corio_shutdown(c->fd, SHUT_WR) == 0) {
         int64_t prev = corio__http_phase_begin(corio_now() + CORIO_MS(500));
         size_t total = 0;
         ssize_t n;
@@ -303,7 +303,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     if (c->keep_alive && !c->broken)
         corio__http_body_discard(c);
     if (!c->keep_alive || c->broken || corio_cancelled()) {
-        corio__http_flush(c);
+        corio__http_flush(c, CORIO_FOREVER);
         return false;
     }
     /* The next request starts after this one's body. */
@@ -313,7 +313,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     if (c->rpos < c->rlen) /* else the next head starts idle (read_head) */
         c->head_deadline = corio_now() + c->s->o.header_timeout;
     /* More pipelined bytes wait: answer them before sending, unless the output is filling. */
-    return c->wlen <= c->wcap / 2 || corio__http_flush(c) == 0;
+    return c->wlen <= c->wcap / 2 || corio__http_flush(c, CORIO_FOREVER) == 0;
 }
 
 static void serve_conn(struct corio_http_conn *c)

@@ -94,6 +94,13 @@ struct corio_http_conn {
 /* ---- io.c: the connection's buffers and the deadlines of its waits ----------------------------
  */
 
+/* Returns the earlier of two deadlines, CORIO_FOREVER (-1) counting as the latest: as unsigned,
+ * -1 is the largest value, so one compare does it. */
+static inline int64_t corio__http_earlier(int64_t a, int64_t b)
+{
+    return (uint64_t)a < (uint64_t)b ? a : b;
+}
+
 /* Starts a phase of a connection that waits on the peer (a head, a body read, a write), bounded
  * by the calling coroutine's own deadline set to @deadline, or kept if it is earlier (a handler's).
  * Returns the deadline to set back with corio__http_phase_end. */
@@ -107,28 +114,29 @@ void corio__http_phase_end(int64_t prev);
  * the bytes read, 0 at EOF, or -errno (-ETIMEDOUT when the phase's deadline passes). */
 ssize_t corio__http_recv(struct corio_http_conn *c, void *dst, size_t len);
 
-/* Sends the output buffer. @bounded: a peer that stops reading holds it at most the idle timeout
- * from now; otherwise the caller's deadline applies. May suspend. Returns 0, or -errno with the
- * connection marked broken. */
-int corio__http_flush_out(struct corio_http_conn *c, bool bounded);
+/* Sends the output buffer by @deadline (a handler's, or CORIO_FOREVER). @bounded: a peer that
+ * stops reading holds it at most the idle timeout from now as well; otherwise the coroutine's
+ * deadline applies. May suspend. Returns 0, or -errno with the connection marked broken. */
+int corio__http_flush_out(struct corio_http_conn *c, bool bounded, int64_t deadline);
 
-/* Sends the output buffer, bounded (corio__http_flush_out). May suspend. Returns 0 or -errno. */
-static inline int corio__http_flush(struct corio_http_conn *c)
+/* Sends the output buffer, bounded (corio__http_flush_out) and by @deadline. May suspend. Returns
+ * 0 or -errno. */
+static inline int corio__http_flush(struct corio_http_conn *c, int64_t deadline)
 {
-    return c->wlen == 0 ? 0 : corio__http_flush_out(c, true);
+    return c->wlen == 0 ? 0 : corio__http_flush_out(c, true, deadline);
 }
 
-/* Appends @len bytes to the output, sending what the buffer cannot hold. May suspend. Returns 0,
- * or -errno (-EPIPE once the connection is broken). */
-int corio__http_append(struct corio_http_conn *c, const void *p, size_t len);
+/* Appends @len bytes to the output, sending what the buffer cannot hold by @deadline (and the
+ * idle bound). May suspend. Returns 0, or -errno (-EPIPE once the connection is broken). */
+int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline);
 
 /* ---- respond.c: responses ---------------------------------------------------------------------
  */
 
 /* Writes a response head into the output buffer, on @tmpl's extra fields if not NULL; @len < 0
- * omits Content-Length. May suspend (to make room). Returns 0 or -errno. */
+ * omits Content-Length. May suspend (to make room, by @deadline). Returns 0 or -errno. */
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
-                           const struct corio_http_response *tmpl);
+                           const struct corio_http_response *tmpl, int64_t deadline);
 
 /* Answers with an error status and a short text body, in place of whatever response was not
  * finished, and marks the connection for closing when @close_conn. May suspend. Returns nothing:

@@ -65,7 +65,7 @@ static bool file_stat(struct corio_http_conn *c, struct file_job *f)
         char loc[4096 + 32];
         int n = snprintf(loc, sizeof(loc), "Location: %.*s/\r\n", (int)f->plen, f->path);
         if (n > 0 && (size_t)n < sizeof(loc)) {
-            corio_http_respond_start(c, 301, NULL, 0, loc);
+            corio_http_respond_start(c, 301, NULL, 0, loc, CORIO_FOREVER);
         } else {
             corio__http_respond_error(c, 404, false);
         }
@@ -129,13 +129,13 @@ static bool file_head(struct corio_http_conn *c, const struct corio_http_request
     int status = not_modified(req, mtime) ? 304 : file_range(req, size, &t, first, &last);
     int err;
     if (status == 304) {
-        err = corio__http_write_head(c, 304, NULL, -1, &t);
+        err = corio__http_write_head(c, 304, NULL, -1, &t, CORIO_FOREVER);
     } else if (status == 416) {
-        err = corio__http_write_head(c, 416, NULL, 0, &t);
+        err = corio__http_write_head(c, 416, NULL, 0, &t, CORIO_FOREVER);
     } else {
         *len = size == 0 ? 0 : last - *first + 1;
         err = corio__http_write_head(c, status, corio_http_mime_type(f->path, (size_t)f->plen),
-                                     *len, &t);
+                                     *len, &t, CORIO_FOREVER);
     }
     if (err != 0)
         c->broken = true;
@@ -148,7 +148,7 @@ static bool file_head(struct corio_http_conn *c, const struct corio_http_request
 static void file_body(struct corio_http_conn *c, const struct file_job *f, int64_t off, int64_t len)
 {
     while (len > 0 && !c->broken) {
-        if (c->wcap - c->wlen < 4096 && corio__http_flush(c) != 0)
+        if (c->wcap - c->wlen < 4096 && corio__http_flush(c, CORIO_FOREVER) != 0)
             break;
         size_t room = c->wcap - c->wlen;
         size_t want = (uint64_t)len < room ? (size_t)len : room;

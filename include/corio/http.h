@@ -310,21 +310,34 @@ struct corio_http_conn;
 
 /* A route's handler: answers @req on connection @c with corio_http_respond (or streams with
  * corio_http_respond_start + corio_http_write). It runs in the connection's coroutine and may
- * suspend. It runs under no deadline of the server's; a deadline it sets with corio_set_deadline
- * also bounds the server calls it makes (a write, a body read) and ends when it returns. A
- * negative return, or a return without a response, makes the server answer 500 and close the
+ * suspend. @req and everything it points to belong to the server and stay valid until the
+ * handler returns.
+ *
+ * Deadlines. The handler runs under no deadline of the server's. The calls it makes that wait on
+ * the peer (corio_http_respond, _respond_start, _write, _read_body, ...) each take a deadline of
+ * their own, and the server bounds its side of them too: a write by idle_timeout from the moment
+ * it has to wait, a body read by body_timeout from the end of the head. A deadline the handler
+ * sets with corio_set_deadline bounds every wait it makes, these calls included, and ends when it
+ * returns. Whichever of these is earliest ends the wait with -ETIMEDOUT.
+ *
+ * A negative return, or a return without a response, makes the server answer 500 and close the
  * connection. Returns 0 or -errno. */
 typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_http_request *req,
                                void *arg);
 
+/* The server's configuration. The timeouts are durations in nanoseconds (CORIO_SEC(10)), not
+ * deadlines: the server turns each into a deadline when the phase it bounds begins. Zero means the
+ * default for every field. */
 struct corio_http_server_opts {
     const char *root;                /* directory served for GET/HEAD no route matches; NULL: none */
     struct corio_http_limits limits; /* head, field, target and body limits; zero fields: defaults */
     int64_t header_timeout;          /* ns from a head's first byte (or the accept) to its end;
                                         then 408 and close. Default 10 s */
-    int64_t idle_timeout;            /* ns a keep-alive connection may wait for its next request;
-                                        then it is closed. Default 60 s */
-    int64_t body_timeout;            /* ns to receive a request body once its head is in. 60 s */
+    int64_t idle_timeout;            /* ns a keep-alive connection may wait for its next request,
+                                        and a write may wait for the peer to read; then it is
+                                        closed. Default 60 s */
+    int64_t body_timeout;            /* ns to receive a request body once its head is in; also
+                                        bounds a static file's reads. Default 60 s */
     size_t max_connections;          /* connections served at once; more wait in the listen
                                         backlog. Default 10000 */
     size_t buffer_size;              /* per-connection input and output buffers, each; at least
@@ -354,38 +367,59 @@ CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, 
                      corio_http_handler *h, void *arg);
 
 /* Serves connections accepted on listening socket @lfd, one coroutine each, until the calling
- * coroutine is cancelled; then every connection is cancelled and awaited before it returns. Does
- * not close @lfd. May suspend. Returns -ECANCELED after a cancel, or -errno if accept fails for
- * good (-EMFILE/-ENFILE are waited out, not returned). */
+ * coroutine is cancelled; then every connection is cancelled and awaited before it returns. It
+ * takes no deadline: it runs until cancelled (corio_cancel), which is how a server is stopped;
+ * the bounds of each connection are the durations in corio_http_server_opts. A deadline the
+ * calling coroutine set with corio_set_deadline would end the accept loop too, as -ETIMEDOUT.
+ * Does not close @lfd. Must run in a coroutine, and suspends. Returns -ECANCELED after a cancel,
+ * or -errno if accept fails for good (-EMFILE/-ENFILE are waited out, not returned). */
 CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
 
 /* Returns the counters of @s. */
 CORIO_API const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s);
 
 /* Sends a whole response: status line, headers (Date, Server, Content-Type if @content_type is not
- * NULL, Content-Length, Connection) and @body. For HEAD requests the body is left out. Responses
- * are buffered and flushed before the connection next waits, so pipelined requests share sends.
- * May suspend. Returns 0 or -errno (-EALREADY if a response was already started). */
+ * NULL, Content-Length, Connection) and @body. For HEAD requests the body is left out, and so are
+ * Content-Type and Content-Length for 1xx, 204 and 304. Responses are buffered and flushed before
+ * the connection next waits, so pipelined requests share sends: the call waits only when the
+ * buffer is full, and then at most until @deadline (or the server's idle bound, if earlier). The
+ * strings and @body are copied or sent before it returns. Call it from the handler, once per
+ * request. May suspend. Returns 0 or -errno: -EALREADY if a response was already started,
+ * -ETIMEDOUT when @deadline passed while waiting, -EPIPE or another send error when the peer is
+ * gone (the connection then closes after the handler), -ENOSPC when the head does not fit the
+ * server's buffer, -EINVAL for a status outside 100..999. */
 CORIO_API int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
-                       const void *body, size_t len);
+                                 const void *body, size_t len, int64_t deadline);
 
 /* Starts a response whose body of @content_length bytes the handler then sends with
- * corio_http_write; @extra_headers (may be NULL) are raw lines each ending in CRLF. May suspend.
- * Returns 0 or -errno. */
-CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
-                             int64_t content_length, const char *extra_headers);
+ * corio_http_write; @extra_headers (may be NULL) are raw lines each ending in CRLF. The head is
+ * buffered like corio_http_respond's, and the call waits (until @deadline at the latest) only to
+ * make room. May suspend. Returns 0 or -errno, as corio_http_respond. */
+CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status,
+                                       const char *content_type, int64_t content_length,
+                                       const char *extra_headers, int64_t deadline);
 
-/* Sends body bytes of a response started with corio_http_respond_start. May suspend. Returns 0
- * or -errno (-EPIPE when the peer is gone). */
-CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len);
+/* Sends body bytes of a response started with corio_http_respond_start. The bytes are copied to
+ * the output buffer, or sent from @buf when they do not fit, and the call waits for the peer to
+ * take them until @deadline at the latest (or the server's idle bound, if earlier); @buf is the
+ * caller's again when it returns. A write that failed or timed out has cut the response: the
+ * connection closes after the handler. May suspend. Returns 0 or -errno: -EINVAL without a
+ * started response or for more bytes than Content-Length left, -ETIMEDOUT, -EPIPE when the peer is
+ * gone. */
+CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len,
+                               int64_t deadline);
 
-/* Reads up to @len bytes of the request body (Content-Length or chunked, decoded). A client that
- * sent "Expect: 100-continue" gets its 100 response on the first call. May suspend. Returns the
- * bytes read, 0 at the end of the body, or -errno: -ETIMEDOUT past the body deadline, -EBADMSG,
- * -EMSGSIZE or -E2BIG for a malformed or oversized chunked body (answer corio_http_status() of
- * it), -ECONNRESET when the peer ends the stream inside the body, -EPROTO on a call after one of
- * these failed. */
-CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len);
+/* Reads up to @len bytes of the request body (Content-Length or chunked, decoded) into @buf. A
+ * client that sent "Expect: 100-continue" gets its 100 response on the first call. Waits for the
+ * peer until @deadline or the server's body deadline (body_timeout after the head), whichever is
+ * earlier. After a failure the rest of the body is unreadable and the connection closes after the
+ * handler, which may still answer (408 for -ETIMEDOUT). May suspend. Returns the bytes read, 0 at
+ * the end of the body (or when there is none), or -errno: -ETIMEDOUT, -EBADMSG, -EMSGSIZE or
+ * -E2BIG for a malformed or oversized chunked body (answer corio_http_status() of it),
+ * -ECONNRESET when the peer ends the stream inside the body, -EPROTO on a call after one of these
+ * failed. */
+CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len,
+                                       int64_t deadline);
 
 #ifdef __cplusplus
 }
