@@ -577,8 +577,7 @@ static int h_big(struct corio_http_conn *c, const struct corio_http_request *req
     struct hsrv *h = arg;
     h->big_calls++;
     static char chunk[65536];
-    int err =
-        corio_http_respond_start(c, 200, "application/octet-stream", HTTP_BIG, NULL, CORIO_FOREVER);
+    int err = corio_http_respond_start(c, 200, "application/octet-stream", HTTP_BIG, CORIO_FOREVER);
     for (int64_t left = HTTP_BIG; err == 0 && left > 0; left -= (int64_t)sizeof(chunk))
         err = corio_http_write(c, chunk, sizeof(chunk), CORIO_FOREVER);
     h->big_result = err;

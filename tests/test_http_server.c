@@ -153,13 +153,15 @@ static int h_sleep(struct corio_http_conn *c, const struct corio_http_request *r
     return err;
 }
 
-/* Streams "0123456789" ten times with corio_http_respond_start and corio_http_write. */
+/* Streams "0123456789" ten times with corio_http_respond_start and corio_http_write, with a header
+ * field of its own. */
 static int h_stream(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
     (void)req;
     (void)arg;
-    int err =
-        corio_http_respond_start(c, 200, "text/plain", 100, "X-Stream: yes\r\n", CORIO_FOREVER);
+    int err = corio_http_add_header(c, "X-Stream", "yes");
+    if (err == 0)
+        err = corio_http_respond_start(c, 200, "text/plain", 100, CORIO_FOREVER);
     for (int i = 0; i < 10 && err == 0; i++)
         err = corio_http_write(c, "0123456789", 10, CORIO_FOREVER);
     return err;
@@ -218,8 +220,7 @@ static int h_flood(struct corio_http_conn *c, const struct corio_http_request *r
     static char piece[64 * 1024];
     int64_t total = (int64_t)1 << 30;
     memset(&flood, 0, sizeof(flood));
-    flood.err =
-        corio_http_respond_start(c, 200, "application/octet-stream", total, NULL, CORIO_FOREVER);
+    flood.err = corio_http_respond_start(c, 200, "application/octet-stream", total, CORIO_FOREVER);
     while (flood.err == 0 && flood.written < total) {
         int64_t t0 = corio_now();
         flood.err = corio_http_write(c, piece, sizeof(piece), deadline);
@@ -241,12 +242,108 @@ static int h_respond_late(struct corio_http_conn *c, const struct corio_http_req
     return corio_http_respond(c, 200, "text/plain", "late\n", 5, corio_now() - 1);
 }
 
+/* Field lines corio_http_add_header must refuse with -EINVAL: bad names, values that could end
+ * the line or inject another, and the fields the server writes itself. */
+static const struct {
+    const char *name, *value;
+} bad_fields[] = {
+    {NULL, "v"},
+    {"X-Null-Value", NULL},
+    {"", "v"},
+    {"Bad Name", "v"},
+    {"X:Y", "v"},
+    {"X\r\nY", "v"},
+    {"X-Inject", "a\r\nX-Injected: yes"},
+    {"X-Lf", "a\nX-Injected: yes"},
+    {"X-Cr", "a\rb"},
+    {"X-Ctl", "a\x01"},
+    {"X-Del", "a\x7f"},
+    {"Content-Length", "5"},
+    {"transfer-encoding", "chunked"},
+    {"CONNECTION", "close"},
+    {"Date", "today"},
+    {"Server", "other"},
+    {"Content-Type", "text/html"},
+};
+
+/* What the add-header handlers saw. */
+static struct {
+    int bad[sizeof(bad_fields) / sizeof(bad_fields[0])]; /* each bad field's result */
+    int good;  /* the first failure among the valid fields, or 0 */
+    int after; /* corio_http_add_header once the response has started */
+    int fill;  /* fields of 100 bytes that fitted before -ENOSPC */
+    int full;  /* the result that ended the filling */
+    int last;  /* the field that fills the room to the byte */
+    int over;  /* one more field of 5 bytes */
+} added;
+
+/* Tries every bad field, adds valid ones (one of them twice), answers, then tries to add more. */
+static int h_add_headers(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    for (size_t i = 0; i < sizeof(bad_fields) / sizeof(bad_fields[0]); i++)
+        added.bad[i] = corio_http_add_header(c, bad_fields[i].name, bad_fields[i].value);
+    static const char *const good[][2] = {
+        {"X-One", "1"},
+        {"Set-Cookie", "a=b"},
+        {"Set-Cookie", "c=d; Path=/"},
+        {"X-Empty", ""},
+        {"X-Tab", "a\tb"},
+        {"X-Utf8", "caf\xc3\xa9"},
+        {"x-lower", "v"},
+        {"X-Token!#$%&'*+-.^_`|~", "v"},
+    };
+    added.good = 0;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]) && added.good == 0; i++)
+        added.good = corio_http_add_header(c, good[i][0], good[i][1]);
+    int err = corio_http_respond(c, 200, "text/plain", "added\n", 6, CORIO_FOREVER);
+    added.after = corio_http_add_header(c, "X-After", "1");
+    return err;
+}
+
+/* Fills the room for added fields with fields of 100 bytes until one does not fit, then fills it
+ * to the byte, and answers. */
+static int h_add_fill(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    char name[24], value[128];
+    memset(value, 'v', 86);
+    value[86] = '\0';
+    added.fill = 0;
+    for (;;) {
+        snprintf(name, sizeof(name), "X-Fill-%03d", added.fill); /* 10 + 86 + 4 bytes */
+        added.full = corio_http_add_header(c, name, value);
+        if (added.full != 0)
+            break;
+        added.fill++;
+    }
+    size_t left = CORIO_HTTP_ADDED_HEADER_BYTES - (size_t)added.fill * 100;
+    memset(value, 'w', left - 10);
+    value[left - 10] = '\0';
+    added.last = corio_http_add_header(c, "X-Last", value); /* 6 + (left - 10) + 4 bytes */
+    added.over = corio_http_add_header(c, "X", "");
+    return corio_http_respond(c, 200, "text/plain", "full\n", 5, CORIO_FOREVER);
+}
+
+/* Adds a field and returns without answering: the server's 500 must leave it out. */
+static int h_add_silent(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return corio_http_add_header(c, "X-One", "1");
+}
+
 static void add_routes(struct corio_http_server *s)
 {
     assert_int_equal(corio_http_route(s, "GET", "/slow", h_slow, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/leave-deadline", h_leave_deadline, NULL), 0);
     assert_int_equal(corio_http_route(s, "POST", "/hurried", h_hurried, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/flood", h_flood, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/add-headers", h_add_headers, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/add-fill", h_add_fill, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/add-silent", h_add_silent, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/flood-100ms", h_flood, &ms_100), 0);
     assert_int_equal(corio_http_route(s, "GET", "/flood-5s", h_flood, &ms_5000), 0);
     assert_int_equal(corio_http_route(s, "POST", "/echo-100ms", h_echo, &ms_100), 0);
@@ -333,7 +430,7 @@ struct client {
 
 struct resp {
     int status;      /* from the status line */
-    char head[4096]; /* the head, NUL-terminated (cut if longer) */
+    char head[8192]; /* the head, NUL-terminated (cut if longer) */
     size_t head_len; /* its real length, with the blank line */
     int64_t clen;    /* Content-Length, or -1 */
     char *body;      /* body bytes (malloc'd, NUL-terminated), NULL for none */
@@ -659,6 +756,83 @@ static void sc_get_head(struct env *e)
 static void test_http_server_get_head(void **state)
 {
     run_scenario(state, sc_get_head, NULL);
+}
+
+/* Checks the fields h_add_headers adds in @r, and that nothing was injected. */
+static void expect_added_fields(const struct resp *r)
+{
+    EXPECT_HDR(r, "X-One", "1");
+    T_EXPECT_EQ(resp_hdr(r, "Set-Cookie", NULL, 0), 2);
+    EXPECT_HDR(r, "X-Empty", "");
+    EXPECT_HDR(r, "X-Tab", "a\tb");
+    EXPECT_HDR(r, "X-Utf8", "caf\xc3\xa9");
+    EXPECT_HDR(r, "x-lower", "v");
+    EXPECT_HDR(r, "Content-Type", "text/plain");
+    EXPECT_HDR(r, "Server", "corio");
+    EXPECT_NO_HDR(r, "X-Injected");
+    EXPECT_NO_HDR(r, "X-After");
+    /* The server's own fields come first, the added ones after them in the order added. */
+    const char *own = strstr(r->head, "Connection:"), *one = strstr(r->head, "X-One:");
+    const char *c1 = strstr(r->head, "Set-Cookie: a=b"), *c2 = strstr(r->head, "Set-Cookie: c=d");
+    T_EXPECT(own && one && c1 && c2 && own < one && one < c1 && c1 < c2);
+}
+
+static void sc_add_header(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    memset(&added, 0, sizeof(added));
+    if (ROUNDTRIP(&c, "GET /add-headers HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        expect_added_fields(&r);
+        EXPECT_BODY_STR(&r, "added\n");
+    }
+    resp_free(&r);
+    for (size_t i = 0; i < sizeof(bad_fields) / sizeof(bad_fields[0]); i++) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "bad field %zu (%s): %d, want -EINVAL", i,
+                 bad_fields[i].name ? bad_fields[i].name : "NULL", added.bad[i]);
+        t_expect_(added.bad[i] == -EINVAL, msg, __FILE__, __LINE__);
+    }
+    T_EXPECT_EQ(added.good, 0);
+    T_EXPECT_EQ(added.after, -EALREADY);
+    /* The same on a HEAD, without the body; then a request that adds nothing gets none. */
+    if (ROUNDTRIP(&c, "HEAD /add-headers HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        expect_added_fields(&r);
+    resp_free(&r);
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_NO_HDR(&r, "X-One");
+        EXPECT_NO_HDR(&r, "Set-Cookie");
+    }
+    resp_free(&r);
+    /* The room is CORIO_HTTP_ADDED_HEADER_BYTES to the byte, and a field that does not fit
+     * leaves the others in place. */
+    if (ROUNDTRIP(&c, "GET /add-fill HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        T_EXPECT_EQ(resp_hdr(&r, "X-Fill-000", NULL, 0), 1);
+        char last[24];
+        snprintf(last, sizeof(last), "X-Fill-%03d", added.fill - 1);
+        T_EXPECT_EQ(resp_hdr(&r, last, NULL, 0), 1);
+        T_EXPECT_EQ(resp_hdr(&r, "X-Last", NULL, 0), 1);
+        EXPECT_BODY_STR(&r, "full\n");
+    }
+    resp_free(&r);
+    T_EXPECT_EQ(added.fill, CORIO_HTTP_ADDED_HEADER_BYTES / 100);
+    T_EXPECT_EQ(added.full, -ENOSPC);
+    T_EXPECT_EQ(added.last, 0);
+    T_EXPECT_EQ(added.over, -ENOSPC);
+    /* A handler that adds a field and does not answer gets the server's 500 without it. */
+    if (ROUNDTRIP(&c, "GET /add-silent HTTP/1.1\r\nHost: t\r\n\r\n", &r, 500)) {
+        EXPECT_NO_HDR(&r, "X-One");
+        EXPECT_HDR(&r, "Connection", "close");
+    }
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_add_header(void **state)
+{
+    run_scenario(state, sc_add_header, NULL);
 }
 
 static void sc_404_405(struct env *e)
@@ -1962,6 +2136,36 @@ static void test_http_server_static_traversal(void **state)
     run_static(state, sc_static_traversal);
 }
 
+static void sc_static_location(struct env *e)
+{
+    /* A directory whose name holds CR LF, asked for without its slash: the redirect would carry
+     * the name in its Location field, so it is refused (404) instead of injecting a field. */
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/inj\r\nX-Injected: yes", root_dir);
+    if (!T_EXPECT_EQ(mkdir(dir, 0755), 0))
+        return;
+    struct client c;
+    struct resp r;
+    if (CL_OPEN(e, &c)) {
+        if (ROUNDTRIP(&c, "GET /inj%0D%0AX-Injected:%20yes HTTP/1.1\r\nHost: t\r\n\r\n", &r, 404)) {
+            EXPECT_NO_HDR(&r, "X-Injected");
+            EXPECT_NO_HDR(&r, "Location");
+        }
+        resp_free(&r);
+        /* The connection goes on, and a plain directory still redirects. */
+        if (ROUNDTRIP(&c, "GET /sub HTTP/1.1\r\nHost: t\r\n\r\n", &r, 301))
+            EXPECT_HDR(&r, "Location", "/sub/");
+        resp_free(&r);
+    }
+    cl_close(&c);
+    rmdir(dir);
+}
+
+static void test_http_server_static_location(void **state)
+{
+    run_static(state, sc_static_location);
+}
+
 static void sc_static_large(struct env *e)
 {
     struct client c;
@@ -1998,6 +2202,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T_LOOP_FDS_TEST(test_http_server_get_head),
+        T_LOOP_FDS_TEST(test_http_server_add_header),
         T_LOOP_FDS_TEST(test_http_server_404_405),
         T_LOOP_FDS_TEST(test_http_server_handler_errors),
         T_LOOP_FDS_TEST(test_http_server_keep_alive),
@@ -2023,6 +2228,7 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_server_static_conditional),
         T_LOOP_FDS_TEST(test_http_server_static_range),
         T_LOOP_FDS_TEST(test_http_server_static_traversal),
+        T_LOOP_FDS_TEST(test_http_server_static_location),
         T_LOOP_FDS_TEST(test_http_server_static_large),
     };
     return T_RUN_TESTS(tests);

@@ -4,6 +4,8 @@
  * connection next waits for input. */
 #include "server.h"
 
+#include "parser.h"
+
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +36,9 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
     if (c->expect_continue && !c->sent_continue &&
         (c->body == CORIO__HTTP_BODY_LENGTH || c->body == CORIO__HTTP_BODY_CHUNKED))
         c->keep_alive = false;
+    r.extra = c->xbuf;
+    r.extra_len = c->xlen;
+    c->xlen = 0;
     r.status = status;
     r.date_str = date_now(c->s);
     r.content_type = ctype;
@@ -53,6 +58,52 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
             return err;
     }
     return -ENOSPC;
+}
+
+/* Header fields the server writes itself on every response it sends for a handler: a second
+ * copy from the handler would contradict the framing or duplicate a singleton field. */
+static const char *const own_fields[] = {
+    "content-length", "transfer-encoding", "connection", "date", "server", "content-type",
+};
+
+/* Whether the @len bytes at @name are a field the server writes itself (case-insensitive). */
+static bool own_field(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(own_fields) / sizeof(own_fields[0]); i++) {
+        if (strlen(own_fields[i]) == len && eq_lower(name, own_fields[i], len))
+            return true;
+    }
+    return false;
+}
+
+/* Returns the length of @s if every byte of it is in character class @cls, else 0. */
+static size_t class_len(const char *s, unsigned cls)
+{
+    size_t n = 0;
+    while (s[n] && IS(cls, s[n]))
+        n++;
+    return s[n] ? 0 : n;
+}
+
+int corio_http_add_header(struct corio_http_conn *c, const char *name, const char *value)
+{
+    if (c->resp != CORIO__HTTP_RESP_NONE)
+        return -EALREADY;
+    if (!name || !value)
+        return -EINVAL;
+    size_t nl = class_len(name, C_TCHAR);
+    size_t vl = strlen(value);
+    if (nl == 0 || own_field(name, nl) || (vl > 0 && class_len(value, C_VALUE) != vl))
+        return -EINVAL;
+    if (nl + vl + 4 > CORIO_HTTP_ADDED_HEADER_BYTES - c->xlen)
+        return -ENOSPC;
+    char *p = c->xbuf + c->xlen;
+    memcpy(p, name, nl);
+    memcpy(p + nl, ": ", 2);
+    memcpy(p + nl + 2, value, vl);
+    memcpy(p + nl + 2 + vl, "\r\n", 2);
+    c->xlen += nl + vl + 4;
+    return 0;
 }
 
 static bool bodyless_status(int status)
@@ -79,17 +130,11 @@ int corio_http_respond(struct corio_http_conn *c, int status, const char *conten
 }
 
 int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
-                             int64_t content_length, const char *extra_headers, int64_t deadline)
+                             int64_t content_length, int64_t deadline)
 {
     if (c->resp != CORIO__HTTP_RESP_NONE)
         return -EALREADY;
-    struct corio_http_response t;
-    memset(&t, 0, sizeof(t));
-    if (extra_headers) {
-        t.extra = extra_headers;
-        t.extra_len = strlen(extra_headers);
-    }
-    int err = corio__http_write_head(c, status, content_type, content_length, &t, deadline);
+    int err = corio__http_write_head(c, status, content_type, content_length, NULL, deadline);
     if (err) {
         c->broken = true;
         c->resp = CORIO__HTTP_RESP_DONE;
@@ -130,5 +175,6 @@ void corio__http_respond_error(struct corio_http_conn *c, int status, bool close
     memcpy(body, reason, n);
     body[n++] = '\n';
     c->resp = CORIO__HTTP_RESP_NONE;
+    c->xlen = 0;
     corio_http_respond(c, status, "text/plain; charset=utf-8", body, n, CORIO_FOREVER);
 }

@@ -254,17 +254,16 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
     }
     if (allowed) {
         /* RFC 9110 section 15.5.6: a 405 lists the methods the target supports. */
-        char allow[128] = "Allow: ";
-        size_t n = 7;
+        char allow[128] = "";
+        size_t n = 0;
         for (size_t m = 1; m < sizeof(method_names) / sizeof(method_names[0]); m++) {
             if (!(allowed & (1u << m)))
                 continue;
-            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 7 ? ", " : "",
+            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 0 ? ", " : "",
                                   method_names[m]);
         }
-        snprintf(allow + n, sizeof(allow) - n, "\r\n");
-        c->resp = CORIO__HTTP_RESP_NONE;
-        corio_http_respond_start(c, 405, NULL, 0, allow, CORIO_FOREVER);
+        corio_http_add_header(c, "Allow", allow);
+        corio_http_respond_start(c, 405, NULL, 0, CORIO_FOREVER);
         return;
     }
     corio__http_respond_error(c, 404, false);
@@ -296,6 +295,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     c->resp = CORIO__HTTP_RESP_NONE;
+    c->xlen = 0;
     corio__http_body_start(c, req, c->rpos + hl);
     dispatch(c, req);
     /* A deadline the handler set and left ends with it: the server bounds its own waits. */
@@ -318,7 +318,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
 
 static void serve_conn(struct corio_http_conn *c)
 {
-    uintptr_t h = ((uintptr_t)(c->wbuf + c->wcap) + 15) & ~(uintptr_t)15;
+    uintptr_t h = ((uintptr_t)(c->xbuf + CORIO_HTTP_ADDED_HEADER_BYTES) + 15) & ~(uintptr_t)15;
     struct corio_http_header *hdrs = (struct corio_http_header *)h;
     for (;;) {
         struct corio_http_request req;
@@ -356,14 +356,16 @@ static int conn_main(void *arg)
     free(cs);
     size_t bs = s->o.buffer_size;
     size_t hdr_bytes = s->o.limits.max_headers * sizeof(struct corio_http_header);
-    /* One allocation per connection: input, output, then the parsed header fields. */
-    char *mem = malloc(2 * bs + hdr_bytes + 16);
+    /* One allocation per connection: input, output, the added header lines, then the parsed
+     * header fields. */
+    char *mem = malloc(2 * bs + CORIO_HTTP_ADDED_HEADER_BYTES + hdr_bytes + 16);
     s->stats.open++;
     if (mem) {
         c.rbuf = mem;
         c.rcap = bs;
         c.wbuf = mem + bs;
         c.wcap = bs;
+        c.xbuf = mem + 2 * bs;
         c.use_rx = s->ring && corio_receiver_init(&c.rx, c.fd, s->ring) == 0;
         serve_conn(&c);
         if (c.use_rx) {

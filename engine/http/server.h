@@ -3,11 +3,12 @@
  *
  *   server.c   the server's lifetime, routes, the accept loop and the connection loop
  *   io.c       a connection's input and output buffers, and the deadlines of its waits
- *   respond.c  response heads, responses, streamed responses and error responses
+ *   respond.c  response heads, added header fields, responses, streamed responses, error responses
  *   body.c     request bodies: Content-Length and chunked, 100-continue, discarding
  *   static.c   static files below the server's root
  *
- * A connection owns one allocation: its input buffer and its output buffer. A request head is
+ * A connection owns one allocation: its input buffer, its output buffer, the room for the header
+ * lines a handler adds to a response, and the parsed header fields. A request head is
  * parsed in place in the input buffer (the request struct points into it), so the head stays where
  * it is until the request is done; body bytes are read after it. Responses go to the output
  * buffer, which is flushed before the connection waits for input: pipelined requests that arrived
@@ -64,6 +65,9 @@ struct corio_http_conn {
     char *wbuf;                  /* output not yet sent: [0, wlen) */
     size_t wcap;                 /* its size */
     size_t wlen;                 /* bytes waiting in it */
+    char *xbuf;                  /* lines of corio_http_add_header for the next response head,
+                                    room for CORIO_HTTP_ADDED_HEADER_BYTES */
+    size_t xlen;                 /* bytes of them; the response head takes them and resets it */
     int64_t head_deadline;       /* when the head being read must be complete */
     uint64_t nreq;               /* requests served on this connection */
     /* The request being served. */
@@ -133,14 +137,15 @@ int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int
 /* ---- respond.c: responses ---------------------------------------------------------------------
  */
 
-/* Writes a response head into the output buffer, on @tmpl's extra fields if not NULL; @len < 0
- * omits Content-Length. May suspend (to make room, by @deadline). Returns 0 or -errno. */
+/* Writes a response head into the output buffer, on @tmpl's fields if not NULL, with the header
+ * lines the handler added (which it takes: xlen is 0 after); @len < 0 omits Content-Length. May
+ * suspend (to make room, by @deadline). Returns 0 or -errno. */
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
                            const struct corio_http_response *tmpl, int64_t deadline);
 
 /* Answers with an error status and a short text body, in place of whatever response was not
- * finished, and marks the connection for closing when @close_conn. May suspend. Returns nothing:
- * a failure marks the connection broken. */
+ * finished and without the header lines a handler added, and marks the connection for closing
+ * when @close_conn. May suspend. Returns nothing: a failure marks the connection broken. */
 void corio__http_respond_error(struct corio_http_conn *c, int status, bool close_conn);
 
 /* ---- body.c: request bodies -------------------------------------------------------------------

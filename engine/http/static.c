@@ -61,14 +61,15 @@ static bool file_stat(struct corio_http_conn *c, struct file_job *f)
         return false;
     }
     if (S_ISDIR(f->st.stx_mode)) {
-        /* A directory named without its slash: send the client to the slash form. */
-        char loc[4096 + 32];
-        int n = snprintf(loc, sizeof(loc), "Location: %.*s/\r\n", (int)f->plen, f->path);
-        if (n > 0 && (size_t)n < sizeof(loc)) {
-            corio_http_respond_start(c, 301, NULL, 0, loc, CORIO_FOREVER);
-        } else {
+        /* A directory named without its slash: send the client to the slash form. The decoded
+         * path may hold any byte but NUL; one that cannot stand in a header field (a CR, say)
+         * is refused by corio_http_add_header, and the directory is then not found. */
+        char loc[sizeof(f->path) + 1];
+        snprintf(loc, sizeof(loc), "%.*s/", (int)f->plen, f->path);
+        if (corio_http_add_header(c, "Location", loc) == 0)
+            corio_http_respond_start(c, 301, NULL, 0, CORIO_FOREVER);
+        else
             corio__http_respond_error(c, 404, false);
-        }
         return false;
     }
     if (!S_ISREG(f->st.stx_mode)) {

@@ -378,8 +378,28 @@ CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
 /* Returns the counters of @s. */
 CORIO_API const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s);
 
+/* Room for the header fields a handler adds to one response with corio_http_add_header: each
+ * takes strlen(name) + strlen(value) + 4 bytes ("name: value" and CRLF). */
+#define CORIO_HTTP_ADDED_HEADER_BYTES 4096
+
+/* Adds the header field "@name: @value" to the response the handler is about to start, after
+ * the server's own fields; call it any number of times before corio_http_respond or
+ * corio_http_respond_start, as long as the fields fit in CORIO_HTTP_ADDED_HEADER_BYTES. A field
+ * may be added more than once (Set-Cookie), and the fields go out in the order added. They belong
+ * to this request's response: the next request starts with none, and an error response of the
+ * server's own (the 500 for a handler that did not answer) leaves them out. @name must be a token
+ * (RFC 9110 section 5.1) and @value may hold SP, HTAB, visible ASCII and bytes >= 0x80 but no
+ * CR, LF, NUL or other control byte, so a field can never end early or inject another. The
+ * fields the server writes itself are refused: Content-Length, Transfer-Encoding, Connection,
+ * Date, Server, and Content-Type (pass that to the respond call). Both strings are copied. Does
+ * not suspend. Returns 0, or -errno: -EINVAL for a NULL, empty or invalid name, an invalid value
+ * or a refused name; -ENOSPC when the field does not fit in the room left; -EALREADY once the
+ * response has started. */
+CORIO_API int corio_http_add_header(struct corio_http_conn *c, const char *name,
+                                    const char *value);
+
 /* Sends a whole response: status line, headers (Date, Server, Content-Type if @content_type is not
- * NULL, Content-Length, Connection) and @body. For HEAD requests the body is left out, and so are
+ * NULL, Content-Length, Connection, then those added with corio_http_add_header) and @body. For HEAD requests the body is left out, and so are
  * Content-Type and Content-Length for 1xx, 204 and 304. Responses are buffered and flushed before
  * the connection next waits, so pipelined requests share sends: the call waits only when the
  * buffer is full, and then at most until @deadline (or the server's idle bound, if earlier). The
@@ -392,12 +412,12 @@ CORIO_API int corio_http_respond(struct corio_http_conn *c, int status, const ch
                                  const void *body, size_t len, int64_t deadline);
 
 /* Starts a response whose body of @content_length bytes the handler then sends with
- * corio_http_write; @extra_headers (may be NULL) are raw lines each ending in CRLF. The head is
- * buffered like corio_http_respond's, and the call waits (until @deadline at the latest) only to
- * make room. May suspend. Returns 0 or -errno, as corio_http_respond. */
+ * corio_http_write. The head is buffered like corio_http_respond's, and the call waits (until
+ * @deadline at the latest) only to make room. May suspend. Returns 0 or -errno, as
+ * corio_http_respond. */
 CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status,
                                        const char *content_type, int64_t content_length,
-                                       const char *extra_headers, int64_t deadline);
+                                       int64_t deadline);
 
 /* Sends body bytes of a response started with corio_http_respond_start. The bytes are copied to
  * the output buffer, or sent from @buf when they do not fit, and the call waits for the peer to
