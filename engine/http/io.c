@@ -52,13 +52,10 @@ ssize_t corio__http_recv(struct corio_http_conn *c, void *dst, size_t len)
     return (ssize_t)k;
 }
 
-/* Sends @len bytes from @p, bounded as corio__http_flush_out says. Returns 0, or -errno with the
- * connection marked broken. */
-static int send_out(struct corio_http_conn *c, const void *p, size_t len, bool bounded,
-                    int64_t deadline)
+/* Sends @len bytes from @p by @deadline, as corio__http_flush_out says. Returns 0, or -errno with
+ * the connection marked broken. */
+static int send_out(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline)
 {
-    if (bounded)
-        deadline = corio__http_earlier(deadline, corio_now() + c->s->o.idle_timeout);
     int64_t prev = CORIO_FOREVER;
     if (deadline != CORIO_FOREVER)
         prev = corio__http_phase_begin(deadline);
@@ -72,11 +69,11 @@ static int send_out(struct corio_http_conn *c, const void *p, size_t len, bool b
     return 0;
 }
 
-int corio__http_flush_out(struct corio_http_conn *c, bool bounded, int64_t deadline)
+int corio__http_flush_out(struct corio_http_conn *c, int64_t deadline)
 {
     if (c->wlen == 0)
         return 0;
-    int err = send_out(c, c->wbuf, c->wlen, bounded, deadline);
+    int err = send_out(c, c->wbuf, c->wlen, deadline);
     c->wlen = 0;
     return err;
 }
@@ -99,5 +96,5 @@ int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int
         return 0;
     }
     /* Too large to be worth a copy: straight from the caller's memory. */
-    return send_out(c, p, len, true, deadline);
+    return send_out(c, p, len, corio__http_write_bound(c, deadline));
 }

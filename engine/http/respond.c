@@ -36,9 +36,11 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
     if (c->expect_continue && !c->sent_continue &&
         (c->body == CORIO__HTTP_BODY_LENGTH || c->body == CORIO__HTTP_BODY_CHUNKED))
         c->keep_alive = false;
-    r.extra = c->xbuf;
-    r.extra_len = c->xlen;
-    c->xlen = 0;
+    if (c->xlen) {
+        r.extra = c->xbuf;
+        r.extra_len = c->xlen;
+        c->xlen = 0;
+    }
     r.status = status;
     r.date_str = date_now(c->s);
     r.content_type = ctype;

@@ -155,7 +155,8 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
             return -E2BIG;
         /* Idle, the idle bound covers this flush as a write bound of its own would: both run
          * from now. Otherwise the flush has its own bound, then the head's deadline applies. */
-        if (corio__http_flush_out(c, !idle, CORIO_FOREVER) != 0)
+        if (corio__http_flush_out(c, idle ? CORIO_FOREVER
+                                          : corio__http_write_bound(c, CORIO_FOREVER)) != 0)
             return HEAD_CLOSE;
         if (!armed) {
             corio_set_deadline(c->head_deadline, NULL);
@@ -295,7 +296,6 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     c->resp = CORIO__HTTP_RESP_NONE;
-    c->xlen = 0;
     corio__http_body_start(c, req, c->rpos + hl);
     dispatch(c, req);
     /* A deadline the handler set and left ends with it: the server bounds its own waits. */

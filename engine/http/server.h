@@ -118,16 +118,24 @@ void corio__http_phase_end(int64_t prev);
  * the bytes read, 0 at EOF, or -errno (-ETIMEDOUT when the phase's deadline passes). */
 ssize_t corio__http_recv(struct corio_http_conn *c, void *dst, size_t len);
 
-/* Sends the output buffer by @deadline (a handler's, or CORIO_FOREVER). @bounded: a peer that
- * stops reading holds it at most the idle timeout from now as well; otherwise the coroutine's
- * deadline applies. May suspend. Returns 0, or -errno with the connection marked broken. */
-int corio__http_flush_out(struct corio_http_conn *c, bool bounded, int64_t deadline);
+/* Sends the output buffer, waiting for the peer until @deadline at the latest (CORIO_FOREVER: only
+ * the coroutine's own deadline applies). May suspend. Returns 0, or -errno with the connection
+ * marked broken. */
+int corio__http_flush_out(struct corio_http_conn *c, int64_t deadline);
 
-/* Sends the output buffer, bounded (corio__http_flush_out) and by @deadline. May suspend. Returns
- * 0 or -errno. */
+/* Returns the deadline of a write that starts now: @deadline (a handler's, or CORIO_FOREVER), or
+ * earlier, the idle timeout from now, so that a peer that stops reading holds a write no longer
+ * than an idle connection. */
+static inline int64_t corio__http_write_bound(const struct corio_http_conn *c, int64_t deadline)
+{
+    return corio__http_earlier(deadline, corio_now() + c->s->o.idle_timeout);
+}
+
+/* Sends the output buffer, bounded by corio__http_write_bound(@deadline). May suspend. Returns 0
+ * or -errno. */
 static inline int corio__http_flush(struct corio_http_conn *c, int64_t deadline)
 {
-    return c->wlen == 0 ? 0 : corio__http_flush_out(c, true, deadline);
+    return c->wlen == 0 ? 0 : corio__http_flush_out(c, corio__http_write_bound(c, deadline));
 }
 
 /* Appends @len bytes to the output, sending what the buffer cannot hold by @deadline (and the
