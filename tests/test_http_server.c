@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* A generous bound for waits that should end soon: hitting it fails the test instead of hanging. */
 #define BOUND_MS (t_on_valgrind() ? 20000 : 5000)
@@ -335,12 +339,90 @@ static int h_add_silent(struct corio_http_conn *c, const struct corio_http_reque
     return corio_http_add_header(c, "X-One", "1");
 }
 
+/* The body of the chunked handlers: pieces of these sizes (one above half the output buffer, so
+ * that it goes out from the handler's memory), with t_fill's pattern of seed CHUNKED_SEED. */
+static const size_t chunk_sizes[] = {1, 7, 300, 40000, 5};
+#define CHUNKED_LEN (1 + 7 + 300 + 40000 + 5)
+#define CHUNKED_SEED 9
+
+/* How h_chunked ends its body: the route's argument points to one. */
+enum { END_FINISH, END_WRITE0, END_RETURN, END_FAIL };
+static int end_finish = END_FINISH, end_write0 = END_WRITE0, end_return = END_RETURN,
+           end_fail = END_FAIL;
+
+/* What h_chunked's calls returned. */
+static struct {
+    int start; /* corio_http_respond_start */
+    int write; /* the first failed corio_http_write, or 0 */
+    int end;   /* corio_http_finish or the corio_http_write of 0 bytes */
+    int again; /* corio_http_finish once more */
+    int after; /* corio_http_write once the body has ended */
+} chunked_res;
+
+/* Streams a body of unknown length (with a field of its own) in the pieces of chunk_sizes, then
+ * ends it as its argument says. */
+static int h_chunked(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    static char data[CHUNKED_LEN];
+    t_fill(data, sizeof(data), CHUNKED_SEED, 0);
+    int how = *(const int *)arg;
+    memset(&chunked_res, 0, sizeof(chunked_res));
+    int err = corio_http_add_header(c, "X-Streamed", "yes");
+    if (err == 0)
+        err = corio_http_respond_start(c, 200, "application/octet-stream", -1, HTTP_BOUND);
+    chunked_res.start = err;
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(chunk_sizes) / sizeof(chunk_sizes[0]) && err == 0; i++) {
+        err = corio_http_write(c, data + off, chunk_sizes[i], HTTP_BOUND);
+        off += chunk_sizes[i];
+    }
+    chunked_res.write = err;
+    if (err || how == END_RETURN)
+        return err;
+    if (how == END_FAIL)
+        return -EIO;
+    if (how == END_FINISH)
+        chunked_res.end = corio_http_finish(c, HTTP_BOUND);
+    else
+        chunked_res.end = corio_http_write(c, NULL, 0, HTTP_BOUND);
+    chunked_res.again = corio_http_finish(c, HTTP_BOUND);
+    chunked_res.after = corio_http_write(c, "x", 1, HTTP_BOUND);
+    return chunked_res.end;
+}
+
+/* Set by the client once it has received h_flush's first chunk. */
+static struct corio_event flushed;
+
+/* Streams "first", sends it with corio_http_flush and waits until the client has it, then
+ * "second": without the flush, the first chunk would wait in the output buffer. */
+static int h_flush(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    int err = corio_http_respond_start(c, 200, "text/plain", -1, HTTP_BOUND);
+    if (err == 0)
+        err = corio_http_write(c, "first", 5, HTTP_BOUND);
+    if (err == 0)
+        err = corio_http_flush(c, HTTP_BOUND);
+    if (err == 0)
+        err = corio_event_wait(&flushed, HTTP_BOUND);
+    if (err == 0)
+        err = corio_http_write(c, "second", 6, HTTP_BOUND);
+    return err ? err : corio_http_finish(c, HTTP_BOUND);
+}
+
 static void add_routes(struct corio_http_server *s)
 {
     assert_int_equal(corio_http_route(s, "GET", "/slow", h_slow, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/leave-deadline", h_leave_deadline, NULL), 0);
     assert_int_equal(corio_http_route(s, "POST", "/hurried", h_hurried, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/flood", h_flood, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/chunked", h_chunked, &end_finish), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/chunked-write0", h_chunked, &end_write0), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/chunked-return", h_chunked, &end_return), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/chunked-fail", h_chunked, &end_fail), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/flush", h_flush, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/add-headers", h_add_headers, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/add-fill", h_add_fill, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/add-silent", h_add_silent, NULL), 0);
@@ -433,6 +515,8 @@ struct resp {
     char head[8192]; /* the head, NUL-terminated (cut if longer) */
     size_t head_len; /* its real length, with the blank line */
     int64_t clen;    /* Content-Length, or -1 */
+    bool chunked;    /* the body came with the chunked coding, decoded by corio's decoder */
+    bool to_eof;     /* the body had neither and ended with the connection */
     char *body;      /* body bytes (malloc'd, NUL-terminated), NULL for none */
     size_t body_len; /* bytes in body */
 };
@@ -550,6 +634,62 @@ static int resp_hdr(const struct resp *r, const char *name, char *out, size_t ca
     return found;
 }
 
+/* Appends @len bytes at @p to @r's body, which stays NUL-terminated. Returns 0 or -ENOMEM. */
+static int body_append(struct resp *r, const char *p, size_t len)
+{
+    char *b = realloc(r->body, r->body_len + len + 1);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b + r->body_len, p, len);
+    r->body = b;
+    r->body_len += len;
+    b[r->body_len] = '\0';
+    return 0;
+}
+
+/* Reads a chunked body into @r with corio's own decoder, decoding in place in c->buf. Returns 1,
+ * -EPROTO for bad framing or an EOF inside the body, or the recv error. */
+static int cl_chunked_body(struct client *c, struct resp *r, int64_t deadline)
+{
+    struct corio_http_limits lim;
+    corio_http_limits_init(&lim);
+    lim.max_body_bytes = INT64_MAX;
+    struct corio_http_chunked ch;
+    corio_http_chunked_init(&ch, &lim);
+    r->chunked = true;
+    if (body_append(r, "", 0) < 0)
+        return -ENOMEM;
+    for (;;) {
+        size_t produced = 0, consumed = 0;
+        int ret = corio_http_chunked_decode(&ch, c->buf, c->len, &produced, &consumed);
+        if (ret != 0 && ret != -EAGAIN)
+            return -EPROTO;
+        if (body_append(r, c->buf, produced) < 0)
+            return -ENOMEM;
+        cl_consume(c, consumed);
+        if (ret == 0)
+            return 1;
+        ssize_t n = cl_fill(c, deadline);
+        if (n <= 0)
+            return n == 0 ? -EPROTO : (int)n;
+    }
+}
+
+/* Reads a body that ends with the connection into @r. Returns 1 or the recv error. */
+static int cl_body_to_eof(struct client *c, struct resp *r, int64_t deadline)
+{
+    r->to_eof = true;
+    ssize_t n;
+    while ((n = cl_fill(c, deadline)) > 0)
+        ;
+    if (n < 0)
+        return (int)n;
+    if (body_append(r, c->buf, c->len) < 0)
+        return -ENOMEM;
+    cl_consume(c, c->len);
+    return 1;
+}
+
 /* Reads one response. @head_req: the request was HEAD, so no body follows whatever the headers
  * say. Returns 1 with *@r filled, 0 at EOF before any byte, or a negative error: -EPROTO for a
  * malformed response, else the recv error. */
@@ -590,12 +730,20 @@ static int cl_response(struct client *c, struct resp *r, bool head_req, int64_t 
         if (*e || r->clen < 0)
             return -EPROTO;
     }
+    char te[32], conn[32];
+    int nte = resp_hdr(r, "Transfer-Encoding", te, sizeof(te));
+    bool closing = resp_hdr(r, "Connection", conn, sizeof(conn)) == 1 && strcmp(conn, "close") == 0;
     cl_consume(c, hl);
     bool bodyless = head_req || r->status < 200 || r->status == 204 || r->status == 304;
     if (bodyless)
         return 1;
-    if (r->clen < 0)
-        return -EPROTO; /* this server always frames its bodies with Content-Length */
+    if (nte > 0) {
+        if (nte > 1 || ncl > 0 || strcmp(te, "chunked") != 0)
+            return -EPROTO;
+        return cl_chunked_body(c, r, deadline);
+    }
+    if (r->clen < 0) /* only a body that ends with the connection may go without a length */
+        return closing ? cl_body_to_eof(c, r, deadline) : -EPROTO;
     while (c->len < (size_t)r->clen) {
         ssize_t n = cl_fill(c, deadline);
         if (n == 0)
@@ -833,6 +981,209 @@ static void sc_add_header(struct env *e)
 static void test_http_server_add_header(void **state)
 {
     run_scenario(state, sc_add_header, NULL);
+}
+
+/* Expects @r to be h_chunked's whole response, framed as @chunked says (else ended by EOF). */
+static void expect_chunked_resp(const struct resp *r, bool chunked)
+{
+    T_EXPECT_EQ(r->chunked, chunked);
+    T_EXPECT_EQ(r->to_eof, !chunked);
+    EXPECT_NO_HDR(r, "Content-Length");
+    EXPECT_HDR(r, "Transfer-Encoding", chunked ? "chunked" : NULL);
+    EXPECT_HDR(r, "Connection", chunked ? "keep-alive" : "close");
+    EXPECT_HDR(r, "X-Streamed", "yes");
+    if (T_EXPECT_EQ(r->body_len, CHUNKED_LEN))
+        T_EXPECT_EQ(t_check(r->body, r->body_len, CHUNKED_SEED, 0), -1);
+}
+
+static void sc_chunked_response(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    /* HTTP/1.1: chunked, however the handler ends the body, and the connection goes on. */
+    static const char *const paths[] = {"/chunked", "/chunked-write0", "/chunked-return"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        char req[96];
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", paths[i]);
+        if (ROUNDTRIP(&c, req, &r, 200))
+            expect_chunked_resp(&r, true);
+        resp_free(&r);
+        T_EXPECT_EQ(chunked_res.start, 0);
+        T_EXPECT_EQ(chunked_res.write, 0);
+        if (i < 2) {
+            T_EXPECT_EQ(chunked_res.end, 0);
+            T_EXPECT_EQ(chunked_res.again, 0);
+            T_EXPECT_EQ(chunked_res.after, -EINVAL);
+        }
+    }
+    /* HEAD: the same head, no body. Then two pipelined, then a plain request. */
+    if (ROUNDTRIP(&c, "HEAD /chunked HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+        EXPECT_HDR(&r, "Transfer-Encoding", "chunked");
+        EXPECT_HDR(&r, "Connection", "keep-alive");
+    }
+    resp_free(&r);
+    CL_SENDS(&c,
+             "GET /chunked HTTP/1.1\r\nHost: t\r\n\r\nGET /chunked HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < 2; i++) {
+        if (EXPECT_RESPONSE(&c, &r, 200))
+            expect_chunked_resp(&r, true);
+        resp_free(&r);
+    }
+    if (ROUNDTRIP(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        EXPECT_BODY_STR(&r, hello_body);
+    resp_free(&r);
+    cl_close(&c);
+    /* HTTP/1.0, even one that asks for keep-alive: no length, no coding, the end of the
+     * connection ends the body. */
+    static const char *const http10[] = {
+        "GET /chunked HTTP/1.0\r\n\r\n",
+        "GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(http10) / sizeof(http10[0]); i++) {
+        if (!CL_OPEN(e, &c))
+            return;
+        if (ROUNDTRIP(&c, http10[i], &r, 200))
+            expect_chunked_resp(&r, false);
+        resp_free(&r);
+        cl_close(&c);
+    }
+    /* A handler that fails in the middle: the client gets no last chunk, and then EOF. */
+    if (!CL_OPEN(e, &c))
+        return;
+    CL_SENDS(&c, "GET /chunked-fail HTTP/1.1\r\nHost: t\r\n\r\n");
+    T_EXPECT_EQ(cl_response(&c, &r, false, HTTP_BOUND), -EPROTO);
+    T_EXPECT(r.chunked && r.body_len == CHUNKED_LEN);
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_chunked_response(void **state)
+{
+    run_scenario(state, sc_chunked_response, NULL);
+}
+
+static void sc_flush(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    T_EXPECT_EQ(corio_event_init(&flushed), 0);
+    /* The first chunk arrives while the handler still waits for the client to see it. */
+    CL_SENDS(&c, "GET /flush HTTP/1.1\r\nHost: t\r\n\r\n");
+    int64_t end = T_DL(2000);
+    while (!memmem(c.buf, c.len, "5\r\nfirst\r\n", 10) && cl_fill(&c, end) > 0)
+        ;
+    T_EXPECT(memmem(c.buf, c.len, "5\r\nfirst\r\n", 10) != NULL);
+    corio_event_set(&flushed);
+    if (EXPECT_RESPONSE(&c, &r, 200)) {
+        T_EXPECT(r.chunked);
+        EXPECT_BODY_STR(&r, "firstsecond");
+    }
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_http_server_flush(void **state)
+{
+    run_scenario(state, sc_flush, NULL);
+}
+
+/* Whether curl is on PATH. */
+static bool have_curl(void)
+{
+    const char *path = getenv("PATH");
+    char dir[512];
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && n < sizeof(dir) - 6) {
+            snprintf(dir, sizeof(dir), "%.*s/curl", (int)n, path);
+            if (access(dir, X_OK) == 0)
+                return true;
+        }
+        path += n + (path[n] == ':');
+    }
+    return false;
+}
+
+/* Runs curl with @args (after "curl -sS --noproxy 127.0.0.1 --max-time 10") against the server,
+ * its standard output read into @out (cap bytes, *@len set) by this coroutine while the loop goes
+ * on serving. Returns curl's exit status, or -errno. */
+static int run_curl(const char *const *args, size_t nargs, char *out, size_t cap, size_t *len)
+{
+    const char *argv[16] = {"curl", "-sS", "--noproxy", "127.0.0.1", "--max-time", "10"};
+    size_t argc = 6;
+    for (size_t i = 0; i < nargs && argc < 15; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    int p[2];
+    if (t_pipe(p, O_CLOEXEC) != 0)
+        return -errno;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+    pid_t pid;
+    int sp = posix_spawnp(&pid, "curl", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    if (sp != 0) {
+        close(p[0]);
+        return -sp;
+    }
+    *len = 0;
+    ssize_t n;
+    while (*len < cap && (n = corio_read(p[0], out + *len, cap - *len, -1, HTTP_BOUND)) > 0)
+        *len += (size_t)n;
+    close(p[0]);
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -errno;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
+}
+
+static void sc_chunked_curl(struct env *e)
+{
+    static char data[CHUNKED_LEN], want[3 * CHUNKED_LEN], out[4 * CHUNKED_LEN];
+    t_fill(data, sizeof(data), CHUNKED_SEED, 0);
+    char url[3][64];
+    snprintf(url[0], sizeof(url[0]), "http://127.0.0.1:%u/chunked", e->port);
+    snprintf(url[1], sizeof(url[1]), "http://127.0.0.1:%u/chunked-return", e->port);
+    snprintf(url[2], sizeof(url[2]), "http://127.0.0.1:%u/hello", e->port);
+    /* HTTP/1.1: curl decodes both chunked bodies, and reuses the connection after each. */
+    const char *const v11[] = {
+        "--http1.1", "-w",   "\n%{http_code} %{num_connects} %header{transfer-encoding}|",
+        url[0],      url[1], url[2],
+    };
+    size_t len, n = 0;
+    for (int i = 0; i < 2; i++) {
+        memcpy(want + n, data, sizeof(data));
+        n += sizeof(data);
+        n += (size_t)snprintf(want + n, sizeof(want) - n, "\n200 %d chunked|", i == 0);
+    }
+    n += (size_t)snprintf(want + n, sizeof(want) - n, "%s\n200 0 |", hello_body);
+    T_EXPECT_EQ(run_curl(v11, sizeof(v11) / sizeof(v11[0]), out, sizeof(out), &len), 0);
+    if (T_EXPECT_EQ(len, n))
+        T_EXPECT(memcmp(out, want, n) == 0);
+    /* HTTP/1.0: the body ends with the connection. */
+    const char *const v10[] = {"--http1.0", "-w",
+                               "\n%{http_code} %header{connection} %header{transfer-encoding}|",
+                               url[0]};
+    memcpy(want, data, sizeof(data));
+    n = sizeof(data) + (size_t)snprintf(want + sizeof(data), 32, "\n200 close |");
+    T_EXPECT_EQ(run_curl(v10, sizeof(v10) / sizeof(v10[0]), out, sizeof(out), &len), 0);
+    if (T_EXPECT_EQ(len, n))
+        T_EXPECT(memcmp(out, want, n) == 0);
+}
+
+static void test_http_server_chunked_curl(void **state)
+{
+    if (!have_curl()) {
+        print_message("curl not found (apt-get install curl)\n");
+        skip();
+    }
+    run_scenario(state, sc_chunked_curl, NULL);
 }
 
 static void sc_404_405(struct env *e)
@@ -2203,6 +2554,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T_LOOP_FDS_TEST(test_http_server_get_head),
         T_LOOP_FDS_TEST(test_http_server_add_header),
+        T_LOOP_FDS_TEST(test_http_server_chunked_response),
+        T_LOOP_FDS_TEST(test_http_server_chunked_curl),
+        T_LOOP_FDS_TEST(test_http_server_flush),
         T_LOOP_FDS_TEST(test_http_server_404_405),
         T_LOOP_FDS_TEST(test_http_server_handler_errors),
         T_LOOP_FDS_TEST(test_http_server_keep_alive),

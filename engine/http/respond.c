@@ -131,12 +131,38 @@ int corio_http_respond(struct corio_http_conn *c, int status, const char *conten
     return corio__http_append(c, body, len, deadline);
 }
 
+/* Frames a body of unknown length: chunked for an HTTP/1.1 client, else ended by closing the
+ * connection (HTTP/1.0 has no other way). Returns the template of the head: NULL, or @t with the
+ * Transfer-Encoding line put in front of the added lines, which it takes. */
+static const struct corio_http_response *frame_unknown(struct corio_http_conn *c,
+                                                       struct corio_http_response *t)
+{
+    if (c->req->minor_version == 0) {
+        c->framing = CORIO__HTTP_FRAME_CLOSE;
+        c->keep_alive = false;
+        return NULL;
+    }
+    c->framing = CORIO__HTTP_FRAME_CHUNKED;
+    char *line = c->xbuf - CORIO__HTTP_TE_CHUNKED_LEN;
+    memcpy(line, CORIO__HTTP_TE_CHUNKED, CORIO__HTTP_TE_CHUNKED_LEN);
+    memset(t, 0, sizeof(*t));
+    t->extra = line;
+    t->extra_len = CORIO__HTTP_TE_CHUNKED_LEN + c->xlen;
+    c->xlen = 0;
+    return t;
+}
+
 int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
                              int64_t content_length, int64_t deadline)
 {
     if (c->resp != CORIO__HTTP_RESP_NONE)
         return -EALREADY;
-    int err = corio__http_write_head(c, status, content_type, content_length, NULL, deadline);
+    struct corio_http_response t;
+    const struct corio_http_response *tmpl = NULL;
+    c->framing = CORIO__HTTP_FRAME_LENGTH;
+    if (content_length < 0 && !bodyless_status(status))
+        tmpl = frame_unknown(c, &t);
+    int err = corio__http_write_head(c, status, content_type, content_length, tmpl, deadline);
     if (err) {
         c->broken = true;
         c->resp = CORIO__HTTP_RESP_DONE;
@@ -144,16 +170,40 @@ int corio_http_respond_start(struct corio_http_conn *c, int status, const char *
     }
     c->resp = CORIO__HTTP_RESP_STARTED;
     c->resp_left = content_length < 0 ? 0 : content_length;
-    if (c->head_only || c->resp_left == 0)
+    if (c->head_only || (c->framing == CORIO__HTTP_FRAME_LENGTH && c->resp_left == 0))
         c->resp = CORIO__HTTP_RESP_DONE;
     return 0;
+}
+
+/* corio_http_write for a body of unknown length: one chunk, or the bytes as they are when the
+ * connection's end delimits the body. @len is not 0. Returns 0 or -errno. */
+static int write_unknown(struct corio_http_conn *c, const void *buf, size_t len, int64_t deadline)
+{
+    if (c->framing == CORIO__HTTP_FRAME_CLOSE)
+        return corio__http_append(c, buf, len, deadline);
+    char line[20]; /* 16 hex digits and CRLF */
+    size_t n = sizeof(line);
+    line[--n] = '\n';
+    line[--n] = '\r';
+    for (size_t v = len; v; v >>= 4)
+        line[--n] = "0123456789abcdef"[v & 15];
+    int err = corio__http_append(c, line + n, sizeof(line) - n, deadline);
+    if (!err)
+        err = corio__http_append(c, buf, len, deadline);
+    if (!err)
+        err = corio__http_append(c, "\r\n", 2, deadline);
+    return err;
 }
 
 int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len, int64_t deadline)
 {
     if (c->head_only && c->resp == CORIO__HTTP_RESP_DONE)
         return 0;
-    if (c->resp != CORIO__HTTP_RESP_STARTED || (int64_t)len > c->resp_left)
+    if (c->resp != CORIO__HTTP_RESP_STARTED)
+        return -EINVAL;
+    if (c->framing != CORIO__HTTP_FRAME_LENGTH)
+        return len ? write_unknown(c, buf, len, deadline) : corio_http_finish(c, deadline);
+    if ((int64_t)len > c->resp_left)
         return -EINVAL;
     int err = corio__http_append(c, buf, len, deadline);
     if (err)
@@ -162,6 +212,26 @@ int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len, int
     if (c->resp_left == 0)
         c->resp = CORIO__HTTP_RESP_DONE;
     return 0;
+}
+
+int corio_http_finish(struct corio_http_conn *c, int64_t deadline)
+{
+    if (c->resp == CORIO__HTTP_RESP_DONE)
+        return 0;
+    if (c->resp != CORIO__HTTP_RESP_STARTED || c->framing == CORIO__HTTP_FRAME_LENGTH)
+        return -EINVAL;
+    c->resp = CORIO__HTTP_RESP_DONE;
+    if (c->framing == CORIO__HTTP_FRAME_CLOSE)
+        return 0; /* the connection's end, after the handler, ends the body */
+    /* The last chunk, and the empty trailer section. */
+    return corio__http_append(c, "0\r\n\r\n", 5, deadline);
+}
+
+int corio_http_flush(struct corio_http_conn *c, int64_t deadline)
+{
+    if (c->broken)
+        return -EPIPE;
+    return corio__http_flush(c, deadline);
 }
 
 /* @close_conn after a malformed request: RFC 9112 asks the server to close then. */

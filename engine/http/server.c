@@ -243,7 +243,12 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
             c->keep_alive = false;
             corio__http_respond_error(c, 500, true);
         } else if (c->resp == CORIO__HTTP_RESP_STARTED) {
-            c->broken = true; /* promised bytes that never came: the framing is lost */
+            /* A body of unknown length that the handler did not end is complete now that it
+             * returned: it gets its last chunk, unless the handler failed, which the client
+             * should see as a cut body. Promised bytes that never came lose the framing. */
+            if (err < 0 || c->framing == CORIO__HTTP_FRAME_LENGTH ||
+                corio_http_finish(c, CORIO_FOREVER) != 0)
+                c->broken = true;
         } else if (err < 0) {
             c->keep_alive = false;
         }
@@ -293,6 +298,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
 {
     c->s->stats.requests++;
     c->nreq++;
+    c->req = req;
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     c->resp = CORIO__HTTP_RESP_NONE;
@@ -358,14 +364,15 @@ static int conn_main(void *arg)
     size_t hdr_bytes = s->o.limits.max_headers * sizeof(struct corio_http_header);
     /* One allocation per connection: input, output, the added header lines, then the parsed
      * header fields. */
-    char *mem = malloc(2 * bs + CORIO_HTTP_ADDED_HEADER_BYTES + hdr_bytes + 16);
+    char *mem =
+        malloc(2 * bs + CORIO__HTTP_XBUF_FRONT + CORIO_HTTP_ADDED_HEADER_BYTES + hdr_bytes + 16);
     s->stats.open++;
     if (mem) {
         c.rbuf = mem;
         c.rcap = bs;
         c.wbuf = mem + bs;
         c.wcap = bs;
-        c.xbuf = mem + 2 * bs;
+        c.xbuf = mem + 2 * bs + CORIO__HTTP_XBUF_FRONT;
         c.use_rx = s->ring && corio_receiver_init(&c.rx, c.fd, s->ring) == 0;
         serve_conn(&c);
         if (c.use_rx) {

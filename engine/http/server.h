@@ -47,6 +47,16 @@ struct corio_http_server {
 
 /* Where the response to the request being served stands. */
 enum { CORIO__HTTP_RESP_NONE, CORIO__HTTP_RESP_STARTED, CORIO__HTTP_RESP_DONE };
+/* How a started response's body ends: after Content-Length bytes, with the last chunk of the
+ * chunked coding (HTTP/1.1 clients), or with the connection (HTTP/1.0 clients). */
+enum { CORIO__HTTP_FRAME_LENGTH, CORIO__HTTP_FRAME_CHUNKED, CORIO__HTTP_FRAME_CLOSE };
+
+/* The header line of a chunked response, written into the room reserved in front of xbuf so that
+ * it goes out with the added lines without moving them. */
+#define CORIO__HTTP_TE_CHUNKED "Transfer-Encoding: chunked\r\n"
+#define CORIO__HTTP_TE_CHUNKED_LEN (sizeof(CORIO__HTTP_TE_CHUNKED) - 1)
+/* That room: enough for the line, and a multiple of 16 so that xbuf keeps the alignment. */
+#define CORIO__HTTP_XBUF_FRONT 32
 /* Where the request body stands: none, being read by length or chunked, read, or unreadable. */
 enum {
     CORIO__HTTP_BODY_NONE,
@@ -71,13 +81,15 @@ struct corio_http_conn {
     int64_t head_deadline;       /* when the head being read must be complete */
     uint64_t nreq;               /* requests served on this connection */
     /* The request being served. */
-    bool head_only;               /* a HEAD request: no body in responses */
-    bool keep_alive;              /* the response says keep-alive and the loop goes on */
+    const struct corio_http_request *req; /* its head, in rbuf */
+    bool head_only;                       /* a HEAD request: no body in responses */
+    bool keep_alive;                      /* the response says keep-alive and the loop goes on */
     bool broken;                  /* an I/O error or a half-sent response: close after this */
     bool sent_continue;           /* the 100 Continue response went out */
     bool expect_continue;         /* the client waits for 100 Continue before its body */
     uint8_t resp;                 /* CORIO__HTTP_RESP_* */
-    int64_t resp_left;            /* body bytes a started response still owes */
+    uint8_t framing;              /* CORIO__HTTP_FRAME_* of a started response */
+    int64_t resp_left;            /* CORIO__HTTP_FRAME_LENGTH: body bytes the response still owes */
     uint8_t body;                 /* CORIO__HTTP_BODY_* */
     size_t bstart;                /* where the body starts in rbuf (the end of the head) */
     size_t bpos;                  /* the body read cursor in rbuf */

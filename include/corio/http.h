@@ -309,7 +309,8 @@ struct corio_http_server;
 struct corio_http_conn;
 
 /* A route's handler: answers @req on connection @c with corio_http_respond (or streams with
- * corio_http_respond_start + corio_http_write). It runs in the connection's coroutine and may
+ * corio_http_respond_start + corio_http_write, and corio_http_finish for a body of unknown
+ * length). It runs in the connection's coroutine and may
  * suspend. @req and everything it points to belong to the server and stay valid until the
  * handler returns.
  *
@@ -411,23 +412,50 @@ CORIO_API int corio_http_add_header(struct corio_http_conn *c, const char *name,
 CORIO_API int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
                                  const void *body, size_t len, int64_t deadline);
 
-/* Starts a response whose body of @content_length bytes the handler then sends with
- * corio_http_write. The head is buffered like corio_http_respond's, and the call waits (until
- * @deadline at the latest) only to make room. May suspend. Returns 0 or -errno, as
- * corio_http_respond. */
+/* Starts a response whose body the handler then sends with corio_http_write. @content_length >= 0
+ * is the body's exact length (Content-Length); -1 means a length not known in advance, and then
+ * the body is framed by what the client can read:
+ * - an HTTP/1.1 client gets "Transfer-Encoding: chunked": each corio_http_write with len > 0
+ *   sends one chunk, and corio_http_finish (or a corio_http_write with len 0) sends the last
+ *   chunk; the connection stays open for the next request;
+ * - an HTTP/1.0 client gets neither length nor coding and "Connection: close": the body ends with
+ *   the connection, which closes after the handler.
+ * A handler that returns without ending such a body has it ended for it, unless it returns an
+ * error: then the connection closes without the last chunk, so the client sees the body cut.
+ * For 1xx, 204 and 304, -1 means no body at all. The head is buffered like corio_http_respond's,
+ * and the call waits (until @deadline at the latest) only to make room. May suspend. Returns 0 or
+ * -errno, as corio_http_respond. */
 CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status,
                                        const char *content_type, int64_t content_length,
                                        int64_t deadline);
 
-/* Sends body bytes of a response started with corio_http_respond_start. The bytes are copied to
- * the output buffer, or sent from @buf when they do not fit, and the call waits for the peer to
- * take them until @deadline at the latest (or the server's idle bound, if earlier); @buf is the
- * caller's again when it returns. A write that failed or timed out has cut the response: the
- * connection closes after the handler. May suspend. Returns 0 or -errno: -EINVAL without a
- * started response or for more bytes than Content-Length left, -ETIMEDOUT, -EPIPE when the peer is
- * gone. */
+/* Sends body bytes of a response started with corio_http_respond_start: of a Content-Length body
+ * at most what it still owes (len 0 does nothing), of a body of unknown length one chunk (len 0
+ * ends it, as corio_http_finish). The bytes are copied to the output buffer, or sent from @buf
+ * when they do not fit, and go out when the buffer fills, at corio_http_flush, or when the handler
+ * returns; the call waits for the peer to take them until @deadline at the latest (or the server's
+ * idle bound, if earlier), and @buf (NULL allowed with len 0) is the caller's again when it
+ * returns. A write that failed or timed out has cut the response: the connection closes after the
+ * handler. For a HEAD request nothing is sent and the call returns 0. May suspend. Returns 0 or
+ * -errno: -EINVAL without a started response or for more bytes than Content-Length left,
+ * -ETIMEDOUT, -EPIPE when the peer is gone. */
 CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len,
                                int64_t deadline);
+
+/* Ends a response started with corio_http_respond_start(..., -1, ...): the last chunk for an
+ * HTTP/1.1 client (buffered like the writes), nothing for an HTTP/1.0 one, whose connection then
+ * closes. A response that is already complete (a corio_http_respond, a Content-Length body sent
+ * whole, any response to HEAD) needs no end, and the call returns 0 for it. May suspend, to make
+ * room in the output buffer, until @deadline. Returns 0, or -errno: -EINVAL when no response was
+ * started or a Content-Length body still owes bytes, or a send error as corio_http_write. */
+CORIO_API int corio_http_finish(struct corio_http_conn *c, int64_t deadline);
+
+/* Sends what the connection's output buffer holds now (the response so far) instead of waiting
+ * for the buffer to fill or the handler to return: for a body produced over time, so that the
+ * client sees each part when it is written. Waits for the peer to take the bytes until @deadline
+ * at the latest (or the server's idle bound, if earlier). May suspend. Returns 0 or -errno:
+ * -ETIMEDOUT, -EPIPE when the peer is gone or an earlier send failed. */
+CORIO_API int corio_http_flush(struct corio_http_conn *c, int64_t deadline);
 
 /* Reads up to @len bytes of the request body (Content-Length or chunked, decoded) into @buf. A
  * client that sent "Expect: 100-continue" gets its 100 response on the first call. Waits for the
