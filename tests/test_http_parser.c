@@ -1542,6 +1542,113 @@ static void test_http_path_decode(void **state)
     assert_int_equal(corio_http_decode_path("/", 1, out, 0), -ENOSPC);
 }
 
+static void test_http_header_get(void **state)
+{
+    (void)state;
+    struct corio_http_request req;
+    static const char head[] = "GET / HTTP/1.1\r\nHost: h\r\nX-Dup: first\r\nx-dup: second\r\n"
+                               "X-Empty:\r\nAccept:  text/html \r\n\r\n";
+    assert_int_equal(parse(head, &req), sizeof(head) - 1);
+    const char *v = NULL;
+    size_t len = 99;
+    /* Case-insensitive, first match, value as parsed (trimmed), pointing into the buffer. */
+    assert_int_equal(corio_http_header_get(&req, "x-DUP", &v, &len), 0);
+    assert_true(str_is(v, len, "first"));
+    assert_true(v > head && v < head + sizeof(head));
+    assert_int_equal(corio_http_header_get(&req, "ACCEPT", &v, &len), 0);
+    assert_true(str_is(v, len, "text/html"));
+    assert_int_equal(corio_http_header_get(&req, "X-Empty", &v, &len), 0);
+    assert_int_equal(len, 0);
+    /* A prefix or an extension of a name is not the name. */
+    v = NULL;
+    len = 99;
+    assert_int_equal(corio_http_header_get(&req, "X-Du", &v, &len), -ENOENT);
+    assert_int_equal(corio_http_header_get(&req, "X-Dupe", &v, &len), -ENOENT);
+    assert_int_equal(corio_http_header_get(&req, "", &v, &len), -ENOENT);
+    assert_null(v);
+    assert_int_equal(len, 99);
+}
+
+static void test_http_header_join(void **state)
+{
+    (void)state;
+    struct corio_http_request req;
+    static const char head[] = "GET / HTTP/1.1\r\nHost: h\r\nAccept: a/b\r\nX: 1\r\n"
+                               "accept: c/d, e/f\r\nACCEPT:\r\nAccept: g\r\nX-None:\r\n\r\n";
+    assert_int_equal(parse(head, &req), sizeof(head) - 1);
+    static const char want[] = "a/b, c/d, e/f, g";
+    char buf[64];
+    memset(buf, 'z', sizeof(buf));
+    assert_int_equal(corio_http_header_join(&req, "Accept", buf, sizeof(buf)), strlen(want));
+    assert_string_equal(buf, want);
+    /* The room counts the NUL, to the byte. */
+    assert_int_equal(corio_http_header_join(&req, "accept", buf, sizeof(want)), strlen(want));
+    assert_int_equal(corio_http_header_join(&req, "accept", buf, sizeof(want) - 1), -ENOSPC);
+    assert_int_equal(corio_http_header_join(&req, "accept", buf, 0), -ENOSPC);
+    /* One field is its value; fields with only empty values join to ""; none is -ENOENT. */
+    assert_int_equal(corio_http_header_join(&req, "x", buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "1");
+    assert_int_equal(corio_http_header_join(&req, "X-None", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(corio_http_header_join(&req, "X-Missing", buf, sizeof(buf)), -ENOENT);
+}
+
+/* Parses a GET of @target and looks up @key with room for @cap bytes. Returns what the lookup
+ * returned; *@out holds the value. */
+static ssize_t query(const char *target, const char *key, char *out, size_t cap)
+{
+    char head[512];
+    struct corio_http_request req;
+    snprintf(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", target);
+    assert_true(parse(head, &req) > 0);
+    return corio_http_query_get(&req, key, out, cap);
+}
+
+static void test_http_query_get(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *target, *key;
+        ssize_t want;
+        const char *value;
+    } cases[] = {
+        {"/p?a=1&b=2", "a", 1, "1"},
+        {"/p?a=1&b=2", "b", 1, "2"},
+        {"/p?a=1&a=2", "a", 1, "1"}, /* the first match */
+        {"/p?q=hello+world", "q", 11, "hello world"},
+        {"/p?q=%41%62c%2B%26%3D", "q", 6, "Abc+&="},
+        {"/p?caf%C3%A9=1", "caf\xc3\xa9", 1, "1"}, /* the key is compared decoded */
+        {"/p?a+b=x", "a b", 1, "x"},
+        {"/p?flag&x=1", "flag", 0, ""}, /* a key alone */
+        {"/p?x=", "x", 0, ""},
+        {"/p?x==y", "x", 2, "=y"},          /* the first '=' splits */
+        {"/p?&&x=1&&", "x", 1, "1"},        /* empty pairs are skipped */
+        {"/p?x=1#y=2", "y", -ENOENT, NULL}, /* a fragment is not the query */
+        {"/p?=v", "", -ENOENT, NULL},       /* no empty key */
+        {"/p?ab=1", "a", -ENOENT, NULL},
+        {"/p?a=1", "ab", -ENOENT, NULL},
+        {"/p?A=1", "a", -ENOENT, NULL}, /* keys are case-sensitive */
+        {"/p", "a", -ENOENT, NULL},
+        {"/p?a%zz=1&a=2", "a", 1, "2"}, /* a bad key does not match */
+        {"/p?a=%zz", "a", -EBADMSG, NULL},
+        {"/p?a=%4", "a", -EBADMSG, NULL},
+        {"/p?a=x%00y", "a", -EBADMSG, NULL},
+        {"http://h/p?a=1", "a", 1, "1"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[64];
+        ssize_t r = query(cases[i].target, cases[i].key, out, sizeof(out));
+        if (r != cases[i].want)
+            fail_msg("case %zu (%s, %s): got %zd", i, cases[i].target, cases[i].key, r);
+        if (r >= 0) {
+            assert_string_equal(out, cases[i].value);
+            /* No smaller buffer works, and one exactly large enough does. */
+            assert_int_equal(query(cases[i].target, cases[i].key, out, (size_t)r + 1), r);
+            assert_int_equal(query(cases[i].target, cases[i].key, out, (size_t)r), -ENOSPC);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1593,6 +1700,9 @@ int main(void)
         cmocka_unit_test(test_http_mime_type),
         cmocka_unit_test(test_http_range),
         cmocka_unit_test(test_http_path_decode),
+        cmocka_unit_test(test_http_header_get),
+        cmocka_unit_test(test_http_header_join),
+        cmocka_unit_test(test_http_query_get),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

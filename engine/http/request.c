@@ -1,4 +1,5 @@
-/* corio http: the request head parser, corio_http_parse_request().
+/* corio http: the request head parser, corio_http_parse_request(), and the lookups of header
+ * fields in a parsed request (corio_http_header_get(), corio_http_header_join()).
  *
  * Written from RFC 9110 and RFC 9112. The head parser works in two steps. A scanner looks only at
  * bytes it has not seen before, finds the blank line that ends the head, and rejects a bare LF,
@@ -440,4 +441,60 @@ ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, s
         return ret;
     int err = parse_head(buf + head_start, buf + ret, lim, req, headers, nheaders);
     return err < 0 ? err : ret;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Header lookups
+ * ------------------------------------------------------------------------------------------- */
+
+/* Returns the next field of @req from index *@i on named @name (@nl bytes), advancing *@i past
+ * it, or NULL after the last one. */
+static const struct corio_http_header *next_named(const struct corio_http_request *req, size_t *i,
+                                                  const char *name, size_t nl)
+{
+    for (; *i < req->num_headers; (*i)++) {
+        const struct corio_http_header *h = &req->headers[*i];
+        if (h->name_len == nl && eq_nocase(h->name, name, nl)) {
+            (*i)++;
+            return h;
+        }
+    }
+    return NULL;
+}
+
+int corio_http_header_get(const struct corio_http_request *req, const char *name,
+                          const char **value, size_t *len)
+{
+    size_t i = 0;
+    const struct corio_http_header *h = next_named(req, &i, name, strlen(name));
+    if (h == NULL)
+        return -ENOENT;
+    *value = h->value;
+    *len = h->value_len;
+    return 0;
+}
+
+ssize_t corio_http_header_join(const struct corio_http_request *req, const char *name, char *buf,
+                               size_t cap)
+{
+    size_t nl = strlen(name), i = 0, w = 0;
+    bool found = false;
+    const struct corio_http_header *h;
+    while ((h = next_named(req, &i, name, nl)) != NULL) {
+        found = true;
+        if (h->value_len == 0)
+            continue; /* an empty field adds no list element */
+        size_t sep = w > 0 ? 2 : 0;
+        if (h->value_len + sep >= cap - w)
+            return -ENOSPC;
+        memcpy(buf + w, ", ", sep);
+        memcpy(buf + w + sep, h->value, h->value_len);
+        w += sep + h->value_len;
+    }
+    if (!found)
+        return -ENOENT;
+    if (cap == 0)
+        return -ENOSPC;
+    buf[w] = '\0';
+    return (ssize_t)w;
 }

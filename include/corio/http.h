@@ -187,6 +187,34 @@ CORIO_API ssize_t corio_http_parse_request(struct corio_http_parser *p, const ch
                                  struct corio_http_request *req, struct corio_http_header *headers,
                                  size_t nheaders);
 
+/* Finds the first header field of @req named @name (NUL-terminated, compared case-insensitively,
+ * as field names are). Pure: no I/O, never suspends. Returns 0 with *@value pointing into the
+ * buffer @req was parsed from (not NUL-terminated; leading and trailing whitespace removed) and
+ * *@len its length, or -ENOENT when no field has that name. */
+CORIO_API int corio_http_header_get(const struct corio_http_request *req, const char *name,
+                                    const char **value, size_t *len);
+
+/* Joins the values of every header field of @req named @name (case-insensitive) into @buf, in the
+ * order they came, separated by ", ", and NUL-terminates it: the one field a list-valued header
+ * sent as several lines stands for (RFC 9110 section 5.3), such as Accept or Cache-Control. An
+ * empty field adds no element. Not for a field whose values may hold commas of their own and
+ * that cannot be combined (Set-Cookie, or a Cookie sent twice): read those one at a time from
+ * @req->headers. Pure: never suspends. Returns the joined length (without the NUL), -ENOENT when
+ * no field has that name, or -ENOSPC when the result and its NUL do not fit in @cap bytes. */
+CORIO_API ssize_t corio_http_header_join(const struct corio_http_request *req, const char *name,
+                                         char *buf, size_t cap);
+
+/* Looks up @key in the query of @req's request-target (after '?', up to a '#'): the pairs are
+ * separated by '&', a pair is key=value (a key alone has an empty value), and both are decoded
+ * as HTML forms encode them (application/x-www-form-urlencoded): "%XX" is that byte and '+' a
+ * space. @key is compared with the decoded key, exactly; the first match wins. The decoded
+ * value is copied to @out and NUL-terminated. Pure: never suspends. Returns its length (without
+ * the NUL), -ENOENT when no pair has that key (or the target has no query), -EBADMSG when the
+ * value holds a bad %-escape or an encoded NUL (which would cut it short as a C string), or
+ * -ENOSPC when it and its NUL do not fit in @cap bytes. */
+CORIO_API ssize_t corio_http_query_get(const struct corio_http_request *req, const char *key,
+                                       char *out, size_t cap);
+
 /* Prepares @c to decode one chunked body under @lim (NULL: defaults): max_body_bytes bounds the
  * decoded payload and max_head_bytes bounds the trailer section. Returns nothing. */
 CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c, const struct corio_http_limits *lim);

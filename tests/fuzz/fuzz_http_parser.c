@@ -1,11 +1,11 @@
 /* libFuzzer target for the HTTP parser files (engine/http/, all but server.c).
  *
- * Each input is used four ways: as a request head (with the default limits and with small ones
- * that the corpus can reach), as a chunked body, as the body after a chunked head, and as the
- * argument of the small helpers. Heads and bodies are fed whole, split at every point into two
- * calls, and one byte at a time, each piece an exact-size heap copy so that ASan sees any read
- * past the bytes given; every way must give the same result. Any disagreement or broken
- * invariant aborts, which libFuzzer reports as a crash.
+ * Each input is used five ways: as a request head (with the default limits and with small ones
+ * that the corpus can reach), as a chunked body, as the body after a chunked head, as a request
+ * whose header fields and query are looked up, and as the argument of the small helpers. Heads and
+ * bodies are fed whole, split at every point into two calls, and one byte at a time, each piece an
+ * exact-size heap copy so that ASan sees any read past the bytes given; every way must give the
+ * same result. Any disagreement or broken invariant aborts, which libFuzzer reports as a crash.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iengine/http
  *        engine/http/{tables,request,chunked,response,date,mime,range,path}.c
@@ -303,6 +303,37 @@ static void fuzz_helpers(const uint8_t *data, size_t size)
     }
 }
 
+/* The lookups over a request that parsed: each result is one the header allows and agrees with
+ * what the parse found. */
+static void fuzz_lookups(const uint8_t *data, size_t size, const struct corio_http_limits *lim)
+{
+    struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+    struct corio_http_header h[NHDR];
+    struct corio_http_request req;
+    char *b = dup_exact(data, size);
+    CHECK(corio_http_parse_request(&p, b, size, lim, &req, h, NHDR) > 0);
+    const char *v;
+    size_t vl;
+    int g = corio_http_header_get(&req, "host", &v, &vl);
+    CHECK(g == (req.host ? 0 : -ENOENT));
+    CHECK(g < 0 || (v == req.host && vl == req.host_len));
+    static char out[MAX_INPUT + 1];
+    static const char *const names[] = {"accept", "x", "connection"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        ssize_t n = corio_http_header_join(&req, names[i], out, sizeof(out));
+        CHECK(n == -ENOENT || (n >= 0 && (size_t)n < sizeof(out) && strlen(out) == (size_t)n));
+        if (n > 0)
+            CHECK(corio_http_header_join(&req, names[i], out, (size_t)n) == -ENOSPC);
+        ssize_t q = corio_http_query_get(&req, names[i], out, sizeof(out));
+        CHECK(q == -ENOENT || q == -EBADMSG || (q >= 0 && (size_t)q <= req.target_len));
+        if (q >= 0) {
+            CHECK(strlen(out) == (size_t)q);
+            CHECK(corio_http_query_get(&req, names[i], out, (size_t)q) == -ENOSPC);
+        }
+    }
+    free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -327,6 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r > 0) {
         /* The body after the head, however the head said it is framed. */
         fuzz_chunked(data + r, size - (size_t)r, &defaults);
+        fuzz_lookups(data, size, &defaults);
     }
 
     fuzz_helpers(data, size);
