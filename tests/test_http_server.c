@@ -412,12 +412,32 @@ static int h_flush(struct corio_http_conn *c, const struct corio_http_request *r
     return err ? err : corio_http_finish(c, HTTP_BOUND);
 }
 
+/* What h_addr got from corio_http_peer_addr and corio_http_local_addr. */
+static struct {
+    int peer_ret, local_ret, again_ret;
+    struct sockaddr_storage peer, local, again;
+    socklen_t peer_len, local_len, again_len;
+} addr_res;
+
+/* Reads both ends of the connection (the local one twice) and answers. */
+static int h_addr(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    memset(&addr_res, 0xa5, sizeof(addr_res));
+    addr_res.peer_ret = corio_http_peer_addr(c, &addr_res.peer, &addr_res.peer_len);
+    addr_res.local_ret = corio_http_local_addr(c, &addr_res.local, &addr_res.local_len);
+    addr_res.again_ret = corio_http_local_addr(c, &addr_res.again, &addr_res.again_len);
+    return corio_http_respond(c, 200, "text/plain", "addr\n", 5, CORIO_FOREVER);
+}
+
 static void add_routes(struct corio_http_server *s)
 {
     assert_int_equal(corio_http_route(s, "GET", "/slow", h_slow, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/leave-deadline", h_leave_deadline, NULL), 0);
     assert_int_equal(corio_http_route(s, "POST", "/hurried", h_hurried, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/flood", h_flood, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/addr", h_addr, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/chunked", h_chunked, &end_finish), 0);
     assert_int_equal(corio_http_route(s, "GET", "/chunked-write0", h_chunked, &end_write0), 0);
     assert_int_equal(corio_http_route(s, "GET", "/chunked-return", h_chunked, &end_return), 0);
@@ -1184,6 +1204,59 @@ static void test_http_server_chunked_curl(void **state)
         skip();
     }
     run_scenario(state, sc_chunked_curl, NULL);
+}
+
+/* Expects the @n bytes at @got to be the address @want (@want_len bytes). */
+static void expect_addr_(const struct sockaddr_storage *got, socklen_t n, const void *want,
+                         socklen_t want_len, const char *what, const char *file, int line)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "%s: %u bytes, want %u, family %d", what, (unsigned)n,
+             (unsigned)want_len, got->ss_family);
+    t_expect_(n == want_len && memcmp(got, want, n) == 0, msg, file, line);
+}
+#define EXPECT_ADDR(got, n, want, want_len, what)                                                  \
+    expect_addr_(got, n, want, want_len, what, __FILE__, __LINE__)
+
+static void sc_addresses(struct env *e)
+{
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    struct sockaddr_storage mine, theirs;
+    socklen_t mine_len = sizeof(mine), theirs_len = sizeof(theirs);
+    T_EXPECT_EQ(getsockname(c.fd, (struct sockaddr *)&mine, &mine_len), 0);
+    T_EXPECT_EQ(getpeername(c.fd, (struct sockaddr *)&theirs, &theirs_len), 0);
+    /* Twice on one connection: the same ends each time. */
+    for (int i = 0; i < 2; i++) {
+        if (ROUNDTRIP(&c, "GET /addr HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+            EXPECT_BODY_STR(&r, "addr\n");
+        resp_free(&r);
+        T_EXPECT_EQ(addr_res.peer_ret, 0);
+        T_EXPECT_EQ(addr_res.local_ret, 0);
+        T_EXPECT_EQ(addr_res.again_ret, 0);
+        /* The server's peer is the client's own end, and its local end the client's peer. */
+        EXPECT_ADDR(&addr_res.peer, addr_res.peer_len, &mine, mine_len, "peer");
+        EXPECT_ADDR(&addr_res.local, addr_res.local_len, &theirs, theirs_len, "local");
+        EXPECT_ADDR(&addr_res.again, addr_res.again_len, &theirs, theirs_len, "local again");
+    }
+    T_EXPECT_EQ(mine.ss_family, e->seqpacket ? AF_UNIX : AF_INET);
+    cl_close(&c);
+}
+
+static void test_http_server_addresses(void **state)
+{
+    run_scenario(state, sc_addresses, NULL);
+}
+
+static void test_http_server_addresses_unix(void **state)
+{
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    e.seqpacket = true;
+    e.scenario = sc_addresses;
+    run_env(*state, &e);
 }
 
 static void sc_404_405(struct env *e)
@@ -2554,6 +2627,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T_LOOP_FDS_TEST(test_http_server_get_head),
         T_LOOP_FDS_TEST(test_http_server_add_header),
+        T_LOOP_FDS_TEST(test_http_server_addresses),
+        T_LOOP_FDS_TEST(test_http_server_addresses_unix),
         T_LOOP_FDS_TEST(test_http_server_chunked_response),
         T_LOOP_FDS_TEST(test_http_server_chunked_curl),
         T_LOOP_FDS_TEST(test_http_server_flush),

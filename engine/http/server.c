@@ -118,6 +118,28 @@ const struct corio_http_stats *corio_http_server_stats(const struct corio_http_s
     return &s->stats;
 }
 
+int corio_http_peer_addr(struct corio_http_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (c->peer_len == 0)
+        return -ENOTCONN;
+    memcpy(addr, &c->peer, c->peer_len);
+    *len = c->peer_len;
+    return 0;
+}
+
+int corio_http_local_addr(struct corio_http_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (c->local_len == 0) {
+        socklen_t n = sizeof(c->local);
+        if (getsockname(c->fd, (struct sockaddr *)&c->local, &n) != 0)
+            return -errno;
+        c->local_len = n;
+    }
+    memcpy(addr, &c->local, c->local_len);
+    *len = c->local_len;
+    return 0;
+}
+
 /* ---- the connection ----------------------------------------------------------------------- */
 
 /* Parses what rbuf holds of the head, then moves the unparsed bytes to the front of rbuf (the
@@ -348,6 +370,8 @@ struct conn_start {
     struct corio_http_server *s;
     int fd;
     int64_t accepted;
+    struct sockaddr_storage peer; /* from accept */
+    socklen_t peer_len;
 };
 
 static int conn_main(void *arg)
@@ -359,6 +383,8 @@ static int conn_main(void *arg)
     c.s = s;
     c.fd = cs->fd;
     c.head_deadline = cs->accepted + s->o.header_timeout;
+    c.peer = cs->peer;
+    c.peer_len = cs->peer_len;
     free(cs);
     size_t bs = s->o.buffer_size;
     size_t hdr_bytes = s->o.limits.max_headers * sizeof(struct corio_http_header);
@@ -387,14 +413,15 @@ static int conn_main(void *arg)
     return 0;
 }
 
-/* Starts the coroutine of a connection accepted on @fd, in @conns. Returns 0, or -errno after
- * closing @fd and giving its slot back. */
-static int conn_spawn(struct corio_http_server *s, struct corio_group *conns, int fd)
+/* Starts the coroutine of a connection accepted on @fd from @peer (@peer_len bytes), in @conns.
+ * Returns 0, or -errno after closing @fd and giving its slot back. */
+static int conn_spawn(struct corio_http_server *s, struct corio_group *conns, int fd,
+                      const struct sockaddr_storage *peer, socklen_t peer_len)
 {
     struct conn_start *cs = malloc(sizeof(*cs));
     int err = cs ? 0 : -ENOMEM;
     if (cs) {
-        *cs = (struct conn_start){s, fd, corio_now()};
+        *cs = (struct conn_start){s, fd, corio_now(), *peer, peer_len};
         err = corio_group_spawn(NULL, conns, conn_main, cs);
         if (err)
             free(cs);
@@ -420,7 +447,9 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
         ret = corio_sem_acquire(&s->slots, CORIO_FOREVER);
         if (ret < 0)
             break;
-        int fd = corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = corio_accept(lfd, (struct sockaddr *)&peer, &peer_len, 0, CORIO_FOREVER);
         if (fd < 0) {
             corio_sem_release(&s->slots);
             if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
@@ -437,7 +466,9 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
             ret = fd;
             break;
         }
-        if (conn_spawn(s, &conns, fd) == 0)
+        if (peer_len > sizeof(peer))
+            peer_len = 0; /* cannot happen with sockaddr_storage; never copy past it */
+        if (conn_spawn(s, &conns, fd, &peer, peer_len) == 0)
             s->stats.connections++;
     }
     /* Whatever ended the accept loop, the connections end with it. */

@@ -102,6 +102,12 @@ struct corio_http_conn {
     struct corio_buf pend;        /* a received buffer not yet copied out in full */
     size_t pend_off;              /* how much of it was */
     bool use_rx;                  /* rx is set up */
+    /* The connection's two ends: the peer's as accept reported it, the local one read with
+     * getsockname the first time it is asked for. */
+    struct sockaddr_storage peer;  /* the peer's address */
+    socklen_t peer_len;            /* its length, 0 if accept gave none */
+    struct sockaddr_storage local; /* the local address */
+    socklen_t local_len;           /* its length, 0 until it was read */
 };
 
 /* Hidden, so that the files call each other directly and not through the PLT. */

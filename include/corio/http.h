@@ -407,6 +407,21 @@ CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
 /* Returns the counters of @s. */
 CORIO_API const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s);
 
+/* Copies the address of the peer of connection @c to @addr and its length to *@len: what accept
+ * reported when the connection came, kept for its whole life, so the call costs no system call.
+ * For TCP an AF_INET or AF_INET6 address with the peer's port; for a Unix socket usually just the
+ * family (an unnamed peer). Does not suspend. Returns 0, or -ENOTCONN if accept reported no
+ * address. */
+CORIO_API int corio_http_peer_addr(struct corio_http_conn *c, struct sockaddr_storage *addr,
+                                   socklen_t *len);
+
+/* Copies the local address of connection @c (the server's end: which of the host's addresses
+ * and which port the peer reached) to @addr and its length to *@len. The first call on a
+ * connection asks the kernel (getsockname) and keeps the answer for the later ones. Does not
+ * suspend. Returns 0 or -errno from getsockname. */
+CORIO_API int corio_http_local_addr(struct corio_http_conn *c, struct sockaddr_storage *addr,
+                                    socklen_t *len);
+
 /* Room for the header fields a handler adds to one response with corio_http_add_header: each
  * takes strlen(name) + strlen(value) + 4 bytes ("name: value" and CRLF). */
 #define CORIO_HTTP_ADDED_HEADER_BYTES 4096
