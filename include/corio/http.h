@@ -183,9 +183,9 @@ CORIO_API void corio_http_parser_init(struct corio_http_parser *p);
  * Returns the head length in bytes (> 0) when complete, -EAGAIN when more bytes are needed (@p
  * keeps how far it got), or -errno as listed above. */
 CORIO_API ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
-                                 const struct corio_http_limits *lim,
-                                 struct corio_http_request *req, struct corio_http_header *headers,
-                                 size_t nheaders);
+                                           const struct corio_http_limits *lim,
+                                           struct corio_http_request *req,
+                                           struct corio_http_header *headers, size_t nheaders);
 
 /* Finds the first header field of @req named @name (NUL-terminated, compared case-insensitively,
  * as field names are). Pure: no I/O, never suspends. Returns 0 with *@value pointing into the
@@ -217,7 +217,8 @@ CORIO_API ssize_t corio_http_query_get(const struct corio_http_request *req, con
 
 /* Prepares @c to decode one chunked body under @lim (NULL: defaults): max_body_bytes bounds the
  * decoded payload and max_head_bytes bounds the trailer section. Returns nothing. */
-CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c, const struct corio_http_limits *lim);
+CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c,
+                                       const struct corio_http_limits *lim);
 
 /* Decodes the next bytes of a chunked body in place.
  *
@@ -235,8 +236,8 @@ CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c, const struc
  * chunk-size overflow, bad extension, bare LF, missing CRLF after the data, bad trailer field,
  * chunk-size line over CORIO_HTTP_MAX_CHUNK_LINE), -EMSGSIZE (413) when the payload would exceed
  * max_body_bytes, -E2BIG (431) when the trailers exceed max_head_bytes. */
-CORIO_API int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len, size_t *produced,
-                              size_t *consumed);
+CORIO_API int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len,
+                                        size_t *produced, size_t *consumed);
 
 /* Looks up the reason phrase of @status ("Not Found" for 404). Returns a static string, "Unknown"
  * for codes the table lacks. */
@@ -279,7 +280,8 @@ struct corio_http_response {
  * the order Date, Server: corio, Content-Type, Content-Length, Last-Modified, Content-Range,
  * Connection, extra. Nothing is NUL-terminated. Returns the length written, -ENOSPC if it does
  * not fit in @cap, or -EINVAL for a status outside 100..999 or a date outside years 0..9999. */
-CORIO_API ssize_t corio_http_format_response(char *buf, size_t cap, const struct corio_http_response *r);
+CORIO_API ssize_t corio_http_format_response(char *buf, size_t cap,
+                                             const struct corio_http_response *r);
 
 /* Formats @t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into @buf, adding a NUL when
  * @cap leaves room for one. Uses plain arithmetic: no locale, no TZ, no libc time calls.
@@ -312,7 +314,8 @@ CORIO_API const char *corio_http_mime_type(const char *path, size_t len);
  * CORIO_HTTP_RANGE_IGNORE, or -ERANGE (416) when the range is valid but selects no byte
  * (a >= size, a zero-length suffix, or an empty representation); answer that with
  * CONTENT_RANGE_UNSATISFIED. */
-CORIO_API int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first, int64_t *last);
+CORIO_API int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first,
+                                     int64_t *last);
 
 /* Turns a request-target into a file path below a document root. Takes the path part (up to '?'
  * or '#'; an absolute-form "http://host" or "https://host" prefix is dropped), percent-decodes
@@ -323,7 +326,6 @@ CORIO_API int corio_http_parse_range(const char *s, size_t len, int64_t size, in
  * for a ".." segment (also when encoded) or an encoded '/' ("%2F"), which could walk out of the
  * root, or -ENOSPC when @cap is too small. */
 CORIO_API ssize_t corio_http_decode_path(const char *target, size_t len, char *out, size_t cap);
-
 
 /* ==== server ================================================================================= */
 
@@ -338,9 +340,9 @@ struct corio_http_conn;
 
 /* A route's handler: answers @req on connection @c with corio_http_respond (or streams with
  * corio_http_respond_start + corio_http_write, and corio_http_finish for a body of unknown
- * length). It runs in the connection's coroutine and may
- * suspend. @req and everything it points to belong to the server and stay valid until the
- * handler returns.
+ * length). It runs in the connection's coroutine and may suspend. @c, @req and everything @req
+ * points to belong to the server and are valid until the handler returns; the calls on @c are
+ * made from the handler's coroutine only. @arg is the route's, passed as given.
  *
  * Deadlines. The handler runs under no deadline of the server's. The calls it makes that wait on
  * the peer (corio_http_respond, _respond_start, _write, _read_body, ...) each take a deadline of
@@ -358,42 +360,51 @@ typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_htt
  * deadlines: the server turns each into a deadline when the phase it bounds begins. Zero means the
  * default for every field. */
 struct corio_http_server_opts {
-    const char *root;                /* directory served for GET/HEAD no route matches; NULL: none */
-    struct corio_http_limits limits; /* head, field, target and body limits; zero fields: defaults */
-    int64_t header_timeout;          /* ns from a head's first byte (or the accept) to its end;
-                                        then 408 and close. Default 10 s */
-    int64_t idle_timeout;            /* ns a keep-alive connection may wait for its next request,
-                                        and a write may wait for the peer to read; then it is
-                                        closed. Default 60 s */
-    int64_t body_timeout;            /* ns to receive a request body once its head is in; also
-                                        bounds a static file's reads. Default 60 s */
-    size_t max_connections;          /* connections served at once; more wait in the listen
-                                        backlog. Default 10000 */
-    size_t buffer_size;              /* per-connection input and output buffers, each; at least
-                                        max_head_bytes + 1. Default 16 KiB */
+    /* The directory served for GET and HEAD requests that no route takes; NULL: none. */
+    const char *root;
+    /* Head, field, target and body limits; zero fields: the defaults. */
+    struct corio_http_limits limits;
+    int64_t header_timeout; /* ns from a head's first byte (or the accept) to its end;
+                               then 408 and close. Default 10 s */
+    int64_t idle_timeout;   /* ns a keep-alive connection may wait for its next request,
+                               and a write may wait for the peer to read; then it is
+                               closed. Default 60 s */
+    int64_t body_timeout;   /* ns to receive a request body once its head is in; also
+                               bounds a static file's reads. Default 60 s */
+    size_t max_connections; /* connections served at once; more wait in the listen
+                               backlog. Default 10000 */
+    size_t buffer_size;     /* per-connection input and output buffers, each; at least
+                               max_head_bytes + 1. Default 16 KiB */
 };
 
+/* A server's counters, kept by the server and read with corio_http_server_stats. */
 struct corio_http_stats {
-    uint64_t connections; /* accepted */
-    uint64_t requests;    /* heads parsed and dispatched */
-    uint64_t responses;   /* responses written, including error responses */
+    uint64_t connections;  /* accepted */
+    uint64_t requests;     /* heads parsed and dispatched */
+    uint64_t responses;    /* responses written, including error responses */
     uint64_t bad_requests; /* requests refused with a 4xx/5xx by the parser or a limit */
-    uint64_t timeouts;    /* heads that missed their deadline (408) */
-    int64_t open;         /* connections open now */
+    uint64_t timeouts;     /* heads that missed their deadline (408) */
+    int64_t open;          /* connections open now */
 };
 
-/* Creates a server. @opts may be NULL for the defaults. Returns 0 and sets *out, or -errno:
- * -ENOENT/-ENOTDIR/-EACCES for a root that cannot be opened, -EINVAL, -ENOMEM. */
-CORIO_API int corio_http_server_new(struct corio_http_server **out, const struct corio_http_server_opts *opts);
+/* Creates a server, owned by the caller until corio_http_server_free. @opts may be NULL for the
+ * defaults; it is copied, and the root directory is opened now (the string is not kept). Does
+ * not suspend: usable outside coroutines. Returns 0 and sets *@out, or -errno: -ENOENT/-ENOTDIR/
+ * -EACCES for a root that cannot be opened, -EINVAL, -ENOMEM. */
+CORIO_API int corio_http_server_new(struct corio_http_server **out,
+                                    const struct corio_http_server_opts *opts);
 
-/* Frees a server that is not serving. NULL is a no-op. Returns nothing. */
+/* Frees a server that is not serving (no corio_http_serve of it is running) and closes its root
+ * directory. NULL is a no-op. Does not suspend. Returns nothing. */
 CORIO_API void corio_http_server_free(struct corio_http_server *s);
 
 /* Routes requests with @method ("GET", ...; NULL for any) and @path to @h(c, req, arg). @path is
  * matched exactly against the request-target's path (the part before '?'), or as a prefix when
- * it ends in '*'. Routes are tried in the order they were added. Returns 0, -EINVAL or -ENOMEM. */
+ * it ends in '*'. Routes are tried in the order they were added. @path is copied; @arg is
+ * passed to @h as given. Add routes before serving. Does not suspend. Returns 0, -EINVAL (no
+ * path, a path without a leading '/', an unknown method, no handler) or -ENOMEM. */
 CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, const char *path,
-                     corio_http_handler *h, void *arg);
+                               corio_http_handler *h, void *arg);
 
 /* Serves connections accepted on listening socket @lfd, one coroutine each, until the calling
  * coroutine is cancelled; then every connection is cancelled and awaited before it returns. It
@@ -404,7 +415,8 @@ CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, 
  * or -errno if accept fails for good (-EMFILE/-ENFILE are waited out, not returned). */
 CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
 
-/* Returns the counters of @s. */
+/* Reads the counters of @s. Does not suspend. Returns a pointer into @s, valid until
+ * corio_http_server_free, whose counters move as the server runs. */
 CORIO_API const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s);
 
 /* Copies the address of the peer of connection @c to @addr and its length to *@len: what accept
@@ -439,12 +451,12 @@ CORIO_API int corio_http_local_addr(struct corio_http_conn *c, struct sockaddr_s
  * not suspend. Returns 0, or -errno: -EINVAL for a NULL, empty or invalid name, an invalid value
  * or a refused name; -ENOSPC when the field does not fit in the room left; -EALREADY once the
  * response has started. */
-CORIO_API int corio_http_add_header(struct corio_http_conn *c, const char *name,
-                                    const char *value);
+CORIO_API int corio_http_add_header(struct corio_http_conn *c, const char *name, const char *value);
 
 /* Sends a whole response: status line, headers (Date, Server, Content-Type if @content_type is not
- * NULL, Content-Length, Connection, then those added with corio_http_add_header) and @body. For HEAD requests the body is left out, and so are
- * Content-Type and Content-Length for 1xx, 204 and 304. Responses are buffered and flushed before
+ * NULL, Content-Length, Connection, then those added with corio_http_add_header) and @body. For
+ * HEAD requests the body is left out, and so are Content-Type and Content-Length for 1xx, 204
+ * and 304. Responses are buffered and flushed before
  * the connection next waits, so pipelined requests share sends: the call waits only when the
  * buffer is full, and then at most until @deadline (or the server's idle bound, if earlier). The
  * strings and @body are copied or sent before it returns. Call it from the handler, once per
