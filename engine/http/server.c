@@ -169,16 +169,26 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
 {
     struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
     bool armed = idle;
+    /* The head's deadline runs from its first byte, but the clock is read for it only once the
+     * head turns out to be incomplete: most heads come in one piece and never are. The deadline
+     * then counts from the parse of the first bytes instead of their arrival, microseconds
+     * later, which is nothing beside header_timeout. */
+    bool stamp = false;
     for (;;) {
         ssize_t r = parse_head(c, &p, req, hdrs);
         if (r != -EAGAIN)
             return r;
         if (c->rlen == c->rcap)
             return -E2BIG;
+        if (stamp) {
+            c->head_deadline = corio_now() + c->s->o.header_timeout;
+            stamp = false;
+        }
         /* Idle, the idle bound covers this flush as a write bound of its own would: both run
          * from now. Otherwise the flush has its own bound, then the head's deadline applies. */
-        if (corio__http_flush_out(c, idle ? CORIO_FOREVER
-                                          : corio__http_write_bound(c, CORIO_FOREVER)) != 0)
+        int err =
+            idle ? corio__http_flush_out(c, CORIO_FOREVER) : corio__http_flush(c, CORIO_FOREVER);
+        if (err != 0)
             return HEAD_CLOSE;
         if (!armed) {
             corio_set_deadline(c->head_deadline, NULL);
@@ -197,7 +207,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
             /* The first byte: from now on the head's own deadline. */
             idle = false;
             armed = false;
-            c->head_deadline = corio_now() + c->s->o.header_timeout;
+            stamp = true;
         }
         c->rlen += (size_t)n;
     }
