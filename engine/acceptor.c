@@ -177,7 +177,8 @@ int corio_acceptor_init(struct corio_acceptor *pub, int fd, unsigned flags)
     corio__list_init(&a->p.link);
     a->loop = co->loop;
     a->fd = fd;
-    a->fixed = flags & CORIO_ACCEPT_FIXED;
+    /* The epoll backend has no fixed file table: its accepted fds are plain ones. */
+    a->fixed = (flags & CORIO_ACCEPT_FIXED) && co->loop->io.ring;
     return 0;
 }
 

@@ -88,6 +88,19 @@ static const char *const names[CORIO_FEAT_COUNT] = {
     [CORIO_FEAT_BUF_RING] = "buf_ring",
 };
 
+const char *corio_backend_name(enum corio_backend b)
+{
+    switch (b) {
+    case CORIO_BACKEND_AUTO:
+        return "auto";
+    case CORIO_BACKEND_IO_URING:
+        return "io_uring";
+    case CORIO_BACKEND_EPOLL:
+        return "epoll";
+    }
+    return "?";
+}
+
 const char *corio_feature_name(enum corio_feature f)
 {
     if ((unsigned)f >= CORIO_FEAT_COUNT || !names[f])

@@ -22,7 +22,7 @@
 
 struct corio_bufring {
     struct corio_loop *loop;   /* the loop whose ring it is registered with */
-    struct corio__pbuf *pbuf;  /* the shared ring */
+    struct corio__bufgroup *pbuf; /* the group the backend takes buffers from */
     unsigned char *mem;        /* count * size bytes of buffers */
     size_t mem_len;            /* bytes mapped for mem */
     size_t size;               /* bytes per buffer */
@@ -47,8 +47,8 @@ static void ring_top_up(struct corio_bufring *br)
 {
     while (br->avail < br->target && br->nstack > 0) {
         uint32_t id = br->stack[--br->nstack];
-        corio__pbuf_put(br->pbuf, br->mem + (size_t)id * br->size, (unsigned)br->size,
-                        (uint16_t)id);
+        corio__op_buf_put(&br->loop->io, br->pbuf, br->mem + (size_t)id * br->size,
+                          (unsigned)br->size, (uint16_t)id);
         br->avail++;
     }
 }
@@ -79,7 +79,7 @@ int corio_bufring_new(struct corio_bufring **out, struct corio_loop *l, unsigned
     br->size = size;
     br->count = count;
     br->bgid = l->next_bgid++;
-    err = corio__ring_pbuf_new(l->io.ring, br->bgid, count, &br->pbuf);
+    err = corio__op_buf_new(&l->io, br->bgid, count, &br->pbuf);
     if (err)
         goto fail;
     corio__list_init(&br->waiters);
@@ -109,7 +109,7 @@ void corio_bufring_free(struct corio_bufring *br)
     if (!br)
         return;
     CORIO__ASSERT(corio__list_empty(&br->waiters));
-    corio__ring_pbuf_free(br->loop->io.ring, br->bgid, br->pbuf);
+    corio__op_buf_free(&br->loop->io, br->bgid, br->pbuf);
     munmap(br->mem, br->mem_len);
     free(br->next);
     free(br->len);
@@ -378,7 +378,7 @@ int corio_buffers_register(struct corio_loop *l, const struct iovec *iov, unsign
         return -EINVAL;
     if (l->buffers_registered)
         return -EBUSY;
-    int err = corio__ring_buffers_register(l->io.ring, iov, n);
+    int err = corio__op_buffers_register(&l->io, iov, n);
     if (err == 0)
         l->buffers_registered = true;
     return err;
@@ -391,7 +391,7 @@ int corio_buffers_unregister(struct corio_loop *l)
     if (!l || !l->buffers_registered)
         return -EINVAL;
     l->buffers_registered = false;
-    return corio__ring_buffers_unregister(l->io.ring);
+    return corio__op_buffers_unregister(&l->io);
 }
 
 ssize_t corio_read_fixed(int fd, void *buf, size_t len, int64_t off, unsigned index,

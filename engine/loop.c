@@ -48,6 +48,11 @@ int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
 
 int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts, uint64_t refuse)
 {
+    /* Sizes the kernel refuses are the caller's error, on either backend: said here, rather than
+     * taken for a kernel without io_uring. */
+    if (opts && (opts->sq_entries > 32768 || opts->cq_entries > 65536 ||
+                 opts->backend > CORIO_BACKEND_EPOLL))
+        return -EINVAL;
     struct corio_loop *l = calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
@@ -94,6 +99,16 @@ void corio_loop_free(struct corio_loop *l)
     if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV))
         corio__segv_release();
     free(l);
+}
+
+enum corio_backend corio_loop_backend(const struct corio_loop *l)
+{
+    return l->io.ring ? CORIO_BACKEND_IO_URING : CORIO_BACKEND_EPOLL;
+}
+
+const char *corio_loop_backend_reason(const struct corio_loop *l)
+{
+    return l->io.ring ? "" : l->io.why;
 }
 
 struct corio_loop *corio_loop_current(void)

@@ -13,6 +13,9 @@
 #include "probe.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 enum {
     TAG_OP = CORIO__TAG_OP,
@@ -26,40 +29,106 @@ static inline uint64_t user_data(struct corio__completion *c, unsigned tag)
     return c ? (uint64_t)(uintptr_t)c | tag : 0;
 }
 
+/* The ops corio cannot do without on io_uring: without one of them, epoll serves better. */
+static const enum corio_feature needed[] = {
+    CORIO_FEAT_NOP,     CORIO_FEAT_READ,    CORIO_FEAT_WRITE,    CORIO_FEAT_READV,
+    CORIO_FEAT_WRITEV,  CORIO_FEAT_OPENAT,  CORIO_FEAT_CLOSE,    CORIO_FEAT_FSYNC,
+    CORIO_FEAT_STATX,   CORIO_FEAT_ACCEPT,  CORIO_FEAT_CONNECT,  CORIO_FEAT_SEND,
+    CORIO_FEAT_RECV,    CORIO_FEAT_SENDMSG, CORIO_FEAT_RECVMSG,  CORIO_FEAT_SHUTDOWN,
+    CORIO_FEAT_TIMEOUT, CORIO_FEAT_LINK_TIMEOUT, CORIO_FEAT_ASYNC_CANCEL,
+};
+
+/* The backend asked for: the option, else CORIO_BACKEND, else auto. */
+static enum corio_backend wanted(const struct corio_loop_opts *o)
+{
+    if (o->backend != CORIO_BACKEND_AUTO)
+        return (enum corio_backend)o->backend;
+    const char *env = getenv("CORIO_BACKEND");
+    if (env && strcmp(env, "epoll") == 0)
+        return CORIO_BACKEND_EPOLL;
+    if (env && (strcmp(env, "io_uring") == 0 || strcmp(env, "uring") == 0))
+        return CORIO_BACKEND_IO_URING;
+    return CORIO_BACKEND_AUTO;
+}
+
+/* Sets up io_uring. Returns 0, or -errno with the reason in io->why. */
+static int uring_init(struct corio__io *io, const struct corio_loop_opts *o,
+                      struct corio_stats *stats, uint64_t refuse, uint64_t *features)
+{
+    int err = corio__ring_new(&io->ring, o, stats, refuse);
+    if (err) {
+        snprintf(io->why, sizeof(io->why), "%s", corio_strerror_setup(err));
+        io->ring = NULL;
+        return err;
+    }
+    *features = corio__probe_uring(io->ring);
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(needed); i++)
+        if (!(*features & (1ull << needed[i]))) {
+            snprintf(io->why, sizeof(io->why), "io_uring lacks IORING_OP_%s (older kernel?)",
+                     corio_feature_name(needed[i]));
+            corio__ring_free(io->ring);
+            io->ring = NULL;
+            return -EOPNOTSUPP;
+        }
+    if (o->fixed_files && (err = corio__ring_files_sparse(io->ring, o->fixed_files)) != 0) {
+        snprintf(io->why, sizeof(io->why), "registering %u fixed files: %s", o->fixed_files,
+                 strerror(-err));
+        corio__ring_free(io->ring);
+        io->ring = NULL;
+        return err;
+    }
+    io->view = corio__ring_view(io->ring);
+    return 0;
+}
+
 int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
                    struct corio_stats *stats, uint64_t refuse, uint64_t *features)
 {
-    int err = corio__ring_new(&io->ring, o, stats, refuse);
+    io->inflight = 0;
+    io->why[0] = '\0';
+    enum corio_backend want = wanted(o);
+    if (want != CORIO_BACKEND_EPOLL) {
+        int err = uring_init(io, o, stats, refuse, features);
+        if (err == 0 || want == CORIO_BACKEND_IO_URING)
+            return err; /* a forced io_uring that is refused fails, with io->why */
+    } else {
+        snprintf(io->why, sizeof(io->why), "the epoll backend was asked for (%s)",
+                 o->backend == CORIO_BACKEND_EPOLL ? "corio_loop_opts.backend"
+                                                   : "CORIO_BACKEND=epoll");
+    }
+    int err = corio__poll_new(&io->poll, o, stats);
     if (err)
         return err;
-    if (o->fixed_files) {
-        err = corio__ring_files_sparse(io->ring, o->fixed_files);
-        if (err) {
-            corio__ring_free(io->ring);
-            return err;
-        }
-    }
-    io->view = corio__ring_view(io->ring);
-    io->inflight = 0;
-    *features = corio__probe_uring(io->ring);
+    io->view = corio__poll_view(io->poll);
+    *features = corio__poll_features();
     return 0;
 }
 
 void corio__op_fini(struct corio__io *io)
 {
-    corio__ring_free(io->ring);
+    if (io->ring)
+        corio__ring_free(io->ring);
+    else
+        corio__poll_free(io->poll);
     io->ring = NULL;
+    io->poll = NULL;
 }
 
 void corio__op_submit_untracked(struct corio__io *io, const struct corio__op *op,
                                 struct corio__completion *c)
 {
-    corio__ring_prep(io->ring, op, user_data(c, TAG_UNTRACKED), NULL, 0);
+    if (io->ring)
+        corio__ring_prep(io->ring, op, user_data(c, TAG_UNTRACKED), NULL, 0);
+    else
+        corio__poll_prep(io->poll, op, user_data(c, TAG_UNTRACKED), NULL, 0);
 }
 
 void corio__op_cancel(struct corio__io *io, struct corio__completion *c)
 {
-    corio__ring_cancel(io->ring, user_data(c, TAG_OP), 0);
+    if (io->ring)
+        corio__ring_cancel(io->ring, user_data(c, TAG_OP), 0);
+    else
+        corio__poll_cancel(io->poll, user_data(c, TAG_OP), 0);
 }
 
 static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
@@ -82,7 +151,8 @@ unsigned corio__op_reap(struct corio__io *io)
 {
     unsigned n, total = 0;
     do {
-        n = corio__ring_reap(io->ring, io->cqes, CORIO__REAP_BATCH);
+        n = likely(io->ring) ? corio__ring_reap(io->ring, io->cqes, CORIO__REAP_BATCH)
+                             : corio__poll_reap(io->poll, io->cqes, CORIO__REAP_BATCH);
         for (unsigned i = 0; i < n; i++)
             dispatch(io, &io->cqes[i]);
         total += n;
@@ -92,10 +162,36 @@ unsigned corio__op_reap(struct corio__io *io)
 
 bool corio__op_poller_asleep(const struct corio__io *io)
 {
-    return corio__ring_needs_enter(io->ring);
+    return io->ring && corio__ring_needs_enter(io->ring);
 }
 
 unsigned corio__op_unsubmitted(const struct corio__io *io)
 {
-    return corio__ring_unsubmitted(io->ring);
+    return io->ring ? corio__ring_unsubmitted(io->ring) : corio__poll_unsubmitted(io->poll);
+}
+
+int corio__op_buf_new(struct corio__io *io, uint16_t bgid, unsigned entries,
+                      struct corio__bufgroup **out)
+{
+    if (io->ring)
+        return corio__ring_pbuf_new(io->ring, bgid, entries, (struct corio__pbuf **)(void *)out);
+    return corio__poll_buf_new(io->poll, bgid, entries, (struct corio__poll_buf **)(void *)out);
+}
+
+void corio__op_buf_free(struct corio__io *io, uint16_t bgid, struct corio__bufgroup *g)
+{
+    if (io->ring)
+        corio__ring_pbuf_free(io->ring, bgid, (struct corio__pbuf *)(void *)g);
+    else
+        corio__poll_buf_free(io->poll, bgid, (struct corio__poll_buf *)(void *)g);
+}
+
+int corio__op_buffers_register(struct corio__io *io, const struct iovec *iov, unsigned n)
+{
+    return io->ring ? corio__ring_buffers_register(io->ring, iov, n) : 0;
+}
+
+int corio__op_buffers_unregister(struct corio__io *io)
+{
+    return io->ring ? corio__ring_buffers_unregister(io->ring) : 0;
 }

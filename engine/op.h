@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base.h"
+#include "epoll.h"
 #include "ring.h"
 
 struct corio__completion;
@@ -30,17 +31,23 @@ struct corio__completion {
 
 #define CORIO__REAP_BATCH 64
 
-/* A loop's I/O: its backend (the ring) and the completions the ops it submitted still owe. */
+/* A loop's I/O: its backend and the completions the ops it submitted still owe. Exactly one of
+ * ring and poll is set; every call below takes the ring's path first, a branch the CPU predicts
+ * once and for all, so that io_uring pays nothing for the second backend. */
 struct corio__io {
-    struct corio__ring *ring;            /* the io_uring */
-    const struct corio__ring_view *view; /* the ring's counters, for the inline checks below */
+    struct corio__ring *ring;            /* the io_uring, or NULL */
+    struct corio__poll *poll;            /* the epoll backend, or NULL */
+    const struct corio__ring_view *view; /* the backend's counters, for the inline checks below */
     size_t inflight;                     /* CQEs still to come for tracked submissions */
+    char why[192];                       /* why io_uring is not used, or "" */
     struct corio__cqe cqes[CORIO__REAP_BATCH]; /* the reap buffer */
 };
 
 /* Sets up the backend for a loop with options @o, counting into @stats, and probes the kernel:
- * *features gets the CORIO_FEAT_ bits. @refuse: see corio__ring_new. Returns 0, or -errno from the
- * backend's set-up. */
+ * *features gets the CORIO_FEAT_ bits. The backend is o->backend, else the environment's
+ * CORIO_BACKEND (io_uring, epoll, auto), else io_uring when it sets up and has the ops corio needs,
+ * and epoll otherwise (io->why says why). @refuse: see corio__ring_new. Returns 0, or -errno: a
+ * forced io_uring's refusal, or the epoll backend's own failure. */
 int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
                    struct corio_stats *stats, uint64_t refuse, uint64_t *features);
 
@@ -58,13 +65,11 @@ static inline void corio__op_submit(struct corio__io *io, const struct corio__op
                                     struct corio__completion *c, const struct corio__ts *deadline)
 {
     uint64_t ud = (uint64_t)(uintptr_t)c;
-    if (deadline) {
+    if (likely(io->ring))
         corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);
-        io->inflight += 2;
-    } else {
-        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, NULL, 0);
-        io->inflight += 1;
-    }
+    else
+        corio__poll_prep(io->poll, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);
+    io->inflight += deadline ? 2 : 1;
 }
 
 /* As corio__op_submit without a deadline, for an op nobody counts on: its CQE goes to @c (or
@@ -83,7 +88,9 @@ unsigned corio__op_reap(struct corio__io *io);
  * -errno for a failure that is not transient. */
 static inline int corio__op_flush(struct corio__io *io)
 {
-    return corio__ring_enter(io->ring, false, 0, 0, 0);
+    if (likely(io->ring))
+        return corio__ring_enter(io->ring, false, 0, 0, 0);
+    return corio__poll_enter(io->poll, false, 0);
 }
 
 /* Submits what is queued and waits for a completion, at most @timeout_ns (-1: no limit); with
@@ -93,7 +100,9 @@ static inline int corio__op_flush(struct corio__io *io)
 static inline int corio__op_wait(struct corio__io *io, int64_t timeout_ns, unsigned batch,
                                  unsigned batch_us)
 {
-    return corio__ring_enter(io->ring, true, timeout_ns, batch, batch_us);
+    if (likely(io->ring))
+        return corio__ring_enter(io->ring, true, timeout_ns, batch, batch_us);
+    return corio__poll_enter(io->poll, true, timeout_ns);
 }
 
 /* SQPOLL: true once waiting for completions takes a system call (the poller sleeps). */
@@ -113,6 +122,36 @@ static inline bool corio__op_has_cqes(const struct corio__io *io)
 {
     return corio__ring_has_cqes(io->view);
 }
+
+/* ---- provided buffers, registered buffers, the fixed file table ------------------------------- */
+
+/* A provided-buffer group, whichever backend holds it. */
+struct corio__bufgroup;
+
+/* Registers group @bgid of @entries buffers (a power of two, <= 32768). Returns 0 and sets *out,
+ * or -errno (-EINVAL, -ENOMEM, -EEXIST, -EOPNOTSUPP). */
+int corio__op_buf_new(struct corio__io *io, uint16_t bgid, unsigned entries,
+                      struct corio__bufgroup **out);
+
+/* Unregisters and frees group @bgid. Returns nothing. */
+void corio__op_buf_free(struct corio__io *io, uint16_t bgid, struct corio__bufgroup *g);
+
+/* Hands buffer @bid at [@addr, @addr + @len) to group @g. No system call. Returns nothing. */
+static inline void corio__op_buf_put(struct corio__io *io, struct corio__bufgroup *g, void *addr,
+                                     unsigned len, uint16_t bid)
+{
+    if (likely(io->ring))
+        corio__pbuf_put((struct corio__pbuf *)(void *)g, addr, len, bid);
+    else
+        corio__poll_buf_put((struct corio__poll_buf *)(void *)g, addr, len, bid);
+}
+
+/* Registers @n buffers for the fixed-buffer ops (on epoll they are plain buffers: nothing to
+ * register). Returns 0 or -errno. */
+int corio__op_buffers_register(struct corio__io *io, const struct iovec *iov, unsigned n);
+
+/* Unregisters them. Returns 0 or -errno. */
+int corio__op_buffers_unregister(struct corio__io *io);
 
 /* Converts an absolute deadline in ns to the kernel's timespec. */
 static inline void corio__ts_from_ns(struct corio__ts *ts, int64_t ns)

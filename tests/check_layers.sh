@@ -14,7 +14,8 @@ shift
 layer_of() {
     case $1 in
     base | list | heap | ctx) echo 0 ;;
-    ring | ring_setup | ring_private | fault | fault_config | fault_private | stack) echo 1 ;;
+    ring | ring_setup | ring_private | fault | fault_config | fault_private | stack | pool | epoll | \
+        epoll_ops | epoll_private) echo 1 ;;
     probe | op) echo 2 ;;
     scheduler | segv) echo 3 ;;
     coro | group | future | loop.h) echo 4 ;;
@@ -44,8 +45,11 @@ done
 # Symbol use between objects: who defines each corio symbol, who uses it.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A module may span files (ring.c and ring_setup.c, epoll.c and epoll_ops.c): calls within it
+# are its own business; the graph is between modules.
 for o in "$@"; do
-    mod=$(basename "$o" | sed 's/\.c\.o$//; s/\.S\.o$//; s/_x86_64$//; s/_aarch64$//')
+    mod=$(basename "$o" | sed 's/\.c\.o$//; s/\.S\.o$//; s/_x86_64$//; s/_aarch64$//;
+                               s/_setup$//; s/_ops$//; s/_config$//')
     nm "$o" | awk -v m="$mod" '$2 ~ /^[TDBR]$/ && $3 ~ /^corio_/ {print $3, m}' >>"$tmp/defs"
     nm -u "$o" | awk -v m="$mod" '$2 ~ /^corio_/ {print m, $2}' >>"$tmp/uses"
 done

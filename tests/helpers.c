@@ -5,6 +5,11 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -246,15 +251,22 @@ bool t_expect_elapsed_(int64_t t0, int64_t ms, const char *file, int line)
     return t_expect_(dt <= CORIO_MS(ms) + T_LATE_NS, expr, file, line) && ok;
 }
 
-void t_expect_ok(void)
+unsigned t_expect_take(char *msg, size_t len)
 {
-    char msg[sizeof(expect_msg)];
     pthread_mutex_lock(&expect_mu);
     unsigned n = expect_failures;
-    memcpy(msg, expect_msg, sizeof(msg));
+    if (len)
+        snprintf(msg, len, "%s", expect_msg);
     expect_failures = 0;
     expect_msg[0] = '\0';
     pthread_mutex_unlock(&expect_mu);
+    return n;
+}
+
+void t_expect_ok(void)
+{
+    char msg[sizeof(expect_msg)];
+    unsigned n = t_expect_take(msg, sizeof(msg));
     if (n)
         fail_msg("%s (%u failed expectation(s) in all)", msg, n);
 }
@@ -392,6 +404,53 @@ int t_loop_fds_teardown(void **state)
 {
     int r = t_loop_teardown(state);
     return fds_back_to(loop_fds) ? -1 : r;
+}
+
+void t_need_uring(struct corio_loop *loop, bool own, const char *what)
+{
+    if (corio_loop_backend(loop) == CORIO_BACKEND_IO_URING)
+        return;
+    print_message("SKIP: %s is io_uring's; this loop runs on %s (%s)\n", what,
+                  corio_backend_name(corio_loop_backend(loop)), corio_loop_backend_reason(loop));
+    if (own)
+        corio_loop_free(loop);
+    skip();
+}
+
+int t_refuse_uring(int err)
+{
+    struct sock_filter filt[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof(filt) / sizeof(filt[0]), .filter = filt};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return -errno;
+    return 0;
+}
+
+bool t_on_epoll(void)
+{
+    static int epoll = -1;
+    if (epoll < 0) {
+        struct corio_loop *l = NULL;
+        if (corio_loop_new(&l, NULL) != 0)
+            fail_msg("corio_loop_new failed");
+        epoll = corio_loop_backend(l) == CORIO_BACKEND_EPOLL;
+        corio_loop_free(l);
+    }
+    return epoll;
+}
+
+void t_skip_on_epoll(const char *what)
+{
+    if (!t_on_epoll())
+        return;
+    print_message("SKIP: %s is io_uring's; loops run on epoll here\n", what);
+    skip();
 }
 
 struct corio_loop *t_mkloop(const struct corio_loop_opts *o)

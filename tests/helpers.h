@@ -41,6 +41,23 @@
  * from io_uring_setup. main() then returns T_EXIT_SKIP. Any other failure aborts the test. */
 bool t_uring_unavailable(void);
 
+/* Skips the calling test, saying why, unless @loop runs on io_uring: for what only io_uring has
+ * (counts of io_uring_enter, CQ overflow, setup flags, fixed tables, SQPOLL). @what names it.
+ * With @own, @loop is the test's own and is freed first. Returns only on io_uring. */
+void t_need_uring(struct corio_loop *loop, bool own, const char *what);
+
+/* In the calling process (a forked child: it cannot be undone), makes io_uring_setup fail with
+ * -@err through a seccomp filter, as a container's profile (EPERM) or an old kernel (ENOSYS)
+ * would. Returns 0 or -errno. */
+int t_refuse_uring(int err);
+
+/* True when loops made with the default options run on the epoll backend here (io_uring refused,
+ * or CORIO_BACKEND=epoll): for tests whose loops are made deep inside. */
+bool t_on_epoll(void);
+
+/* Skips the calling test, saying why, when t_on_epoll(): @what is io_uring's alone. */
+void t_skip_on_epoll(const char *what);
+
 /* cmocka group fixtures: *state becomes a fresh loop; teardown asserts it is idle and frees it. */
 int t_loop_setup(void **state);
 int t_loop_teardown(void **state);
@@ -87,6 +104,10 @@ bool t_expect_eq_(long long a, long long b, const char *expr, const char *file, 
 /* Fails the current cmocka test with the first recorded expectation failure, if any, and clears
  * the record. */
 void t_expect_ok(void);
+
+/* Takes the record instead, for a forked child that reports to its parent: copies the first
+ * failure's message into @msg (@len bytes) and returns how many failed; clears the record. */
+unsigned t_expect_take(char *msg, size_t len);
 
 /* Sets a function that the first failed expectation after each t_expect_ok() calls with @arg
  * before it is recorded, to name the case that failed when one test runs many (the cell and

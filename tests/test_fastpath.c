@@ -190,6 +190,7 @@ static void cq_overflow(uint64_t refuse)
 {
     struct corio_loop_opts o = {.sq_entries = 8, .cq_entries = 16};
     struct corio_loop *l = t_mkloop_refusing(&o, refuse);
+    t_need_uring(l, true, "CQ overflow");
     struct ov *c = calloc(1, sizeof(*c));
     assert_non_null(c);
     const struct corio_stats *s = corio_loop_stats(l);
@@ -251,6 +252,7 @@ static void test_fastpath_cq_size_limits(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct corio_loop_opts o = {.sq_entries = cases[i].sq, .cq_entries = cases[i].cq};
         struct corio_loop *l = t_mkloop(&o);
+        t_need_uring(l, true, "ring sizes");
         print_message("  sq=%u cq=%u: cqsize=%d defer_taskrun=%d single_issuer=%d submit_all=%d\n",
                       cases[i].sq, cases[i].cq, corio_loop_has(l, CORIO_FEAT_CQSIZE),
                       corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN),
@@ -281,6 +283,7 @@ static void test_fastpath_refuse_both_taskrun_modes(void **state)
     struct corio_loop_opts o = {0};
     struct corio_loop *l = t_mkloop_refusing(
         &o, (1ull << CORIO_FEAT_DEFER_TASKRUN) | (1ull << CORIO_FEAT_COOP_TASKRUN));
+    t_need_uring(l, true, "the task-run setup flags");
     assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN));
     assert_false(corio_loop_has(l, CORIO_FEAT_COOP_TASKRUN));
     assert_false(corio_loop_has(l, CORIO_FEAT_TASKRUN_FLAG)); /* only exists with a mode */
@@ -299,6 +302,7 @@ static void test_fastpath_refuse_everything(void **state)
         struct corio_loop_opts o = {.flags = sqpoll ? CORIO_LOOP_SQPOLL : 0,
                                     .sqpoll_idle_ms = 10};
         struct corio_loop *l = t_mkloop_refusing(&o, all_refuse_bits());
+        t_need_uring(l, true, "io_uring's setup flags");
         for (size_t i = 0; i < sizeof(setup_feats) / sizeof(setup_feats[0]); i++)
             if (corio_loop_has(l, setup_feats[i]))
                 fail_msg("refused %s still reported", corio_feature_name(setup_feats[i]));
@@ -393,6 +397,7 @@ static int sq_main(void *arg)
 static struct corio_loop *sqpoll_loop(struct corio_loop_opts *o)
 {
     struct corio_loop *l = t_mkloop(o);
+    t_need_uring(l, true, "SQPOLL");
     if (!corio_loop_has(l, CORIO_FEAT_SQPOLL)) {
         corio_loop_free(l);
         print_message("SKIP: the kernel refused IORING_SETUP_SQPOLL (the loop fell back)\n");
@@ -487,6 +492,7 @@ static void test_fastpath_sqpoll_bounded_spin(void **state)
 
 static void need_send_zc(struct corio_loop *l)
 {
+    t_need_uring(l, true, "zero-copy send (epoll sends plainly)");
     if (!corio_loop_has(l, CORIO_FEAT_SEND_ZC)) {
         corio_loop_free(l);
         print_message("SKIP: the kernel lacks IORING_OP_SEND_ZC\n");

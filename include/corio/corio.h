@@ -135,6 +135,13 @@ enum corio_feature {
     CORIO_FEAT_COUNT
 };
 
+/* The backends a loop can run on. */
+enum corio_backend {
+    CORIO_BACKEND_AUTO = 0, /* io_uring when it sets up with the ops corio needs, else epoll */
+    CORIO_BACKEND_IO_URING, /* io_uring or nothing: a refusal fails corio_loop_new */
+    CORIO_BACKEND_EPOLL,    /* epoll, for sockets and pipes; a worker pool for files */
+};
+
 /* Options for corio_loop_new(). Zero means the default for every field. */
 struct corio_loop_opts {
     unsigned sq_entries;      /* SQ size, a power of two; default 256. */
@@ -161,7 +168,10 @@ struct corio_loop_opts {
                                  sqpoll_idle_ms after the last work. A number bounds the spin in
                                  microseconds. Either way the spin ends when the poller sleeps or
                                  the CQ overflows: the loop then waits in io_uring_enter. */
-    unsigned char reserved_[64]; /* zero: room for the options of later 1.x releases. */
+    unsigned backend;         /* enum corio_backend. Default (AUTO): the environment variable
+                                 CORIO_BACKEND (io_uring, epoll or auto) if set, else io_uring
+                                 when the kernel allows it and epoll otherwise. */
+    unsigned char reserved_[60]; /* zero: room for the options of later 1.x releases. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
@@ -190,10 +200,14 @@ struct corio_stats {
     uint64_t rx_pauses;     /* receivers paused with a full queue (their coroutine lagged). */
 };
 
-/* Creates a loop with its io_uring, owned by the calling thread: only this thread may run it. The
- * kernel's features are probed once here (corio_loop_has). Returns 0 and sets *out, or -errno:
- * -ENOSYS when the kernel has no io_uring, -EPERM when a sysctl (kernel.io_uring_disabled) or a
- * seccomp filter refuses it, -ENOMEM; corio_strerror_setup() explains the cause in words. */
+/* Creates a loop, owned by the calling thread: only this thread may run it. Its backend is
+ * io_uring where the kernel allows it, or epoll where io_uring is refused (a container's seccomp
+ * profile, kernel.io_uring_disabled, a kernel without io_uring or without an op corio needs): the
+ * same API works on both (corio_loop_backend says which runs, corio_loop_backend_reason why not
+ * io_uring). The kernel's features are probed once here (corio_loop_has). Returns 0 and sets *out,
+ * or -errno: with the backend forced to io_uring, -ENOSYS when the kernel has no io_uring, -EPERM
+ * when a sysctl or a seccomp filter refuses it, -EOPNOTSUPP when an op corio needs is missing
+ * (corio_strerror_setup() explains the first two in words); -ENOMEM. */
 CORIO_API int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts);
 
 /* Frees a loop that is not running. Coroutines still alive are cancelled and run to their end
@@ -215,7 +229,19 @@ CORIO_API void corio_loop_stop(struct corio_loop *loop);
 /* Returns the loop running on the calling thread, or NULL. */
 CORIO_API struct corio_loop *corio_loop_current(void);
 
-/* Returns true if @feat is available on @loop (see enum corio_feature). */
+/* Returns the backend @loop runs on: CORIO_BACKEND_IO_URING or CORIO_BACKEND_EPOLL. */
+CORIO_API enum corio_backend corio_loop_backend(const struct corio_loop *loop);
+
+/* Returns why @loop does not run on io_uring, in words ("io_uring_setup failed with EPERM under
+ * a seccomp filter: ...", "the epoll backend was asked for (CORIO_BACKEND=epoll)"), or "" when it
+ * does. The string lives as long as the loop. */
+CORIO_API const char *corio_loop_backend_reason(const struct corio_loop *loop);
+
+/* Returns the name of @b: "auto", "io_uring", "epoll", or "?". */
+CORIO_API const char *corio_backend_name(enum corio_backend b);
+
+/* Returns true if @feat is available on @loop (see enum corio_feature). On the epoll backend the
+ * ops are all there (their io_uring-only forms emulated), the setup flags and ring features not. */
 CORIO_API bool corio_loop_has(const struct corio_loop *loop, enum corio_feature feat);
 
 /* Returns the name of a feature ("recv", "defer_taskrun", ...), or "?" for an unknown value. */
