@@ -548,7 +548,7 @@ static int h_hello(struct corio_http_conn *c, const struct corio_http_request *r
 {
     (void)req;
     (void)arg;
-    return corio_http_respond(c, 200, "text/plain", "hello\n", 6);
+    return corio_http_respond(c, 200, "text/plain", "hello\n", 6, CORIO_FOREVER);
 }
 
 /* Reads the whole body and answers with its length. */
@@ -560,14 +560,14 @@ static int h_body(struct corio_http_conn *c, const struct corio_http_request *re
     char buf[4096];
     int64_t total = 0;
     ssize_t n;
-    while ((n = corio_http_read_body(c, buf, sizeof(buf))) > 0)
+    while ((n = corio_http_read_body(c, buf, sizeof(buf), CORIO_FOREVER)) > 0)
         total += n;
     h->body_result = (int)n;
     if (n < 0)
         return (int)n;
     char out[32];
     int len = snprintf(out, sizeof(out), "%lld\n", (long long)total);
-    return corio_http_respond(c, 200, "text/plain", out, (size_t)len);
+    return corio_http_respond(c, 200, "text/plain", out, (size_t)len, CORIO_FOREVER);
 }
 
 /* Streams HTTP_BIG bytes. */
@@ -577,9 +577,9 @@ static int h_big(struct corio_http_conn *c, const struct corio_http_request *req
     struct hsrv *h = arg;
     h->big_calls++;
     static char chunk[65536];
-    int err = corio_http_respond_start(c, 200, "application/octet-stream", HTTP_BIG, NULL);
+    int err = corio_http_respond_start(c, 200, "application/octet-stream", HTTP_BIG, CORIO_FOREVER);
     for (int64_t left = HTTP_BIG; err == 0 && left > 0; left -= (int64_t)sizeof(chunk))
-        err = corio_http_write(c, chunk, sizeof(chunk));
+        err = corio_http_write(c, chunk, sizeof(chunk), CORIO_FOREVER);
     h->big_result = err;
     return err;
 }

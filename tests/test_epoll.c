@@ -101,7 +101,7 @@ static int hello(struct corio_http_conn *c, const struct corio_http_request *req
 {
     (void)req;
     (void)arg;
-    return corio_http_respond(c, 200, "text/plain", "Hello, epoll!", 13);
+    return corio_http_respond(c, 200, "text/plain", "Hello, epoll!", 13, CORIO_FOREVER);
 }
 
 static int http_client(void *arg)

@@ -38,7 +38,7 @@ static int hello(struct corio_http_conn *c, const struct corio_http_request *req
     (void)req;
     (void)arg;
     static const char body[] = "Hello, World!";
-    return corio_http_respond(c, 200, "text/plain", body, sizeof(body) - 1);
+    return corio_http_respond(c, 200, "text/plain", body, sizeof(body) - 1, CORIO_FOREVER);
 }
 
 static int server(void *arg)

@@ -99,9 +99,9 @@ long decode_body(const std::vector<char> &in, char *work)
         int ret = corio_http_chunked_decode(&c, work, n, &produced, &consumed);
         benchmark::DoNotOptimize(work);
         payload += (long)produced;
-        if (ret == 1)
+        if (ret == 0)
             return off + consumed == in.size() ? payload : -1;
-        if (ret < 0)
+        if (ret != -EAGAIN)
             return -1;
     }
     return -1;

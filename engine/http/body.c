@@ -29,24 +29,24 @@ void corio__http_body_start(struct corio_http_conn *c, const struct corio_http_r
     c->body_deadline = corio_now() + c->s->o.body_timeout;
 }
 
-static int send_continue(struct corio_http_conn *c)
+static int send_continue(struct corio_http_conn *c, int64_t deadline)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     c->sent_continue = true;
-    int err = corio__http_append(c, cont, sizeof(cont) - 1);
-    return err ? err : corio__http_flush(c);
+    int err = corio__http_append(c, cont, sizeof(cont) - 1, deadline);
+    return err ? err : corio__http_flush(c, deadline);
 }
 
-/* Receives up to @len body bytes into @dst, bounded by the body deadline. Responses already
- * written go out before the wait, as corio_http_respond promises: the client may wait for one
- * before it sends the rest. Returns the bytes read, or -errno (-ECONNRESET at EOF: the peer ended
- * the stream inside the body). */
-static ssize_t body_recv(struct corio_http_conn *c, void *dst, size_t len)
+/* Receives up to @len body bytes into @dst, bounded by the body deadline and the caller's
+ * @deadline, whichever is earlier. Responses already written go out before the wait, as
+ * corio_http_respond promises: the client may wait for one before it sends the rest. Returns the
+ * bytes read, or -errno (-ECONNRESET at EOF: the peer ended the stream inside the body). */
+static ssize_t body_recv(struct corio_http_conn *c, void *dst, size_t len, int64_t deadline)
 {
-    int err = corio__http_flush(c);
+    int err = corio__http_flush(c, deadline);
     if (err)
         return err;
-    int64_t prev = corio__http_phase_begin(c->body_deadline);
+    int64_t prev = corio__http_phase_begin(corio__http_earlier(c->body_deadline, deadline));
     ssize_t n = corio__http_recv(c, dst, len);
     corio__http_phase_end(prev);
     return n == 0 ? -ECONNRESET : n;
@@ -63,7 +63,7 @@ static ssize_t body_failed(struct corio_http_conn *c, ssize_t err)
 
 /* corio_http_read_body for a Content-Length body: buffered bytes first, then straight into
  * @buf. */
-static ssize_t read_length(struct corio_http_conn *c, void *buf, size_t len)
+static ssize_t read_length(struct corio_http_conn *c, void *buf, size_t len, int64_t deadline)
 {
     if (c->body_left == 0) {
         c->body = CORIO__HTTP_BODY_DONE;
@@ -76,7 +76,7 @@ static ssize_t read_length(struct corio_http_conn *c, void *buf, size_t len)
         memcpy(buf, c->rbuf + c->bpos, (size_t)n);
         c->bpos += (size_t)n;
     } else {
-        n = body_recv(c, buf, want);
+        n = body_recv(c, buf, want, deadline);
         if (n < 0)
             return body_failed(c, n);
     }
@@ -88,7 +88,7 @@ static ssize_t read_length(struct corio_http_conn *c, void *buf, size_t len)
 
 /* Reads more body input into rbuf after the head; the bytes before bstart are never moved.
  * Returns the bytes read or -errno. */
-static ssize_t body_fill(struct corio_http_conn *c)
+static ssize_t body_fill(struct corio_http_conn *c, int64_t deadline)
 {
     if (c->bpos == c->rlen) {
         c->bpos = c->rlen = c->bstart;
@@ -96,7 +96,7 @@ static ssize_t body_fill(struct corio_http_conn *c)
     }
     if (c->rlen == c->rcap)
         return -ENOBUFS;
-    ssize_t n = body_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
+    ssize_t n = body_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen, deadline);
     if (n > 0)
         c->rlen += (size_t)n;
     return n;
@@ -104,7 +104,7 @@ static ssize_t body_fill(struct corio_http_conn *c)
 
 /* corio_http_read_body for a chunked body: decode in place behind the head, hand out the
  * payload, read more when it is empty. */
-static ssize_t read_chunked(struct corio_http_conn *c, void *buf, size_t len)
+static ssize_t read_chunked(struct corio_http_conn *c, void *buf, size_t len, int64_t deadline)
 {
     for (;;) {
         if (c->payload_len > 0) {
@@ -117,7 +117,7 @@ static ssize_t read_chunked(struct corio_http_conn *c, void *buf, size_t len)
         if (c->body == CORIO__HTTP_BODY_DONE)
             return 0;
         if (c->bpos == c->rlen) {
-            ssize_t n = body_fill(c);
+            ssize_t n = body_fill(c, deadline);
             if (n < 0)
                 return body_failed(c, n);
         }
@@ -127,27 +127,27 @@ static ssize_t read_chunked(struct corio_http_conn *c, void *buf, size_t len)
         c->payload_off = c->bpos;
         c->payload_len = produced;
         c->bpos += consumed;
-        if (r < 0)
-            return body_failed(c, r); /* the handler can still answer -r */
-        if (r == 1)
+        if (r == 0)
             c->body = CORIO__HTTP_BODY_DONE;
+        else if (r != -EAGAIN)
+            return body_failed(c, r); /* the handler can still answer corio_http_status(r) */
     }
 }
 
-ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len)
+ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len, int64_t deadline)
 {
     if (c->body == CORIO__HTTP_BODY_NONE || c->body == CORIO__HTTP_BODY_DONE)
         return 0;
     if (c->body == CORIO__HTTP_BODY_ERROR)
         return -EPROTO;
     if (c->expect_continue && !c->sent_continue && c->resp == CORIO__HTTP_RESP_NONE) {
-        int err = send_continue(c);
+        int err = send_continue(c, deadline);
         if (err)
             return err;
     }
     if (c->body == CORIO__HTTP_BODY_LENGTH)
-        return read_length(c, buf, len);
-    return read_chunked(c, buf, len);
+        return read_length(c, buf, len, deadline);
+    return read_chunked(c, buf, len, deadline);
 }
 
 void corio__http_body_discard(struct corio_http_conn *c)
@@ -163,7 +163,7 @@ void corio__http_body_discard(struct corio_http_conn *c)
     }
     char scratch[4096];
     ssize_t n;
-    while ((n = corio_http_read_body(c, scratch, sizeof(scratch))) > 0)
+    while ((n = corio_http_read_body(c, scratch, sizeof(scratch), CORIO_FOREVER)) > 0)
         ;
     if (n < 0)
         c->broken = true;

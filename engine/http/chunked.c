@@ -2,6 +2,7 @@
  * section 7.1). */
 #include "parser.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* Decoder states, kept in corio_http_chunked.state. The chunk-size line is
@@ -52,7 +53,7 @@ struct cursor {
 /* The step functions below each handle one group of states. Each is called with at least one
  * input byte left and reads while the decoder stays in its group (one byte for the CRLF steps,
  * none for done()), advancing k->in past every byte it accepts but not past a byte it refuses.
- * Each returns 0 to go on, 1 once the body is complete, or a negated HTTP status. */
+ * Each returns 0 to go on, 1 once the body is complete, or -errno. */
 
 /* Counts one more byte of the chunk-size line. Returns whether the line is now over its limit. */
 static inline bool size_line_full(struct corio_http_chunked *c)
@@ -65,9 +66,9 @@ static inline bool size_line_full(struct corio_http_chunked *c)
 static int size_end(struct corio_http_chunked *c, struct cursor *k, char ch)
 {
     if (c->state == CH_SIZE_FIRST)
-        return -400;
+        return -EBADMSG;
     if (c->chunk_left > c->max_body - c->total)
-        return -413;
+        return -EMSGSIZE;
     c->total += c->chunk_left;
     if (is_ows(ch))
         c->state = CH_SIZE_BWS;
@@ -76,7 +77,7 @@ static int size_end(struct corio_http_chunked *c, struct cursor *k, char ch)
     else if (ch == '\r')
         c->state = CH_SIZE_LF;
     else
-        return -400;
+        return -EBADMSG;
     k->in++;
     return 0;
 }
@@ -87,12 +88,12 @@ static int size_line(struct corio_http_chunked *c, struct cursor *k)
     while (k->in < k->len) {
         char ch = k->buf[k->in];
         if (size_line_full(c))
-            return -400;
+            return -EBADMSG;
         int d = hex_digit(ch);
         if (d < 0)
             return size_end(c, k, ch);
         if (c->chunk_left >> 60)
-            return -400; /* the next digit would overflow 64 bits */
+            return -EBADMSG; /* the next digit would overflow 64 bits */
         c->chunk_left = c->chunk_left << 4 | (uint64_t)d;
         c->state = CH_SIZE;
         k->in++;
@@ -149,10 +150,10 @@ static int extension(struct corio_http_chunked *c, struct cursor *k)
 {
     while (k->in < k->len && c->state != CH_SIZE_LF) {
         if (size_line_full(c))
-            return -400;
+            return -EBADMSG;
         int next = ext_next(c->state, k->buf[k->in]);
         if (next < 0)
-            return -400;
+            return -EBADMSG;
         c->state = (unsigned)next;
         k->in++;
     }
@@ -163,7 +164,7 @@ static int extension(struct corio_http_chunked *c, struct cursor *k)
 static int size_lf(struct corio_http_chunked *c, struct cursor *k)
 {
     if (size_line_full(c) || k->buf[k->in] != '\n')
-        return -400;
+        return -EBADMSG;
     c->line_len = 0;
     c->state = c->chunk_left ? CH_DATA : CH_TRAILER_START;
     k->in++;
@@ -191,7 +192,7 @@ static int data_crlf(struct corio_http_chunked *c, struct cursor *k)
 {
     bool cr = c->state == CH_DATA_CR;
     if (k->buf[k->in] != (cr ? '\r' : '\n'))
-        return -400;
+        return -EBADMSG;
     c->state = cr ? CH_DATA_LF : CH_SIZE_FIRST;
     k->in++;
     return 0;
@@ -227,10 +228,10 @@ static int trailer(struct corio_http_chunked *c, struct cursor *k)
 {
     while (k->in < k->len) {
         if (++c->line_len > c->max_trailer)
-            return -431;
+            return -E2BIG;
         int next = trailer_next(c->state, k->buf[k->in]);
         if (next < 0)
-            return -400;
+            return -EBADMSG;
         c->state = (unsigned)next;
         k->in++;
         if (next == CH_DONE)
@@ -266,7 +267,7 @@ static int step(struct corio_http_chunked *c, struct cursor *k)
             return extension(c, k);
         if (c->state < CH_DONE)
             return trailer(c, k);
-        return -400; /* not a state: the struct was overwritten */
+        return -EBADMSG; /* not a state: the struct was overwritten */
     }
 }
 
@@ -282,5 +283,8 @@ int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t le
         ret = 1;
     *produced = k.out;
     *consumed = k.in;
-    return ret;
+    /* The steps' "go on" is the caller's "need more bytes": all input was used without an end. */
+    if (ret == 0)
+        return -EAGAIN;
+    return ret == 1 ? 0 : ret;
 }

@@ -6,7 +6,8 @@
  * the phase, none per operation, and none at all for an operation that completes before it. A
  * phase narrows the deadline and sets the previous one back when it ends, so that a handler never
  * runs under a bound of the server's, and the server's calls a handler makes (a write, a body
- * read) keep the handler's own deadline when it is earlier. */
+ * read) keep the handler's own deadline when it is earlier. The deadline such a call takes joins
+ * the phase the same way: whichever of the three is earliest ends the wait. */
 #include "server.h"
 
 #include <errno.h>
@@ -51,15 +52,15 @@ ssize_t corio__http_recv(struct corio_http_conn *c, void *dst, size_t len)
     return (ssize_t)k;
 }
 
-/* Sends @len bytes from @p, bounded as corio__http_flush_out says. Returns 0, or -errno with the
- * connection marked broken. */
-static int send_out(struct corio_http_conn *c, const void *p, size_t len, bool bounded)
+/* Sends @len bytes from @p by @deadline, as corio__http_flush_out says. Returns 0, or -errno with
+ * the connection marked broken. */
+static int send_out(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline)
 {
     int64_t prev = CORIO_FOREVER;
-    if (bounded)
-        prev = corio__http_phase_begin(corio_now() + c->s->o.idle_timeout);
+    if (deadline != CORIO_FOREVER)
+        prev = corio__http_phase_begin(deadline);
     ssize_t r = corio_send_all(c->fd, p, len, NULL, CORIO_FOREVER);
-    if (bounded)
+    if (deadline != CORIO_FOREVER)
         corio__http_phase_end(prev);
     if (r < 0) {
         c->broken = true;
@@ -68,16 +69,16 @@ static int send_out(struct corio_http_conn *c, const void *p, size_t len, bool b
     return 0;
 }
 
-int corio__http_flush_out(struct corio_http_conn *c, bool bounded)
+int corio__http_flush_out(struct corio_http_conn *c, int64_t deadline)
 {
     if (c->wlen == 0)
         return 0;
-    int err = send_out(c, c->wbuf, c->wlen, bounded);
+    int err = send_out(c, c->wbuf, c->wlen, deadline);
     c->wlen = 0;
     return err;
 }
 
-int corio__http_append(struct corio_http_conn *c, const void *p, size_t len)
+int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline)
 {
     if (c->broken)
         return -EPIPE;
@@ -86,7 +87,7 @@ int corio__http_append(struct corio_http_conn *c, const void *p, size_t len)
         c->wlen += len;
         return 0;
     }
-    int err = corio__http_flush(c);
+    int err = corio__http_flush(c, deadline);
     if (err)
         return err;
     if (len <= c->wcap / 2) {
@@ -95,5 +96,5 @@ int corio__http_append(struct corio_http_conn *c, const void *p, size_t len)
         return 0;
     }
     /* Too large to be worth a copy: straight from the caller's memory. */
-    return send_out(c, p, len, true);
+    return send_out(c, p, len, corio__http_write_bound(c, deadline));
 }

@@ -47,6 +47,16 @@ static inline bool eq_lower(const char *s, const char *lc, size_t n)
     return true;
 }
 
+/* Case-insensitive compare of @n bytes of @a and @b (ASCII letters only, as field names want). */
+static inline bool eq_nocase(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (corio__http_lower[U8(a[i])] != corio__http_lower[U8(b[i])])
+            return false;
+    }
+    return true;
+}
+
 /* Whether @c is OWS, optional whitespace: SP or HTAB (RFC 9110 section 5.6.3). */
 static inline bool is_ows(char c)
 {

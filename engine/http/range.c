@@ -1,6 +1,7 @@
 /* corio http: the Range header of a GET, corio_http_parse_range() (RFC 9110 section 14.2). */
 #include "parser.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* Reads decimal digits at *@pp, saturating at INT64_MAX: a huge position is still a position.
@@ -48,7 +49,7 @@ int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *fir
     if (a < 0) {
         /* suffix-range: the last b bytes */
         if (b == 0 || size <= 0)
-            return -416;
+            return -ERANGE;
         *first = b >= size ? 0 : size - b;
         *last = size - 1;
         return CORIO_HTTP_RANGE_PARTIAL;
@@ -56,7 +57,7 @@ int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *fir
     if (b >= 0 && b < a)
         return CORIO_HTTP_RANGE_IGNORE; /* invalid range-spec, RFC 9110 section 14.1.1 */
     if (a >= size)
-        return -416;
+        return -ERANGE;
     *first = a;
     *last = b < 0 || b >= size ? size - 1 : b;
     return CORIO_HTTP_RANGE_PARTIAL;

@@ -1,4 +1,5 @@
-/* corio http: the request head parser, corio_http_parse_request().
+/* corio http: the request head parser, corio_http_parse_request(), and the lookups of header
+ * fields in a parsed request (corio_http_header_get(), corio_http_header_join()).
  *
  * Written from RFC 9110 and RFC 9112. The head parser works in two steps. A scanner looks only at
  * bytes it has not seen before, finds the blank line that ends the head, and rejects a bare LF,
@@ -10,6 +11,7 @@
  */
 #include "parser.h"
 
+#include <errno.h>
 #include <string.h>
 
 void corio_http_parser_init(struct corio_http_parser *p)
@@ -49,7 +51,7 @@ enum {
 /* Advances the scanner over the bytes it has not seen. Only the first max_head_bytes of @buf are
  * ever looked at, so the outcome depends on the bytes alone and not on how they were split:
  * an error is reported at the first byte that proves it, in stream order. Returns the head length
- * once the empty line is found, CORIO_HTTP_INCOMPLETE, or -400 (bare LF), -414 or -431. */
+ * once the empty line is found, -EAGAIN, or -EBADMSG (bare LF), -ENAMETOOLONG or -E2BIG. */
 static ssize_t scan_head(struct corio_http_parser *p, const char *buf, size_t len,
                          const struct corio_http_limits *lim)
 {
@@ -66,7 +68,7 @@ static ssize_t scan_head(struct corio_http_parser *p, const char *buf, size_t le
                 i++;
             } else if (buf[i] == '\n') {
                 if (i == p->line_start)
-                    return -400;
+                    return -EBADMSG;
                 p->line_start = ++i;
             } else {
                 p->state = SCAN_METHOD;
@@ -91,7 +93,7 @@ static ssize_t scan_head(struct corio_http_parser *p, const char *buf, size_t le
                 i++;
             p->target_len += i - start;
             if (p->target_len > lim->max_target_bytes)
-                return -414;
+                return -ENAMETOOLONG;
             if (i == limit)
                 break;
             if (buf[i] == '\n')
@@ -112,7 +114,7 @@ static ssize_t scan_head(struct corio_http_parser *p, const char *buf, size_t le
                 goto request_line_end;
             /* line_start > 0 (the request line comes first), so buf[i - 1] exists. */
             if (buf[i - 1] != '\r')
-                return -400;
+                return -EBADMSG;
             if (i - 1 == p->line_start)
                 return (ssize_t)(i + 1);
             p->line_start = ++i;
@@ -123,12 +125,12 @@ static ssize_t scan_head(struct corio_http_parser *p, const char *buf, size_t le
     request_line_end:
         /* i > head_start: the request line's first byte is never LF. */
         if (buf[i - 1] != '\r')
-            return -400;
+            return -EBADMSG;
         p->state = SCAN_FIELDS;
         p->line_start = ++i;
     }
     p->scanned = i;
-    return len > lim->max_head_bytes ? -431 : CORIO_HTTP_INCOMPLETE;
+    return len > lim->max_head_bytes ? -E2BIG : -EAGAIN;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -196,14 +198,14 @@ struct head_facts {
     bool has_cl;           /* a Content-Length field was seen */
     bool has_te;           /* a Transfer-Encoding field was seen */
     bool te_chunked_last;  /* the last transfer coding so far is chunked */
-    bool te_chunked_inner; /* chunked was followed by another coding: -400 */
-    bool te_other;         /* a coding other than chunked was seen: -501 */
+    bool te_chunked_inner; /* chunked was followed by another coding: -EBADMSG */
+    bool te_other;         /* a coding other than chunked was seen: -EOPNOTSUPP */
     bool conn_close;       /* Connection lists "close" */
     bool conn_keep_alive;  /* Connection lists "keep-alive" */
 };
 
 /* Applies one field whose name may matter. Dispatching on the name length first keeps the cost
- * of the many fields that do not matter to one switch. Returns 0 or -400. */
+ * of the many fields that do not matter to one switch. Returns 0 or -EBADMSG. */
 static int apply_field(const struct corio_http_header *h, struct corio_http_request *req,
                        struct head_facts *f)
 {
@@ -246,13 +248,13 @@ static int apply_field(const struct corio_http_header *h, struct corio_http_requ
         /* RFC 9112 section 6.3 lets a recipient merge identical values; a smuggling-safe server
          * refuses a second field or a list outright. */
         if (f->has_cl || h->value_len == 0)
-            return -400;
+            return -EBADMSG;
         f->has_cl = true;
         int64_t n = 0;
         for (; v < vend; v++) {
             unsigned d = (unsigned)(U8(*v) - '0');
             if (d > 9 || n > (INT64_MAX - (int64_t)d) / 10)
-                return -400;
+                return -EBADMSG;
             n = n * 10 + (int64_t)d;
         }
         req->content_length = n;
@@ -280,7 +282,7 @@ static int apply_field(const struct corio_http_header *h, struct corio_http_requ
 
 /* Parses the request-line at *@pp into @req and moves *@pp past its CRLF.
  * request-line = method SP request-target SP HTTP-version CRLF, single SPs only.
- * Returns 0 or a negated status. */
+ * Returns 0 or -errno. */
 static int parse_request_line(const char **pp, const char *end, const struct corio_http_limits *lim,
                               struct corio_http_request *req)
 {
@@ -289,7 +291,7 @@ static int parse_request_line(const char **pp, const char *end, const struct cor
     while (IS(C_TCHAR, *p))
         p++;
     if (p == m || *p != ' ')
-        return -400;
+        return -EBADMSG;
     req->method_str = m;
     req->method_len = (size_t)(p - m);
     req->method = method_of(m, req->method_len);
@@ -300,27 +302,27 @@ static int parse_request_line(const char **pp, const char *end, const struct cor
     while (IS(C_TARGET, *p))
         p++;
     if (p == t || *p != ' ')
-        return -400;
+        return -EBADMSG;
     req->target = t;
     req->target_len = (size_t)(p - t);
     if (req->target_len > lim->max_target_bytes)
-        return -414; /* the scanner has already caught this; kept as a guard */
+        return -ENAMETOOLONG; /* the scanner has already caught this; kept as a guard */
     p++;
 
     /* Each comparison stops at the CR that ends the line, so nothing past it is read. */
     if (!(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
           (unsigned)(U8(p[5]) - '0') <= 9 && p[6] == '.' && (unsigned)(U8(p[7]) - '0') <= 9 &&
           p[8] == '\r' && p[9] == '\n'))
-        return -400;
+        return -EBADMSG;
     if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
-        return -505;
+        return -EPROTONOSUPPORT;
     req->minor_version = p[7] - '0';
     *pp = p + 10;
     return 0;
 }
 
 /* Parses the field lines from @p up to and including the empty line that ends the head, into
- * @headers (room for @cap) and @req, noting what matters in @f. Returns 0 or a negated status. */
+ * @headers (room for @cap) and @req, noting what matters in @f. Returns 0 or -errno. */
 static int parse_fields(const char *p, const char *end, const struct corio_http_limits *lim,
                         struct corio_http_request *req, struct corio_http_header *headers,
                         size_t cap, struct head_facts *f)
@@ -331,7 +333,7 @@ static int parse_fields(const char *p, const char *end, const struct corio_http_
         if (*p == '\r') {
             /* Only the final empty line can start with CR followed by LF; see scan_head(). */
             if (p[1] != '\n')
-                return -400;
+                return -EBADMSG;
             break;
         }
         /* field-line = field-name ":" OWS field-value OWS CRLF. A line starting with SP or HTAB
@@ -340,7 +342,7 @@ static int parse_fields(const char *p, const char *end, const struct corio_http_
         while (IS(C_TCHAR, *p))
             p++;
         if (p == name || *p != ':')
-            return -400;
+            return -EBADMSG;
         size_t name_len = (size_t)(p - name);
         p++;
         while (is_ows(*p))
@@ -351,14 +353,14 @@ static int parse_fields(const char *p, const char *end, const struct corio_http_
         while (IS(C_VALUE, *p))
             p++;
         if (p[0] != '\r' || p[1] != '\n')
-            return -400;
+            return -EBADMSG;
         const char *vend = p;
         while (vend > value && is_ows(vend[-1]))
             vend--;
         p += 2;
 
         if (n == max_fields)
-            return -431;
+            return -E2BIG;
         struct corio_http_header *h = &headers[n++];
         h->name = name;
         h->name_len = name_len;
@@ -373,20 +375,20 @@ static int parse_fields(const char *p, const char *end, const struct corio_http_
 }
 
 /* Applies the framing and routing rules (RFC 9112 sections 3.2 and 6.1) to the parsed head and
- * sets the fields of @req that depend on several header fields. Returns 0 or a negated status. */
+ * sets the fields of @req that depend on several header fields. Returns 0 or -errno. */
 static int finish_head(struct corio_http_request *req, const struct head_facts *f,
                        const struct corio_http_limits *lim)
 {
     if (f->hosts > 1 || (f->hosts == 0 && req->minor_version == 1))
-        return -400;
+        return -EBADMSG;
     if (f->has_te && (req->minor_version == 0 || f->has_cl || f->te_chunked_inner))
-        return -400;
+        return -EBADMSG;
     if (req->method == CORIO_HTTP_METHOD_UNKNOWN)
-        return -501;
+        return -EOPNOTSUPP;
     if (f->has_te && (f->te_other || !f->te_chunked_last))
-        return -501;
+        return -EOPNOTSUPP;
     if (req->content_length > lim->max_body_bytes)
-        return -413;
+        return -EMSGSIZE;
 
     req->chunked = f->has_te;
     if (f->ranges != 1) {
@@ -404,7 +406,7 @@ static int finish_head(struct corio_http_request *req, const struct head_facts *
 }
 
 /* Parses the complete head [p, end), which the scanner guarantees ends in CRLF CRLF with every
- * line ending in CRLF. Returns 0 or a negated status. */
+ * line ending in CRLF. Returns 0 or -errno. */
 static int parse_head(const char *p, const char *end, const struct corio_http_limits *lim,
                       struct corio_http_request *req, struct corio_http_header *headers, size_t cap)
 {
@@ -431,7 +433,7 @@ ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, s
     if (lim == NULL)
         lim = &corio__http_default_limits;
     ssize_t ret = scan_head(p, buf, len, lim);
-    if (ret == CORIO_HTTP_INCOMPLETE)
+    if (ret == -EAGAIN)
         return ret;
     size_t head_start = p->head_start;
     corio_http_parser_init(p);
@@ -439,4 +441,60 @@ ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, s
         return ret;
     int err = parse_head(buf + head_start, buf + ret, lim, req, headers, nheaders);
     return err < 0 ? err : ret;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Header lookups
+ * ------------------------------------------------------------------------------------------- */
+
+/* Returns the next field of @req from index *@i on named @name (@nl bytes), advancing *@i past
+ * it, or NULL after the last one. */
+static const struct corio_http_header *next_named(const struct corio_http_request *req, size_t *i,
+                                                  const char *name, size_t nl)
+{
+    for (; *i < req->num_headers; (*i)++) {
+        const struct corio_http_header *h = &req->headers[*i];
+        if (h->name_len == nl && eq_nocase(h->name, name, nl)) {
+            (*i)++;
+            return h;
+        }
+    }
+    return NULL;
+}
+
+int corio_http_header_get(const struct corio_http_request *req, const char *name,
+                          const char **value, size_t *len)
+{
+    size_t i = 0;
+    const struct corio_http_header *h = next_named(req, &i, name, strlen(name));
+    if (h == NULL)
+        return -ENOENT;
+    *value = h->value;
+    *len = h->value_len;
+    return 0;
+}
+
+ssize_t corio_http_header_join(const struct corio_http_request *req, const char *name, char *buf,
+                               size_t cap)
+{
+    size_t nl = strlen(name), i = 0, w = 0;
+    bool found = false;
+    const struct corio_http_header *h;
+    while ((h = next_named(req, &i, name, nl)) != NULL) {
+        found = true;
+        if (h->value_len == 0)
+            continue; /* an empty field adds no list element */
+        size_t sep = w > 0 ? 2 : 0;
+        if (h->value_len + sep >= cap - w)
+            return -ENOSPC;
+        memcpy(buf + w, ", ", sep);
+        memcpy(buf + w + sep, h->value, h->value_len);
+        w += sep + h->value_len;
+    }
+    if (!found)
+        return -ENOENT;
+    if (cap == 0)
+        return -ENOSPC;
+    buf[w] = '\0';
+    return (ssize_t)w;
 }

@@ -4,6 +4,8 @@
  * connection next waits for input. */
 #include "server.h"
 
+#include "parser.h"
+
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -21,7 +23,7 @@ static const char *date_now(struct corio_http_server *s)
 }
 
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
-                           const struct corio_http_response *tmpl)
+                           const struct corio_http_response *tmpl, int64_t deadline)
 {
     struct corio_http_response r;
     if (tmpl)
@@ -34,6 +36,11 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
     if (c->expect_continue && !c->sent_continue &&
         (c->body == CORIO__HTTP_BODY_LENGTH || c->body == CORIO__HTTP_BODY_CHUNKED))
         c->keep_alive = false;
+    if (c->xlen) {
+        r.extra = c->xbuf;
+        r.extra_len = c->xlen;
+        c->xlen = 0;
+    }
     r.status = status;
     r.date_str = date_now(c->s);
     r.content_type = ctype;
@@ -48,11 +55,57 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
         }
         if (n != -ENOSPC)
             return (int)n;
-        int err = corio__http_flush(c);
+        int err = corio__http_flush(c, deadline);
         if (err)
             return err;
     }
     return -ENOSPC;
+}
+
+/* Header fields the server writes itself on every response it sends for a handler: a second
+ * copy from the handler would contradict the framing or duplicate a singleton field. */
+static const char *const own_fields[] = {
+    "content-length", "transfer-encoding", "connection", "date", "server", "content-type",
+};
+
+/* Whether the @len bytes at @name are a field the server writes itself (case-insensitive). */
+static bool own_field(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(own_fields) / sizeof(own_fields[0]); i++) {
+        if (strlen(own_fields[i]) == len && eq_lower(name, own_fields[i], len))
+            return true;
+    }
+    return false;
+}
+
+/* Returns the length of @s if every byte of it is in character class @cls, else 0. */
+static size_t class_len(const char *s, unsigned cls)
+{
+    size_t n = 0;
+    while (s[n] && IS(cls, s[n]))
+        n++;
+    return s[n] ? 0 : n;
+}
+
+int corio_http_add_header(struct corio_http_conn *c, const char *name, const char *value)
+{
+    if (c->resp != CORIO__HTTP_RESP_NONE)
+        return -EALREADY;
+    if (!name || !value)
+        return -EINVAL;
+    size_t nl = class_len(name, C_TCHAR);
+    size_t vl = strlen(value);
+    if (nl == 0 || own_field(name, nl) || (vl > 0 && class_len(value, C_VALUE) != vl))
+        return -EINVAL;
+    if (nl + vl + 4 > CORIO_HTTP_ADDED_HEADER_BYTES - c->xlen)
+        return -ENOSPC;
+    char *p = c->xbuf + c->xlen;
+    memcpy(p, name, nl);
+    memcpy(p + nl, ": ", 2);
+    memcpy(p + nl + 2, value, vl);
+    memcpy(p + nl + 2 + vl, "\r\n", 2);
+    c->xlen += nl + vl + 4;
+    return 0;
 }
 
 static bool bodyless_status(int status)
@@ -61,13 +114,13 @@ static bool bodyless_status(int status)
 }
 
 int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
-                       const void *body, size_t len)
+                       const void *body, size_t len, int64_t deadline)
 {
     if (c->resp != CORIO__HTTP_RESP_NONE)
         return -EALREADY;
     bool none = bodyless_status(status);
     int err = corio__http_write_head(c, status, none ? NULL : content_type,
-                                     none ? -1 : (int64_t)len, NULL);
+                                     none ? -1 : (int64_t)len, NULL, deadline);
     c->resp = CORIO__HTTP_RESP_DONE;
     if (err) {
         c->broken = true;
@@ -75,21 +128,41 @@ int corio_http_respond(struct corio_http_conn *c, int status, const char *conten
     }
     if (none || c->head_only || len == 0)
         return 0;
-    return corio__http_append(c, body, len);
+    return corio__http_append(c, body, len, deadline);
+}
+
+/* Frames a body of unknown length: chunked for an HTTP/1.1 client, else ended by closing the
+ * connection (HTTP/1.0 has no other way). Returns the template of the head: NULL, or @t with the
+ * Transfer-Encoding line put in front of the added lines, which it takes. */
+static const struct corio_http_response *frame_unknown(struct corio_http_conn *c,
+                                                       struct corio_http_response *t)
+{
+    if (c->req->minor_version == 0) {
+        c->framing = CORIO__HTTP_FRAME_CLOSE;
+        c->keep_alive = false;
+        return NULL;
+    }
+    c->framing = CORIO__HTTP_FRAME_CHUNKED;
+    char *line = c->xbuf - CORIO__HTTP_TE_CHUNKED_LEN;
+    memcpy(line, CORIO__HTTP_TE_CHUNKED, CORIO__HTTP_TE_CHUNKED_LEN);
+    memset(t, 0, sizeof(*t));
+    t->extra = line;
+    t->extra_len = CORIO__HTTP_TE_CHUNKED_LEN + c->xlen;
+    c->xlen = 0;
+    return t;
 }
 
 int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
-                             int64_t content_length, const char *extra_headers)
+                             int64_t content_length, int64_t deadline)
 {
     if (c->resp != CORIO__HTTP_RESP_NONE)
         return -EALREADY;
     struct corio_http_response t;
-    memset(&t, 0, sizeof(t));
-    if (extra_headers) {
-        t.extra = extra_headers;
-        t.extra_len = strlen(extra_headers);
-    }
-    int err = corio__http_write_head(c, status, content_type, content_length, &t);
+    const struct corio_http_response *tmpl = NULL;
+    c->framing = CORIO__HTTP_FRAME_LENGTH;
+    if (content_length < 0 && !bodyless_status(status))
+        tmpl = frame_unknown(c, &t);
+    int err = corio__http_write_head(c, status, content_type, content_length, tmpl, deadline);
     if (err) {
         c->broken = true;
         c->resp = CORIO__HTTP_RESP_DONE;
@@ -97,24 +170,68 @@ int corio_http_respond_start(struct corio_http_conn *c, int status, const char *
     }
     c->resp = CORIO__HTTP_RESP_STARTED;
     c->resp_left = content_length < 0 ? 0 : content_length;
-    if (c->head_only || c->resp_left == 0)
+    if (c->head_only || (c->framing == CORIO__HTTP_FRAME_LENGTH && c->resp_left == 0))
         c->resp = CORIO__HTTP_RESP_DONE;
     return 0;
 }
 
-int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len)
+/* corio_http_write for a body of unknown length: one chunk, or the bytes as they are when the
+ * connection's end delimits the body. @len is not 0. Returns 0 or -errno. */
+static int write_unknown(struct corio_http_conn *c, const void *buf, size_t len, int64_t deadline)
+{
+    if (c->framing == CORIO__HTTP_FRAME_CLOSE)
+        return corio__http_append(c, buf, len, deadline);
+    char line[20]; /* 16 hex digits and CRLF */
+    size_t n = sizeof(line);
+    line[--n] = '\n';
+    line[--n] = '\r';
+    for (size_t v = len; v; v >>= 4)
+        line[--n] = "0123456789abcdef"[v & 15];
+    int err = corio__http_append(c, line + n, sizeof(line) - n, deadline);
+    if (!err)
+        err = corio__http_append(c, buf, len, deadline);
+    if (!err)
+        err = corio__http_append(c, "\r\n", 2, deadline);
+    return err;
+}
+
+int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len, int64_t deadline)
 {
     if (c->head_only && c->resp == CORIO__HTTP_RESP_DONE)
         return 0;
-    if (c->resp != CORIO__HTTP_RESP_STARTED || (int64_t)len > c->resp_left)
+    if (c->resp != CORIO__HTTP_RESP_STARTED)
         return -EINVAL;
-    int err = corio__http_append(c, buf, len);
+    if (c->framing != CORIO__HTTP_FRAME_LENGTH)
+        return len ? write_unknown(c, buf, len, deadline) : corio_http_finish(c, deadline);
+    if ((int64_t)len > c->resp_left)
+        return -EINVAL;
+    int err = corio__http_append(c, buf, len, deadline);
     if (err)
         return err;
     c->resp_left -= (int64_t)len;
     if (c->resp_left == 0)
         c->resp = CORIO__HTTP_RESP_DONE;
     return 0;
+}
+
+int corio_http_finish(struct corio_http_conn *c, int64_t deadline)
+{
+    if (c->resp == CORIO__HTTP_RESP_DONE)
+        return 0;
+    if (c->resp != CORIO__HTTP_RESP_STARTED || c->framing == CORIO__HTTP_FRAME_LENGTH)
+        return -EINVAL;
+    c->resp = CORIO__HTTP_RESP_DONE;
+    if (c->framing == CORIO__HTTP_FRAME_CLOSE)
+        return 0; /* the connection's end, after the handler, ends the body */
+    /* The last chunk, and the empty trailer section. */
+    return corio__http_append(c, "0\r\n\r\n", 5, deadline);
+}
+
+int corio_http_flush(struct corio_http_conn *c, int64_t deadline)
+{
+    if (c->broken)
+        return -EPIPE;
+    return corio__http_flush(c, deadline);
 }
 
 /* @close_conn after a malformed request: RFC 9112 asks the server to close then. */
@@ -130,5 +247,6 @@ void corio__http_respond_error(struct corio_http_conn *c, int status, bool close
     memcpy(body, reason, n);
     body[n++] = '\n';
     c->resp = CORIO__HTTP_RESP_NONE;
-    corio_http_respond(c, status, "text/plain; charset=utf-8", body, n);
+    c->xlen = 0;
+    corio_http_respond(c, status, "text/plain; charset=utf-8", body, n, CORIO_FOREVER);
 }

@@ -1,5 +1,5 @@
-/* corio http: the response head formatter, corio_http_format_response(), and the reason phrases
- * it writes. */
+/* corio http: the response head formatter, corio_http_format_response(), the reason phrases it
+ * writes, and the status that answers each error of the module (corio_http_status()). */
 #include "parser.h"
 
 #include <errno.h>
@@ -55,6 +55,30 @@ const char *corio_http_reason(int status)
     if (s < 500 && s % 100 < 32)
         r = reasons[s / 100][s % 100];
     return r != NULL ? r : "Unknown";
+}
+
+int corio_http_status(int err)
+{
+    switch (err) {
+    case -EACCES:
+        return 403;
+    case -ETIMEDOUT:
+        return 408;
+    case -EMSGSIZE:
+        return 413;
+    case -ENAMETOOLONG:
+        return 414;
+    case -ERANGE:
+        return 416;
+    case -E2BIG:
+        return 431;
+    case -EOPNOTSUPP:
+        return 501;
+    case -EPROTONOSUPPORT:
+        return 505;
+    default: /* -EBADMSG, and whatever else a request could not be served for */
+        return 400;
+    }
 }
 
 /* Appends to a caller buffer, remembering an overflow instead of checking at every call site. */

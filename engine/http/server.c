@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The outcome of reading a head that is not a head or an HTTP status: end the connection quietly
- * (EOF, reset, idle timeout, cancel). */
-#define HEAD_CLOSE (-2)
+/* The outcome of reading a head that is neither a head nor an error to answer: end the connection
+ * quietly (EOF, reset, idle timeout, cancel). The parser never returns it. */
+#define HEAD_CLOSE (-ECONNABORTED)
 
 /* ---- server ------------------------------------------------------------------------------- */
 
@@ -118,11 +118,33 @@ const struct corio_http_stats *corio_http_server_stats(const struct corio_http_s
     return &s->stats;
 }
 
+int corio_http_peer_addr(struct corio_http_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (c->peer_len == 0)
+        return -ENOTCONN;
+    memcpy(addr, &c->peer, c->peer_len);
+    *len = c->peer_len;
+    return 0;
+}
+
+int corio_http_local_addr(struct corio_http_conn *c, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (c->local_len == 0) {
+        socklen_t n = sizeof(c->local);
+        if (getsockname(c->fd, (struct sockaddr *)&c->local, &n) != 0)
+            return -errno;
+        c->local_len = n;
+    }
+    memcpy(addr, &c->local, c->local_len);
+    *len = c->local_len;
+    return 0;
+}
+
 /* ---- the connection ----------------------------------------------------------------------- */
 
 /* Parses what rbuf holds of the head, then moves the unparsed bytes to the front of rbuf (the
- * parser keeps offsets, not pointers). Returns the head's length, a negated HTTP status, or
- * CORIO_HTTP_INCOMPLETE. */
+ * parser keeps offsets, not pointers). Returns the head's length, -EAGAIN, or the parser's
+ * -errno. */
 static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p,
                           struct corio_http_request *req, struct corio_http_header *hdrs)
 {
@@ -130,7 +152,7 @@ static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p
     if (c->rpos < c->rlen) {
         ssize_t r = corio_http_parse_request(p, c->rbuf + c->rpos, c->rlen - c->rpos, lim, req,
                                              hdrs, lim->max_headers);
-        if (r != CORIO_HTTP_INCOMPLETE)
+        if (r != -EAGAIN)
             return r;
     }
     if (c->rpos > 0) {
@@ -138,7 +160,7 @@ static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p
         c->rlen -= c->rpos;
         c->rpos = 0;
     }
-    return CORIO_HTTP_INCOMPLETE;
+    return -EAGAIN;
 }
 
 /* read_head's loop. @idle: the idle bound is set, and nothing of the head has come yet. */
@@ -147,15 +169,26 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
 {
     struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
     bool armed = idle;
+    /* The head's deadline runs from its first byte, but the clock is read for it only once the
+     * head turns out to be incomplete: most heads come in one piece and never are. The deadline
+     * then counts from the parse of the first bytes instead of their arrival, microseconds
+     * later, which is nothing beside header_timeout. */
+    bool stamp = false;
     for (;;) {
         ssize_t r = parse_head(c, &p, req, hdrs);
-        if (r != CORIO_HTTP_INCOMPLETE)
+        if (r != -EAGAIN)
             return r;
         if (c->rlen == c->rcap)
-            return -431;
+            return -E2BIG;
+        if (stamp) {
+            c->head_deadline = corio_now() + c->s->o.header_timeout;
+            stamp = false;
+        }
         /* Idle, the idle bound covers this flush as a write bound of its own would: both run
          * from now. Otherwise the flush has its own bound, then the head's deadline applies. */
-        if (corio__http_flush_out(c, !idle) != 0)
+        int err =
+            idle ? corio__http_flush_out(c, CORIO_FOREVER) : corio__http_flush(c, CORIO_FOREVER);
+        if (err != 0)
             return HEAD_CLOSE;
         if (!armed) {
             corio_set_deadline(c->head_deadline, NULL);
@@ -166,7 +199,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
             if (idle)
                 return HEAD_CLOSE;
             c->s->stats.timeouts++;
-            return -408;
+            return -ETIMEDOUT;
         }
         if (n <= 0)
             return HEAD_CLOSE;
@@ -174,7 +207,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
             /* The first byte: from now on the head's own deadline. */
             idle = false;
             armed = false;
-            c->head_deadline = corio_now() + c->s->o.header_timeout;
+            stamp = true;
         }
         c->rlen += (size_t)n;
     }
@@ -183,7 +216,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
 /* Reads until a whole head is in rbuf[rpos..], bounded by the idle timeout until its first byte
  * when nothing of it is buffered between requests, else by the head's deadline. The handler must
  * not inherit that bound, nor the error path a bound that passed: it is removed before the
- * return. Returns the head's length, a negated HTTP status, or HEAD_CLOSE. */
+ * return. Returns the head's length, -errno to answer (corio_http_status), or HEAD_CLOSE. */
 static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *req,
                          struct corio_http_header *hdrs)
 {
@@ -242,7 +275,12 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
             c->keep_alive = false;
             corio__http_respond_error(c, 500, true);
         } else if (c->resp == CORIO__HTTP_RESP_STARTED) {
-            c->broken = true; /* promised bytes that never came: the framing is lost */
+            /* A body of unknown length that the handler did not end is complete now that it
+             * returned: it gets its last chunk, unless the handler failed, which the client
+             * should see as a cut body. Promised bytes that never came lose the framing. */
+            if (err < 0 || c->framing == CORIO__HTTP_FRAME_LENGTH ||
+                corio_http_finish(c, CORIO_FOREVER) != 0)
+                c->broken = true;
         } else if (err < 0) {
             c->keep_alive = false;
         }
@@ -254,17 +292,16 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
     }
     if (allowed) {
         /* RFC 9110 section 15.5.6: a 405 lists the methods the target supports. */
-        char allow[128] = "Allow: ";
-        size_t n = 7;
+        char allow[128] = "";
+        size_t n = 0;
         for (size_t m = 1; m < sizeof(method_names) / sizeof(method_names[0]); m++) {
             if (!(allowed & (1u << m)))
                 continue;
-            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 7 ? ", " : "",
+            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 0 ? ", " : "",
                                   method_names[m]);
         }
-        snprintf(allow + n, sizeof(allow) - n, "\r\n");
-        c->resp = CORIO__HTTP_RESP_NONE;
-        corio_http_respond_start(c, 405, NULL, 0, allow);
+        corio_http_add_header(c, "Allow", allow);
+        corio_http_respond_start(c, 405, NULL, 0, CORIO_FOREVER);
         return;
     }
     corio__http_respond_error(c, 404, false);
@@ -275,7 +312,7 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
  * "lingering close" of RFC 9112 section 9.6). */
 static void linger_close(struct corio_http_conn *c)
 {
-    if (corio__http_flush(c) == 0 && corio_shutdown(c->fd, SHUT_WR) == 0) {
+    if (corio__http_flush(c, CORIO_FOREVER) == 0 && corio_shutdown(c->fd, SHUT_WR) == 0) {
         int64_t prev = corio__http_phase_begin(corio_now() + CORIO_MS(500));
         size_t total = 0;
         ssize_t n;
@@ -293,6 +330,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
 {
     c->s->stats.requests++;
     c->nreq++;
+    c->req = req;
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     c->resp = CORIO__HTTP_RESP_NONE;
@@ -303,7 +341,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     if (c->keep_alive && !c->broken)
         corio__http_body_discard(c);
     if (!c->keep_alive || c->broken || corio_cancelled()) {
-        corio__http_flush(c);
+        corio__http_flush(c, CORIO_FOREVER);
         return false;
     }
     /* The next request starts after this one's body. */
@@ -313,12 +351,12 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     if (c->rpos < c->rlen) /* else the next head starts idle (read_head) */
         c->head_deadline = corio_now() + c->s->o.header_timeout;
     /* More pipelined bytes wait: answer them before sending, unless the output is filling. */
-    return c->wlen <= c->wcap / 2 || corio__http_flush(c) == 0;
+    return c->wlen <= c->wcap / 2 || corio__http_flush(c, CORIO_FOREVER) == 0;
 }
 
 static void serve_conn(struct corio_http_conn *c)
 {
-    uintptr_t h = ((uintptr_t)(c->wbuf + c->wcap) + 15) & ~(uintptr_t)15;
+    uintptr_t h = ((uintptr_t)(c->xbuf + CORIO_HTTP_ADDED_HEADER_BYTES) + 15) & ~(uintptr_t)15;
     struct corio_http_header *hdrs = (struct corio_http_header *)h;
     for (;;) {
         struct corio_http_request req;
@@ -329,7 +367,7 @@ static void serve_conn(struct corio_http_conn *c)
             c->s->stats.bad_requests++;
             c->head_only = false;
             c->keep_alive = false;
-            corio__http_respond_error(c, (int)-hl, true);
+            corio__http_respond_error(c, corio_http_status((int)hl), true);
             linger_close(c);
             return;
         }
@@ -342,6 +380,8 @@ struct conn_start {
     struct corio_http_server *s;
     int fd;
     int64_t accepted;
+    struct sockaddr_storage peer; /* from accept */
+    socklen_t peer_len;
 };
 
 static int conn_main(void *arg)
@@ -353,17 +393,22 @@ static int conn_main(void *arg)
     c.s = s;
     c.fd = cs->fd;
     c.head_deadline = cs->accepted + s->o.header_timeout;
+    c.peer = cs->peer;
+    c.peer_len = cs->peer_len;
     free(cs);
     size_t bs = s->o.buffer_size;
     size_t hdr_bytes = s->o.limits.max_headers * sizeof(struct corio_http_header);
-    /* One allocation per connection: input, output, then the parsed header fields. */
-    char *mem = malloc(2 * bs + hdr_bytes + 16);
+    /* One allocation per connection: input, output, the added header lines, then the parsed
+     * header fields. */
+    char *mem =
+        malloc(2 * bs + CORIO__HTTP_XBUF_FRONT + CORIO_HTTP_ADDED_HEADER_BYTES + hdr_bytes + 16);
     s->stats.open++;
     if (mem) {
         c.rbuf = mem;
         c.rcap = bs;
         c.wbuf = mem + bs;
         c.wcap = bs;
+        c.xbuf = mem + 2 * bs + CORIO__HTTP_XBUF_FRONT;
         c.use_rx = s->ring && corio_receiver_init(&c.rx, c.fd, s->ring) == 0;
         serve_conn(&c);
         if (c.use_rx) {
@@ -378,14 +423,15 @@ static int conn_main(void *arg)
     return 0;
 }
 
-/* Starts the coroutine of a connection accepted on @fd, in @conns. Returns 0, or -errno after
- * closing @fd and giving its slot back. */
-static int conn_spawn(struct corio_http_server *s, struct corio_group *conns, int fd)
+/* Starts the coroutine of a connection accepted on @fd from @peer (@peer_len bytes), in @conns.
+ * Returns 0, or -errno after closing @fd and giving its slot back. */
+static int conn_spawn(struct corio_http_server *s, struct corio_group *conns, int fd,
+                      const struct sockaddr_storage *peer, socklen_t peer_len)
 {
     struct conn_start *cs = malloc(sizeof(*cs));
     int err = cs ? 0 : -ENOMEM;
     if (cs) {
-        *cs = (struct conn_start){s, fd, corio_now()};
+        *cs = (struct conn_start){s, fd, corio_now(), *peer, peer_len};
         err = corio_group_spawn(NULL, conns, conn_main, cs);
         if (err)
             free(cs);
@@ -411,7 +457,9 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
         ret = corio_sem_acquire(&s->slots, CORIO_FOREVER);
         if (ret < 0)
             break;
-        int fd = corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = corio_accept(lfd, (struct sockaddr *)&peer, &peer_len, 0, CORIO_FOREVER);
         if (fd < 0) {
             corio_sem_release(&s->slots);
             if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
@@ -428,7 +476,9 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
             ret = fd;
             break;
         }
-        if (conn_spawn(s, &conns, fd) == 0)
+        if (peer_len > sizeof(peer))
+            peer_len = 0; /* cannot happen with sockaddr_storage; never copy past it */
+        if (conn_spawn(s, &conns, fd, &peer, peer_len) == 0)
             s->stats.connections++;
     }
     /* Whatever ended the accept loop, the connections end with it. */

@@ -3,11 +3,12 @@
  *
  *   server.c   the server's lifetime, routes, the accept loop and the connection loop
  *   io.c       a connection's input and output buffers, and the deadlines of its waits
- *   respond.c  response heads, responses, streamed responses and error responses
+ *   respond.c  response heads, added header fields, responses, streamed responses, error responses
  *   body.c     request bodies: Content-Length and chunked, 100-continue, discarding
  *   static.c   static files below the server's root
  *
- * A connection owns one allocation: its input buffer and its output buffer. A request head is
+ * A connection owns one allocation: its input buffer, its output buffer, the room for the header
+ * lines a handler adds to a response, and the parsed header fields. A request head is
  * parsed in place in the input buffer (the request struct points into it), so the head stays where
  * it is until the request is done; body bytes are read after it. Responses go to the output
  * buffer, which is flushed before the connection waits for input: pipelined requests that arrived
@@ -46,6 +47,16 @@ struct corio_http_server {
 
 /* Where the response to the request being served stands. */
 enum { CORIO__HTTP_RESP_NONE, CORIO__HTTP_RESP_STARTED, CORIO__HTTP_RESP_DONE };
+/* How a started response's body ends: after Content-Length bytes, with the last chunk of the
+ * chunked coding (HTTP/1.1 clients), or with the connection (HTTP/1.0 clients). */
+enum { CORIO__HTTP_FRAME_LENGTH, CORIO__HTTP_FRAME_CHUNKED, CORIO__HTTP_FRAME_CLOSE };
+
+/* The header line of a chunked response, written into the room reserved in front of xbuf so that
+ * it goes out with the added lines without moving them. */
+#define CORIO__HTTP_TE_CHUNKED "Transfer-Encoding: chunked\r\n"
+#define CORIO__HTTP_TE_CHUNKED_LEN (sizeof(CORIO__HTTP_TE_CHUNKED) - 1)
+/* That room: enough for the line, and a multiple of 16 so that xbuf keeps the alignment. */
+#define CORIO__HTTP_XBUF_FRONT 32
 /* Where the request body stands: none, being read by length or chunked, read, or unreadable. */
 enum {
     CORIO__HTTP_BODY_NONE,
@@ -64,16 +75,21 @@ struct corio_http_conn {
     char *wbuf;                  /* output not yet sent: [0, wlen) */
     size_t wcap;                 /* its size */
     size_t wlen;                 /* bytes waiting in it */
+    char *xbuf;                  /* lines of corio_http_add_header for the next response head,
+                                    room for CORIO_HTTP_ADDED_HEADER_BYTES */
+    size_t xlen;                 /* bytes of them; the response head takes them and resets it */
     int64_t head_deadline;       /* when the head being read must be complete */
     uint64_t nreq;               /* requests served on this connection */
     /* The request being served. */
-    bool head_only;               /* a HEAD request: no body in responses */
-    bool keep_alive;              /* the response says keep-alive and the loop goes on */
+    const struct corio_http_request *req; /* its head, in rbuf */
+    bool head_only;                       /* a HEAD request: no body in responses */
+    bool keep_alive;                      /* the response says keep-alive and the loop goes on */
     bool broken;                  /* an I/O error or a half-sent response: close after this */
     bool sent_continue;           /* the 100 Continue response went out */
     bool expect_continue;         /* the client waits for 100 Continue before its body */
     uint8_t resp;                 /* CORIO__HTTP_RESP_* */
-    int64_t resp_left;            /* body bytes a started response still owes */
+    uint8_t framing;              /* CORIO__HTTP_FRAME_* of a started response */
+    int64_t resp_left;            /* CORIO__HTTP_FRAME_LENGTH: body bytes the response still owes */
     uint8_t body;                 /* CORIO__HTTP_BODY_* */
     size_t bstart;                /* where the body starts in rbuf (the end of the head) */
     size_t bpos;                  /* the body read cursor in rbuf */
@@ -86,6 +102,12 @@ struct corio_http_conn {
     struct corio_buf pend;        /* a received buffer not yet copied out in full */
     size_t pend_off;              /* how much of it was */
     bool use_rx;                  /* rx is set up */
+    /* The connection's two ends: the peer's as accept reported it, the local one read with
+     * getsockname the first time it is asked for. */
+    struct sockaddr_storage peer;  /* the peer's address */
+    socklen_t peer_len;            /* its length, 0 if accept gave none */
+    struct sockaddr_storage local; /* the local address */
+    socklen_t local_len;           /* its length, 0 until it was read */
 };
 
 /* Hidden, so that the files call each other directly and not through the PLT. */
@@ -93,6 +115,13 @@ struct corio_http_conn {
 
 /* ---- io.c: the connection's buffers and the deadlines of its waits ----------------------------
  */
+
+/* Returns the earlier of two deadlines, CORIO_FOREVER (-1) counting as the latest: as unsigned,
+ * -1 is the largest value, so one compare does it. */
+static inline int64_t corio__http_earlier(int64_t a, int64_t b)
+{
+    return (uint64_t)a < (uint64_t)b ? a : b;
+}
 
 /* Starts a phase of a connection that waits on the peer (a head, a body read, a write), bounded
  * by the calling coroutine's own deadline set to @deadline, or kept if it is earlier (a handler's).
@@ -107,32 +136,42 @@ void corio__http_phase_end(int64_t prev);
  * the bytes read, 0 at EOF, or -errno (-ETIMEDOUT when the phase's deadline passes). */
 ssize_t corio__http_recv(struct corio_http_conn *c, void *dst, size_t len);
 
-/* Sends the output buffer. @bounded: a peer that stops reading holds it at most the idle timeout
- * from now; otherwise the caller's deadline applies. May suspend. Returns 0, or -errno with the
- * connection marked broken. */
-int corio__http_flush_out(struct corio_http_conn *c, bool bounded);
+/* Sends the output buffer, waiting for the peer until @deadline at the latest (CORIO_FOREVER: only
+ * the coroutine's own deadline applies). May suspend. Returns 0, or -errno with the connection
+ * marked broken. */
+int corio__http_flush_out(struct corio_http_conn *c, int64_t deadline);
 
-/* Sends the output buffer, bounded (corio__http_flush_out). May suspend. Returns 0 or -errno. */
-static inline int corio__http_flush(struct corio_http_conn *c)
+/* Returns the deadline of a write that starts now: @deadline (a handler's, or CORIO_FOREVER), or
+ * earlier, the idle timeout from now, so that a peer that stops reading holds a write no longer
+ * than an idle connection. */
+static inline int64_t corio__http_write_bound(const struct corio_http_conn *c, int64_t deadline)
 {
-    return c->wlen == 0 ? 0 : corio__http_flush_out(c, true);
+    return corio__http_earlier(deadline, corio_now() + c->s->o.idle_timeout);
 }
 
-/* Appends @len bytes to the output, sending what the buffer cannot hold. May suspend. Returns 0,
- * or -errno (-EPIPE once the connection is broken). */
-int corio__http_append(struct corio_http_conn *c, const void *p, size_t len);
+/* Sends the output buffer, bounded by corio__http_write_bound(@deadline). May suspend. Returns 0
+ * or -errno. */
+static inline int corio__http_flush(struct corio_http_conn *c, int64_t deadline)
+{
+    return c->wlen == 0 ? 0 : corio__http_flush_out(c, corio__http_write_bound(c, deadline));
+}
+
+/* Appends @len bytes to the output, sending what the buffer cannot hold by @deadline (and the
+ * idle bound). May suspend. Returns 0, or -errno (-EPIPE once the connection is broken). */
+int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline);
 
 /* ---- respond.c: responses ---------------------------------------------------------------------
  */
 
-/* Writes a response head into the output buffer, on @tmpl's extra fields if not NULL; @len < 0
- * omits Content-Length. May suspend (to make room). Returns 0 or -errno. */
+/* Writes a response head into the output buffer, on @tmpl's fields if not NULL, with the header
+ * lines the handler added (which it takes: xlen is 0 after); @len < 0 omits Content-Length. May
+ * suspend (to make room, by @deadline). Returns 0 or -errno. */
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
-                           const struct corio_http_response *tmpl);
+                           const struct corio_http_response *tmpl, int64_t deadline);
 
 /* Answers with an error status and a short text body, in place of whatever response was not
- * finished, and marks the connection for closing when @close_conn. May suspend. Returns nothing:
- * a failure marks the connection broken. */
+ * finished and without the header lines a handler added, and marks the connection for closing
+ * when @close_conn. May suspend. Returns nothing: a failure marks the connection broken. */
 void corio__http_respond_error(struct corio_http_conn *c, int status, bool close_conn);
 
 /* ---- body.c: request bodies -------------------------------------------------------------------

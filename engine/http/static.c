@@ -27,7 +27,10 @@ static int file_open(struct corio_http_conn *c, const struct corio_http_request 
 {
     f->plen = corio_http_decode_path(req->target, req->target_len, f->path, sizeof(f->path) - 16);
     if (f->plen < 0) {
-        corio__http_respond_error(c, f->plen == -ENOSPC ? 414 : (int)-f->plen, f->plen != -403);
+        /* A path too long for the buffer came from a target as long: 414. A ".." is refused
+         * (403) without closing: nothing in the request is malformed. */
+        int status = f->plen == -ENOSPC ? 414 : corio_http_status((int)f->plen);
+        corio__http_respond_error(c, status, f->plen != -EACCES);
         return -1;
     }
     if (f->path[f->plen - 1] == '/') {
@@ -58,14 +61,15 @@ static bool file_stat(struct corio_http_conn *c, struct file_job *f)
         return false;
     }
     if (S_ISDIR(f->st.stx_mode)) {
-        /* A directory named without its slash: send the client to the slash form. */
-        char loc[4096 + 32];
-        int n = snprintf(loc, sizeof(loc), "Location: %.*s/\r\n", (int)f->plen, f->path);
-        if (n > 0 && (size_t)n < sizeof(loc)) {
-            corio_http_respond_start(c, 301, NULL, 0, loc);
-        } else {
+        /* A directory named without its slash: send the client to the slash form. The decoded
+         * path may hold any byte but NUL; one that cannot stand in a header field (a CR, say)
+         * is refused by corio_http_add_header, and the directory is then not found. */
+        char loc[sizeof(f->path) + 1];
+        snprintf(loc, sizeof(loc), "%.*s/", (int)f->plen, f->path);
+        if (corio_http_add_header(c, "Location", loc) == 0)
+            corio_http_respond_start(c, 301, NULL, 0, CORIO_FOREVER);
+        else
             corio__http_respond_error(c, 404, false);
-        }
         return false;
     }
     if (!S_ISREG(f->st.stx_mode)) {
@@ -85,7 +89,7 @@ static int file_range(const struct corio_http_request *req, int64_t size,
     if (req->range == NULL)
         return 200;
     int rr = corio_http_parse_range(req->range, req->range_len, size, first, last);
-    if (rr == -416) {
+    if (rr == -ERANGE) {
         t->content_range = CORIO_HTTP_CONTENT_RANGE_UNSATISFIED;
         t->range_size = size;
         return 416;
@@ -126,13 +130,13 @@ static bool file_head(struct corio_http_conn *c, const struct corio_http_request
     int status = not_modified(req, mtime) ? 304 : file_range(req, size, &t, first, &last);
     int err;
     if (status == 304) {
-        err = corio__http_write_head(c, 304, NULL, -1, &t);
+        err = corio__http_write_head(c, 304, NULL, -1, &t, CORIO_FOREVER);
     } else if (status == 416) {
-        err = corio__http_write_head(c, 416, NULL, 0, &t);
+        err = corio__http_write_head(c, 416, NULL, 0, &t, CORIO_FOREVER);
     } else {
         *len = size == 0 ? 0 : last - *first + 1;
         err = corio__http_write_head(c, status, corio_http_mime_type(f->path, (size_t)f->plen),
-                                     *len, &t);
+                                     *len, &t, CORIO_FOREVER);
     }
     if (err != 0)
         c->broken = true;
@@ -145,7 +149,7 @@ static bool file_head(struct corio_http_conn *c, const struct corio_http_request
 static void file_body(struct corio_http_conn *c, const struct file_job *f, int64_t off, int64_t len)
 {
     while (len > 0 && !c->broken) {
-        if (c->wcap - c->wlen < 4096 && corio__http_flush(c) != 0)
+        if (c->wcap - c->wlen < 4096 && corio__http_flush(c, CORIO_FOREVER) != 0)
             break;
         size_t room = c->wcap - c->wlen;
         size_t want = (uint64_t)len < room ? (size_t)len : room;

@@ -5,12 +5,27 @@
  * blocks or suspends, and every pointer a call hands back points into a buffer the caller passed
  * in. The server section runs on a corio loop.
  *
- * Error convention. The module follows the library's "negative means failure" rule with one twist
- * for the parsers: a malformed or refused request fails with the *negated HTTP status code* the
- * server must answer with (-400, -413, -414, -431, -501, -505), so a server can send
- * `corio_http_reason(-ret)` and close. "Need more bytes" is CORIO_HTTP_INCOMPLETE (-1), which
- * collides with no status code. The formatting helpers use ordinary -errno values (-ENOSPC,
- * -EINVAL), which never collide with the status codes either (all errno values are below 400).
+ * The conventions of corio.h hold here too: results are >= 0 or -errno, and there are no
+ * library-specific codes. A request that cannot be served fails with one errno per HTTP status,
+ * and corio_http_status() gives the status a server answers it with:
+ *   -EBADMSG          400 Bad Request: malformed syntax or framing, a smuggling shape
+ *   -EACCES           403 Forbidden: a path that would leave the document root
+ *   -ETIMEDOUT        408 Request Timeout: a deadline passed while the request was read
+ *   -EMSGSIZE         413 Content Too Large: a body above max_body_bytes
+ *   -ENAMETOOLONG     414 URI Too Long: a request-target above max_target_bytes
+ *   -ERANGE           416 Range Not Satisfiable: a byte range that selects nothing
+ *   -E2BIG            431 Request Header Fields Too Large: a head or trailer section too big,
+ *                     or too many fields
+ *   -EOPNOTSUPP       501 Not Implemented: an unknown method or transfer coding
+ *   -EPROTONOSUPPORT  505 HTTP Version Not Supported
+ * A parser that needs more input returns -EAGAIN, as corio's other non-waiting calls do where
+ * they would have to wait; it is not an error of the request, and the caller feeds more bytes.
+ * The errnos were picked for their meaning and so that none is also what the same call returns
+ * for another reason: -ENOSPC (a caller's buffer too small) and -EINVAL (a caller's argument)
+ * stay with the caller's mistakes.
+ *
+ * Calls that wait on the peer take an absolute deadline last (corio.h); corio_http_serve runs
+ * until cancelled, and the server's own bounds are durations in its options.
  */
 #ifndef CORIO_HTTP_H
 #define CORIO_HTTP_H
@@ -29,9 +44,6 @@ extern "C" {
 
 /* ==== parser ================================================================================= */
 
-/* Returned by the parsers while the bytes seen so far are a valid prefix but not a whole unit. */
-#define CORIO_HTTP_INCOMPLETE (-1)
-
 /* Defaults that corio_http_limits_init() fills in. */
 #define CORIO_HTTP_DEFAULT_MAX_HEAD_BYTES 8192
 #define CORIO_HTTP_DEFAULT_MAX_HEADERS 64
@@ -44,7 +56,8 @@ extern "C" {
 /* Length of an IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT". */
 #define CORIO_HTTP_DATE_LEN 29
 
-/* Request methods the server implements. Any other syntactically valid method fails with -501. */
+/* Request methods the server implements. Any other syntactically valid method fails with
+ * -EOPNOTSUPP (501). */
 enum corio_http_method {
     CORIO_HTTP_METHOD_UNKNOWN = 0, /* only seen in a zeroed struct, never after a parse */
     CORIO_HTTP_GET,
@@ -60,11 +73,12 @@ enum corio_http_method {
 
 /* Limits a parse enforces. A NULL limits pointer anywhere in this API means the defaults. */
 struct corio_http_limits {
-    size_t max_head_bytes;   /* whole head incl. ignored leading CRLFs and final CRLF; else -431.
-                              * Also bounds a chunked body's trailer section (-431). */
-    size_t max_headers;      /* header fields in a head; one more gives -431 */
-    size_t max_target_bytes; /* request-target length; one more gives -414 */
-    int64_t max_body_bytes;  /* Content-Length or decoded chunked payload; one more gives -413 */
+    size_t max_head_bytes;   /* whole head incl. ignored leading CRLFs and final CRLF; else
+                              * -E2BIG. Also bounds a chunked body's trailer section (-E2BIG). */
+    size_t max_headers;      /* header fields in a head; one more gives -E2BIG */
+    size_t max_target_bytes; /* request-target length; one more gives -ENAMETOOLONG */
+    int64_t max_body_bytes;  /* Content-Length or decoded chunked payload; one more gives
+                              * -EMSGSIZE */
 };
 
 /* One header field. Both point into the caller's buffer and are not NUL-terminated. The name is
@@ -119,8 +133,8 @@ struct corio_http_parser {
 struct corio_http_chunked {
     uint64_t chunk_left; /* payload bytes left in the current chunk, or the chunk-size so far */
     uint64_t total;      /* payload bytes decoded so far */
-    uint64_t max_body;   /* limit on total (-413) */
-    size_t max_trailer;  /* limit on the trailer section's bytes (-431) */
+    uint64_t max_body;   /* limit on total (-EMSGSIZE) */
+    size_t max_trailer;  /* limit on the trailer section's bytes (-E2BIG) */
     size_t line_len;     /* bytes of the current chunk-size line or trailer section so far */
     unsigned state;      /* where the decoder is inside the chunk framing */
 };
@@ -140,7 +154,7 @@ CORIO_API void corio_http_parser_init(struct corio_http_parser *p);
  * Only the new bytes are scanned for the blank line that ends the head, so feeding a head one
  * byte at a time costs O(n) in total; the head is then parsed in one pass. Empty lines (CRLF)
  * before the request line are skipped and count towards the returned length and max_head_bytes.
- * @lim may be NULL for the defaults and must be the same on every call for one head. The -431
+ * @lim may be NULL for the defaults and must be the same on every call for one head. The -E2BIG
  * for an oversized head needs max_head_bytes + 1 bytes to be seen, so a server whose buffer is
  * smaller than that and fills up without a result should answer 431 itself.
  *
@@ -151,30 +165,60 @@ CORIO_API void corio_http_parser_init(struct corio_http_parser *p);
  *
  * Strictness follows RFC 9112 and refuses request smuggling shapes: a bare LF, obs-fold, space
  * before a colon, a second Content-Length or Host, Content-Length with Transfer-Encoding, and
- * Transfer-Encoding in HTTP/1.0 are all errors. Errors:
- *   -400 any syntax violation, the above, a missing Host in HTTP/1.1, chunked not last in
- *        Transfer-Encoding, a malformed version ("HTTP/1.1" must match exactly in shape);
- *   -413 Content-Length above max_body_bytes;
- *   -414 request-target above max_target_bytes, reported as soon as the partial line shows it;
- *   -431 head above max_head_bytes (reported once that many bytes arrived without the blank
- *        line), or more header fields than allowed;
- *   -501 a valid method token that is not in enum corio_http_method, or a Transfer-Encoding
- *        other than exactly "chunked";
- *   -505 a well-formed version other than HTTP/1.0 and HTTP/1.1.
- * Syntax errors of the complete head take precedence over -501 and -413. The same bytes give the
- * same result however they are split across calls. @p is reset on completion and on error, so
- * pipelined requests are parsed by calling again at @buf + return value.
+ * Transfer-Encoding in HTTP/1.0 are all errors. Errors (the status to answer in brackets):
+ *   -EBADMSG (400) any syntax violation, the above, a missing Host in HTTP/1.1, chunked not last
+ *        in Transfer-Encoding, a malformed version ("HTTP/1.1" must match exactly in shape);
+ *   -EMSGSIZE (413) Content-Length above max_body_bytes;
+ *   -ENAMETOOLONG (414) request-target above max_target_bytes, reported as soon as the partial
+ *        line shows it;
+ *   -E2BIG (431) head above max_head_bytes (reported once that many bytes arrived without the
+ *        blank line), or more header fields than allowed;
+ *   -EOPNOTSUPP (501) a valid method token that is not in enum corio_http_method, or a
+ *        Transfer-Encoding other than exactly "chunked";
+ *   -EPROTONOSUPPORT (505) a well-formed version other than HTTP/1.0 and HTTP/1.1.
+ * Syntax errors of the complete head take precedence over -EOPNOTSUPP and -EMSGSIZE. The same
+ * bytes give the same result however they are split across calls. @p is reset on completion and
+ * on error, so pipelined requests are parsed by calling again at @buf + return value.
  *
- * Returns the head length in bytes (> 0) when complete, CORIO_HTTP_INCOMPLETE when more bytes
- * are needed, or a negated HTTP status code as listed above. */
+ * Returns the head length in bytes (> 0) when complete, -EAGAIN when more bytes are needed (@p
+ * keeps how far it got), or -errno as listed above. */
 CORIO_API ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
-                                 const struct corio_http_limits *lim,
-                                 struct corio_http_request *req, struct corio_http_header *headers,
-                                 size_t nheaders);
+                                           const struct corio_http_limits *lim,
+                                           struct corio_http_request *req,
+                                           struct corio_http_header *headers, size_t nheaders);
+
+/* Finds the first header field of @req named @name (NUL-terminated, compared case-insensitively,
+ * as field names are). Pure: no I/O, never suspends. Returns 0 with *@value pointing into the
+ * buffer @req was parsed from (not NUL-terminated; leading and trailing whitespace removed) and
+ * *@len its length, or -ENOENT when no field has that name. */
+CORIO_API int corio_http_header_get(const struct corio_http_request *req, const char *name,
+                                    const char **value, size_t *len);
+
+/* Joins the values of every header field of @req named @name (case-insensitive) into @buf, in the
+ * order they came, separated by ", ", and NUL-terminates it: the one field a list-valued header
+ * sent as several lines stands for (RFC 9110 section 5.3), such as Accept or Cache-Control. An
+ * empty field adds no element. Not for a field whose values may hold commas of their own and
+ * that cannot be combined (Set-Cookie, or a Cookie sent twice): read those one at a time from
+ * @req->headers. Pure: never suspends. Returns the joined length (without the NUL), -ENOENT when
+ * no field has that name, or -ENOSPC when the result and its NUL do not fit in @cap bytes. */
+CORIO_API ssize_t corio_http_header_join(const struct corio_http_request *req, const char *name,
+                                         char *buf, size_t cap);
+
+/* Looks up @key in the query of @req's request-target (after '?', up to a '#'): the pairs are
+ * separated by '&', a pair is key=value (a key alone has an empty value), and both are decoded
+ * as HTML forms encode them (application/x-www-form-urlencoded): "%XX" is that byte and '+' a
+ * space. @key is compared with the decoded key, exactly; the first match wins. The decoded
+ * value is copied to @out and NUL-terminated. Pure: never suspends. Returns its length (without
+ * the NUL), -ENOENT when no pair has that key (or the target has no query), -EBADMSG when the
+ * value holds a bad %-escape or an encoded NUL (which would cut it short as a C string), or
+ * -ENOSPC when it and its NUL do not fit in @cap bytes. */
+CORIO_API ssize_t corio_http_query_get(const struct corio_http_request *req, const char *key,
+                                       char *out, size_t cap);
 
 /* Prepares @c to decode one chunked body under @lim (NULL: defaults): max_body_bytes bounds the
  * decoded payload and max_head_bytes bounds the trailer section. Returns nothing. */
-CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c, const struct corio_http_limits *lim);
+CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c,
+                                       const struct corio_http_limits *lim);
 
 /* Decodes the next bytes of a chunked body in place.
  *
@@ -187,16 +231,23 @@ CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c, const struc
  * Chunk extensions are checked for syntax and ignored. Any split of the input gives the same
  * payload and result. After an error the outputs are unspecified and the connection must close.
  *
- * Returns 1 when the body is complete, 0 when more bytes are needed, or a negated HTTP status:
- * -400 for bad framing (bad hex, chunk-size overflow, bad extension, bare LF, missing CRLF after
- * the data, bad trailer field, chunk-size line over CORIO_HTTP_MAX_CHUNK_LINE), -413 when the
- * payload would exceed max_body_bytes, -431 when the trailers exceed max_head_bytes. */
-CORIO_API int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len, size_t *produced,
-                              size_t *consumed);
+ * Returns 0 when the body is complete, -EAGAIN when more bytes are needed (the payload found so
+ * far is in *@produced all the same), or -errno: -EBADMSG (400) for bad framing (bad hex,
+ * chunk-size overflow, bad extension, bare LF, missing CRLF after the data, bad trailer field,
+ * chunk-size line over CORIO_HTTP_MAX_CHUNK_LINE), -EMSGSIZE (413) when the payload would exceed
+ * max_body_bytes, -E2BIG (431) when the trailers exceed max_head_bytes. */
+CORIO_API int corio_http_chunked_decode(struct corio_http_chunked *c, char *buf, size_t len,
+                                        size_t *produced, size_t *consumed);
 
 /* Looks up the reason phrase of @status ("Not Found" for 404). Returns a static string, "Unknown"
  * for codes the table lacks. */
 CORIO_API const char *corio_http_reason(int status);
+
+/* Maps an error of this module to the HTTP status a server answers it with, as the table at the
+ * top of this header says (-EMSGSIZE: 413). Pure: no I/O, never suspends. Returns the status,
+ * 400 for any other value (including -EAGAIN and non-negative ones, which are not errors of a
+ * request). */
+CORIO_API int corio_http_status(int err);
 
 /* Kinds of Content-Range header corio_http_format_response() can emit. */
 enum corio_http_content_range {
@@ -229,7 +280,8 @@ struct corio_http_response {
  * the order Date, Server: corio, Content-Type, Content-Length, Last-Modified, Content-Range,
  * Connection, extra. Nothing is NUL-terminated. Returns the length written, -ENOSPC if it does
  * not fit in @cap, or -EINVAL for a status outside 100..999 or a date outside years 0..9999. */
-CORIO_API ssize_t corio_http_format_response(char *buf, size_t cap, const struct corio_http_response *r);
+CORIO_API ssize_t corio_http_format_response(char *buf, size_t cap,
+                                             const struct corio_http_response *r);
 
 /* Formats @t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into @buf, adding a NUL when
  * @cap leaves room for one. Uses plain arithmetic: no locale, no TZ, no libc time calls.
@@ -250,7 +302,7 @@ CORIO_API int corio_http_parse_date(const char *s, size_t len, time_t *out);
  * "application/octet-stream" for anything else. */
 CORIO_API const char *corio_http_mime_type(const char *path, size_t len);
 
-/* Results of corio_http_parse_range() besides -416. */
+/* Results of corio_http_parse_range() besides -ERANGE. */
 #define CORIO_HTTP_RANGE_IGNORE 0  /* serve the whole representation with 200 */
 #define CORIO_HTTP_RANGE_PARTIAL 1 /* serve *first..*last with 206 */
 
@@ -259,20 +311,21 @@ CORIO_API const char *corio_http_mime_type(const char *path, size_t len);
  * (the last n bytes, the whole file if n >= size), with OWS allowed around the range. A malformed
  * value, another unit, or several ranges are ignored, as RFC 9110 section 14.2 allows.
  * Returns CORIO_HTTP_RANGE_PARTIAL with *@first and *@last (inclusive) set,
- * CORIO_HTTP_RANGE_IGNORE, or -416 when the range is valid but selects no byte (a >= size, a
- * zero-length suffix, or an empty representation); answer that with CONTENT_RANGE_UNSATISFIED. */
-CORIO_API int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first, int64_t *last);
+ * CORIO_HTTP_RANGE_IGNORE, or -ERANGE (416) when the range is valid but selects no byte
+ * (a >= size, a zero-length suffix, or an empty representation); answer that with
+ * CONTENT_RANGE_UNSATISFIED. */
+CORIO_API int corio_http_parse_range(const char *s, size_t len, int64_t size, int64_t *first,
+                                     int64_t *last);
 
 /* Turns a request-target into a file path below a document root. Takes the path part (up to '?'
  * or '#'; an absolute-form "http://host" or "https://host" prefix is dropped), percent-decodes
  * it, drops "." segments and collapses "//", keeping a trailing '/'. The result always starts
  * with '/', contains no ".." segment, and is NUL-terminated in @out; it is never longer than
- * @len, so @cap = @len + 1 always suffices. Returns the path length (excluding the NUL), -400
- * for a target that is not a path, a bad %-escape or a NUL byte, -403 for a ".." segment (also
- * when encoded) or an encoded '/' ("%2F"), which could walk out of the root, or -ENOSPC when
- * @cap is too small. */
+ * @len, so @cap = @len + 1 always suffices. Returns the path length (excluding the NUL),
+ * -EBADMSG (400) for a target that is not a path, a bad %-escape or a NUL byte, -EACCES (403)
+ * for a ".." segment (also when encoded) or an encoded '/' ("%2F"), which could walk out of the
+ * root, or -ENOSPC when @cap is too small. */
 CORIO_API ssize_t corio_http_decode_path(const char *target, size_t len, char *out, size_t cap);
-
 
 /* ==== server ================================================================================= */
 
@@ -286,81 +339,190 @@ struct corio_http_server;
 struct corio_http_conn;
 
 /* A route's handler: answers @req on connection @c with corio_http_respond (or streams with
- * corio_http_respond_start + corio_http_write). It runs in the connection's coroutine and may
- * suspend. It runs under no deadline of the server's; a deadline it sets with corio_set_deadline
- * also bounds the server calls it makes (a write, a body read) and ends when it returns. A
- * negative return, or a return without a response, makes the server answer 500 and close the
+ * corio_http_respond_start + corio_http_write, and corio_http_finish for a body of unknown
+ * length). It runs in the connection's coroutine and may suspend. @c, @req and everything @req
+ * points to belong to the server and are valid until the handler returns; the calls on @c are
+ * made from the handler's coroutine only. @arg is the route's, passed as given.
+ *
+ * Deadlines. The handler runs under no deadline of the server's. The calls it makes that wait on
+ * the peer (corio_http_respond, _respond_start, _write, _read_body, ...) each take a deadline of
+ * their own, and the server bounds its side of them too: a write by idle_timeout from the moment
+ * it has to wait, a body read by body_timeout from the end of the head. A deadline the handler
+ * sets with corio_set_deadline bounds every wait it makes, these calls included, and ends when it
+ * returns. Whichever of these is earliest ends the wait with -ETIMEDOUT.
+ *
+ * A negative return, or a return without a response, makes the server answer 500 and close the
  * connection. Returns 0 or -errno. */
 typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_http_request *req,
                                void *arg);
 
+/* The server's configuration. The timeouts are durations in nanoseconds (CORIO_SEC(10)), not
+ * deadlines: the server turns each into a deadline when the phase it bounds begins. Zero means the
+ * default for every field. */
 struct corio_http_server_opts {
-    const char *root;                /* directory served for GET/HEAD no route matches; NULL: none */
-    struct corio_http_limits limits; /* head, field, target and body limits; zero fields: defaults */
-    int64_t header_timeout;          /* ns from a head's first byte (or the accept) to its end;
-                                        then 408 and close. Default 10 s */
-    int64_t idle_timeout;            /* ns a keep-alive connection may wait for its next request;
-                                        then it is closed. Default 60 s */
-    int64_t body_timeout;            /* ns to receive a request body once its head is in. 60 s */
-    size_t max_connections;          /* connections served at once; more wait in the listen
-                                        backlog. Default 10000 */
-    size_t buffer_size;              /* per-connection input and output buffers, each; at least
-                                        max_head_bytes + 1. Default 16 KiB */
+    /* The directory served for GET and HEAD requests that no route takes; NULL: none. */
+    const char *root;
+    /* Head, field, target and body limits; zero fields: the defaults. */
+    struct corio_http_limits limits;
+    int64_t header_timeout; /* ns from a head's first byte (or the accept) to its end;
+                               then 408 and close. Default 10 s */
+    int64_t idle_timeout;   /* ns a keep-alive connection may wait for its next request,
+                               and a write may wait for the peer to read; then it is
+                               closed. Default 60 s */
+    int64_t body_timeout;   /* ns to receive a request body once its head is in; also
+                               bounds a static file's reads. Default 60 s */
+    size_t max_connections; /* connections served at once; more wait in the listen
+                               backlog. Default 10000 */
+    size_t buffer_size;     /* per-connection input and output buffers, each; at least
+                               max_head_bytes + 1. Default 16 KiB */
 };
 
+/* A server's counters, kept by the server and read with corio_http_server_stats. */
 struct corio_http_stats {
-    uint64_t connections; /* accepted */
-    uint64_t requests;    /* heads parsed and dispatched */
-    uint64_t responses;   /* responses written, including error responses */
+    uint64_t connections;  /* accepted */
+    uint64_t requests;     /* heads parsed and dispatched */
+    uint64_t responses;    /* responses written, including error responses */
     uint64_t bad_requests; /* requests refused with a 4xx/5xx by the parser or a limit */
-    uint64_t timeouts;    /* heads that missed their deadline (408) */
-    int64_t open;         /* connections open now */
+    uint64_t timeouts;     /* heads that missed their deadline (408) */
+    int64_t open;          /* connections open now */
 };
 
-/* Creates a server. @opts may be NULL for the defaults. Returns 0 and sets *out, or -errno:
- * -ENOENT/-ENOTDIR/-EACCES for a root that cannot be opened, -EINVAL, -ENOMEM. */
-CORIO_API int corio_http_server_new(struct corio_http_server **out, const struct corio_http_server_opts *opts);
+/* Creates a server, owned by the caller until corio_http_server_free. @opts may be NULL for the
+ * defaults; it is copied, and the root directory is opened now (the string is not kept). Does
+ * not suspend: usable outside coroutines. Returns 0 and sets *@out, or -errno: -ENOENT/-ENOTDIR/
+ * -EACCES for a root that cannot be opened, -EINVAL, -ENOMEM. */
+CORIO_API int corio_http_server_new(struct corio_http_server **out,
+                                    const struct corio_http_server_opts *opts);
 
-/* Frees a server that is not serving. NULL is a no-op. Returns nothing. */
+/* Frees a server that is not serving (no corio_http_serve of it is running) and closes its root
+ * directory. NULL is a no-op. Does not suspend. Returns nothing. */
 CORIO_API void corio_http_server_free(struct corio_http_server *s);
 
 /* Routes requests with @method ("GET", ...; NULL for any) and @path to @h(c, req, arg). @path is
  * matched exactly against the request-target's path (the part before '?'), or as a prefix when
- * it ends in '*'. Routes are tried in the order they were added. Returns 0, -EINVAL or -ENOMEM. */
+ * it ends in '*'. Routes are tried in the order they were added. @path is copied; @arg is
+ * passed to @h as given. Add routes before serving. Does not suspend. Returns 0, -EINVAL (no
+ * path, a path without a leading '/', an unknown method, no handler) or -ENOMEM. */
 CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, const char *path,
-                     corio_http_handler *h, void *arg);
+                               corio_http_handler *h, void *arg);
 
 /* Serves connections accepted on listening socket @lfd, one coroutine each, until the calling
- * coroutine is cancelled; then every connection is cancelled and awaited before it returns. Does
- * not close @lfd. May suspend. Returns -ECANCELED after a cancel, or -errno if accept fails for
- * good (-EMFILE/-ENFILE are waited out, not returned). */
+ * coroutine is cancelled; then every connection is cancelled and awaited before it returns. It
+ * takes no deadline: it runs until cancelled (corio_cancel), which is how a server is stopped;
+ * the bounds of each connection are the durations in corio_http_server_opts. A deadline the
+ * calling coroutine set with corio_set_deadline would end the accept loop too, as -ETIMEDOUT.
+ * Does not close @lfd. Must run in a coroutine, and suspends. Returns -ECANCELED after a cancel,
+ * or -errno if accept fails for good (-EMFILE/-ENFILE are waited out, not returned). */
 CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
 
-/* Returns the counters of @s. */
+/* Reads the counters of @s. Does not suspend. Returns a pointer into @s, valid until
+ * corio_http_server_free, whose counters move as the server runs. */
 CORIO_API const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s);
 
+/* Copies the address of the peer of connection @c to @addr and its length to *@len: what accept
+ * reported when the connection came, kept for its whole life, so the call costs no system call.
+ * For TCP an AF_INET or AF_INET6 address with the peer's port; for a Unix socket usually just the
+ * family (an unnamed peer). Does not suspend. Returns 0, or -ENOTCONN if accept reported no
+ * address. */
+CORIO_API int corio_http_peer_addr(struct corio_http_conn *c, struct sockaddr_storage *addr,
+                                   socklen_t *len);
+
+/* Copies the local address of connection @c (the server's end: which of the host's addresses
+ * and which port the peer reached) to @addr and its length to *@len. The first call on a
+ * connection asks the kernel (getsockname) and keeps the answer for the later ones. Does not
+ * suspend. Returns 0 or -errno from getsockname. */
+CORIO_API int corio_http_local_addr(struct corio_http_conn *c, struct sockaddr_storage *addr,
+                                    socklen_t *len);
+
+/* Room for the header fields a handler adds to one response with corio_http_add_header: each
+ * takes strlen(name) + strlen(value) + 4 bytes ("name: value" and CRLF). */
+#define CORIO_HTTP_ADDED_HEADER_BYTES 4096
+
+/* Adds the header field "@name: @value" to the response the handler is about to start, after
+ * the server's own fields; call it any number of times before corio_http_respond or
+ * corio_http_respond_start, as long as the fields fit in CORIO_HTTP_ADDED_HEADER_BYTES. A field
+ * may be added more than once (Set-Cookie), and the fields go out in the order added. They belong
+ * to this request's response: the next request starts with none, and an error response of the
+ * server's own (the 500 for a handler that did not answer) leaves them out. @name must be a token
+ * (RFC 9110 section 5.1) and @value may hold SP, HTAB, visible ASCII and bytes >= 0x80 but no
+ * CR, LF, NUL or other control byte, so a field can never end early or inject another. The
+ * fields the server writes itself are refused: Content-Length, Transfer-Encoding, Connection,
+ * Date, Server, and Content-Type (pass that to the respond call). Both strings are copied. Does
+ * not suspend. Returns 0, or -errno: -EINVAL for a NULL, empty or invalid name, an invalid value
+ * or a refused name; -ENOSPC when the field does not fit in the room left; -EALREADY once the
+ * response has started. */
+CORIO_API int corio_http_add_header(struct corio_http_conn *c, const char *name, const char *value);
+
 /* Sends a whole response: status line, headers (Date, Server, Content-Type if @content_type is not
- * NULL, Content-Length, Connection) and @body. For HEAD requests the body is left out. Responses
- * are buffered and flushed before the connection next waits, so pipelined requests share sends.
- * May suspend. Returns 0 or -errno (-EALREADY if a response was already started). */
+ * NULL, Content-Length, Connection, then those added with corio_http_add_header) and @body. For
+ * HEAD requests the body is left out, and so are Content-Type and Content-Length for 1xx, 204
+ * and 304. Responses are buffered and flushed before
+ * the connection next waits, so pipelined requests share sends: the call waits only when the
+ * buffer is full, and then at most until @deadline (or the server's idle bound, if earlier). The
+ * strings and @body are copied or sent before it returns. Call it from the handler, once per
+ * request. May suspend. Returns 0 or -errno: -EALREADY if a response was already started,
+ * -ETIMEDOUT when @deadline passed while waiting, -EPIPE or another send error when the peer is
+ * gone (the connection then closes after the handler), -ENOSPC when the head does not fit the
+ * server's buffer, -EINVAL for a status outside 100..999. */
 CORIO_API int corio_http_respond(struct corio_http_conn *c, int status, const char *content_type,
-                       const void *body, size_t len);
+                                 const void *body, size_t len, int64_t deadline);
 
-/* Starts a response whose body of @content_length bytes the handler then sends with
- * corio_http_write; @extra_headers (may be NULL) are raw lines each ending in CRLF. May suspend.
- * Returns 0 or -errno. */
-CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status, const char *content_type,
-                             int64_t content_length, const char *extra_headers);
+/* Starts a response whose body the handler then sends with corio_http_write. @content_length >= 0
+ * is the body's exact length (Content-Length); -1 means a length not known in advance, and then
+ * the body is framed by what the client can read:
+ * - an HTTP/1.1 client gets "Transfer-Encoding: chunked": each corio_http_write with len > 0
+ *   sends one chunk, and corio_http_finish (or a corio_http_write with len 0) sends the last
+ *   chunk; the connection stays open for the next request;
+ * - an HTTP/1.0 client gets neither length nor coding and "Connection: close": the body ends with
+ *   the connection, which closes after the handler.
+ * A handler that returns without ending such a body has it ended for it, unless it returns an
+ * error: then the connection closes without the last chunk, so the client sees the body cut.
+ * For 1xx, 204 and 304, -1 means no body at all. The head is buffered like corio_http_respond's,
+ * and the call waits (until @deadline at the latest) only to make room. May suspend. Returns 0 or
+ * -errno, as corio_http_respond. */
+CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status,
+                                       const char *content_type, int64_t content_length,
+                                       int64_t deadline);
 
-/* Sends body bytes of a response started with corio_http_respond_start. May suspend. Returns 0
- * or -errno (-EPIPE when the peer is gone). */
-CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len);
+/* Sends body bytes of a response started with corio_http_respond_start: of a Content-Length body
+ * at most what it still owes (len 0 does nothing), of a body of unknown length one chunk (len 0
+ * ends it, as corio_http_finish). The bytes are copied to the output buffer, or sent from @buf
+ * when they do not fit, and go out when the buffer fills, at corio_http_flush, or when the handler
+ * returns; the call waits for the peer to take them until @deadline at the latest (or the server's
+ * idle bound, if earlier), and @buf (NULL allowed with len 0) is the caller's again when it
+ * returns. A write that failed or timed out has cut the response: the connection closes after the
+ * handler. For a HEAD request nothing is sent and the call returns 0. May suspend. Returns 0 or
+ * -errno: -EINVAL without a started response or for more bytes than Content-Length left,
+ * -ETIMEDOUT, -EPIPE when the peer is gone. */
+CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len,
+                               int64_t deadline);
 
-/* Reads up to @len bytes of the request body (Content-Length or chunked, decoded). A client that
- * sent "Expect: 100-continue" gets its 100 response on the first call. May suspend. Returns the
- * bytes read, 0 at the end of the body, or -errno (-ETIMEDOUT past the body deadline), or a
- * negated HTTP status (-400, -413) for a malformed or oversized chunked body. */
-CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len);
+/* Ends a response started with corio_http_respond_start(..., -1, ...): the last chunk for an
+ * HTTP/1.1 client (buffered like the writes), nothing for an HTTP/1.0 one, whose connection then
+ * closes. A response that is already complete (a corio_http_respond, a Content-Length body sent
+ * whole, any response to HEAD) needs no end, and the call returns 0 for it. May suspend, to make
+ * room in the output buffer, until @deadline. Returns 0, or -errno: -EINVAL when no response was
+ * started or a Content-Length body still owes bytes, or a send error as corio_http_write. */
+CORIO_API int corio_http_finish(struct corio_http_conn *c, int64_t deadline);
+
+/* Sends what the connection's output buffer holds now (the response so far) instead of waiting
+ * for the buffer to fill or the handler to return: for a body produced over time, so that the
+ * client sees each part when it is written. Waits for the peer to take the bytes until @deadline
+ * at the latest (or the server's idle bound, if earlier). May suspend. Returns 0 or -errno:
+ * -ETIMEDOUT, -EPIPE when the peer is gone or an earlier send failed. */
+CORIO_API int corio_http_flush(struct corio_http_conn *c, int64_t deadline);
+
+/* Reads up to @len bytes of the request body (Content-Length or chunked, decoded) into @buf. A
+ * client that sent "Expect: 100-continue" gets its 100 response on the first call. Waits for the
+ * peer until @deadline or the server's body deadline (body_timeout after the head), whichever is
+ * earlier. After a failure the rest of the body is unreadable and the connection closes after the
+ * handler, which may still answer (408 for -ETIMEDOUT). May suspend. Returns the bytes read, 0 at
+ * the end of the body (or when there is none), or -errno: -ETIMEDOUT, -EBADMSG, -EMSGSIZE or
+ * -E2BIG for a malformed or oversized chunked body (answer corio_http_status() of it),
+ * -ECONNRESET when the peer ends the stream inside the body, -EPROTO on a call after one of these
+ * failed. */
+CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len,
+                                       int64_t deadline);
 
 #ifdef __cplusplus
 }

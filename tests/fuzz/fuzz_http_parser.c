@@ -1,11 +1,11 @@
 /* libFuzzer target for the HTTP parser files (engine/http/, all but server.c).
  *
- * Each input is used four ways: as a request head (with the default limits and with small ones
- * that the corpus can reach), as a chunked body, as the body after a chunked head, and as the
- * argument of the small helpers. Heads and bodies are fed whole, split at every point into two
- * calls, and one byte at a time, each piece an exact-size heap copy so that ASan sees any read
- * past the bytes given; every way must give the same result. Any disagreement or broken
- * invariant aborts, which libFuzzer reports as a crash.
+ * Each input is used five ways: as a request head (with the default limits and with small ones
+ * that the corpus can reach), as a chunked body, as the body after a chunked head, as a request
+ * whose header fields and query are looked up, and as the argument of the small helpers. Heads and
+ * bodies are fed whole, split at every point into two calls, and one byte at a time, each piece an
+ * exact-size heap copy so that ASan sees any read past the bytes given; every way must give the
+ * same result. Any disagreement or broken invariant aborts, which libFuzzer reports as a crash.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iengine/http
  *        engine/http/{tables,request,chunked,response,date,mime,range,path}.c
@@ -73,8 +73,9 @@ static void summarize(struct summary *s, ssize_t r, const char *b, size_t n,
 {
     memset(s, 0, sizeof(*s));
     s->ret = r;
-    CHECK(r == CORIO_HTTP_INCOMPLETE || r == -400 || r == -413 || r == -414 || r == -431 ||
-          r == -501 || r == -505 || r > 0);
+    CHECK(r == -EAGAIN || r == -EBADMSG || r == -EMSGSIZE || r == -ENAMETOOLONG || r == -E2BIG ||
+          r == -EOPNOTSUPP || r == -EPROTONOSUPPORT || r > 0);
+    CHECK(r > 0 || r == -EAGAIN || corio_http_status((int)r) != 400 || r == -EBADMSG);
     if (r <= 0)
         return;
     size_t len = (size_t)r;
@@ -157,16 +158,16 @@ static ssize_t fuzz_head(const uint8_t *data, size_t size, const struct corio_ht
     for (size_t k = 0; k < size; k++) {
         corio_http_parser_init(&p);
         ssize_t r1 = feed(&p, data, k, lim, &part);
-        if (r1 == CORIO_HTTP_INCOMPLETE)
+        if (r1 == -EAGAIN)
             r1 = feed(&p, data, size, lim, &part);
         CHECK(r1 == r);
         CHECK(memcmp(&part, &whole, sizeof(whole)) == 0);
     }
 
     corio_http_parser_init(&p);
-    ssize_t r1 = CORIO_HTTP_INCOMPLETE;
+    ssize_t r1 = -EAGAIN;
     part = whole; /* for the empty input, where the loop does not run */
-    for (size_t k = 1; k <= size && r1 == CORIO_HTTP_INCOMPLETE; k++)
+    for (size_t k = 1; k <= size && r1 == -EAGAIN; k++)
         r1 = feed(&p, data, k, lim, &part);
     CHECK(r1 == r);
     CHECK(memcmp(&part, &whole, sizeof(whole)) == 0);
@@ -186,7 +187,7 @@ static void decode(const uint8_t *data, size_t n, const struct corio_http_limits
 {
     struct corio_http_chunked c;
     corio_http_chunked_init(&c, lim);
-    d->status = 0;
+    d->status = -EAGAIN;
     d->payload_len = 0;
     d->consumed = 0;
     size_t from = 0;
@@ -199,11 +200,11 @@ static void decode(const uint8_t *data, size_t n, const struct corio_http_limits
         char *b = dup_exact(data + from, to - from);
         size_t produced = (size_t)-1, consumed = (size_t)-1;
         d->status = corio_http_chunked_decode(&c, b, to - from, &produced, &consumed);
-        CHECK(d->status == 0 || d->status == 1 || d->status == -400 || d->status == -413 ||
-              d->status == -431);
-        if (d->status >= 0) {
+        CHECK(d->status == -EAGAIN || d->status == 0 || d->status == -EBADMSG ||
+              d->status == -EMSGSIZE || d->status == -E2BIG);
+        if (d->status == 0 || d->status == -EAGAIN) {
             CHECK(produced <= consumed && consumed <= to - from);
-            CHECK(d->status == 1 || consumed == to - from);
+            CHECK(d->status == 0 || consumed == to - from);
             memcpy(d->payload + d->payload_len, b, produced);
             d->payload_len += produced;
             d->consumed += consumed;
@@ -211,14 +212,14 @@ static void decode(const uint8_t *data, size_t n, const struct corio_http_limits
         }
         free(b);
         from = to;
-    } while (d->status == 0 && from < n);
+    } while (d->status == -EAGAIN && from < n);
 }
 
 static bool same_decode(const struct decoded *a, const struct decoded *b)
 {
     if (a->status != b->status)
         return false;
-    if (a->status < 0)
+    if (a->status != 0 && a->status != -EAGAIN)
         return true; /* outputs are unspecified after an error */
     return a->payload_len == b->payload_len && a->consumed == b->consumed &&
            memcmp(a->payload, b->payload, a->payload_len) == 0;
@@ -255,7 +256,7 @@ static void fuzz_helpers(const uint8_t *data, size_t size)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         int64_t first = -1, last = -1;
         int r = corio_http_parse_range(s, size, sizes[i], &first, &last);
-        CHECK(r == CORIO_HTTP_RANGE_IGNORE || r == CORIO_HTTP_RANGE_PARTIAL || r == -416);
+        CHECK(r == CORIO_HTTP_RANGE_IGNORE || r == CORIO_HTTP_RANGE_PARTIAL || r == -ERANGE);
         if (r == CORIO_HTTP_RANGE_PARTIAL)
             CHECK(0 <= first && first <= last && last < sizes[i]);
     }
@@ -263,7 +264,7 @@ static void fuzz_helpers(const uint8_t *data, size_t size)
     char *out = malloc(size + 1);
     CHECK(out != NULL);
     ssize_t r = corio_http_decode_path(s, size, out, size + 1);
-    CHECK(r == -400 || r == -403 || r >= 0);
+    CHECK(r == -EBADMSG || r == -EACCES || r >= 0);
     if (r >= 0) {
         CHECK((size_t)r <= size && out[0] == '/' && strlen(out) == (size_t)r);
         CHECK(strstr(out, "//") == NULL && strstr(out, "/../") == NULL);
@@ -302,6 +303,37 @@ static void fuzz_helpers(const uint8_t *data, size_t size)
     }
 }
 
+/* The lookups over a request that parsed: each result is one the header allows and agrees with
+ * what the parse found. */
+static void fuzz_lookups(const uint8_t *data, size_t size, const struct corio_http_limits *lim)
+{
+    struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+    struct corio_http_header h[NHDR];
+    struct corio_http_request req;
+    char *b = dup_exact(data, size);
+    CHECK(corio_http_parse_request(&p, b, size, lim, &req, h, NHDR) > 0);
+    const char *v;
+    size_t vl;
+    int g = corio_http_header_get(&req, "host", &v, &vl);
+    CHECK(g == (req.host ? 0 : -ENOENT));
+    CHECK(g < 0 || (v == req.host && vl == req.host_len));
+    static char out[MAX_INPUT + 1];
+    static const char *const names[] = {"accept", "x", "connection"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        ssize_t n = corio_http_header_join(&req, names[i], out, sizeof(out));
+        CHECK(n == -ENOENT || (n >= 0 && (size_t)n < sizeof(out) && strlen(out) == (size_t)n));
+        if (n > 0)
+            CHECK(corio_http_header_join(&req, names[i], out, (size_t)n) == -ENOSPC);
+        ssize_t q = corio_http_query_get(&req, names[i], out, sizeof(out));
+        CHECK(q == -ENOENT || q == -EBADMSG || (q >= 0 && (size_t)q <= req.target_len));
+        if (q >= 0) {
+            CHECK(strlen(out) == (size_t)q);
+            CHECK(corio_http_query_get(&req, names[i], out, (size_t)q) == -ENOSPC);
+        }
+    }
+    free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -326,6 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r > 0) {
         /* The body after the head, however the head said it is framed. */
         fuzz_chunked(data + r, size - (size_t)r, &defaults);
+        fuzz_lookups(data, size, &defaults);
     }
 
     fuzz_helpers(data, size);
