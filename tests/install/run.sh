@@ -86,7 +86,8 @@ check_consumer() {
     shift 2
     sonames=libcorio.so.0
     line="nop and sleep ok"
-    case $exe in
+    # By the binary's own name: the directories above it may say http or cxx too.
+    case $(basename "$exe") in
     *cxx*) sonames="$sonames libcorio_http.so.0" line="C++ ok" ;;
     *http*) sonames="$sonames libcorio_http.so.0" line="nop, sleep and http parse ok" ;;
     esac
