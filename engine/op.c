@@ -114,6 +114,13 @@ void corio__op_fini(struct corio__io *io)
     io->poll = NULL;
 }
 
+void corio__op_submit_poll(struct corio__io *io, const struct corio__op *op,
+                           struct corio__completion *c, const struct corio__ts *deadline)
+{
+    corio__poll_prep(io->poll, op, user_data(c, TAG_OP), deadline, user_data(c, TAG_LINK));
+    io->inflight += deadline ? 2 : 1;
+}
+
 void corio__op_submit_untracked(struct corio__io *io, const struct corio__op *op,
                                 struct corio__completion *c)
 {

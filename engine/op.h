@@ -61,15 +61,26 @@ enum { CORIO__TAG_OP = 0, CORIO__TAG_LINK = 1, CORIO__TAG_UNTRACKED = 2, CORIO__
  * CLOCK_MONOTONIC time the kernel reads at submission) a linked timeout follows it, whose CQE
  * goes to @c too. Counted in flight until the last CQE: one without CORIO__CQE_F_MORE, per SQE.
  * Returns nothing: a full submission queue is flushed to make room. Inline: every op takes it. */
+void corio__op_submit_poll(struct corio__io *io, const struct corio__op *op,
+                           struct corio__completion *c, const struct corio__ts *deadline);
+
 static inline void corio__op_submit(struct corio__io *io, const struct corio__op *op,
                                     struct corio__completion *c, const struct corio__ts *deadline)
 {
+    /* The ring's two shapes stay apart, with constants where there is no deadline, and epoll's
+     * path is a call out of line: an inline copy of it would cost every caller registers. */
+    if (unlikely(!io->ring)) {
+        corio__op_submit_poll(io, op, c, deadline);
+        return;
+    }
     uint64_t ud = (uint64_t)(uintptr_t)c;
-    if (likely(io->ring))
+    if (deadline) {
         corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);
-    else
-        corio__poll_prep(io->poll, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);
-    io->inflight += deadline ? 2 : 1;
+        io->inflight += 2;
+    } else {
+        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, NULL, 0);
+        io->inflight += 1;
+    }
 }
 
 /* As corio__op_submit without a deadline, for an op nobody counts on: its CQE goes to @c (or
