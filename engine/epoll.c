@@ -20,7 +20,7 @@
 
 #include "fault.h"
 
-#define CHUNK 256 /* records per allocation, fd entries per table chunk */
+#define CHUNK CORIO__PFD_CHUNK /* records per allocation, fd entries per table chunk */
 
 /* ---- records --------------------------------------------------------------------------------- */
 
@@ -480,7 +480,7 @@ const struct corio__ring_view *corio__poll_view(const struct corio__poll *p)
 
 /* ---- fds ------------------------------------------------------------------------------------------ */
 
-struct pfd *corio__pfd(struct corio__poll *p, int fd)
+struct pfd *corio__pfd_grow(struct corio__poll *p, int fd)
 {
     if (fd < 0)
         return NULL;

@@ -109,8 +109,20 @@ struct corio__poll {
     struct epoll_event events[POLL_EVENTS]; /* epoll_wait's output */
 };
 
-/* Returns the entry of fd @fd, creating it. NULL only when out of memory. */
-struct pfd *corio__pfd(struct corio__poll *p, int fd);
+#define CORIO__PFD_CHUNK 256 /* fd entries per table chunk */
+
+/* Creates the table chunk of @fd (corio__pfd's slow path). NULL when out of memory or fd < 0. */
+struct pfd *corio__pfd_grow(struct corio__poll *p, int fd);
+
+/* Returns the entry of fd @fd, creating it. NULL only when out of memory or fd < 0. Inline:
+ * every op looks its fd up at least once. */
+static inline struct pfd *corio__pfd(struct corio__poll *p, int fd)
+{
+    unsigned c = (unsigned)fd / CORIO__PFD_CHUNK;
+    if (fd >= 0 && c < p->fd_chunks && p->fds[c])
+        return &p->fds[c][(unsigned)fd % CORIO__PFD_CHUNK];
+    return corio__pfd_grow(p, fd);
+}
 
 /* Tries @r's op without blocking; may post CQEs (multishot). Returns TRY_*; with TRY_DONE the
  * result is in *res; with TRY_WAIT, r->dir says which readiness. */
