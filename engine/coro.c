@@ -283,7 +283,7 @@ int corio_set_deadline(int64_t deadline, int64_t *prev)
     if (!t)
         return -EPERM;
     if (prev)
-        *prev = t->deadline.deadline;
+        *prev = t->deadline_at;
     corio__task_set_deadline(t, deadline < 0 ? CORIO_FOREVER : deadline);
     return 0;
 }

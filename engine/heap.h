@@ -74,6 +74,12 @@ static inline int corio__heap_push(struct corio__heap *h, struct corio__timer *t
     return 0;
 }
 
+/* Restores the order after @t, in the heap, got an earlier deadline. */
+static inline void corio__heap_up(struct corio__heap *h, struct corio__timer *t)
+{
+    heap_up_(h, t->idx);
+}
+
 /* Removes @t if it is in the heap. */
 static inline void corio__heap_remove(struct corio__heap *h, struct corio__timer *t)
 {

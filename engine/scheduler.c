@@ -52,6 +52,7 @@ void corio__task_init(struct corio__task *t, struct corio__sched *s, struct cori
     t->deadline.idx = CORIO__TIMER_IDLE;
     t->deadline.deadline = CORIO_FOREVER;
     t->deadline.data = t;
+    t->deadline_at = CORIO_FOREVER;
     corio__list_init(&t->runq);
     corio__ctx_make(&t->ctx, stack->lo, top, entry, arg, &s->ctx);
 #ifdef CORIO__TSAN
@@ -119,8 +120,7 @@ int corio__park(struct corio__task *t, int64_t deadline, corio__abort_fn *abort,
 {
     park_prepare(t, abort, obj);
     /* A wait that ends after the task's own deadline needs no timer of its own. */
-    if (deadline >= 0 &&
-        (t->deadline.idx == CORIO__TIMER_IDLE || deadline < t->deadline.deadline))
+    if (deadline >= 0 && (t->deadline_at < 0 || deadline < t->deadline_at))
         return park_timed(t, deadline);
     corio__suspend(t);
     t->abort = NULL;
@@ -138,16 +138,22 @@ void corio__task_cancel(struct corio__task *t)
 void corio__task_set_deadline(struct corio__task *t, int64_t deadline)
 {
     struct corio__heap *h = &t->sched->timers;
-    if (t->deadline.idx != CORIO__TIMER_IDLE)
-        corio__heap_remove(h, &t->deadline);
     t->expired = false;
-    t->deadline.deadline = deadline < 0 ? CORIO_FOREVER : deadline;
+    t->deadline_at = deadline < 0 ? CORIO_FOREVER : deadline;
     if (deadline < 0)
-        return;
+        return; /* an armed timer fires once more and finds nothing to do */
     if (deadline <= corio_now()) {
         t->expired = true;
         return;
     }
+    if (t->deadline.idx != CORIO__TIMER_IDLE) {
+        if (t->deadline.deadline <= deadline)
+            return; /* armed earlier: it fires, and is armed again for this one */
+        t->deadline.deadline = deadline;
+        corio__heap_up(h, &t->deadline);
+        return;
+    }
+    t->deadline.deadline = deadline;
     if (corio__heap_push(h, &t->deadline) != 0)
         t->expired = true; /* no memory for the timer: fail the waits rather than wait forever */
 }
@@ -172,8 +178,19 @@ void corio__sched_fire_timers(struct corio__sched *s)
     while ((tm = corio__heap_top(&s->timers)) && tm->deadline <= now) {
         corio__heap_remove(&s->timers, tm);
         struct corio__task *t = tm->data;
-        if (tm == &t->deadline)
+        if (tm == &t->deadline) {
+            if (t->deadline_at < 0 || t->expired)
+                continue; /* removed, or already expired, since the timer was armed */
+            if (t->deadline_at > now) {
+                /* Set later since it was armed: armed again. */
+                tm->deadline = t->deadline_at;
+                if (corio__heap_push(&s->timers, tm) != 0)
+                    t->expired = true;
+                else
+                    continue;
+            }
             t->expired = true;
+        }
         if (t->state == CORIO__T_WAITING && t->abort)
             t->abort(t, -ETIMEDOUT);
     }

@@ -55,10 +55,15 @@ struct corio__task {
     bool expired;                /* its own deadline passed: its waits fail with -ETIMEDOUT */
     /* -- second cache line -- */
     struct corio__stack *stack;  /* its stack; the task lives at the top of it */
-    struct corio__timer deadline; /* its own deadline (corio__task_set_deadline), in the heap if
-                                    set */
-    void *asan_fake;             /* AddressSanitizer's fake stack while switched out */
-    void *tsan_fiber;            /* ThreadSanitizer's fiber for this task */
+    struct corio__timer deadline; /* the timer of its own deadline: in the heap, armed no later
+                                    than deadline_at, while deadline_at is set (see
+                                    corio__task_set_deadline); it may stay armed after */
+    int64_t deadline_at;         /* its own deadline (corio__task_set_deadline), or
+                                    CORIO_FOREVER */
+    union {                      /* one slot: the two sanitizers never build together */
+        void *asan_fake;         /* AddressSanitizer's fake stack while switched out */
+        void *tsan_fiber;        /* ThreadSanitizer's fiber for this task */
+    };
 };
 _Static_assert(offsetof(struct corio__task, stack) == 64, "keep the hot fields in one cache line");
 
@@ -225,7 +230,9 @@ void corio__task_cancel(struct corio__task *t);
 
 /* Sets @t's own deadline (absolute, or CORIO_FOREVER for none): once it passes, its current wait
  * is aborted with -ETIMEDOUT and its later waits fail at once, until the deadline is set again.
- * Returns nothing. */
+ * O(1) unless the deadline moves earlier than the armed timer: a server that sets a later deadline
+ * per request, or removes it, leaves the timer where it is, and the timer, when it fires, is
+ * armed again for the deadline then set, or dropped. Returns nothing. */
 void corio__task_set_deadline(struct corio__task *t, int64_t deadline);
 
 /* The checks every wait makes before parking. Returns the running task in *out and 0, or -EPERM

@@ -977,6 +977,46 @@ static void test_coro_deadline_waits(void **state)
     corio_chan_free(p.ch);
 }
 
+/* A deadline moved later, or removed, after the first was armed: the wait ends at the last one
+ * set (the timer armed for the first fires and is armed again, or dropped), and one moved earlier
+ * again ends it there. Many sets in a row keep one timer. */
+static int deadline_moves(void *arg)
+{
+    (void)arg;
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_set_deadline(t0 + CORIO_MS(20), NULL), 0);
+    for (int i = 1; i <= 1000; i++)
+        T_EXPECT_EQ(corio_set_deadline(t0 + CORIO_MS(20) + i * 60000, NULL), 0); /* to 80 ms */
+    T_EXPECT_EQ(corio_sleep(t0 + CORIO_SEC(5)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 80);
+    /* Removed after it was armed for 20 ms: the wait goes past it, to its own end. */
+    int64_t t1 = corio_now();
+    T_EXPECT_EQ(corio_set_deadline(t1 + CORIO_MS(20), NULL), 0);
+    T_EXPECT_EQ(corio_set_deadline(CORIO_FOREVER, NULL), 0);
+    T_EXPECT_EQ(corio_sleep(t1 + CORIO_MS(60)), 0);
+    T_EXPECT_ELAPSED(t1, 60);
+    /* Later, then earlier than the armed timer: the earliest ends the wait. */
+    int64_t t2 = corio_now();
+    T_EXPECT_EQ(corio_set_deadline(t2 + CORIO_MS(200), NULL), 0);
+    T_EXPECT_EQ(corio_set_deadline(t2 + CORIO_MS(400), NULL), 0);
+    T_EXPECT_EQ(corio_set_deadline(t2 + CORIO_MS(30), NULL), 0);
+    T_EXPECT_EQ(corio_sleep(t2 + CORIO_SEC(5)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t2, 30);
+    /* Expired, then set later: waits work again until the new one. */
+    int64_t t3 = corio_now();
+    T_EXPECT_EQ(corio_set_deadline(t3 + CORIO_MS(50), NULL), 0);
+    T_EXPECT_EQ(corio_sleep(t3 + CORIO_MS(10)), 0);
+    T_EXPECT_EQ(corio_sleep(t3 + CORIO_SEC(5)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t3, 50);
+    T_EXPECT_EQ(corio_set_deadline(CORIO_FOREVER, NULL), 0);
+    return 0;
+}
+
+static void test_coro_deadline_moves(void **state)
+{
+    t_run_checked(state, deadline_moves, NULL);
+}
+
 /* A cancel wins over the deadline; a deadline already past fails the next wait at once; the
  * deadline is the coroutine's alone, and outside a coroutine the call is refused. */
 static int deadline_cancelled(void *arg)
@@ -1023,6 +1063,7 @@ int main(int argc, char **argv)
         T_LOOP_TEST(test_coro_deadline_recv),
         T_LOOP_TEST(test_coro_deadline_waits),
         T_LOOP_TEST(test_coro_deadline_cancel_and_scope),
+        T_LOOP_TEST(test_coro_deadline_moves),
         T_LOOP_TEST(test_coro_detach),
         T_LOOP_TEST(test_coro_cancel_wakes_sleep),
         T_LOOP_TEST(test_coro_cancel_wakes_join),
