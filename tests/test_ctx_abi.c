@@ -1,4 +1,4 @@
-/* The context switch's ABI (issue 6): what the System V x86-64 ABI makes callee-saved survives
+/* The context switch's ABI: what the System V x86-64 ABI makes callee-saved survives
  * every way a coroutine can be switched out and back in.
  *
  * - rbx, rbp, r12-r15: an assembly probe (t_abi_probe below) loads them with values derived from

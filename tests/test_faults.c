@@ -1,4 +1,4 @@
-/* The "faults" group (issue 6): a 200-connection loopback echo of 1 MiB each way per connection,
+/* The "faults" group: a 200-connection loopback echo of 1 MiB each way per connection,
  * run under each fault of the seam (engine/fault.h) on its own and under all of them at once.
  *
  * One loop holds everything: an acceptor, an echo coroutine per accepted connection (plain recv,
@@ -697,7 +697,7 @@ static int cancel_eagain(void *arg)
 
 /* Found by the dispatch fuzzer: a cancelled op whose CQE was a transient -EAGAIN returned -EAGAIN
  * to its caller (loop.c future_settle). */
-static void test_regress_6_cancel_eagain(void **state)
+static void test_regress_cancel_eagain(void **state)
 {
     (void)state;
     static const uint8_t script[] = {0};
@@ -745,7 +745,7 @@ static int spill_wait(void *arg)
 /* CQEs spilled while a full SQ was flushed were only handed out by the next reap, but the loop
  * first waited in io_uring_enter for a completion that might never come (ring.c
  * corio__ring_enter). */
-static void test_regress_6_spill_wait(void **state)
+static void test_regress_spill_wait(void **state)
 {
     (void)state;
     t_skip_on_epoll("spilling CQEs from a full SQ");
@@ -861,8 +861,8 @@ int main(void)
         cmocka_unit_test(test_faults_refuse_setup),
         cmocka_unit_test(test_faults_refuse_op),
         cmocka_unit_test(test_faults_all),
-        cmocka_unit_test(test_regress_6_cancel_eagain),
-        cmocka_unit_test(test_regress_6_spill_wait),
+        cmocka_unit_test(test_regress_cancel_eagain),
+        cmocka_unit_test(test_regress_spill_wait),
         cmocka_unit_test(test_faults_send_zc_missing),
         cmocka_unit_test(test_faults_no_ext_arg_timers),
     };

@@ -1,4 +1,4 @@
-/* Scale (issue 6): many connections and many coroutines at once, with every byte and every
+/* Scale: many connections and many coroutines at once, with every byte and every
  * resource accounted for.
  *
  * - 10,000 concurrent loopback TCP connections to a corio echo server running in the same loop,

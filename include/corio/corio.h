@@ -189,8 +189,8 @@ struct corio_loop_opts {
 
 /* Counters of one loop, read with corio_loop_stats(). */
 struct corio_stats {
-    uint64_t sqes;          /* SQEs handed to the kernel. */
-    uint64_t enters;        /* io_uring_enter system calls. */
+    uint64_t sqes;          /* SQEs handed to the kernel (ops handed to the epoll backend). */
+    uint64_t enters;        /* io_uring_enter system calls (epoll_pwait2 calls on epoll). */
     uint64_t cqes;          /* CQEs reaped. */
     uint64_t cq_overflows;  /* times the kernel reported CQ overflow. */
     uint64_t enobufs;       /* -ENOBUFS re-arms of buffer-ring receives. */
