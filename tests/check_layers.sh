@@ -15,7 +15,7 @@ layer_of() {
     case $1 in
     base | list | heap | ctx) echo 0 ;;
     ring | ring_setup | ring_private | fault | fault_config | fault_private | stack | pool | epoll | \
-        epoll_ops | epoll_private) echo 1 ;;
+        epoll_ops | epoll_setup | epoll_private) echo 1 ;;
     probe | op) echo 2 ;;
     scheduler | segv) echo 3 ;;
     coro | group | future | loop.h) echo 4 ;;

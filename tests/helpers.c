@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <linux/seccomp.h>
 #include <linux/filter.h>
 #include <fcntl.h>
@@ -430,6 +431,32 @@ int t_refuse_uring(int err)
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
         return -errno;
     return 0;
+}
+
+void t_fork_report(void (*child)(int err, int out), int err, char *buf, size_t len)
+{
+    int p[2];
+    assert_int_equal(t_pipe(p, 0), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        child(err, p[1]);
+        _exit(4); /* a child that returns instead of reporting */
+    }
+    close(p[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got < len - 1 && (n = read(p[0], buf + got, len - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    close(p[0]);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    print_message("child (%s): %s\n", strerror(err), buf);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 bool t_on_epoll(void)

@@ -51,6 +51,11 @@ void t_need_uring(struct corio_loop *loop, bool own, const char *what);
  * would. Returns 0 or -errno. */
 int t_refuse_uring(int err);
 
+/* Runs @child(@err, fd) in a forked child, which writes its report to fd and _exits; collects the
+ * report into @buf (@len bytes, NUL-terminated) and fails the test unless the child exited 0.
+ * For what cannot be undone in the test's own process (a seccomp filter). */
+void t_fork_report(void (*child)(int err, int out), int err, char *buf, size_t len);
+
 /* True when loops made with the default options run on the epoll backend here (io_uring refused,
  * or CORIO_BACKEND=epoll): for tests whose loops are made deep inside. */
 bool t_on_epoll(void);

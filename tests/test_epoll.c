@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* An epoll loop, made on purpose. */
@@ -206,27 +205,8 @@ static void refused_child(int err, int out)
 
 static void refused_with(int err)
 {
-    int p[2];
-    assert_int_equal(t_pipe(p, 0), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        refused_child(err, p[1]);
-    }
-    close(p[1]);
-    char buf[2048] = {0};
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof(buf) - 1 && (n = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-        got += (size_t)n;
-    close(p[0]);
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    print_message("io_uring_setup -> %s: %s\n", strerror(err), buf);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    char buf[2048];
+    t_fork_report(refused_child, err, buf, sizeof(buf));
     char backend[32] = {0};
     int ok = 0, forced = 0;
     const char *bar1 = strchr(buf, '|');

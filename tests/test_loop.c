@@ -5,18 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- create / free ---------------------------------------------------------------------------- */
@@ -519,27 +514,8 @@ static void seccomp_child(int err, int out)
 
 static void check_refused(int err, const char *want)
 {
-    int p[2];
-    assert_int_equal(t_pipe(p, 0), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        seccomp_child(err, p[1]);
-    }
-    close(p[1]);
-    char buf[1024] = {0};
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof(buf) - 1 && (n = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-        got += (size_t)n;
-    close(p[0]);
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    print_message("child (%s): %s\n", strerror(err), buf);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    char buf[1024];
+    t_fork_report(seccomp_child, err, buf, sizeof(buf));
     int r = 0, null_out = 0;
     assert_int_equal(sscanf(buf, "%d|%d|", &r, &null_out), 2);
     assert_int_equal(r, -err);
