@@ -13,6 +13,7 @@
 #include "coro.h"
 #include "list.h"
 #include "op.h"
+#include "remote.h"
 #include "scheduler.h"
 #include "stack.h"
 
@@ -20,6 +21,7 @@ struct corio_loop {
     struct corio__sched sched;      /* run queue, switching, timers */
     struct corio__io io;            /* the backend and the completions in flight */
     struct corio__coros coros;      /* handles and live coroutines */
+    struct corio__remote remote;    /* what other threads hand it */
     struct corio__stack_pool stacks; /* coroutine stacks */
     uint64_t features;              /* 1 << CORIO_FEAT_x, probed once */
     struct corio_stats stats;       /* counters (corio_stats) */

@@ -24,7 +24,9 @@
  *   can run its clean-up and end.
  * - Threads: a loop, and everything that lives on it (coroutines, futures, groups, sync objects,
  *   channels, generators, buffer rings), belongs to the thread that created the loop; calls on
- *   them are made from that thread. Several loops run side by side on several threads.
+ *   them are made from that thread. Several loops run side by side on several threads. The calls
+ *   that any thread may make say so: corio_loop_post, corio_spawn with a NULL handle, and
+ *   corio_loop_stop. They hand the loop a message that it runs on its own thread.
  * - Out-parameters come first (corio_loop_new(&loop, ...), corio_spawn(&id, ...)); caller-owned
  *   objects are set up by a _init call that returns 0 or -errno, or by their _INIT macro.
  *
@@ -186,6 +188,9 @@ struct corio_loop_opts {
 #define CORIO_LOOP_SQPOLL 0x1u        /* a kernel thread polls the SQ: no io_uring_enter to submit. */
 #define CORIO_LOOP_NO_SIGSEGV 0x2u    /* do not install the stack-overflow SIGSEGV reporter. */
 #define CORIO_LOOP_SQPOLL_PIN 0x4u    /* pin the SQPOLL poller to corio_loop_opts.sqpoll_cpu. */
+#define CORIO_LOOP_REMOTE 0x8u        /* other threads post work to it: when every coroutine waits
+                                         and nothing of the loop's own can wake them, it sleeps
+                                         until a message comes instead of reporting -EDEADLK. */
 
 /* Counters of one loop, read with corio_loop_stats(). */
 struct corio_stats {
@@ -198,6 +203,9 @@ struct corio_stats {
     uint64_t spawns;        /* coroutines started. */
     uint64_t iterations;    /* loop iterations. */
     uint64_t rx_pauses;     /* receivers paused with a full queue (their coroutine lagged). */
+    uint64_t remote_msgs;   /* messages from other threads run (corio_loop_post and the like). */
+    uint64_t remote_wakes;  /* times a sender woke the loop from a wait in the kernel (one
+                               eventfd write each); a loop that is busy is never woken. */
 };
 
 /* Creates a loop, owned by the calling thread: only this thread may run it. Its backend is
@@ -223,8 +231,18 @@ CORIO_API void corio_loop_free(struct corio_loop *loop);
 CORIO_API int corio_loop_run(struct corio_loop *loop);
 
 /* Asks a running loop to stop: every coroutine is cancelled, and corio_loop_run() returns once all
- * have ended. Call it from the loop's thread (from a coroutine or between runs). Returns nothing. */
+ * have ended. Any thread: from another thread it is a message (see corio_loop_post) that the loop
+ * acts on at its next iteration, waking it if it sleeps; on the loop's own thread it acts at once.
+ * Returns nothing. */
 CORIO_API void corio_loop_stop(struct corio_loop *loop);
+
+/* Runs fn(arg) on @loop's thread, from any thread: @loop runs it at the top of its next iteration,
+ * between coroutines (not in one: fn may spawn, post, stop, but not wait), in the order each
+ * sender posted. A loop that sleeps in the kernel is woken by one eventfd write; a busy one is not
+ * woken at all. No lock is taken on either side. @loop must outlive the call; messages still
+ * queued when the loop is freed are dropped, their functions not run. Returns 0, or -errno:
+ * -EINVAL, -ENOMEM. */
+CORIO_API int corio_loop_post(struct corio_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* Returns the loop running on the calling thread, or NULL. */
 CORIO_API struct corio_loop *corio_loop_current(void);
@@ -268,7 +286,10 @@ typedef uint64_t corio_id;
  * reclaimed when it ends. Otherwise *out is its handle, and it stays joinable until corio_join() or
  * corio_detach(). A coroutine's int result is a status, by convention >= 0 or -errno, like every
  * call's: a value it produces travels through memory the caller owns (say, a struct passed as
- * @arg). Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop). */
+ * @arg). From a thread other than @loop's, @out must be NULL: the coroutine is spawned by the loop
+ * itself (a message, as corio_loop_post), detached, and a failure there (no stack) is not seen by
+ * the caller. Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop, or a handle asked for
+ * across threads). */
 CORIO_API int corio_spawn(corio_id *out, struct corio_loop *loop, corio_fn *fn, void *arg);
 
 /* Waits until coroutine @co ends and stores its return value in *result (if not NULL); the handle
