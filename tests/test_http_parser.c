@@ -325,6 +325,152 @@ static void test_http_parse_pipelined(void **state)
 #undef REQ3
 }
 
+/* The first call for a head whose bytes end in LF tries the parse pass alone over them (see
+ * request.c); every other call scans first. @s is a complete head (its result does not depend on
+ * what follows it): parsed alone, then followed by a byte that is not LF (scanned first), then
+ * followed by the start of another line (the one-pass try again), all three must agree. */
+static void check_both_ways(const char *s, const struct corio_http_limits *lim, ssize_t expect)
+{
+    size_t n = strlen(s);
+    char *b = malloc(n + 2);
+    assert_non_null(b);
+    memcpy(b, s, n);
+    memcpy(b + n, "Z\n", 2);
+    struct corio_http_parser p;
+    static struct summary alone, scanned, again;
+    corio_http_parser_init(&p);
+    assert_int_equal(feed(&p, b, n, lim, &alone), expect);
+    corio_http_parser_init(&p);
+    assert_int_equal(feed(&p, b, n + 1, lim, &scanned), expect);
+    corio_http_parser_init(&p);
+    assert_int_equal(feed(&p, b, n + 2, lim, &again), expect);
+    assert_memory_equal(&alone, &scanned, sizeof(alone));
+    assert_memory_equal(&alone, &again, sizeof(alone));
+    assert_int_equal(p.scanned, 0);
+    free(b);
+}
+
+static void test_http_parse_whole_same_as_scanned(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", /* what wrk sends */
+        "GET / HTTP/1.0\r\n\r\n",
+        "GET /1234567 HTTP/1.1\r\nHost: h\r\n\r\n", /* targets around a word */
+        "GET /12345678 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /123456789abcdef HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /caf\xc3\xa9?x=\x80 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX: 1234567\r\nY: 12345678\r\nZ: 123456789\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX:\r\nY: \t \r\nZ:\ta\tb\t\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX: \xff\x80 \"q\"\r\n\r\n",
+        "GET / HTTP/1.1\r\nHOST: h\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n",
+        "PUT / HTTP/1.1\r\nhost: h\r\nConnection: keep-alive\r\nContent-Length: 12\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", /* a leading empty line: scanned first */
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        check_both_ways(ok[i], NULL, (ssize_t)strlen(ok[i]));
+
+    static const struct {
+        const char *head;
+        ssize_t err;
+    } bad[] = {
+        {"GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", -EBADMSG}, /* bare LF inside */
+        {"GET / HTTP/1.1\nHost: h\r\n\r\n", -EBADMSG},         /* bare LF ending a line */
+        {"GET / HTTP/1.1\r\nHost: h\r\n\r\r\n\r\n", -EBADMSG}, /* CR alone */
+        {"GET / HTTP/1.1\r\r\nHost: h\r\n\r\n", -EBADMSG},
+        {"GET / HTTP/1.1\r\nHost: h\x7f\r\n\r\n", -EBADMSG},   /* DEL in a value */
+        {"GET /\x7f HTTP/1.1\r\nHost: h\r\n\r\n", -EBADMSG},   /* and in a target */
+        {"GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n", -EBADMSG}, /* obs-fold */
+        {"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n", -EBADMSG},
+        {"GET / HTTP/1.1\r\n\r\n", -EBADMSG}, /* no Host */
+        {"GET / HTTP/1.2\r\nHost: h\r\n\r\n", -EPROTONOSUPPORT},
+        {"BREW / HTTP/1.1\r\nHost: h\r\n\r\n", -EOPNOTSUPP},
+        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n", -EMSGSIZE},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        check_both_ways(bad[i].head, NULL, bad[i].err);
+
+    /* Limits at their edges: the head and target lengths, and the fields the one pass keeps
+     * aside (24) against the limit (here 26). */
+    struct corio_http_limits lim;
+    corio_http_limits_init(&lim);
+    static const char head[] = "GET /12345678 HTTP/1.1\r\nHost: h\r\n\r\n";
+    lim.max_head_bytes = sizeof(head) - 1;
+    lim.max_target_bytes = 9;
+    check_both_ways(head, &lim, (ssize_t)sizeof(head) - 1);
+    lim.max_target_bytes = 8;
+    check_both_ways(head, &lim, -ENAMETOOLONG);
+    corio_http_limits_init(&lim);
+    lim.max_headers = 26;
+    char many[1024];
+    size_t n = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nHost: h\r\n");
+    for (int k = 2; k <= 27; k++) {
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "X%d: v\r\n", k);
+        if (k < 23)
+            continue;
+        memcpy(many + n, "\r\n", 3);
+        check_both_ways(many, &lim, k <= 26 ? (ssize_t)(n + 2) : -E2BIG);
+    }
+}
+
+/* Heads that end in LF but that the one pass cannot take, and that the scan then refuses or
+ * finds unfinished: the request and the fields must be as they were before the call. */
+static void test_http_parse_whole_leaves_no_trace(void **state)
+{
+    (void)state;
+    struct corio_http_limits small;
+    corio_http_limits_init(&small);
+    small.max_head_bytes = 30;
+    small.max_target_bytes = 4;
+    const struct {
+        const char *head;
+        const struct corio_http_limits *lim;
+        ssize_t ret;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: h\r\n", NULL, -EAGAIN},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: y\r\n", NULL, -EAGAIN},
+        {"GET / HTTP/1.1\r\n", NULL, -EAGAIN},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: y\n", NULL, -EBADMSG},
+        {"GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", NULL, -EBADMSG},
+        {"GET /12345 HTTP/1.1\r\nHost: h\r\n\r\n", &small, -ENAMETOOLONG},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: yz\r\n\r\n", &small, -E2BIG},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+        struct corio_http_request req, req0;
+        struct corio_http_header h[4], h0[4];
+        memset(&req, 0xa5, sizeof(req));
+        memset(h, 0x5a, sizeof(h));
+        req0 = req;
+        memcpy(h0, h, sizeof(h));
+        char *b = dup_exact(cases[i].head, strlen(cases[i].head));
+        ssize_t r =
+            corio_http_parse_request(&p, b, strlen(cases[i].head), cases[i].lim, &req, h, 4);
+        free(b);
+        if (r != cases[i].ret)
+            fail_msg("case %zu: got %zd, want %zd", i, r, cases[i].ret);
+        assert_memory_equal(&req, &req0, sizeof(req));
+        assert_memory_equal(h, h0, sizeof(h));
+    }
+}
+
+/* A head without fields needs no field storage, on either path. */
+static void test_http_parse_whole_no_field_room(void **state)
+{
+    (void)state;
+    static const char head[] = "GET / HTTP/1.0\r\n\r\nX";
+    for (size_t n = sizeof(head) - 2; n < sizeof(head); n++) {
+        struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+        struct corio_http_request req;
+        char *b = dup_exact(head, n);
+        assert_int_equal(corio_http_parse_request(&p, b, n, NULL, &req, NULL, 0), 18);
+        assert_null(req.headers);
+        assert_int_equal(req.num_headers, 0);
+        free(b);
+    }
+}
+
 static void test_http_parse_leading_crlf(void **state)
 {
     (void)state;
@@ -1658,6 +1804,9 @@ int main(void)
         cmocka_unit_test(test_http_parse_every_split_invalid),
         cmocka_unit_test(test_http_parse_byte_at_a_time_linear),
         cmocka_unit_test(test_http_parse_pipelined),
+        cmocka_unit_test(test_http_parse_whole_same_as_scanned),
+        cmocka_unit_test(test_http_parse_whole_leaves_no_trace),
+        cmocka_unit_test(test_http_parse_whole_no_field_room),
         cmocka_unit_test(test_http_parse_leading_crlf),
         cmocka_unit_test(test_http_parse_keep_alive),
         cmocka_unit_test(test_http_parse_expect_continue),

@@ -8,6 +8,12 @@
  * tables.c and fills the request. The parse pass relies on the scanner's guarantees: every line
  * ends in CRLF and the head ends in CRLF CRLF, so its loops stop at a CR without bounds checks
  * because CR is in none of the character classes.
+ *
+ * Most heads arrive whole, in one read, and then the scan is work done twice. So the first call
+ * for a head whose bytes end in LF tries the parse pass alone over all of them, with that LF as
+ * the stop that bounds its loops (LF is in no character class either); it keeps the result only
+ * if the pass accepts the head whole and the scanner could not have objected, and otherwise
+ * leaves no trace and takes the two steps (parse_whole()).
  */
 #include "parser.h"
 
@@ -306,7 +312,7 @@ static int parse_request_line(const char **pp, const char *end, const struct cor
     req->target = t;
     req->target_len = (size_t)(p - t);
     if (req->target_len > lim->max_target_bytes)
-        return -ENAMETOOLONG; /* the scanner has already caught this; kept as a guard */
+        return -ENAMETOOLONG; /* the scanner catches it first; parse_whole() declines here */
     p++;
 
     /* Each comparison stops at the CR that ends the line, so nothing past it is read. */
@@ -321,15 +327,19 @@ static int parse_request_line(const char **pp, const char *end, const struct cor
     return 0;
 }
 
-/* Parses the field lines from @p up to and including the empty line that ends the head, into
- * @headers (room for @cap) and @req, noting what matters in @f. Returns 0 or -errno. */
-static int parse_fields(const char *p, const char *end, const struct corio_http_limits *lim,
+/* Parses the field lines at *@pp up to and including the empty line that ends the head, into
+ * @headers (room for @cap) and @req, noting what matters in @f, and moves *@pp past that line.
+ * Returns 0, -errno, or -EAGAIN if @end comes first (only parse_whole() can meet that). */
+static int parse_fields(const char **pp, const char *end, const struct corio_http_limits *lim,
                         struct corio_http_request *req, struct corio_http_header *headers,
                         size_t cap, struct head_facts *f)
 {
+    const char *p = *pp;
     size_t max_fields = cap < lim->max_headers ? cap : lim->max_headers;
     size_t n = 0;
     for (;;) {
+        if (p == end)
+            return -EAGAIN;
         if (*p == '\r') {
             /* Only the final empty line can start with CR followed by LF; see scan_head(). */
             if (p[1] != '\n')
@@ -371,6 +381,7 @@ static int parse_fields(const char *p, const char *end, const struct corio_http_
             return err;
     }
     req->num_headers = n;
+    *pp = p + 2;
     return 0;
 }
 
@@ -405,12 +416,15 @@ static int finish_head(struct corio_http_request *req, const struct head_facts *
     return 0;
 }
 
-/* Parses the complete head [p, end), which the scanner guarantees ends in CRLF CRLF with every
- * line ending in CRLF. Returns 0 or -errno. */
-static int parse_head(const char *p, const char *end, const struct corio_http_limits *lim,
-                      struct corio_http_request *req, struct corio_http_header *headers, size_t cap)
+/* Parses the head at @start, which ends before @end: with the scanner's guarantees when @end is
+ * where the scanner found the head to end, or else as parse_whole() says. Returns the head's
+ * length or -errno. */
+static ssize_t parse_head(const char *start, const char *end, const struct corio_http_limits *lim,
+                          struct corio_http_request *req, struct corio_http_header *headers,
+                          size_t cap)
 {
     struct head_facts f = {0};
+    const char *p = start;
 
     memset(req, 0, sizeof(*req));
     req->content_length = -1;
@@ -419,10 +433,41 @@ static int parse_head(const char *p, const char *end, const struct corio_http_li
     int err = parse_request_line(&p, end, lim, req);
     if (err)
         return err;
-    err = parse_fields(p, end, lim, req, headers, cap, &f);
+    err = parse_fields(&p, end, lim, req, headers, cap, &f);
     if (err)
         return err;
-    return finish_head(req, &f, lim);
+    err = finish_head(req, &f, lim);
+    return err < 0 ? err : p - start;
+}
+
+/* Header fields parse_whole() keeps aside: enough for most clients' heads (a browser sends 10 to
+ * 20); a head with more takes the two steps. */
+#define WHOLE_MAX_FIELDS 24
+
+/* Parses the head at the start of @buf[0..@len) in one pass, if it is whole there, and
+ * @buf[@len - 1] is LF. Every loop of the parse pass stops at a byte outside its class, LF is in
+ * none, and each check past a stop reads on only while the bytes match CR, which is not LF; so
+ * with that LF last nothing is read past @len. What the pass accepts has no leading empty line,
+ * every line ends in CRLF with no LF inside, and the target is within its limit; with the head
+ * within max_head_bytes, the scanner would find the same end and the parse pass over it give
+ * the same request. Anything else is left to the two steps, the judges of errors and of heads
+ * not yet whole: the request and fields go to local storage first, so that a head declined here
+ * leaves @req and @headers as the two steps would. Returns the head's length, or 0 to decline. */
+static ssize_t parse_whole(const char *buf, size_t len, const struct corio_http_limits *lim,
+                           struct corio_http_request *req, struct corio_http_header *headers,
+                           size_t cap)
+{
+    struct corio_http_header fields[WHOLE_MAX_FIELDS];
+    struct corio_http_request r;
+    ssize_t n = parse_head(buf, buf + len, lim, &r, fields,
+                           cap < WHOLE_MAX_FIELDS ? cap : WHOLE_MAX_FIELDS);
+    if (n < 0 || (size_t)n > lim->max_head_bytes)
+        return 0;
+    if (r.num_headers > 0) /* @headers may be NULL when there is no room */
+        memcpy(headers, fields, r.num_headers * sizeof(fields[0]));
+    *req = r;
+    req->headers = headers;
+    return n;
 }
 
 ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
@@ -432,6 +477,14 @@ ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, s
 {
     if (lim == NULL)
         lim = &corio__http_default_limits;
+    /* Nothing scanned yet: the first call with bytes of this head (scan_head() moves on by at
+     * least a byte whenever it returns -EAGAIN for some), so one try at most per head, and a head
+     * fed a byte at a time still costs O(n). */
+    if (p->scanned == 0 && len > 0 && buf[len - 1] == '\n') {
+        ssize_t n = parse_whole(buf, len, lim, req, headers, nheaders);
+        if (n > 0)
+            return n;
+    }
     ssize_t ret = scan_head(p, buf, len, lim);
     if (ret == -EAGAIN)
         return ret;
@@ -439,8 +492,8 @@ ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, s
     corio_http_parser_init(p);
     if (ret < 0)
         return ret;
-    int err = parse_head(buf + head_start, buf + ret, lim, req, headers, nheaders);
-    return err < 0 ? err : ret;
+    ssize_t n = parse_head(buf + head_start, buf + ret, lim, req, headers, nheaders);
+    return n < 0 ? n : ret;
 }
 
 /* ---------------------------------------------------------------------------------------------
