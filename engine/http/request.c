@@ -28,17 +28,35 @@ void corio_http_parser_init(struct corio_http_parser *p)
 #define BYTES_01 0x0101010101010101ull
 #define BYTES_80 0x8080808080808080ull
 
-/* Whether any of the 8 bytes at @p is below @lo (at most 0x80) or is DEL, tested a word at a
- * time: a byte b < lo borrows into its top bit in (x - lo * BYTES_01) while ~x keeps that bit
- * only where b < 0x80 (the standard "has byte less than" word trick; a borrow can only cause a
- * false hit above a true one, so the yes/no answer is exact). The parse pass uses it to skip long
- * runs of target and value bytes, which are all VCHAR or obs-text. */
-static inline bool word_has_stop(const char *p, uint64_t lo)
+/* The stops among the 8 bytes at @p: bytes below @lo (at most 0x80) and DEL, each flagged by
+ * its top bit, tested a word at a time. A byte b < lo borrows into its top bit in
+ * (x - lo * BYTES_01) while ~x keeps that bit only where b < 0x80 (the standard "has byte less
+ * than" word trick). A borrow can only cause a false flag in a byte more significant than a
+ * true one, so on a little-endian machine the first flagged byte in memory order is a stop. */
+static inline uint64_t word_stops(const char *p, uint64_t lo)
 {
     uint64_t x, del;
     memcpy(&x, p, sizeof(x)); /* an unaligned load; compilers emit one mov */
     del = x ^ (BYTES_01 * 0x7f);
     return (((x - BYTES_01 * lo) & ~x) | ((del - BYTES_01) & ~del)) & BYTES_80;
+}
+
+/* Moves @p over bytes that are at least @lo and not DEL, a word at a time while a word is left
+ * before @end. Returns where it stopped: at the first stop, or at most 7 bytes before it when
+ * fewer than 8 bytes were left or the machine is big-endian. The parse pass uses it on targets
+ * and values, runs of VCHAR and obs-text, and goes on a byte at a time from there. */
+static inline const char *skip_words(const char *p, const char *end, uint64_t lo)
+{
+    for (; end - p >= 8; p += 8) {
+        uint64_t m = word_stops(p, lo);
+        if (m == 0)
+            continue;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        p += __builtin_ctzll(m) / 8;
+#endif
+        break;
+    }
+    return p;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -294,17 +312,22 @@ static int parse_request_line(const char **pp, const char *end, const struct cor
 {
     const char *p = *pp;
     const char *m = p;
-    while (IS(C_TCHAR, *p))
-        p++;
-    if (p == m || *p != ' ')
-        return -EBADMSG;
+    if (end - p >= 4 && memcmp(p, "GET ", 4) == 0) {
+        /* The method of most requests, known without the loop and the lookup. */
+        p += 3;
+        req->method = CORIO_HTTP_GET;
+    } else {
+        while (IS(C_TCHAR, *p))
+            p++;
+        if (p == m || *p != ' ')
+            return -EBADMSG;
+        req->method = method_of(m, (size_t)(p - m));
+    }
     req->method_str = m;
     req->method_len = (size_t)(p - m);
-    req->method = method_of(m, req->method_len);
 
     const char *t = ++p;
-    while (end - p >= 8 && !word_has_stop(p, 0x21))
-        p += 8;
+    p = skip_words(p, end, 0x21);
     while (IS(C_TARGET, *p))
         p++;
     if (p == t || *p != ' ')
@@ -315,6 +338,13 @@ static int parse_request_line(const char **pp, const char *end, const struct cor
         return -ENAMETOOLONG; /* the scanner catches it first; parse_whole() declines here */
     p++;
 
+    /* The two versions served, a word compare each where the bytes are there to load. */
+    if (end - p >= 10 && p[8] == '\r' && p[9] == '\n' &&
+        (memcmp(p, "HTTP/1.1", 8) == 0 || memcmp(p, "HTTP/1.0", 8) == 0)) {
+        req->minor_version = p[7] - '0';
+        *pp = p + 10;
+        return 0;
+    }
     /* Each comparison stops at the CR that ends the line, so nothing past it is read. */
     if (!(p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
           (unsigned)(U8(p[5]) - '0') <= 9 && p[6] == '.' && (unsigned)(U8(p[7]) - '0') <= 9 &&
@@ -358,8 +388,7 @@ static int parse_fields(const char **pp, const char *end, const struct corio_htt
         while (is_ows(*p))
             p++;
         const char *value = p;
-        while (end - p >= 8 && !word_has_stop(p, 0x20))
-            p += 8;
+        p = skip_words(p, end, 0x20);
         while (IS(C_VALUE, *p))
             p++;
         if (p[0] != '\r' || p[1] != '\n')
@@ -440,29 +469,49 @@ static ssize_t parse_head(const char *start, const char *end, const struct corio
     return err < 0 ? err : p - start;
 }
 
+/* The two steps: scans what is new, and once the head is complete, parses it. Kept out of line,
+ * so that the call that parse_whole() answers does not pay for the scanner's registers.
+ * Returns what corio_http_parse_request() does. */
+static __attribute__((noinline)) ssize_t
+parse_scanned(struct corio_http_parser *p, const char *buf, size_t len,
+              const struct corio_http_limits *lim, struct corio_http_request *req,
+              struct corio_http_header *headers, size_t nheaders)
+{
+    ssize_t ret = scan_head(p, buf, len, lim);
+    if (ret == -EAGAIN)
+        return ret;
+    size_t head_start = p->head_start;
+    corio_http_parser_init(p);
+    if (ret < 0)
+        return ret;
+    ssize_t n = parse_head(buf + head_start, buf + ret, lim, req, headers, nheaders);
+    return n < 0 ? n : ret;
+}
+
 /* Header fields parse_whole() keeps aside: enough for most clients' heads (a browser sends 10 to
  * 20); a head with more takes the two steps. */
 #define WHOLE_MAX_FIELDS 24
 
 /* Parses the head at the start of @buf[0..@len) in one pass, if it is whole there, and
  * @buf[@len - 1] is LF. Every loop of the parse pass stops at a byte outside its class, LF is in
- * none, and each check past a stop reads on only while the bytes match CR, which is not LF; so
- * with that LF last nothing is read past @len. What the pass accepts has no leading empty line,
- * every line ends in CRLF with no LF inside, and the target is within its limit; with the head
- * within max_head_bytes, the scanner would find the same end and the parse pass over it give
- * the same request. Anything else is left to the two steps, the judges of errors and of heads
- * not yet whole: the request and fields go to local storage first, so that a head declined here
- * leaves @req and @headers as the two steps would. Returns the head's length, or 0 to decline. */
-static ssize_t parse_whole(const char *buf, size_t len, const struct corio_http_limits *lim,
-                           struct corio_http_request *req, struct corio_http_header *headers,
-                           size_t cap)
+ * none, a check past a stop reads on only after a CR, which is not LF, and the word loads look
+ * at @end first; so with that LF last nothing is read past @len. What the pass accepts has no
+ * leading empty line, every line ends in CRLF with no LF inside, and the target is within its
+ * limit; with the head within max_head_bytes, the scanner would find the same end and the parse
+ * pass over it give the same request. Anything else is left to the two steps, the judges of errors
+ * and of heads not yet whole: the request and fields go to local storage first, so that a head
+ * declined here leaves @req and @headers as the two steps would. Returns what
+ * corio_http_parse_request() does. */
+static ssize_t parse_whole(struct corio_http_parser *p, const char *buf, size_t len,
+                           const struct corio_http_limits *lim, struct corio_http_request *req,
+                           struct corio_http_header *headers, size_t cap)
 {
     struct corio_http_header fields[WHOLE_MAX_FIELDS];
     struct corio_http_request r;
     ssize_t n = parse_head(buf, buf + len, lim, &r, fields,
                            cap < WHOLE_MAX_FIELDS ? cap : WHOLE_MAX_FIELDS);
     if (n < 0 || (size_t)n > lim->max_head_bytes)
-        return 0;
+        return parse_scanned(p, buf, len, lim, req, headers, cap);
     if (r.num_headers > 0) /* @headers may be NULL when there is no room */
         memcpy(headers, fields, r.num_headers * sizeof(fields[0]));
     *req = r;
@@ -480,20 +529,9 @@ ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, s
     /* Nothing scanned yet: the first call with bytes of this head (scan_head() moves on by at
      * least a byte whenever it returns -EAGAIN for some), so one try at most per head, and a head
      * fed a byte at a time still costs O(n). */
-    if (p->scanned == 0 && len > 0 && buf[len - 1] == '\n') {
-        ssize_t n = parse_whole(buf, len, lim, req, headers, nheaders);
-        if (n > 0)
-            return n;
-    }
-    ssize_t ret = scan_head(p, buf, len, lim);
-    if (ret == -EAGAIN)
-        return ret;
-    size_t head_start = p->head_start;
-    corio_http_parser_init(p);
-    if (ret < 0)
-        return ret;
-    ssize_t n = parse_head(buf + head_start, buf + ret, lim, req, headers, nheaders);
-    return n < 0 ? n : ret;
+    if (p->scanned == 0 && len > 0 && buf[len - 1] == '\n')
+        return parse_whole(p, buf, len, lim, req, headers, nheaders);
+    return parse_scanned(p, buf, len, lim, req, headers, nheaders);
 }
 
 /* ---------------------------------------------------------------------------------------------
