@@ -1394,6 +1394,90 @@ static void test_http_format_response_options(void **state)
     assert_int_equal(corio_http_format_response(buf, sizeof(buf), &bad), -EINVAL);
 }
 
+/* Formats @r into exact-size buffers of every size from 0 to well past what it needs (the
+ * formatter skips its checks where the room is plenty), and expects -ENOSPC below @want's length,
+ * @want itself from there, and no byte written past what the result says. */
+static void check_format_every_cap(const struct corio_http_response *r, const char *want)
+{
+    size_t n = strlen(want);
+    for (size_t cap = 0; cap < n + 400; cap++) {
+        char *b = malloc(cap ? cap : 1);
+        assert_non_null(b);
+        memset(b, 0x55, cap);
+        ssize_t got = corio_http_format_response(b, cap, r);
+        if (got != (cap < n ? -ENOSPC : (ssize_t)n))
+            fail_msg("cap %zu: got %zd, want %zu", cap, got, n);
+        if (got > 0) {
+            assert_memory_equal(b, want, n);
+            for (size_t i = n; i < cap; i++)
+                if (U8(b[i]) != 0x55)
+                    fail_msg("cap %zu: byte %zu written past the head", cap, i);
+        }
+        free(b);
+    }
+}
+
+static void test_http_format_response_every_cap(void **state)
+{
+    (void)state;
+    /* The longest numbers there are, and every line but Last-Modified. */
+    struct corio_http_response r = {
+        .status = 299,
+        .date_str = "Thu, 01 Jan 1970 00:00:00 GMT",
+        .content_type = "application/x-a-long-type; charset=utf-8",
+        .content_length = INT64_MAX,
+        .content_range = CORIO_HTTP_CONTENT_RANGE_BYTES,
+        .range_first = INT64_MIN,
+        .range_last = INT64_MIN + 1,
+        .range_size = INT64_MAX,
+        .extra = "X-A: b\r\n",
+        .extra_len = 8,
+    };
+    check_format_every_cap(&r, "HTTP/1.1 299 Unknown\r\n"
+                               "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+                               "Server: corio\r\n"
+                               "Content-Type: application/x-a-long-type; charset=utf-8\r\n"
+                               "Content-Length: 9223372036854775807\r\n"
+                               "Content-Range: bytes -9223372036854775808-"
+                               "-9223372036854775807/9223372036854775807\r\n"
+                               "Connection: close\r\n"
+                               "X-A: b\r\n"
+                               "\r\n");
+    /* Numbers at each digit count, a date formatted here, and nothing optional. */
+    static const int64_t lens[] = {0, 9, 10, 99, 100, 999999999, 1000000000};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        struct corio_http_response h = {
+            .status = 431,
+            .date = 784111777,
+            .content_length = lens[i],
+            .keep_alive = true,
+            .has_last_modified = true,
+            .last_modified = 0,
+        };
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                 "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                 "Server: corio\r\n"
+                 "Content-Length: %lld\r\n"
+                 "Last-Modified: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+                 "Connection: keep-alive\r\n"
+                 "\r\n",
+                 (long long)lens[i]);
+        check_format_every_cap(&h, want);
+    }
+    /* A date out of range fails with -EINVAL at every size, before any -ENOSPC. */
+    struct corio_http_response bad = {.status = 200, .date_str = "Thu, 01 Jan 1970 00:00:00 GMT"};
+    bad.has_last_modified = true;
+    bad.last_modified = (time_t)253402300800; /* year 10000 */
+    for (size_t cap = 0; cap < 400; cap++) {
+        char *b = malloc(cap ? cap : 1);
+        assert_non_null(b);
+        assert_int_equal(corio_http_format_response(b, cap, &bad), -EINVAL);
+        free(b);
+    }
+}
+
 static void test_http_date_format(void **state)
 {
     (void)state;
@@ -1842,6 +1926,7 @@ int main(void)
         cmocka_unit_test(test_http_status_of_errors),
         cmocka_unit_test(test_http_format_response_basic),
         cmocka_unit_test(test_http_format_response_options),
+        cmocka_unit_test(test_http_format_response_every_cap),
         cmocka_unit_test(test_http_date_format),
         cmocka_unit_test(test_http_date_round_trip),
         cmocka_unit_test(test_http_date_parse_formats),

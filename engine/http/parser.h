@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Character classes, one bit each, generated from the RFC 9110 grammar. */
 enum {
@@ -26,6 +27,14 @@ extern const int8_t corio__http_hex_value[256];
 extern const unsigned char corio__http_lower[256];
 /* What a NULL limits pointer means. */
 extern const struct corio_http_limits corio__http_default_limits;
+
+/* The two parts of corio_http_format_response(), which writes one after the other: the status
+ * line, Date and Server of @r; then the rest of the head, from the lines after Server to the
+ * empty line. So a server may keep the first part, which changes once a second, formatted.
+ * Each returns the length written, -ENOSPC if it does not fit in @cap, or -EINVAL as
+ * corio_http_format_response() does. */
+ssize_t corio__http_format_head_start(char *buf, size_t cap, const struct corio_http_response *r);
+ssize_t corio__http_format_head_rest(char *buf, size_t cap, const struct corio_http_response *r);
 #pragma GCC visibility pop
 
 #define U8(c) ((unsigned char)(c))
