@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "parser.h"
+#include "server.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1478,6 +1479,24 @@ static void test_http_format_response_every_cap(void **state)
     }
 }
 
+/* The server keeps the status line, Date and Server of its last response head in a buffer of
+ * CORIO__HTTP_HEAD_START_MAX bytes (server.h): they fit for every status. */
+static void test_http_format_head_start_fits(void **state)
+{
+    (void)state;
+    static const char server[] = "\r\nServer: corio\r\n";
+    for (int status = 100; status <= 999; status++) {
+        struct corio_http_response r = {.status = status, .date = 0, .content_length = -1};
+        char buf[512];
+        ssize_t n = corio_http_format_response(buf, sizeof(buf), &r);
+        assert_true(n > 0);
+        const char *end = memmem(buf, (size_t)n, server, sizeof(server) - 1);
+        assert_non_null(end);
+        if (end + sizeof(server) - 1 - buf > CORIO__HTTP_HEAD_START_MAX)
+            fail_msg("status %d: %zd bytes up to Server", status, end + sizeof(server) - 1 - buf);
+    }
+}
+
 static void test_http_date_format(void **state)
 {
     (void)state;
@@ -1927,6 +1946,7 @@ int main(void)
         cmocka_unit_test(test_http_format_response_basic),
         cmocka_unit_test(test_http_format_response_options),
         cmocka_unit_test(test_http_format_response_every_cap),
+        cmocka_unit_test(test_http_format_head_start_fits),
         cmocka_unit_test(test_http_date_format),
         cmocka_unit_test(test_http_date_round_trip),
         cmocka_unit_test(test_http_date_parse_formats),

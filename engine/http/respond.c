@@ -10,16 +10,46 @@
 #include <string.h>
 #include <time.h>
 
-/* Returns the Date header's value for now, formatted at most once a second. */
-static const char *date_now(struct corio_http_server *s)
+/* Returns the status line, Date and Server for a response with @status now, in *@start and
+ * *@len: the server's copy, formatted again when the status or the second differs from the last
+ * response's. Returns 0, or -EINVAL for a status outside 100..999. */
+static int head_start(struct corio_http_server *s, int status, const char **start, size_t *len)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != s->date_sec) {
-        corio_http_format_date(s->date, sizeof(s->date), ts.tv_sec);
-        s->date_sec = ts.tv_sec;
+    if (ts.tv_sec != s->head_sec || status != s->head_status) {
+        char date[CORIO_HTTP_DATE_LEN];
+        struct corio_http_response r = {.status = status, .date_str = date};
+        /* Room is not the issue: the buffer holds the longest lines (server.h). */
+        ssize_t n;
+        if (corio_http_format_date(date, sizeof(date), ts.tv_sec) < 0 ||
+            (n = corio__http_format_head_start(s->head, sizeof(s->head), &r)) < 0)
+            return -EINVAL;
+        s->head_sec = ts.tv_sec;
+        s->head_status = status;
+        s->head_len = (size_t)n;
     }
-    return s->date;
+    *start = s->head;
+    *len = s->head_len;
+    return 0;
+}
+
+/* Writes the head of @r into the output after @start (@slen bytes): both, or, where they do not
+ * fit in the room left, nothing. Returns 0, -ENOSPC, or -EINVAL. */
+static int put_head(struct corio_http_conn *c, const char *start, size_t slen,
+                    const struct corio_http_response *r)
+{
+    char *out = c->wbuf + c->wlen;
+    size_t room = c->wcap - c->wlen;
+    /* The rest is formatted even without room, so that its -EINVAL comes before an -ENOSPC, as
+     * corio_http_format_response() reports them. */
+    ssize_t n = room < slen ? corio__http_format_head_rest(out, 0, r)
+                            : corio__http_format_head_rest(out + slen, room - slen, r);
+    if (n < 0)
+        return (int)n;
+    memcpy(out, start, slen);
+    c->wlen += slen + (size_t)n;
+    return 0;
 }
 
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
@@ -41,21 +71,23 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
         r.extra_len = c->xlen;
         c->xlen = 0;
     }
-    r.status = status;
-    r.date_str = date_now(c->s);
     r.content_type = ctype;
     r.content_length = len;
     r.keep_alive = c->keep_alive && !c->broken;
+    const char *start;
+    size_t slen;
+    int err = head_start(c->s, status, &start, &slen);
+    if (err)
+        return err;
     for (int tries = 0; tries < 2; tries++) {
-        ssize_t n = corio_http_format_response(c->wbuf + c->wlen, c->wcap - c->wlen, &r);
-        if (n >= 0) {
-            c->wlen += (size_t)n;
+        err = put_head(c, start, slen, &r);
+        if (err == 0) {
             c->s->stats.responses++;
             return 0;
         }
-        if (n != -ENOSPC)
-            return (int)n;
-        int err = corio__http_flush(c, deadline);
+        if (err != -ENOSPC)
+            return err;
+        err = corio__http_flush(c, deadline);
         if (err)
             return err;
     }
