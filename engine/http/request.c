@@ -19,6 +19,9 @@
 
 #include <errno.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 void corio_http_parser_init(struct corio_http_parser *p)
 {
@@ -44,9 +47,23 @@ static inline uint64_t word_stops(const char *p, uint64_t lo)
 /* Moves @p over bytes that are at least @lo and not DEL, a word at a time while a word is left
  * before @end. Returns where it stopped: at the first stop, or at most 7 bytes before it when
  * fewer than 8 bytes were left or the machine is big-endian. The parse pass uses it on targets
- * and values, runs of VCHAR and obs-text, and goes on a byte at a time from there. */
+ * and values, runs of VCHAR and obs-text, and goes on a byte at a time from there. Where SSE2 is
+ * there (every x86-64), 16 bytes at a time first: most targets and values end within the first
+ * 16, which then cost one test instead of two or three. */
 static inline const char *skip_words(const char *p, const char *end, uint64_t lo)
 {
+#ifdef __SSE2__
+    const __m128i min = _mm_set1_epi8((char)lo), del = _mm_set1_epi8(0x7f);
+    for (; end - p >= 16; p += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* x >= lo unsigned where max(x, lo) == x; a stop is below lo or DEL. */
+        __m128i ok =
+            _mm_andnot_si128(_mm_cmpeq_epi8(x, del), _mm_cmpeq_epi8(_mm_max_epu8(x, min), x));
+        unsigned m = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
+        if (m != 0)
+            return p + __builtin_ctz(m);
+    }
+#endif
     for (; end - p >= 8; p += 8) {
         uint64_t m = word_stops(p, lo);
         if (m == 0)
