@@ -10,56 +10,59 @@
 #include <string.h>
 #include <time.h>
 
-/* Returns the status line, Date and Server for a response with @status now, in *@start and
- * *@len: the server's copy, formatted again when the status or the second differs from the last
- * response's. Returns 0, or -EINVAL for a status outside 100..999. */
-static int head_start(struct corio_http_server *s, int status, const char **start, size_t *len)
+/* Makes the server's first lines of a head (s->head) those of a response with @status now:
+ * formatted again when the status or the second differs from the last response's. Returns 0, or
+ * -EINVAL for a status outside 100..999. */
+static int head_start(struct corio_http_server *s, int status)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != s->head_sec || status != s->head_status) {
-        char date[CORIO_HTTP_DATE_LEN];
-        struct corio_http_response r = {.status = status, .date_str = date};
-        /* Room is not the issue: the buffer holds the longest lines (server.h). */
-        ssize_t n;
-        if (corio_http_format_date(date, sizeof(date), ts.tv_sec) < 0 ||
-            (n = corio__http_format_head_start(s->head, sizeof(s->head), &r)) < 0)
-            return -EINVAL;
-        s->head_sec = ts.tv_sec;
-        s->head_status = status;
-        s->head_len = (size_t)n;
-    }
-    *start = s->head;
-    *len = s->head_len;
+    if (ts.tv_sec == s->head_sec && status == s->head_status)
+        return 0;
+    char date[CORIO_HTTP_DATE_LEN];
+    struct corio_http_response r = {.status = status, .date_str = date};
+    /* Room is not the issue: the buffer holds the longest lines (server.h). */
+    ssize_t n;
+    if (corio_http_format_date(date, sizeof(date), ts.tv_sec) < 0 ||
+        (n = corio__http_format_head_start(s->head, sizeof(s->head), &r)) < 0)
+        return -EINVAL;
+    s->head_sec = ts.tv_sec;
+    s->head_status = status;
+    s->head_len = (size_t)n;
     return 0;
 }
 
-/* Writes the head of @r into the output after @start (@slen bytes): both, or, where they do not
- * fit in the room left, nothing. Returns 0, -ENOSPC, or -EINVAL. */
-static int put_head(struct corio_http_conn *c, const char *start, size_t slen,
-                    const struct corio_http_response *r)
+/* Writes the server's first lines of a head and the rest of @r's into the output: both, or,
+ * where they do not fit in the room left, nothing. Returns 0, -ENOSPC, or -EINVAL. */
+static int put_head(struct corio_http_conn *c, const struct corio_http_response *r)
 {
+    const struct corio_http_server *s = c->s;
     char *out = c->wbuf + c->wlen;
     size_t room = c->wcap - c->wlen;
     /* The rest is formatted even without room, so that its -EINVAL comes before an -ENOSPC, as
      * corio_http_format_response() reports them. */
-    ssize_t n = room < slen ? corio__http_format_head_rest(out, 0, r)
-                            : corio__http_format_head_rest(out + slen, room - slen, r);
+    if (room < s->head_len)
+        return (int)corio__http_format_head_rest(out, 0, r);
+    /* Where it fits, the whole buffer of the first lines, a copy of constant size; the rest
+     * then goes over what lies past them, and a rest that fails leaves only bytes past the
+     * output. */
+    if (room >= sizeof(s->head))
+        memcpy(out, s->head, sizeof(s->head));
+    else
+        memcpy(out, s->head, s->head_len);
+    ssize_t n = corio__http_format_head_rest(out + s->head_len, room - s->head_len, r);
     if (n < 0)
         return (int)n;
-    memcpy(out, start, slen);
-    c->wlen += slen + (size_t)n;
+    c->wlen += s->head_len + (size_t)n;
     return 0;
 }
 
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
                            const struct corio_http_response *tmpl, int64_t deadline)
 {
-    struct corio_http_response r;
+    struct corio_http_response r = {0};
     if (tmpl)
         r = *tmpl;
-    else
-        memset(&r, 0, sizeof(r));
     /* A client that waits for 100 Continue and gets a final response instead does not send its
      * body (RFC 9110 section 10.1.1), so corio__http_body_discard ends the connection: say so in
      * advance. */
@@ -74,13 +77,11 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
     r.content_type = ctype;
     r.content_length = len;
     r.keep_alive = c->keep_alive && !c->broken;
-    const char *start;
-    size_t slen;
-    int err = head_start(c->s, status, &start, &slen);
+    int err = head_start(c->s, status);
     if (err)
         return err;
     for (int tries = 0; tries < 2; tries++) {
-        err = put_head(c, start, slen, &r);
+        err = put_head(c, &r);
         if (err == 0) {
             c->s->stats.responses++;
             return 0;

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -164,9 +165,22 @@ static inline int corio__http_flush(struct corio_http_conn *c, int64_t deadline)
     return c->wlen == 0 ? 0 : corio__http_flush_out(c, corio__http_write_bound(c, deadline));
 }
 
+/* corio__http_append where the bytes do not fit or the connection is broken. May suspend.
+ * Returns what corio__http_append does. */
+int corio__http_append_slow(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline);
+
 /* Appends @len bytes to the output, sending what the buffer cannot hold by @deadline (and the
- * idle bound). May suspend. Returns 0, or -errno (-EPIPE once the connection is broken). */
-int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline);
+ * idle bound). Inline for the common case, bytes that fit, which is a copy. May suspend. Returns
+ * 0, or -errno (-EPIPE once the connection is broken). */
+static inline int corio__http_append(struct corio_http_conn *c, const void *p, size_t len,
+                                     int64_t deadline)
+{
+    if (c->broken || len > c->wcap - c->wlen)
+        return corio__http_append_slow(c, p, len, deadline);
+    memcpy(c->wbuf + c->wlen, p, len);
+    c->wlen += len;
+    return 0;
+}
 
 /* ---- respond.c: responses ---------------------------------------------------------------------
  */
