@@ -563,6 +563,46 @@ static void test_http_parse_special_fields(void **state)
     assert_int_equal(req.headers[1].value_len, 2);
 }
 
+/* Parses @s, which must be one complete head, every way, and returns its summary. */
+static const struct summary *summary_ok(const char *s)
+{
+    static struct summary sum;
+    check_len(s, strlen(s), NULL, (ssize_t)strlen(s), &sum);
+    return &sum;
+}
+
+/* The names and tokens that matter are matched in any case; one with a byte changed, to '_' or
+ * to obs-text (whose bit 0x20 may match that of the byte it replaced), is not matched. */
+static void test_http_parse_names_any_case(void **state)
+{
+    (void)state;
+    const struct summary *s;
+    s = summary_ok(
+        "GET / HTTP/1.1\r\nhOST: h\r\nCONTENT-LENGTH: 7\r\nIF-modified-SINCE: x\r\n\r\n");
+    assert_int_equal(s->content_length, 7);
+    assert_int_equal(s->host_len, 1);
+    assert_int_equal(s->ims_len, 1);
+    s = summary_ok("POST / HTTP/1.1\r\nHost: h\r\nTRANSFER-ENCODING: CHUNKED\r\n\r\n");
+    assert_true(s->chunked);
+    s = summary_ok(
+        "PUT / HTTP/1.1\r\nHost: h\r\nEXPECT: 100-CONTINUE\r\nConnection: CLOSE\r\n\r\n");
+    assert_true(s->expect_continue);
+    assert_false(s->keep_alive);
+    s = summary_ok("GET / HTTP/1.0\r\nCONNECTION: Keep-Alive\r\n\r\n");
+    assert_true(s->keep_alive);
+    /* Near misses: none of these is the field or token it looks like. */
+    s = summary_ok("GET / HTTP/1.0\r\nConnection: keep_alive\r\n\r\n");
+    assert_false(s->keep_alive);
+    s = summary_ok("GET / HTTP/1.1\r\nHost: h\r\nConnection: clos\xc5\r\n\r\n");
+    assert_true(s->keep_alive);
+    s = summary_ok("GET / HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\n"
+                   "Content_Length: x\r\n\r\n");
+    assert_false(s->chunked);
+    assert_int_equal(s->content_length, -1);
+    check("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunke\xc4\r\n\r\n", -EOPNOTSUPP);
+    check("GET / HTTP/1.1\r\nHosT\x7f: h\r\n\r\n", -EBADMSG); /* DEL is no name byte */
+}
+
 static void test_http_parse_long_values(void **state)
 {
     (void)state;
@@ -1914,6 +1954,7 @@ int main(void)
         cmocka_unit_test(test_http_parse_keep_alive),
         cmocka_unit_test(test_http_parse_expect_continue),
         cmocka_unit_test(test_http_parse_special_fields),
+        cmocka_unit_test(test_http_parse_names_any_case),
         cmocka_unit_test(test_http_parse_long_values),
         cmocka_unit_test(test_http_status_400_syntax),
         cmocka_unit_test(test_http_status_400_bare_lf),

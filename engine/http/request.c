@@ -232,6 +232,38 @@ static enum corio_http_method method_of(const char *m, size_t n)
     return CORIO_HTTP_METHOD_UNKNOWN;
 }
 
+/* Whether the @n bytes at @s, all field-name or field-value bytes, are the literal @lc in any
+ * case, where @lc is lowercase letters, digits and '-'. Each of those has bit 0x20 set, and the
+ * only other byte that gives it when that bit is set is its capital, or, for a digit or '-', a
+ * control byte (0x10..0x19, CR) that no name or value holds; so setting the bit in every byte
+ * compares exactly, 8 or 4 bytes at a time. @n is a constant at every call, so the loads fold. */
+static inline bool eq_token(const char *s, const char *lc, size_t n)
+{
+    uint64_t a, b;
+    uint32_t x, y;
+    for (; n >= 8; s += 8, lc += 8, n -= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, lc, 8);
+        if ((a | BYTES_01 * 0x20) != b)
+            return false;
+    }
+    if (n >= 4) {
+        /* The first 4 bytes and the last 4, which may overlap. */
+        memcpy(&x, s, 4);
+        memcpy(&y, lc, 4);
+        if ((x | 0x20202020u) != y)
+            return false;
+        memcpy(&x, s + n - 4, 4);
+        memcpy(&y, lc + n - 4, 4);
+        return (x | 0x20202020u) == y;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((U8(s[i]) | 0x20) != U8(lc[i]))
+            return false;
+    }
+    return true;
+}
+
 /* What the parse pass learns from the fields with meaning to the server. */
 struct head_facts {
     unsigned hosts;        /* Host fields seen */
@@ -256,35 +288,35 @@ static int apply_field(const struct corio_http_header *h, struct corio_http_requ
 
     switch (h->name_len) {
     case 4:
-        if (eq_lower(h->name, "host", 4)) {
+        if (eq_token(h->name, "host", 4)) {
             req->host = v;
             req->host_len = h->value_len;
             f->hosts++;
         }
         break;
     case 5:
-        if (eq_lower(h->name, "range", 5)) {
+        if (eq_token(h->name, "range", 5)) {
             req->range = v;
             req->range_len = h->value_len;
             f->ranges++;
         }
         break;
     case 6:
-        if (eq_lower(h->name, "expect", 6) && h->value_len == 12 && eq_lower(v, "100-continue", 12))
+        if (eq_token(h->name, "expect", 6) && h->value_len == 12 && eq_token(v, "100-continue", 12))
             req->expect_continue = true;
         break;
     case 10:
-        if (!eq_lower(h->name, "connection", 10))
+        if (!eq_token(h->name, "connection", 10))
             break;
         while (list_next(&v, vend, &el, &el_len)) {
-            if (el_len == 5 && eq_lower(el, "close", 5))
+            if (el_len == 5 && eq_token(el, "close", 5))
                 f->conn_close = true;
-            else if (el_len == 10 && eq_lower(el, "keep-alive", 10))
+            else if (el_len == 10 && eq_token(el, "keep-alive", 10))
                 f->conn_keep_alive = true;
         }
         break;
     case 14: {
-        if (!eq_lower(h->name, "content-length", 14))
+        if (!eq_token(h->name, "content-length", 14))
             break;
         /* RFC 9112 section 6.3 lets a recipient merge identical values; a smuggling-safe server
          * refuses a second field or a list outright. */
@@ -302,17 +334,17 @@ static int apply_field(const struct corio_http_header *h, struct corio_http_requ
         break;
     }
     case 17:
-        if (eq_lower(h->name, "transfer-encoding", 17)) {
+        if (eq_token(h->name, "transfer-encoding", 17)) {
             /* Several fields form one list (RFC 9110 section 5.3), so the state carries over. */
             f->has_te = true;
             while (list_next(&v, vend, &el, &el_len)) {
                 if (f->te_chunked_last)
                     f->te_chunked_inner = true;
-                f->te_chunked_last = el_len == 7 && eq_lower(el, "chunked", 7);
+                f->te_chunked_last = el_len == 7 && eq_token(el, "chunked", 7);
                 if (!f->te_chunked_last)
                     f->te_other = true;
             }
-        } else if (eq_lower(h->name, "if-modified-since", 17) && req->if_modified_since == NULL) {
+        } else if (eq_token(h->name, "if-modified-since", 17) && req->if_modified_since == NULL) {
             req->if_modified_since = v;
             req->if_modified_since_len = h->value_len;
         }
