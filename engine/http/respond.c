@@ -60,9 +60,17 @@ static int put_head(struct corio_http_conn *c, const struct corio_http_response 
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
                            const struct corio_http_response *tmpl, int64_t deadline)
 {
-    struct corio_http_response r = {0};
-    if (tmpl)
+    /* Without a template, only what the head's rest reads needs a value: the optional lines
+     * off, and the fields set below. */
+    struct corio_http_response r;
+    if (tmpl) {
         r = *tmpl;
+    } else {
+        r.has_last_modified = false;
+        r.content_range = CORIO_HTTP_CONTENT_RANGE_NONE;
+        r.extra = NULL;
+        r.extra_len = 0;
+    }
     /* A client that waits for 100 Continue and gets a final response instead does not send its
      * body (RFC 9110 section 10.1.1), so corio__http_body_discard ends the connection: say so in
      * advance. */

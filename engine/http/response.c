@@ -103,7 +103,14 @@ static inline void put(struct out *o, const char *s, size_t n)
 
 #define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
 
-/* Writes the decimal digits of @v, at most 20, in place from the last. */
+/* The two digits of each number below 100. */
+static const char digit_pairs[200] =
+    "00010203040506070809101112131415161718192021222324252627282930"
+    "31323334353637383940414243444546474849505152535455565758596061"
+    "62636465666768697071727374757677787980818283848586878889909192"
+    "93949596979899";
+
+/* Writes the decimal digits of @v, at most 20, in place from the last, two at a time. */
 static inline void put_u64(struct out *o, uint64_t v)
 {
     size_t n = 1;
@@ -114,8 +121,15 @@ static inline void put_u64(struct out *o, uint64_t v)
         o->p = o->end;
         return;
     }
-    for (char *d = o->p + n; d > o->p; v /= 10)
-        *--d = (char)('0' + v % 10);
+    char *d = o->p + n;
+    for (; v >= 100; v /= 100) {
+        d -= 2;
+        memcpy(d, digit_pairs + v % 100 * 2, 2);
+    }
+    if (v >= 10)
+        memcpy(d - 2, digit_pairs + v * 2, 2);
+    else
+        d[-1] = (char)('0' + v);
     o->p += n;
 }
 
