@@ -87,21 +87,33 @@ static char *dup_exact(const char *s, size_t n)
     return b;
 }
 
-/* One call on an exact-size copy of @s[0..@n), summarized. */
-static ssize_t feed(struct corio_http_parser *p, const char *s, size_t n,
-                    const struct corio_http_limits *lim, struct summary *out)
+/* One call on an exact-size copy of @s[0..@n), summarized; through the server's call if @scratch
+ * (its request and fields are scratch until a head parses, and its limits not NULL). */
+static ssize_t feed_as(bool scratch, struct corio_http_parser *p, const char *s, size_t n,
+                       const struct corio_http_limits *lim, struct summary *out)
 {
+    struct corio_http_limits def;
     struct corio_http_header h[NHDR];
     struct corio_http_request req;
     char *b = dup_exact(s, n);
-    ssize_t r = corio_http_parse_request(p, b, n, lim, &req, h, NHDR);
+    corio_http_limits_init(&def);
+    ssize_t r = scratch
+                    ? corio__http_parse_request_scratch(p, b, n, lim ? lim : &def, &req, h, NHDR)
+                    : corio_http_parse_request(p, b, n, lim, &req, h, NHDR);
     summarize(out, r, b, &req);
     free(b);
     return r;
 }
 
-/* Parses @s whole, at every split into two calls, and one byte at a time, and checks every way
- * gives @expect and the same request. Returns the whole parse's summary in @out if non-NULL. */
+static ssize_t feed(struct corio_http_parser *p, const char *s, size_t n,
+                    const struct corio_http_limits *lim, struct summary *out)
+{
+    return feed_as(false, p, s, n, lim, out);
+}
+
+/* Parses @s whole, also through the server's call, at every split into two calls, and one byte at
+ * a time, and checks every way gives @expect and the same request. Returns the whole parse's
+ * summary in @out if non-NULL. */
 static void check_len(const char *s, size_t n, const struct corio_http_limits *lim, ssize_t expect,
                       struct summary *out)
 {
@@ -112,6 +124,9 @@ static void check_len(const char *s, size_t n, const struct corio_http_limits *l
     assert_int_equal(feed(&p, s, n, lim, &whole), expect);
     if (out)
         *out = whole;
+    corio_http_parser_init(&p);
+    assert_int_equal(feed_as(true, &p, s, n, lim, &part), expect);
+    assert_memory_equal(&part, &whole, sizeof(whole));
 
     for (size_t k = 0; k < n; k++) {
         if (!split_here(k, n))

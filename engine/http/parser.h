@@ -28,6 +28,15 @@ extern const unsigned char corio__http_lower[256];
 /* What a NULL limits pointer means. */
 extern const struct corio_http_limits corio__http_default_limits;
 
+/* corio_http_parse_request() for a caller whose @req and @headers are scratch until a head
+ * parses: they may be written when the result is -EAGAIN or an error, which spares the one-pass
+ * parse of a whole head its copies. @lim must not be NULL. The server's call. Returns what
+ * corio_http_parse_request() does. */
+ssize_t corio__http_parse_request_scratch(struct corio_http_parser *p, const char *buf, size_t len,
+                                          const struct corio_http_limits *lim,
+                                          struct corio_http_request *req,
+                                          struct corio_http_header *headers, size_t nheaders);
+
 /* The two parts of corio_http_format_response(), which writes one after the other: the status
  * line, Date and Server of @r; then the rest of the head, from the lines after Server to the
  * empty line. So a server may keep the first part, which changes once a second, formatted.

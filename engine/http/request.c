@@ -548,13 +548,21 @@ parse_scanned(struct corio_http_parser *p, const char *buf, size_t len,
  * leading empty line, every line ends in CRLF with no LF inside, and the target is within its
  * limit; with the head within max_head_bytes, the scanner would find the same end and the parse
  * pass over it give the same request. Anything else is left to the two steps, the judges of errors
- * and of heads not yet whole: the request and fields go to local storage first, so that a head
- * declined here leaves @req and @headers as the two steps would. Returns what
- * corio_http_parse_request() does. */
-static ssize_t parse_whole(struct corio_http_parser *p, const char *buf, size_t len,
-                           const struct corio_http_limits *lim, struct corio_http_request *req,
-                           struct corio_http_header *headers, size_t cap)
+ * and of heads not yet whole. With @scratch, @req and @headers are the caller's scratch until a
+ * head parses and the pass writes them directly; else it writes to local storage first, so that
+ * a head declined here leaves @req and @headers as the two steps would. Inlined into each caller,
+ * for its constant @scratch. Returns what corio_http_parse_request() does. */
+static inline __attribute__((always_inline)) ssize_t
+parse_whole(struct corio_http_parser *p, const char *buf, size_t len,
+            const struct corio_http_limits *lim, struct corio_http_request *req,
+            struct corio_http_header *headers, size_t cap, bool scratch)
 {
+    if (scratch) {
+        ssize_t n = parse_head(buf, buf + len, lim, req, headers, cap);
+        if (n < 0 || (size_t)n > lim->max_head_bytes)
+            return parse_scanned(p, buf, len, lim, req, headers, cap);
+        return n;
+    }
     struct corio_http_header fields[WHOLE_MAX_FIELDS];
     struct corio_http_request r;
     ssize_t n = parse_head(buf, buf + len, lim, &r, fields,
@@ -568,6 +576,14 @@ static ssize_t parse_whole(struct corio_http_parser *p, const char *buf, size_t 
     return n;
 }
 
+/* Nothing scanned yet: the first call with bytes of this head (scan_head() moves on by at least a
+ * byte whenever it returns -EAGAIN for some), so one try at most per head, and a head fed a byte
+ * at a time still costs O(n). Returns whether parse_whole() may try @buf[0..@len). */
+static inline bool whole_may_try(const struct corio_http_parser *p, const char *buf, size_t len)
+{
+    return p->scanned == 0 && len > 0 && buf[len - 1] == '\n';
+}
+
 ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, size_t len,
                                  const struct corio_http_limits *lim,
                                  struct corio_http_request *req, struct corio_http_header *headers,
@@ -575,11 +591,18 @@ ssize_t corio_http_parse_request(struct corio_http_parser *p, const char *buf, s
 {
     if (lim == NULL)
         lim = &corio__http_default_limits;
-    /* Nothing scanned yet: the first call with bytes of this head (scan_head() moves on by at
-     * least a byte whenever it returns -EAGAIN for some), so one try at most per head, and a head
-     * fed a byte at a time still costs O(n). */
-    if (p->scanned == 0 && len > 0 && buf[len - 1] == '\n')
-        return parse_whole(p, buf, len, lim, req, headers, nheaders);
+    if (whole_may_try(p, buf, len))
+        return parse_whole(p, buf, len, lim, req, headers, nheaders, false);
+    return parse_scanned(p, buf, len, lim, req, headers, nheaders);
+}
+
+ssize_t corio__http_parse_request_scratch(struct corio_http_parser *p, const char *buf, size_t len,
+                                          const struct corio_http_limits *lim,
+                                          struct corio_http_request *req,
+                                          struct corio_http_header *headers, size_t nheaders)
+{
+    if (whole_may_try(p, buf, len))
+        return parse_whole(p, buf, len, lim, req, headers, nheaders, true);
     return parse_scanned(p, buf, len, lim, req, headers, nheaders);
 }
 

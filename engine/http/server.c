@@ -4,6 +4,8 @@
  * public API; server.h says which file owns the rest. */
 #include "server.h"
 
+#include "parser.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -150,8 +152,9 @@ static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p
 {
     const struct corio_http_limits *lim = &c->s->o.limits;
     if (c->rpos < c->rlen) {
-        ssize_t r = corio_http_parse_request(p, c->rbuf + c->rpos, c->rlen - c->rpos, lim, req,
-                                             hdrs, lim->max_headers);
+        /* The request and fields are this loop's own until a head parses. */
+        ssize_t r = corio__http_parse_request_scratch(p, c->rbuf + c->rpos, c->rlen - c->rpos, lim,
+                                                      req, hdrs, lim->max_headers);
         if (r != -EAGAIN)
             return r;
     }
