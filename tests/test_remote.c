@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +429,114 @@ static void test_remote_epoll_wakes(void **state)
     corio_loop_free(s.loop);
 }
 
+/* ---- loops on several threads -------------------------------------------------------------------- */
+
+struct group_check {
+    _Atomic int on_loop1;      /* the coroutine loop 0 spawned onto loop 1 ran there */
+    _Atomic int pinned_ok;     /* threads that found themselves on one CPU */
+    _Atomic int distinct;      /* threads whose loop is their own */
+    pthread_t thread_of[2];    /* each loop's thread, written before recorded counts it */
+    _Atomic int recorded;
+    struct corio_sem back[2];  /* released by a message from the other loop */
+};
+
+static struct group_check gc;
+
+static void release_back0(void *arg)
+{
+    (void)arg;
+    corio_sem_release(&gc.back[0]);
+}
+
+static int on_loop1(void *arg)
+{
+    (void)arg;
+    if (corio_thread_index() == 1 && pthread_equal(pthread_self(), gc.thread_of[1]))
+        atomic_fetch_add(&gc.on_loop1, 1);
+    /* Back to loop 0 with a message. */
+    T_EXPECT_EQ(corio_loop_post(corio_thread_loop(0), release_back0, NULL), 0);
+    return 0;
+}
+
+static int group_main(void *arg)
+{
+    (void)arg;
+    unsigned i = corio_thread_index();
+    T_EXPECT_EQ(corio_thread_count(), 2);
+    T_EXPECT(i < 2);
+    gc.thread_of[i] = pthread_self();
+    atomic_fetch_add(&gc.recorded, 1);
+    if (corio_thread_loop(i) == corio_loop_current())
+        atomic_fetch_add(&gc.distinct, 1);
+    T_EXPECT(corio_thread_loop(2) == NULL);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) == 1)
+        atomic_fetch_add(&gc.pinned_ok, 1);
+    /* A nested group is refused. */
+    T_EXPECT_EQ(corio_run_threads(2, noop, NULL, NULL, 0), -EINVAL);
+    if (i == 0) {
+        /* Loop 1's thread records itself first: wait until it has, then spawn onto it. */
+        for (int k = 0; k < 1000 && atomic_load(&gc.recorded) < 2; k++)
+            T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(1)), 0);
+        T_EXPECT_EQ(corio_spawn(NULL, corio_thread_loop(1), on_loop1, NULL), 0);
+        T_EXPECT_EQ(corio_sem_acquire(&gc.back[0], corio_now() + CORIO_SEC(10)), 0);
+        corio_threads_stop(); /* the other loop waits for messages: stop it */
+        return 0;
+    }
+    /* Loop 1 waits for what loop 0 sends, until the stop. */
+    struct corio_event never = CORIO_EVENT_INIT;
+    T_EXPECT_EQ(corio_event_wait(&never, CORIO_FOREVER), -ECANCELED);
+    return -ECANCELED;
+}
+
+static void test_remote_run_threads(void **state)
+{
+    (void)state;
+    memset(&gc, 0, sizeof(gc));
+    assert_int_equal(corio_sem_init(&gc.back[0], 0), 0);
+    cpu_set_t set0;
+    assert_int_equal(sched_getaffinity(0, sizeof(set0), &set0), 0);
+    int cpus_before = CPU_COUNT(&set0);
+    struct corio_loop_opts o = {.backend = t_on_valgrind() ? CORIO_BACKEND_EPOLL : 0};
+    assert_int_equal(corio_run_threads(2, group_main, NULL, &o, CORIO_THREADS_PIN), 0);
+    t_expect_ok();
+    assert_int_equal(atomic_load(&gc.on_loop1), 1);
+    assert_int_equal(atomic_load(&gc.distinct), 2);
+    assert_int_equal(atomic_load(&gc.pinned_ok), 2);
+    assert_false(pthread_equal(gc.thread_of[0], gc.thread_of[1]));
+    assert_true(pthread_equal(gc.thread_of[0], pthread_self())); /* the caller runs loop 0 */
+    /* ... and gets its CPUs back. */
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    assert_int_equal(CPU_COUNT(&set), cpus_before);
+    /* Outside a group. */
+    assert_int_equal(corio_thread_index(), 0);
+    assert_int_equal(corio_thread_count(), 1);
+    assert_null(corio_thread_loop(1));
+}
+
+static int fail_on_one(void *arg)
+{
+    (void)arg;
+    if (corio_thread_index() == 1)
+        return -EIO;
+    /* The others wait until the failure stops them. */
+    struct corio_event never = CORIO_EVENT_INIT;
+    return corio_event_wait(&never, CORIO_FOREVER);
+}
+
+static void test_remote_run_threads_failure(void **state)
+{
+    (void)state;
+    /* One loop's failure ends them all and is the result; the stopped ones' -ECANCELED is not. */
+    struct corio_loop_opts o = {.backend = t_on_valgrind() ? CORIO_BACKEND_EPOLL : 0};
+    assert_int_equal(corio_run_threads(3, fail_on_one, NULL, &o, 0), -EIO);
+    assert_int_equal(corio_run_threads(0, noop, NULL, NULL, 0), -EINVAL);
+    assert_int_equal(corio_run_threads(2, NULL, NULL, NULL, 0), -EINVAL);
+    /* Loops that all return at once end the group cleanly. */
+    assert_int_equal(corio_run_threads(4, noop, NULL, &o, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +547,8 @@ int main(void)
         T_GUARD_TEST(test_remote_sleeping_loop_woken_once_each),
         T_GUARD_TEST(test_remote_post_edges),
         T_GUARD_TEST(test_remote_epoll_wakes),
+        T_GUARD_TEST(test_remote_run_threads),
+        T_GUARD_TEST(test_remote_run_threads_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -334,6 +334,31 @@ CORIO_API int corio_set_deadline(int64_t deadline, int64_t *prev);
  * not be created. */
 CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts);
 
+/* Runs fn(arg) as the first coroutine of each of @n loops, one per thread (the calling thread runs
+ * the first; the others are started here), and returns when all have ended. Each loop has its own
+ * ring, stacks and pools, made with @opts (NULL: defaults) plus CORIO_LOOP_REMOTE: the loops wait
+ * for each other's messages rather than report a deadlock. With CORIO_THREADS_PIN in @flags,
+ * thread i is pinned to the i-th CPU the process may use (wrapping around). Every loop exists
+ * before any runs, so fn may address any of them at once (corio_thread_loop). When one loop ends
+ * (its coroutines all ended) the others are stopped, and every loop stops running before any is
+ * freed. Returns 0, or the first of: a loop's creation error, a function's nonzero result other
+ * than -ECANCELED (which a stop makes it return), corio_loop_run's error; -EINVAL (@n 0 or over
+ * 4096, no @fn, or called from a loop it runs); -ENOMEM; a thread's creation error. */
+CORIO_API int corio_run_threads(unsigned n, corio_fn *fn, void *arg,
+                                const struct corio_loop_opts *opts, unsigned flags);
+#define CORIO_THREADS_PIN 0x1u /* pin each loop's thread to its own CPU */
+
+/* Within corio_run_threads: the calling thread's loop's index (0 to n - 1), the number of loops,
+ * and loop @i (NULL past the last), to post or spawn onto. Outside: 0, 1, and the calling thread's
+ * running loop for @i 0. Any thread of the group. */
+CORIO_API unsigned corio_thread_index(void);
+CORIO_API unsigned corio_thread_count(void);
+CORIO_API struct corio_loop *corio_thread_loop(unsigned i);
+
+/* Stops every loop of the calling thread's corio_run_threads (corio_loop_stop on each; the running
+ * loop outside one). From a thread of the group. Returns nothing. */
+CORIO_API void corio_threads_stop(void);
+
 /* ==== futures ================================================================================ */
 
 /* The state of one started operation. It lives in the caller's frame (no allocation), must not be
