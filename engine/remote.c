@@ -37,6 +37,8 @@ static void woke(struct corio__completion *c, const struct corio__cqe *cqe, bool
     (void)link;
     struct corio_loop *l = container_of(c, struct corio_loop, remote.woke);
     l->remote.armed = false;
+    /* A failed read (the fault seam makes some) is simply armed again: the eventfd is a blocking
+     * one on io_uring and a waited-for one on epoll, so no read can fail at once for ever. */
     if (cqe->res == (int32_t)sizeof(uint64_t))
         l->stats.remote_wakes += l->remote.efd_value;
     if (l->remote.closing)
@@ -58,7 +60,10 @@ int corio__remote_init(struct corio_loop *l)
     atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed);
     r->woke.complete = woke;
     atomic_flag_clear(&r->stop_queued);
-    r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    /* io_uring waits for a blocking eventfd by itself (a read of an O_NONBLOCK file may instead
+     * end at once with -EAGAIN, and be armed again, and end again); the epoll backend tries its
+     * read first and must not block. */
+    r->efd = eventfd(0, EFD_CLOEXEC | (l->io.ring ? 0 : EFD_NONBLOCK));
     if (r->efd < 0)
         return -errno;
     r->closing = false;
