@@ -171,7 +171,18 @@ struct corio_loop_opts {
     unsigned backend;         /* enum corio_backend. Default (AUTO): the environment variable
                                  CORIO_BACKEND (io_uring, epoll or auto) if set, else io_uring
                                  when the kernel allows it and epoll otherwise. */
-    unsigned char reserved_[60]; /* zero: room for the options of later 1.x releases. */
+    unsigned blocking_threads; /* corio_blocking's worker threads, at most. Default (0): 8. The
+                                 calls it serves wait (on a disk, a name server) rather than
+                                 compute, so more than the cores; twice libuv's 4, whose pool is
+                                 known to starve when a few slow name lookups hold it; and they
+                                 start only as calls need them, so a loop that makes none has
+                                 none. */
+    unsigned blocking_queue;  /* corio_blocking calls that may wait for a worker; one more gets
+                                 -EAGAIN. Default (0): 1024, which with 8 workers is a backlog
+                                 of seconds for calls of milliseconds: past it, telling the caller
+                                 to back off is better than memory that grows without end.
+                                 UINT32_MAX: no bound. */
+    unsigned char reserved_[52]; /* zero: room for the options of later 1.x releases. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
@@ -425,6 +436,32 @@ CORIO_API int corio_statx(int dirfd, const char *path, int flags, unsigned mask,
                           int64_t deadline);
 CORIO_API int corio_statx_start(struct corio_future *f, int dirfd, const char *path, int flags,
                                 unsigned mask, struct statx *out, int64_t deadline);
+
+/* ==== blocking calls =========================================================================
+ * A function that blocks its thread (a library call without an asynchronous form, a name lookup)
+ * would stop every coroutine of the loop. corio_blocking runs it on a worker thread of a pool the
+ * loop owns instead: corio_loop_opts.blocking_threads workers at most, started as calls need them
+ * and joined by corio_loop_free, and at most blocking_queue calls waiting for one. */
+
+/* A function for corio_blocking, run on a worker thread with @arg. Its result is an int status,
+ * >= 0 or -errno by convention, as a coroutine body's is: a value it produces travels through
+ * @arg. It must not call corio: it runs in no coroutine, and the loop belongs to another thread. */
+typedef int corio_blocking_fn(void *arg);
+
+/* Runs fn(arg) on a worker thread of the calling coroutine's loop and suspends the caller until
+ * it returns; the loop's other coroutines run meanwhile. The result is an int, not a pointer, for
+ * the reason corio_spawn's is: one convention for every call's result, with -errno for errors.
+ * Cancel and deadline: a call that no worker has taken yet is withdrawn, and fn never runs; fn
+ * that runs cannot be interrupted, so the caller gets -ECANCELED or -ETIMEDOUT at once, fn runs
+ * to its end and its result is discarded. @arg must stay valid until fn returns, which can then
+ * be after this call has returned: the calling coroutine's stack is kept until fn returns even if
+ * the coroutine ends first (as for an op in flight: corio_join, corio_group_wait and
+ * corio_loop_run wait for it), so memory in the coroutine's body's frame stays valid, but memory
+ * in the frame of a function that returns meanwhile is reused. corio_loop_free waits for every fn
+ * still running. May suspend. Returns fn's result, or -errno: -ETIMEDOUT, -ECANCELED, -EPERM
+ * outside a coroutine, -EAGAIN when blocking_queue calls wait already (or no worker thread could
+ * be started), -EINVAL for a NULL @fn, -ENOMEM, -EMFILE (the pool's eventfd). */
+CORIO_API int corio_blocking(corio_blocking_fn *fn, void *arg, int64_t deadline);
 
 /* ==== net ==================================================================================== */
 
