@@ -523,15 +523,46 @@ CORIO_API ssize_t corio_recv_all(int fd, void *buf, size_t len, size_t *done, in
 #define CORIO_LISTEN_REUSEPORT 0x1u /* SO_REUSEPORT, for one listener per thread. */
 #define CORIO_LISTEN_V6ONLY 0x2u    /* IPV6_V6ONLY on an IPv6 listener. */
 
-/* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"),
- * or NULL for all IPv4 addresses; @port 0 picks a free port (read it with corio_local_port). Sets
- * SO_REUSEADDR, and TCP_NODELAY, which the accepted connections inherit. Does not suspend: usable outside coroutines. Returns the listening fd, or -errno
- * (-EINVAL for an address that is not numeric, -EADDRINUSE, ...). */
+/* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1",
+ * "fe80::1%eth0"), NULL for all IPv4 addresses, or a host name, resolved as corio_resolve does;
+ * the socket is bound to the first of the name's addresses that binds (one socket: a name with an
+ * IPv6 and an IPv4 address gets the first in the resolver's order). @port 0 picks a free port
+ * (read it with corio_local_port). Sets SO_REUSEADDR, and TCP_NODELAY, which the accepted
+ * connections inherit. Usable outside coroutines: there a name is looked up on the calling
+ * thread, which waits for the resolver; inside one the lookup runs on the loop's workers
+ * (corio_blocking) and the call suspends for it. A numeric address never suspends. Returns the
+ * listening fd, or -errno (-EINVAL for an address that does not parse, the errors of
+ * corio_resolve for a name, -EADDRINUSE, ...). */
 CORIO_API int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags);
 
-/* Connects a new TCP socket to @host:@port (numeric IPv4 or IPv6) and sets TCP_NODELAY. May
- * suspend. Returns the connected fd, owned by the caller, or -errno (-ECONNREFUSED, -ETIMEDOUT). */
+/* Connects a new TCP socket to @host:@port and sets TCP_NODELAY. @host is a numeric IPv4 or IPv6
+ * address or a host name, resolved as corio_resolve does (within @deadline); the addresses are
+ * tried one after the other in the resolver's order, and the first that accepts wins (an address
+ * that drops the connection attempt without an answer holds the rest up until @deadline: there
+ * is no racing of attempts, RFC 8305). May suspend. Returns the connected fd, owned by the caller,
+ * or -errno: the last attempt's (-ECONNREFUSED, -ENETUNREACH), -ETIMEDOUT, -ECANCELED, or
+ * corio_resolve's. */
 CORIO_API int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline);
+
+/* Resolves @host to at most @max addresses with @port, stored in @out[0..) as struct sockaddr_in
+ * or sockaddr_in6 (connect them with the length of their family), for @family AF_UNSPEC (both),
+ * AF_INET or AF_INET6. A numeric address ("127.0.0.1", "::1", "fe80::1%eth0") is parsed without a
+ * lookup and without suspending, also outside a coroutine; a host that can only be meant as an
+ * address (it has a ':', or only digits and dots) and does not parse is -EINVAL, not looked up. A
+ * name is looked up with getaddrinfo (/etc/hosts, DNS, as nsswitch.conf says) on the loop's
+ * worker threads (corio_blocking), for stream sockets, in the resolver's order (RFC 6724 and
+ * /etc/gai.conf), without AI_ADDRCONFIG (so "localhost" resolves on a host that has only loopback
+ * addresses). Cancel or @deadline return at once; a lookup that has begun goes on in its worker
+ * and its answer is dropped. May suspend. Returns the number of addresses stored (>= 1; a name
+ * may have more than @max), or -errno. getaddrinfo's errors map to: EAI_NONAME, EAI_NODATA,
+ * EAI_ADDRFAMILY (no such name, or no address of @family) -ENOENT; EAI_AGAIN (the name server
+ * could not be reached, or said to try again) -EAGAIN; EAI_MEMORY -ENOMEM; EAI_FAIL (the name
+ * server failed for good) -EIO; EAI_FAMILY -EAFNOSUPPORT; EAI_SYSTEM the errno it left; any other
+ * -EINVAL. Also: -ENOENT for a numeric address of the other family, -EAFNOSUPPORT for another
+ * @family, -EINVAL for a NULL @host or @out or a @max of 0, -EPERM for a name outside a
+ * coroutine, and corio_blocking's -ETIMEDOUT, -ECANCELED, -EAGAIN (its queue full), -ENOMEM. */
+CORIO_API int corio_resolve(const char *host, uint16_t port, int family,
+                            struct sockaddr_storage *out, size_t max, int64_t deadline);
 
 /* Binds and listens on a Unix stream socket at @path, unlinking a stale socket file first. Does not
  * suspend. Returns the listening fd, or -errno (-ENAMETOOLONG for a path that does not fit). */
