@@ -4,6 +4,7 @@
  * timers that are due. */
 #include "loop.h"
 
+#include "blocking.h"
 #include "future.h"
 #include "segv.h"
 
@@ -107,6 +108,9 @@ void corio_loop_free(struct corio_loop *l)
      * deadlock), so no kernel write can land in their stacks; reclaim them unrun. */
     if (l->coros.live > 0)
         corio__coro_reclaim_all(l);
+    /* After the run above, which waited for every call on the workers (their callers stay alive
+     * until then), and before the backend goes: its read of the pool's eventfd may be in flight. */
+    corio__blocking_free(l);
     corio__stack_pool_fini(&l->stacks);
     corio__sched_fini(&l->sched);
     corio__remote_fini(l);

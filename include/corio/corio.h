@@ -173,7 +173,18 @@ struct corio_loop_opts {
     unsigned backend;         /* enum corio_backend. Default (AUTO): the environment variable
                                  CORIO_BACKEND (io_uring, epoll or auto) if set, else io_uring
                                  when the kernel allows it and epoll otherwise. */
-    unsigned char reserved_[60]; /* zero: room for the options of later 1.x releases. */
+    unsigned blocking_threads; /* corio_blocking's worker threads, at most. Default (0): 8. The
+                                 calls it serves wait (on a disk, a name server) rather than
+                                 compute, so more than the cores; twice libuv's 4, whose pool is
+                                 known to starve when a few slow name lookups hold it; and they
+                                 start only as calls need them, so a loop that makes none has
+                                 none. */
+    unsigned blocking_queue;  /* corio_blocking calls that may wait for a worker; one more gets
+                                 -EAGAIN. Default (0): 1024, which with 8 workers is a backlog
+                                 of seconds for calls of milliseconds: past it, telling the caller
+                                 to back off is better than memory that grows without end.
+                                 UINT32_MAX: no bound. */
+    unsigned char reserved_[52]; /* zero: room for the options of later 1.x releases. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
@@ -472,6 +483,32 @@ CORIO_API int corio_statx(int dirfd, const char *path, int flags, unsigned mask,
 CORIO_API int corio_statx_start(struct corio_future *f, int dirfd, const char *path, int flags,
                                 unsigned mask, struct statx *out, int64_t deadline);
 
+/* ==== blocking calls =========================================================================
+ * A function that blocks its thread (a library call without an asynchronous form, a name lookup)
+ * would stop every coroutine of the loop. corio_blocking runs it on a worker thread of a pool the
+ * loop owns instead: corio_loop_opts.blocking_threads workers at most, started as calls need them
+ * and joined by corio_loop_free, and at most blocking_queue calls waiting for one. */
+
+/* A function for corio_blocking, run on a worker thread with @arg. Its result is an int status,
+ * >= 0 or -errno by convention, as a coroutine body's is: a value it produces travels through
+ * @arg. It must not call corio: it runs in no coroutine, and the loop belongs to another thread. */
+typedef int corio_blocking_fn(void *arg);
+
+/* Runs fn(arg) on a worker thread of the calling coroutine's loop and suspends the caller until
+ * it returns; the loop's other coroutines run meanwhile. The result is an int, not a pointer, for
+ * the reason corio_spawn's is: one convention for every call's result, with -errno for errors.
+ * Cancel and deadline: a call that no worker has taken yet is withdrawn, and fn never runs; fn
+ * that runs cannot be interrupted, so the caller gets -ECANCELED or -ETIMEDOUT at once, fn runs
+ * to its end and its result is discarded. @arg must stay valid until fn returns, which can then
+ * be after this call has returned: the calling coroutine's stack is kept until fn returns even if
+ * the coroutine ends first (as for an op in flight: corio_join, corio_group_wait and
+ * corio_loop_run wait for it), so memory in the coroutine's body's frame stays valid, but memory
+ * in the frame of a function that returns meanwhile is reused. corio_loop_free waits for every fn
+ * still running. May suspend. Returns fn's result, or -errno: -ETIMEDOUT, -ECANCELED, -EPERM
+ * outside a coroutine, -EAGAIN when blocking_queue calls wait already (or no worker thread could
+ * be started), -EINVAL for a NULL @fn, -ENOMEM, -EMFILE (the pool's eventfd). */
+CORIO_API int corio_blocking(corio_blocking_fn *fn, void *arg, int64_t deadline);
+
 /* ==== net ==================================================================================== */
 
 /* Creates a socket; SOCK_CLOEXEC is always added. Uses IORING_OP_SOCKET where the kernel has it and
@@ -532,15 +569,46 @@ CORIO_API ssize_t corio_recv_all(int fd, void *buf, size_t len, size_t *done, in
 #define CORIO_LISTEN_REUSEPORT 0x1u /* SO_REUSEPORT, for one listener per thread. */
 #define CORIO_LISTEN_V6ONLY 0x2u    /* IPV6_V6ONLY on an IPv6 listener. */
 
-/* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"),
- * or NULL for all IPv4 addresses; @port 0 picks a free port (read it with corio_local_port). Sets
- * SO_REUSEADDR, and TCP_NODELAY, which the accepted connections inherit. Does not suspend: usable outside coroutines. Returns the listening fd, or -errno
- * (-EINVAL for an address that is not numeric, -EADDRINUSE, ...). */
+/* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1",
+ * "fe80::1%eth0"), NULL for all IPv4 addresses, or a host name, resolved as corio_resolve does;
+ * the socket is bound to the first of the name's addresses that binds (one socket: a name with an
+ * IPv6 and an IPv4 address gets the first in the resolver's order). @port 0 picks a free port
+ * (read it with corio_local_port). Sets SO_REUSEADDR, and TCP_NODELAY, which the accepted
+ * connections inherit. Usable outside coroutines: there a name is looked up on the calling
+ * thread, which waits for the resolver; inside one the lookup runs on the loop's workers
+ * (corio_blocking) and the call suspends for it. A numeric address never suspends. Returns the
+ * listening fd, or -errno (-EINVAL for an address that does not parse, the errors of
+ * corio_resolve for a name, -EADDRINUSE, ...). */
 CORIO_API int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags);
 
-/* Connects a new TCP socket to @host:@port (numeric IPv4 or IPv6) and sets TCP_NODELAY. May
- * suspend. Returns the connected fd, owned by the caller, or -errno (-ECONNREFUSED, -ETIMEDOUT). */
+/* Connects a new TCP socket to @host:@port and sets TCP_NODELAY. @host is a numeric IPv4 or IPv6
+ * address or a host name, resolved as corio_resolve does (within @deadline); the addresses are
+ * tried one after the other in the resolver's order, and the first that accepts wins (an address
+ * that drops the connection attempt without an answer holds the rest up until @deadline: there
+ * is no racing of attempts, RFC 8305). May suspend. Returns the connected fd, owned by the caller,
+ * or -errno: the last attempt's (-ECONNREFUSED, -ENETUNREACH), -ETIMEDOUT, -ECANCELED, or
+ * corio_resolve's. */
 CORIO_API int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline);
+
+/* Resolves @host to at most @max addresses with @port, stored in @out[0..) as struct sockaddr_in
+ * or sockaddr_in6 (connect them with the length of their family), for @family AF_UNSPEC (both),
+ * AF_INET or AF_INET6. A numeric address ("127.0.0.1", "::1", "fe80::1%eth0") is parsed without a
+ * lookup and without suspending, also outside a coroutine; a host that can only be meant as an
+ * address (it has a ':', or only digits and dots) and does not parse is -EINVAL, not looked up. A
+ * name is looked up with getaddrinfo (/etc/hosts, DNS, as nsswitch.conf says) on the loop's
+ * worker threads (corio_blocking), for stream sockets, in the resolver's order (RFC 6724 and
+ * /etc/gai.conf), without AI_ADDRCONFIG (so "localhost" resolves on a host that has only loopback
+ * addresses). Cancel or @deadline return at once; a lookup that has begun goes on in its worker
+ * and its answer is dropped. May suspend. Returns the number of addresses stored (>= 1; a name
+ * may have more than @max), or -errno. getaddrinfo's errors map to: EAI_NONAME, EAI_NODATA,
+ * EAI_ADDRFAMILY (no such name, or no address of @family) -ENOENT; EAI_AGAIN (the name server
+ * could not be reached, or said to try again) -EAGAIN; EAI_MEMORY -ENOMEM; EAI_FAIL (the name
+ * server failed for good) -EIO; EAI_FAMILY -EAFNOSUPPORT; EAI_SYSTEM the errno it left; any other
+ * -EINVAL. Also: -ENOENT for a numeric address of the other family, -EAFNOSUPPORT for another
+ * @family, -EINVAL for a NULL @host or @out or a @max of 0, -EPERM for a name outside a
+ * coroutine, and corio_blocking's -ETIMEDOUT, -ECANCELED, -EAGAIN (its queue full), -ENOMEM. */
+CORIO_API int corio_resolve(const char *host, uint16_t port, int family,
+                            struct sockaddr_storage *out, size_t max, int64_t deadline);
 
 /* Binds and listens on a Unix stream socket at @path, unlinking a stale socket file first. Does not
  * suspend. Returns the listening fd, or -errno (-ENAMETOOLONG for a path that does not fit). */
