@@ -232,8 +232,18 @@ static double parse_secs(const char *opt, const char *s)
 
 int main(int argc, char **argv)
 {
-    enum { O_FILE = 256, O_CREATE, O_DEPTH, O_BS, O_SECS, O_WARM, O_FIXED, O_NOVERIFY, O_CPU,
-           O_THREADS };
+    enum {
+        O_FILE = 256,
+        O_CREATE,
+        O_DEPTH,
+        O_BS,
+        O_SECS,
+        O_WARM,
+        O_FIXED,
+        O_NOVERIFY,
+        O_CPU,
+        O_THREADS
+    };
     static const struct option longopts[] = {{"file", required_argument, NULL, O_FILE},
                                              {"create", required_argument, NULL, O_CREATE},
                                              {"depth", required_argument, NULL, O_DEPTH},
@@ -309,7 +319,8 @@ int main(int argc, char **argv)
     }
     size_t blen = (size_t)o.depth * o.bs;
     for (unsigned t = 0; t < o.threads; t++) {
-        parts[t].bufs = mmap(NULL, blen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        parts[t].bufs =
+            mmap(NULL, blen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (parts[t].bufs == MAP_FAILED) {
             fprintf(stderr, "corio_fileread: out of memory\n");
             return 1;
@@ -319,8 +330,8 @@ int main(int argc, char **argv)
 
     /* Every loop is made before any runs, so the shared start needs only a small margin. */
     t_start = corio_now() + CORIO_MS(20);
-    int err = corio_run_threads(o.threads, loop_main, NULL, NULL,
-                                o.threads > 1 ? CORIO_THREADS_PIN : 0);
+    int err =
+        corio_run_threads(o.threads, loop_main, NULL, NULL, o.threads > 1 ? CORIO_THREADS_PIN : 0);
     if (err)
         fprintf(stderr, "corio_fileread: %s\n",
                 err == -ENOSYS || err == -EPERM ? corio_strerror_setup(err) : strerror(-err));
