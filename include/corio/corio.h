@@ -202,6 +202,9 @@ struct corio_loop_opts {
 #define CORIO_LOOP_REMOTE 0x8u        /* other threads post work to it: when every coroutine waits
                                          and nothing of the loop's own can wake them, it sleeps
                                          until a message comes instead of reporting -EDEADLK. */
+/* The loop runs inside another event loop (corio_loop_fd, corio_loop_step): on io_uring it is set
+ * up so that its completions wake the loop's fd (COOP_TASKRUN instead of DEFER_TASKRUN). */
+#define CORIO_LOOP_FOREIGN 0x20u
 
 /* Counters of one loop, read with corio_loop_stats(). */
 struct corio_stats {
