@@ -435,10 +435,11 @@ static int step_once(struct corio_loop *l)
 
 int corio_loop_step(struct corio_loop *l)
 {
-    if (l->running || corio__tls_task)
-        return -EBUSY;
+    /* The owner first: another thread may not even read the loop's state. */
     if (!pthread_equal(l->owner, pthread_self()))
         return -EPERM;
+    if (l->running || corio__tls_task)
+        return -EBUSY;
     struct corio_loop *prev = corio__tls_loop;
     corio__tls_loop = l;
     l->running = true;
