@@ -170,7 +170,7 @@ static void finish(struct corio__poll *p, struct prec *r, int64_t res, int32_t l
     update_attention(p);
 }
 
-/* ---- trying, waiting, running ----------------------------------------------------------------- */
+/* ---- trying, waiting, running ---------------------------------------------------------------- */
 
 static int wait_on(struct corio__poll *p, struct prec *r);
 
@@ -281,7 +281,7 @@ static void collect(struct corio__poll *p)
     }
 }
 
-/* ---- deadlines --------------------------------------------------------------------------------- */
+/* ---- deadlines ------------------------------------------------------------------------------- */
 
 static int64_t ts_ns(const struct corio__ts *ts)
 {
@@ -321,7 +321,7 @@ static void fire_deadlines(struct corio__poll *p)
     }
 }
 
-/* ---- the interface ------------------------------------------------------------------------------ */
+/* ---- the interface --------------------------------------------------------------------------- */
 
 void corio__poll_prep(struct corio__poll *p, const struct corio__op *op, uint64_t user_data,
                       const struct corio__ts *link_ts, uint64_t link_ud)
@@ -482,7 +482,7 @@ const struct corio__ring_view *corio__poll_view(const struct corio__poll *p)
     return &p->view;
 }
 
-/* ---- fds ------------------------------------------------------------------------------------------ */
+/* ---- fds ------------------------------------------------------------------------------------- */
 
 struct pfd *corio__pfd_grow(struct corio__poll *p, int fd)
 {
@@ -556,4 +556,25 @@ void corio__poll_forget(struct corio__poll *p, int fd, int32_t res)
     if (f->registered)
         epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL); /* a dup of it may keep the file open */
     pfd_reset(f);
+}
+
+/* ---- driven by another event loop ------------------------------------------------------------ */
+
+/* The epoll instance is itself pollable: readable while its ready list holds events, that is
+ * while an fd the backend waits on had an edge (or the pool's eventfd fired) that no
+ * corio__poll_enter has taken yet. */
+int corio__poll_fd(const struct corio__poll *p)
+{
+    return p->epfd;
+}
+
+bool corio__poll_settled(const struct corio__poll *p)
+{
+    return p->sq_tail == p->sq_head && p->cq_tail == p->cq_head;
+}
+
+int64_t corio__poll_next_deadline(const struct corio__poll *p)
+{
+    const struct corio__timer *t = corio__heap_top(&p->deadlines);
+    return t ? t->deadline : -1;
 }

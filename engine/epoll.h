@@ -55,6 +55,18 @@ unsigned corio__poll_unsubmitted(const struct corio__poll *p);
 /* The counters that corio__ring_quiet and corio__ring_has_cqes read inline. */
 const struct corio__ring_view *corio__poll_view(const struct corio__poll *p);
 
+/* ---- driven by another event loop (corio_loop_fd, corio_loop_step) --------------------------- */
+
+/* The backend's epoll fd, for another event loop to watch: readable while readiness that no
+ * corio__poll_enter has taken yet is waiting. Returns it. */
+int corio__poll_fd(const struct corio__poll *p);
+
+/* True when nothing is queued to be tried and no completion is waiting to be reaped. */
+bool corio__poll_settled(const struct corio__poll *p);
+
+/* The earliest op deadline of the backend's own heap (absolute ns), or -1 if none. */
+int64_t corio__poll_next_deadline(const struct corio__poll *p);
+
 /* A provided-buffer ring, emulated: group @bgid of @entries buffers handed in by
  * corio__poll_buf_put, taken in FIFO order by a multishot receive. Returns 0 and sets *out, or
  * -EINVAL, -EEXIST (group taken), -ENOMEM. */

@@ -202,3 +202,29 @@ int corio__op_buffers_unregister(struct corio__io *io)
 {
     return io->ring ? corio__ring_buffers_unregister(io->ring) : 0;
 }
+
+/* ---- driven by another event loop ------------------------------------------------------------ */
+
+int corio__op_fd(const struct corio__io *io)
+{
+    return io->ring ? corio__ring_fd(io->ring) : corio__poll_fd(io->poll);
+}
+
+int corio__op_nowait(struct corio__io *io)
+{
+    /* epoll: a wait with a zero timeout, since a plain flush does not look at readiness while
+     * only the loop's own wake-up read waits (CORIO__OP_LAZY), and the epoll fd would stay
+     * readable for ever. io_uring: a flush, which enters when the kernel flags task work. */
+    return io->ring ? corio__ring_enter(io->ring, false, 0, 0, 0)
+                    : corio__poll_enter(io->poll, true, 0);
+}
+
+bool corio__op_settled(const struct corio__io *io)
+{
+    return io->ring ? corio__ring_settled(io->ring) : corio__poll_settled(io->poll);
+}
+
+int64_t corio__op_next_deadline(const struct corio__io *io)
+{
+    return io->ring ? -1 : corio__poll_next_deadline(io->poll);
+}

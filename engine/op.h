@@ -134,7 +134,26 @@ static inline bool corio__op_has_cqes(const struct corio__io *io)
     return corio__ring_has_cqes(io->view);
 }
 
-/* ---- provided buffers, registered buffers, the fixed file table ------------------------------- */
+/* ---- driven by another event loop (corio_loop_fd, corio_loop_step) --------------------------- */
+
+/* The fd another event loop watches for this backend's completions: the ring's fd, or the epoll
+ * fd. Readable while completions wait to be reaped (or readiness to be taken). Returns it, or
+ * -EINVAL (a ring with DEFER_TASKRUN). */
+int corio__op_fd(const struct corio__io *io);
+
+/* Submits what is queued and takes the completions that are there, without waiting. Returns 0, or
+ * -errno for a failure that is not transient. */
+int corio__op_nowait(struct corio__io *io);
+
+/* True when the backend has nothing for a step: all submitted, nothing to reap, nothing flagged.
+ * Returns it. */
+bool corio__op_settled(const struct corio__io *io);
+
+/* The earliest deadline the backend keeps itself (epoll's heap; io_uring's are in the kernel), as
+ * an absolute time in ns, or -1. Returns it. */
+int64_t corio__op_next_deadline(const struct corio__io *io);
+
+/* ---- provided buffers, registered buffers, the fixed file table ------------------------------ */
 
 /* A provided-buffer group, whichever backend holds it. */
 struct corio__bufgroup;

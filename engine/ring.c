@@ -10,7 +10,7 @@
 
 #include "fault.h"
 
-/* ---- submission ----------------------------------------------------------------------------- */
+/* ---- submission ------------------------------------------------------------------------------ */
 
 static inline unsigned sq_khead(const struct corio__ring *r)
 {
@@ -365,7 +365,7 @@ int corio__ring_enter(struct corio__ring *r, bool wait, int64_t timeout_ns, unsi
     }
 }
 
-/* ---- completion ----------------------------------------------------------------------------- */
+/* ---- completion ------------------------------------------------------------------------------ */
 
 static unsigned reap_ring(struct corio__ring *r, struct corio__cqe *out, unsigned max)
 {
@@ -423,3 +423,31 @@ unsigned corio__ring_reap(struct corio__ring *r, struct corio__cqe *out, unsigne
     return corio__fault_cqes(r, out, n, max); /* fault seam: rewrite, reorder, hold back */
 }
 
+/* ---- driven by another event loop ------------------------------------------------------------ */
+
+/* What the kernel does (6.18 here, tried with a pipe read completed by another thread while the
+ * owner slept in epoll_wait): io_uring_poll reports the ring's fd readable while the CQ holds CQEs
+ * (or overflowed, or has deferred task work), and wakes its pollers when it posts CQEs. Without
+ * DEFER_TASKRUN a completion is task work that interrupts the sleeping owner's wait (its
+ * epoll_wait returns EINTR), runs on the way back to user space and posts the CQE, and the fd
+ * polls readable within 0.1 ms. With DEFER_TASKRUN the completion is only queued for the owner's
+ * next io_uring_enter, and pollers are not woken at all (epoll_wait timed out); an eventfd
+ * registered with IORING_REGISTER_EVENTFD is signalled, but 13 to 19 ms late (the SQ's TASKRUN
+ * flag was set at once). Hence CORIO_LOOP_FOREIGN leaves DEFER_TASKRUN out (ring_setup.c), and
+ * the ring's own fd does. */
+int corio__ring_fd(const struct corio__ring *r)
+{
+    return (r->setup_flags & IORING_SETUP_DEFER_TASKRUN) ? -EINVAL : r->ring.ring_fd;
+}
+
+bool corio__ring_settled(const struct corio__ring *r)
+{
+    if (corio__ring_has_cqes(&r->view))
+        return false;
+    if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))
+        return false;
+    /* SQPOLL's poller takes published SQEs by itself (a flush wakes it if it sleeps). */
+    if (r->setup_flags & IORING_SETUP_SQPOLL)
+        return r->ring.sq.sqe_head == r->ring.sq.sqe_tail;
+    return corio__ring_unsubmitted(r) == 0;
+}

@@ -164,6 +164,17 @@ static inline bool corio__ring_has_cqes(const struct corio__ring_view *v)
            *(const volatile unsigned *)v->cq_khead != *(const volatile unsigned *)v->cq_ktail;
 }
 
+/* ---- driven by another event loop (corio_loop_fd, corio_loop_step) --------------------------- */
+
+/* The ring's fd, for another event loop to watch: readable while CQEs wait to be reaped (ring.c
+ * says what the kernel does). Returns it, or -EINVAL for a ring with DEFER_TASKRUN, whose
+ * completions do not wake the fd's pollers. */
+int corio__ring_fd(const struct corio__ring *r);
+
+/* True when a step would find nothing to do in the ring: every SQE submitted, no CQE ready, no
+ * task work or overflow flagged by the kernel. Returns it. */
+bool corio__ring_settled(const struct corio__ring *r);
+
 /* A ring of provided buffers shared with the kernel (IORING_REGISTER_PBUF_RING, 5.19). */
 struct corio__pbuf;
 

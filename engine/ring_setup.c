@@ -100,6 +100,10 @@ static unsigned wanted_flags(const struct corio_loop_opts *o, unsigned refused)
         f |= IORING_SETUP_SQPOLL;
         if (o->flags & CORIO_LOOP_SQPOLL_PIN)
             f |= IORING_SETUP_SQ_AFF;
+    } else if (o->flags & CORIO_LOOP_FOREIGN) {
+        /* Its completions must wake the ring's fd, which DEFER_TASKRUN's do not (ring.c):
+         * COOP_TASKRUN, added below. */
+        f |= IORING_SETUP_TASKRUN_FLAG;
     } else {
         f |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     }
@@ -223,7 +227,8 @@ int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
     /* SQPOLL may be refused with -EPERM (unprivileged on kernels before 5.11): the loop still
      * works without it, more slowly, as the design's "probe, don't assume" rule asks. */
     if (err == -EPERM && (flags & IORING_SETUP_SQPOLL)) {
-        flags = wanted_flags(&(struct corio_loop_opts){.flags = 0}, refused);
+        flags = wanted_flags(&(struct corio_loop_opts){.flags = o->flags & CORIO_LOOP_FOREIGN},
+                             refused);
         err = try_setup(r, o, flags);
     }
     if (err) {
@@ -272,7 +277,7 @@ void corio__ring_free(struct corio__ring *r)
     free(r);
 }
 
-/* ---- provided buffers, fixed files, fixed buffers --------------------------------------------- */
+/* ---- provided buffers, fixed files, fixed buffers -------------------------------------------- */
 
 struct corio__pbuf {
     struct io_uring_buf_ring *br; /* shared with the kernel: it reads [head, tail) */

@@ -202,6 +202,9 @@ struct corio_loop_opts {
 #define CORIO_LOOP_REMOTE 0x8u        /* other threads post work to it: when every coroutine waits
                                          and nothing of the loop's own can wake them, it sleeps
                                          until a message comes instead of reporting -EDEADLK. */
+/* The loop runs inside another event loop (corio_loop_fd, corio_loop_step): on io_uring it is set
+ * up so that its completions wake the loop's fd (COOP_TASKRUN instead of DEFER_TASKRUN). */
+#define CORIO_LOOP_FOREIGN 0x20u
 
 /* Counters of one loop, read with corio_loop_stats(). */
 struct corio_stats {
@@ -257,6 +260,61 @@ CORIO_API int corio_loop_post(struct corio_loop *loop, void (*fn)(void *arg), vo
 
 /* Returns the loop running on the calling thread, or NULL. */
 CORIO_API struct corio_loop *corio_loop_current(void);
+
+/* ---- inside another event loop ----------------------------------------------------------------
+ * A program that already owns an event loop (its own epoll_wait loop, libuv, GLib) runs a corio
+ * loop made with CORIO_LOOP_FOREIGN one step at a time instead of calling corio_loop_run: it
+ * watches corio_loop_fd() for reading, sleeps no longer than corio_loop_timeout() says, and calls
+ * corio_loop_step() when the fd is readable or the time is up (calling it more often does no
+ * harm). Every call below is made on the loop's thread, between steps, never from a coroutine;
+ * none of them blocks.
+ *
+ *     int fd = corio_loop_fd(loop);       // EPOLLIN, level-triggered, in the program's own set
+ *     for (;;) {
+ *         int64_t ns = corio_loop_timeout(loop);
+ *         int ms = ns < 0 ? -1 : (int)((ns + 999999) / 1000000);   // rounded up, never early
+ *         epoll_wait(ep, events, n, ms);   // EINTR included; then the program's own fds
+ *         if (corio_loop_step(loop) <= 0)
+ *             break;                       // 0: every coroutine has ended
+ *     }
+ */
+
+/* Returns an fd that becomes readable (POLLIN, EPOLLIN) whenever @loop has work that it learns
+ * of by itself: a completion of its I/O, a message from another thread (corio_loop_post,
+ * corio_spawn, corio_loop_stop), a worker's result. It is the ring's own fd on io_uring, the
+ * backend's epoll fd on epoll. Watch it level-triggered: it stays readable while completions
+ * wait, and a step may leave some it did not get to (more than one step takes), which
+ * level-triggered watching reports again and edge-triggered would not. On io_uring a completion
+ * may interrupt the embedder's wait (EINTR: the kernel runs completion work on the thread's way
+ * back to user space); waiting again then finds the fd readable. The fd belongs to the loop and
+ * lives as long as it: do not read it or close it. Only the loop's thread; it does not block.
+ * Returns the fd, or -errno: -EINVAL for a loop made without CORIO_LOOP_FOREIGN (on io_uring,
+ * its completions would not wake the fd), -EPERM from another thread. */
+CORIO_API int corio_loop_fd(struct corio_loop *loop);
+
+/* Returns how long the embedder may sleep (waiting on corio_loop_fd) before the next
+ * corio_loop_step must run, in nanoseconds relative to now (the unit of corio_now and of every
+ * corio deadline, so that nothing is rounded here: round up to the milliseconds of epoll_wait or
+ * libuv, or a timer comes due a little early and the loop spins for the rest of the
+ * millisecond): 0 when a step has work now (coroutines ready, ops not yet submitted, completions
+ * or messages waiting, a timer due), the time to the earliest timer (a sleep, a deadline)
+ * otherwise, -1 when nothing but the fd can bring work. Only the loop's thread; it does not
+ * block and makes no system call. */
+CORIO_API int64_t corio_loop_timeout(struct corio_loop *loop);
+
+/* Runs one step of @loop on the calling thread without ever blocking: runs the messages from
+ * other threads, submits what is queued, takes the completions that are there, fires the timers
+ * that are due, and runs one batch of the coroutines that are ready (those ready when the batch
+ * began, each until it waits; those they wake run in the next step, so that the embedder's own
+ * callbacks get their turn in between), then submits what they started. A stop (corio_loop_stop)
+ * cancels every coroutine and the next steps run them to their end. Unlike corio_loop_run, a step
+ * never reports -EDEADLK: coroutines that only wait for each other are left waiting (and
+ * corio_loop_timeout says -1), since the embedder may still wake them from its own callbacks.
+ * Only the loop's thread, outside corio_loop_run and outside every coroutine. Returns 1 while
+ * coroutines are alive, 0 when none is left (the loop has finished, as when corio_loop_run
+ * returns), or -errno: -EBUSY from inside corio_loop_run, a step or a coroutine, -EPERM from
+ * another thread, or the kernel's error for a submission that failed (not a transient one). */
+CORIO_API int corio_loop_step(struct corio_loop *loop);
 
 /* Returns the backend @loop runs on: CORIO_BACKEND_IO_URING or CORIO_BACKEND_EPOLL. */
 CORIO_API enum corio_backend corio_loop_backend(const struct corio_loop *loop);
