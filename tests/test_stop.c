@@ -39,6 +39,15 @@ static void set_of(sigset_t *set, int sig)
     sigaddset(set, sig);
 }
 
+/* Options for the loops that plain threads talk to: under valgrind they run on epoll, because
+ * there the other threads were seen not to run while a loop blocked in io_uring_enter. */
+static const struct corio_loop_opts *thread_opts(void)
+{
+    static struct corio_loop_opts o;
+    o.backend = t_on_valgrind() ? CORIO_BACKEND_EPOLL : CORIO_BACKEND_AUTO;
+    return &o;
+}
+
 /* ---- signals ------------------------------------------------------------------------------ */
 
 /* corio_signals_init for the tests' signal, which must not fail. */
@@ -86,6 +95,12 @@ static void test_signal_delivered(void **state)
 {
     (void)state;
     for (int how = 0; how < 2; how++) {
+        if (how == 1 && t_on_valgrind()) {
+            /* valgrind takes a signal sent to one thread off the kernel's queue itself, and
+             * holds it while the thread's (emulated) mask blocks it: no signalfd ever sees it. */
+            printf("note: a signal to the loop's thread is not tested under valgrind\n");
+            continue;
+        }
         struct corio_loop *l = t_mkloop(NULL);
         struct sigcase c = {.loop_thread = pthread_self(), .how = how};
         sigs_init(&c.s);
@@ -372,7 +387,7 @@ static void *drive_one(void *arg)
 static void drain_one_loop(bool acceptor)
 {
     int fds0 = t_count_fds();
-    struct corio_loop *l = t_mkloop(NULL);
+    struct corio_loop *l = t_mkloop(thread_opts());
     struct srv s = {.acceptor = acceptor};
     if (acceptor && !corio_loop_has(l, CORIO_FEAT_ACCEPT_MULTISHOT)) {
         corio_loop_free(l);
@@ -489,7 +504,7 @@ static void test_drain_two_loops(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, drive_two, &d), 0);
     int64_t t0 = corio_now();
-    assert_int_equal(corio_run_threads(2, two_main, &w, NULL, 0), 0);
+    assert_int_equal(corio_run_threads(2, two_main, &w, thread_opts(), 0), 0);
     pthread_join(th, NULL);
     t_expect_ok();
     assert_int_equal(w.drain_err, 0);
@@ -686,7 +701,7 @@ static void test_drain_http(void **state)
 {
     (void)state;
     int fds0 = t_count_fds();
-    struct corio_loop *l = t_mkloop(NULL);
+    struct corio_loop *l = t_mkloop(thread_opts());
     struct web w = {.loop = l};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, drive_web, &w), 0);
