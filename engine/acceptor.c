@@ -1,5 +1,7 @@
 /* The multishot acceptor: one accept armed on a listener for every connection that arrives,
  * queued until its owner takes it; into the fixed file table one at a time if asked. */
+#include "acceptor.h"
+
 #include "loop.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@ struct corio__acceptor {
     bool armed;                /* the multishot accept is in the kernel */
     bool fixed;                /* accept into the fixed file table */
     bool cancelling;           /* we asked the kernel to stop it */
+    bool shut;                 /* its loop drains: it accepts no more (corio__acceptor_shutdown) */
 };
 _Static_assert(sizeof(struct corio__acceptor) <= sizeof(struct corio_acceptor), "grow acceptor");
 
@@ -160,6 +163,27 @@ static void acc_abort(struct corio__task *t, int why)
     corio__unpark(t, why);
 }
 
+/* Asks the kernel to end the multishot accept, once. */
+static void acc_disarm(struct corio__acceptor *a)
+{
+    if (a->armed && !a->cancelling) {
+        a->cancelling = true;
+        corio__op_cancel(&a->loop->io, &a->p.c);
+    }
+}
+
+bool corio__acceptor_shutdown(struct corio__pending *p)
+{
+    if (p->c.complete != acc_complete)
+        return false;
+    struct corio__acceptor *a = container_of(p, struct corio__acceptor, p);
+    a->shut = true;
+    acc_disarm(a);
+    if (a->waiter)
+        corio__unpark(a->waiter, -ESHUTDOWN);
+    return true;
+}
+
 int corio_acceptor_init(struct corio_acceptor *pub, int fd, unsigned flags)
 {
     struct corio__acceptor *a = (struct corio__acceptor *)(void *)pub;
@@ -224,6 +248,12 @@ int corio_acceptor_next(struct corio_acceptor *pub, int64_t deadline)
             a->err = 0;
             return err;
         }
+        if (unlikely(a->shut || a->loop->coros.draining)) {
+            /* Connections the kernel accepted before the drain were handed out above. */
+            a->shut = true;
+            acc_disarm(a);
+            return -ESHUTDOWN;
+        }
         int err = corio__wait_check(&t, deadline);
         if (err)
             return err;
@@ -253,10 +283,7 @@ void corio_acceptor_fini(struct corio_acceptor *pub)
         return;
     struct corio__task *t = corio__tls_task;
     CORIO__ASSERT(!a->armed || (t && corio__coro_of(t) == a->p.owner));
-    if (a->armed && !a->cancelling) {
-        a->cancelling = true;
-        corio__op_cancel(&a->loop->io, &a->p.c);
-    }
+    acc_disarm(a);
     /* The last CQE must land before this frame can go. */
     while (a->armed)
         acc_park(a, t);

@@ -312,6 +312,20 @@ int corio_set_deadline(int64_t deadline, int64_t *prev)
     return 0;
 }
 
+void corio__coro_shutdown_idle(struct corio_loop *l, uint8_t kind)
+{
+    struct corio__list *n = l->coros.all.next;
+    while (n != &l->coros.all) {
+        struct corio__task *t = &container_of(n, struct corio_coro, all)->t;
+        n = n->next;
+        if (t->idle != kind)
+            continue;
+        t->idle = CORIO__IDLE_NO;
+        if (t->state == CORIO__T_WAITING && t->abort)
+            t->abort(t, -ESHUTDOWN);
+    }
+}
+
 void corio__coro_cancel_all(struct corio_loop *l)
 {
     l->coros.stopping = true;
@@ -363,6 +377,9 @@ static void finalize(struct corio_coro *co)
     int result = co->result;
     corio__list_remove(&co->all);
     l->coros.live--;
+    /* In a drain, the last coroutine that was not waiting for a signal ends: so do those waits. */
+    if (unlikely(l->coros.draining) && l->coros.lingering && l->coros.live == l->coros.lingering)
+        corio__coro_shutdown_idle(l, CORIO__IDLE_LAST);
     if (co->group)
         group_left(co, result);
     struct corio__slot *s = &l->coros.slots[co->slot];

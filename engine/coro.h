@@ -69,6 +69,17 @@ struct corio__coros {
     struct corio__list all;    /* every live coroutine */
     size_t live;               /* coroutines alive */
     bool stopping;             /* the loop is stopping: new coroutines start cancelled */
+    bool draining;             /* the loop drains (drain.c): it accepts nothing more, and ends
+                                  idle waits, until corio_loop_run returns */
+    uint32_t lingering;        /* coroutines in a CORIO__IDLE_LAST wait (a signal wait) */
+};
+
+/* How a drain of the loop ends a coroutine's waits (corio__task.idle). */
+enum {
+    CORIO__IDLE_NO = 0,   /* a drain leaves its waits alone */
+    CORIO__IDLE_NOW = 1,  /* its wait ends with -ESHUTDOWN when a drain starts (corio_set_idle) */
+    CORIO__IDLE_LAST = 2, /* its wait ends with -ESHUTDOWN once, in a drain, only such waits are
+                             left (a signal wait: the program's way to hear of the next stop) */
 };
 
 /* A group of coroutines (the layout behind struct corio_group). Zeroed storage is a valid empty
@@ -111,6 +122,10 @@ void corio__coro_finish(struct corio_coro *co);
 /* Cancels every live coroutine of @l, and those spawned from now on until the loop stops
  * running. Returns nothing. */
 void corio__coro_cancel_all(struct corio_loop *l);
+
+/* Ends with -ESHUTDOWN the current wait of every coroutine of @l whose idle mark is @kind, and
+ * clears the mark: the drain's wake-up is once. Returns nothing. */
+void corio__coro_shutdown_idle(struct corio_loop *l, uint8_t kind);
 
 /* Stack bytes each coroutine spends before its body runs (its struct and the sanitizers' gap): the
  * loop adds them to the usable size asked for. */

@@ -80,9 +80,9 @@ static void vg_mark_filled(const struct corio__future *f)
 #endif
 
 /* Maps a finished future's raw CQE result to what the caller sees: a deadline that passed turns
- * the op's cancellation into -ETIMEDOUT; our own async cancel gives -ECANCELED (io-wq workers
- * interrupted by it may report -EINTR). A result the op produced itself is kept: data that arrived
- * as the cancel raced it is not lost. */
+ * the op's cancellation into -ETIMEDOUT, a drain's into -ESHUTDOWN; our own async cancel gives
+ * -ECANCELED (io-wq workers interrupted by it may report -EINTR). A result the op produced itself
+ * is kept: data that arrived as the cancel raced it is not lost. */
 static inline void settle(struct corio__future *f)
 {
 #ifdef CORIO__VALGRIND
@@ -97,12 +97,16 @@ static inline void settle(struct corio__future *f)
             res = 0;
         else if (res == -ECANCELED && (f->flags & CORIO__FF_TIMED_OUT))
             res = -ETIMEDOUT;
+        else if (res == -ECANCELED && (f->flags & CORIO__FF_SHUTDOWN))
+            res = -ESHUTDOWN;
     } else if (unlikely(res == -ECANCELED || res == -EINTR || res == -EAGAIN)) {
         /* A transient -EAGAIN is not retried once the op is cancelled or timed out (retry): the
          * op did nothing, so report why it ended instead; a coroutine cancelled in a recv must
          * not see -EAGAIN. */
         if (f->flags & CORIO__FF_TIMED_OUT)
             res = -ETIMEDOUT;
+        else if (f->flags & CORIO__FF_SHUTDOWN)
+            res = -ESHUTDOWN;
         else if (f->flags & CORIO__FF_CANCELLED)
             res = -ECANCELED;
     }
@@ -334,7 +338,22 @@ static void abort_one(struct corio__task *t, int why)
     struct corio__future *f = t->wait_obj;
     if (why == -ETIMEDOUT)
         f->flags |= CORIO__FF_TIMED_OUT;
+    else if (why == -ESHUTDOWN)
+        f->flags |= CORIO__FF_SHUTDOWN;
     cancel_kernel(f);
+}
+
+bool corio__future_shutdown_accept(struct corio__pending *p)
+{
+    /* Futures are the records whose completion is this file's. */
+    if (p->c.complete != complete)
+        return false;
+    struct corio__future *f = container_of(p, struct corio__future, p);
+    if (f->state != CORIO__F_PENDING || f->op.opcode != CORIO__OP_ACCEPT)
+        return false;
+    f->flags |= CORIO__FF_SHUTDOWN;
+    cancel_kernel(f);
+    return true;
 }
 
 ssize_t corio_await(struct corio_future *pub, int64_t deadline)

@@ -35,6 +35,7 @@ enum { CORIO__F_IDLE = 0, CORIO__F_PENDING = 1, CORIO__F_DONE = 2 };
                                      its owner's own deadline aborted it */
 #define CORIO__FF_LINKED 0x8u     /* submitted with a linked timeout (a deadline) */
 #define CORIO__FF_REPORTED 0x10u  /* done, and reported by corio_await_any */
+#define CORIO__FF_SHUTDOWN 0x20u  /* a drain of the loop ended it (drain.c): -ESHUTDOWN */
 
 enum {
     CORIO__FK_OP = 0,    /* an ordinary op */
@@ -62,6 +63,11 @@ int corio__future_start(struct corio__future *f, const struct corio__op *op, int
 
 /* Starts @op and waits for it: the blocking form of every operation. Returns its result. */
 int64_t corio__future_run(const struct corio__op *op, int64_t deadline, uint8_t kind);
+
+/* A drain of the loop reached pending record @p: if it is a future of an accept, the accept is
+ * cancelled in the kernel and ends with -ESHUTDOWN (unless a connection raced the cancel: then
+ * it keeps it). Returns whether @p was such a future. */
+bool corio__future_shutdown_accept(struct corio__pending *p);
 
 /* Checks that @f was started by the coroutine of task @t. Returns 0, -EINVAL (never started) or
  * -EPERM (another coroutine's). */

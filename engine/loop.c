@@ -5,6 +5,7 @@
 #include "loop.h"
 
 #include "blocking.h"
+#include "drain.h"
 #include "future.h"
 #include "segv.h"
 
@@ -349,6 +350,7 @@ int corio_loop_run(struct corio_loop *l)
     }
     l->running = false;
     l->coros.stopping = false;
+    corio__drain_end(l);
     corio__tls_loop = prev;
     return l->deadlock ? -EDEADLK : 0;
 }

@@ -45,6 +45,9 @@ struct corio_loop {
     int64_t wake_deadline;          /* one in flight surely fires by then; INT64_MAX: unknown */
     struct corio__blocking *blocking; /* corio_blocking's worker pool (blocking.c), made on the
                                          first call; NULL until then */
+    /* A drain's deadline (drain.c) is this stand-in's own deadline: a task that never runs,
+     * parked for ever, whose abort stops the loop when the scheduler's timer for it fires. */
+    struct corio__task drain_timer;
 };
 
 /* corio_loop_new, with @refuse: CORIO_FEAT_ bits of setup flags to treat as refused by the kernel,

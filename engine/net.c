@@ -59,8 +59,17 @@ static struct corio__op accept_op(int fd, struct sockaddr *addr, socklen_t *addr
                               .op_flags = (uint32_t)(flags | SOCK_CLOEXEC)};
 }
 
+/* Whether the calling coroutine's loop drains: it accepts nothing more (drain.c). */
+static bool draining(void)
+{
+    struct corio__task *t = corio__tls_task;
+    return t && unlikely(corio__loop_of(t)->coros.draining);
+}
+
 int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags, int64_t deadline)
 {
+    if (draining())
+        return -ESHUTDOWN;
     struct corio__op op = accept_op(fd, addr, addrlen, flags);
     return (int)corio__future_run(&op, deadline, CORIO__FK_OP);
 }
@@ -69,7 +78,11 @@ int corio_accept_start(struct corio_future *f, int fd, struct sockaddr *addr, so
                        int flags, int64_t deadline)
 {
     struct corio__op op = accept_op(fd, addr, addrlen, flags);
-    return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    int err = corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
+    /* Started, so that the future is complete as the start form promises; ended at once. */
+    if (err == 0 && draining())
+        corio__future_shutdown_accept(&corio__fut(f)->p);
+    return err;
 }
 
 static struct corio__op connect_op(int fd, const struct sockaddr *addr, socklen_t addrlen)

@@ -53,6 +53,7 @@ struct corio__task {
     bool cancelled;              /* cancelled: its waits fail with -ECANCELED */
     bool queued;                 /* on the run queue */
     bool expired;                /* its own deadline passed: its waits fail with -ETIMEDOUT */
+    uint8_t idle;                /* CORIO__IDLE_*: how a drain of its loop ends its waits (coro.h) */
     /* -- second cache line -- */
     struct corio__stack *stack;  /* its stack; the task lives at the top of it */
     struct corio__timer deadline; /* the timer of its own deadline: in the heap, armed no later

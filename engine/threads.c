@@ -2,8 +2,9 @@
  * each running the same function as its first coroutine, optionally pinned to a CPU each. The
  * loops find each other through corio_thread_loop and hand each other work through the messages
  * of remote.c (corio_loop_post, corio_spawn onto another loop); corio_threads_stop stops them all
- * from any thread. Each loop has its own ring, stacks and pools: what the threads share is the
- * group's table of loops, written before any of them runs and read only after.
+ * and corio_threads_drain drains them all, from any thread of the group. Each loop has its own
+ * ring, stacks and pools: what the threads share is the group's table of loops, written before
+ * any of them runs and read only after.
  *
  * Start and end are two barriers: every loop is made (each on its own thread, which owns it)
  * before any runs, so that a coroutine may address any loop at once; and every loop has stopped
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* The loops of one corio_run_threads call. */
@@ -29,6 +31,8 @@ struct group {
     pthread_barrier_t ended;     /* every loop has stopped running */
     struct corio_loop **loops;   /* loops[i] is thread i's; thread 0 is the caller */
     int *errs;                   /* per loop: its creation's or its run's error, or fn's result */
+    _Atomic bool draining;       /* corio_threads_drain was called: a loop that ends leaves the
+                                    others to drain until their own end */
 };
 
 /* The group and index of the calling thread's loop, while corio_run_threads runs it. */
@@ -89,8 +93,10 @@ static void run_one(struct group *g, unsigned i)
         if (err && !g->errs[i])
             g->errs[i] = err;
         /* One loop ended (its function returned, or it was stopped): the others stop too, so
-         * that a failure on one core does not leave the rest serving without it. */
-        corio_threads_stop();
+         * that a failure on one core does not leave the rest serving without it. In a drain the
+         * others finish their own connections instead, each by the drain's deadline. */
+        if (!atomic_load(&g->draining))
+            corio_threads_stop();
     }
     pthread_barrier_wait(&g->ended);
     corio_loop_free(g->loops[i]);
@@ -206,4 +212,20 @@ void corio_threads_stop(void)
     for (unsigned k = 0; k < g->n; k++)
         if (g->loops[k])
             corio_loop_stop(g->loops[k]);
+}
+
+int corio_threads_drain(int64_t deadline)
+{
+    struct group *g = tls_group;
+    if (!g)
+        return corio__tls_loop ? corio_loop_drain(corio__tls_loop, deadline) : -EPERM;
+    /* Before the messages: a loop that drains fast must find the flag when it ends. */
+    atomic_store(&g->draining, true);
+    int err = 0;
+    for (unsigned k = 0; k < g->n; k++) {
+        int e = g->loops[k] ? corio_loop_drain(g->loops[k], deadline) : 0;
+        if (e && !err)
+            err = e;
+    }
+    return err;
 }

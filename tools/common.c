@@ -9,50 +9,57 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
-static int signal_set(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-    return 0;
-}
+/* SIGINT and SIGTERM, read by a coroutine on each loop; how many of them came. */
+static struct corio_signals tool_sigs;
+static bool tool_sigs_ok;
+static _Atomic unsigned tool_signalled;
 
-int tool_block_signals(void)
+int tool_signals_init(void)
 {
     sigset_t set;
-    signal_set(&set);
-    /* A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
-     * before it could reach the signalfd: take the default disposition back (blocked, the
-     * default action never runs; the signalfd receives it). */
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    return -pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int err = corio_signals_init(&tool_sigs, &set);
+    tool_sigs_ok = err == 0;
+    return err;
+}
+
+void tool_signals_fini(void)
+{
+    if (tool_sigs_ok)
+        corio_signals_fini(&tool_sigs);
+    tool_sigs_ok = false;
 }
 
 static int signal_waiter(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
-    struct signalfd_siginfo si;
-    ssize_t n = corio_read(fd, &si, sizeof(si), -1, CORIO_FOREVER);
-    corio_close(fd);
-    if (n == (ssize_t)sizeof(si))
-        corio_threads_stop(); /* every loop of the server, or the one */
+    int64_t drain_timeout = *(const int64_t *)arg;
+    free(arg);
+    int sig;
+    while ((sig = corio_signals_next(&tool_sigs, NULL, CORIO_FOREVER)) > 0) {
+        if (atomic_fetch_add(&tool_signalled, 1) == 0)
+            corio_threads_drain(corio_now() + drain_timeout); /* every loop of the tool */
+        else
+            corio_threads_stop(); /* a second signal: at once */
+    }
+    /* -ESHUTDOWN: this loop has drained; -ECANCELED: it stops. */
     return 0;
 }
 
-int tool_stop_on_signals(struct corio_loop *loop)
+int tool_stop_on_signals(int64_t drain_timeout)
 {
-    sigset_t set;
-    signal_set(&set);
-    int fd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int err = corio_spawn(NULL, loop, signal_waiter, (void *)(intptr_t)fd);
+    if (!tool_sigs_ok)
+        return -EBADF;
+    int64_t *arg = malloc(sizeof(*arg));
+    if (!arg)
+        return -ENOMEM;
+    *arg = drain_timeout;
+    int err = corio_spawn(NULL, NULL, signal_waiter, arg);
     if (err)
-        close(fd);
+        free(arg);
     return err;
 }
 

@@ -1,4 +1,4 @@
-/* Pieces the command-line tools share: clean stop on SIGINT/SIGTERM, numbers from options,
+/* Pieces the command-line tools share: a graceful stop on SIGINT/SIGTERM, numbers from options,
  * CPU pinning, and the --stats report. */
 #ifndef CORIO_TOOLS_COMMON_H
 #define CORIO_TOOLS_COMMON_H
@@ -7,13 +7,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Blocks SIGINT and SIGTERM in the calling thread (before it creates threads or its loop), so
- * that tool_stop_on_signals can receive them through a signalfd. Returns 0 or -errno. */
-int tool_block_signals(void);
+/* Takes SIGINT and SIGTERM for tool_stop_on_signals (corio_signals_init): blocked in the calling
+ * thread, which must call it before it creates any thread or loop, so that every thread of the
+ * tool inherits them blocked. Returns 0 or -errno. */
+int tool_signals_init(void);
 
-/* Spawns a coroutine on @loop that waits for SIGINT or SIGTERM and then stops the
- * loop, which cancels every coroutine. Returns 0 or -errno. */
-int tool_stop_on_signals(struct corio_loop *loop);
+/* Gives SIGINT and SIGTERM back (corio_signals_fini), once every loop has ended. */
+void tool_signals_fini(void);
+
+/* Spawns on the calling thread's loop a coroutine that waits for SIGINT or SIGTERM. The first
+ * signal drains every loop of the tool (corio_threads_drain) with @drain_timeout nanoseconds to
+ * finish; a second one stops them all at once. Every loop runs one, so that the last loop still
+ * draining hears the second signal (a drained loop's ends with it). Returns 0 or -errno. */
+int tool_stop_on_signals(int64_t drain_timeout);
 
 /* Parses a non-negative integer option value (with optional k/m/g suffix, powers of 1024).
  * Exits with status 2 and a message on a bad value. Returns the value. */

@@ -21,6 +21,10 @@ struct opts {
 static struct opts o = {
     .host = "0.0.0.0", .port = 7000, .backlog = 4096, .buffer = 0, .buffers = 4096};
 static unsigned threads = 1;
+/* How long a graceful stop (the first SIGINT or SIGTERM) lets connections finish: 5 s, room for
+ * slow clients when what they wait for takes milliseconds, and well within what a service
+ * manager waits before it kills (systemd's TimeoutStopSec 90 s, Kubernetes' grace period 30 s). */
+static int64_t drain_timeout = CORIO_SEC(5);
 /* Each loop's own, on its own thread. */
 static _Thread_local struct corio_bufring *ring;
 static _Thread_local bool plain;
@@ -49,9 +53,12 @@ static void usage(FILE *f)
                "  --threads N       N loops on N threads, one listener each (SO_REUSEPORT);\n"
                "                    default 1: the benchmarks pin one server thread beside the\n"
                "                    load generator, and one loop is what they compare\n"
+               "  --drain-timeout S seconds a graceful stop lets connections finish (default 5)\n"
                "  --stats           print the loop's counters at exit\n"
                "  --help            this text\n"
-               "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
+               "Prints 'ready port=N' when listening. The first SIGINT or SIGTERM stops it\n"
+               "gracefully: it accepts no more and ends once its clients have closed their\n"
+               "connections, or after --drain-timeout; a second signal stops it at once.\n");
 }
 
 /* Fast mode: the kernel picks a buffer from the shared ring as data arrives; the connection
@@ -102,7 +109,7 @@ static int server(void *arg)
             plain = true;
         }
     }
-    if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
+    if (tool_stop_on_signals(drain_timeout) != 0)
         fprintf(stderr, "corio-echo: no signal handling\n");
     int lfd = tool_listen("corio-echo", o.host, o.port, o.backlog);
     if (lfd < 0) {
@@ -119,7 +126,7 @@ static int server(void *arg)
     for (;;) {
         int fd = multi ? corio_acceptor_next(&acc, CORIO_FOREVER)
                        : corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
-        if (fd == -ECANCELED)
+        if (fd == -ECANCELED || fd == -ESHUTDOWN)
             break;
         if (fd == -ECONNABORTED || fd == -EINTR)
             continue;
@@ -140,8 +147,12 @@ static int server(void *arg)
     if (multi)
         corio_acceptor_fini(&acc);
     corio_close(lfd);
-    corio_threads_stop();
-    corio_group_wait(&conns, CORIO_FOREVER); /* cancelled by the stop; ends them all first */
+    /* A stop cancels the connections; a drain lets them go on until their clients close them
+     * (echo has no unit of work to end between: the client's bytes are its to delimit), or until
+     * the drain's deadline cancels them. */
+    if (!corio_draining())
+        corio_threads_stop();
+    corio_group_wait(&conns, CORIO_FOREVER);
     if (o.stats)
         tool_print_stats("corio-echo", loop);
     corio_bufring_free(ring);
@@ -154,7 +165,7 @@ int main(int argc, char **argv)
     struct corio_loop_opts lo = {0};
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_BACKLOG, O_STACK, O_BUF, O_SQE, O_SQPOLL, O_CPU, O_STATS,
-           O_BUFS, O_PLAIN, O_FIXED, O_ZC, O_SQCPU, O_BATCH, O_THREADS };
+           O_BUFS, O_PLAIN, O_FIXED, O_ZC, O_SQCPU, O_BATCH, O_THREADS, O_DRAIN };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},     {"host", required_argument, NULL, O_HOST},
         {"backlog", required_argument, NULL, O_BACKLOG}, {"stack-size", required_argument, NULL, O_STACK},
@@ -167,6 +178,7 @@ int main(int argc, char **argv)
         {"sqpoll-cpu", required_argument, NULL, O_SQCPU},
         {"batch-wait-us", required_argument, NULL, O_BATCH},
         {"threads", required_argument, NULL, O_THREADS},
+        {"drain-timeout", required_argument, NULL, O_DRAIN},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -180,6 +192,7 @@ int main(int argc, char **argv)
         case O_SQPOLL: lo.flags |= CORIO_LOOP_SQPOLL; break;
         case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
         case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
+        case O_DRAIN: drain_timeout = tool_parse_seconds("--drain-timeout", optarg); break;
         case O_STATS: o.stats = true; break;
         case O_BUFS: o.buffers = (unsigned)tool_parse_size("--buffers", optarg); break;
         case O_PLAIN: o.plain = true; break;
@@ -208,8 +221,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    tool_block_signals();
+    if (tool_signals_init() != 0)
+        fprintf(stderr, "corio-echo: no signal handling\n");
     int err = tool_run("corio-echo", threads, cpu, &lo, server);
+    tool_signals_fini();
     fprintf(stderr, "corio-echo: conns=%llu\n", (unsigned long long)atomic_load(&n_conns));
     return err || atomic_load(&server_err) ? 1 : 0;
 }

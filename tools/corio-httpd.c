@@ -25,16 +25,24 @@ static void usage(FILE *f)
                "                       own CPU)\n"
                "  --threads N          N loops on N threads, one listener each (SO_REUSEPORT);\n"
                "                       default 1: the benchmarks compare one loop\n"
+               "  --drain-timeout S    seconds a graceful stop lets requests finish (default 5)\n"
                "  --stats              print counters at exit\n"
                "  --help               this text\n"
                "Without --root, GET / answers \"Hello, World!\" (text/plain) and other paths 404.\n"
-               "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
+               "Prints 'ready port=N' when listening. The first SIGINT or SIGTERM stops it\n"
+               "gracefully: it accepts no more, closes idle keep-alive connections, answers the\n"
+               "requests under way with 'Connection: close', and ends when they are done or after\n"
+               "--drain-timeout; a second signal stops it at once.\n");
 }
 
 static const char *host = "0.0.0.0";
 static uint16_t port = 8080;
 static int backlog = 4096;
 static unsigned threads = 1;
+/* How long a graceful stop (the first SIGINT or SIGTERM) lets requests finish: 5 s, room for
+ * slow clients when what they wait for takes milliseconds, and well within what a service
+ * manager waits before it kills (systemd's TimeoutStopSec 90 s, Kubernetes' grace period 30 s). */
+static int64_t drain_timeout = CORIO_SEC(5);
 static bool stats;
 static struct corio_http_server_opts ho;
 static _Atomic int server_err;
@@ -53,7 +61,7 @@ static int server(void *arg)
 {
     (void)arg;
     struct corio_loop *loop = corio_loop_current();
-    if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
+    if (tool_stop_on_signals(drain_timeout) != 0)
         fprintf(stderr, "corio-httpd: no signal handling\n");
     struct corio_http_server *srv;
     int err = corio_http_server_new(&srv, &ho);
@@ -72,12 +80,13 @@ static int server(void *arg)
         return lfd;
     }
     err = corio_http_serve(srv, lfd);
-    if (err != -ECANCELED) {
+    if (err != -ECANCELED && err != -ESHUTDOWN) {
         fprintf(stderr, "corio-httpd: accept: %s\n", strerror(-err));
         atomic_store(&server_err, err);
     }
     corio_close(lfd);
-    corio_threads_stop();
+    if (err != -ESHUTDOWN) /* a drain leaves the other loops to end their own connections */
+        corio_threads_stop();
     if (stats) {
         const struct corio_http_stats *hs = corio_http_server_stats(srv);
         tool_print_stats("corio-httpd", loop);
@@ -96,7 +105,7 @@ int main(int argc, char **argv)
     struct corio_loop_opts lo = {0};
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_ROOT, O_HDR, O_IDLE, O_MAX, O_BACKLOG, O_STACK, O_SQPOLL,
-           O_CPU, O_STATS, O_THREADS };
+           O_CPU, O_STATS, O_THREADS, O_DRAIN };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"host", required_argument, NULL, O_HOST},
@@ -110,6 +119,7 @@ int main(int argc, char **argv)
         {"cpu", required_argument, NULL, O_CPU},
         {"stats", no_argument, NULL, O_STATS},
         {"threads", required_argument, NULL, O_THREADS},
+        {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -127,6 +137,7 @@ int main(int argc, char **argv)
         case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
         case O_STATS: stats = true; break;
         case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
+        case O_DRAIN: drain_timeout = tool_parse_seconds("--drain-timeout", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -144,7 +155,9 @@ int main(int argc, char **argv)
         return 1;
     }
     corio_http_server_free(check);
-    tool_block_signals();
+    if (tool_signals_init() != 0)
+        fprintf(stderr, "corio-httpd: no signal handling\n");
     err = tool_run("corio-httpd", threads, cpu, &lo, server);
+    tool_signals_fini();
     return err || atomic_load(&server_err) ? 1 : 0;
 }

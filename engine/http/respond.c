@@ -84,6 +84,9 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
     }
     r.content_type = ctype;
     r.content_length = len;
+    /* A drain of the loop: this is the connection's last response. */
+    if (c->keep_alive && corio_draining())
+        c->keep_alive = false;
     r.keep_alive = c->keep_alive && !c->broken;
     int err = head_start(c->s, status);
     if (err)

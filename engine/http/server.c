@@ -197,7 +197,13 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
             corio_set_deadline(c->head_deadline, NULL);
             armed = true;
         }
+        /* Waiting for the next request, the connection is idle: a drain of the loop ends it
+         * here (and one under way already does before the wait). */
+        if (idle && corio_set_idle(true) != 0)
+            return HEAD_CLOSE;
         ssize_t n = corio__http_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (idle)
+            corio_set_idle(false);
         if (n == -ETIMEDOUT) {
             if (idle)
                 return HEAD_CLOSE;
@@ -483,7 +489,12 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
         corio_bufring_new(&s->ring, loop, 1024, 4096);
     int ret;
     for (;;) {
-        ret = corio_sem_acquire(&s->slots, CORIO_FOREVER);
+        /* Waiting for a free slot is waiting to accept: a drain ends it. */
+        ret = corio_set_idle(true);
+        if (ret == 0) {
+            ret = corio_sem_acquire(&s->slots, CORIO_FOREVER);
+            corio_set_idle(false);
+        }
         if (ret < 0)
             break;
         struct sockaddr_storage peer;
@@ -510,8 +521,11 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
         if (conn_spawn(s, &conns, fd, &peer, peer_len) == 0)
             s->stats.connections++;
     }
-    /* Whatever ended the accept loop, the connections end with it. */
-    corio_group_cancel(&conns);
+    /* Whatever else ended the accept loop, the connections end with it; a drain lets them
+     * finish (their idle waits end, their requests are answered with Connection: close), and its
+     * deadline cancels them if they do not. */
+    if (ret != -ESHUTDOWN)
+        corio_group_cancel(&conns);
     corio_group_wait(&conns, CORIO_FOREVER);
     corio_bufring_free(s->ring);
     s->ring = NULL;

@@ -25,8 +25,9 @@
  * - Threads: a loop, and everything that lives on it (coroutines, futures, groups, sync objects,
  *   channels, generators, buffer rings), belongs to the thread that created the loop; calls on
  *   them are made from that thread. Several loops run side by side on several threads. The calls
- *   that any thread may make say so: corio_loop_post, corio_spawn with a NULL handle, and
- *   corio_loop_stop. They hand the loop a message that it runs on its own thread.
+ *   that any thread may make say so: corio_loop_post, corio_spawn with a NULL handle,
+ *   corio_loop_stop and corio_loop_drain. They hand the loop a message that it runs on its own
+ *   thread.
  * - Out-parameters come first (corio_loop_new(&loop, ...), corio_spawn(&id, ...)); caller-owned
  *   objects are set up by a _init call that returns 0 or -errno, or by their _INIT macro.
  *
@@ -41,6 +42,7 @@
 #define CORIO_H
 
 #include <errno.h>
+#include <sys/select.h> /* sigset_t (POSIX puts it there too, and C11 mode hides signal.h's) */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,6 +72,7 @@ extern "C" {
 #endif
 
 struct statx;
+struct signalfd_siginfo;
 
 /* ==== time =================================================================================== */
 
@@ -409,8 +412,8 @@ CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *o
  * for each other's messages rather than report a deadlock. With CORIO_THREADS_PIN in @flags,
  * thread i is pinned to the i-th CPU the process may use (wrapping around). Every loop exists
  * before any runs, so fn may address any of them at once (corio_thread_loop). When one loop ends
- * (its coroutines all ended) the others are stopped, and every loop stops running before any is
- * freed. Returns 0, or the first of: a loop's creation error, a function's nonzero result other
+ * (its coroutines all ended) the others are stopped, unless the group drains (corio_threads_drain:
+ * each loop then ends when it has drained), and every loop stops running before any is freed. Returns 0, or the first of: a loop's creation error, a function's nonzero result other
  * than -ECANCELED (which a stop makes it return), corio_loop_run's error; -EINVAL (@n 0 or over
  * 4096, no @fn, or called from a loop it runs); -ENOMEM; a thread's creation error. */
 CORIO_API int corio_run_threads(unsigned n, corio_fn *fn, void *arg,
@@ -427,6 +430,92 @@ CORIO_API struct corio_loop *corio_thread_loop(unsigned i);
 /* Stops every loop of the calling thread's corio_run_threads (corio_loop_stop on each; the running
  * loop outside one). From a thread of the group. Returns nothing. */
 CORIO_API void corio_threads_stop(void);
+
+/* ==== stopping: drains and signals ===========================================================
+ * A stop (corio_loop_stop) cancels every coroutine at once. A drain is the graceful stop: the loop
+ * stops accepting, lets its coroutines finish what they are doing, ends the waits of those that
+ * have nothing to do, and stops for good at a deadline. What a drain does to each kind of wait:
+ * - an accept (corio_accept, corio_accept_start) pending on the loop is cancelled in the kernel
+ *   and ends with -ESHUTDOWN (a connection that raced the cancel is returned as usual), and one
+ *   started during the drain ends with -ESHUTDOWN at once;
+ * - an acceptor's multishot accept is ended in the kernel; corio_acceptor_next hands out the
+ *   connections the kernel had accepted before, then returns -ESHUTDOWN (at once, or ending the
+ *   wait it is in);
+ * - the current wait of a coroutine marked idle (corio_set_idle) ends with -ESHUTDOWN, and the
+ *   mark is cleared: the wake-up is once;
+ * - a wait for signals (corio_signals_next) ends with -ESHUTDOWN once every other coroutine of
+ *   the loop has ended, so that a coroutine that waits for the next stop signal does not keep a
+ *   drained loop running; until then it goes on waiting, and can hear a second signal;
+ * - every other wait (a receive, a send, a sleep, a lock, a join) goes on as it was.
+ * -ESHUTDOWN, not -ECANCELED: the coroutine is not cancelled (its later calls work, its clean-up
+ * and the end of its connection need them), and a server tells "stop accepting" from "stop now".
+ * When the deadline passes, every coroutine left is cancelled as corio_loop_stop does; the loop's
+ * run returns once every coroutine has ended, either way. A drain lasts until corio_loop_run
+ * returns (a loop run again starts afresh). A second drain keeps the earlier of the two
+ * deadlines; a stop during a drain cancels everything at once. */
+
+/* Starts a drain of @loop (see above) that ends at @deadline (CORIO_FOREVER: when every coroutine
+ * has ended, however long that takes; a deadline already past: a stop). Any thread: from another
+ * thread it is a message (see corio_loop_post) that the loop acts on at its next iteration,
+ * waking it if it sleeps; on the loop's own thread it acts at once. Does not suspend. Returns 0,
+ * or -errno: -EINVAL (no loop), -ENOMEM (the message, from another thread). */
+CORIO_API int corio_loop_drain(struct corio_loop *loop, int64_t deadline);
+
+/* Drains every loop of the calling thread's corio_run_threads (corio_loop_drain on each; the
+ * running loop outside one), each until @deadline: a loop that has drained ends without stopping
+ * the others, which go on draining (without a drain, one loop's end stops them all). From a
+ * thread of the group. Does not suspend. Returns 0, or the first error of corio_loop_drain; -EPERM
+ * outside a group with no running loop. */
+CORIO_API int corio_threads_drain(int64_t deadline);
+
+/* Returns true when the calling thread's running loop drains: a server's code between two units
+ * of work (requests) asks it to end its connection instead of waiting for the next. Any thread;
+ * false outside a running loop. Does not suspend. */
+CORIO_API bool corio_draining(void);
+
+/* Marks the calling coroutine idle (@idle true: between units of work, as a keep-alive connection
+ * waiting for its next request) or busy again (@idle false). While it is marked, a drain of its
+ * loop ends its current wait with -ESHUTDOWN and clears the mark. A coroutine that is busy goes on
+ * when a drain starts: mark only the waits that may be cut short. Does not suspend. Returns 0, or
+ * -errno: -ESHUTDOWN (@idle true while the loop drains: the mark is not set, the caller should end
+ * its work instead of waiting), -EPERM outside a coroutine. */
+CORIO_API int corio_set_idle(bool idle);
+
+/* Signals that coroutines wait for: a signalfd, read through the loop (through the ring on
+ * io_uring, waited for with epoll on the epoll backend), so that a signal is a wake-up like any
+ * I/O and its handler is ordinary code in a coroutine. Lives in caller storage. */
+struct corio_signals {
+    CORIO_ALIGN8 unsigned char opaque_[512];
+};
+
+/* Prepares @s to receive the signals of @set: blocks them in the calling thread (so that the
+ * kernel queues them for the signalfd instead of acting on them) and creates the signalfd. Every
+ * other thread of the process must block them too, or the kernel may deliver one to a thread that
+ * does not (its default action, for SIGINT or SIGTERM, ends the process): a thread inherits the
+ * mask of the thread that creates it, and corio_run_threads' threads are made by the thread that
+ * calls it, so calling this before corio_run_threads (or before creating any thread) is enough.
+ * A signal of @set whose disposition is to ignore it is given back its default disposition, which
+ * never runs while it is blocked: an ignored signal may be discarded as it is sent (POSIX leaves
+ * that open), and a shell starts its background jobs with SIGINT ignored, where a program that
+ * asks for SIGINT wants it anyway. Any thread, no coroutine needed; does not suspend. Returns 0,
+ * or -errno: -EINVAL (no @set), signalfd(2)'s (-EMFILE, -ENOMEM). */
+CORIO_API int corio_signals_init(struct corio_signals *s, const sigset_t *set);
+
+/* Waits for the next signal of @s's set, and stores what the kernel says of it in *@info (if not
+ * NULL). Coroutines of several loops may wait on one @s at once (each signal wakes one of them;
+ * a signal sent to the process reaches any of them, one sent to a thread only a coroutine of that
+ * thread's loop). In a drain of the loop, this wait ends with -ESHUTDOWN once it is all that is
+ * left (see the drain above). May suspend. Returns the signal's number, or -errno: -ETIMEDOUT,
+ * -ECANCELED, -ESHUTDOWN, -EPERM outside a coroutine, -EBADF after corio_signals_fini. */
+CORIO_API int corio_signals_next(struct corio_signals *s, struct signalfd_siginfo *info,
+                                 int64_t deadline);
+
+/* Closes @s's signalfd and restores what corio_signals_init changed: the ignored dispositions it
+ * reset, then the calling thread's mask for the signals that init blocked (those blocked before
+ * stay blocked). A signal still pending is then acted on as the restored disposition says (an
+ * ignored one is discarded, SIGTERM's default ends the process). On the thread that called init,
+ * with no coroutine waiting on @s. Does not suspend. Returns nothing. */
+CORIO_API void corio_signals_fini(struct corio_signals *s);
 
 /* ==== futures ================================================================================ */
 

@@ -411,8 +411,12 @@ CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, 
  * takes no deadline: it runs until cancelled (corio_cancel), which is how a server is stopped;
  * the bounds of each connection are the durations in corio_http_server_opts. A deadline the
  * calling coroutine set with corio_set_deadline would end the accept loop too, as -ETIMEDOUT.
- * Does not close @lfd. Must run in a coroutine, and suspends. Returns -ECANCELED after a cancel,
- * or -errno if accept fails for good (-EMFILE/-ENFILE are waited out, not returned). */
+ * A drain of the loop (corio_loop_drain) is the graceful stop: it accepts no more, a keep-alive
+ * connection waiting for its next request is closed at once, a request under way is answered
+ * with "Connection: close" and its connection then closed, and it returns once every connection
+ * has ended (the drain's deadline cancels those left). Does not close @lfd. Must run in a
+ * coroutine, and suspends. Returns -ECANCELED after a cancel, -ESHUTDOWN after a drain, or -errno
+ * if accept fails for good (-EMFILE/-ENFILE are waited out, not returned). */
 CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
 
 /* Reads the counters of @s. Does not suspend. Returns a pointer into @s, valid until
