@@ -2250,6 +2250,95 @@ static void test_http_server_max_connections(void **state)
     run_scenario(state, sc_max_connections, &o);
 }
 
+/* A connection the caller accepted itself (another loop's acceptor hands it over, say), served
+ * by corio_http_serve_conn beside corio_http_serve, under the same connection limit. */
+struct handed {
+    struct env *e;
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    int ret;
+};
+
+static int handed_main(void *arg)
+{
+    struct handed *h = arg;
+    h->ret = corio_http_serve_conn(h->e->s, h->fd, (struct sockaddr *)&h->peer, h->peer_len);
+    return 0;
+}
+
+/* Connects client @c to listener @lfd (not the server's) and accepts it into @h. */
+static bool hand_open(struct env *e, int lfd, struct client *c, struct handed *h)
+{
+    uint16_t served = e->port;
+    e->port = (uint16_t)corio_local_port(lfd);
+    bool ok = CL_OPEN(e, c);
+    e->port = served;
+    memset(h, 0, sizeof(*h));
+    h->e = e;
+    h->ret = 12345;
+    h->peer_len = sizeof(h->peer);
+    h->fd = ok ? corio_accept(lfd, (struct sockaddr *)&h->peer, &h->peer_len, 0, HTTP_BOUND) : -1;
+    return T_EXPECT(h->fd >= 0);
+}
+
+static void sc_serve_conn(struct env *e)
+{
+    int lfd = corio_listen_tcp("127.0.0.1", 0, 8, 0);
+    if (!T_EXPECT(lfd >= 0))
+        return;
+    struct client a = {.fd = -1}, b = {.fd = -1}, c = {.fd = -1};
+    struct handed ha, hc;
+    struct resp r;
+    corio_id co_a = 0, co_c = 0;
+    if (!hand_open(e, lfd, &a, &ha) || !T_EXPECT_EQ(corio_spawn(&co_a, NULL, handed_main, &ha), 0))
+        goto out;
+    /* It serves as the server's own connections do: routes, keep-alive, the peer's address. */
+    for (int i = 0; i < 2; i++) {
+        if (ROUNDTRIP(&a, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200)) {
+            EXPECT_HDR(&r, "Connection", "keep-alive");
+            EXPECT_BODY_STR(&r, hello_body);
+        }
+        resp_free(&r);
+    }
+    T_EXPECT_EQ(ha.ret, 12345); /* still serving */
+    /* With the limit of 2 reached (one handed over, one accepted by corio_http_serve), a third
+     * connection handed over is refused and closed. */
+    if (CL_OPEN(e, &b) && ROUNDTRIP(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200))
+        T_EXPECT_EQ(corio_http_server_stats(e->s)->open, 2);
+    resp_free(&r);
+    if (hand_open(e, lfd, &c, &hc) && T_EXPECT_EQ(corio_spawn(&co_c, NULL, handed_main, &hc), 0)) {
+        T_EXPECT_EQ(corio_join(co_c, NULL, HTTP_BOUND), 0);
+        co_c = 0;
+        T_EXPECT_EQ(hc.ret, -EAGAIN);
+        T_EXPECT_EQ(cl_fill(&c, HTTP_BOUND), 0); /* closed: EOF */
+    }
+    /* The client's close ends the handed-over connection: the call returns 0. */
+    cl_close(&a);
+    T_EXPECT_EQ(corio_join(co_a, NULL, HTTP_BOUND), 0);
+    co_a = 0;
+    T_EXPECT_EQ(ha.ret, 0);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->open, 1);
+    /* Bad arguments, and no coroutine needed to see them. */
+    T_EXPECT_EQ(corio_http_serve_conn(NULL, 0, NULL, 0), -EINVAL);
+    T_EXPECT_EQ(corio_http_serve_conn(e->s, -1, NULL, 0), -EINVAL);
+out:
+    if (co_a)
+        corio_join(co_a, NULL, HTTP_BOUND);
+    if (co_c)
+        corio_join(co_c, NULL, HTTP_BOUND);
+    cl_close(&a);
+    cl_close(&b);
+    cl_close(&c);
+    corio_close(lfd);
+}
+
+static void test_http_server_serve_conn(void **state)
+{
+    struct corio_http_server_opts o = {.max_connections = 2};
+    run_scenario(state, sc_serve_conn, &o);
+}
+
 static void sc_shutdown(struct env *e)
 {
     struct client idle, half, busy;
@@ -2719,6 +2808,7 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_server_call_deadlines),
         T_LOOP_FDS_TEST(test_http_server_slow_reader),
         T_LOOP_FDS_TEST(test_http_server_max_connections),
+        T_LOOP_FDS_TEST(test_http_server_serve_conn),
         T_LOOP_FDS_TEST(test_http_server_shutdown),
         T_LOOP_FDS_TEST(test_http_server_static_get),
         T_LOOP_FDS_TEST(test_http_server_static_conditional),

@@ -419,18 +419,36 @@ struct conn_start {
     socklen_t peer_len;
 };
 
-static int conn_main(void *arg)
+/* The server's ring of 4 KiB buffers for every connection's receives, made by its first user
+ * and freed by its last (none where the kernel has no buffer rings or multishot receive: then
+ * each receive brings its own buffer). */
+static void ring_hold(struct corio_http_server *s)
 {
-    struct conn_start *cs = arg;
-    struct corio_http_server *s = cs->s;
+    struct corio_loop *loop = corio_loop_current();
+    if (s->ring_users++ == 0 && !s->ring && loop && corio_loop_has(loop, CORIO_FEAT_RECV_MULTISHOT))
+        corio_bufring_new(&s->ring, loop, 1024, 4096);
+}
+
+static void ring_drop(struct corio_http_server *s)
+{
+    if (--s->ring_users == 0) {
+        corio_bufring_free(s->ring);
+        s->ring = NULL;
+    }
+}
+
+/* Serves connection @fd, which holds one of the server's slots, until it ends; then closes it
+ * and gives the slot back. */
+static void serve_one(struct corio_http_server *s, int fd, int64_t accepted,
+                      const struct sockaddr_storage *peer, socklen_t peer_len)
+{
     struct corio_http_conn c;
     memset(&c, 0, sizeof(c));
     c.s = s;
-    c.fd = cs->fd;
-    c.head_deadline = cs->accepted + s->o.header_timeout;
-    c.peer = cs->peer;
-    c.peer_len = cs->peer_len;
-    free(cs);
+    c.fd = fd;
+    c.head_deadline = accepted + s->o.header_timeout;
+    c.peer = *peer;
+    c.peer_len = peer_len;
     size_t bs = s->o.buffer_size;
     size_t hdr_bytes = s->o.limits.max_headers * sizeof(struct corio_http_header);
     /* One allocation per connection: input, output, the added header lines, then the parsed
@@ -455,6 +473,37 @@ static int conn_main(void *arg)
     corio_close(c.fd);
     s->stats.open--;
     corio_sem_release(&s->slots);
+}
+
+static int conn_main(void *arg)
+{
+    struct conn_start cs = *(struct conn_start *)arg;
+    free(arg);
+    serve_one(cs.s, cs.fd, cs.accepted, &cs.peer, cs.peer_len);
+    return 0;
+}
+
+int corio_http_serve_conn(struct corio_http_server *s, int fd, const struct sockaddr *peer,
+                          socklen_t peer_len)
+{
+    if (!s || fd < 0 || (peer_len && !peer))
+        return -EINVAL;
+    if (!corio_self())
+        return -EPERM;
+    struct sockaddr_storage ss = {0};
+    if (peer_len > sizeof(ss))
+        peer_len = 0; /* not an address this server could report */
+    if (peer_len)
+        memcpy(&ss, peer, peer_len);
+    int err = corio_sem_tryacquire(&s->slots);
+    if (err) {
+        corio_close(fd);
+        return err;
+    }
+    s->stats.connections++;
+    ring_hold(s);
+    serve_one(s, fd, corio_now(), &ss, peer_len);
+    ring_drop(s);
     return 0;
 }
 
@@ -482,11 +531,7 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
 {
     struct corio_group conns;
     corio_group_init(&conns, 0);
-    /* One ring of 4 KiB buffers for every connection's receives (none where the kernel has no
-     * buffer rings or multishot receive: then each receive brings its own buffer). */
-    struct corio_loop *loop = corio_loop_current();
-    if (!s->ring && loop && corio_loop_has(loop, CORIO_FEAT_RECV_MULTISHOT))
-        corio_bufring_new(&s->ring, loop, 1024, 4096);
+    ring_hold(s);
     int ret;
     for (;;) {
         /* Waiting for a free slot is waiting to accept: a drain ends it. */
@@ -527,7 +572,6 @@ int corio_http_serve(struct corio_http_server *s, int lfd)
     if (ret != -ESHUTDOWN)
         corio_group_cancel(&conns);
     corio_group_wait(&conns, CORIO_FOREVER);
-    corio_bufring_free(s->ring);
-    s->ring = NULL;
+    ring_drop(s);
     return ret;
 }

@@ -46,6 +46,7 @@ struct corio_http_server {
     struct corio_http_stats stats;    /* counters */
     struct corio_sem slots;           /* free connection slots */
     struct corio_bufring *ring;       /* buffers for the connections' multishot receives */
+    unsigned ring_users;              /* corio_http_serve and corio_http_serve_conn calls running */
     /* The first lines of the last response head written, kept for the next one with the same
      * status in the same second: the status line, Date and Server (respond.c). */
     time_t head_sec;                       /* the second of its Date */

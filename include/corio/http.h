@@ -419,6 +419,18 @@ CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, 
  * if accept fails for good (-EMFILE/-ENFILE are waited out, not returned). */
 CORIO_API int corio_http_serve(struct corio_http_server *s, int lfd);
 
+/* Serves one connection @fd that the caller accepted itself (elsewhere: another loop's acceptor
+ * hands it over, or a listener the server does not know), in the calling coroutine, until it
+ * ends, as corio_http_serve serves each of its own: the same routes, bounds and drain. @peer
+ * (@peer_len bytes, or NULL and 0) is what corio_http_peer_addr reports. Takes @fd over: it is
+ * closed when the connection ends, and also when this call fails. A server's calls of this and
+ * of corio_http_serve may run side by side in coroutines of its loop, and share its connection
+ * limit and its buffer ring (made by the first of them, freed by the last). Must run in a
+ * coroutine, and suspends. Returns 0 once the connection has ended, or -errno: -EAGAIN when
+ * max_connections connections are open already, -EINVAL, -EPERM outside a coroutine. */
+CORIO_API int corio_http_serve_conn(struct corio_http_server *s, int fd,
+                                    const struct sockaddr *peer, socklen_t peer_len);
+
 /* Reads the counters of @s. Does not suspend. Returns a pointer into @s, valid until
  * corio_http_server_free, whose counters move as the server runs. */
 CORIO_API const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s);
