@@ -44,21 +44,44 @@ both_served() {
 rm -rf "$TMP"
 mkdir -p "$TMP" || fail "cannot create $TMP"
 
-serve corio-echo "$ECHO"
-"$LOAD" --mode echo --host 127.0.0.1 --port "$PORT" -c 32 -s 256 -w 0.2 -d 1 -q \
-    --json "$TMP/echo.json" 2>"$TMP/load.err" || fail "corio-load against corio-echo --threads 2"
-grep -q '"verify_errors": 0' "$TMP/echo.json" || fail "corio-load saw verify errors"
-lib_stop corio-echo clean
-both_served corio-echo
+# echo_served WHAT [ARGS]: corio-echo on two loops with ARGS, 32 connections of corio-load with
+# every byte verified, a clean stop, both loops served, all 32 connections counted.
+echo_served() {
+    what=$1
+    shift
+    serve corio-echo "$ECHO" "$@"
+    "$LOAD" --mode echo --host 127.0.0.1 --port "$PORT" -c 32 -s 256 -w 0.2 -d 0.7 -q \
+        --json "$TMP/echo.json" 2>"$TMP/load.err" || fail "corio-load against corio-echo $what"
+    grep -q '"verify_errors": 0' "$TMP/echo.json" || fail "corio-load saw verify errors ($what)"
+    lib_stop corio-echo clean
+    both_served corio-echo
+    grep -q '^corio-echo: conns=32$' "$TMP/corio-echo.err" || fail "corio-echo $what: not 32 connections"
+}
 
-serve corio-httpd "$HTTPD"
-body=$(curl -sS --noproxy 127.0.0.1 --max-time 10 "http://127.0.0.1:$PORT/") || fail "curl failed"
-[ "$body" = "Hello, World!" ] || fail "GET / answered '$body'"
-"$LOAD" --mode http --host 127.0.0.1 --port "$PORT" -c 32 -w 0.2 -d 1 -q \
-    --json "$TMP/http.json" 2>"$TMP/load.err" || fail "corio-load against corio-httpd --threads 2"
-grep -q '"errors": 0' "$TMP/http.json" || fail "corio-load saw HTTP errors"
-lib_stop corio-httpd clean
-both_served corio-httpd
+# http_served WHAT [ARGS]: corio-httpd on two loops with ARGS answers curl and 32 connections of
+# corio-load without an error, stops cleanly, and both loops served.
+http_served() {
+    what=$1
+    shift
+    serve corio-httpd "$HTTPD" "$@"
+    body=$(curl -sS --noproxy 127.0.0.1 --max-time 10 "http://127.0.0.1:$PORT/") || fail "curl failed"
+    [ "$body" = "Hello, World!" ] || fail "GET / answered '$body' ($what)"
+    "$LOAD" --mode http --host 127.0.0.1 --port "$PORT" -c 32 -w 0.2 -d 0.7 -q \
+        --json "$TMP/http.json" 2>"$TMP/load.err" || fail "corio-load against corio-httpd $what"
+    grep -q '"errors": 0' "$TMP/http.json" || fail "corio-load saw HTTP errors ($what)"
+    lib_stop corio-httpd clean
+    both_served corio-httpd
+}
+
+echo_served "--threads 2"
+http_served "--threads 2"
+
+# One acceptor handing the connections over (--balance round-robin, least): loop 0 accepts
+# alone and both loops serve, bytes verified; with least, each loop's count of open connections
+# decides.
+echo_served "--balance round-robin" --balance round-robin
+echo_served "--balance least" --balance least
+http_served "--balance least" --balance least
 
 # The graceful stop on two loops: a client in the middle of an exchange when SIGTERM comes
 # finishes it, and the server then ends with status 0; a second signal ends it at once. Python

@@ -149,18 +149,42 @@ int tool_run(const char *who, unsigned threads, int cpu, const struct corio_loop
 }
 
 /* The port the first loop listens on, for the others (-1 until it is known, 0 if it failed),
- * and how many loops listen. */
+ * and how many loops listen (or, handing over, have their inbox open). */
 static _Atomic int listen_port = -1;
 static _Atomic unsigned listening;
+
+static enum tool_balance balance = TOOL_BALANCE_REUSEPORT;
+
+void tool_set_balance(const char *opt, const char *val)
+{
+    if (strcmp(val, "reuseport") == 0)
+        balance = TOOL_BALANCE_REUSEPORT;
+    else if (strcmp(val, "round-robin") == 0)
+        balance = TOOL_BALANCE_ROUND_ROBIN;
+    else if (strcmp(val, "least") == 0)
+        balance = TOOL_BALANCE_LEAST;
+    else {
+        fprintf(stderr, "bad value for %s: '%s' (reuseport, round-robin or least)\n", opt, val);
+        exit(2);
+    }
+}
+
+bool tool_hands_over(void)
+{
+    return balance != TOOL_BALANCE_REUSEPORT && corio_thread_count() > 1;
+}
 
 int tool_listen(const char *who, const char *host, uint16_t port, int backlog)
 {
     unsigned n = corio_thread_count(), i = corio_thread_index();
+    bool handing = tool_hands_over();
+    if (handing && i > 0)
+        return -ENOTSOCK; /* loop 0 accepts for all */
     if (i == 0 && n > 1 && corio_loop_backend(corio_loop_current()) != CORIO_BACKEND_IO_URING)
         fprintf(stderr, "%s: backend %s: %s\n", who,
                 corio_backend_name(corio_loop_backend(corio_loop_current())),
                 corio_loop_backend_reason(corio_loop_current()));
-    if (i > 0) {
+    if (i > 0 && !handing) {
         int p;
         while ((p = atomic_load(&listen_port)) < 0)
             if (corio_sleep(corio_now() + CORIO_MS(1)) != 0)
@@ -169,7 +193,7 @@ int tool_listen(const char *who, const char *host, uint16_t port, int backlog)
             return -ECANCELED; /* the first one could not listen: it says why */
         port = (uint16_t)p;
     }
-    int lfd = corio_listen_tcp(host, port, backlog, n > 1 ? CORIO_LISTEN_REUSEPORT : 0);
+    int lfd = corio_listen_tcp(host, port, backlog, n > 1 && !handing ? CORIO_LISTEN_REUSEPORT : 0);
     if (lfd < 0) {
         fprintf(stderr, "%s: listen on %s:%u: %s\n", who, host, port, strerror(-lfd));
         if (i == 0)
@@ -187,4 +211,113 @@ int tool_listen(const char *who, const char *host, uint16_t port, int backlog)
         fflush(stdout);
     }
     return lfd;
+}
+
+/* ---- handing connections over: loop 0 accepts, every loop serves ----------------------------- */
+
+/* A loop's inbox: where the connections handed to it go. conns and conn are its thread's own;
+ * open_conns is counted up by loop 0 as it hands one over and down by the loop as one ends. */
+static struct inbox {
+    struct corio_group *conns;
+    corio_fn *conn;
+    bool open;
+    _Atomic unsigned open_conns;
+} inboxes[TOOL_MAX_THREADS];
+
+void tool_inbox_open(struct corio_group *conns, corio_fn *conn)
+{
+    struct inbox *in = &inboxes[corio_thread_index()];
+    in->conns = conns;
+    in->conn = conn;
+    in->open = true;
+    if (corio_thread_index() > 0)
+        atomic_fetch_add(&listening, 1);
+}
+
+void tool_inbox_close(void)
+{
+    inboxes[corio_thread_index()].open = false;
+}
+
+void tool_conn_done(void)
+{
+    if (tool_hands_over())
+        atomic_fetch_sub_explicit(&inboxes[corio_thread_index()].open_conns, 1,
+                                  memory_order_relaxed);
+}
+
+/* Runs on the loop the connection was handed to (a message from loop 0, or loop 0 itself). */
+static void take(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    struct inbox *in = &inboxes[corio_thread_index()];
+    if (!in->open || corio_group_spawn(NULL, in->conns, in->conn, arg) != 0) {
+        close(fd);
+        atomic_fetch_sub_explicit(&in->open_conns, 1, memory_order_relaxed);
+    }
+}
+
+/* The loop the next connection goes to. */
+static unsigned pick(unsigned n)
+{
+    static unsigned next; /* loop 0's own */
+    unsigned at = next;
+    next = (next + 1) % n;
+    if (balance == TOOL_BALANCE_LEAST) {
+        /* The fewest open; ties go round, so that equal loops share the new ones. */
+        unsigned best = at, least = UINT32_MAX;
+        for (unsigned k = 0; k < n; k++) {
+            unsigned i = (at + k) % n;
+            unsigned c = atomic_load_explicit(&inboxes[i].open_conns, memory_order_relaxed);
+            if (c < least)
+                least = c, best = i;
+        }
+        at = best;
+    }
+    return at;
+}
+
+static int hand_over(int fd)
+{
+    unsigned to = pick(corio_thread_count());
+    atomic_fetch_add_explicit(&inboxes[to].open_conns, 1, memory_order_relaxed);
+    if (to == corio_thread_index()) {
+        take((void *)(intptr_t)fd);
+        return 0;
+    }
+    int err = corio_loop_post(corio_thread_loop(to), take, (void *)(intptr_t)fd);
+    if (err) {
+        close(fd);
+        atomic_fetch_sub_explicit(&inboxes[to].open_conns, 1, memory_order_relaxed);
+    }
+    return err;
+}
+
+int tool_serve_handed(const char *who, int lfd)
+{
+    if (corio_thread_index() > 0) {
+        /* Wait to be drained or stopped; the connections come as messages meanwhile. */
+        int err = corio_set_idle(true);
+        if (err == 0)
+            err = corio_sleep(CORIO_FOREVER);
+        corio_set_idle(false);
+        return err;
+    }
+    for (;;) {
+        int fd = corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
+        if (fd == -ECANCELED || fd == -ESHUTDOWN)
+            return fd;
+        if (fd == -ECONNABORTED || fd == -EINTR)
+            continue;
+        if (fd < 0) {
+            /* Out of descriptors or memory: wait for connections to end instead of spinning. */
+            if (fd != -EMFILE && fd != -ENFILE)
+                fprintf(stderr, "%s: accept: %s\n", who, strerror(-fd));
+            int err = corio_sleep(corio_now() + CORIO_MS(10));
+            if (err == -ECANCELED || err == -ESHUTDOWN)
+                return err;
+            continue;
+        }
+        hand_over(fd);
+    }
 }

@@ -43,8 +43,44 @@ int tool_run(const char *who, unsigned threads, int cpu, const struct corio_loop
 
 /* Listens on @host:@port for the calling loop: with several loops, each listens with SO_REUSEPORT
  * on the port the first one got (so that port 0 works), and the first prints "ready port=N" once
- * all of them listen. Returns the listening fd, or -errno with the cause printed. */
+ * all of them listen. With a handing-over balance only loop 0 listens (the others return
+ * -ENOTSOCK at once, and count as ready once their inbox is open). Returns the listening fd, or
+ * -errno with the cause printed. */
 int tool_listen(const char *who, const char *host, uint16_t port, int backlog);
+
+/* How the connections of a server on several loops (--threads N) reach them (--balance). */
+enum tool_balance {
+    TOOL_BALANCE_REUSEPORT,   /* a listener per loop (SO_REUSEPORT): the kernel picks the loop by
+                                 a hash of the connection's addresses; no hand-over, no message */
+    TOOL_BALANCE_ROUND_ROBIN, /* loop 0 accepts and hands the connections to the loops in turn */
+    TOOL_BALANCE_LEAST,       /* loop 0 accepts and hands each to the loop with the fewest open */
+};
+
+/* The most loops a tool runs. */
+#define TOOL_MAX_THREADS 1024
+
+/* Parses --balance's value (reuseport, round-robin, least): sets the tool's balance, which
+ * tool_listen and the calls below follow. Exits with status 2 on a bad value. */
+void tool_set_balance(const char *opt, const char *val);
+
+/* Whether the tool runs several loops with loop 0 handing the connections over. */
+bool tool_hands_over(void);
+
+/* With a handing-over balance, each loop's server opens its inbox before serving: a connection
+ * handed to it runs @conn(fd as an intptr_t) in @conns, on its own thread; tool_inbox_close
+ * refuses later ones (their fds are closed). The calling loop's thread. */
+void tool_inbox_open(struct corio_group *conns, corio_fn *conn);
+void tool_inbox_close(void);
+
+/* With a handing-over balance, loop 0 accepts on @lfd and hands each connection to a loop by the
+ * balance, and the others wait for theirs, until a drain (-ESHUTDOWN) or a stop (-ECANCELED);
+ * -errno when accepting fails for good (printed, prefixed by @who). Every loop's inbox is open
+ * before loop 0 accepts (tool_listen prints "ready" only then). In a coroutine. */
+int tool_serve_handed(const char *who, int lfd);
+
+/* A connection's coroutine with a handing-over balance calls this as it ends, for the
+ * least-loaded count of its loop. */
+void tool_conn_done(void);
 
 /* Prints the loop's counters to stderr, one line, prefixed by @who. */
 void tool_print_stats(const char *who, struct corio_loop *loop);

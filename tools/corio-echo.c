@@ -50,9 +50,13 @@ static void usage(FILE *f)
                "  --batch-wait-us N when busy, wait up to N us for more completions (default 50;\n"
                "                    0: never)\n"
                "  --cpu N           pin the server to CPU N (with --threads: loop i to CPU N + i)\n"
-               "  --threads N       N loops on N threads, one listener each (SO_REUSEPORT);\n"
-               "                    default 1: the benchmarks pin one server thread beside the\n"
-               "                    load generator, and one loop is what they compare\n"
+               "  --threads N       N loops on N threads; default 1: the benchmarks pin one\n"
+               "                    server thread beside the load generator, and one loop is\n"
+               "                    what they compare\n"
+               "  --balance B       how connections reach the loops of --threads: reuseport\n"
+               "                    (default: a listener per loop, the kernel hashes each\n"
+               "                    connection to one), round-robin or least (loop 0 accepts\n"
+               "                    and hands each over in turn, or to the loop with fewest)\n"
                "  --drain-timeout S seconds a graceful stop lets connections finish (default 5)\n"
                "  --stats           print the loop's counters at exit\n"
                "  --help            this text\n"
@@ -66,6 +70,7 @@ static void usage(FILE *f)
 static int echo_conn_ring(void *arg)
 {
     int fd = (int)(intptr_t)arg;
+    atomic_fetch_add_explicit(&n_conns, 1, memory_order_relaxed);
     struct corio_receiver rx;
     struct corio_buf b;
     ssize_t n;
@@ -78,12 +83,14 @@ static int echo_conn_ring(void *arg)
     }
     corio_receiver_fini(&rx);
     corio_close(fd);
+    tool_conn_done();
     return 0;
 }
 
 static int echo_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
+    atomic_fetch_add_explicit(&n_conns, 1, memory_order_relaxed);
     char *buf = malloc(o.buffer); /* one allocation per connection, none per message */
     ssize_t n;
     while (buf && (n = corio_recv(fd, buf, o.buffer, 0, CORIO_FOREVER)) > 0)
@@ -91,38 +98,16 @@ static int echo_conn(void *arg)
             break;
     free(buf);
     corio_close(fd);
+    tool_conn_done();
     return 0;
 }
 
-/* One loop's server: its listener (one per loop, SO_REUSEPORT, with --threads), its buffer ring,
- * and its connections in a group, all ended before it returns. */
-static int server(void *arg)
+/* Accepts on @lfd into @conns until a drain or a stop: each loop's own listener, or loop 0's
+ * alone with --balance reuseport on one loop. */
+static void accept_loop(int lfd, struct corio_group *conns, corio_fn *conn)
 {
-    (void)arg;
-    struct corio_loop *loop = corio_loop_current();
-    plain = o.plain;
-    if (!plain) {
-        int err = corio_bufring_new(&ring, loop, o.buffers, o.buffer);
-        if (err) {
-            /* No buffer rings here (before 5.19): fall back to a buffer per connection. */
-            fprintf(stderr, "corio-echo: no buffer ring (%s): plain mode\n", strerror(-err));
-            plain = true;
-        }
-    }
-    if (tool_stop_on_signals(drain_timeout) != 0)
-        fprintf(stderr, "corio-echo: no signal handling\n");
-    int lfd = tool_listen("corio-echo", o.host, o.port, o.backlog);
-    if (lfd < 0) {
-        atomic_store(&server_err, lfd);
-        corio_bufring_free(ring);
-        corio_threads_stop();
-        return lfd;
-    }
-    struct corio_group conns;
-    corio_group_init(&conns, 0);
     struct corio_acceptor acc;
     bool multi = !plain && corio_acceptor_init(&acc, lfd, o.fixed ? CORIO_ACCEPT_FIXED : 0) == 0;
-    corio_fn *conn = plain ? echo_conn : echo_conn_ring;
     for (;;) {
         int fd = multi ? corio_acceptor_next(&acc, CORIO_FOREVER)
                        : corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
@@ -139,14 +124,52 @@ static int server(void *arg)
                 break;
             continue;
         }
-        if (corio_group_spawn(NULL, &conns, conn, (void *)(intptr_t)fd) != 0)
+        if (corio_group_spawn(NULL, conns, conn, (void *)(intptr_t)fd) != 0)
             corio_close(fd);
-        else
-            atomic_fetch_add_explicit(&n_conns, 1, memory_order_relaxed);
     }
     if (multi)
         corio_acceptor_fini(&acc);
-    corio_close(lfd);
+}
+
+/* One loop's server: its listener (one per loop, SO_REUSEPORT, with --threads; or loop 0's alone,
+ * which hands connections over, with --balance round-robin or least), its buffer ring, and its
+ * connections in a group, all ended before it returns. */
+static int server(void *arg)
+{
+    (void)arg;
+    struct corio_loop *loop = corio_loop_current();
+    plain = o.plain;
+    if (!plain) {
+        int err = corio_bufring_new(&ring, loop, o.buffers, o.buffer);
+        if (err) {
+            /* No buffer rings here (before 5.19): fall back to a buffer per connection. */
+            fprintf(stderr, "corio-echo: no buffer ring (%s): plain mode\n", strerror(-err));
+            plain = true;
+        }
+    }
+    if (tool_stop_on_signals(drain_timeout) != 0)
+        fprintf(stderr, "corio-echo: no signal handling\n");
+    struct corio_group conns;
+    corio_group_init(&conns, 0);
+    corio_fn *conn = plain ? echo_conn : echo_conn_ring;
+    bool handing = tool_hands_over();
+    if (handing)
+        tool_inbox_open(&conns, conn);
+    int lfd = tool_listen("corio-echo", o.host, o.port, o.backlog);
+    if (lfd < 0 && !(handing && lfd == -ENOTSOCK)) {
+        atomic_store(&server_err, lfd);
+        tool_inbox_close();
+        corio_bufring_free(ring);
+        corio_threads_stop();
+        return lfd;
+    }
+    if (handing)
+        tool_serve_handed("corio-echo", lfd); /* loop 0 accepts, the others wait for theirs */
+    else
+        accept_loop(lfd, &conns, conn);
+    tool_inbox_close();
+    if (lfd >= 0)
+        corio_close(lfd);
     /* A stop cancels the connections; a drain lets them go on until their clients close them
      * (echo has no unit of work to end between: the client's bytes are its to delimit), or until
      * the drain's deadline cancels them. */
@@ -165,7 +188,8 @@ int main(int argc, char **argv)
     struct corio_loop_opts lo = {0};
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_BACKLOG, O_STACK, O_BUF, O_SQE, O_SQPOLL, O_CPU, O_STATS,
-           O_BUFS, O_PLAIN, O_FIXED, O_ZC, O_SQCPU, O_BATCH, O_THREADS, O_DRAIN };
+           O_BUFS, O_PLAIN, O_FIXED, O_ZC, O_SQCPU, O_BATCH, O_THREADS, O_DRAIN,
+           O_BALANCE };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},     {"host", required_argument, NULL, O_HOST},
         {"backlog", required_argument, NULL, O_BACKLOG}, {"stack-size", required_argument, NULL, O_STACK},
@@ -178,6 +202,7 @@ int main(int argc, char **argv)
         {"sqpoll-cpu", required_argument, NULL, O_SQCPU},
         {"batch-wait-us", required_argument, NULL, O_BATCH},
         {"threads", required_argument, NULL, O_THREADS},
+        {"balance", required_argument, NULL, O_BALANCE},
         {"drain-timeout", required_argument, NULL, O_DRAIN},
         {NULL, 0, NULL, 0}};
     int c;
@@ -191,6 +216,7 @@ int main(int argc, char **argv)
         case O_SQE: lo.sq_entries = (unsigned)tool_parse_size("--sq-entries", optarg); break;
         case O_SQPOLL: lo.flags |= CORIO_LOOP_SQPOLL; break;
         case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
+        case O_BALANCE: tool_set_balance("--balance", optarg); break;
         case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
         case O_DRAIN: drain_timeout = tool_parse_seconds("--drain-timeout", optarg); break;
         case O_STATS: o.stats = true; break;

@@ -23,8 +23,12 @@ static void usage(FILE *f)
                "  --sqpoll             submit through a kernel SQ polling thread\n"
                "  --cpu N              pin the server to CPU N (with --threads: each loop to its\n"
                "                       own CPU)\n"
-               "  --threads N          N loops on N threads, one listener each (SO_REUSEPORT);\n"
-               "                       default 1: the benchmarks compare one loop\n"
+               "  --threads N          N loops on N threads; default 1: the benchmarks compare\n"
+               "                       one loop\n"
+               "  --balance B          how connections reach the loops of --threads: reuseport\n"
+               "                       (default: a listener per loop, the kernel hashes each\n"
+               "                       connection to one), round-robin or least (loop 0 accepts\n"
+               "                       and hands each over in turn, or to the loop with fewest)\n"
                "  --drain-timeout S    seconds a graceful stop lets requests finish (default 5)\n"
                "  --stats              print counters at exit\n"
                "  --help               this text\n"
@@ -55,8 +59,39 @@ static int hello(struct corio_http_conn *c, const struct corio_http_request *req
     return corio_http_respond(c, 200, "text/plain", body, sizeof(body) - 1, CORIO_FOREVER);
 }
 
+/* This loop's server, for the connections handed to the loop (--balance round-robin, least). */
+static _Thread_local struct corio_http_server *loop_srv;
+
+static int handed_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+        len = 0; /* served all the same; the handler sees no peer address */
+    corio_http_serve_conn(loop_srv, fd, (struct sockaddr *)&peer, len);
+    tool_conn_done();
+    return 0;
+}
+
+/* Serves what loop 0 hands this loop (loop 0 also accepts for all) until a drain or a stop, and
+ * then until the connections have ended. Returns what tool_serve_handed does. */
+static int serve_handed(int lfd)
+{
+    struct corio_group conns;
+    corio_group_init(&conns, 0);
+    tool_inbox_open(&conns, handed_conn);
+    int err = tool_serve_handed("corio-httpd", lfd);
+    tool_inbox_close();
+    if (err != -ESHUTDOWN)
+        corio_group_cancel(&conns);
+    corio_group_wait(&conns, CORIO_FOREVER);
+    return err;
+}
+
 /* One loop's server: its own corio_http_server (they share nothing across threads) and, with
- * --threads, its own listener on the shared port. */
+ * --threads, its own listener on the shared port, or loop 0's alone with a balance that hands
+ * connections over. */
 static int server(void *arg)
 {
     (void)arg;
@@ -72,26 +107,30 @@ static int server(void *arg)
     }
     if (!ho.root)
         corio_http_route(srv, "GET", "/", hello, NULL);
+    loop_srv = srv;
+    bool handing = tool_hands_over();
     int lfd = tool_listen("corio-httpd", host, port, backlog);
-    if (lfd < 0) {
+    if (lfd < 0 && !(handing && lfd == -ENOTSOCK)) {
         atomic_store(&server_err, lfd);
         corio_http_server_free(srv);
         corio_threads_stop();
         return lfd;
     }
-    err = corio_http_serve(srv, lfd);
+    err = handing ? serve_handed(lfd) : corio_http_serve(srv, lfd);
     if (err != -ECANCELED && err != -ESHUTDOWN) {
         fprintf(stderr, "corio-httpd: accept: %s\n", strerror(-err));
         atomic_store(&server_err, err);
     }
-    corio_close(lfd);
+    if (lfd >= 0)
+        corio_close(lfd);
     if (err != -ESHUTDOWN) /* a drain leaves the other loops to end their own connections */
         corio_threads_stop();
     if (stats) {
         const struct corio_http_stats *hs = corio_http_server_stats(srv);
         tool_print_stats("corio-httpd", loop);
-        fprintf(stderr, "corio-httpd: connections=%llu requests=%llu responses=%llu bad=%llu "
-                        "timeouts=%llu\n",
+        fprintf(stderr,
+                "corio-httpd: connections=%llu requests=%llu responses=%llu bad=%llu "
+                "timeouts=%llu\n",
                 (unsigned long long)hs->connections, (unsigned long long)hs->requests,
                 (unsigned long long)hs->responses, (unsigned long long)hs->bad_requests,
                 (unsigned long long)hs->timeouts);
@@ -105,7 +144,8 @@ int main(int argc, char **argv)
     struct corio_loop_opts lo = {0};
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_ROOT, O_HDR, O_IDLE, O_MAX, O_BACKLOG, O_STACK, O_SQPOLL,
-           O_CPU, O_STATS, O_THREADS, O_DRAIN };
+           O_CPU, O_STATS, O_THREADS, O_DRAIN,
+           O_BALANCE };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"host", required_argument, NULL, O_HOST},
@@ -119,6 +159,7 @@ int main(int argc, char **argv)
         {"cpu", required_argument, NULL, O_CPU},
         {"stats", no_argument, NULL, O_STATS},
         {"threads", required_argument, NULL, O_THREADS},
+        {"balance", required_argument, NULL, O_BALANCE},
         {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -136,6 +177,7 @@ int main(int argc, char **argv)
         case O_SQPOLL: lo.flags |= CORIO_LOOP_SQPOLL; break;
         case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
         case O_STATS: stats = true; break;
+        case O_BALANCE: tool_set_balance("--balance", optarg); break;
         case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
         case O_DRAIN: drain_timeout = tool_parse_seconds("--drain-timeout", optarg); break;
         case 'h': usage(stdout); return 0;
