@@ -215,8 +215,11 @@ struct corio_stats {
     uint64_t iterations;    /* loop iterations. */
     uint64_t rx_pauses;     /* receivers paused with a full queue (their coroutine lagged). */
     uint64_t remote_msgs;   /* messages from other threads run (corio_loop_post and the like). */
-    uint64_t remote_wakes;  /* times a sender woke the loop from a wait in the kernel (one
-                               eventfd write each); a loop that is busy is never woken. */
+    uint64_t remote_wakes;  /* times a sender woke the loop from a wait in the kernel with an
+                               eventfd write; a loop that is busy is never woken. */
+    uint64_t remote_wakes_msg_ring; /* times a sender that is itself a loop on io_uring woke this
+                               one (on io_uring too) with an IORING_OP_MSG_RING instead: no
+                               system call of its own, its next one carries it. */
 };
 
 /* Creates a loop, owned by the calling thread: only this thread may run it. Its backend is
