@@ -253,8 +253,9 @@ CORIO_API void corio_loop_stop(struct corio_loop *loop);
 
 /* Runs fn(arg) on @loop's thread, from any thread: @loop runs it at the top of its next iteration,
  * between coroutines (not in one: fn may spawn, post, stop, but not wait), in the order each
- * sender posted. A loop that sleeps in the kernel is woken by one eventfd write; a busy one is not
- * woken at all. No lock is
+ * sender posted. A loop that sleeps in the kernel is woken by one eventfd write, or by one
+ * IORING_OP_MSG_RING submitted from the caller's ring when the caller is a running loop on
+ * io_uring and @loop is on io_uring too (kernel 5.18+); a busy one is not woken at all. No lock is
  * taken on either side. @loop must outlive the call; messages still queued when the loop is freed
  * are dropped, their functions not run. Returns 0, or -errno: -EINVAL, -ENOMEM. */
 CORIO_API int corio_loop_post(struct corio_loop *loop, void (*fn)(void *arg), void *arg);
