@@ -130,6 +130,13 @@ void corio__op_submit_untracked(struct corio__io *io, const struct corio__op *op
         corio__poll_prep(io->poll, op, user_data(c, TAG_UNTRACKED), NULL, 0);
 }
 
+void corio__op_msg_ring(struct corio__io *io, const struct corio__io *target,
+                        struct corio__completion *target_c, struct corio__completion *own_c)
+{
+    corio__ring_msg(io->ring, target->ring, user_data(target_c, TAG_UNTRACKED),
+                    user_data(own_c, TAG_UNTRACKED));
+}
+
 void corio__op_cancel(struct corio__io *io, struct corio__completion *c)
 {
     if (io->ring)

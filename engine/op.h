@@ -88,6 +88,13 @@ static inline void corio__op_submit(struct corio__io *io, const struct corio__op
 void corio__op_submit_untracked(struct corio__io *io, const struct corio__op *op,
                                 struct corio__completion *c);
 
+/* Wakes loop I/O @target, on another thread, from @io: queues an IORING_OP_MSG_RING whose CQE on
+ * @target goes to @target_c and whose own CQE, if the kernel posts one (on failure only where it
+ * can skip it on success), goes to @own_c, both untracked. Both must be on io_uring, @io with
+ * CORIO_FEAT_MSG_RING. Submitted with @io's next flush or wait. Returns nothing. */
+void corio__op_msg_ring(struct corio__io *io, const struct corio__io *target,
+                        struct corio__completion *target_c, struct corio__completion *own_c);
+
 /* Asks the backend to cancel the op submitted with @c. The op still completes through @c (with
  * -ECANCELED, or its own result if it won the race). Returns nothing. */
 void corio__op_cancel(struct corio__io *io, struct corio__completion *c);

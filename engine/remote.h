@@ -1,7 +1,8 @@
 /* What other threads hand a loop (remote.c): functions to run on it, coroutines to spawn on it,
  * a stop. A lock-free queue per loop (mpsc.h) that the loop looks at once per iteration; a loop
- * that sleeps in the kernel is woken by one eventfd write, and one that is busy is not woken at
- * all: it finds the message on its next look. */
+ * that sleeps in the kernel is woken by one eventfd write, or by one IORING_OP_MSG_RING when the
+ * sender is a loop on io_uring too, and one that is busy is not woken at all: it finds the
+ * message on its next look. */
 #ifndef CORIO_REMOTE_H
 #define CORIO_REMOTE_H
 
@@ -41,6 +42,9 @@ struct corio__remote {
     bool closing;                /* corio__remote_fini: it is not armed again */
     uint64_t efd_value;          /* what that read gets: the writes since the last one */
     struct corio__completion woke; /* that read's completion record */
+    struct corio__completion rang; /* the CQE a sender's IORING_OP_MSG_RING posts on this loop */
+    struct corio__completion ring_failed; /* the sender's CQE for that MSG_RING, if it failed: the
+                                    sender then writes efd (runs on the sender's thread) */
     struct corio__msg stop;      /* corio_loop_stop from another thread, needing no memory; its
                                     run (loop.c's) clears stop_queued */
     atomic_flag stop_queued;     /* stop is in the queue: a second stop adds nothing */
@@ -96,7 +100,9 @@ static inline bool corio__remote_pending(struct corio__remote *r)
 /* Allocates a message that does @run. Returns it, or NULL (no memory). */
 struct corio__msg *corio__msg_new(corio__msg_fn *run);
 
-/* Queues @m for @l, from any thread, and wakes @l if it sleeps in the kernel. */
+/* Queues @m for @l, from any thread, and wakes @l if it sleeps in the kernel: from a running loop
+ * on io_uring to another one on io_uring, with an IORING_OP_MSG_RING submitted at once, otherwise
+ * with an eventfd write. */
 void corio__remote_send(struct corio_loop *l, struct corio__msg *m);
 
 /* corio_loop_stop from a thread that is not @l's: queues the loop's own stop message, once. */

@@ -262,6 +262,21 @@ void corio__ring_cancel(struct corio__ring *r, uint64_t target, uint64_t own)
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
+void corio__ring_msg(struct corio__ring *r, const struct corio__ring *target, uint64_t target_ud,
+                     uint64_t own_ud)
+{
+    if (unlikely(r->ring.sq.ring_entries - corio__ring_unsubmitted(r) < 1))
+        make_room(r, 1);
+    struct io_uring_sqe *sqe = get_sqe(r);
+    /* IORING_MSG_DATA: a CQE of len (0) and user_data on the target, whose wait it ends. The
+     * target's plain ring fd: a registered index means nothing outside its own thread. (The
+     * uapi's IORING_MSG_RING_CQE_SKIP would skip the target's CQE, and MSG_DATA refuses it.) */
+    io_uring_prep_msg_ring(sqe, target->ring.ring_fd, 0, target_ud, 0);
+    io_uring_sqe_set_data64(sqe, own_ud);
+    if (r->cqe_skip)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
 bool corio__ring_needs_enter(const struct corio__ring *r)
 {
     unsigned f = IO_URING_READ_ONCE(*r->ring.sq.kflags);

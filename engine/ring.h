@@ -114,6 +114,14 @@ void corio__ring_prep(struct corio__ring *r, const struct corio__op *op, uint64_
  * nothing. */
 void corio__ring_cancel(struct corio__ring *r, uint64_t target, uint64_t own);
 
+/* Queues an IORING_OP_MSG_RING (5.18) that posts a CQE with user_data @target_ud and res 0 on
+ * ring @target, which another thread may own: the cheapest way to end that ring's wait. The
+ * sender's own CQE carries @own_ud; where the kernel can skip it on success
+ * (IOSQE_CQE_SKIP_SUCCESS, 5.17, so wherever MSG_RING exists) only a failure posts one. Not through
+ * the fault seam: it is nobody's op. Returns nothing. */
+void corio__ring_msg(struct corio__ring *r, const struct corio__ring *target, uint64_t target_ud,
+                     uint64_t own_ud);
+
 /* SQPOLL: true once the poller has gone to sleep (IORING_SQ_NEED_WAKEUP) or CQEs overflowed:
  * waiting for completions then takes an io_uring_enter. */
 bool corio__ring_needs_enter(const struct corio__ring *r);

@@ -537,6 +537,139 @@ static void test_remote_run_threads_failure(void **state)
     assert_int_equal(corio_run_threads(4, noop, NULL, &o, 0), 0);
 }
 
+/* ---- one loop waking another: IORING_OP_MSG_RING between two rings, the eventfd otherwise -------
+ */
+
+/* What the two loops of a wake test share. Loop 0 sends, loop 1 receives. */
+struct xwake {
+    int rounds;              /* messages loop 0 sends */
+    int gap_ms;              /* how long loop 0 waits before each (0: not at all) */
+    bool busy;               /* loop 1 yields in a loop instead of waiting */
+    int ran;                 /* messages run on loop 1 */
+    struct corio_sem got;    /* loop 1's: released by each message */
+    struct corio_event done; /* loop 0's: set by loop 1's last message */
+    struct corio_stats st1;  /* loop 1's counters when it was done */
+};
+
+static struct xwake xw;
+
+static void xw_got(void *arg)
+{
+    (void)arg;
+    xw.ran++;
+    corio_sem_release(&xw.got);
+}
+
+static void xw_done(void *arg)
+{
+    (void)arg;
+    corio_event_set(&xw.done);
+}
+
+static int xw_main(void *arg)
+{
+    (void)arg;
+    if (corio_thread_index() == 1) {
+        if (xw.busy) {
+            while (xw.ran < xw.rounds)
+                T_EXPECT_EQ(corio_yield(), 0);
+        } else {
+            for (int i = 0; i < xw.rounds; i++)
+                T_EXPECT_EQ(corio_sem_acquire(&xw.got, corio_now() + CORIO_SEC(10)), 0);
+        }
+        xw.st1 = *corio_loop_stats(corio_loop_current());
+        T_EXPECT_EQ(corio_loop_post(corio_thread_loop(0), xw_done, NULL), 0);
+        return 0;
+    }
+    for (int i = 0; i < xw.rounds; i++) {
+        /* Long enough for loop 1 to be asleep in the kernel again. */
+        if (xw.gap_ms)
+            T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(xw.gap_ms)), 0);
+        T_EXPECT_EQ(corio_loop_post(corio_thread_loop(1), xw_got, NULL), 0);
+    }
+    /* Loop 1's end stops this loop too; its last message comes first. */
+    int r = corio_event_wait(&xw.done, corio_now() + CORIO_SEC(20));
+    T_EXPECT(r == 0 || r == -ECANCELED);
+    return 0;
+}
+
+/* Runs loop 0 sending @rounds messages to loop 1 on @backend. */
+static void xw_run(unsigned backend, int rounds, int gap_ms, bool busy)
+{
+    memset(&xw, 0, sizeof(xw));
+    xw.rounds = rounds;
+    xw.gap_ms = gap_ms;
+    xw.busy = busy;
+    assert_int_equal(corio_sem_init(&xw.got, 0), 0);
+    assert_int_equal(corio_event_init(&xw.done), 0);
+    struct corio_loop_opts o = {.backend = backend};
+    assert_int_equal(corio_run_threads(2, xw_main, NULL, &o, 0), 0);
+    t_expect_ok();
+    assert_int_equal(xw.ran, rounds);
+    assert_int_equal(xw.st1.remote_msgs, (uint64_t)rounds);
+}
+
+/* Skips unless two loops on io_uring can wake each other with MSG_RING here. */
+static void need_msg_ring(void)
+{
+    if (t_on_valgrind()) {
+        /* See sleeping_loop: the sender would not run while the target waits in the kernel. */
+        print_message("skipped: valgrind holds its lock through io_uring_enter\n");
+        skip();
+    }
+    struct corio_loop_opts o = {.backend = CORIO_BACKEND_IO_URING};
+    struct corio_loop *l;
+    if (corio_loop_new(&l, &o) != 0) {
+        print_message("skipped: no io_uring (%s)\n", getenv("CORIO_BACKEND") ?: "refused");
+        skip();
+    }
+    bool has = corio_loop_has(l, CORIO_FEAT_MSG_RING);
+    corio_loop_free(l);
+    if (!has) {
+        print_message("skipped: the kernel lacks IORING_OP_MSG_RING (5.18)\n");
+        skip();
+    }
+}
+
+static void test_remote_msg_ring_wakes_sleeping_loop(void **state)
+{
+    (void)state;
+    need_msg_ring();
+    /* One message to a loop asleep for 50 ms: exactly one MSG_RING, no eventfd write. */
+    xw_run(CORIO_BACKEND_IO_URING, 1, 50, false);
+    assert_int_equal(xw.st1.remote_wakes_msg_ring, 1);
+    assert_int_equal(xw.st1.remote_wakes, 0);
+    /* Twenty, 5 ms apart: at most one wake-up each (a slow run may find the loop busy), all of
+     * them MSG_RING. */
+    xw_run(CORIO_BACKEND_IO_URING, 20, 5, false);
+    print_message("20 messages 5 ms apart between loops: %llu MSG_RING wake-ups\n",
+                  (unsigned long long)xw.st1.remote_wakes_msg_ring);
+    assert_true(xw.st1.remote_wakes_msg_ring >= 1 && xw.st1.remote_wakes_msg_ring <= 20);
+    assert_int_equal(xw.st1.remote_wakes, 0);
+}
+
+static void test_remote_msg_ring_busy_loop_not_woken(void **state)
+{
+    (void)state;
+    need_msg_ring();
+    /* 1000 messages to a loop that never sleeps: only the first one, which makes it take part,
+     * wakes it (it cannot know it is busy), and by MSG_RING. */
+    xw_run(CORIO_BACKEND_IO_URING, 1000, 0, true);
+    print_message("1000 messages to a busy loop: %llu MSG_RING wake-ups\n",
+                  (unsigned long long)xw.st1.remote_wakes_msg_ring);
+    assert_true(xw.st1.remote_wakes_msg_ring <= 1);
+    assert_int_equal(xw.st1.remote_wakes, 0);
+}
+
+static void test_remote_eventfd_wake_on_epoll(void **state)
+{
+    (void)state;
+    /* Loops on epoll have no ring to message: one eventfd write for the sleeping loop. */
+    xw_run(CORIO_BACKEND_EPOLL, 1, 50, false);
+    assert_int_equal(xw.st1.remote_wakes, 1);
+    assert_int_equal(xw.st1.remote_wakes_msg_ring, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +682,9 @@ int main(void)
         T_GUARD_TEST(test_remote_epoll_wakes),
         T_GUARD_TEST(test_remote_run_threads),
         T_GUARD_TEST(test_remote_run_threads_failure),
+        T_GUARD_TEST(test_remote_msg_ring_wakes_sleeping_loop),
+        T_GUARD_TEST(test_remote_msg_ring_busy_loop_not_woken),
+        T_GUARD_TEST(test_remote_eventfd_wake_on_epoll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,10 +3,13 @@
  *   BM_remote_pingpong_busy      round trip between two loops that are busy (a coroutine of each
  *                                yields in a loop): no system call, only the queues' cache lines
  *   BM_remote_pingpong_sleeping  round trip between two loops that sleep between messages: each
- *                                message wakes its loop with one eventfd write
+ *                                message wakes its loop with one IORING_OP_MSG_RING from the
+ *                                sender's ring (one eventfd write on kernels before 5.18)
  *   BM_eventfd_pingpong_threads  the baseline: two threads, each blocked in read(2) on its own
  *                                eventfd, woken by the other's write(2)
  *   BM_remote_oneway             one thread posts to a busy loop as fast as it can: messages/s
+ *   BM_xchan_oneway              values through a corio_xchan from a loop to a loop: values/s
+ *   BM_xchan_roundtrip           a value there and back through two corio_xchan between two loops
  * Target: busy round trip <= 1.0x the eventfd threads' (their median, same run); one-way >= 2
  * million messages per second. */
 #include "bm_common.h"
@@ -140,12 +143,16 @@ void run_pingpong(benchmark::State &state, bool busy)
     p.busy = busy;
     p.state = &state;
     corio_sem_init(&p.back, 0);
-    uint64_t wakes0 = corio_loop_stats(l)->remote_wakes;
+    const corio_stats *st = corio_loop_stats(l);
+    uint64_t efd0 = st->remote_wakes, ring0 = st->remote_wakes_msg_ring;
     corio_spawn(nullptr, l, pinger, &p);
     corio_loop_run(l);
     state.SetItemsProcessed(state.iterations());
+    double trips = double(state.iterations());
     state.counters["wakes/trip"] = benchmark::Counter(
-        double(corio_loop_stats(l)->remote_wakes - wakes0) / double(state.iterations()));
+        double(st->remote_wakes - efd0 + st->remote_wakes_msg_ring - ring0) / trips);
+    state.counters["msg_ring/trip"] =
+        benchmark::Counter(double(st->remote_wakes_msg_ring - ring0) / trips);
     corio_loop_free(l);
 }
 
@@ -217,6 +224,121 @@ void BM_remote_oneway(benchmark::State &state)
 }
 BENCHMARK(BM_remote_oneway)->UseRealTime();
 
+/* ---- corio_xchan between two loops --------------------------------------------------------- */
+
+/* The far side of a channel benchmark: a loop on its own thread whose coroutine receives from
+ * @in until it is closed, and sends each value back on @out if there is one. */
+struct xchan_far {
+    corio_xchan *in;
+    corio_xchan *out;
+    corio_loop *loop = nullptr;
+    std::atomic<bool> ready{false};
+    std::thread th;
+
+    static int serve(void *arg)
+    {
+        auto *f = static_cast<xchan_far *>(arg);
+        uint64_t v;
+        while (corio_xchan_recv(f->in, &v, CORIO_FOREVER) == 1)
+            if (f->out && corio_xchan_send(f->out, &v, CORIO_FOREVER) != 0)
+                break;
+        return 0;
+    }
+
+    xchan_far(corio_xchan *in_, corio_xchan *out_) : in(in_), out(out_)
+    {
+        th = std::thread([this] {
+            corio_loop_opts o{};
+            o.flags = CORIO_LOOP_REMOTE;
+            if (corio_loop_new(&loop, &o) != 0) {
+                ready.store(true);
+                return;
+            }
+            corio_spawn(nullptr, loop, serve, this);
+            ready.store(true);
+            corio_loop_run(loop);
+            corio_loop_free(loop);
+        });
+        while (!ready.load())
+            std::this_thread::yield();
+    }
+
+    ~xchan_far()
+    {
+        corio_xchan_close(in);
+        th.join();
+    }
+};
+
+struct xchan_near {
+    corio_xchan *to_far;
+    corio_xchan *back; /* NULL: one way */
+    benchmark::State *state;
+};
+
+int xchan_sender(void *arg)
+{
+    auto *n = static_cast<xchan_near *>(arg);
+    uint64_t v = 0;
+    for (auto _ : *n->state) {
+        if (!n->back) {
+            /* Batches of 1,000 values, one way. */
+            for (int i = 0; i < 1000; i++, v++)
+                corio_xchan_send(n->to_far, &v, CORIO_FOREVER);
+        } else {
+            corio_xchan_send(n->to_far, &v, CORIO_FOREVER);
+            corio_xchan_recv(n->back, &v, CORIO_FOREVER);
+        }
+    }
+    return 0;
+}
+
+void run_xchan(benchmark::State &state, bool round_trip)
+{
+    corio_loop_opts o{};
+    o.flags = CORIO_LOOP_REMOTE;
+    corio_loop *l = corio_bm::new_loop(state, &o);
+    if (!l)
+        return;
+    corio_xchan *to_far, *back = nullptr;
+    corio_xchan_new(&to_far, sizeof(uint64_t), 1024);
+    if (round_trip)
+        corio_xchan_new(&back, sizeof(uint64_t), 1024);
+    {
+        xchan_far far(to_far, back);
+        if (!far.loop) {
+            state.SkipWithError("io_uring unavailable");
+        } else {
+            xchan_near n{to_far, back, &state};
+            corio_spawn(nullptr, l, xchan_sender, &n);
+            corio_loop_run(l);
+            state.SetItemsProcessed(state.iterations() * (round_trip ? 1 : 1000));
+        }
+    }
+    const corio_stats *st = corio_loop_stats(l);
+    state.counters["wakes/item"] =
+        benchmark::Counter(double(st->remote_wakes + st->remote_wakes_msg_ring) /
+                           double(state.iterations() * (round_trip ? 1 : 1000)));
+    corio_xchan_free(to_far);
+    corio_xchan_free(back);
+    corio_loop_free(l);
+}
+
+/* BM_xchan_oneway: one loop sends 64-bit values through a corio_xchan of 1024 to a loop that
+ * receives them, each on its own thread: values per second. BM_xchan_roundtrip: a value there and
+ * back through two channels, both loops waiting in their receive between values. */
+void BM_xchan_oneway(benchmark::State &state)
+{
+    run_xchan(state, false);
+}
+BENCHMARK(BM_xchan_oneway)->UseRealTime();
+
+void BM_xchan_roundtrip(benchmark::State &state)
+{
+    run_xchan(state, true);
+}
+BENCHMARK(BM_xchan_roundtrip)->UseRealTime();
+
 void summary()
 {
     using namespace corio_bm;
@@ -231,9 +353,16 @@ void summary()
     printf("  round trip ns (wall, median): loops busy %.0f, loops sleeping %.0f, eventfd "
            "threads %.0f; one-way ns per message %.1f\n",
            busy, sleeping, efd, one);
-    printf("  eventfd wake-ups of the near loop per round trip: busy %.3f, sleeping %.3f\n",
+    printf("  corio_xchan between two loops: one way %.1f ns per value (%.2f M/s), round trip "
+           "%.0f ns\n",
+           median_ns("BM_xchan_oneway", true), 1e3 / median_ns("BM_xchan_oneway", true),
+           median_ns("BM_xchan_roundtrip", true));
+    printf("  wake-ups of the near loop per round trip: busy %.3f, sleeping %.3f (of them by "
+           "MSG_RING: %.3f, %.3f)\n",
            median_counter("BM_remote_pingpong_busy", "wakes/trip"),
-           median_counter("BM_remote_pingpong_sleeping", "wakes/trip"));
+           median_counter("BM_remote_pingpong_sleeping", "wakes/trip"),
+           median_counter("BM_remote_pingpong_busy", "msg_ring/trip"),
+           median_counter("BM_remote_pingpong_sleeping", "msg_ring/trip"));
 }
 
 } // namespace

@@ -26,8 +26,8 @@
  *   channels, generators, buffer rings), belongs to the thread that created the loop; calls on
  *   them are made from that thread. Several loops run side by side on several threads. The calls
  *   that any thread may make say so: corio_loop_post, corio_spawn with a NULL handle,
- *   corio_loop_stop and corio_loop_drain. They hand the loop a message that it runs on its own
- *   thread.
+ *   corio_loop_stop and corio_loop_drain, which hand the loop a message that it runs on its own
+ *   thread; and the calls on a corio_xchan, a channel whose ends are on different loops.
  * - Out-parameters come first (corio_loop_new(&loop, ...), corio_spawn(&id, ...)); caller-owned
  *   objects are set up by a _init call that returns 0 or -errno, or by their _INIT macro.
  *
@@ -221,8 +221,11 @@ struct corio_stats {
     uint64_t iterations;    /* loop iterations. */
     uint64_t rx_pauses;     /* receivers paused with a full queue (their coroutine lagged). */
     uint64_t remote_msgs;   /* messages from other threads run (corio_loop_post and the like). */
-    uint64_t remote_wakes;  /* times a sender woke the loop from a wait in the kernel (one
-                               eventfd write each); a loop that is busy is never woken. */
+    uint64_t remote_wakes;  /* times a sender woke the loop from a wait in the kernel with an
+                               eventfd write; a loop that is busy is never woken. */
+    uint64_t remote_wakes_msg_ring; /* times a sender that is itself a loop on io_uring woke this
+                               one (on io_uring too) with an IORING_OP_MSG_RING instead: no
+                               system call of its own, its next one carries it. */
 };
 
 /* Creates a loop, owned by the calling thread: only this thread may run it. Its backend is
@@ -255,10 +258,11 @@ CORIO_API void corio_loop_stop(struct corio_loop *loop);
 
 /* Runs fn(arg) on @loop's thread, from any thread: @loop runs it at the top of its next iteration,
  * between coroutines (not in one: fn may spawn, post, stop, but not wait), in the order each
- * sender posted. A loop that sleeps in the kernel is woken by one eventfd write; a busy one is not
- * woken at all. No lock is taken on either side. @loop must outlive the call; messages still
- * queued when the loop is freed are dropped, their functions not run. Returns 0, or -errno:
- * -EINVAL, -ENOMEM. */
+ * sender posted. A loop that sleeps in the kernel is woken by one eventfd write, or by one
+ * IORING_OP_MSG_RING submitted from the caller's ring when the caller is a running loop on
+ * io_uring and @loop is on io_uring too (kernel 5.18+); a busy one is not woken at all. No lock is
+ * taken on either side. @loop must outlive the call; messages still queued when the loop is freed
+ * are dropped, their functions not run. Returns 0, or -errno: -EINVAL, -ENOMEM. */
 CORIO_API int corio_loop_post(struct corio_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* Returns the loop running on the calling thread, or NULL. */
@@ -1040,6 +1044,59 @@ struct corio_select_case {
  * in cases[i].result. Cases are tried in order when several are ready at once. May suspend.
  * Returns the index i, or -errno: -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM. */
 CORIO_API int corio_select(struct corio_select_case *cases, size_t n, int64_t deadline);
+
+/* ==== channels between loops ================================================================= */
+
+/* A channel of fixed-size values between coroutines on different loops, on different threads
+ * (the loops of corio_run_threads, or loops of the program's own): bounded, first in first out
+ * (values from one sender reach one receiver in the order sent), any number of senders and
+ * receivers on any loops. A separate type rather than a flag of corio_chan: corio_chan's hand-off
+ * within one loop (a value copied straight into a parked receiver's frame, one wake-up, no atomic
+ * instruction) is what a flag would tax with a test or a fence on every call; here every send and
+ * receive pays one compare-and-swap on a lock-free queue (Vyukov's bounded MPMC array), and a
+ * waiting side is woken through its loop's mailbox only when it actually waits: no lock is taken
+ * while nobody waits, and a loop that sleeps is woken as by corio_loop_post. A coroutine that waits
+ * on it keeps its loop waiting for a message: the loops need CORIO_LOOP_REMOTE (corio_run_threads
+ * sets it), or a loop whose every coroutine waits would report a deadlock. */
+struct corio_xchan;
+
+/* Creates a channel of values of @elem_size bytes (1 to 65536) holding up to @capacity (>= 1,
+ * rounded up to a power of two, at least 2: corio_xchan_cap). Any thread. The only allocation is
+ * here. Returns 0 and sets *out, or -errno (-EINVAL, -ENOMEM). */
+CORIO_API int corio_xchan_new(struct corio_xchan **out, size_t elem_size, size_t capacity);
+
+/* Frees @ch once no thread uses it any more and nobody waits on it (close it, and let the waiters
+ * return first). NULL is a no-op. Any thread. Returns nothing. */
+CORIO_API void corio_xchan_free(struct corio_xchan *ch);
+
+/* Sends a copy of the value at @elem, waiting while the channel is full. May suspend; a coroutine
+ * on any loop. A cancel or a deadline while it waits loses nothing: the value was not sent.
+ * Returns 0, or -errno: -EPIPE if the channel is (or gets) closed, -ETIMEDOUT, -ECANCELED, -EPERM
+ * outside a coroutine when it would have to wait. */
+CORIO_API int corio_xchan_send(struct corio_xchan *ch, const void *elem, int64_t deadline);
+
+/* Receives the oldest value into @elem, waiting while the channel is empty. May suspend; a
+ * coroutine on any loop. A cancel or a deadline while it waits takes no value. Returns 1 when a
+ * value was received, 0 at the end of the stream (closed and every value sent before the close
+ * received), or -errno (-ETIMEDOUT, -ECANCELED, -EPERM). */
+CORIO_API int corio_xchan_recv(struct corio_xchan *ch, void *elem, int64_t deadline);
+
+/* Non-waiting forms, from any thread (also one that runs no loop). Return as above, or -EAGAIN
+ * where the waiting form would wait. */
+CORIO_API int corio_xchan_trysend(struct corio_xchan *ch, const void *elem);
+CORIO_API int corio_xchan_tryrecv(struct corio_xchan *ch, void *elem);
+
+/* Closes @ch, from any thread: waiting and later senders get -EPIPE; receivers get the values sent
+ * before the close, then 0. A send that races with the close either took its place before it (its
+ * value is received) or fails. Returns 0, or -EALREADY if it was closed before. */
+CORIO_API int corio_xchan_close(struct corio_xchan *ch);
+
+/* Returns the number of values buffered: a snapshot, which other threads may change at once. */
+CORIO_API size_t corio_xchan_len(const struct corio_xchan *ch);
+
+/* Returns how many values @ch holds when full: the capacity asked for, rounded up to a power of
+ * two, at least 2. */
+CORIO_API size_t corio_xchan_cap(const struct corio_xchan *ch);
 
 /* ==== generators ============================================================================= */
 
