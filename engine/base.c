@@ -20,9 +20,24 @@ __attribute__((constructor)) static void detect_valgrind(void)
 }
 #endif
 
+#ifdef CORIO_TESTING
+void (*corio__panic_hook)(void);
+
+static void before_abort(void)
+{
+    if (corio__panic_hook)
+        corio__panic_hook();
+}
+#else
+static inline void before_abort(void)
+{
+}
+#endif
+
 _Noreturn void corio__assert_fail(const char *expr, const char *file, int line)
 {
     fprintf(stderr, "corio: assertion failed: %s (%s:%d)\n", expr, file, line);
+    before_abort();
     abort();
 }
 
@@ -34,6 +49,7 @@ _Noreturn void corio__panic(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    before_abort();
     abort();
 }
 

@@ -39,6 +39,11 @@ _Noreturn void corio__assert_fail(const char *expr, const char *file, int line);
 /* Prints "corio: <message>" to stderr and aborts. For kernel failures that cannot happen. */
 _Noreturn void corio__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+#ifdef CORIO_TESTING
+/* Testing builds: run before a panic or a failed assertion aborts (the fault seam prints how to
+ * replay the faults that led there). NULL: nothing. */
+extern void (*corio__panic_hook)(void);
+#endif
 
 /* Sanitizer and valgrind support. */
 #if defined(__SANITIZE_ADDRESS__)
