@@ -78,6 +78,7 @@ int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts,
         free(l);
         return err;
     }
+    l->before_wait = corio__has(l, CORIO_FEAT_SQPOLL) || (l->opts.flags & CORIO_LOOP_VIRTUAL_CLOCK);
     err = corio__remote_init(l);
     if (err) {
         corio__op_fini(&l->io);
@@ -257,26 +258,35 @@ static int virtual_wait(struct corio_loop *l, int64_t next)
     return 0;
 }
 
+/* What an idle wait does first on a loop with an SQ poller (spin while it is awake) or on the
+ * virtual clock (jump instead of waiting for a timer). Returns 1 to go on and wait in the kernel,
+ * else 0 or -errno. */
+static int before_wait(struct corio_loop *l, int64_t next)
+{
+    if (l->opts.flags & CORIO_LOOP_VIRTUAL_CLOCK) {
+        if (next >= 0 && next > corio_now())
+            return virtual_wait(l, next);
+        return 1;
+    }
+    int r = sqpoll_spin(l, next);
+    return r < 0 ? r : r == 0;
+}
+
 /* Waits with the kernel for the next completion or the earliest timer. Returns 0 or -errno. */
 static int idle_wait(struct corio_loop *l)
 {
     maybe_trim(l);
     int64_t next = corio__sched_next_timer(&l->sched);
-    /* The flag is read only where there is a timer or a poller: an idle wait for I/O alone, the
-     * NOP round trip's, pays nothing for the virtual clock. */
-    if (corio__has(l, CORIO_FEAT_SQPOLL) && !(l->opts.flags & CORIO_LOOP_VIRTUAL_CLOCK)) {
-        int r = sqpoll_spin(l, next);
-        if (r != 0)
-            return r < 0 ? r : 0;
+    /* One flag serves the poller and the virtual clock: an idle wait for I/O alone, the NOP
+     * round trip's, pays nothing for the virtual clock. */
+    if (unlikely(l->before_wait)) {
+        int r = before_wait(l, next);
+        if (r <= 0)
+            return r;
     }
     /* After the spin: the time left until the earliest timer. */
     int64_t timeout = -1;
     if (next >= 0) {
-        if (unlikely(l->opts.flags & CORIO_LOOP_VIRTUAL_CLOCK)) {
-            int r = virtual_wait(l, next);
-            if (r <= 0)
-                return r;
-        }
         timeout = next - corio_now();
         if (timeout < 0)
             timeout = 0;
