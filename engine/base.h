@@ -39,6 +39,12 @@ _Noreturn void corio__assert_fail(const char *expr, const char *file, int line);
 /* Prints "corio: <message>" to stderr and aborts. For kernel failures that cannot happen. */
 _Noreturn void corio__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+#ifdef CORIO_TESTING
+/* Testing builds: run before a panic or a failed assertion aborts (the fault seam prints how to
+ * replay the faults that led there). NULL: nothing. */
+extern void (*corio__panic_hook)(void);
+#endif
+
 /* Sanitizer and valgrind support. */
 #if defined(__SANITIZE_ADDRESS__)
 #define CORIO__ASAN 1
@@ -71,5 +77,19 @@ extern bool corio__on_valgrind;
 /* Thread-local storage for the current loop and coroutine: initial-exec, so that a shared libcorio
  * reads it with one instruction instead of a __tls_get_addr call. */
 #define CORIO__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
+/* ---- the clock --------------------------------------------------------------------------------
+ * corio_now() is CLOCK_MONOTONIC plus the calling thread's skew: the time its loops on the virtual
+ * clock (CORIO_LOOP_VIRTUAL_CLOCK) skipped by jumping to their next timer instead of waiting for
+ * it. The skew only grows, so that the clock stays monotonic, and it is 0 on a thread that never
+ * ran such a loop. Times handed to the kernel (absolute timeouts, which run on the real clock) are
+ * converted back with corio__ts_from_ns (op.h). */
+extern CORIO__TLS int64_t corio__clock_skew;
+
+/* Returns CLOCK_MONOTONIC in nanoseconds, without the skew: the kernel's time. */
+int64_t corio__now_real(void);
+
+/* Moves the calling thread's clock forward to @to, if it is later than now. Returns nothing. */
+void corio__clock_jump(int64_t to);
 
 #endif

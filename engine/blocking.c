@@ -278,6 +278,11 @@ int corio_blocking(corio_blocking_fn *fn, void *arg, int64_t deadline)
     return corio__blocking_run(fn, arg, deadline, NULL, NULL);
 }
 
+bool corio__blocking_busy(const struct corio_loop *l)
+{
+    return l->blocking && l->blocking->out > 0;
+}
+
 void corio__blocking_free(struct corio_loop *l)
 {
     struct corio__blocking *b = l->blocking;

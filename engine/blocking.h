@@ -23,6 +23,9 @@ typedef void corio__blocking_retire_fn(void *arg);
 int corio__blocking_run(corio_blocking_fn *fn, void *arg, int64_t deadline,
                         corio__blocking_retire_fn *retire, bool *ran);
 
+/* Returns true while calls of @l are out on its pool (queued, running, or done and not taken). */
+bool corio__blocking_busy(const struct corio_loop *l);
+
 /* Frees @l's pool, if it made one: no call may be out (the loop has run until its coroutines,
  * zombies included, have ended, and a call keeps its caller alive). The eventfd read of the
  * loop's own, if it is still in flight, is ended and awaited first. Returns nothing. */

@@ -314,7 +314,7 @@ static void fire_deadlines(struct corio__poll *p)
     struct corio__timer *t = corio__heap_top(&p->deadlines);
     if (!t)
         return;
-    int64_t now = corio_now();
+    int64_t now = corio__now_real(); /* the deadlines are the kernel's timespecs */
     while ((t = corio__heap_top(&p->deadlines)) && t->deadline <= now) {
         corio__heap_remove(&p->deadlines, t);
         expire(p, t->data);
@@ -445,7 +445,7 @@ int corio__poll_enter(struct corio__poll *p, bool wait, int64_t timeout_ns)
     } else {
         struct corio__timer *t = corio__heap_top(&p->deadlines);
         if (t) {
-            int64_t left = t->deadline - corio_now();
+            int64_t left = t->deadline - corio__now_real();
             if (left < 0)
                 left = 0;
             if (timeout_ns < 0 || left < timeout_ns)
@@ -470,6 +470,11 @@ unsigned corio__poll_reap(struct corio__poll *p, struct corio__cqe *out, unsigne
     p->stats->cqes += n;
     /* Fault seam: may rewrite, reorder or hold back, as on the ring. */
     return corio__fault_cqes((const struct corio__ring *)(const void *)p, out, n, max);
+}
+
+unsigned corio__poll_working(const struct corio__poll *p)
+{
+    return p->working;
 }
 
 unsigned corio__poll_unsubmitted(const struct corio__poll *p)

@@ -52,6 +52,9 @@ unsigned corio__poll_reap(struct corio__poll *p, struct corio__cqe *out, unsigne
 /* Ops queued and not yet run. */
 unsigned corio__poll_unsubmitted(const struct corio__poll *p);
 
+/* Ops running on the worker pool (regular files): their ends come without a look seeing them. */
+unsigned corio__poll_working(const struct corio__poll *p);
+
 /* The counters that corio__ring_quiet and corio__ring_has_cqes read inline. */
 const struct corio__ring_view *corio__poll_view(const struct corio__poll *p);
 

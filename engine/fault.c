@@ -177,14 +177,17 @@ int corio__fault_enter(const struct corio__ring *r, unsigned *min_complete)
         return 0;
     if (chance(T.cfg.enter_eintr)) {
         T.stats.enter_eintr++;
+        trace(EINTR, 0);
         return -EINTR;
     }
     if (chance(T.cfg.enter_eagain)) {
         T.stats.enter_eagain++;
+        trace(EAGAIN, 0);
         return -EAGAIN;
     }
     if (chance(T.cfg.enter_ebusy)) {
         T.stats.enter_ebusy++;
+        trace(EBUSY, 0);
         return -EBUSY;
     }
     return 0;
@@ -196,6 +199,7 @@ bool corio__fault_sq_full(const struct corio__ring *r)
     if (!T.cfg.any || !chance(T.cfg.sq_full))
         return false;
     T.stats.sq_full++;
+    trace(1000, 0);
     return true;
 }
 
@@ -285,10 +289,11 @@ static struct streak *streak_of(struct ring_state *s, uint64_t ud, bool create)
     return st;
 }
 
-/* Turns the SQE into a NOP whose CQE will carry @res. */
-static const struct corio__op *nop(struct ring_state *s, uint64_t ud, int32_t res,
-                                   struct corio__op *scratch, uint64_t *counter)
+/* Turns the SQE of @op into a NOP whose CQE will carry @res. */
+static const struct corio__op *nop(struct ring_state *s, const struct corio__op *op, uint64_t ud,
+                                   int32_t res, struct corio__op *scratch, uint64_t *counter)
 {
+    trace(2000 + (uint64_t)-res, op->opcode);
     grow(&s->rw, &s->rw_cap, s->rw_n + 1, sizeof(*s->rw));
     s->rw[s->rw_n++] = (struct rewrite){.ud = ud, .res = res};
     *scratch = (struct corio__op){.opcode = CORIO__OP_NOP};
@@ -304,18 +309,21 @@ const struct corio__op *corio__fault_prep(const struct corio__ring *r, const str
         return op;
     struct ring_state *s = find(r, true);
     if (T.cfg.refuse_op & (1ull << op_feat[op->opcode]))
-        return nop(s, user_data, T.cfg.refuse_err, scratch, &T.stats.op_refused);
+        return nop(s, op, user_data, T.cfg.refuse_err, scratch, &T.stats.op_refused);
+    /* ops= narrows the faults below to some kinds of op (refuse_op above names its own). */
+    if (T.cfg.ops && !(T.cfg.ops & (1ull << op_feat[op->opcode])))
+        return op;
     if (may_reset(op) && chance(T.cfg.cqe_econnreset))
-        return nop(s, user_data, -ECONNRESET, scratch, &T.stats.cqe_econnreset);
+        return nop(s, op, user_data, -ECONNRESET, scratch, &T.stats.cqe_econnreset);
     if (op->opcode == CORIO__OP_RECV_MULTI && chance(T.cfg.cqe_enobufs))
-        return nop(s, user_data, -ENOBUFS, scratch, &T.stats.cqe_enobufs);
+        return nop(s, op, user_data, -ENOBUFS, scratch, &T.stats.cqe_enobufs);
     if (may_eagain(op) && T.cfg.cqe_eagain > 0) {
         struct streak *st = streak_of(s, user_data, false);
         if ((!st || st->n < EAGAIN_STREAK_MAX) && chance(T.cfg.cqe_eagain)) {
             if (!st)
                 st = streak_of(s, user_data, true);
             st->n++;
-            return nop(s, user_data, -EAGAIN, scratch, &T.stats.cqe_eagain);
+            return nop(s, op, user_data, -EAGAIN, scratch, &T.stats.cqe_eagain);
         }
         if (st)
             st->n = 0;
@@ -323,8 +331,10 @@ const struct corio__op *corio__fault_prep(const struct corio__ring *r, const str
     if (may_shorten(op) && chance(T.cfg.short_rw)) {
         *scratch = *op;
         scratch->len = 1 + below(op->len); /* 1..len: len itself is possible */
-        if (scratch->len != op->len)
+        if (scratch->len != op->len) {
             T.stats.short_rw++;
+            trace(1001, (uint64_t)op->opcode << 32 | scratch->len);
+        }
         return scratch;
     }
     return op;
@@ -389,6 +399,7 @@ unsigned corio__fault_cqes(const struct corio__ring *r, struct corio__cqe *c, un
             h.age++;
             s->held[s->held_n++] = h;
             T.stats.held++;
+            trace(1002, h.age);
         } else {
             out[k++] = h;
         }
@@ -397,6 +408,7 @@ unsigned corio__fault_cqes(const struct corio__ring *r, struct corio__cqe *c, un
     /* Shuffle what is handed out, then put each user_data's CQEs back in arrival order. */
     if (k > 1 && chance(T.cfg.reorder)) {
         T.stats.reordered++;
+        trace(1003, k);
         for (unsigned i = k - 1; i > 0; i--) {
             unsigned j = below(i + 1);
             struct held t = out[i];

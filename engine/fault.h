@@ -41,6 +41,8 @@ struct corio__fault_stats {
     uint64_t cqes_in;        /* CQEs that entered the seam (from the CQ ring or the spill) */
     uint64_t cqes_out;       /* CQEs it handed to the loop */
     uint64_t lost;           /* CQEs with a user_data still held when their ring was freed */
+    uint64_t digest;         /* FNV-1a of every fault injected, in order (kind and op, length
+                                or batch size): equal for two runs that got the same faults */
 };
 
 /* Configures the seam of the calling thread from @spec, replacing the previous configuration and
@@ -72,9 +74,16 @@ struct corio__fault_stats {
  *                       on an older kernel (without EXT_ARG the loop waits for its timers
  *                       with timeout SQEs)
  *   refuse_op_err=einval|eopnotsupp   the refused ops' error (default einval)
+ *   ops=O|O             short_rw, cqe_eagain, cqe_econnreset and cqe_enobufs touch only SQEs of
+ *                       these ops (the refuse_op names; recv covers multishot recv too)
  *   quiet=1             do not print the "corio faults:" line
- * Prints "corio faults: seed=S spec=..." once to stderr when a fault is enabled. Returns 0, or
- * -EINVAL for an unknown key or a bad value (the previous configuration is then kept). */
+ * The user's short names (README.md, "Testing a server built on corio") are other spellings of
+ * these keys: short=short_rw, eagain=cqe_eagain, reset=cqe_econnreset, enobufs=cqe_enobufs,
+ * eintr=enter_eintr, ebusy=enter_ebusy.
+ * Prints "corio faults: seed=S spec=..." once to stderr when a fault is enabled, and the line
+ * that replays it when the process then exits with a non-zero status or the engine panics.
+ * Returns 0, or -EINVAL for an unknown key or a bad value (the previous configuration is then
+ * kept). */
 int corio__fault_configure(const char *spec);
 
 /* Feeds the seam's decisions from @data[0..len) instead of the PRNG (a fuzzer's input): every

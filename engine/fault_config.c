@@ -7,6 +7,7 @@
 #ifdef CORIO_TESTING
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +72,24 @@ static const struct {
     {"holdback", offsetof(struct cfg, holdback)},
 };
 
+/* The short names of the user's grammar (README.md, "Testing a server built on corio"), each
+ * another spelling of a key above. */
+static const struct {
+    const char *alias;
+    const char *key;
+} aliases[] = {
+    {"short", "short_rw"},      {"eagain", "cqe_eagain"}, {"reset", "cqe_econnreset"},
+    {"enobufs", "cqe_enobufs"}, {"eintr", "enter_eintr"}, {"ebusy", "enter_ebusy"},
+};
+
 /* Applies one key=value of a spec to @c. Returns whether both were valid. */
 static bool apply(struct cfg *c, const char *k, char *v)
 {
     uint64_t u;
     bool ok;
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(aliases); i++)
+        if (strcmp(k, aliases[i].alias) == 0)
+            k = aliases[i].key;
     for (size_t i = 0; i < CORIO__ARRAY_SIZE(probs); i++)
         if (strcmp(k, probs[i].key) == 0)
             return parse_prob(v, (double *)(void *)((char *)c + probs[i].off));
@@ -96,6 +110,11 @@ static bool apply(struct cfg *c, const char *k, char *v)
         if (k[0] == 'h')
             c->hide_op |= u;
         return ok;
+    }
+    if (strcmp(k, "ops") == 0) {
+        ok = parse_feats(v, CORIO_FEAT_NOP, CORIO_FEAT_WRITE_FIXED, &u);
+        c->ops |= u;
+        return ok && u;
     }
     if (strcmp(k, "hide_feat") == 0) {
         ok = parse_feats(v, CORIO_FEAT_EXT_ARG, CORIO_FEAT_EXT_ARG, &u);
@@ -147,6 +166,50 @@ static int parse(const char *spec, struct cfg *c)
     return 0;
 }
 
+/* ---- the seed again, when the process fails --------------------------------------------------
+ * A CI log shows the seed where the faults began; a failure far below it is easier to replay when
+ * the line that replays it is the last one. The process-wide copy is of the latest configuration
+ * with faults (each thread has its own, but a seed given in the spec is every thread's). */
+
+static pthread_mutex_t replay_lock = PTHREAD_MUTEX_INITIALIZER;
+static char replay[sizeof(((struct cfg *)0)->spec) + 32]; /* "seed=S,spec", or "" */
+static bool replay_hooked;
+
+static void print_replay(void)
+{
+    pthread_mutex_lock(&replay_lock);
+    if (replay[0])
+        fprintf(stderr, "corio faults: to replay: CORIO_FAULTS='%s'\n", replay);
+    pthread_mutex_unlock(&replay_lock);
+}
+
+/* on_exit's handler: only a failure needs the replay line. */
+static void exit_replay(int status, void *arg)
+{
+    (void)arg;
+    if (status != 0)
+        print_replay();
+}
+
+/* Remembers how to replay @c and makes sure that an exit with an error status, or a panic of the
+ * engine, prints it. */
+static void remember(const struct cfg *c)
+{
+    pthread_mutex_lock(&replay_lock);
+    if (c->seeded)
+        snprintf(replay, sizeof(replay), "%s", c->spec);
+    else
+        snprintf(replay, sizeof(replay), "seed=%llu%s%s", (unsigned long long)c->seed,
+                 c->spec[0] ? "," : "", c->spec);
+    bool hook = !replay_hooked;
+    replay_hooked = true;
+    pthread_mutex_unlock(&replay_lock);
+    if (hook) {
+        on_exit(exit_replay, NULL);
+        corio__panic_hook = print_replay;
+    }
+}
+
 int corio__fault_configure(const char *spec)
 {
     struct cfg c;
@@ -157,8 +220,10 @@ int corio__fault_configure(const char *spec)
     T.cfg = c;
     T.rng = c.seed;
     memset(&T.stats, 0, sizeof(T.stats));
-    if (c.any && !c.quiet)
+    if (c.any && !c.quiet) {
         fprintf(stderr, "corio faults: seed=%llu spec=%s\n", (unsigned long long)c.seed, c.spec);
+        remember(&c);
+    }
     return 0;
 }
 

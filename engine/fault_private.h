@@ -29,6 +29,7 @@ struct cfg {
     uint64_t refuse_op;    /* CORIO_FEAT_ bits of ops whose SQEs fail */
     uint64_t hide_op;      /* ... that the probe does not list either */
     uint64_t hide_feat;    /* CORIO_FEAT_ bits of kernel features reported missing */
+    uint64_t ops;          /* CORIO_FEAT_ bits of the ops the per-op faults touch; 0: all */
     int refuse_err;        /* their error */
     bool seeded;           /* seed= was given (else one is drawn from the clock) */
     bool quiet;            /* no "corio faults:" line */
@@ -51,6 +52,18 @@ extern _Thread_local struct fault_thread corio__fault_t;
 
 /* The first hook of a thread reads CORIO_FAULTS, unless corio__fault_configure came first. */
 void corio__fault_ensure(void);
+
+/* Adds one injected fault to the thread's trace digest: @kind (which fault) and @what (the
+ * opcode, the new length or the batch size), FNV-1a over the two. The digest depends on the
+ * seed and on what the program does, never on addresses, so that two runs of a program with the
+ * same inputs and seed can be compared by it. */
+static inline void trace(uint64_t kind, uint64_t what)
+{
+    uint64_t h = T.stats.digest ? T.stats.digest : 0xcbf29ce484222325ull;
+    h = (h ^ kind) * 0x100000001b3ull;
+    h = (h ^ what) * 0x100000001b3ull;
+    T.stats.digest = h;
+}
 
 static inline uint64_t next64(void)
 {

@@ -93,7 +93,7 @@ static inline void settle(struct corio__future *f)
     if (f->kind == CORIO__FK_SLEEP) {
         /* Expired: the sleep's success. Cancelled by the owner's own deadline: that deadline's
          * error, as for any wait. */
-        if (res == -ETIME)
+        if (res == -ETIME || (res == -ECANCELED && (f->flags & CORIO__FF_VEXPIRED)))
             res = 0;
         else if (res == -ECANCELED && (f->flags & CORIO__FF_TIMED_OUT))
             res = -ETIMEDOUT;
@@ -216,6 +216,74 @@ static void complete(struct corio__completion *c, const struct corio__cqe *cqe, 
     arrived(f);
 }
 
+/* ---- deadlines on the virtual clock ------------------------------------------------------------
+ * The kernel's timers run on the real clock, which a loop on the virtual clock leaves behind each
+ * time it jumps: a linked timeout would fire late, by the time jumped. So there an op's deadline is
+ * a timer of the scheduler's heap, kept in the future (vt), and the op goes to the kernel without
+ * a linked timeout (a sleep, as a timeout op that never expires). When the timer fires, the op is
+ * cancelled in the kernel as its linked timeout would have cancelled it, and still awaited; the
+ * result is mapped as for a linked timeout (-ETIMEDOUT; a sleep's success). The loop sees the
+ * timer as its next one and jumps to it. */
+
+static void virtual_expired(struct corio__timer *tm)
+{
+    struct corio__future *f = container_of(tm, struct corio__future, vt);
+    if (f->flags & CORIO__FF_CANCELLED)
+        return; /* already ending, as its cancel says */
+    f->flags |= f->kind == CORIO__FK_SLEEP ? CORIO__FF_VEXPIRED : CORIO__FF_TIMED_OUT;
+    cancel_kernel(f);
+}
+
+static struct corio__heap *timers_of(const struct corio__future *f)
+{
+    return &corio__loop_of(&f->p.owner->t)->sched.timers;
+}
+
+/* The owner ended with @f pending: its stack stays until the CQE, but the timer goes now, since
+ * the last CQE may free the stack it lives on. */
+static void pending_cancel_virtual(struct corio__pending *p)
+{
+    struct corio__future *f = container_of(p, struct corio__future, p);
+    corio__heap_remove(timers_of(f), &f->vt);
+    cancel_kernel(f);
+}
+
+static void complete(struct corio__completion *c, const struct corio__cqe *cqe, bool link);
+
+/* complete, and the timer out of the heap once the future is done. A zombie's future lost its
+ * timer already, and may be freed by its last CQE: it is not looked at after. */
+static void complete_virtual(struct corio__completion *c, const struct corio__cqe *cqe, bool link)
+{
+    struct corio__future *f = container_of(c, struct corio__future, p.c);
+    if (f->p.owner->t.state == CORIO__T_ZOMBIE) {
+        complete(c, cqe, link);
+        return;
+    }
+    complete(c, cqe, link);
+    if (f->state == CORIO__F_DONE)
+        corio__heap_remove(timers_of(f), &f->vt);
+}
+
+/* corio__future_start's end for an op with @deadline (not yet past) on the virtual clock. */
+static int start_virtual(struct corio__future *f, const struct corio__op *op, int64_t deadline)
+{
+    f->vt = (struct corio__timer){
+        .deadline = deadline, .idx = CORIO__TIMER_IDLE, .call = 1, .fire = virtual_expired};
+    if (corio__heap_push(timers_of(f), &f->vt) != 0)
+        return (int)(f->res = -ENOMEM);
+    if (f->kind == CORIO__FK_SLEEP)
+        corio__ts_from_ns(&f->ts, INT64_MAX); /* op->addr is &f->ts: it never expires */
+    f->op = *op;
+    f->p.c.complete = complete_virtual;
+    f->p.cancel = pending_cancel_virtual;
+    corio__op_submit(io_of(f), op, &f->p.c, NULL);
+    f->pending = 1;
+    f->res = 0;
+    f->state = CORIO__F_PENDING;
+    corio__pending_add(&f->p);
+    return 0;
+}
+
 /* ---- start ------------------------------------------------------------------------------------ */
 
 /* Futures need no initialisation, so @f may hold anything, including the remains of an earlier
@@ -268,6 +336,8 @@ int corio__future_start(struct corio__future *f, const struct corio__op *op, int
     if (deadline >= 0) {
         if (deadline <= corio_now())
             return (int)(f->res = kind == CORIO__FK_SLEEP ? 0 : -ETIMEDOUT);
+        if (unlikely(corio__loop_of(t)->opts.flags & CORIO_LOOP_VIRTUAL_CLOCK))
+            return start_virtual(f, op, deadline);
         corio__ts_from_ns(&f->ts, deadline);
     }
     f->op = *op;

@@ -23,6 +23,8 @@ struct corio__future {
     uint8_t flags;             /* CORIO__FF_* */
     uint8_t kind;              /* CORIO__FK_*: how the result is mapped */
     uint8_t retries;           /* times it was submitted again after -EAGAIN */
+    struct corio__timer vt;    /* on the virtual clock: its deadline, in the scheduler's heap
+                                  in place of a linked timeout (future.c); unused otherwise */
 };
 _Static_assert(sizeof(struct corio__future) <= sizeof(struct corio_future), "grow corio_future");
 _Static_assert(_Alignof(struct corio__future) <= _Alignof(struct corio_future), "align");
@@ -36,6 +38,9 @@ enum { CORIO__F_IDLE = 0, CORIO__F_PENDING = 1, CORIO__F_DONE = 2 };
 #define CORIO__FF_LINKED 0x8u     /* submitted with a linked timeout (a deadline) */
 #define CORIO__FF_REPORTED 0x10u  /* done, and reported by corio_await_any */
 #define CORIO__FF_SHUTDOWN 0x20u  /* a drain of the loop ended it (drain.c): -ESHUTDOWN */
+/* A sleep on the virtual clock whose time came: the cancel of its never-expiring timeout op is
+ * its success. */
+#define CORIO__FF_VEXPIRED 0x40u
 
 enum {
     CORIO__FK_OP = 0,    /* an ordinary op */

@@ -8,10 +8,19 @@
 #include <errno.h>
 #include <stdlib.h>
 
+struct corio__timer;
+
+/* What a timer with `call` set runs when it fires, instead of its owner's default action. */
+typedef void corio__timer_fn(struct corio__timer *t);
+
 struct corio__timer {
     int64_t deadline; /* absolute CLOCK_MONOTONIC ns */
     uint32_t idx;     /* position in the heap array; UINT32_MAX when not in the heap */
-    void *data;       /* the owner's cookie (the waiting coroutine) */
+    uint8_t call;     /* fire is set rather than data (in the padding: no bigger) */
+    union {
+        void *data;            /* the owner's cookie (the waiting coroutine) */
+        corio__timer_fn *fire; /* with call: the function to run, given the timer */
+    };
 };
 
 struct corio__heap {

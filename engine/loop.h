@@ -32,6 +32,8 @@ struct corio_loop {
     bool running;                   /* inside corio_loop_run */
     bool deadlock;                  /* everything was parked with nothing that could wake it */
     bool buffers_registered;        /* corio_buffers_register is in effect */
+    bool before_wait;               /* an idle wait has something to do first: spin on the SQ
+                                       poller, or jump on the virtual clock (loop.c) */
     uint16_t next_bgid;             /* the next provided-buffer group id to hand out */
     unsigned batch_avg;             /* CQEs per idle wake-up, moving average, in 16ths */
     uint32_t fixed_used;            /* slots of the fixed file table holding accepted sockets */

@@ -179,6 +179,11 @@ bool corio__op_poller_asleep(const struct corio__io *io)
     return io->ring && corio__ring_needs_enter(io->ring);
 }
 
+bool corio__op_on_workers(const struct corio__io *io)
+{
+    return io->poll && corio__poll_working(io->poll) > 0;
+}
+
 unsigned corio__op_unsubmitted(const struct corio__io *io)
 {
     return io->ring ? corio__ring_unsubmitted(io->ring) : corio__poll_unsubmitted(io->poll);

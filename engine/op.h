@@ -126,6 +126,10 @@ static inline int corio__op_wait(struct corio__io *io, int64_t timeout_ns, unsig
 /* SQPOLL: true once waiting for completions takes a system call (the poller sleeps). */
 bool corio__op_poller_asleep(const struct corio__io *io);
 
+/* True when ops run on the backend's worker threads (the epoll backend's regular files), whose
+ * completions come later without a wait in the kernel seeing them at once. */
+bool corio__op_on_workers(const struct corio__io *io);
+
 /* Ops handed to the backend and not yet taken by the kernel. */
 unsigned corio__op_unsubmitted(const struct corio__io *io);
 
@@ -190,9 +194,11 @@ int corio__op_buffers_register(struct corio__io *io, const struct iovec *iov, un
 /* Unregisters them. Returns 0 or -errno. */
 int corio__op_buffers_unregister(struct corio__io *io);
 
-/* Converts an absolute deadline in ns to the kernel's timespec. */
+/* Converts an absolute deadline in ns of corio_now() to the kernel's timespec, on the real clock
+ * (without the thread's virtual skew, base.h). */
 static inline void corio__ts_from_ns(struct corio__ts *ts, int64_t ns)
 {
+    ns -= corio__clock_skew;
     ts->sec = ns / 1000000000;
     ts->nsec = ns % 1000000000;
 }

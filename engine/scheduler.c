@@ -50,6 +50,7 @@ void corio__task_init(struct corio__task *t, struct corio__sched *s, struct cori
     t->stack = stack;
     t->state = CORIO__T_WAITING;
     t->deadline.idx = CORIO__TIMER_IDLE;
+    t->deadline.call = 0;
     t->deadline.deadline = CORIO_FOREVER;
     t->deadline.data = t;
     t->deadline_at = CORIO_FOREVER;
@@ -177,6 +178,10 @@ void corio__sched_fire_timers(struct corio__sched *s)
     struct corio__timer *tm;
     while ((tm = corio__heap_top(&s->timers)) && tm->deadline <= now) {
         corio__heap_remove(&s->timers, tm);
+        if (tm->call) {
+            tm->fire(tm);
+            continue;
+        }
         struct corio__task *t = tm->data;
         if (tm == &t->deadline) {
             if (t->deadline_at < 0 || t->expired)

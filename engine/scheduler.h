@@ -240,8 +240,8 @@ void corio__task_set_deadline(struct corio__task *t, int64_t deadline);
  * (outside a coroutine), -ECANCELED, -ETIMEDOUT (@deadline or the task's own already past). */
 int corio__wait_check(struct corio__task **out, int64_t deadline);
 
-/* Fires the timers whose deadline has passed: each aborts its wait with -ETIMEDOUT. Returns
- * nothing. */
+/* Fires the timers whose deadline has passed: each aborts its wait with -ETIMEDOUT, or, with call
+ * set, runs its function (a future's deadline on the virtual clock, future.c). Returns nothing. */
 void corio__sched_fire_timers(struct corio__sched *s);
 
 /* Returns the earliest timer's deadline, or -1 if no timer is set. */

@@ -83,7 +83,9 @@ struct signalfd_siginfo;
 #define CORIO_MS(n) ((int64_t)(n)*1000000)
 #define CORIO_SEC(n) ((int64_t)(n)*1000000000)
 
-/* Reads CLOCK_MONOTONIC. Returns nanoseconds since an arbitrary point, the base of deadlines. */
+/* Reads CLOCK_MONOTONIC, plus the time that loops on the virtual clock (CORIO_LOOP_VIRTUAL_CLOCK)
+ * jumped on the calling thread. Any thread. Returns nanoseconds since an arbitrary point, the base
+ * of deadlines. */
 CORIO_API int64_t corio_now(void);
 
 /* ==== loop =================================================================================== */
@@ -205,6 +207,14 @@ struct corio_loop_opts {
 #define CORIO_LOOP_REMOTE 0x8u        /* other threads post work to it: when every coroutine waits
                                          and nothing of the loop's own can wake them, it sleeps
                                          until a message comes instead of reporting -EDEADLK. */
+/* The virtual clock, for tests (also CORIO_CLOCK=virtual in the environment): when no coroutine
+ * can run, no I/O can complete at once (the loop looks, without waiting) and no call runs on a
+ * worker thread, time jumps to the next timer instead of being waited out. Sleeps, deadlines and
+ * the HTTP server's timeouts follow; I/O stays real. The time jumped is the thread's: corio_now()
+ * on the loop's thread includes it from then on. What it cannot do: a peer outside the loop
+ * (another thread or process) keeps real time, so a jump may overtake its answer that is on its
+ * way, and its own timers are not virtual. README.md, "Testing a server built on corio". */
+#define CORIO_LOOP_VIRTUAL_CLOCK 0x10u
 /* The loop runs inside another event loop (corio_loop_fd, corio_loop_step): on io_uring it is set
  * up so that its completions wake the loop's fd (COOP_TASKRUN instead of DEFER_TASKRUN). */
 #define CORIO_LOOP_FOREIGN 0x20u

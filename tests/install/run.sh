@@ -15,6 +15,11 @@
 #       and corio::http_static (C and C++), run with no LD_LIBRARY_PATH (CMake's build RPATH);
 #   (c) once: find_package(corio QUIET) with liburing out of pkg-config's sight: corio is
 #       reported as not found, and the consumer's configuration does not abort.
+# The testing variant is consumed the same ways: consumer.c with `corio-testing` (shared and
+# static) and with its HTTP part with `corio-http-testing`, and the targets corio::testing_shared,
+# corio::testing_static and corio::http_testing_static; each must link libcorio-testing (not
+# libcorio) and, run under CORIO_FAULTS, print the seed of its faults. In the Release install,
+# nm finds no corio__fault symbol in libcorio and the seam's entry point in libcorio-testing.
 # The installed tools link libcorio statically, so they run from any prefix with no RUNPATH and
 # no LD_LIBRARY_PATH: checked in the Release install.
 # Usage: run.sh <source-dir> <scratch-dir>. Exits 0 when every step passed, 77 when everything
@@ -91,6 +96,10 @@ check_consumer() {
     *cxx*) sonames="$sonames libcorio_http.so.0" line="C++ ok" ;;
     *http*) sonames="$sonames libcorio_http.so.0" line="nop, sleep and http parse ok" ;;
     esac
+    case $(basename "$exe") in
+    *testing*) sonames=$(echo "$sonames" | sed 's/libcorio\.so/libcorio-testing.so/;
+        s/libcorio_http\.so/libcorio_http-testing.so/') ;;
+    esac
     for so in $sonames; do
         case $exe in
         *_static) needs "$exe" "$so" no ;;
@@ -103,7 +112,14 @@ check_consumer() {
     case $exe in
     *_static) nm "$exe" | grep -q ' T corio_loop_new$' || fail "$exe does not contain corio" ;;
     esac
-    run_consumer "$t: $(basename "$exe")" "$line" env "$@" "$exe"
+    case $(basename "$exe") in
+    *testing*)
+        run_consumer "$t: $(basename "$exe")" "$line" env "$@" CORIO_FAULTS=seed=5,eagain=0.1 "$exe"
+        grep -q "^corio faults: seed=5 " "$log" ||
+            fail "$(basename "$exe") printed no 'corio faults: seed=5' under CORIO_FAULTS"
+        ;;
+    *) run_consumer "$t: $(basename "$exe")" "$line" env "$@" "$exe" ;;
+    esac
 }
 
 # install_corio <build type> [cmake args...]: builds and installs into $work/<type>/prefix, and
@@ -141,7 +157,7 @@ check_installed() {
     [ -n "$config" ] || fail "corioConfig.cmake was not installed"
     [ -f "$(dirname "$config")/corioConfigVersion.cmake" ] ||
         fail "corioConfigVersion.cmake was not installed"
-    for p in corio corio-http; do
+    for p in corio corio-http corio-testing corio-http-testing; do
         step "pkg-config finds $p.pc" env PKG_CONFIG_PATH="$pcdir" \
             pkg-config --exists --print-errors "$p"
         got=$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion "$p")
@@ -150,7 +166,7 @@ check_installed() {
         [ "$got" = "$prefix" ] || fail "$p.pc has prefix $got, not the install prefix $prefix"
     done
     libdir=$(PKG_CONFIG_PATH="$pcdir" pkg-config --variable=libdir corio)
-    for l in libcorio libcorio_http; do
+    for l in libcorio libcorio_http libcorio-testing libcorio_http-testing; do
         for f in "$l.a" "$l.so" "$l.so.0"; do
             [ -e "$libdir/$f" ] || fail "no $f in corio.pc's libdir $libdir"
         done
@@ -185,7 +201,12 @@ consume_with_pkg_config() {
         "$c -DCONSUMER_HTTP" -static
     pc_consumer "$t" pc_cxx_shared corio-http "$src/tests/install/consumer.cc" \
         "$cxx $cxxflags_strict"
-    for b in pc_shared pc_static pc_http_shared pc_http_static pc_cxx_shared; do
+    pc_consumer "$t" pc_testing_shared corio-testing "$src/tests/install/consumer.c" "$c"
+    pc_consumer "$t" pc_testing_static corio-testing "$src/tests/install/consumer.c" "$c" -static
+    pc_consumer "$t" pc_http_testing_shared corio-http-testing "$src/tests/install/consumer.c" \
+        "$c -DCONSUMER_HTTP"
+    for b in pc_shared pc_static pc_http_shared pc_http_static pc_cxx_shared pc_testing_shared \
+        pc_testing_static pc_http_testing_shared; do
         check_consumer "$t" "$work/$t/$b" LD_LIBRARY_PATH="$libdir"
     done
 }
@@ -204,9 +225,19 @@ consume_with_cmake() {
         cmake --build "$cdir" --parallel "$jobs"
     # No LD_LIBRARY_PATH: CMake's build RPATH names the imported libraries' directory.
     for b in consumer_shared consumer_static consumer_http_shared consumer_http_static \
-        consumer_cxx_shared consumer_cxx_static; do
+        consumer_cxx_shared consumer_cxx_static consumer_testing_shared consumer_testing_static \
+        consumer_http_testing_static; do
         check_consumer "$t" "$cdir/$b" LD_LIBRARY_PATH=
     done
+}
+
+# check_no_seam: the release library has no symbol of the fault seam; the testing variant has it.
+check_no_seam() {
+    if nm "$libdir/libcorio.a" "$libdir/libcorio.so.0" 2>/dev/null | grep -q corio__fault; then
+        fail "libcorio has a corio__fault symbol"
+    fi
+    nm "$libdir/libcorio-testing.a" | grep -q ' T corio__fault_configure$' ||
+        fail "libcorio-testing.a has no corio__fault_configure"
 }
 
 # check_tools: the installed tools need neither libcorio.so nor a RUNPATH, and run.
@@ -227,6 +258,7 @@ for type in Debug Release RelWithDebInfo; do
     [ "$type" = Release ] && tools=ON
     install_corio "$type" -DCORIO_BUILD_TOOLS=$tools
     check_installed
+    [ "$type" != Release ] || check_no_seam
     [ $tools = OFF ] || check_tools
     consume_with_pkg_config "$type"
     consume_with_cmake "$type"
