@@ -27,17 +27,23 @@ static const struct option common_opts[] = {
 };
 #define COMMON_OPTS (sizeof(common_opts) / sizeof(common_opts[0]))
 #define MAX_OWN_OPTS 8
+/* --threads, for the servers that take it (bench_cli.threads). */
+static const struct option threads_opt = {"threads", required_argument, NULL, 'T'};
 
 static void usage(FILE *f, const char *prog, const struct bench_cli *cli)
 {
     fprintf(f,
-            "usage: %s%s [--host ADDR] [--port N] [--backlog N] [--cpu N] [--help]\n"
+            "usage: %s%s [--host ADDR] [--port N] [--backlog N] [--cpu N]%s [--help]\n"
             "%s"
             "  --host ADDR   IPv4 address to listen on (default 127.0.0.1)\n"
             "  --port N      TCP port (default %d; 0 picks a free one)\n"
             "  --backlog N   listen backlog (default 4096)\n"
-            "  --cpu N       pin the process to CPU N (default: no pinning)\n",
-            prog, cli->synopsis, cli->help, cli->default_port);
+            "  --cpu N       pin the process to CPU N (default: no pinning)%s\n",
+            prog, cli->synopsis, cli->threads ? " [--threads N]" : "", cli->help, cli->default_port,
+            cli->threads ? "; with --threads: thread i to CPU N + i" : "");
+    if (cli->threads)
+        fprintf(f, "  --threads N   N event loops on N threads, each its own epoll set and\n"
+                   "                SO_REUSEPORT listener on the same port (default 1)\n");
 }
 
 /* Parses a decimal int in [lo, hi]. Returns 0, or -EINVAL if @s is not one. */
@@ -65,12 +71,15 @@ static int take_common(int c, const char *arg, struct bench_options *o)
         return parse_int(arg, 0, 65535, &o->port);
     case 'b':
         return parse_int(arg, 1, 1 << 20, &o->backlog);
+    case 'T':
+        return parse_int(arg, 1, BENCH_MAX_THREADS, &o->threads);
     default: /* 'c' */
         return parse_int(arg, 0, CPU_SETSIZE - 1, &o->cpu);
     }
 }
 
-/* Fills @opts with the server's own options, then the common ones, then the zeroed end. */
+/* Fills @opts with the server's own options, then the common ones (--threads too if the server
+ * takes it), then the zeroed end. */
 static void build_options(const struct bench_cli *cli, struct option *opts)
 {
     size_t n = 0;
@@ -80,24 +89,27 @@ static void build_options(const struct bench_cli *cli, struct option *opts)
         opts[n++] = *p;
     }
     memcpy(opts + n, common_opts, sizeof(common_opts));
-    opts[n + COMMON_OPTS] = (struct option){NULL, 0, NULL, 0};
+    n += COMMON_OPTS;
+    if (cli->threads)
+        opts[n++] = threads_opt;
+    opts[n] = (struct option){NULL, 0, NULL, 0};
 }
 
 /* Fills @o from the command line. Returns 0 to run, 1 after --help, or -EINVAL on bad usage. */
 static int parse_options(int argc, char **argv, const struct bench_cli *cli,
                          struct bench_options *o)
 {
-    struct option longopts[MAX_OWN_OPTS + COMMON_OPTS + 1];
+    struct option longopts[MAX_OWN_OPTS + COMMON_OPTS + 2];
     build_options(cli, longopts);
     *o = (struct bench_options){
-        .host = "127.0.0.1", .port = cli->default_port, .backlog = 4096, .cpu = -1};
+        .host = "127.0.0.1", .port = cli->default_port, .backlog = 4096, .cpu = -1, .threads = 1};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int bad = 0;
         if (c == 'h') {
             usage(stdout, argv[0], cli);
             return 1;
-        } else if (c == 'H' || c == 'p' || c == 'b' || c == 'c') {
+        } else if (c == 'H' || c == 'p' || c == 'b' || c == 'c' || c == 'T') {
             bad = take_common(c, optarg, o);
         } else if (c != '?' && c != ':' && cli->take != NULL) {
             bad = cli->take(c, optarg, cli->ctx);
@@ -188,7 +200,9 @@ void *bench_fd_table(size_t size, int *nfds)
  * Nagle off and accepting costs no extra setsockopt(). The epoll servers want SOCK_NONBLOCK; the
  * io_uring one keeps its sockets blocking, because io_uring tries every socket op non-blocking
  * first and arms an internal poll when it would block, while O_NONBLOCK would only make a request
- * punted to io-wq fail with -EAGAIN.
+ * punted to io-wq fail with -EAGAIN. With --threads each thread has a listener of its own on the
+ * one port: SO_REUSEPORT, set on all of them before bind(), lets them share it, and the kernel
+ * spreads the connections over them by a hash of the 4-tuple.
  */
 static int open_listener(const struct bench_options *o, int type_flags, int *port)
 {
@@ -201,6 +215,7 @@ static int open_listener(const struct bench_options *o, int type_flags, int *por
     int one = 1;
     socklen_t len = sizeof(sa);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (o->threads > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
         bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, o->backlog) < 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
@@ -235,9 +250,10 @@ static int epoll_add(int epfd, int fd)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* Sets up the fds of @e; they are -1 before, and stay so if not made. Returns 0, or -1 after
- * printing why. */
-static int epoll_listen(struct bench_epoll *e, const struct bench_options *o, const sigset_t *mask)
+/* Sets up the fds of @e, the listener's port in *@port; they are -1 before, and stay so if not
+ * made. Returns 0, or -1 after printing why. */
+static int epoll_listen(struct bench_epoll *e, const struct bench_options *o, const sigset_t *mask,
+                        int *port)
 {
     e->sfd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -245,25 +261,22 @@ static int epoll_listen(struct bench_epoll *e, const struct bench_options *o, co
         perror("signalfd/epoll_create1");
         return -1;
     }
-    int port = 0;
-    e->lfd = bench_listen(o, SOCK_NONBLOCK, &port);
+    e->lfd = bench_listen(o, SOCK_NONBLOCK, port);
     if (e->lfd < 0)
         return -1;
     if (epoll_add(e->epfd, e->lfd) < 0 || epoll_add(e->epfd, e->sfd) < 0) {
         perror("epoll_ctl");
         return -1;
     }
-    bench_ready(port);
     return 0;
 }
 
-void *bench_epoll_open(struct bench_epoll *e, const struct bench_options *o, size_t entry_size)
+void *bench_epoll_open(struct bench_epoll *e, const struct bench_options *o, size_t entry_size,
+                       const sigset_t *mask, int *port)
 {
     *e = (struct bench_epoll){.epfd = -1, .lfd = -1, .sfd = -1};
-    sigset_t mask;
-    bench_block_stop_signals(&mask);
     void *table = bench_fd_table(entry_size, &e->nfds);
-    if (table != NULL && epoll_listen(e, o, &mask) < 0) {
+    if (table != NULL && epoll_listen(e, o, mask, port) < 0) {
         free(table);
         table = NULL;
     }

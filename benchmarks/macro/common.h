@@ -3,9 +3,9 @@
  * descriptor limit, stop signals, the listening socket and accepting on it; for the epoll
  * servers, the state they keep beside their per-fd tables (struct bench_epoll), with the accept
  * pause, the stop signal, the wait at the top of the event loop and the flush of output that
- * waited for EPOLLOUT. What an event loop calls is inline, so that the loop compiles as it did
- * when each server held that code itself. None of it uses corio, so that the baselines stay free
- * of it.
+ * waited for EPOLLOUT, and their main (bench_epoll_main, on one thread or several). What an
+ * event loop calls is inline, so that the loop compiles as it did when each server held that code
+ * itself. None of it uses corio, so that the baselines stay free of it.
  */
 #ifndef CORIO_BENCH_MACRO_COMMON_H
 #define CORIO_BENCH_MACRO_COMMON_H
@@ -33,7 +33,11 @@ struct bench_options {
     int port;         /* TCP port; 0 lets the kernel choose, and "ready" prints the choice */
     int backlog;      /* listen() backlog */
     int cpu;          /* CPU to pin to, or -1 for no pinning */
+    int threads;      /* event loops, one a thread (--threads, for servers that take it); 1 */
 };
+
+/* The most --threads a server takes. */
+#define BENCH_MAX_THREADS 64
 
 /* Takes option @val of a server's own (with its argument @arg, or NULL) into @ctx. Returns 0, or
  * -EINVAL for a bad value. */
@@ -47,9 +51,11 @@ struct bench_cli {
     const struct option *own; /* their long options, ended by a zeroed entry, or NULL */
     bench_option_fn *take;    /* called for each of them */
     void *ctx;                /* passed to take */
+    bool threads;             /* it takes --threads N (bench_epoll_main runs it); else not */
 };
 
-/* Fills @o from the command line, as @cli describes it, and pins the process to --cpu. Prints the
+/* Fills @o from the command line, as @cli describes it, and pins the process to --cpu (with
+ * --threads, that is the first thread's CPU: bench_epoll_main pins the others). Prints the
  * usage on stdout for --help and on stderr after bad usage. Returns true to run the server, or
  * false with the status main should return in *@status: 0 after --help, 2 on bad usage, 1 if
  * the process could not be pinned. */
@@ -100,13 +106,14 @@ struct bench_epoll {
     uint64_t conns;            /* connections accepted */
 };
 
-/* Sets up an epoll server: stop signals blocked (bench_block_stop_signals), RLIMIT_NOFILE raised
- * and a zeroed table of @entry_size-byte entries allocated, one per fd (bench_fd_table), then a
- * non-blocking signalfd for SIGINT and SIGTERM, the epoll set and the non-blocking listener of @o,
- * the signalfd and the listener in the set for EPOLLIN, their fds as data; then "ready port=N"
- * (bench_ready). Returns the table, or NULL after printing why. Either way bench_epoll_close(@e)
- * closes the fds made; the caller frees the table. */
-void *bench_epoll_open(struct bench_epoll *e, const struct bench_options *o, size_t entry_size);
+/* Sets up one event loop of an epoll server (bench_epoll_main calls it for each, once the stop
+ * signals @mask are blocked): RLIMIT_NOFILE raised and a zeroed table of @entry_size-byte entries
+ * allocated, one per fd (bench_fd_table), then a non-blocking signalfd for @mask, the epoll set
+ * and the non-blocking listener of @o, its port in *@port, the signalfd and the listener in the
+ * set for EPOLLIN, their fds as data. Returns the table, or NULL after printing why. Either way
+ * bench_epoll_close(@e) closes the fds made; the caller frees the table. */
+void *bench_epoll_open(struct bench_epoll *e, const struct bench_options *o, size_t entry_size,
+                       const sigset_t *mask, int *port);
 
 /* Closes the fds bench_epoll_open made (those not made are -1). */
 void bench_epoll_close(struct bench_epoll *e);
@@ -122,6 +129,37 @@ int bench_epoll_accept(int epfd, int lfd, int nfds, int *max_fd);
 
 /* Sets @t to @ms milliseconds from now on CLOCK_MONOTONIC. */
 void bench_deadline_ms(struct timespec *t, long ms);
+
+/* The most counters a server's "conns=..." line has after conns. */
+#define BENCH_MAX_COUNTERS 4
+
+/* What bench_epoll_main needs of an epoll server. It makes one instance for each thread: a
+ * zeroed struct of @size bytes with its struct bench_epoll at @ep_offset. */
+struct bench_epoll_server {
+    size_t size;        /* bytes of the server's struct */
+    size_t ep_offset;   /* where its struct bench_epoll is */
+    size_t entry_size;  /* bytes of an entry of its per-fd table */
+    size_t open_offset; /* where an entry's bool is that says its fd is an open connection */
+    /* Takes its per-fd table (bench_epoll_main frees it) and prepares the rest of the instance;
+     * called before "ready". */
+    void (*attach)(void *server, void *table);
+    int (*run)(void *server); /* its event loop: 0 once stopped by a signal, -1 after an error */
+    /* The names of the counters printed after conns, NULL after the last. */
+    const char *counters[BENCH_MAX_COUNTERS + 1];
+    void (*count)(const void *server, uint64_t *sums); /* adds its counters to @sums, in order */
+    void (*close_conn)(void *server, int fd); /* closes connection @fd, and clears its entry */
+};
+
+/* Runs the epoll server @srv as @o says, on o->threads threads (epoll_main.c says how they share
+ * the port and how they stop): blocks the stop signals; opens an event loop for each thread
+ * (bench_epoll_open; the first one's port for the others, which --port 0 leaves to the kernel);
+ * starts the threads, the calling thread running the first loop; prints "ready port=N"; once a
+ * stop signal or an error has ended every loop, prints "conns=... <counter>=..." on stderr, each
+ * the sum over the threads (after a "thread i: conns=..." line for each thread, with more than
+ * one); closes every connection and fd. With one thread the loop runs on the calling thread and
+ * no thread is made. Returns the status main should exit with: 0 after a stop signal, 1 after an
+ * error. */
+int bench_epoll_main(const struct bench_options *o, const struct bench_epoll_server *srv);
 
 /*
  * The rest is called from the event loops and is inline, so that each loop compiles as it did

@@ -19,11 +19,15 @@
  * EPOLLOUT with EPOLLIN off, so it reads nothing more until its output is gone. That bounds memory
  * to one buffer per connection however fast a peer sends and however slowly it reads.
  *
- * Usage: epoll_echo [--host ADDR] [--port N] [--backlog N] [--cpu N] (common.c parses them, and
- * holds the rest of the set-up that the baselines share: pinning, limits, listener, accept;
- * common.h the accept pause, the stop signal and the wait that epoll_http's loop shares).
+ * Usage: epoll_echo [--host ADDR] [--port N] [--backlog N] [--cpu N] [--threads N] (common.c
+ * parses them, and holds the rest of the set-up that the baselines share: pinning, limits,
+ * listener, accept; common.h the accept pause, the stop signal and the wait that epoll_http's
+ * loop shares). --threads N runs N copies of this event loop on N threads, each with its own
+ * epoll set, fd table and SO_REUSEPORT listener on the one port: the baseline for corio-echo
+ * --threads N (epoll_main.c says why this design, and how the threads stop).
  * Prints "ready port=N" once listening. SIGINT or SIGTERM stops it with status 0 and a
- * "conns=... msgs=... bytes=..." line on stderr (msgs counts recv() calls that returned data).
+ * "conns=... msgs=... bytes=..." line on stderr (msgs counts recv() calls that returned data),
+ * summed over the threads, each of which has a "thread i: conns=..." line before it.
  */
 #include "common.h"
 
@@ -168,7 +172,43 @@ static int run(struct server *s)
     return 0;
 }
 
-static const struct bench_cli cli = {.default_port = 7001, .synopsis = "", .help = ""};
+/* What bench_epoll_main, which runs the server on one thread or several, needs of it. */
+static void attach(void *server, void *table)
+{
+    ((struct server *)server)->table = table;
+}
+
+static int run_loop(void *server)
+{
+    return run(server);
+}
+
+static void count(const void *server, uint64_t *sums)
+{
+    const struct server *s = server;
+    sums[0] += s->msgs;
+    sums[1] += s->bytes;
+}
+
+static void close_one(void *server, int fd)
+{
+    close_conn(server, fd);
+}
+
+static const struct bench_epoll_server server = {
+    .size = sizeof(struct server),
+    .ep_offset = offsetof(struct server, ep),
+    .entry_size = sizeof(struct conn),
+    .open_offset = offsetof(struct conn, open),
+    .counters = {"msgs", "bytes", NULL},
+    .attach = attach,
+    .run = run_loop,
+    .count = count,
+    .close_conn = close_one,
+};
+
+static const struct bench_cli cli = {
+    .default_port = 7001, .synopsis = "", .help = "", .threads = true};
 
 int main(int argc, char **argv)
 {
@@ -176,29 +216,5 @@ int main(int argc, char **argv)
     int status;
     if (!bench_server_init(argc, argv, &cli, &o, &status))
         return status;
-
-    status = 1;
-    struct server *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        perror("calloc");
-        return 1;
-    }
-    s->table = bench_epoll_open(&s->ep, &o, sizeof(*s->table));
-    if (s->table == NULL)
-        goto out;
-
-    if (run(s) == 0)
-        status = 0;
-    fprintf(stderr, "conns=%llu msgs=%llu bytes=%llu\n", (unsigned long long)s->ep.conns,
-            (unsigned long long)s->msgs, (unsigned long long)s->bytes);
-    for (int fd = 0; fd <= s->ep.max_fd; fd++) {
-        if (s->table[fd].open)
-            close_conn(s, fd);
-    }
-
-out:
-    bench_epoll_close(&s->ep);
-    free(s->table);
-    free(s);
-    return status;
+    return bench_epoll_main(&o, &server);
 }

@@ -17,12 +17,15 @@
  * gets 501 and the connection closes, which is what RFC 9112 section 6.1 allows. Anything else that
  * does not parse gets 400 and the connection closes; a head over IN_BUF_SIZE gets 431.
  *
- * Usage: epoll_http [--host ADDR] [--port N] [--backlog N] [--cpu N] (common.c parses them, and
- * holds the rest of the set-up that the baselines share: pinning, limits, listener, accept;
- * common.h the accept pause, the stop signal and the wait that epoll_echo's loop shares).
+ * Usage: epoll_http [--host ADDR] [--port N] [--backlog N] [--cpu N] [--threads N] (common.c
+ * parses them, and holds the rest of the set-up that the baselines share: pinning, limits,
+ * listener, accept; common.h the accept pause, the stop signal and the wait that epoll_echo's
+ * loop shares). --threads N runs N copies of this event loop on N threads, as epoll_echo does:
+ * the baseline for corio-httpd --threads N (epoll_main.c).
  * Prints "ready port=N" once listening. SIGINT or SIGTERM stops it with status 0 and a
  * "conns=... msgs=... bytes=... reqs=..." line on stderr (msgs counts recv() calls that returned
- * data, reqs the responses sent).
+ * data, reqs the responses sent), summed over the threads, each of which has a "thread i:
+ * conns=..." line before it.
  */
 #include "common.h"
 
@@ -562,7 +565,46 @@ static int run(struct server *s)
     return 0;
 }
 
-static const struct bench_cli cli = {.default_port = 8081, .synopsis = "", .help = ""};
+/* What bench_epoll_main, which runs the server on one thread or several, needs of it. */
+static void attach(void *server, void *table)
+{
+    struct server *s = server;
+    s->table = table;
+    build_responses(s, time(NULL));
+}
+
+static int run_loop(void *server)
+{
+    return run(server);
+}
+
+static void count(const void *server, uint64_t *sums)
+{
+    const struct server *s = server;
+    sums[0] += s->msgs;
+    sums[1] += s->bytes;
+    sums[2] += s->reqs;
+}
+
+static void close_one(void *server, int fd)
+{
+    close_conn(server, fd);
+}
+
+static const struct bench_epoll_server server = {
+    .size = sizeof(struct server),
+    .ep_offset = offsetof(struct server, ep),
+    .entry_size = sizeof(struct conn),
+    .open_offset = offsetof(struct conn, open),
+    .counters = {"msgs", "bytes", "reqs", NULL},
+    .attach = attach,
+    .run = run_loop,
+    .count = count,
+    .close_conn = close_one,
+};
+
+static const struct bench_cli cli = {
+    .default_port = 8081, .synopsis = "", .help = "", .threads = true};
 
 int main(int argc, char **argv)
 {
@@ -571,30 +613,5 @@ int main(int argc, char **argv)
     if (!bench_server_init(argc, argv, &cli, &o, &status))
         return status;
     init_char_classes();
-
-    status = 1;
-    struct server *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        perror("calloc");
-        return 1;
-    }
-    build_responses(s, time(NULL));
-    s->table = bench_epoll_open(&s->ep, &o, sizeof(*s->table));
-    if (s->table == NULL)
-        goto out;
-
-    if (run(s) == 0)
-        status = 0;
-    fprintf(stderr, "conns=%llu msgs=%llu bytes=%llu reqs=%llu\n", (unsigned long long)s->ep.conns,
-            (unsigned long long)s->msgs, (unsigned long long)s->bytes, (unsigned long long)s->reqs);
-    for (int fd = 0; fd <= s->ep.max_fd; fd++) {
-        if (s->table[fd].open)
-            close_conn(s, fd);
-    }
-
-out:
-    bench_epoll_close(&s->ep);
-    free(s->table);
-    free(s);
-    return status;
+    return bench_epoll_main(&o, &server);
 }
