@@ -13,6 +13,11 @@
 
 struct corio__ring;
 
+/* A close with this aux first ends every op pending on its fd (-ECANCELED): on io_uring an
+ * ASYNC_CANCEL by fd hard-linked before it (5.19, CORIO_FEAT_CANCEL_FD); the epoll backend does it
+ * for every close. */
+#define CORIO__CLOSE_CANCEL 1u
+
 /* The operations the layers above can ask for. */
 enum corio__opcode {
     CORIO__OP_NOP,
@@ -21,7 +26,7 @@ enum corio__opcode {
     CORIO__OP_READV,    /* fd, addr = iov, len = iovcnt, off */
     CORIO__OP_WRITEV,   /* fd, addr = iov, len = iovcnt, off */
     CORIO__OP_OPENAT,   /* fd = dirfd, addr = path, op_flags = open flags, aux = mode */
-    CORIO__OP_CLOSE,    /* fd */
+    CORIO__OP_CLOSE,    /* fd; aux = CORIO__CLOSE_CANCEL: end the ops pending on it first */
     CORIO__OP_FSYNC,    /* fd, op_flags = 1 for datasync */
     CORIO__OP_STATX,    /* fd = dirfd, addr = path, op_flags = AT_ flags, aux = mask, addr2 = out */
     CORIO__OP_SOCKET,   /* fd = domain, len = protocol, op_flags = type */

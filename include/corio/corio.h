@@ -132,6 +132,8 @@ enum corio_feature {
     CORIO_FEAT_RECV_MULTISHOT,
     CORIO_FEAT_ACCEPT_MULTISHOT,
     CORIO_FEAT_BUF_RING,
+    /* Added in 1.x (at the end, so that the values above keep their meaning). */
+    CORIO_FEAT_CANCEL_FD, /* cancelling by fd (5.19): corio_close ends the ops pending on it */
     CORIO_FEAT_COUNT
 };
 
@@ -411,8 +413,16 @@ CORIO_API int corio_openat_start(struct corio_future *f, int dirfd, const char *
 /* Closes @fd. Works anywhere: in a coroutine through the ring (not affected by cancellation or a
  * passed deadline, so that clean-up always runs; it suspends only for the kernel's immediate
  * answer: no deadline), outside one with close(2), so that clean-up after corio_run or after a
- * loop's end closes what is left. A direct descriptor (CORIO_FD_FIXED) exists only in its loop's
- * ring: closing one outside a coroutine of that loop gives -EPERM. Returns 0 or -errno (-EBADF). */
+ * loop's end closes what is left. In a coroutine, the operations of this loop still pending on
+ * @fd (a receive, an accept, an acceptor or receiver, in any coroutine) end first with
+ * -ECANCELED, so that none waits on a file that is gone nor takes data sent after the close. On
+ * io_uring that takes cancelling by fd (kernel 5.19, CORIO_FEAT_CANCEL_FD; without it they are not
+ * woken and wait for their deadlines), and it ends the ops on the same open file under another
+ * number too (a dup of @fd); the epoll backend ends those waiting on the number @fd. Cost on
+ * io_uring: the kernel looks through every op the loop has waiting to find those on @fd, about
+ * 20 ns each (a close in a loop with 8000 receives waiting took 150 us instead of 5 us, 6.18). A
+ * direct descriptor (CORIO_FD_FIXED) exists only in its loop's ring: closing one outside a
+ * coroutine of that loop gives -EPERM. Returns 0 or -errno (-EBADF). */
 CORIO_API int corio_close(int fd);
 CORIO_API int corio_close_start(struct corio_future *f, int fd);
 
