@@ -8,6 +8,7 @@
 #include "coro.h"
 
 #include "loop.h"
+#include "remote.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -188,12 +189,35 @@ struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, c
     return co;
 }
 
+static void run_remote_spawn(struct corio_loop *l, struct corio__msg *m)
+{
+    int err;
+    /* A failure (no memory for a stack) has nobody to tell: the sender has moved on. */
+    corio__spawn(l, m->body, m->arg, NULL, NULL, true, &err);
+}
+
+/* corio_spawn from a thread that is not @l's: a detached coroutine that @l spawns itself. */
+static int remote_spawn(struct corio_loop *l, corio_id *out, corio_fn *fn, void *arg)
+{
+    if (out)
+        return -EINVAL; /* a handle lives on its loop's thread */
+    struct corio__msg *m = corio__msg_new(run_remote_spawn);
+    if (!m)
+        return -ENOMEM;
+    m->body = fn;
+    m->arg = arg;
+    corio__remote_send(l, m);
+    return 0;
+}
+
 int corio_spawn(corio_id *out, struct corio_loop *l, corio_fn *fn, void *arg)
 {
     if (!l)
         l = corio__tls_loop;
     if (!l || !fn)
         return -EINVAL;
+    if (unlikely(!pthread_equal(l->owner, pthread_self())))
+        return remote_spawn(l, out, fn, arg);
     int err;
     corio__spawn(l, fn, arg, out, NULL, true, &err);
     return err;

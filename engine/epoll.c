@@ -149,7 +149,7 @@ static void update_attention(struct corio__poll *p)
 /* Unlinks @r from where it waits (queue or an fd's waiters). */
 static void unlink_rec(struct corio__poll *p, struct prec *r)
 {
-    if (r->state == R_WAITING)
+    if (r->state == R_WAITING && !r->lazy)
         p->waiting--;
     corio__list_remove(&r->link);
     r->pfd = NULL;
@@ -235,8 +235,12 @@ static int wait_on(struct corio__poll *p, struct prec *r)
     r->state = R_WAITING;
     r->pfd = f;
     corio__list_push_back(&f->waiters[r->dir], &r->link);
-    p->waiting++;
-    p->attention = 1;
+    /* The loop's wake-up read waits without making the busy loop look for readiness. */
+    r->lazy = r->op.opcode == CORIO__OP_READ && (r->op.aux & CORIO__OP_LAZY);
+    if (!r->lazy) {
+        p->waiting++;
+        p->attention = 1;
+    }
     return 0;
 }
 

@@ -62,6 +62,7 @@ struct prec {
     bool expired;                /* its deadline passed while a worker ran it */
     bool cancelled;              /* cancelled while a worker ran it */
     bool started;                /* CONNECT: in progress, its outcome comes from SO_ERROR */
+    bool lazy;                   /* CORIO__OP_LAZY: its wait is not counted in p->waiting */
     int64_t done;                /* a MSG_WAITALL recv: bytes received so far */
     int restore_flags;           /* CONNECT on a blocking socket: its file status flags; -1 */
 };

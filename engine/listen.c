@@ -1,6 +1,8 @@
-/* The listen and dial helpers: numeric IPv4 and IPv6 addresses, TCP and Unix stream sockets,
- * and the local port of a socket. */
-#include "base.h"
+/* The listen and dial helpers: TCP to numeric addresses or host names (resolve.c), Unix stream
+ * sockets, and the local port of a socket. */
+#include "listen.h"
+
+#include "resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,26 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Parses a numeric IPv4 or IPv6 address. Returns the sockaddr length, or -EINVAL. */
-static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (!host)
-        host = "0.0.0.0";
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons(port);
-        return sizeof(*in4);
-    }
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(port);
-        return sizeof(*in6);
-    }
-    return -EINVAL;
-}
+/* The addresses of a name that listen and dial try: a name has one or two as a rule (an IPv6 and
+ * an IPv4 one), a load-balanced one a few more; 8 of them fill 1 KiB of the caller's stack. */
+#define MAX_ADDRS 8
 
 static int bind_listen(int fd, const struct sockaddr *sa, socklen_t len, int backlog)
 {
@@ -43,13 +28,10 @@ static int bind_listen(int fd, const struct sockaddr *sa, socklen_t len, int bac
     return fd;
 }
 
-int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags)
+/* A listening TCP socket on @ss. Returns it, or -errno. */
+static int listen_one(const struct sockaddr_storage *ss, int backlog, unsigned flags)
 {
-    struct sockaddr_storage ss;
-    int len = parse_addr(host, port, &ss);
-    if (len < 0)
-        return len;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
@@ -60,7 +42,7 @@ int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flag
         close(fd);
         return err;
     }
-    if (ss.ss_family == AF_INET6) {
+    if (ss->ss_family == AF_INET6) {
         int v6only = (flags & CORIO_LISTEN_V6ONLY) ? 1 : 0;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
     }
@@ -68,7 +50,21 @@ int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flag
      * state into each child), which matters for direct descriptors that cannot be setsockopt'd:
      * a server answering in pieces must not wait on Nagle for the peer's delayed ACK. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return bind_listen(fd, (struct sockaddr *)&ss, (socklen_t)len, backlog);
+    return bind_listen(fd, (const struct sockaddr *)ss, corio__sockaddr_len(ss), backlog);
+}
+
+int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags)
+{
+    struct sockaddr_storage ss[MAX_ADDRS];
+    int n = corio__resolve(host ? host : "0.0.0.0", port, AF_UNSPEC, ss, MAX_ADDRS,
+                           CORIO_FOREVER, true);
+    /* One socket, on the first address that binds: on a host without IPv6 a name's IPv6 address
+     * cannot be bound, and its IPv4 one is taken instead. */
+    int fd = n;
+    for (int i = 0; i < n; i++)
+        if ((fd = listen_one(&ss[i], backlog, flags)) >= 0)
+            break;
+    return fd;
 }
 
 /* Creates a socket of @family and connects it to @sa; closes it on failure. The family is passed,
@@ -87,15 +83,26 @@ static int dial(int family, const struct sockaddr *sa, socklen_t len, int64_t de
     return fd;
 }
 
+int corio__dial_addrs(const struct sockaddr_storage *addrs, size_t n, int64_t deadline)
+{
+    int fd = -ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        const struct sockaddr_storage *ss = &addrs[i];
+        fd = dial(ss->ss_family, (const struct sockaddr *)ss, corio__sockaddr_len(ss), deadline);
+        /* What ended this attempt ends the others too: the caller's cancel or deadline. */
+        if (fd >= 0 || fd == -ECANCELED || fd == -ETIMEDOUT || fd == -EPERM)
+            break;
+    }
+    return fd;
+}
+
 int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline)
 {
-    struct sockaddr_storage ss;
-    if (!host)
-        return -EINVAL;
-    int len = parse_addr(host, port, &ss);
-    if (len < 0)
-        return len;
-    int fd = dial(ss.ss_family, (struct sockaddr *)&ss, (socklen_t)len, deadline);
+    struct sockaddr_storage ss[MAX_ADDRS];
+    int n = corio__resolve(host, port, AF_UNSPEC, ss, MAX_ADDRS, deadline, false);
+    if (n < 0)
+        return n;
+    int fd = corio__dial_addrs(ss, (size_t)n, deadline);
     if (fd >= 0) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -4,6 +4,7 @@
  * timers that are due. */
 #include "loop.h"
 
+#include "blocking.h"
 #include "future.h"
 #include "segv.h"
 
@@ -46,6 +47,14 @@ int corio_loop_new(struct corio_loop **out, const struct corio_loop_opts *opts)
     return corio__loop_new(out, opts, 0);
 }
 
+/* corio_loop_stop sent from another thread, run by the loop. */
+static void run_remote_stop(struct corio_loop *l, struct corio__msg *m)
+{
+    (void)m;
+    atomic_flag_clear(&l->remote.stop_queued);
+    corio__coro_cancel_all(l);
+}
+
 int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts, uint64_t refuse)
 {
     /* Sizes the kernel refuses are the caller's error, on either backend: said here, rather than
@@ -64,6 +73,13 @@ int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts,
         free(l);
         return err;
     }
+    err = corio__remote_init(l);
+    if (err) {
+        corio__op_fini(&l->io);
+        free(l);
+        return err;
+    }
+    l->remote.stop.run = run_remote_stop;
     corio__sched_init(&l->sched, &l->stats.switches);
     corio__list_init(&l->coros.all);
     corio__list_init(&l->fixed_waiters);
@@ -92,8 +108,12 @@ void corio_loop_free(struct corio_loop *l)
      * deadlock), so no kernel write can land in their stacks; reclaim them unrun. */
     if (l->coros.live > 0)
         corio__coro_reclaim_all(l);
+    /* After the run above, which waited for every call on the workers (their callers stay alive
+     * until then), and before the backend goes: its read of the pool's eventfd may be in flight. */
+    corio__blocking_free(l);
     corio__stack_pool_fini(&l->stacks);
     corio__sched_fini(&l->sched);
+    corio__remote_fini(l);
     corio__op_fini(&l->io);
     corio__coros_fini(&l->coros);
     if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV))
@@ -128,7 +148,10 @@ const struct corio_stats *corio_loop_stats(const struct corio_loop *l)
 
 void corio_loop_stop(struct corio_loop *l)
 {
-    corio__coro_cancel_all(l);
+    if (likely(pthread_equal(l->owner, pthread_self())))
+        corio__coro_cancel_all(l);
+    else
+        corio__remote_stop(l); /* a message the loop acts on */
 }
 
 /* ---- waiting for the kernel ------------------------------------------------------------------- */
@@ -152,7 +175,7 @@ static int sqpoll_spin(struct corio_loop *l, int64_t next)
     if (next >= 0 && next < end)
         end = next;
     for (;;) {
-        if (corio__op_has_cqes(&l->io))
+        if (corio__op_has_cqes(&l->io) || corio__remote_pending(&l->remote))
             return 1;
         if (now >= end || corio__op_poller_asleep(&l->io))
             break;
@@ -226,11 +249,14 @@ static int idle_wait(struct corio_loop *l)
         if (timeout < 0)
             timeout = 0;
     }
+    if (!corio__remote_sleep(&l->remote))
+        return 0; /* a message came: no wait (the next iteration runs it) */
     int err = corio__op_wait(&l->io, timeout, batch_size(l), l->opts.batch_wait_us);
     if (err == -EOPNOTSUPP) {
         arm_wake(l, next);
         err = corio__op_wait(&l->io, -1, 1, 0);
     }
+    corio__remote_awake(&l->remote);
     return err;
 }
 
@@ -269,7 +295,7 @@ static int exchange(struct corio_loop *l, bool *idle)
     *idle = corio__sched_idle(&l->sched);
     if (*idle) {
         if (l->io.inflight == 0 && l->sched.timers.n == 0 &&
-            corio__op_unsubmitted(&l->io) == 0)
+            corio__op_unsubmitted(&l->io) == 0 && !(l->opts.flags & CORIO_LOOP_REMOTE))
             return break_deadlock(l) ? 1 : -1;
         /* CQEs already waiting (spilled while a full SQ was flushed) are reaped at once. */
         if (corio__op_has_cqes(&l->io))
@@ -302,6 +328,8 @@ int corio_loop_run(struct corio_loop *l)
     corio__sched_enter(&l->sched);
     while (l->coros.live > 0) {
         l->stats.iterations++;
+        if (unlikely(corio__remote_pending(&l->remote)))
+            corio__remote_drain(l);
         run_batch(l);
         if (l->coros.live == 0)
             break;

@@ -13,13 +13,17 @@
 #include "coro.h"
 #include "list.h"
 #include "op.h"
+#include "remote.h"
 #include "scheduler.h"
 #include "stack.h"
+
+struct corio__blocking;
 
 struct corio_loop {
     struct corio__sched sched;      /* run queue, switching, timers */
     struct corio__io io;            /* the backend and the completions in flight */
     struct corio__coros coros;      /* handles and live coroutines */
+    struct corio__remote remote;    /* what other threads hand it */
     struct corio__stack_pool stacks; /* coroutine stacks */
     uint64_t features;              /* 1 << CORIO_FEAT_x, probed once */
     struct corio_stats stats;       /* counters (corio_stats) */
@@ -39,6 +43,8 @@ struct corio_loop {
     unsigned wake_armed;            /* those timeout ops in flight */
     struct corio__ts wake_ts;       /* the last one's deadline, read by the kernel at submit */
     int64_t wake_deadline;          /* one in flight surely fires by then; INT64_MAX: unknown */
+    struct corio__blocking *blocking; /* corio_blocking's worker pool (blocking.c), made on the
+                                         first call; NULL until then */
 };
 
 /* corio_loop_new, with @refuse: CORIO_FEAT_ bits of setup flags to treat as refused by the kernel,

@@ -12,7 +12,13 @@
 
 int corio__pool_init(struct corio__pool *p, unsigned max_threads)
 {
-    p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return corio__pool_setup(p, max_threads, 0, false);
+}
+
+int corio__pool_setup(struct corio__pool *p, unsigned max_threads, unsigned max_queue,
+                      bool blocking_efd)
+{
+    p->efd = eventfd(0, EFD_CLOEXEC | (blocking_efd ? 0 : EFD_NONBLOCK));
     if (p->efd < 0)
         return -errno;
     pthread_mutex_init(&p->mu, NULL);
@@ -23,6 +29,8 @@ int corio__pool_init(struct corio__pool *p, unsigned max_threads)
     p->n_threads = 0;
     p->max_threads = max_threads ? max_threads : 1;
     p->idle = 0;
+    p->queued = 0;
+    p->max_queue = max_queue;
     p->stop = false;
     return 0;
 }
@@ -42,6 +50,7 @@ static void *worker(void *arg)
         struct corio__list *n = corio__list_pop_front(&p->queue);
         struct corio__pool_job *job = container_of(n, struct corio__pool_job, link);
         job->started = true;
+        p->queued--;
         pthread_mutex_unlock(&p->mu);
         job->fn(job);
         pthread_mutex_lock(&p->mu);
@@ -89,17 +98,25 @@ int corio__pool_submit(struct corio__pool *p, struct corio__pool_job *job)
     int err = 0;
     job->started = false;
     pthread_mutex_lock(&p->mu);
+    if (p->max_queue && p->queued >= p->max_queue) {
+        pthread_mutex_unlock(&p->mu);
+        return -EAGAIN;
+    }
     corio__list_push_back(&p->queue, &job->link);
-    /* One more worker when none waits, up to the bound: the queue then only holds what the
-     * bound makes wait. */
-    if (p->idle == 0 && p->n_threads < p->max_threads)
+    p->queued++;
+    /* One more worker when the queue holds more jobs than workers wait (a signalled worker
+     * counts as idle until it wakes), up to the bound: the queue then only holds what the bound
+     * makes wait. */
+    if (p->queued > p->idle && p->n_threads < p->max_threads)
         err = grow(p);
     if (err && p->n_threads > 0)
         err = 0; /* the workers there are will take it */
-    if (err)
+    if (err) {
         corio__list_remove(&job->link);
-    else
+        p->queued--;
+    } else {
         pthread_cond_signal(&p->cv);
+    }
     pthread_mutex_unlock(&p->mu);
     return err;
 }
@@ -108,8 +125,10 @@ bool corio__pool_withdraw(struct corio__pool *p, struct corio__pool_job *job)
 {
     pthread_mutex_lock(&p->mu);
     bool queued = !job->started;
-    if (queued)
+    if (queued) {
         corio__list_remove(&job->link);
+        p->queued--;
+    }
     pthread_mutex_unlock(&p->mu);
     return queued;
 }
@@ -119,6 +138,11 @@ unsigned corio__pool_collect(struct corio__pool *p, struct corio__list *out)
     uint64_t n;
     ssize_t r = read(p->efd, &n, sizeof(n));
     (void)r; /* EAGAIN when nothing was signalled: the list is what counts */
+    return corio__pool_take(p, out);
+}
+
+unsigned corio__pool_take(struct corio__pool *p, struct corio__list *out)
+{
     unsigned k = 0;
     pthread_mutex_lock(&p->mu);
     for (struct corio__list *i = p->done.next; i != &p->done; i = i->next)

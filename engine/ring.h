@@ -48,6 +48,11 @@ enum corio__opcode {
     CORIO__OP_COUNT
 };
 
+/* READ's aux: the loop's own wake-up read, whose readiness a backend that polls for readiness need
+ * not look for while the loop is busy (the loop looks at what it wakes for anyway). io_uring
+ * ignores it. */
+#define CORIO__OP_LAZY 1u
+
 /* An operation, described without the SQE layout; it is read once, while the SQE is prepared. */
 struct corio__op {
     uint8_t opcode;    /* enum corio__opcode */

@@ -21,58 +21,16 @@ if ! command -v curl >/dev/null 2>&1; then
 fi
 [ -x "$HTTPD" ] || { echo "FAIL: $HTTPD is not an executable" >&2; exit 1; }
 
-PID=
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -KILL "$PID" 2>/dev/null
-        wait "$PID" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+. "$(dirname "$0")/server_lib.sh"
 
-fail() {
-    echo "FAIL: $*" >&2
-    if [ -s "$TMP/httpd.err" ]; then
-        echo "--- corio-httpd stderr:" >&2
-        cat "$TMP/httpd.err" >&2
-    fi
-    exit 1
-}
-
-# Starts corio-httpd on a port the kernel picks, with the given options, and sets PID and PORT
-# from its "ready port=N" line.
+# Starts corio-httpd on a port the kernel picks, with the given options (PID and PORT).
 start_httpd() {
-    : >"$TMP/httpd.out"
-    : >"$TMP/httpd.err"
-    "$HTTPD" --host 127.0.0.1 --port 0 "$@" >"$TMP/httpd.out" 2>"$TMP/httpd.err" &
-    PID=$!
-    PORT=
-    i=0
-    while [ $i -lt 100 ]; do
-        PORT=$(sed -n 's/^ready port=\([0-9][0-9]*\)$/\1/p' "$TMP/httpd.out")
-        [ -n "$PORT" ] && return 0
-        kill -0 "$PID" 2>/dev/null || fail "corio-httpd $* exited before it was ready"
-        sleep 0.05
-        i=$((i + 1))
-    done
-    fail "corio-httpd $* printed no ready line in 5 s"
+    lib_start httpd "$HTTPD" --host 127.0.0.1 --port 0 "$@"
 }
 
-# Sends SIGTERM and expects the server to exit with status 0 within 2 s.
+# SIGTERM: the server must exit with status 0 within 2 s.
 stop_httpd() {
-    kill -TERM "$PID" || fail "cannot signal corio-httpd"
-    i=0
-    while kill -0 "$PID" 2>/dev/null; do
-        [ $i -ge 20 ] && fail "corio-httpd did not exit within 2 s of SIGTERM"
-        sleep 0.1
-        i=$((i + 1))
-    done
-    wait "$PID"
-    rc=$?
-    PID=
-    [ "$rc" -eq 0 ] || fail "corio-httpd exited with status $rc after SIGTERM"
+    lib_stop corio-httpd clean
 }
 
 # curl with a bound on every transfer and no proxy from the environment.

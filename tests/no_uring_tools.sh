@@ -34,16 +34,7 @@ for f in "$NOURING" "$PROBE" "$HTTPD" "$ECHO" "$LOAD" "$CORRUPT"; do
     [ -x "$f" ] || { echo "FAIL: $f is not an executable" >&2; exit 1; }
 done
 
-trap 'rm -rf "$TMP"' EXIT
-trap 'exit 1' INT TERM HUP
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$TMP"/*.log; do
-        [ -s "$f" ] && { echo "--- $f:" >&2; cat "$f" >&2; }
-    done
-    exit 1
-}
+. "$HERE/server_lib.sh"
 
 # The environment's choice would hide the fallback: the filter alone must choose epoll.
 unset CORIO_BACKEND

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "parser.h"
+#include "server.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -86,21 +87,33 @@ static char *dup_exact(const char *s, size_t n)
     return b;
 }
 
-/* One call on an exact-size copy of @s[0..@n), summarized. */
-static ssize_t feed(struct corio_http_parser *p, const char *s, size_t n,
-                    const struct corio_http_limits *lim, struct summary *out)
+/* One call on an exact-size copy of @s[0..@n), summarized; through the server's call if @scratch
+ * (its request and fields are scratch until a head parses, and its limits not NULL). */
+static ssize_t feed_as(bool scratch, struct corio_http_parser *p, const char *s, size_t n,
+                       const struct corio_http_limits *lim, struct summary *out)
 {
+    struct corio_http_limits def;
     struct corio_http_header h[NHDR];
     struct corio_http_request req;
     char *b = dup_exact(s, n);
-    ssize_t r = corio_http_parse_request(p, b, n, lim, &req, h, NHDR);
+    corio_http_limits_init(&def);
+    ssize_t r = scratch
+                    ? corio__http_parse_request_scratch(p, b, n, lim ? lim : &def, &req, h, NHDR)
+                    : corio_http_parse_request(p, b, n, lim, &req, h, NHDR);
     summarize(out, r, b, &req);
     free(b);
     return r;
 }
 
-/* Parses @s whole, at every split into two calls, and one byte at a time, and checks every way
- * gives @expect and the same request. Returns the whole parse's summary in @out if non-NULL. */
+static ssize_t feed(struct corio_http_parser *p, const char *s, size_t n,
+                    const struct corio_http_limits *lim, struct summary *out)
+{
+    return feed_as(false, p, s, n, lim, out);
+}
+
+/* Parses @s whole, also through the server's call, at every split into two calls, and one byte at
+ * a time, and checks every way gives @expect and the same request. Returns the whole parse's
+ * summary in @out if non-NULL. */
 static void check_len(const char *s, size_t n, const struct corio_http_limits *lim, ssize_t expect,
                       struct summary *out)
 {
@@ -111,6 +124,9 @@ static void check_len(const char *s, size_t n, const struct corio_http_limits *l
     assert_int_equal(feed(&p, s, n, lim, &whole), expect);
     if (out)
         *out = whole;
+    corio_http_parser_init(&p);
+    assert_int_equal(feed_as(true, &p, s, n, lim, &part), expect);
+    assert_memory_equal(&part, &whole, sizeof(whole));
 
     for (size_t k = 0; k < n; k++) {
         if (!split_here(k, n))
@@ -325,6 +341,152 @@ static void test_http_parse_pipelined(void **state)
 #undef REQ3
 }
 
+/* The first call for a head whose bytes end in LF tries the parse pass alone over them (see
+ * request.c); every other call scans first. @s is a complete head (its result does not depend on
+ * what follows it): parsed alone, then followed by a byte that is not LF (scanned first), then
+ * followed by the start of another line (the one-pass try again), all three must agree. */
+static void check_both_ways(const char *s, const struct corio_http_limits *lim, ssize_t expect)
+{
+    size_t n = strlen(s);
+    char *b = malloc(n + 2);
+    assert_non_null(b);
+    memcpy(b, s, n);
+    memcpy(b + n, "Z\n", 2);
+    struct corio_http_parser p;
+    static struct summary alone, scanned, again;
+    corio_http_parser_init(&p);
+    assert_int_equal(feed(&p, b, n, lim, &alone), expect);
+    corio_http_parser_init(&p);
+    assert_int_equal(feed(&p, b, n + 1, lim, &scanned), expect);
+    corio_http_parser_init(&p);
+    assert_int_equal(feed(&p, b, n + 2, lim, &again), expect);
+    assert_memory_equal(&alone, &scanned, sizeof(alone));
+    assert_memory_equal(&alone, &again, sizeof(alone));
+    assert_int_equal(p.scanned, 0);
+    free(b);
+}
+
+static void test_http_parse_whole_same_as_scanned(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", /* what wrk sends */
+        "GET / HTTP/1.0\r\n\r\n",
+        "GET /1234567 HTTP/1.1\r\nHost: h\r\n\r\n", /* targets around a word */
+        "GET /12345678 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /123456789abcdef HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /caf\xc3\xa9?x=\x80 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX: 1234567\r\nY: 12345678\r\nZ: 123456789\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX:\r\nY: \t \r\nZ:\ta\tb\t\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX: \xff\x80 \"q\"\r\n\r\n",
+        "GET / HTTP/1.1\r\nHOST: h\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n",
+        "PUT / HTTP/1.1\r\nhost: h\r\nConnection: keep-alive\r\nContent-Length: 12\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", /* a leading empty line: scanned first */
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        check_both_ways(ok[i], NULL, (ssize_t)strlen(ok[i]));
+
+    static const struct {
+        const char *head;
+        ssize_t err;
+    } bad[] = {
+        {"GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", -EBADMSG}, /* bare LF inside */
+        {"GET / HTTP/1.1\nHost: h\r\n\r\n", -EBADMSG},         /* bare LF ending a line */
+        {"GET / HTTP/1.1\r\nHost: h\r\n\r\r\n\r\n", -EBADMSG}, /* CR alone */
+        {"GET / HTTP/1.1\r\r\nHost: h\r\n\r\n", -EBADMSG},
+        {"GET / HTTP/1.1\r\nHost: h\x7f\r\n\r\n", -EBADMSG},   /* DEL in a value */
+        {"GET /\x7f HTTP/1.1\r\nHost: h\r\n\r\n", -EBADMSG},   /* and in a target */
+        {"GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n", -EBADMSG}, /* obs-fold */
+        {"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n", -EBADMSG},
+        {"GET / HTTP/1.1\r\n\r\n", -EBADMSG}, /* no Host */
+        {"GET / HTTP/1.2\r\nHost: h\r\n\r\n", -EPROTONOSUPPORT},
+        {"BREW / HTTP/1.1\r\nHost: h\r\n\r\n", -EOPNOTSUPP},
+        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n", -EMSGSIZE},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        check_both_ways(bad[i].head, NULL, bad[i].err);
+
+    /* Limits at their edges: the head and target lengths, and the fields the one pass keeps
+     * aside (24) against the limit (here 26). */
+    struct corio_http_limits lim;
+    corio_http_limits_init(&lim);
+    static const char head[] = "GET /12345678 HTTP/1.1\r\nHost: h\r\n\r\n";
+    lim.max_head_bytes = sizeof(head) - 1;
+    lim.max_target_bytes = 9;
+    check_both_ways(head, &lim, (ssize_t)sizeof(head) - 1);
+    lim.max_target_bytes = 8;
+    check_both_ways(head, &lim, -ENAMETOOLONG);
+    corio_http_limits_init(&lim);
+    lim.max_headers = 26;
+    char many[1024];
+    size_t n = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nHost: h\r\n");
+    for (int k = 2; k <= 27; k++) {
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "X%d: v\r\n", k);
+        if (k < 23)
+            continue;
+        memcpy(many + n, "\r\n", 3);
+        check_both_ways(many, &lim, k <= 26 ? (ssize_t)(n + 2) : -E2BIG);
+    }
+}
+
+/* Heads that end in LF but that the one pass cannot take, and that the scan then refuses or
+ * finds unfinished: the request and the fields must be as they were before the call. */
+static void test_http_parse_whole_leaves_no_trace(void **state)
+{
+    (void)state;
+    struct corio_http_limits small;
+    corio_http_limits_init(&small);
+    small.max_head_bytes = 30;
+    small.max_target_bytes = 4;
+    const struct {
+        const char *head;
+        const struct corio_http_limits *lim;
+        ssize_t ret;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: h\r\n", NULL, -EAGAIN},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: y\r\n", NULL, -EAGAIN},
+        {"GET / HTTP/1.1\r\n", NULL, -EAGAIN},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: y\n", NULL, -EBADMSG},
+        {"GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", NULL, -EBADMSG},
+        {"GET /12345 HTTP/1.1\r\nHost: h\r\n\r\n", &small, -ENAMETOOLONG},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: yz\r\n\r\n", &small, -E2BIG},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+        struct corio_http_request req, req0;
+        struct corio_http_header h[4], h0[4];
+        memset(&req, 0xa5, sizeof(req));
+        memset(h, 0x5a, sizeof(h));
+        req0 = req;
+        memcpy(h0, h, sizeof(h));
+        char *b = dup_exact(cases[i].head, strlen(cases[i].head));
+        ssize_t r =
+            corio_http_parse_request(&p, b, strlen(cases[i].head), cases[i].lim, &req, h, 4);
+        free(b);
+        if (r != cases[i].ret)
+            fail_msg("case %zu: got %zd, want %zd", i, r, cases[i].ret);
+        assert_memory_equal(&req, &req0, sizeof(req));
+        assert_memory_equal(h, h0, sizeof(h));
+    }
+}
+
+/* A head without fields needs no field storage, on either path. */
+static void test_http_parse_whole_no_field_room(void **state)
+{
+    (void)state;
+    static const char head[] = "GET / HTTP/1.0\r\n\r\nX";
+    for (size_t n = sizeof(head) - 2; n < sizeof(head); n++) {
+        struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+        struct corio_http_request req;
+        char *b = dup_exact(head, n);
+        assert_int_equal(corio_http_parse_request(&p, b, n, NULL, &req, NULL, 0), 18);
+        assert_null(req.headers);
+        assert_int_equal(req.num_headers, 0);
+        free(b);
+    }
+}
+
 static void test_http_parse_leading_crlf(void **state)
 {
     (void)state;
@@ -414,6 +576,46 @@ static void test_http_parse_special_fields(void **state)
     /* obs-text is allowed in values and targets. */
     assert_true(parse("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\nX: \xff\x80\r\n\r\n", &req) > 0);
     assert_int_equal(req.headers[1].value_len, 2);
+}
+
+/* Parses @s, which must be one complete head, every way, and returns its summary. */
+static const struct summary *summary_ok(const char *s)
+{
+    static struct summary sum;
+    check_len(s, strlen(s), NULL, (ssize_t)strlen(s), &sum);
+    return &sum;
+}
+
+/* The names and tokens that matter are matched in any case; one with a byte changed, to '_' or
+ * to obs-text (whose bit 0x20 may match that of the byte it replaced), is not matched. */
+static void test_http_parse_names_any_case(void **state)
+{
+    (void)state;
+    const struct summary *s;
+    s = summary_ok(
+        "GET / HTTP/1.1\r\nhOST: h\r\nCONTENT-LENGTH: 7\r\nIF-modified-SINCE: x\r\n\r\n");
+    assert_int_equal(s->content_length, 7);
+    assert_int_equal(s->host_len, 1);
+    assert_int_equal(s->ims_len, 1);
+    s = summary_ok("POST / HTTP/1.1\r\nHost: h\r\nTRANSFER-ENCODING: CHUNKED\r\n\r\n");
+    assert_true(s->chunked);
+    s = summary_ok(
+        "PUT / HTTP/1.1\r\nHost: h\r\nEXPECT: 100-CONTINUE\r\nConnection: CLOSE\r\n\r\n");
+    assert_true(s->expect_continue);
+    assert_false(s->keep_alive);
+    s = summary_ok("GET / HTTP/1.0\r\nCONNECTION: Keep-Alive\r\n\r\n");
+    assert_true(s->keep_alive);
+    /* Near misses: none of these is the field or token it looks like. */
+    s = summary_ok("GET / HTTP/1.0\r\nConnection: keep_alive\r\n\r\n");
+    assert_false(s->keep_alive);
+    s = summary_ok("GET / HTTP/1.1\r\nHost: h\r\nConnection: clos\xc5\r\n\r\n");
+    assert_true(s->keep_alive);
+    s = summary_ok("GET / HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\n"
+                   "Content_Length: x\r\n\r\n");
+    assert_false(s->chunked);
+    assert_int_equal(s->content_length, -1);
+    check("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunke\xc4\r\n\r\n", -EOPNOTSUPP);
+    check("GET / HTTP/1.1\r\nHosT\x7f: h\r\n\r\n", -EBADMSG); /* DEL is no name byte */
 }
 
 static void test_http_parse_long_values(void **state)
@@ -1248,6 +1450,108 @@ static void test_http_format_response_options(void **state)
     assert_int_equal(corio_http_format_response(buf, sizeof(buf), &bad), -EINVAL);
 }
 
+/* Formats @r into exact-size buffers of every size from 0 to well past what it needs (the
+ * formatter skips its checks where the room is plenty), and expects -ENOSPC below @want's length,
+ * @want itself from there, and no byte written past what the result says. */
+static void check_format_every_cap(const struct corio_http_response *r, const char *want)
+{
+    size_t n = strlen(want);
+    for (size_t cap = 0; cap < n + 400; cap++) {
+        char *b = malloc(cap ? cap : 1);
+        assert_non_null(b);
+        memset(b, 0x55, cap);
+        ssize_t got = corio_http_format_response(b, cap, r);
+        if (got != (cap < n ? -ENOSPC : (ssize_t)n))
+            fail_msg("cap %zu: got %zd, want %zu", cap, got, n);
+        if (got > 0) {
+            assert_memory_equal(b, want, n);
+            for (size_t i = n; i < cap; i++)
+                if (U8(b[i]) != 0x55)
+                    fail_msg("cap %zu: byte %zu written past the head", cap, i);
+        }
+        free(b);
+    }
+}
+
+static void test_http_format_response_every_cap(void **state)
+{
+    (void)state;
+    /* The longest numbers there are, and every line but Last-Modified. */
+    struct corio_http_response r = {
+        .status = 299,
+        .date_str = "Thu, 01 Jan 1970 00:00:00 GMT",
+        .content_type = "application/x-a-long-type; charset=utf-8",
+        .content_length = INT64_MAX,
+        .content_range = CORIO_HTTP_CONTENT_RANGE_BYTES,
+        .range_first = INT64_MIN,
+        .range_last = INT64_MIN + 1,
+        .range_size = INT64_MAX,
+        .extra = "X-A: b\r\n",
+        .extra_len = 8,
+    };
+    check_format_every_cap(&r, "HTTP/1.1 299 Unknown\r\n"
+                               "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+                               "Server: corio\r\n"
+                               "Content-Type: application/x-a-long-type; charset=utf-8\r\n"
+                               "Content-Length: 9223372036854775807\r\n"
+                               "Content-Range: bytes -9223372036854775808-"
+                               "-9223372036854775807/9223372036854775807\r\n"
+                               "Connection: close\r\n"
+                               "X-A: b\r\n"
+                               "\r\n");
+    /* Numbers at each digit count, a date formatted here, and nothing optional. */
+    static const int64_t lens[] = {0, 9, 10, 99, 100, 999999999, 1000000000};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        struct corio_http_response h = {
+            .status = 431,
+            .date = 784111777,
+            .content_length = lens[i],
+            .keep_alive = true,
+            .has_last_modified = true,
+            .last_modified = 0,
+        };
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                 "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                 "Server: corio\r\n"
+                 "Content-Length: %lld\r\n"
+                 "Last-Modified: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+                 "Connection: keep-alive\r\n"
+                 "\r\n",
+                 (long long)lens[i]);
+        check_format_every_cap(&h, want);
+    }
+    /* A date out of range fails with -EINVAL at every size, before any -ENOSPC. */
+    struct corio_http_response bad = {.status = 200, .date_str = "Thu, 01 Jan 1970 00:00:00 GMT"};
+    bad.has_last_modified = true;
+    bad.last_modified = (time_t)253402300800; /* year 10000 */
+    for (size_t cap = 0; cap < 400; cap++) {
+        char *b = malloc(cap ? cap : 1);
+        assert_non_null(b);
+        assert_int_equal(corio_http_format_response(b, cap, &bad), -EINVAL);
+        free(b);
+    }
+}
+
+/* The server keeps the status line, Date and Server of its last response head in a buffer of
+ * CORIO__HTTP_HEAD_START_MAX bytes (server.h): they fit for every status. */
+static void test_http_format_head_start_fits(void **state)
+{
+    (void)state;
+    static const char server[] = "\r\nServer: corio\r\n";
+    for (int status = 100; status <= 999; status++) {
+        struct corio_http_response r = {.status = status, .date = 0, .content_length = -1};
+        char buf[512];
+        ssize_t n = corio_http_format_response(buf, sizeof(buf), &r);
+        assert_true(n > 0);
+        const char *end = memmem(buf, (size_t)n, server, sizeof(server) - 1);
+        assert_non_null(end);
+        if (end + sizeof(server) - 1 - buf > CORIO__HTTP_HEAD_START_MAX)
+            fail_msg("status %d: %zd bytes up to Server", status, end + sizeof(server) - 1 - buf);
+    }
+}
+
 static void test_http_date_format(void **state)
 {
     (void)state;
@@ -1658,10 +1962,14 @@ int main(void)
         cmocka_unit_test(test_http_parse_every_split_invalid),
         cmocka_unit_test(test_http_parse_byte_at_a_time_linear),
         cmocka_unit_test(test_http_parse_pipelined),
+        cmocka_unit_test(test_http_parse_whole_same_as_scanned),
+        cmocka_unit_test(test_http_parse_whole_leaves_no_trace),
+        cmocka_unit_test(test_http_parse_whole_no_field_room),
         cmocka_unit_test(test_http_parse_leading_crlf),
         cmocka_unit_test(test_http_parse_keep_alive),
         cmocka_unit_test(test_http_parse_expect_continue),
         cmocka_unit_test(test_http_parse_special_fields),
+        cmocka_unit_test(test_http_parse_names_any_case),
         cmocka_unit_test(test_http_parse_long_values),
         cmocka_unit_test(test_http_status_400_syntax),
         cmocka_unit_test(test_http_status_400_bare_lf),
@@ -1693,6 +2001,8 @@ int main(void)
         cmocka_unit_test(test_http_status_of_errors),
         cmocka_unit_test(test_http_format_response_basic),
         cmocka_unit_test(test_http_format_response_options),
+        cmocka_unit_test(test_http_format_response_every_cap),
+        cmocka_unit_test(test_http_format_head_start_fits),
         cmocka_unit_test(test_http_date_format),
         cmocka_unit_test(test_http_date_round_trip),
         cmocka_unit_test(test_http_date_parse_formats),

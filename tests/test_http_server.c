@@ -1299,6 +1299,72 @@ static void test_http_server_404_405(void **state)
     run_scenario(state, sc_404_405, NULL);
 }
 
+/* Expects @r's head to start as corio_http_format_response() starts one: the status line with
+ * its reason phrase, a Date of the current second (wall clock, which the server reads coarsely:
+ * a second behind is allowed), and Server. Puts the Date's time in *@t. */
+static bool expect_head_start_(const struct resp *r, time_t *t, const char *file, int line)
+{
+    char want[96], msg[300];
+    int n = snprintf(want, sizeof(want), "HTTP/1.1 %d %s\r\nDate: ", r->status,
+                     corio_http_reason(r->status));
+    *t = 0;
+    bool ok = r->head_len > (size_t)n + CORIO_HTTP_DATE_LEN + 17 &&
+              memcmp(r->head, want, (size_t)n) == 0 &&
+              corio_http_parse_date(r->head + n, CORIO_HTTP_DATE_LEN, t) == 0 &&
+              memcmp(r->head + n + CORIO_HTTP_DATE_LEN, "\r\nServer: corio\r\n", 17) == 0;
+    time_t now = time(NULL);
+    snprintf(msg, sizeof(msg), "%sa head starting \"%.40s\", dated %lld (now %lld): \"%.120s\"",
+             case_name, want, (long long)*t, (long long)now, r->head);
+    return t_expect_(ok && *t <= now && *t >= now - 1, msg, file, line);
+}
+#define EXPECT_HEAD_START(r, t) expect_head_start_(r, t, __FILE__, __LINE__)
+
+/* The status line, Date and Server that start every head are kept from one response to the next:
+ * a change of status, or of second, must show in the next head. */
+static void sc_head_start(struct env *e)
+{
+    static const struct {
+        const char *req;
+        int status;
+    } reqs[] = {
+        {"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 200},
+        {"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", 404},
+        {"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", 404},
+        {"DELETE /submit HTTP/1.1\r\nHost: t\r\n\r\n", 201},
+        {"GET /submit HTTP/1.1\r\nHost: t\r\n\r\n", 405},
+        {"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 200},
+    };
+    struct client c;
+    struct resp r;
+    time_t t = 0, before;
+    if (!CL_OPEN(e, &c))
+        return;
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        if (ROUNDTRIP(&c, reqs[i].req, &r, reqs[i].status))
+            EXPECT_HEAD_START(&r, &t);
+        resp_free(&r);
+    }
+    /* Into the next second of the wall clock, and a little more for its coarse reading. */
+    before = t;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_NS(1000000000 - ts.tv_nsec) + CORIO_MS(30)), 0);
+    if (ROUNDTRIP(&c, reqs[0].req, &r, 200) && EXPECT_HEAD_START(&r, &t))
+        T_EXPECT(t > before);
+    resp_free(&r);
+    /* The server's own error response, which ends the connection. */
+    if (ROUNDTRIP(&c, "GET / HTTP/1.1\r\nHost: t\r\nNo Colon\r\n\r\n", &r, 400))
+        EXPECT_HEAD_START(&r, &t);
+    resp_free(&r);
+    EXPECT_CLOSED(&c);
+    cl_close(&c);
+}
+
+static void test_http_server_head_start(void **state)
+{
+    run_scenario(state, sc_head_start, NULL);
+}
+
 static void sc_handler_errors(struct env *e)
 {
     struct client c;
@@ -2633,6 +2699,7 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_server_chunked_curl),
         T_LOOP_FDS_TEST(test_http_server_flush),
         T_LOOP_FDS_TEST(test_http_server_404_405),
+        T_LOOP_FDS_TEST(test_http_server_head_start),
         T_LOOP_FDS_TEST(test_http_server_handler_errors),
         T_LOOP_FDS_TEST(test_http_server_keep_alive),
         T_LOOP_FDS_TEST(test_http_server_pipelined),

@@ -1333,8 +1333,8 @@ static void test_net_listen_tcp_errors(void **state)
 {
     (void)state;
     int fds0 = t_count_fds();
-    /* Only numeric addresses: no name lookup behind the caller's back. */
-    assert_int_equal(corio_listen_tcp("localhost", 0, 8, 0), -EINVAL);
+    /* What can only be meant as a numeric address and does not parse is refused, not looked up
+     * (names are test_resolve's). */
     assert_int_equal(corio_listen_tcp("", 0, 8, 0), -EINVAL);
     assert_int_equal(corio_listen_tcp("127.0.0.1:80", 0, 8, 0), -EINVAL);
     assert_int_equal(corio_listen_tcp("256.0.0.1", 0, 8, 0), -EINVAL);
@@ -1377,7 +1377,7 @@ static int dial_errors_body(void *arg)
     T_EXPECT_EQ(corio_dial_unix(d->stale, T_BOUND), -ECONNREFUSED);
     T_EXPECT_EQ(corio_dial_unix("", T_BOUND), -EINVAL);
     T_EXPECT_EQ(corio_dial_tcp(NULL, 80, T_BOUND), -EINVAL);
-    T_EXPECT_EQ(corio_dial_tcp("localhost", 80, T_BOUND), -EINVAL);
+    T_EXPECT_EQ(corio_dial_tcp("127.0.0.1:80", 80, T_BOUND), -EINVAL);
     T_EXPECT_EQ(t_count_fds(), fds0);
     return 0;
 }

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -38,7 +39,7 @@ static int signal_waiter(void *arg)
     ssize_t n = corio_read(fd, &si, sizeof(si), -1, CORIO_FOREVER);
     corio_close(fd);
     if (n == (ssize_t)sizeof(si))
-        corio_loop_stop(corio_loop_current());
+        corio_threads_stop(); /* every loop of the server, or the one */
     return 0;
 }
 
@@ -116,4 +117,67 @@ int tool_loop_new(const char *who, struct corio_loop **out, const struct corio_l
         fprintf(stderr, "%s: backend %s: %s\n", who, corio_backend_name(corio_loop_backend(*out)),
                 corio_loop_backend_reason(*out));
     return 0;
+}
+
+int tool_run(const char *who, unsigned threads, int cpu, const struct corio_loop_opts *opts,
+             corio_fn *fn)
+{
+    int err;
+    if (threads <= 1) {
+        if (cpu >= 0 && tool_pin_cpu(cpu) != 0)
+            fprintf(stderr, "%s: cannot pin to CPU %d\n", who, cpu);
+        struct corio_loop *loop;
+        if ((err = tool_loop_new(who, &loop, opts)) != 0)
+            return err;
+        err = corio_spawn(NULL, loop, fn, NULL);
+        if (!err)
+            err = corio_loop_run(loop);
+        corio_loop_free(loop);
+    } else {
+        err = corio_run_threads(threads, fn, NULL, opts, cpu >= 0 ? CORIO_THREADS_PIN : 0);
+    }
+    if (err)
+        fprintf(stderr, "%s: %s\n", who, err < 0 ? strerror(-err) : "failed");
+    return err;
+}
+
+/* The port the first loop listens on, for the others (-1 until it is known, 0 if it failed),
+ * and how many loops listen. */
+static _Atomic int listen_port = -1;
+static _Atomic unsigned listening;
+
+int tool_listen(const char *who, const char *host, uint16_t port, int backlog)
+{
+    unsigned n = corio_thread_count(), i = corio_thread_index();
+    if (i == 0 && n > 1 && corio_loop_backend(corio_loop_current()) != CORIO_BACKEND_IO_URING)
+        fprintf(stderr, "%s: backend %s: %s\n", who,
+                corio_backend_name(corio_loop_backend(corio_loop_current())),
+                corio_loop_backend_reason(corio_loop_current()));
+    if (i > 0) {
+        int p;
+        while ((p = atomic_load(&listen_port)) < 0)
+            if (corio_sleep(corio_now() + CORIO_MS(1)) != 0)
+                return -ECANCELED;
+        if (p == 0)
+            return -ECANCELED; /* the first one could not listen: it says why */
+        port = (uint16_t)p;
+    }
+    int lfd = corio_listen_tcp(host, port, backlog, n > 1 ? CORIO_LISTEN_REUSEPORT : 0);
+    if (lfd < 0) {
+        fprintf(stderr, "%s: listen on %s:%u: %s\n", who, host, port, strerror(-lfd));
+        if (i == 0)
+            atomic_store(&listen_port, 0);
+        return lfd;
+    }
+    if (i == 0)
+        atomic_store(&listen_port, corio_local_port(lfd));
+    atomic_fetch_add(&listening, 1);
+    if (i == 0) {
+        while (atomic_load(&listening) < n)
+            if (corio_sleep(corio_now() + CORIO_MS(1)) != 0)
+                break;
+        printf("ready port=%d\n", corio_local_port(lfd));
+        fflush(stdout);
+    }
+    return lfd;
 }

@@ -29,6 +29,17 @@ int tool_pin_cpu(int cpu);
  * prefixed by @who; on failure it prints the cause. Returns 0 or -errno. */
 int tool_loop_new(const char *who, struct corio_loop **out, const struct corio_loop_opts *opts);
 
+/* Runs @fn as the first coroutine of one loop (@threads 1, pinned to @cpu if >= 0) or of @threads
+ * loops on as many threads (pinned one to a CPU each if @cpu >= 0), with @opts; says when a loop
+ * runs on epoll, and why. Returns 0, or -errno with the cause printed, prefixed by @who. */
+int tool_run(const char *who, unsigned threads, int cpu, const struct corio_loop_opts *opts,
+             corio_fn *fn);
+
+/* Listens on @host:@port for the calling loop: with several loops, each listens with SO_REUSEPORT
+ * on the port the first one got (so that port 0 works), and the first prints "ready port=N" once
+ * all of them listen. Returns the listening fd, or -errno with the cause printed. */
+int tool_listen(const char *who, const char *host, uint16_t port, int backlog);
+
 /* Prints the loop's counters to stderr, one line, prefixed by @who. */
 void tool_print_stats(const char *who, struct corio_loop *loop);
 

@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,12 @@ struct opts {
 
 static struct opts o = {
     .host = "0.0.0.0", .port = 7000, .backlog = 4096, .buffer = 0, .buffers = 4096};
-static struct corio_bufring *ring;
-static uint64_t n_conns;
-static int server_err; /* why the server could not start */
+static unsigned threads = 1;
+/* Each loop's own, on its own thread. */
+static _Thread_local struct corio_bufring *ring;
+static _Thread_local bool plain;
+static _Atomic uint64_t n_conns;
+static _Atomic int server_err; /* why a server could not start */
 
 static void usage(FILE *f)
 {
@@ -41,7 +45,10 @@ static void usage(FILE *f)
                "  --sqpoll-cpu N    pin the SQ polling thread to CPU N\n"
                "  --batch-wait-us N when busy, wait up to N us for more completions (default 50;\n"
                "                    0: never)\n"
-               "  --cpu N           pin the server to CPU N\n"
+               "  --cpu N           pin the server to CPU N (with --threads: loop i to CPU N + i)\n"
+               "  --threads N       N loops on N threads, one listener each (SO_REUSEPORT);\n"
+               "                    default 1: the benchmarks pin one server thread beside the\n"
+               "                    load generator, and one loop is what they compare\n"
                "  --stats           print the loop's counters at exit\n"
                "  --help            this text\n"
                "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
@@ -80,21 +87,35 @@ static int echo_conn(void *arg)
     return 0;
 }
 
+/* One loop's server: its listener (one per loop, SO_REUSEPORT, with --threads), its buffer ring,
+ * and its connections in a group, all ended before it returns. */
 static int server(void *arg)
 {
     (void)arg;
-    int lfd = corio_listen_tcp(o.host, o.port, o.backlog, 0);
+    struct corio_loop *loop = corio_loop_current();
+    plain = o.plain;
+    if (!plain) {
+        int err = corio_bufring_new(&ring, loop, o.buffers, o.buffer);
+        if (err) {
+            /* No buffer rings here (before 5.19): fall back to a buffer per connection. */
+            fprintf(stderr, "corio-echo: no buffer ring (%s): plain mode\n", strerror(-err));
+            plain = true;
+        }
+    }
+    if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
+        fprintf(stderr, "corio-echo: no signal handling\n");
+    int lfd = tool_listen("corio-echo", o.host, o.port, o.backlog);
     if (lfd < 0) {
-        fprintf(stderr, "corio-echo: listen on %s:%u: %s\n", o.host, o.port, strerror(-lfd));
-        server_err = lfd;
-        corio_loop_stop(corio_loop_current());
+        atomic_store(&server_err, lfd);
+        corio_bufring_free(ring);
+        corio_threads_stop();
         return lfd;
     }
-    printf("ready port=%d\n", corio_local_port(lfd));
-    fflush(stdout);
+    struct corio_group conns;
+    corio_group_init(&conns, 0);
     struct corio_acceptor acc;
-    bool multi = !o.plain && corio_acceptor_init(&acc, lfd, o.fixed ? CORIO_ACCEPT_FIXED : 0) == 0;
-    corio_fn *conn = o.plain ? echo_conn : echo_conn_ring;
+    bool multi = !plain && corio_acceptor_init(&acc, lfd, o.fixed ? CORIO_ACCEPT_FIXED : 0) == 0;
+    corio_fn *conn = plain ? echo_conn : echo_conn_ring;
     for (;;) {
         int fd = multi ? corio_acceptor_next(&acc, CORIO_FOREVER)
                        : corio_accept(lfd, NULL, NULL, 0, CORIO_FOREVER);
@@ -111,15 +132,20 @@ static int server(void *arg)
                 break;
             continue;
         }
-        if (corio_spawn(NULL, NULL, conn, (void *)(intptr_t)fd) != 0)
+        if (corio_group_spawn(NULL, &conns, conn, (void *)(intptr_t)fd) != 0)
             corio_close(fd);
         else
-            n_conns++;
+            atomic_fetch_add_explicit(&n_conns, 1, memory_order_relaxed);
     }
     if (multi)
         corio_acceptor_fini(&acc);
     corio_close(lfd);
-    corio_loop_stop(corio_loop_current());
+    corio_threads_stop();
+    corio_group_wait(&conns, CORIO_FOREVER); /* cancelled by the stop; ends them all first */
+    if (o.stats)
+        tool_print_stats("corio-echo", loop);
+    corio_bufring_free(ring);
+    ring = NULL;
     return 0;
 }
 
@@ -128,7 +154,7 @@ int main(int argc, char **argv)
     struct corio_loop_opts lo = {0};
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_BACKLOG, O_STACK, O_BUF, O_SQE, O_SQPOLL, O_CPU, O_STATS,
-           O_BUFS, O_PLAIN, O_FIXED, O_ZC, O_SQCPU, O_BATCH };
+           O_BUFS, O_PLAIN, O_FIXED, O_ZC, O_SQCPU, O_BATCH, O_THREADS };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},     {"host", required_argument, NULL, O_HOST},
         {"backlog", required_argument, NULL, O_BACKLOG}, {"stack-size", required_argument, NULL, O_STACK},
@@ -140,6 +166,7 @@ int main(int argc, char **argv)
         {"zc-threshold", required_argument, NULL, O_ZC},
         {"sqpoll-cpu", required_argument, NULL, O_SQCPU},
         {"batch-wait-us", required_argument, NULL, O_BATCH},
+        {"threads", required_argument, NULL, O_THREADS},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -152,6 +179,7 @@ int main(int argc, char **argv)
         case O_SQE: lo.sq_entries = (unsigned)tool_parse_size("--sq-entries", optarg); break;
         case O_SQPOLL: lo.flags |= CORIO_LOOP_SQPOLL; break;
         case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
+        case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
         case O_STATS: o.stats = true; break;
         case O_BUFS: o.buffers = (unsigned)tool_parse_size("--buffers", optarg); break;
         case O_PLAIN: o.plain = true; break;
@@ -175,37 +203,13 @@ int main(int argc, char **argv)
     }
     if (!o.buffer)
         o.buffer = o.plain ? 16384 : 4096;
-    if (optind != argc || o.buffer > 1 << 20 || (o.fixed && o.plain)) {
+    if (optind != argc || o.buffer > 1 << 20 || (o.fixed && o.plain) || threads == 0 ||
+        threads > 1024) {
         usage(stderr);
         return 2;
     }
-    if (cpu >= 0 && tool_pin_cpu(cpu) != 0)
-        fprintf(stderr, "corio-echo: cannot pin to CPU %d\n", cpu);
     tool_block_signals();
-    struct corio_loop *loop;
-    int err = tool_loop_new("corio-echo", &loop, &lo);
-    if (err)
-        return 1;
-    if (!o.plain) {
-        err = corio_bufring_new(&ring, loop, o.buffers, o.buffer);
-        if (err) {
-            /* No buffer rings here (before 5.19): fall back to a buffer per connection. */
-            fprintf(stderr, "corio-echo: no buffer ring (%s): plain mode\n", strerror(-err));
-            o.plain = true;
-            o.buffer = 16384;
-        }
-    }
-    err = tool_stop_on_signals(loop);
-    if (!err)
-        err = corio_spawn(NULL, loop, server, NULL);
-    if (!err)
-        err = corio_loop_run(loop);
-    if (err)
-        fprintf(stderr, "corio-echo: %s\n", strerror(-err));
-    if (o.stats)
-        tool_print_stats("corio-echo", loop);
-    fprintf(stderr, "corio-echo: conns=%llu\n", (unsigned long long)n_conns);
-    corio_bufring_free(ring);
-    corio_loop_free(loop);
-    return err || server_err ? 1 : 0;
+    int err = tool_run("corio-echo", threads, cpu, &lo, server);
+    fprintf(stderr, "corio-echo: conns=%llu\n", (unsigned long long)atomic_load(&n_conns));
+    return err || atomic_load(&server_err) ? 1 : 0;
 }

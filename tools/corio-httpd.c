@@ -4,6 +4,7 @@
 #include <corio/http.h>
 
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,10 @@ static void usage(FILE *f)
                "  --backlog N          listen backlog (default 4096)\n"
                "  --stack-size N       coroutine stack size, k/m suffix (default 64k)\n"
                "  --sqpoll             submit through a kernel SQ polling thread\n"
-               "  --cpu N              pin the server to CPU N\n"
+               "  --cpu N              pin the server to CPU N (with --threads: each loop to its\n"
+               "                       own CPU)\n"
+               "  --threads N          N loops on N threads, one listener each (SO_REUSEPORT);\n"
+               "                       default 1: the benchmarks compare one loop\n"
                "  --stats              print counters at exit\n"
                "  --help               this text\n"
                "Without --root, GET / answers \"Hello, World!\" (text/plain) and other paths 404.\n"
@@ -30,8 +34,10 @@ static void usage(FILE *f)
 static const char *host = "0.0.0.0";
 static uint16_t port = 8080;
 static int backlog = 4096;
-static struct corio_http_server *srv;
-static int server_err;
+static unsigned threads = 1;
+static bool stats;
+static struct corio_http_server_opts ho;
+static _Atomic int server_err;
 
 static int hello(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
@@ -41,36 +47,56 @@ static int hello(struct corio_http_conn *c, const struct corio_http_request *req
     return corio_http_respond(c, 200, "text/plain", body, sizeof(body) - 1, CORIO_FOREVER);
 }
 
+/* One loop's server: its own corio_http_server (they share nothing across threads) and, with
+ * --threads, its own listener on the shared port. */
 static int server(void *arg)
 {
     (void)arg;
-    int lfd = corio_listen_tcp(host, port, backlog, 0);
+    struct corio_loop *loop = corio_loop_current();
+    if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
+        fprintf(stderr, "corio-httpd: no signal handling\n");
+    struct corio_http_server *srv;
+    int err = corio_http_server_new(&srv, &ho);
+    if (err) {
+        atomic_store(&server_err, err);
+        corio_threads_stop();
+        return err;
+    }
+    if (!ho.root)
+        corio_http_route(srv, "GET", "/", hello, NULL);
+    int lfd = tool_listen("corio-httpd", host, port, backlog);
     if (lfd < 0) {
-        fprintf(stderr, "corio-httpd: listen on %s:%u: %s\n", host, port, strerror(-lfd));
-        server_err = lfd;
-        corio_loop_stop(corio_loop_current());
+        atomic_store(&server_err, lfd);
+        corio_http_server_free(srv);
+        corio_threads_stop();
         return lfd;
     }
-    printf("ready port=%d\n", corio_local_port(lfd));
-    fflush(stdout);
-    int err = corio_http_serve(srv, lfd);
+    err = corio_http_serve(srv, lfd);
     if (err != -ECANCELED) {
         fprintf(stderr, "corio-httpd: accept: %s\n", strerror(-err));
-        server_err = err;
+        atomic_store(&server_err, err);
     }
     corio_close(lfd);
-    corio_loop_stop(corio_loop_current());
+    corio_threads_stop();
+    if (stats) {
+        const struct corio_http_stats *hs = corio_http_server_stats(srv);
+        tool_print_stats("corio-httpd", loop);
+        fprintf(stderr, "corio-httpd: connections=%llu requests=%llu responses=%llu bad=%llu "
+                        "timeouts=%llu\n",
+                (unsigned long long)hs->connections, (unsigned long long)hs->requests,
+                (unsigned long long)hs->responses, (unsigned long long)hs->bad_requests,
+                (unsigned long long)hs->timeouts);
+    }
+    corio_http_server_free(srv); /* corio_http_serve returned: its connections have ended */
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     struct corio_loop_opts lo = {0};
-    struct corio_http_server_opts ho = {0};
     int cpu = -1;
-    bool stats = false;
     enum { O_PORT = 256, O_HOST, O_ROOT, O_HDR, O_IDLE, O_MAX, O_BACKLOG, O_STACK, O_SQPOLL,
-           O_CPU, O_STATS };
+           O_CPU, O_STATS, O_THREADS };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"host", required_argument, NULL, O_HOST},
@@ -83,6 +109,7 @@ int main(int argc, char **argv)
         {"sqpoll", no_argument, NULL, O_SQPOLL},
         {"cpu", required_argument, NULL, O_CPU},
         {"stats", no_argument, NULL, O_STATS},
+        {"threads", required_argument, NULL, O_THREADS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -99,48 +126,25 @@ int main(int argc, char **argv)
         case O_SQPOLL: lo.flags |= CORIO_LOOP_SQPOLL; break;
         case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
         case O_STATS: stats = true; break;
+        case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || threads == 0 || threads > 1024) {
         usage(stderr);
         return 2;
     }
-    int err = corio_http_server_new(&srv, &ho);
+    /* The options checked once here, where a bad root is reported before anything listens. */
+    struct corio_http_server *check;
+    int err = corio_http_server_new(&check, &ho);
     if (err) {
         fprintf(stderr, "corio-httpd: %s%s%s\n", ho.root ? ho.root : "", ho.root ? ": " : "",
                 strerror(-err));
         return 1;
     }
-    if (!ho.root)
-        corio_http_route(srv, "GET", "/", hello, NULL);
-    if (cpu >= 0 && tool_pin_cpu(cpu) != 0)
-        fprintf(stderr, "corio-httpd: cannot pin to CPU %d\n", cpu);
+    corio_http_server_free(check);
     tool_block_signals();
-    struct corio_loop *loop;
-    err = tool_loop_new("corio-httpd", &loop, &lo);
-    if (err) {
-        corio_http_server_free(srv);
-        return 1;
-    }
-    err = tool_stop_on_signals(loop);
-    if (!err)
-        err = corio_spawn(NULL, loop, server, NULL);
-    if (!err)
-        err = corio_loop_run(loop);
-    if (err)
-        fprintf(stderr, "corio-httpd: %s\n", strerror(-err));
-    const struct corio_http_stats *hs = corio_http_server_stats(srv);
-    if (stats) {
-        tool_print_stats("corio-httpd", loop);
-        fprintf(stderr, "corio-httpd: connections=%llu requests=%llu responses=%llu bad=%llu "
-                        "timeouts=%llu\n",
-                (unsigned long long)hs->connections, (unsigned long long)hs->requests,
-                (unsigned long long)hs->responses, (unsigned long long)hs->bad_requests,
-                (unsigned long long)hs->timeouts);
-    }
-    corio_loop_free(loop);
-    corio_http_server_free(srv);
-    return err || server_err ? 1 : 0;
+    err = tool_run("corio-httpd", threads, cpu, &lo, server);
+    return err || atomic_load(&server_err) ? 1 : 0;
 }

@@ -4,7 +4,7 @@
  * at the same depth (benchmarks/run --set fastpath runs both, interleaved).
  *
  * Usage: corio_fileread --file PATH [--create SIZE] [--depth N] [--bs N] [--secs S] [--warmup S]
- *                       [--fixed] [--cpu N]
+ *                       [--fixed] [--cpu N] [--threads N]
  *   --create SIZE  write PATH first (SIZE bytes, k/m/g suffix), each block starting with its own
  *                  offset as a little-endian uint64, then exit; the reads verify those 8 bytes
  *   --depth N      coroutines, one read in flight each (default 64)
@@ -13,13 +13,18 @@
  *   --fixed        read into registered buffers (corio_read_fixed) instead of corio_read
  *   --no-verify    do not check the offset stamp at the head of each block
  *   --cpu N        pin to CPU N
+ *   --threads N    N loops on N threads (corio_run_threads, pinned one per CPU), each with
+ *                  --depth coroutines of its own; the figures are the sums (default 1: one loop
+ *                  on the calling thread, as before)
  * Prints one line: name=corio_fileread mode=read|fixed depth= bs= file_bytes= ops= secs= iops=
  * enter_per_op= sqe_per_op= cqe_per_op= cpu_us_per_op= errors= and exits 0, or 1 when a read
  * failed, came back short, or held the wrong block (the work is checked, so none is skipped).
  *
- * Timing: a controller coroutine sleeps through the warm-up, snapshots the op count, the loop's
- * counters (corio_stats) and getrusage, sleeps through the measured window, snapshots again and
- * stops the workers. The figures are the differences, so setup and teardown are not in them.
+ * Timing: a controller coroutine per loop sleeps through the warm-up, snapshots the loop's op
+ * count, its counters (corio_stats) and its thread's CPU time, sleeps through the measured window,
+ * snapshots again and stops the loop's workers. The windows of all loops are the same absolute
+ * times, set before any loop runs. The figures are the differences, so setup and teardown are not
+ * in them.
  */
 #include "common.h"
 
@@ -49,32 +54,42 @@ static struct {
     double secs, warmup;
     bool fixed, verify;
     int cpu;
-} o = {.depth = 64, .bs = 4096, .secs = 3, .warmup = 0.2, .verify = true, .cpu = -1};
+    unsigned threads;
+} o = {.depth = 64, .bs = 4096, .secs = 3, .warmup = 0.2, .verify = true, .cpu = -1, .threads = 1};
+
+#define MAX_THREADS 64
 
 static int fd = -1;
 static uint64_t nblocks;
-static unsigned char *bufs; /* depth * bs bytes, page-aligned; registered with --fixed */
-static uint64_t ops;        /* reads completed and checked, all workers */
-static uint64_t errors;
-static bool stop;
-static struct snap {
+static int64_t t_start; /* when every loop's warm-up begins */
+
+struct snap {
     uint64_t ops;
     struct corio_stats st;
-    double cpu; /* utime + stime, seconds */
+    double cpu; /* this thread's utime + stime, seconds */
     int64_t t;
-} s0, s1;
+};
+
+/* One loop's part, touched only by its own thread until they have all been joined. */
+static struct part {
+    unsigned char *bufs; /* depth * bs bytes, page-aligned; registered with --fixed */
+    uint64_t ops;        /* reads completed and checked by this loop's workers */
+    uint64_t errors;
+    bool stop;
+    struct snap s0, s1;
+} parts[MAX_THREADS];
 
 static double cpu_seconds(void)
 {
     struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    getrusage(RUSAGE_THREAD, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static void snapshot(struct snap *s)
+static void snapshot(const struct part *p, struct snap *s)
 {
-    s->ops = ops;
+    s->ops = p->ops;
     s->st = *corio_loop_stats(corio_loop_current());
     s->cpu = cpu_seconds();
     s->t = corio_now();
@@ -83,9 +98,11 @@ static void snapshot(struct snap *s)
 static int worker(void *arg)
 {
     unsigned i = (unsigned)(uintptr_t)arg;
-    unsigned char *buf = bufs + (size_t)i * o.bs;
-    uint64_t x = 0x9e3779b97f4a7c15ull * (i + 1); /* xorshift64*, one stream per worker */
-    while (!stop) {
+    struct part *p = &parts[corio_thread_index()];
+    unsigned char *buf = p->bufs + (size_t)i * o.bs;
+    /* xorshift64*, one stream per worker of every loop */
+    uint64_t x = 0x9e3779b97f4a7c15ull * ((uint64_t)corio_thread_index() * o.depth + i + 1);
+    while (!p->stop) {
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
@@ -97,38 +114,60 @@ static int worker(void *arg)
         uint64_t stamp;
         memcpy(&stamp, buf, sizeof(stamp));
         if (n != (ssize_t)o.bs || (o.verify && stamp != off)) {
-            if (errors++ < 5)
+            if (p->errors++ < 5)
                 fprintf(stderr, "corio_fileread: read at %" PRIu64 ": %s\n", off,
                         n < 0                ? strerror((int)-n)
                         : n != (ssize_t)o.bs ? "short"
                                              : "wrong block");
-            stop = true;
+            p->stop = true;
             break;
         }
-        ops++;
+        p->ops++;
     }
     return 0;
 }
 
-static int controller(void *arg)
+/* One loop's body: its workers in a group, and its two snapshots at the times every loop shares.
+ * A loop whose workers end first stops the others (corio_run_threads), possibly a few
+ * microseconds before their last snapshot: each loop's rate is over its own window, so that
+ * costs nothing but those microseconds. */
+static int loop_main(void *arg)
 {
     (void)arg;
-    int64_t t = corio_now();
-    for (unsigned i = 0; i < o.depth; i++) {
-        int err = corio_spawn(NULL, NULL, worker, (void *)(uintptr_t)i);
+    struct part *p = &parts[corio_thread_index()];
+    struct corio_loop *loop = corio_loop_current();
+    int err = 0;
+    if (o.fixed) {
+        /* One registered buffer holds every worker's slice: read_fixed takes any range in it. */
+        struct iovec iov = {.iov_base = p->bufs, .iov_len = (size_t)o.depth * o.bs};
+        err = corio_buffers_register(loop, &iov, 1);
         if (err) {
-            fprintf(stderr, "corio_fileread: spawn: %s\n", strerror(-err));
-            errors++;
-            stop = true;
+            fprintf(stderr, "corio_fileread: register buffers: %s\n", strerror(-err));
+            p->errors++;
             return err;
         }
     }
-    corio_sleep(t + (int64_t)(o.warmup * 1e9));
-    snapshot(&s0);
-    corio_sleep(s0.t + (int64_t)(o.secs * 1e9));
-    snapshot(&s1);
-    stop = true;
-    return 0;
+    struct corio_group workers;
+    corio_group_init(&workers, 0);
+    for (unsigned i = 0; i < o.depth && !err; i++) {
+        err = corio_group_spawn(NULL, &workers, worker, (void *)(uintptr_t)i);
+        if (err)
+            fprintf(stderr, "corio_fileread: spawn: %s\n", strerror(-err));
+    }
+    int64_t t0 = t_start + (int64_t)(o.warmup * 1e9);
+    if (!err) {
+        corio_sleep(t0);
+        snapshot(p, &p->s0);
+        corio_sleep(t0 + (int64_t)(o.secs * 1e9));
+        snapshot(p, &p->s1);
+    } else {
+        p->errors++;
+    }
+    p->stop = true;
+    corio_group_wait(&workers, CORIO_FOREVER);
+    if (o.fixed)
+        corio_buffers_unregister(loop);
+    return err;
 }
 
 /* Writes the file: each block begins with its offset, the rest is a fixed pattern. */
@@ -193,7 +232,18 @@ static double parse_secs(const char *opt, const char *s)
 
 int main(int argc, char **argv)
 {
-    enum { O_FILE = 256, O_CREATE, O_DEPTH, O_BS, O_SECS, O_WARM, O_FIXED, O_NOVERIFY, O_CPU };
+    enum {
+        O_FILE = 256,
+        O_CREATE,
+        O_DEPTH,
+        O_BS,
+        O_SECS,
+        O_WARM,
+        O_FIXED,
+        O_NOVERIFY,
+        O_CPU,
+        O_THREADS
+    };
     static const struct option longopts[] = {{"file", required_argument, NULL, O_FILE},
                                              {"create", required_argument, NULL, O_CREATE},
                                              {"depth", required_argument, NULL, O_DEPTH},
@@ -203,6 +253,7 @@ int main(int argc, char **argv)
                                              {"fixed", no_argument, NULL, O_FIXED},
                                              {"no-verify", no_argument, NULL, O_NOVERIFY},
                                              {"cpu", required_argument, NULL, O_CPU},
+                                             {"threads", required_argument, NULL, O_THREADS},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c;
@@ -235,16 +286,19 @@ int main(int argc, char **argv)
         case O_CPU:
             o.cpu = (int)parse_size("--cpu", optarg);
             break;
+        case O_THREADS:
+            o.threads = (unsigned)parse_size("--threads", optarg);
+            break;
         case 'h':
             printf("usage: corio_fileread --file PATH [--create SIZE] [--depth N] [--bs N] "
-                   "[--secs S] [--warmup S] [--fixed] [--no-verify] [--cpu N]\n");
+                   "[--secs S] [--warmup S] [--fixed] [--no-verify] [--cpu N] [--threads N]\n");
             return 0;
         default:
             return 2;
         }
     }
     if (!o.file || optind != argc || o.depth == 0 || o.depth > MAX_DEPTH || o.bs < 8 ||
-        o.bs > (1 << 20) || o.secs <= 0) {
+        o.bs > (1 << 20) || o.secs <= 0 || o.threads == 0 || o.threads > MAX_THREADS) {
         fprintf(stderr, "corio_fileread: bad usage (see --help)\n");
         return 2;
     }
@@ -264,51 +318,47 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t blen = (size_t)o.depth * o.bs;
-    bufs = mmap(NULL, blen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (bufs == MAP_FAILED) {
-        fprintf(stderr, "corio_fileread: out of memory\n");
-        return 1;
-    }
-    memset(bufs, 0, blen);
-
-    struct corio_loop *loop;
-    int err = corio_loop_new(&loop, NULL);
-    if (err) {
-        fprintf(stderr, "corio_fileread: %s\n", corio_strerror_setup(err));
-        return 1;
-    }
-    if (o.fixed) {
-        /* One registered buffer holds every worker's slice: read_fixed takes any range in it. */
-        struct iovec iov = {.iov_base = bufs, .iov_len = blen};
-        err = corio_buffers_register(loop, &iov, 1);
-        if (err) {
-            fprintf(stderr, "corio_fileread: register buffers: %s\n", strerror(-err));
-            corio_loop_free(loop);
+    for (unsigned t = 0; t < o.threads; t++) {
+        parts[t].bufs =
+            mmap(NULL, blen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (parts[t].bufs == MAP_FAILED) {
+            fprintf(stderr, "corio_fileread: out of memory\n");
             return 1;
         }
+        memset(parts[t].bufs, 0, blen);
     }
-    err = corio_spawn(NULL, loop, controller, NULL);
-    if (!err)
-        err = corio_loop_run(loop);
-    if (err) {
-        fprintf(stderr, "corio_fileread: %s\n", strerror(-err));
-        errors++;
-    }
-    if (o.fixed)
-        corio_buffers_unregister(loop);
-    corio_loop_free(loop);
-    close(fd);
-    munmap(bufs, blen);
 
-    uint64_t n = s1.ops - s0.ops;
-    double secs = (double)(s1.t - s0.t) / 1e9;
+    /* Every loop is made before any runs, so the shared start needs only a small margin. */
+    t_start = corio_now() + CORIO_MS(20);
+    int err =
+        corio_run_threads(o.threads, loop_main, NULL, NULL, o.threads > 1 ? CORIO_THREADS_PIN : 0);
+    if (err)
+        fprintf(stderr, "corio_fileread: %s\n",
+                err == -ENOSYS || err == -EPERM ? corio_strerror_setup(err) : strerror(-err));
+    close(fd);
+
+    uint64_t n = 0, errors = err ? 1 : 0, enters = 0, sqes = 0, cqes = 0;
+    double rate = 0, cpu = 0, secs = 0;
+    for (unsigned t = 0; t < o.threads; t++) {
+        const struct part *p = &parts[t];
+        uint64_t k = p->s1.ops - p->s0.ops;
+        double w = (double)(p->s1.t - p->s0.t) / 1e9;
+        n += k;
+        rate += w > 0 ? (double)k / w : 0;
+        secs = w > secs ? w : secs;
+        cpu += p->s1.cpu - p->s0.cpu;
+        enters += p->s1.st.enters - p->s0.st.enters;
+        sqes += p->s1.st.sqes - p->s0.st.sqes;
+        cqes += p->s1.st.cqes - p->s0.st.cqes;
+        errors += p->errors;
+        munmap(p->bufs, blen);
+    }
     double per = n ? 1.0 / (double)n : 0;
-    printf("name=corio_fileread mode=%s depth=%u bs=%zu file_bytes=%lld ops=%" PRIu64
+    printf("name=corio_fileread mode=%s threads=%u depth=%u bs=%zu file_bytes=%lld ops=%" PRIu64
            " secs=%.3f iops=%.0f enter_per_op=%.4f sqe_per_op=%.3f cqe_per_op=%.3f"
            " cpu_us_per_op=%.3f errors=%" PRIu64 "\n",
-           o.fixed ? "fixed" : "read", o.depth, o.bs, (long long)st.st_size, n, secs,
-           secs > 0 ? (double)n / secs : 0, (double)(s1.st.enters - s0.st.enters) * per,
-           (double)(s1.st.sqes - s0.st.sqes) * per, (double)(s1.st.cqes - s0.st.cqes) * per,
-           (s1.cpu - s0.cpu) * 1e6 * per, errors);
+           o.fixed ? "fixed" : "read", o.threads, o.depth, o.bs, (long long)st.st_size, n, secs,
+           rate, (double)enters * per, (double)sqes * per, (double)cqes * per, cpu * 1e6 * per,
+           errors);
     return errors || n == 0 ? 1 : 0;
 }

@@ -78,15 +78,10 @@ int corio__http_flush_out(struct corio_http_conn *c, int64_t deadline)
     return err;
 }
 
-int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline)
+int corio__http_append_slow(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline)
 {
     if (c->broken)
         return -EPIPE;
-    if (len <= c->wcap - c->wlen) {
-        memcpy(c->wbuf + c->wlen, p, len);
-        c->wlen += len;
-        return 0;
-    }
     int err = corio__http_flush(c, deadline);
     if (err)
         return err;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Character classes, one bit each, generated from the RFC 9110 grammar. */
 enum {
@@ -26,6 +27,23 @@ extern const int8_t corio__http_hex_value[256];
 extern const unsigned char corio__http_lower[256];
 /* What a NULL limits pointer means. */
 extern const struct corio_http_limits corio__http_default_limits;
+
+/* corio_http_parse_request() for a caller whose @req and @headers are scratch until a head
+ * parses: they may be written when the result is -EAGAIN or an error, which spares the one-pass
+ * parse of a whole head its copies. @lim must not be NULL. The server's call. Returns what
+ * corio_http_parse_request() does. */
+ssize_t corio__http_parse_request_scratch(struct corio_http_parser *p, const char *buf, size_t len,
+                                          const struct corio_http_limits *lim,
+                                          struct corio_http_request *req,
+                                          struct corio_http_header *headers, size_t nheaders);
+
+/* The two parts of corio_http_format_response(), which writes one after the other: the status
+ * line, Date and Server of @r; then the rest of the head, from the lines after Server to the
+ * empty line. So a server may keep the first part, which changes once a second, formatted.
+ * Each returns the length written, -ENOSPC if it does not fit in @cap, or -EINVAL as
+ * corio_http_format_response() does. */
+ssize_t corio__http_format_head_start(char *buf, size_t cap, const struct corio_http_response *r);
+ssize_t corio__http_format_head_rest(char *buf, size_t cap, const struct corio_http_response *r);
 #pragma GCC visibility pop
 
 #define U8(c) ((unsigned char)(c))

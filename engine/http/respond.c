@@ -10,26 +10,67 @@
 #include <string.h>
 #include <time.h>
 
-/* Returns the Date header's value for now, formatted at most once a second. */
-static const char *date_now(struct corio_http_server *s)
+/* Makes the server's first lines of a head (s->head) those of a response with @status now:
+ * formatted again when the status or the second differs from the last response's. Returns 0, or
+ * -EINVAL for a status outside 100..999. */
+static int head_start(struct corio_http_server *s, int status)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != s->date_sec) {
-        corio_http_format_date(s->date, sizeof(s->date), ts.tv_sec);
-        s->date_sec = ts.tv_sec;
-    }
-    return s->date;
+    if (ts.tv_sec == s->head_sec && status == s->head_status)
+        return 0;
+    char date[CORIO_HTTP_DATE_LEN];
+    struct corio_http_response r = {.status = status, .date_str = date};
+    /* Room is not the issue: the buffer holds the longest lines (server.h). */
+    ssize_t n;
+    if (corio_http_format_date(date, sizeof(date), ts.tv_sec) < 0 ||
+        (n = corio__http_format_head_start(s->head, sizeof(s->head), &r)) < 0)
+        return -EINVAL;
+    s->head_sec = ts.tv_sec;
+    s->head_status = status;
+    s->head_len = (size_t)n;
+    return 0;
+}
+
+/* Writes the server's first lines of a head and the rest of @r's into the output: both, or,
+ * where they do not fit in the room left, nothing. Returns 0, -ENOSPC, or -EINVAL. */
+static int put_head(struct corio_http_conn *c, const struct corio_http_response *r)
+{
+    const struct corio_http_server *s = c->s;
+    char *out = c->wbuf + c->wlen;
+    size_t room = c->wcap - c->wlen;
+    /* The rest is formatted even without room, so that its -EINVAL comes before an -ENOSPC, as
+     * corio_http_format_response() reports them. */
+    if (room < s->head_len)
+        return (int)corio__http_format_head_rest(out, 0, r);
+    /* Where it fits, the whole buffer of the first lines, a copy of constant size; the rest
+     * then goes over what lies past them, and a rest that fails leaves only bytes past the
+     * output. */
+    if (room >= sizeof(s->head))
+        memcpy(out, s->head, sizeof(s->head));
+    else
+        memcpy(out, s->head, s->head_len);
+    ssize_t n = corio__http_format_head_rest(out + s->head_len, room - s->head_len, r);
+    if (n < 0)
+        return (int)n;
+    c->wlen += s->head_len + (size_t)n;
+    return 0;
 }
 
 int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
                            const struct corio_http_response *tmpl, int64_t deadline)
 {
+    /* Without a template, only what the head's rest reads needs a value: the optional lines
+     * off, and the fields set below. */
     struct corio_http_response r;
-    if (tmpl)
+    if (tmpl) {
         r = *tmpl;
-    else
-        memset(&r, 0, sizeof(r));
+    } else {
+        r.has_last_modified = false;
+        r.content_range = CORIO_HTTP_CONTENT_RANGE_NONE;
+        r.extra = NULL;
+        r.extra_len = 0;
+    }
     /* A client that waits for 100 Continue and gets a final response instead does not send its
      * body (RFC 9110 section 10.1.1), so corio__http_body_discard ends the connection: say so in
      * advance. */
@@ -41,21 +82,21 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
         r.extra_len = c->xlen;
         c->xlen = 0;
     }
-    r.status = status;
-    r.date_str = date_now(c->s);
     r.content_type = ctype;
     r.content_length = len;
     r.keep_alive = c->keep_alive && !c->broken;
+    int err = head_start(c->s, status);
+    if (err)
+        return err;
     for (int tries = 0; tries < 2; tries++) {
-        ssize_t n = corio_http_format_response(c->wbuf + c->wlen, c->wcap - c->wlen, &r);
-        if (n >= 0) {
-            c->wlen += (size_t)n;
+        err = put_head(c, &r);
+        if (err == 0) {
             c->s->stats.responses++;
             return 0;
         }
-        if (n != -ENOSPC)
-            return (int)n;
-        int err = corio__http_flush(c, deadline);
+        if (err != -ENOSPC)
+            return err;
+        err = corio__http_flush(c, deadline);
         if (err)
             return err;
     }

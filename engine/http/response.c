@@ -81,16 +81,18 @@ int corio_http_status(int err)
     }
 }
 
-/* Appends to a caller buffer, remembering an overflow instead of checking at every call site. */
+/* Appends to a caller buffer, remembering an overflow instead of checking at every call site;
+ * or, where the caller made sure of the room beforehand, without checking at all. */
 struct out {
-    char *p;   /* next byte to write */
-    char *end; /* one past the buffer */
-    bool full; /* something did not fit */
+    char *p;      /* next byte to write */
+    char *end;    /* one past the buffer */
+    bool full;    /* something did not fit */
+    bool checked; /* whether to check the room; a constant in each caller, so the check folds */
 };
 
-static void put(struct out *o, const char *s, size_t n)
+static inline void put(struct out *o, const char *s, size_t n)
 {
-    if ((size_t)(o->end - o->p) < n) {
+    if (o->checked && (size_t)(o->end - o->p) < n) {
         o->full = true;
         o->p = o->end;
         return;
@@ -101,18 +103,37 @@ static void put(struct out *o, const char *s, size_t n)
 
 #define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
 
-static void put_u64(struct out *o, uint64_t v)
+/* The two digits of each number below 100. */
+static const char digit_pairs[200] =
+    "00010203040506070809101112131415161718192021222324252627282930"
+    "31323334353637383940414243444546474849505152535455565758596061"
+    "62636465666768697071727374757677787980818283848586878889909192"
+    "93949596979899";
+
+/* Writes the decimal digits of @v, at most 20, in place from the last, two at a time. */
+static inline void put_u64(struct out *o, uint64_t v)
 {
-    char tmp[20];
-    size_t n = sizeof(tmp);
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(o, tmp + n, sizeof(tmp) - n);
+    size_t n = 1;
+    for (uint64_t p = 10; n < 20 && v >= p; p *= 10)
+        n++;
+    if (o->checked && (size_t)(o->end - o->p) < n) {
+        o->full = true;
+        o->p = o->end;
+        return;
+    }
+    char *d = o->p + n;
+    for (; v >= 100; v /= 100) {
+        d -= 2;
+        memcpy(d, digit_pairs + v % 100 * 2, 2);
+    }
+    if (v >= 10)
+        memcpy(d - 2, digit_pairs + v * 2, 2);
+    else
+        d[-1] = (char)('0' + v);
+    o->p += n;
 }
 
-static void put_i64(struct out *o, int64_t v)
+static inline void put_i64(struct out *o, int64_t v)
 {
     if (v < 0) {
         PUT_LIT(o, "-");
@@ -122,7 +143,7 @@ static void put_i64(struct out *o, int64_t v)
     }
 }
 
-static int put_date(struct out *o, time_t t)
+static inline int put_date(struct out *o, time_t t)
 {
     char d[CORIO_HTTP_DATE_LEN];
     int ret = corio_http_format_date(d, sizeof(d), t);
@@ -132,60 +153,117 @@ static int put_date(struct out *o, time_t t)
     return 0;
 }
 
-ssize_t corio_http_format_response(char *buf, size_t cap, const struct corio_http_response *r)
+/* The status line, Date and Server of @r. Returns 0 or -EINVAL. */
+static int put_head_start(struct out *o, const struct corio_http_response *r)
 {
-    struct out o = {.p = buf, .end = buf + cap, .full = false};
-
     if (r->status < 100 || r->status > 999)
         return -EINVAL;
-    PUT_LIT(&o, "HTTP/1.1 ");
-    put_u64(&o, (uint64_t)r->status);
-    PUT_LIT(&o, " ");
+    PUT_LIT(o, "HTTP/1.1 ");
+    put_u64(o, (uint64_t)r->status);
+    PUT_LIT(o, " ");
     const char *reason = corio_http_reason(r->status);
-    put(&o, reason, strlen(reason));
-    PUT_LIT(&o, "\r\nDate: ");
+    put(o, reason, strlen(reason));
+    PUT_LIT(o, "\r\nDate: ");
     if (r->date_str != NULL)
-        put(&o, r->date_str, CORIO_HTTP_DATE_LEN);
-    else if (put_date(&o, r->date) < 0)
+        put(o, r->date_str, CORIO_HTTP_DATE_LEN);
+    else if (put_date(o, r->date) < 0)
         return -EINVAL;
-    PUT_LIT(&o, "\r\nServer: corio\r\n");
+    PUT_LIT(o, "\r\nServer: corio\r\n");
+    return 0;
+}
+
+#define LIT_LEN(lit) (sizeof(lit) - 1)
+
+/* The most put_head_rest() writes besides the Content-Type value and the extra lines: each line
+ * with its longest value (20 characters for a number with its sign, an IMF-fixdate for a date),
+ * and the empty line. */
+#define REST_MOST_FIXED                                                                            \
+    (LIT_LEN("Content-Type: \r\n") + LIT_LEN("Content-Length: \r\n") + 20 +                        \
+     LIT_LEN("Last-Modified: \r\n") + CORIO_HTTP_DATE_LEN +                                        \
+     LIT_LEN("Content-Range: bytes -/\r\n") + 3 * 20 + LIT_LEN("Connection: keep-alive\r\n") +     \
+     LIT_LEN("\r\n"))
+
+/* The header lines after Server, and the empty line; @ctlen is the length of the Content-Type
+ * value. Inlined into a checked and an unchecked caller. Returns 0 or -EINVAL. */
+static inline __attribute__((always_inline)) int
+put_head_rest(struct out *o, const struct corio_http_response *r, size_t ctlen)
+{
     if (r->content_type != NULL) {
-        PUT_LIT(&o, "Content-Type: ");
-        put(&o, r->content_type, strlen(r->content_type));
-        PUT_LIT(&o, "\r\n");
+        PUT_LIT(o, "Content-Type: ");
+        put(o, r->content_type, ctlen);
+        PUT_LIT(o, "\r\n");
     }
     if (r->content_length >= 0) {
-        PUT_LIT(&o, "Content-Length: ");
-        put_u64(&o, (uint64_t)r->content_length);
-        PUT_LIT(&o, "\r\n");
+        PUT_LIT(o, "Content-Length: ");
+        put_u64(o, (uint64_t)r->content_length);
+        PUT_LIT(o, "\r\n");
     }
     if (r->has_last_modified) {
-        PUT_LIT(&o, "Last-Modified: ");
-        if (put_date(&o, r->last_modified) < 0)
+        PUT_LIT(o, "Last-Modified: ");
+        if (put_date(o, r->last_modified) < 0)
             return -EINVAL;
-        PUT_LIT(&o, "\r\n");
+        PUT_LIT(o, "\r\n");
     }
     if (r->content_range == CORIO_HTTP_CONTENT_RANGE_BYTES) {
-        PUT_LIT(&o, "Content-Range: bytes ");
-        put_i64(&o, r->range_first);
-        PUT_LIT(&o, "-");
-        put_i64(&o, r->range_last);
-        PUT_LIT(&o, "/");
-        put_i64(&o, r->range_size);
-        PUT_LIT(&o, "\r\n");
+        PUT_LIT(o, "Content-Range: bytes ");
+        put_i64(o, r->range_first);
+        PUT_LIT(o, "-");
+        put_i64(o, r->range_last);
+        PUT_LIT(o, "/");
+        put_i64(o, r->range_size);
+        PUT_LIT(o, "\r\n");
     } else if (r->content_range == CORIO_HTTP_CONTENT_RANGE_UNSATISFIED) {
-        PUT_LIT(&o, "Content-Range: bytes */");
-        put_i64(&o, r->range_size);
-        PUT_LIT(&o, "\r\n");
+        PUT_LIT(o, "Content-Range: bytes */");
+        put_i64(o, r->range_size);
+        PUT_LIT(o, "\r\n");
     }
     if (r->keep_alive)
-        PUT_LIT(&o, "Connection: keep-alive\r\n");
+        PUT_LIT(o, "Connection: keep-alive\r\n");
     else
-        PUT_LIT(&o, "Connection: close\r\n");
+        PUT_LIT(o, "Connection: close\r\n");
     if (r->extra_len)
-        put(&o, r->extra, r->extra_len);
-    PUT_LIT(&o, "\r\n");
-    if (o.full)
-        return -ENOSPC;
-    return o.p - buf;
+        put(o, r->extra, r->extra_len);
+    PUT_LIT(o, "\r\n");
+    return 0;
+}
+
+/* The length written to @o since @buf, -ENOSPC if it did not all fit, or @err if not 0. */
+static inline ssize_t out_result(const struct out *o, const char *buf, int err)
+{
+    if (err)
+        return err;
+    return o->full ? -ENOSPC : o->p - buf;
+}
+
+ssize_t corio__http_format_head_start(char *buf, size_t cap, const struct corio_http_response *r)
+{
+    struct out o = {.p = buf, .end = buf + cap, .full = false, .checked = true};
+    return out_result(&o, buf, put_head_start(&o, r));
+}
+
+ssize_t corio__http_format_head_rest(char *buf, size_t cap, const struct corio_http_response *r)
+{
+    size_t ctlen = r->content_type != NULL ? strlen(r->content_type) : 0;
+    /* Where the longest rest fits, no byte needs a check. */
+    bool room = cap >= REST_MOST_FIXED && cap - REST_MOST_FIXED >= ctlen &&
+                cap - REST_MOST_FIXED - ctlen >= r->extra_len;
+    if (room) {
+        struct out o = {.p = buf, .end = buf + cap, .full = false, .checked = false};
+        return out_result(&o, buf, put_head_rest(&o, r, ctlen));
+    }
+    struct out o = {.p = buf, .end = buf + cap, .full = false, .checked = true};
+    return out_result(&o, buf, put_head_rest(&o, r, ctlen));
+}
+
+ssize_t corio_http_format_response(char *buf, size_t cap, const struct corio_http_response *r)
+{
+    ssize_t start = corio__http_format_head_start(buf, cap, r);
+    if (start == -EINVAL)
+        return start;
+    /* A start that did not fit leaves the rest no room, which still reports its -EINVAL. */
+    size_t used = start < 0 ? cap : (size_t)start;
+    ssize_t rest = corio__http_format_head_rest(buf + used, cap - used, r);
+    if (rest < 0 || start < 0)
+        return rest < 0 ? rest : start;
+    return start + rest;
 }

@@ -4,6 +4,8 @@
  * public API; server.h says which file owns the rest. */
 #include "server.h"
 
+#include "parser.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -150,8 +152,9 @@ static ssize_t parse_head(struct corio_http_conn *c, struct corio_http_parser *p
 {
     const struct corio_http_limits *lim = &c->s->o.limits;
     if (c->rpos < c->rlen) {
-        ssize_t r = corio_http_parse_request(p, c->rbuf + c->rpos, c->rlen - c->rpos, lim, req,
-                                             hdrs, lim->max_headers);
+        /* The request and fields are this loop's own until a head parses. */
+        ssize_t r = corio__http_parse_request_scratch(p, c->rbuf + c->rpos, c->rlen - c->rpos, lim,
+                                                      req, hdrs, lim->max_headers);
         if (r != -EAGAIN)
             return r;
     }
@@ -228,6 +231,33 @@ static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *r
     return r;
 }
 
+/* Whether the @n bytes at @a and @b are the same: a loop for the short strings that paths and
+ * routes mostly are, where a call to memcmp costs more than the compare. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n > 16)
+        return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i])
+            return false;
+    }
+    return true;
+}
+
+/* The length of the path of the target @t (@tl bytes): up to its query. A loop where the target
+ * is short, as most are, for the same reason. */
+static inline size_t path_len(const char *t, size_t tl)
+{
+    if (tl > 16) {
+        const char *q = memchr(t, '?', tl);
+        return q ? (size_t)(q - t) : tl;
+    }
+    size_t n = 0;
+    while (n < tl && t[n] != '?')
+        n++;
+    return n;
+}
+
 /* Finds the route for @req. *@allowed gets a bit (1u << method) for each method that has a
  * route for the path, GET implying HEAD, so that a miss can tell 404 from 405 and fill Allow. */
 static const struct corio__http_route *
@@ -235,6 +265,7 @@ find_route(struct corio_http_server *s, const struct corio_http_request *req, un
 {
     const char *t = req->target;
     size_t tl = req->target_len;
+    unsigned allow = 0;
     *allowed = 0;
     /* The absolute form (a proxy-style target) routes by its path. */
     if (tl > 0 && t[0] != '/') {
@@ -245,22 +276,20 @@ find_route(struct corio_http_server *s, const struct corio_http_request *req, un
         tl -= (size_t)(slash - t);
         t = slash;
     }
-    const char *q = memchr(t, '?', tl);
-    size_t pl = q ? (size_t)(q - t) : tl;
+    size_t pl = path_len(t, tl);
     for (size_t i = 0; i < s->n_routes; i++) {
         const struct corio__http_route *r = &s->routes[i];
-        bool match = r->prefix ? pl >= r->len && memcmp(t, r->path, r->len) == 0
-                               : pl == r->len && memcmp(t, r->path, r->len) == 0;
-        if (!match)
+        if ((r->prefix ? pl < r->len : pl != r->len) || !same_bytes(t, r->path, r->len))
             continue;
         if (r->method < 0 || r->method == (int)req->method ||
             (r->method == CORIO_HTTP_GET && req->method == CORIO_HTTP_HEAD))
             return r;
         /* Not the any-method route (that one matched above). */
-        *allowed |= 1u << r->method;
+        allow |= 1u << r->method;
         if (r->method == CORIO_HTTP_GET)
-            *allowed |= 1u << CORIO_HTTP_HEAD;
+            allow |= 1u << CORIO_HTTP_HEAD;
     }
+    *allowed = allow;
     return NULL;
 }
 

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -33,16 +34,24 @@ struct corio__http_route {
     void *arg;             /* its argument */
 };
 
+/* Room for the status line, Date and Server of a response head: "HTTP/1.1 " and a status, the
+ * longest reason phrase (31 bytes), and "Date: " with an IMF-fixdate and "Server: corio". */
+#define CORIO__HTTP_HEAD_START_MAX 112
+
 struct corio_http_server {
-    struct corio_http_server_opts o;    /* options with defaults filled in */
-    int root_fd;                        /* the static root directory, or -1 */
-    struct corio__http_route *routes;   /* in the order added */
-    size_t n_routes;                    /* routes in use */
-    struct corio_http_stats stats;      /* counters */
-    struct corio_sem slots;             /* free connection slots */
-    struct corio_bufring *ring;         /* buffers for the connections' multishot receives */
-    time_t date_sec;                    /* the second date[] was formatted for */
-    char date[CORIO_HTTP_DATE_LEN + 1]; /* cached IMF-fixdate for the Date header */
+    struct corio_http_server_opts o;  /* options with defaults filled in */
+    int root_fd;                      /* the static root directory, or -1 */
+    struct corio__http_route *routes; /* in the order added */
+    size_t n_routes;                  /* routes in use */
+    struct corio_http_stats stats;    /* counters */
+    struct corio_sem slots;           /* free connection slots */
+    struct corio_bufring *ring;       /* buffers for the connections' multishot receives */
+    /* The first lines of the last response head written, kept for the next one with the same
+     * status in the same second: the status line, Date and Server (respond.c). */
+    time_t head_sec;                       /* the second of its Date */
+    int head_status;                       /* its status, 0 before the first response */
+    size_t head_len;                       /* bytes in head */
+    char head[CORIO__HTTP_HEAD_START_MAX]; /* the lines */
 };
 
 /* Where the response to the request being served stands. */
@@ -156,9 +165,22 @@ static inline int corio__http_flush(struct corio_http_conn *c, int64_t deadline)
     return c->wlen == 0 ? 0 : corio__http_flush_out(c, corio__http_write_bound(c, deadline));
 }
 
+/* corio__http_append where the bytes do not fit or the connection is broken. May suspend.
+ * Returns what corio__http_append does. */
+int corio__http_append_slow(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline);
+
 /* Appends @len bytes to the output, sending what the buffer cannot hold by @deadline (and the
- * idle bound). May suspend. Returns 0, or -errno (-EPIPE once the connection is broken). */
-int corio__http_append(struct corio_http_conn *c, const void *p, size_t len, int64_t deadline);
+ * idle bound). Inline for the common case, bytes that fit, which is a copy. May suspend. Returns
+ * 0, or -errno (-EPIPE once the connection is broken). */
+static inline int corio__http_append(struct corio_http_conn *c, const void *p, size_t len,
+                                     int64_t deadline)
+{
+    if (c->broken || len > c->wcap - c->wlen)
+        return corio__http_append_slow(c, p, len, deadline);
+    memcpy(c->wbuf + c->wlen, p, len);
+    c->wlen += len;
+    return 0;
+}
 
 /* ---- respond.c: responses ---------------------------------------------------------------------
  */

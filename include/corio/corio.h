@@ -24,7 +24,9 @@
  *   can run its clean-up and end.
  * - Threads: a loop, and everything that lives on it (coroutines, futures, groups, sync objects,
  *   channels, generators, buffer rings), belongs to the thread that created the loop; calls on
- *   them are made from that thread. Several loops run side by side on several threads.
+ *   them are made from that thread. Several loops run side by side on several threads. The calls
+ *   that any thread may make say so: corio_loop_post, corio_spawn with a NULL handle, and
+ *   corio_loop_stop. They hand the loop a message that it runs on its own thread.
  * - Out-parameters come first (corio_loop_new(&loop, ...), corio_spawn(&id, ...)); caller-owned
  *   objects are set up by a _init call that returns 0 or -errno, or by their _INIT macro.
  *
@@ -173,7 +175,18 @@ struct corio_loop_opts {
     unsigned backend;         /* enum corio_backend. Default (AUTO): the environment variable
                                  CORIO_BACKEND (io_uring, epoll or auto) if set, else io_uring
                                  when the kernel allows it and epoll otherwise. */
-    unsigned char reserved_[60]; /* zero: room for the options of later 1.x releases. */
+    unsigned blocking_threads; /* corio_blocking's worker threads, at most. Default (0): 8. The
+                                 calls it serves wait (on a disk, a name server) rather than
+                                 compute, so more than the cores; twice libuv's 4, whose pool is
+                                 known to starve when a few slow name lookups hold it; and they
+                                 start only as calls need them, so a loop that makes none has
+                                 none. */
+    unsigned blocking_queue;  /* corio_blocking calls that may wait for a worker; one more gets
+                                 -EAGAIN. Default (0): 1024, which with 8 workers is a backlog
+                                 of seconds for calls of milliseconds: past it, telling the caller
+                                 to back off is better than memory that grows without end.
+                                 UINT32_MAX: no bound. */
+    unsigned char reserved_[52]; /* zero: room for the options of later 1.x releases. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
@@ -188,6 +201,9 @@ struct corio_loop_opts {
 #define CORIO_LOOP_SQPOLL 0x1u        /* a kernel thread polls the SQ: no io_uring_enter to submit. */
 #define CORIO_LOOP_NO_SIGSEGV 0x2u    /* do not install the stack-overflow SIGSEGV reporter. */
 #define CORIO_LOOP_SQPOLL_PIN 0x4u    /* pin the SQPOLL poller to corio_loop_opts.sqpoll_cpu. */
+#define CORIO_LOOP_REMOTE 0x8u        /* other threads post work to it: when every coroutine waits
+                                         and nothing of the loop's own can wake them, it sleeps
+                                         until a message comes instead of reporting -EDEADLK. */
 
 /* Counters of one loop, read with corio_loop_stats(). */
 struct corio_stats {
@@ -200,6 +216,9 @@ struct corio_stats {
     uint64_t spawns;        /* coroutines started. */
     uint64_t iterations;    /* loop iterations. */
     uint64_t rx_pauses;     /* receivers paused with a full queue (their coroutine lagged). */
+    uint64_t remote_msgs;   /* messages from other threads run (corio_loop_post and the like). */
+    uint64_t remote_wakes;  /* times a sender woke the loop from a wait in the kernel (one
+                               eventfd write each); a loop that is busy is never woken. */
 };
 
 /* Creates a loop, owned by the calling thread: only this thread may run it. Its backend is
@@ -225,8 +244,18 @@ CORIO_API void corio_loop_free(struct corio_loop *loop);
 CORIO_API int corio_loop_run(struct corio_loop *loop);
 
 /* Asks a running loop to stop: every coroutine is cancelled, and corio_loop_run() returns once all
- * have ended. Call it from the loop's thread (from a coroutine or between runs). Returns nothing. */
+ * have ended. Any thread: from another thread it is a message (see corio_loop_post) that the loop
+ * acts on at its next iteration, waking it if it sleeps; on the loop's own thread it acts at once.
+ * Returns nothing. */
 CORIO_API void corio_loop_stop(struct corio_loop *loop);
+
+/* Runs fn(arg) on @loop's thread, from any thread: @loop runs it at the top of its next iteration,
+ * between coroutines (not in one: fn may spawn, post, stop, but not wait), in the order each
+ * sender posted. A loop that sleeps in the kernel is woken by one eventfd write; a busy one is not
+ * woken at all. No lock is taken on either side. @loop must outlive the call; messages still
+ * queued when the loop is freed are dropped, their functions not run. Returns 0, or -errno:
+ * -EINVAL, -ENOMEM. */
+CORIO_API int corio_loop_post(struct corio_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* Returns the loop running on the calling thread, or NULL. */
 CORIO_API struct corio_loop *corio_loop_current(void);
@@ -270,7 +299,10 @@ typedef uint64_t corio_id;
  * reclaimed when it ends. Otherwise *out is its handle, and it stays joinable until corio_join() or
  * corio_detach(). A coroutine's int result is a status, by convention >= 0 or -errno, like every
  * call's: a value it produces travels through memory the caller owns (say, a struct passed as
- * @arg). Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop). */
+ * @arg). From a thread other than @loop's, @out must be NULL: the coroutine is spawned by the loop
+ * itself (a message, as corio_loop_post), detached, and a failure there (no stack) is not seen by
+ * the caller. Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop, or a handle asked for
+ * across threads). */
 CORIO_API int corio_spawn(corio_id *out, struct corio_loop *loop, corio_fn *fn, void *arg);
 
 /* Waits until coroutine @co ends and stores its return value in *result (if not NULL); the handle
@@ -314,6 +346,31 @@ CORIO_API int corio_set_deadline(int64_t deadline, int64_t *prev);
  * if @fn itself was caught in a deadlock (it was cancelled to end it); or -errno if the loop could
  * not be created. */
 CORIO_API int corio_run(corio_fn *fn, void *arg, const struct corio_loop_opts *opts);
+
+/* Runs fn(arg) as the first coroutine of each of @n loops, one per thread (the calling thread runs
+ * the first; the others are started here), and returns when all have ended. Each loop has its own
+ * ring, stacks and pools, made with @opts (NULL: defaults) plus CORIO_LOOP_REMOTE: the loops wait
+ * for each other's messages rather than report a deadlock. With CORIO_THREADS_PIN in @flags,
+ * thread i is pinned to the i-th CPU the process may use (wrapping around). Every loop exists
+ * before any runs, so fn may address any of them at once (corio_thread_loop). When one loop ends
+ * (its coroutines all ended) the others are stopped, and every loop stops running before any is
+ * freed. Returns 0, or the first of: a loop's creation error, a function's nonzero result other
+ * than -ECANCELED (which a stop makes it return), corio_loop_run's error; -EINVAL (@n 0 or over
+ * 4096, no @fn, or called from a loop it runs); -ENOMEM; a thread's creation error. */
+CORIO_API int corio_run_threads(unsigned n, corio_fn *fn, void *arg,
+                                const struct corio_loop_opts *opts, unsigned flags);
+#define CORIO_THREADS_PIN 0x1u /* pin each loop's thread to its own CPU */
+
+/* Within corio_run_threads: the calling thread's loop's index (0 to n - 1), the number of loops,
+ * and loop @i (NULL past the last), to post or spawn onto. Outside: 0, 1, and the calling thread's
+ * running loop for @i 0. Any thread of the group. */
+CORIO_API unsigned corio_thread_index(void);
+CORIO_API unsigned corio_thread_count(void);
+CORIO_API struct corio_loop *corio_thread_loop(unsigned i);
+
+/* Stops every loop of the calling thread's corio_run_threads (corio_loop_stop on each; the running
+ * loop outside one). From a thread of the group. Returns nothing. */
+CORIO_API void corio_threads_stop(void);
 
 /* ==== futures ================================================================================ */
 
@@ -436,6 +493,32 @@ CORIO_API int corio_statx(int dirfd, const char *path, int flags, unsigned mask,
 CORIO_API int corio_statx_start(struct corio_future *f, int dirfd, const char *path, int flags,
                                 unsigned mask, struct statx *out, int64_t deadline);
 
+/* ==== blocking calls =========================================================================
+ * A function that blocks its thread (a library call without an asynchronous form, a name lookup)
+ * would stop every coroutine of the loop. corio_blocking runs it on a worker thread of a pool the
+ * loop owns instead: corio_loop_opts.blocking_threads workers at most, started as calls need them
+ * and joined by corio_loop_free, and at most blocking_queue calls waiting for one. */
+
+/* A function for corio_blocking, run on a worker thread with @arg. Its result is an int status,
+ * >= 0 or -errno by convention, as a coroutine body's is: a value it produces travels through
+ * @arg. It must not call corio: it runs in no coroutine, and the loop belongs to another thread. */
+typedef int corio_blocking_fn(void *arg);
+
+/* Runs fn(arg) on a worker thread of the calling coroutine's loop and suspends the caller until
+ * it returns; the loop's other coroutines run meanwhile. The result is an int, not a pointer, for
+ * the reason corio_spawn's is: one convention for every call's result, with -errno for errors.
+ * Cancel and deadline: a call that no worker has taken yet is withdrawn, and fn never runs; fn
+ * that runs cannot be interrupted, so the caller gets -ECANCELED or -ETIMEDOUT at once, fn runs
+ * to its end and its result is discarded. @arg must stay valid until fn returns, which can then
+ * be after this call has returned: the calling coroutine's stack is kept until fn returns even if
+ * the coroutine ends first (as for an op in flight: corio_join, corio_group_wait and
+ * corio_loop_run wait for it), so memory in the coroutine's body's frame stays valid, but memory
+ * in the frame of a function that returns meanwhile is reused. corio_loop_free waits for every fn
+ * still running. May suspend. Returns fn's result, or -errno: -ETIMEDOUT, -ECANCELED, -EPERM
+ * outside a coroutine, -EAGAIN when blocking_queue calls wait already (or no worker thread could
+ * be started), -EINVAL for a NULL @fn, -ENOMEM, -EMFILE (the pool's eventfd). */
+CORIO_API int corio_blocking(corio_blocking_fn *fn, void *arg, int64_t deadline);
+
 /* ==== net ==================================================================================== */
 
 /* Creates a socket; SOCK_CLOEXEC is always added. Uses IORING_OP_SOCKET where the kernel has it and
@@ -496,15 +579,46 @@ CORIO_API ssize_t corio_recv_all(int fd, void *buf, size_t len, size_t *done, in
 #define CORIO_LISTEN_REUSEPORT 0x1u /* SO_REUSEPORT, for one listener per thread. */
 #define CORIO_LISTEN_V6ONLY 0x2u    /* IPV6_V6ONLY on an IPv6 listener. */
 
-/* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"),
- * or NULL for all IPv4 addresses; @port 0 picks a free port (read it with corio_local_port). Sets
- * SO_REUSEADDR, and TCP_NODELAY, which the accepted connections inherit. Does not suspend: usable outside coroutines. Returns the listening fd, or -errno
- * (-EINVAL for an address that is not numeric, -EADDRINUSE, ...). */
+/* Binds and listens on a TCP socket. @host is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1",
+ * "fe80::1%eth0"), NULL for all IPv4 addresses, or a host name, resolved as corio_resolve does;
+ * the socket is bound to the first of the name's addresses that binds (one socket: a name with an
+ * IPv6 and an IPv4 address gets the first in the resolver's order). @port 0 picks a free port
+ * (read it with corio_local_port). Sets SO_REUSEADDR, and TCP_NODELAY, which the accepted
+ * connections inherit. Usable outside coroutines: there a name is looked up on the calling
+ * thread, which waits for the resolver; inside one the lookup runs on the loop's workers
+ * (corio_blocking) and the call suspends for it. A numeric address never suspends. Returns the
+ * listening fd, or -errno (-EINVAL for an address that does not parse, the errors of
+ * corio_resolve for a name, -EADDRINUSE, ...). */
 CORIO_API int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags);
 
-/* Connects a new TCP socket to @host:@port (numeric IPv4 or IPv6) and sets TCP_NODELAY. May
- * suspend. Returns the connected fd, owned by the caller, or -errno (-ECONNREFUSED, -ETIMEDOUT). */
+/* Connects a new TCP socket to @host:@port and sets TCP_NODELAY. @host is a numeric IPv4 or IPv6
+ * address or a host name, resolved as corio_resolve does (within @deadline); the addresses are
+ * tried one after the other in the resolver's order, and the first that accepts wins (an address
+ * that drops the connection attempt without an answer holds the rest up until @deadline: there
+ * is no racing of attempts, RFC 8305). May suspend. Returns the connected fd, owned by the caller,
+ * or -errno: the last attempt's (-ECONNREFUSED, -ENETUNREACH), -ETIMEDOUT, -ECANCELED, or
+ * corio_resolve's. */
 CORIO_API int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline);
+
+/* Resolves @host to at most @max addresses with @port, stored in @out[0..) as struct sockaddr_in
+ * or sockaddr_in6 (connect them with the length of their family), for @family AF_UNSPEC (both),
+ * AF_INET or AF_INET6. A numeric address ("127.0.0.1", "::1", "fe80::1%eth0") is parsed without a
+ * lookup and without suspending, also outside a coroutine; a host that can only be meant as an
+ * address (it has a ':', or only digits and dots) and does not parse is -EINVAL, not looked up. A
+ * name is looked up with getaddrinfo (/etc/hosts, DNS, as nsswitch.conf says) on the loop's
+ * worker threads (corio_blocking), for stream sockets, in the resolver's order (RFC 6724 and
+ * /etc/gai.conf), without AI_ADDRCONFIG (so "localhost" resolves on a host that has only loopback
+ * addresses). Cancel or @deadline return at once; a lookup that has begun goes on in its worker
+ * and its answer is dropped. May suspend. Returns the number of addresses stored (>= 1; a name
+ * may have more than @max), or -errno. getaddrinfo's errors map to: EAI_NONAME, EAI_NODATA,
+ * EAI_ADDRFAMILY (no such name, or no address of @family) -ENOENT; EAI_AGAIN (the name server
+ * could not be reached, or said to try again) -EAGAIN; EAI_MEMORY -ENOMEM; EAI_FAIL (the name
+ * server failed for good) -EIO; EAI_FAMILY -EAFNOSUPPORT; EAI_SYSTEM the errno it left; any other
+ * -EINVAL. Also: -ENOENT for a numeric address of the other family, -EAFNOSUPPORT for another
+ * @family, -EINVAL for a NULL @host or @out or a @max of 0, -EPERM for a name outside a
+ * coroutine, and corio_blocking's -ETIMEDOUT, -ECANCELED, -EAGAIN (its queue full), -ENOMEM. */
+CORIO_API int corio_resolve(const char *host, uint16_t port, int family,
+                            struct sockaddr_storage *out, size_t max, int64_t deadline);
 
 /* Binds and listens on a Unix stream socket at @path, unlinking a stale socket file first. Does not
  * suspend. Returns the listening fd, or -errno (-ENAMETOOLONG for a path that does not fit). */
