@@ -237,6 +237,9 @@ static struct io_uring_sqe *prep_sqe(struct corio__ring *r, struct io_uring_sqe 
             sqe = prep_cancel_fd(r, sqe, fd, false);
         io_uring_prep_close(sqe, fd);
         break;
+    case CORIO__OP_POLL:
+        io_uring_prep_poll_add(sqe, fd, op->op_flags);
+        break;
     case CORIO__OP_RECV_MULTI:
     case CORIO__OP_ACCEPT_MULTI:
         prep_multishot_op(sqe, op);

@@ -45,6 +45,7 @@ enum corio__opcode {
                                chosen by threshold, falls back to SEND on -EOPNOTSUPP */
     CORIO__OP_READ_FIXED,   /* fd, addr = buf, len, off, aux = registered buffer index */
     CORIO__OP_WRITE_FIXED,  /* fd, addr = buf, len, off, aux = registered buffer index */
+    CORIO__OP_POLL,         /* fd, op_flags = poll events: completes once with the ready mask */
     CORIO__OP_COUNT
 };
 

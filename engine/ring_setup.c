@@ -50,6 +50,7 @@ static const struct flag_map op_map[] = {
     {CORIO_FEAT_READ_FIXED, IORING_OP_READ_FIXED},
     {CORIO_FEAT_WRITE_FIXED, IORING_OP_WRITE_FIXED},
     {CORIO_FEAT_PROVIDE_BUFFERS, IORING_OP_PROVIDE_BUFFERS},
+    {CORIO_FEAT_POLL, IORING_OP_POLL_ADD},
 };
 
 static unsigned refused_setup(uint64_t refuse)

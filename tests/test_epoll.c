@@ -302,8 +302,9 @@ static void test_epoll_features(void **state)
     assert_true(corio_loop_has(l, CORIO_FEAT_RECV_MULTISHOT));
     assert_true(corio_loop_has(l, CORIO_FEAT_ACCEPT_MULTISHOT));
     assert_true(corio_loop_has(l, CORIO_FEAT_BUF_RING));
-    /* A close that ends the ops waiting on its fd. */
+    /* Readiness waits, and a close that ends the ops waiting on its fd. */
     assert_true(corio_loop_has(l, CORIO_FEAT_CANCEL_FD));
+    assert_true(corio_loop_has(l, CORIO_FEAT_POLL));
     assert_false(corio_loop_has(l, CORIO_FEAT_SQPOLL));
     assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN));
     corio_loop_free(l);

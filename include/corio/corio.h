@@ -136,6 +136,7 @@ enum corio_feature {
     CORIO_FEAT_BUF_RING,
     /* Added in 1.x (at the end, so that the values above keep their meaning). */
     CORIO_FEAT_CANCEL_FD, /* cancelling by fd (5.19): corio_close ends the ops pending on it */
+    CORIO_FEAT_POLL,      /* readiness waits: IORING_OP_POLL_ADD (corio_poll) */
     CORIO_FEAT_COUNT
 };
 
@@ -471,7 +472,7 @@ CORIO_API int corio_openat_start(struct corio_future *f, int dirfd, const char *
  * passed deadline, so that clean-up always runs; it suspends only for the kernel's immediate
  * answer: no deadline), outside one with close(2), so that clean-up after corio_run or after a
  * loop's end closes what is left. In a coroutine, the operations of this loop still pending on
- * @fd (a receive, an accept, an acceptor or receiver, in any coroutine) end first with
+ * @fd (a receive, an accept, a poll, an acceptor or receiver, in any coroutine) end first with
  * -ECANCELED, so that none waits on a file that is gone nor takes data sent after the close. On
  * io_uring that takes cancelling by fd (kernel 5.19, CORIO_FEAT_CANCEL_FD; without it they are not
  * woken and wait for their deadlines), and it ends the ops on the same open file under another
@@ -663,6 +664,25 @@ CORIO_API int corio_acceptor_next(struct corio_acceptor *a, int64_t deadline);
 /* Disarms the multishot accept, waits for its last CQE, and closes connections still queued.
  * May suspend. Returns nothing. */
 CORIO_API void corio_acceptor_fini(struct corio_acceptor *a);
+
+/* ==== readiness ==============================================================================
+ * For a library that does its own non-blocking I/O (a TLS or protocol library that says "want
+ * read" or "want write", a resolver, a database client) and only needs to be told when to try
+ * again: the coroutine waits for readiness, the library makes the calls. @events are <poll.h>'s
+ * POLLIN, POLLOUT, POLLPRI and POLLRDHUP, or'd; other bits are ignored. POLLERR and POLLHUP are
+ * reported whether asked for or not, and so is POLLRDHUP (the peer shut down its side) once it
+ * happens. Any fd that can be polled works (sockets, pipes, eventfds, timerfds); a regular file
+ * is always ready. On io_uring a wait for POLLPRI alone is not woken by TCP urgent data: the
+ * kernel's poll leaves POLLPRI out when it matches a wake-up against the events asked for
+ * (io_uring/poll.c, IO_ASYNC_POLL_COMMON; so on 6.18), so ask for POLLIN | POLLPRI. A wait that
+ * is ready when it starts, and wake-ups that name no event (a sysfs attribute's), are seen
+ * either way. */
+
+/* Waits until @fd is ready for @events, or already is. May suspend. Returns the ready events
+ * (> 0), or -errno: -ETIMEDOUT, -ECANCELED (the caller was cancelled, or @fd was closed with
+ * corio_close), -EBADF, -EPERM outside a coroutine. */
+CORIO_API int corio_poll(int fd, unsigned events, int64_t deadline);
+CORIO_API int corio_poll_start(struct corio_future *f, int fd, unsigned events, int64_t deadline);
 
 /* ==== buffers ================================================================================
  * Provided buffer rings (5.19): the kernel picks a buffer from the ring when data arrives, so a
