@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1545,7 +1546,7 @@ static void test_net_send_all_peer_reset(void **state)
 /* ---- corio_close ends what waits on the fd --------------------------------------------------- */
 
 /* What another coroutine waits in when the fd is closed under it. */
-enum close_wait { CW_RECV, CW_ACCEPT, CW_ACCEPTOR };
+enum close_wait { CW_RECV, CW_POLL, CW_ACCEPT, CW_ACCEPTOR };
 
 struct closing {
     enum close_wait kind;
@@ -1556,7 +1557,7 @@ struct closing {
     int64_t woken; /* when its call returned */
 };
 
-static const char *const close_wait_names[] = {"recv", "accept", "acceptor"};
+static const char *const close_wait_names[] = {"recv", "poll", "accept", "acceptor"};
 
 static int close_waiter(void *arg)
 {
@@ -1565,6 +1566,9 @@ static int close_waiter(void *arg)
     switch (c->kind) {
     case CW_RECV:
         c->result = (int)corio_recv(c->fd, c->buf, sizeof(c->buf), 0, T_BOUND);
+        break;
+    case CW_POLL:
+        c->result = corio_poll(c->fd, POLLIN, T_BOUND);
         break;
     case CW_ACCEPT:
         c->result = corio_accept(c->fd, NULL, NULL, 0, T_BOUND);
@@ -1605,7 +1609,7 @@ static void test_net_close_wakes_recv(void **state)
 {
     struct corio_loop *loop = *state;
     t_need(loop, CORIO_FEAT_CANCEL_FD);
-    for (enum close_wait k = CW_RECV; k <= CW_RECV; k++) {
+    for (enum close_wait k = CW_RECV; k <= CW_POLL; k++) {
         int sv[2];
         assert_int_equal(t_tcp_pair(sv), 0);
         struct closing c = {.kind = k, .fd = sv[0], .peer = sv[1]};
@@ -1634,13 +1638,15 @@ static int close_own_body(void *arg)
 {
     const int *sv = arg;
     char buf[8] = {0};
-    struct corio_future fr, fc;
+    struct corio_future fr, fp, fc;
     T_EXPECT_EQ(corio_recv_start(&fr, sv[0], buf, sizeof(buf), 0, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_poll_start(&fp, sv[0], POLLIN, CORIO_FOREVER), 0);
     T_EXPECT_EQ(corio_yield(), 0);
     T_EXPECT_EQ(corio_close_start(&fc, sv[0]), 0);
     T_EXPECT_EQ(corio_await(&fc, CORIO_FOREVER), 0);
     send(sv[1], "late", 4, MSG_NOSIGNAL); /* may fail: the socket is closed */
     T_EXPECT_EQ(corio_await(&fr, T_BOUND), -ECANCELED);
+    T_EXPECT_EQ(corio_await(&fp, T_BOUND), -ECANCELED);
     T_EXPECT_EQ(buf[0], 0);
     return 0;
 }
