@@ -8,7 +8,8 @@
  * change once, and an op is always tried before it waits, so no readiness is missed. After a read
  * that came back short on a stream (or an EAGAIN), the fd is taken as drained and the next op
  * waits without trying: new data raises a new edge. A readiness wait (corio_poll) looks with
- * poll(2) first and is then told of every edge until one brings what it waits for. An fd that
+ * poll(2) first and is then told of every edge until one brings what it waits for; a multishot
+ * one (corio_poller) is told of every edge until it is cancelled. An fd that
  * corio did not see closed (close(2) instead of corio_close) and whose number is then reused may
  * keep a stale registration: corio_close is the way to close what corio waited on. */
 #include "epoll_private.h"
@@ -267,8 +268,8 @@ static void drain(struct corio__poll *p, struct pfd *f, int dir)
 }
 
 /* An edge on @f with @events: every readiness wait on it that asked for one of them ends with
- * the ready events. Before the drains of the same edge, so that the events are the ones epoll
- * reported, not what the ops left. */
+ * the ready events, or, if multishot, is told them and stays. Before the drains of the same edge,
+ * so that the events are the ones epoll reported, not what the ops left. */
 static void tell_pollers(struct corio__poll *p, struct pfd *f, uint32_t events)
 {
     struct corio__list *q = &f->waiters[DIR_POLL];
@@ -276,7 +277,9 @@ static void tell_pollers(struct corio__poll *p, struct pfd *f, uint32_t events)
         next = i->next; /* finish unlinks only @r */
         struct prec *r = container_of(i, struct prec, link);
         uint32_t mask = events & corio__poll_want(r->op.op_flags);
-        if (mask)
+        if (mask && (r->op.aux & CORIO__POLL_MULTI))
+            corio__poll_post(p, r->ud, (int32_t)mask, CORIO__CQE_F_MORE);
+        else if (mask)
             finish(p, r, mask, -ECANCELED);
     }
 }

@@ -267,10 +267,12 @@ _Static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI && POLLOUT == EPOLLOUT &
                "a readiness wait's events are poll(2)'s and epoll's alike");
 
 /* A readiness wait: answered at once when poll(2) finds the fd ready, else it waits among the
- * fd's readiness waits for an edge that brings what it waits for. */
+ * fd's readiness waits for an edge that brings what it waits for. A multishot one posts what
+ * poll(2) finds and stays among them (TRY_KEEP), told of every edge, as io_uring's reports the
+ * readiness it finds when armed and then each wake-up; on a regular file, which has no wake-ups,
+ * it ends with what it found, as io_uring's does. */
 static int try_poll(struct corio__poll *p, struct prec *r, int64_t *res)
 {
-    (void)p;
     const struct corio__op *op = &r->op;
     r->dir = DIR_POLL;
     if (op->fd < 0) {
@@ -286,11 +288,18 @@ static int try_poll(struct corio__poll *p, struct prec *r, int64_t *res)
         return TRY_DONE;
     }
     uint32_t mask = (uint32_t)pfd.revents & corio__poll_want(op->op_flags);
-    if (mask) {
+    if (!(op->aux & CORIO__POLL_MULTI)) {
+        *res = mask;
+        return mask ? TRY_DONE : TRY_WAIT;
+    }
+    struct pfd *f = corio__pfd(p, op->fd);
+    if (mask && f && classify(f) == K_FILE) {
         *res = mask;
         return TRY_DONE;
     }
-    return TRY_WAIT;
+    if (mask)
+        corio__poll_post(p, r->ud, (int32_t)mask, CORIO__CQE_F_MORE);
+    return TRY_KEEP;
 }
 
 void corio__poll_restore_flags(int fd, int flags)

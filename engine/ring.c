@@ -238,7 +238,10 @@ static struct io_uring_sqe *prep_sqe(struct corio__ring *r, struct io_uring_sqe 
         io_uring_prep_close(sqe, fd);
         break;
     case CORIO__OP_POLL:
-        io_uring_prep_poll_add(sqe, fd, op->op_flags);
+        if (op->aux & CORIO__POLL_MULTI)
+            io_uring_prep_poll_multishot(sqe, fd, op->op_flags);
+        else
+            io_uring_prep_poll_add(sqe, fd, op->op_flags);
         break;
     case CORIO__OP_RECV_MULTI:
     case CORIO__OP_ACCEPT_MULTI:

@@ -18,6 +18,11 @@ struct corio__ring;
  * for every close. */
 #define CORIO__CLOSE_CANCEL 1u
 
+/* A readiness wait (CORIO__OP_POLL) with this aux stays armed and completes once per wake-up of
+ * the fd, with CORIO__CQE_F_MORE, until cancelled or ended by the backend (IORING_POLL_ADD_MULTI,
+ * 5.13: CORIO_FEAT_POLL_MULTISHOT). */
+#define CORIO__POLL_MULTI 1u
+
 /* The operations the layers above can ask for. */
 enum corio__opcode {
     CORIO__OP_NOP,
@@ -45,7 +50,8 @@ enum corio__opcode {
                                chosen by threshold, falls back to SEND on -EOPNOTSUPP */
     CORIO__OP_READ_FIXED,   /* fd, addr = buf, len, off, aux = registered buffer index */
     CORIO__OP_WRITE_FIXED,  /* fd, addr = buf, len, off, aux = registered buffer index */
-    CORIO__OP_POLL,         /* fd, op_flags = poll events: completes once with the ready mask */
+    CORIO__OP_POLL,         /* fd, op_flags = poll events: completes with the ready mask, once,
+                               or with aux = CORIO__POLL_MULTI once per wake-up (F_MORE) */
     CORIO__OP_COUNT
 };
 
