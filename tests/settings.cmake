@@ -27,3 +27,5 @@ set(CORIO_TEST_SETTINGS_test_remote TIMEOUT 120 LABELS unit threads memcheck)
 set(CORIO_TEST_SETTINGS_test_blocking TIMEOUT 120 LABELS unit threads memcheck)
 set(CORIO_TEST_SETTINGS_test_resolve TIMEOUT 60 LABELS unit net memcheck)
 set(CORIO_TEST_SETTINGS_test_poll TIMEOUT 60 LABELS unit net memcheck)
+set(CORIO_TEST_SETTINGS_test_poll_tls TIMEOUT 60 LABELS unit net memcheck
+    LIBS OpenSSL::SSL OpenSSL::Crypto)
