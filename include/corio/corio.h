@@ -704,11 +704,13 @@ struct corio_poller {
  * -EOPNOTSUPP without readiness waits (CORIO_FEAT_POLL). */
 CORIO_API int corio_poller_init(struct corio_poller *p, int fd, unsigned events);
 
-/* Returns the events kept since the last call, or waits for the next. A deadline or a cancel
- * ends the wait, not the watch: events that come afterwards are kept for the next call. May
- * suspend. Returns the ready events (> 0), or -errno: -ETIMEDOUT, -ECANCELED (the caller was
- * cancelled, or, from then on, @fd was closed with corio_close), -EBADF (from then on), -EPERM
- * outside the coroutine that owns @p, -EINVAL for a poller not prepared or finished. */
+/* Returns the events kept since the last call, or waits for the next. It returns all it kept,
+ * whichever the caller waits for now: one that waits for POLLOUT and is given POLLIN keeps that
+ * for its next wait, as it is not reported again. A deadline or a cancel ends the wait, not the
+ * watch: events that come afterwards are kept for the next call. May suspend. Returns the ready
+ * events (> 0), or -errno: -ETIMEDOUT, -ECANCELED (the caller was cancelled, or, from then on,
+ * @fd was closed with corio_close), -EBADF (from then on), -EPERM outside the coroutine that
+ * owns @p, -EINVAL for a poller not prepared or finished. */
 CORIO_API int corio_poller_next(struct corio_poller *p, int64_t deadline);
 
 /* Disarms the poll and waits for its last CQE, so that @p's storage may go; works in a cancelled
