@@ -118,6 +118,9 @@ static const char *const names[CORIO_FEAT_COUNT] = {
     [CORIO_FEAT_RECV_MULTISHOT] = "recv_multishot",
     [CORIO_FEAT_ACCEPT_MULTISHOT] = "accept_multishot",
     [CORIO_FEAT_BUF_RING] = "buf_ring",
+    [CORIO_FEAT_CANCEL_FD] = "cancel_fd",
+    [CORIO_FEAT_POLL] = "poll",
+    [CORIO_FEAT_POLL_MULTISHOT] = "poll_multishot",
 };
 
 const char *corio_backend_name(enum corio_backend b)

@@ -423,6 +423,22 @@ void corio__coro_finish(struct corio_coro *co)
         finalize(co);
 }
 
+static void waiter_abort(struct corio__task *t, int why)
+{
+    struct corio__task **waiter = t->wait_obj;
+    *waiter = NULL;
+    corio__unpark(t, why);
+}
+
+int corio__pending_park(struct corio__task **waiter, struct corio__task *t, int64_t deadline,
+                        bool abortable)
+{
+    *waiter = t;
+    int res = corio__park(t, deadline, abortable ? waiter_abort : NULL, waiter);
+    *waiter = NULL;
+    return res;
+}
+
 void corio__coro_zombie_check(struct corio_coro *co)
 {
     if (corio__list_empty(&co->pending))

@@ -157,6 +157,13 @@ static inline void corio__pending_done(struct corio__pending *p)
         corio__coro_zombie_check(co);
 }
 
+/* Parks @t, the owner of a multishot handler (a poller), until the handler's next CQE: *@waiter
+ * holds @t meanwhile, for the CQE to unpark. If @abortable, a cancel or @deadline (or @t's own)
+ * ends the wait too, clearing *@waiter first so that a later CQE wakes nobody; a wait for the
+ * last CQE before the owner's frame may go is not abortable. Returns the waker's result. */
+int corio__pending_park(struct corio__task **waiter, struct corio__task *t, int64_t deadline,
+                        bool abortable);
+
 /* Cancels every member of @g (now and later spawned ones). Returns the number cancelled. */
 int corio__group_cancel(struct corio__group *g);
 

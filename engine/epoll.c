@@ -1,15 +1,17 @@
 /* The epoll backend's engine: records, the queue of ops to try, waiting for readiness, deadlines,
  * cancels, the worker pool's results, and the completions posted in io_uring's shapes.
  *
- * Readiness is edge-triggered: an fd joins the epoll set once, for in and out together, the first
- * time an op on it would block, and stays until corio closes it. Level-triggered would report a
- * readable socket on every epoll_wait until it is read, which for a coroutine that is busy
- * elsewhere is a wake-up with nothing to do; edge-triggered reports each change once, and an op
- * is always tried before it waits, so no readiness is missed. After a read that came back short
- * on a stream (or an EAGAIN), the fd is taken as drained and the next op waits without trying:
- * new data raises a new edge. An fd that corio did not see closed (close(2) instead of
- * corio_close) and whose number is then reused may keep a stale registration: corio_close is
- * the way to close what corio waited on. */
+ * Readiness is edge-triggered: an fd joins the epoll set once, for in and out (and urgent data)
+ * together, the first time an op on it would block, and stays until corio closes it.
+ * Level-triggered would report a readable socket on every epoll_wait until it is read, which for
+ * a coroutine that is busy elsewhere is a wake-up with nothing to do; edge-triggered reports each
+ * change once, and an op is always tried before it waits, so no readiness is missed. After a read
+ * that came back short on a stream (or an EAGAIN), the fd is taken as drained and the next op
+ * waits without trying: new data raises a new edge. A readiness wait (corio_poll) looks with
+ * poll(2) first and is then told of every edge until one brings what it waits for; a multishot
+ * one (corio_poller) is told of every edge until it is cancelled. An fd that
+ * corio did not see closed (close(2) instead of corio_close) and whose number is then reused may
+ * keep a stale registration: corio_close is the way to close what corio waited on. */
 #include "epoll_private.h"
 
 #include <errno.h>
@@ -215,20 +217,21 @@ static void attempt(struct corio__poll *p, struct prec *r)
 }
 
 /* Puts @r among the waiters of its fd, adding the fd to the epoll set the first time. A regular
- * file cannot be in the set (EPERM): then @r goes to a worker. Returns 0 or -errno. */
+ * file cannot be in the set (EPERM): then @r goes to a worker, except a readiness wait, which no
+ * worker can serve: -EINVAL, as io_uring says of a file that cannot be waited on and is not ready
+ * for what was asked. Returns 0 or -errno. */
 static int wait_on(struct corio__poll *p, struct prec *r)
 {
     struct pfd *f = corio__pfd(p, r->op.fd);
     if (!f)
         return -ENOMEM;
     if (!f->registered) {
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = f};
+        struct epoll_event ev = {.events = CORIO__PFD_EVENTS, .data.ptr = f};
         if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, f->fd, &ev) != 0 && errno != EEXIST) {
             if (errno != EPERM)
                 return -errno;
             f->kind = K_FILE;
-            return to_pool(p, r);
+            return r->dir == DIR_POLL ? -EINVAL : to_pool(p, r);
         }
         f->registered = true;
     }
@@ -261,6 +264,23 @@ static void drain(struct corio__poll *p, struct pfd *f, int dir)
             finish(p, r, res, -ECANCELED);
         else if ((res = to_pool(p, r)) != 0)
             finish(p, r, res, -ECANCELED);
+    }
+}
+
+/* An edge on @f with @events: every readiness wait on it that asked for one of them ends with
+ * the ready events, or, if multishot, is told them and stays. Before the drains of the same edge,
+ * so that the events are the ones epoll reported, not what the ops left. */
+static void tell_pollers(struct corio__poll *p, struct pfd *f, uint32_t events)
+{
+    struct corio__list *q = &f->waiters[DIR_POLL];
+    for (struct corio__list *i = q->next, *next; i != q; i = next) {
+        next = i->next; /* finish unlinks only @r */
+        struct prec *r = container_of(i, struct prec, link);
+        uint32_t mask = events & corio__poll_want(r->op.op_flags);
+        if (mask && (r->op.aux & CORIO__POLL_MULTI))
+            corio__poll_post(p, r->ud, (int32_t)mask, CORIO__CQE_F_MORE);
+        else if (mask)
+            finish(p, r, mask, -ECANCELED);
     }
 }
 
@@ -410,6 +430,8 @@ static int poll_events(struct corio__poll *p, int64_t timeout_ns)
             continue;
         }
         struct pfd *f = e->data.ptr;
+        if (!corio__list_empty(&f->waiters[DIR_POLL]))
+            tell_pollers(p, f, e->events);
         if (e->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             f->hup[DIR_IN] = true;
         if (e->events & (EPOLLHUP | EPOLLERR))
@@ -509,8 +531,8 @@ struct pfd *corio__pfd_grow(struct corio__poll *p, int fd)
             return NULL;
         for (unsigned i = 0; i < CHUNK; i++) {
             chunk[i].fd = (int)(c * CHUNK + i);
-            corio__list_init(&chunk[i].waiters[0]);
-            corio__list_init(&chunk[i].waiters[1]);
+            for (int d = 0; d < DIR_LISTS; d++)
+                corio__list_init(&chunk[i].waiters[d]);
             chunk[i].ready[0] = chunk[i].ready[1] = true;
         }
         p->fds[c] = chunk;
@@ -536,7 +558,7 @@ void corio__poll_check(struct corio__poll *p, struct pfd *f)
      * costs this one system call per op. */
     if (!f || !f->registered || f->owned)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = f};
+    struct epoll_event ev = {.events = CORIO__PFD_EVENTS, .data.ptr = f};
     if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, f->fd, &ev) != 0)
         pfd_reset(f);
 }
@@ -555,7 +577,7 @@ void corio__poll_forget(struct corio__poll *p, int fd, int32_t res)
     if (fd < 0 || c >= p->fd_chunks || !p->fds[c])
         return;
     struct pfd *f = &p->fds[c][(unsigned)fd % CHUNK];
-    for (int d = 0; d < 2; d++)
+    for (int d = 0; d < DIR_LISTS; d++)
         while (!corio__list_empty(&f->waiters[d]))
             finish(p, container_of(f->waiters[d].next, struct prec, link), res, -ECANCELED);
     if (f->registered)

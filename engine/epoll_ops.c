@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -261,6 +262,46 @@ static int try_recv_multi(struct corio__poll *p, struct prec *r, int64_t *res)
     }
 }
 
+_Static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI && POLLOUT == EPOLLOUT &&
+                   POLLERR == EPOLLERR && POLLHUP == EPOLLHUP && POLLRDHUP == EPOLLRDHUP,
+               "a readiness wait's events are poll(2)'s and epoll's alike");
+
+/* A readiness wait: answered at once when poll(2) finds the fd ready, else it waits among the
+ * fd's readiness waits for an edge that brings what it waits for. A multishot one posts what
+ * poll(2) finds and stays among them (TRY_KEEP), told of every edge, as io_uring's reports the
+ * readiness it finds when armed and then each wake-up; on a regular file, which has no wake-ups,
+ * it ends with what it found, as io_uring's does. */
+static int try_poll(struct corio__poll *p, struct prec *r, int64_t *res)
+{
+    const struct corio__op *op = &r->op;
+    r->dir = DIR_POLL;
+    if (op->fd < 0) {
+        *res = -EBADF; /* poll(2) would skip it, and nothing could ever wake it */
+        return TRY_DONE;
+    }
+    struct pollfd pfd = {.fd = op->fd, .events = (short)corio__poll_want(op->op_flags)};
+    int n;
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0 || (pfd.revents & POLLNVAL)) {
+        *res = n < 0 ? -errno : -EBADF;
+        return TRY_DONE;
+    }
+    uint32_t mask = (uint32_t)pfd.revents & corio__poll_want(op->op_flags);
+    if (!(op->aux & CORIO__POLL_MULTI)) {
+        *res = mask;
+        return mask ? TRY_DONE : TRY_WAIT;
+    }
+    struct pfd *f = corio__pfd(p, op->fd);
+    if (mask && f && classify(f) == K_FILE) {
+        *res = mask;
+        return TRY_DONE;
+    }
+    if (mask)
+        corio__poll_post(p, r->ud, (int32_t)mask, CORIO__CQE_F_MORE);
+    return TRY_KEEP;
+}
+
 void corio__poll_restore_flags(int fd, int flags)
 {
     fcntl(fd, F_SETFL, flags);
@@ -329,6 +370,8 @@ int corio__poll_try(struct corio__poll *p, struct prec *r, int64_t *res)
         return try_recv_multi(p, r, res);
     case CORIO__OP_CONNECT:
         return try_connect(p, r, res);
+    case CORIO__OP_POLL:
+        return try_poll(p, r, res);
     case CORIO__OP_SOCKET: {
         int fd = socket(op->fd, (int)op->op_flags, (int)op->len);
         *res = fd < 0 ? -errno : fd;

@@ -22,7 +22,20 @@ enum {
     R_LOOSE,    /* in no list: being finished, or off the pool */
 };
 
-enum { DIR_IN = 0, DIR_OUT = 1 };
+/* Which waiters of an fd a record is among: those of a direction, tried in turn when it becomes
+ * ready, or the readiness waits (POLL), each told of every edge. */
+enum { DIR_IN = 0, DIR_OUT = 1, DIR_POLL = 2, DIR_LISTS = 3 };
+
+/* What an fd is registered for: both directions, urgent data for POLLPRI waits, and the peer's
+ * shutdown, edge-triggered. */
+#define CORIO__PFD_EVENTS (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET)
+
+/* The events a readiness wait for @want reports, as io_uring's poll does: those asked for, and
+ * errors, hang-ups and the peer's shutdown always (EPOLL and POLL bits are the same numbers). */
+static inline uint32_t corio__poll_want(uint32_t want)
+{
+    return want | EPOLLERR | EPOLLHUP | EPOLLRDHUP;
+}
 
 /* What trying an op gave. */
 enum {
@@ -36,7 +49,8 @@ enum {
 enum { K_UNKNOWN = 0, K_FILE, K_STREAM, K_PIPE, K_OTHER };
 
 struct pfd {
-    struct corio__list waiters[2]; /* records waiting for readiness, per direction, FIFO */
+    /* Records waiting for readiness, a FIFO per DIR_. */
+    struct corio__list waiters[DIR_LISTS];
     int fd;                        /* its number */
     uint8_t kind;                  /* K_*: from fstat, once */
     bool registered;               /* in the epoll set (edge-triggered, in and out) */

@@ -230,6 +230,7 @@ static const uint8_t op_feat[CORIO__OP_COUNT] = {
     [CORIO__OP_SEND_ZC] = CORIO_FEAT_SEND_ZC,
     [CORIO__OP_READ_FIXED] = CORIO_FEAT_READ_FIXED,
     [CORIO__OP_WRITE_FIXED] = CORIO_FEAT_WRITE_FIXED,
+    [CORIO__OP_POLL] = CORIO_FEAT_POLL,
 };
 
 static bool may_eagain(const struct corio__op *op)

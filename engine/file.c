@@ -2,6 +2,8 @@
  * statx, and the loops over short transfers. */
 #include "future.h"
 
+#include "loop.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -134,6 +136,15 @@ int corio_openat_start(struct corio_future *f, int dirfd, const char *path, int 
     return corio__future_start(corio__fut(f), &op, deadline, CORIO__FK_OP);
 }
 
+/* A close that first ends the ops other coroutines (or the caller's own futures) have pending
+ * on @fd, where the kernel can cancel by fd: otherwise they would wait until their deadlines on
+ * a file nobody can reach any more, and a receive could still take data sent after the close. */
+static struct corio__op close_op(int fd)
+{
+    uint32_t cancel = corio__here_has(CORIO_FEAT_CANCEL_FD) ? CORIO__CLOSE_CANCEL : 0;
+    return (struct corio__op){.opcode = CORIO__OP_CLOSE, .fd = fd, .aux = cancel};
+}
+
 int corio_close(int fd)
 {
     /* Outside a coroutine (clean-up after corio_run, a loop's end): close(2), which never waits
@@ -143,13 +154,13 @@ int corio_close(int fd)
             return -EPERM;
         return close(fd) == 0 ? 0 : -errno;
     }
-    const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
+    const struct corio__op op = close_op(fd);
     return (int)corio__future_run(&op, CORIO_FOREVER, CORIO__FK_CLOSE);
 }
 
 int corio_close_start(struct corio_future *f, int fd)
 {
-    const struct corio__op op = {.opcode = CORIO__OP_CLOSE, .fd = fd};
+    const struct corio__op op = close_op(fd);
     return corio__future_start(corio__fut(f), &op, CORIO_FOREVER, CORIO__FK_CLOSE);
 }
 

@@ -8,8 +8,9 @@
 #include <string.h>
 
 /* Modes of operations that IORING_REGISTER_PROBE cannot show. A buffer ring is tried for real.
- * Multishot accept came with IORING_OP_SOCKET (5.19) and multishot recv with IORING_OP_SEND_ZC
- * (6.0): their opcodes stand in for a version check. */
+ * Multishot accept and cancelling by fd (IORING_ASYNC_CANCEL_FD and _ALL) came with
+ * IORING_OP_SOCKET (5.19) and multishot recv with IORING_OP_SEND_ZC (6.0): their opcodes stand in
+ * for a version check. */
 static uint64_t probe_modes(struct corio__ring *r, uint64_t f)
 {
     struct corio__pbuf *p;
@@ -19,6 +20,8 @@ static uint64_t probe_modes(struct corio__ring *r, uint64_t f)
     }
     if (f & (1ull << CORIO_FEAT_SOCKET))
         f |= 1ull << CORIO_FEAT_ACCEPT_MULTISHOT;
+    if ((f & (1ull << CORIO_FEAT_SOCKET)) && (f & (1ull << CORIO_FEAT_ASYNC_CANCEL)))
+        f |= 1ull << CORIO_FEAT_CANCEL_FD;
     if ((f & (1ull << CORIO_FEAT_SEND_ZC)) && (f & (1ull << CORIO_FEAT_BUF_RING)))
         f |= 1ull << CORIO_FEAT_RECV_MULTISHOT;
     return f;

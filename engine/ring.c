@@ -85,7 +85,7 @@ static inline struct io_uring_sqe *get_sqe(struct corio__ring *r)
     return sqe;
 }
 
-/* The file ops: read, write and their vector and fixed-buffer forms, open, close, fsync, statx. */
+/* The file ops: read, write and their vector and fixed-buffer forms, open, fsync, statx. */
 static void prep_file_op(struct io_uring_sqe *sqe, const struct corio__op *op)
 {
     switch (op->opcode) {
@@ -103,9 +103,6 @@ static void prep_file_op(struct io_uring_sqe *sqe, const struct corio__op *op)
         break;
     case CORIO__OP_OPENAT:
         io_uring_prep_openat(sqe, op->fd, op->addr, (int)op->op_flags, op->aux);
-        break;
-    case CORIO__OP_CLOSE:
-        io_uring_prep_close(sqe, op->fd);
         break;
     case CORIO__OP_FSYNC:
         io_uring_prep_fsync(sqe, op->fd, op->op_flags ? IORING_FSYNC_DATASYNC : 0);
@@ -182,22 +179,50 @@ static void prep_multishot_op(struct io_uring_sqe *sqe, const struct corio__op *
     }
 }
 
-static void prep_sqe(struct io_uring_sqe *sqe, const struct corio__op *op)
+/* Prepares, in @sqe, an async cancel of every request on the file of @fd (a slot of the fixed
+ * file table if @fixed), hard-linked to the next SQE: a close (corio_close) that must not leave
+ * other coroutines' ops waiting on the file it ends, nor let them take data that comes after it.
+ * The close runs only once the cancel has been processed, and whatever its result: a plain link
+ * would be cut by its -EBADF on a bad fd and turn the close's own -EBADF into -ECANCELED. Nobody
+ * waits for the cancel's CQE (user_data 0), skipped on success where the kernel can. Known cost:
+ * the kernel finds the requests on a file by walking all the ring's armed polls (io_uring/poll.c,
+ * io_poll_file_find), O(ops waiting) per close, ~20 ns each on 6.18. Returns the next SQE, taken
+ * from the ring (corio__ring_prep reserved it). */
+static struct io_uring_sqe *prep_cancel_fd(struct corio__ring *r, struct io_uring_sqe *sqe, int fd,
+                                           bool fixed)
+{
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, 0);
+    sqe->flags |= IOSQE_IO_HARDLINK;
+    if (fixed)
+        sqe->flags |= IOSQE_FIXED_FILE;
+    if (r->cqe_skip)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    return get_sqe(r);
+}
+
+/* Prepares @op in @sqe, or in the SQE after it for a close that cancels first (the only op that
+ * takes two). Returns the SQE that carries @op. */
+static struct io_uring_sqe *prep_sqe(struct corio__ring *r, struct io_uring_sqe *sqe,
+                                     const struct corio__op *op)
 {
     int fd = op->fd;
     /* A direct descriptor: the SQE names a slot of the fixed file table, not an fd. */
     bool fixed = op->opcode != CORIO__OP_SOCKET && op->opcode != CORIO__OP_NOP &&
                  op->opcode != CORIO__OP_TIMEOUT && fd >= 0 && (fd & CORIO__FD_FIXED);
     if (fixed && op->opcode == CORIO__OP_CLOSE) {
-        io_uring_prep_close_direct(sqe, (unsigned)(fd & ~CORIO__FD_FIXED));
-        return;
+        unsigned slot = (unsigned)(fd & ~CORIO__FD_FIXED);
+        if (op->aux & CORIO__CLOSE_CANCEL)
+            sqe = prep_cancel_fd(r, sqe, (int)slot, true);
+        io_uring_prep_close_direct(sqe, slot);
+        return sqe;
     }
     if (fixed) {
         struct corio__op copy = *op;
         copy.fd = fd & ~CORIO__FD_FIXED;
-        prep_sqe(sqe, &copy);
+        sqe = prep_sqe(r, sqe, &copy);
         sqe->flags |= IOSQE_FIXED_FILE;
-        return;
+        return sqe;
     }
     switch (op->opcode) {
     case CORIO__OP_NOP:
@@ -206,6 +231,17 @@ static void prep_sqe(struct io_uring_sqe *sqe, const struct corio__op *op)
     case CORIO__OP_TIMEOUT:
         /* Absolute on CLOCK_MONOTONIC, the clock of corio_now(). Completes with -ETIME. */
         io_uring_prep_timeout(sqe, (struct __kernel_timespec *)op->addr, 0, IORING_TIMEOUT_ABS);
+        break;
+    case CORIO__OP_CLOSE:
+        if (op->aux & CORIO__CLOSE_CANCEL)
+            sqe = prep_cancel_fd(r, sqe, fd, false);
+        io_uring_prep_close(sqe, fd);
+        break;
+    case CORIO__OP_POLL:
+        if (op->aux & CORIO__POLL_MULTI)
+            io_uring_prep_poll_multishot(sqe, fd, op->op_flags);
+        else
+            io_uring_prep_poll_add(sqe, fd, op->op_flags);
         break;
     case CORIO__OP_RECV_MULTI:
     case CORIO__OP_ACCEPT_MULTI:
@@ -225,23 +261,26 @@ static void prep_sqe(struct io_uring_sqe *sqe, const struct corio__op *op)
     default:
         prep_file_op(sqe, op);
     }
+    return sqe;
 }
 
 void corio__ring_prep(struct corio__ring *r, const struct corio__op *op, uint64_t user_data,
                       const struct corio__ts *link_ts, uint64_t link_ud)
 {
     /* An op and its linked timeout must reach the kernel in the same submission, or the link
-     * would be cut: reserve both slots before preparing either. */
+     * would be cut: reserve both slots before preparing either. So must a close and the cancel
+     * linked before it (prep_cancel_fd), which never has a deadline: the test keeps one slot
+     * more than @need free, which costs the common path nothing (<= for <), so that a close
+     * finds its second slot there too. */
     unsigned need = link_ts ? 2 : 1;
-    if (unlikely(r->ring.sq.ring_entries - corio__ring_unsubmitted(r) < need))
-        make_room(r, need);
+    if (unlikely(r->ring.sq.ring_entries - corio__ring_unsubmitted(r) <= need))
+        make_room(r, need + (op->opcode == CORIO__OP_CLOSE && (op->aux & CORIO__CLOSE_CANCEL)));
     else if (unlikely(corio__fault_sq_full(r)) && corio__ring_unsubmitted(r))
         make_room(r, r->ring.sq.ring_entries - corio__ring_unsubmitted(r) + 1); /* seam: "full" */
     /* Fault seam: may shorten the op, or swap it for a NOP whose CQE it rewrites at reap. */
     struct corio__op faulted;
     op = corio__fault_prep(r, op, user_data, &faulted);
-    struct io_uring_sqe *sqe = get_sqe(r);
-    prep_sqe(sqe, op);
+    struct io_uring_sqe *sqe = prep_sqe(r, get_sqe(r), op);
     io_uring_sqe_set_data64(sqe, user_data);
     if (link_ts) {
         sqe->flags |= IOSQE_IO_LINK;

@@ -13,6 +13,16 @@
 
 struct corio__ring;
 
+/* A close with this aux first ends every op pending on its fd (-ECANCELED): on io_uring an
+ * ASYNC_CANCEL by fd hard-linked before it (5.19, CORIO_FEAT_CANCEL_FD); the epoll backend does it
+ * for every close. */
+#define CORIO__CLOSE_CANCEL 1u
+
+/* A readiness wait (CORIO__OP_POLL) with this aux stays armed and completes once per wake-up of
+ * the fd, with CORIO__CQE_F_MORE, until cancelled or ended by the backend (IORING_POLL_ADD_MULTI,
+ * 5.13: CORIO_FEAT_POLL_MULTISHOT). */
+#define CORIO__POLL_MULTI 1u
+
 /* The operations the layers above can ask for. */
 enum corio__opcode {
     CORIO__OP_NOP,
@@ -21,7 +31,7 @@ enum corio__opcode {
     CORIO__OP_READV,    /* fd, addr = iov, len = iovcnt, off */
     CORIO__OP_WRITEV,   /* fd, addr = iov, len = iovcnt, off */
     CORIO__OP_OPENAT,   /* fd = dirfd, addr = path, op_flags = open flags, aux = mode */
-    CORIO__OP_CLOSE,    /* fd */
+    CORIO__OP_CLOSE,    /* fd; aux = CORIO__CLOSE_CANCEL: end the ops pending on it first */
     CORIO__OP_FSYNC,    /* fd, op_flags = 1 for datasync */
     CORIO__OP_STATX,    /* fd = dirfd, addr = path, op_flags = AT_ flags, aux = mask, addr2 = out */
     CORIO__OP_SOCKET,   /* fd = domain, len = protocol, op_flags = type */
@@ -40,6 +50,8 @@ enum corio__opcode {
                                chosen by threshold, falls back to SEND on -EOPNOTSUPP */
     CORIO__OP_READ_FIXED,   /* fd, addr = buf, len, off, aux = registered buffer index */
     CORIO__OP_WRITE_FIXED,  /* fd, addr = buf, len, off, aux = registered buffer index */
+    CORIO__OP_POLL,         /* fd, op_flags = poll events: completes with the ready mask, once,
+                               or with aux = CORIO__POLL_MULTI once per wake-up (F_MORE) */
     CORIO__OP_COUNT
 };
 

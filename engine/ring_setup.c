@@ -50,6 +50,7 @@ static const struct flag_map op_map[] = {
     {CORIO_FEAT_READ_FIXED, IORING_OP_READ_FIXED},
     {CORIO_FEAT_WRITE_FIXED, IORING_OP_WRITE_FIXED},
     {CORIO_FEAT_PROVIDE_BUFFERS, IORING_OP_PROVIDE_BUFFERS},
+    {CORIO_FEAT_POLL, IORING_OP_POLL_ADD},
 };
 
 static unsigned refused_setup(uint64_t refuse)
@@ -186,6 +187,10 @@ uint64_t corio__ring_kernel_feats(const struct corio__ring *r)
         f |= 1ull << CORIO_FEAT_FAST_POLL;
     if (kf & IORING_FEAT_RW_CUR_POS)
         f |= 1ull << CORIO_FEAT_RW_CUR_POS;
+    /* Multishot poll (IORING_POLL_ADD_MULTI) came with 5.13, as did IORING_FEAT_RSRC_TAGS: the
+     * flag stands in for the version, which no probe shows. */
+    if (kf & IORING_FEAT_RSRC_TAGS)
+        f |= 1ull << CORIO_FEAT_POLL_MULTISHOT;
     if (r->enter_flags & IORING_ENTER_REGISTERED_RING)
         f |= 1ull << CORIO_FEAT_REG_RING_FD;
     return f & ~corio__fault_hidden_ops();

@@ -19,8 +19,8 @@ layer_of() {
     probe | op) echo 2 ;;
     scheduler | segv) echo 3 ;;
     coro | group | future | remote | loop.h) echo 4 ;;
-    loop | threads | blocking | file | net | resolve | listen | acceptor | buf | sync | chan | xchan | \
-        gen | drain | signals) \
+    loop | threads | blocking | file | net | resolve | listen | acceptor | poller | buf | sync | chan | \
+        xchan | gen | drain | signals) \
         echo 5 ;;
     *) echo "check_layers: no layer for $1: add it to the table in $0" >&2; echo 99 ;;
     esac

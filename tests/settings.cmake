@@ -31,3 +31,6 @@ set(CORIO_TEST_SETTINGS_test_foreign TIMEOUT 120 LABELS unit net memcheck)
 set(CORIO_TEST_SETTINGS_test_stop TIMEOUT 120 LABELS unit net threads memcheck LIBS corio_http_static)
 set(CORIO_TEST_SETTINGS_test_vclock TIMEOUT 60 LABELS unit net memcheck LIBS corio_http_static)
 set(CORIO_TEST_SETTINGS_test_testing TIMEOUT 120 LABELS unit net faults memcheck HELPERS corio_test_helpers_testing)
+set(CORIO_TEST_SETTINGS_test_poll TIMEOUT 60 LABELS unit net memcheck)
+set(CORIO_TEST_SETTINGS_test_poll_tls TIMEOUT 60 LABELS unit net memcheck
+    LIBS OpenSSL::SSL OpenSSL::Crypto)

@@ -302,6 +302,10 @@ static void test_epoll_features(void **state)
     assert_true(corio_loop_has(l, CORIO_FEAT_RECV_MULTISHOT));
     assert_true(corio_loop_has(l, CORIO_FEAT_ACCEPT_MULTISHOT));
     assert_true(corio_loop_has(l, CORIO_FEAT_BUF_RING));
+    /* Readiness waits, and a close that ends the ops waiting on its fd. */
+    assert_true(corio_loop_has(l, CORIO_FEAT_CANCEL_FD));
+    assert_true(corio_loop_has(l, CORIO_FEAT_POLL));
+    assert_true(corio_loop_has(l, CORIO_FEAT_POLL_MULTISHOT));
     assert_false(corio_loop_has(l, CORIO_FEAT_SQPOLL));
     assert_false(corio_loop_has(l, CORIO_FEAT_DEFER_TASKRUN));
     corio_loop_free(l);

@@ -1,6 +1,7 @@
 /* Socket operations (socket, accept, connect, send, recv, sendmsg, recvmsg, shutdown) in their
- * blocking and start forms; their errors, deadlines and cancellation; resets and SIGPIPE; and the
- * listen/dial and send_all/recv_all helpers. Loopback and Unix sockets only, ports picked by the
+ * blocking and start forms; their errors, deadlines and cancellation; resets and SIGPIPE; the
+ * listen/dial and send_all/recv_all helpers; and corio_close ending what other coroutines (and the
+ * closer itself) wait for on the fd. Loopback and Unix sockets only, ports picked by the
  * kernel (port 0 + corio_local_port), so runs never collide. The high-volume tests live in
  * test_net_load.c. */
 #include "helpers.h"
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1541,6 +1543,164 @@ static void test_net_send_all_peer_reset(void **state)
     assert_int_equal(c.peer_read, RESET_READ);
 }
 
+/* ---- corio_close ends what waits on the fd --------------------------------------------------- */
+
+/* What another coroutine waits in when the fd is closed under it. */
+enum close_wait { CW_RECV, CW_POLL, CW_ACCEPT, CW_ACCEPTOR };
+
+struct closing {
+    enum close_wait kind;
+    int fd;        /* what the waiter waits on, and the closer closes */
+    int peer;      /* a connection's other end (-1 for a listener): it sends after the close */
+    int result;    /* the waiter's */
+    char buf[8];   /* the waiter's receive buffer: nothing may land in it */
+    int64_t woken; /* when its call returned */
+};
+
+static const char *const close_wait_names[] = {"recv", "poll", "accept", "acceptor"};
+
+static int close_waiter(void *arg)
+{
+    struct closing *c = arg;
+    struct corio_acceptor ac;
+    switch (c->kind) {
+    case CW_RECV:
+        c->result = (int)corio_recv(c->fd, c->buf, sizeof(c->buf), 0, T_BOUND);
+        break;
+    case CW_POLL:
+        c->result = corio_poll(c->fd, POLLIN, T_BOUND);
+        break;
+    case CW_ACCEPT:
+        c->result = corio_accept(c->fd, NULL, NULL, 0, T_BOUND);
+        break;
+    case CW_ACCEPTOR:
+        T_EXPECT_EQ(corio_acceptor_init(&ac, c->fd, 0), 0);
+        c->result = corio_acceptor_next(&ac, T_BOUND);
+        corio_acceptor_fini(&ac);
+        break;
+    }
+    c->woken = corio_now();
+    if (c->result >= 0 && (c->kind == CW_ACCEPT || c->kind == CW_ACCEPTOR))
+        corio_close(c->result);
+    return 0;
+}
+
+/* Closes c->fd while another coroutine waits on it: the close gives 0 and the waiter -ECANCELED
+ * at once (not at its deadline), and data the peer sends after the close reaches nobody. */
+static int close_under_waiter(void *arg)
+{
+    struct closing *c = arg;
+    corio_id id;
+    T_EXPECT_EQ(corio_spawn(&id, NULL, close_waiter, c), 0);
+    t_sleep_ms(10); /* the waiter's op is in the kernel, or among epoll's waiters */
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_close(c->fd), 0);
+    if (c->peer >= 0)
+        send(c->peer, "late", 4, MSG_NOSIGNAL); /* may fail: the socket is closed */
+    T_EXPECT_EQ(corio_join(id, NULL, T_BOUND), 0);
+    if (!T_EXPECT_EQ(c->result, -ECANCELED))
+        print_error("  waiting in %s: %d\n", close_wait_names[c->kind], c->result);
+    T_EXPECT((double)(c->woken - t0) / 1e6 < LATE_MS);
+    T_EXPECT_EQ(memcmp(c->buf, "\0\0\0\0\0\0\0\0", sizeof(c->buf)), 0);
+    return 0;
+}
+
+static void test_net_close_wakes_recv(void **state)
+{
+    struct corio_loop *loop = *state;
+    t_need(loop, CORIO_FEAT_CANCEL_FD);
+    for (enum close_wait k = CW_RECV; k <= CW_POLL; k++) {
+        int sv[2];
+        assert_int_equal(t_tcp_pair(sv), 0);
+        struct closing c = {.kind = k, .fd = sv[0], .peer = sv[1]};
+        assert_int_equal(t_run1(loop, close_under_waiter, &c), 0);
+        close(sv[1]);
+        t_expect_ok();
+    }
+}
+
+static void test_net_close_wakes_accept(void **state)
+{
+    struct corio_loop *loop = *state;
+    t_need(loop, CORIO_FEAT_CANCEL_FD);
+    for (enum close_wait k = CW_ACCEPT; k <= CW_ACCEPTOR; k++) {
+        if (k == CW_ACCEPTOR && !corio_loop_has(loop, CORIO_FEAT_ACCEPT_MULTISHOT))
+            continue; /* said by test_acceptor's own skips */
+        struct closing c = {.kind = k, .fd = corio_listen_tcp("127.0.0.1", 0, 8, 0), .peer = -1};
+        assert_true(c.fd >= 0);
+        assert_int_equal(t_run1(loop, close_under_waiter, &c), 0);
+        t_expect_ok();
+    }
+}
+
+/* The closer's own started ops on the fd end too, and its close_start form gives 0. */
+static int close_own_body(void *arg)
+{
+    const int *sv = arg;
+    char buf[8] = {0};
+    struct corio_future fr, fp, fc;
+    T_EXPECT_EQ(corio_recv_start(&fr, sv[0], buf, sizeof(buf), 0, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_poll_start(&fp, sv[0], POLLIN, CORIO_FOREVER), 0);
+    T_EXPECT_EQ(corio_yield(), 0);
+    T_EXPECT_EQ(corio_close_start(&fc, sv[0]), 0);
+    T_EXPECT_EQ(corio_await(&fc, CORIO_FOREVER), 0);
+    send(sv[1], "late", 4, MSG_NOSIGNAL); /* may fail: the socket is closed */
+    T_EXPECT_EQ(corio_await(&fr, T_BOUND), -ECANCELED);
+    T_EXPECT_EQ(corio_await(&fp, T_BOUND), -ECANCELED);
+    T_EXPECT_EQ(buf[0], 0);
+    return 0;
+}
+
+static void test_net_close_cancels_own_ops(void **state)
+{
+    struct corio_loop *loop = *state;
+    t_need(loop, CORIO_FEAT_CANCEL_FD);
+    int sv[2];
+    assert_int_equal(t_tcp_pair(sv), 0);
+    assert_int_equal(t_run1(loop, close_own_body, sv), 0);
+    close(sv[1]);
+    t_expect_ok();
+}
+
+/* A direct descriptor (io_uring's fixed file table): its cancel names the slot, not an fd. */
+struct close_fixed {
+    int lfd;
+    int client;
+};
+
+static int close_fixed_body(void *arg)
+{
+    struct close_fixed *cf = arg;
+    struct corio_acceptor ac;
+    T_EXPECT_EQ(corio_acceptor_init(&ac, cf->lfd, CORIO_ACCEPT_FIXED), 0);
+    int fd = corio_acceptor_next(&ac, T_BOUND);
+    corio_acceptor_fini(&ac);
+    if (!T_EXPECT(fd >= 0 && (fd & CORIO_FD_FIXED)))
+        return -1;
+    struct closing c = {.kind = CW_RECV, .fd = fd, .peer = cf->client};
+    return close_under_waiter(&c);
+}
+
+static void test_net_close_wakes_fixed(void **state)
+{
+    (void)state;
+    struct corio_loop *l = t_mkloop(&(struct corio_loop_opts){.fixed_files = 4});
+    t_need_uring(l, true, "the fixed file table");
+    t_need_or_free(l, CORIO_FEAT_CANCEL_FD);
+    t_need_or_free(l, CORIO_FEAT_ACCEPT_MULTISHOT);
+    struct close_fixed cf = {.lfd = corio_listen_tcp("127.0.0.1", 0, 8, 0)};
+    assert_true(cf.lfd >= 0);
+    cf.client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    socklen_t alen = addr4(&a, corio_local_port(cf.lfd));
+    assert_int_equal(connect(cf.client, (struct sockaddr *)&a, alen), 0);
+    assert_int_equal(t_run1(l, close_fixed_body, &cf), 0);
+    close(cf.client);
+    close(cf.lfd);
+    corio_loop_free(l);
+    t_expect_ok();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1569,6 +1729,10 @@ int main(void)
         T_LOOP_FDS_TEST(test_net_dial_errors),
         T_LOOP_FDS_TEST(test_net_send_all_recv_all),
         T_LOOP_FDS_TEST(test_net_send_all_peer_reset),
+        T_LOOP_FDS_TEST(test_net_close_wakes_recv),
+        T_LOOP_FDS_TEST(test_net_close_wakes_accept),
+        T_LOOP_FDS_TEST(test_net_close_cancels_own_ops),
+        T_GUARD_TEST(test_net_close_wakes_fixed),
     };
     return T_RUN_TESTS(tests);
 }

@@ -32,9 +32,9 @@
  *   objects are set up by a _init call that returns 0 or -errno, or by their _INIT macro.
  *
  * ABI: the structs that callers embed (corio_future, corio_group, the sync objects, corio_gen,
- * corio_acceptor, corio_receiver) are opaque storage of a fixed size and alignment, with room
- * reserved inside: every 1.x release keeps their sizes, so code built against an earlier 1.x
- * header keeps working with a later library. corio_loop_opts is read field by field and zero
+ * corio_acceptor, corio_receiver, corio_poller) are opaque storage of a fixed size and alignment,
+ * with room reserved inside: every 1.x release keeps their sizes, so code built against an earlier
+ * 1.x header keeps working with a later library. corio_loop_opts is read field by field and zero
  * means "the default" for each: fields added in 1.x come out of its reserved room, and a caller
  * that zeroed the struct gets their defaults. Functions are only added in 1.x, never changed.
  */
@@ -139,6 +139,10 @@ enum corio_feature {
     CORIO_FEAT_RECV_MULTISHOT,
     CORIO_FEAT_ACCEPT_MULTISHOT,
     CORIO_FEAT_BUF_RING,
+    /* Added in 1.x (at the end, so that the values above keep their meaning). */
+    CORIO_FEAT_CANCEL_FD,      /* cancelling by fd (5.19): corio_close ends the ops pending on it */
+    CORIO_FEAT_POLL,           /* readiness waits: IORING_OP_POLL_ADD (corio_poll) */
+    CORIO_FEAT_POLL_MULTISHOT, /* a poll that stays armed (5.13): corio_poller, one SQE */
     CORIO_FEAT_COUNT
 };
 
@@ -629,8 +633,16 @@ CORIO_API int corio_openat_start(struct corio_future *f, int dirfd, const char *
 /* Closes @fd. Works anywhere: in a coroutine through the ring (not affected by cancellation or a
  * passed deadline, so that clean-up always runs; it suspends only for the kernel's immediate
  * answer: no deadline), outside one with close(2), so that clean-up after corio_run or after a
- * loop's end closes what is left. A direct descriptor (CORIO_FD_FIXED) exists only in its loop's
- * ring: closing one outside a coroutine of that loop gives -EPERM. Returns 0 or -errno (-EBADF). */
+ * loop's end closes what is left. In a coroutine, the operations of this loop still pending on @fd
+ * (a receive, an accept, a poll, an acceptor, receiver or poller, in any coroutine) end first with
+ * -ECANCELED, so that none waits on a file that is gone nor takes data sent after the close. On
+ * io_uring that takes cancelling by fd (kernel 5.19, CORIO_FEAT_CANCEL_FD; without it they are not
+ * woken and wait for their deadlines), and it ends the ops on the same open file under another
+ * number too (a dup of @fd); the epoll backend ends those waiting on the number @fd. Cost on
+ * io_uring: the kernel looks through every op the loop has waiting to find those on @fd, about
+ * 20 ns each (a close in a loop with 8000 receives waiting took 150 us instead of 5 us, 6.18). A
+ * direct descriptor (CORIO_FD_FIXED) exists only in its loop's ring: closing one outside a
+ * coroutine of that loop gives -EPERM. Returns 0 or -errno (-EBADF). */
 CORIO_API int corio_close(int fd);
 CORIO_API int corio_close_start(struct corio_future *f, int fd);
 
@@ -814,6 +826,59 @@ CORIO_API int corio_acceptor_next(struct corio_acceptor *a, int64_t deadline);
 /* Disarms the multishot accept, waits for its last CQE, and closes connections still queued.
  * May suspend. Returns nothing. */
 CORIO_API void corio_acceptor_fini(struct corio_acceptor *a);
+
+/* ==== readiness ==============================================================================
+ * For a library that does its own non-blocking I/O (a TLS or protocol library that says "want
+ * read" or "want write", a resolver, a database client) and only needs to be told when to try
+ * again: the coroutine waits for readiness, the library makes the calls. @events are <poll.h>'s
+ * POLLIN, POLLOUT, POLLPRI and POLLRDHUP, or'd; other bits are ignored. POLLERR and POLLHUP are
+ * reported whether asked for or not, and so is POLLRDHUP (the peer shut down its side) once it
+ * happens. Any fd that can be polled works (sockets, pipes, eventfds, timerfds); a regular file
+ * is always ready. On io_uring a wait for POLLPRI alone is not woken by TCP urgent data: the
+ * kernel's poll leaves POLLPRI out when it matches a wake-up against the events asked for
+ * (io_uring/poll.c, IO_ASYNC_POLL_COMMON; so on 6.18), so ask for POLLIN | POLLPRI. A wait that
+ * is ready when it starts, and wake-ups that name no event (a sysfs attribute's), are seen
+ * either way. */
+
+/* Waits until @fd is ready for @events, or already is. May suspend. Returns the ready events
+ * (> 0), or -errno: -ETIMEDOUT, -ECANCELED (the caller was cancelled, or @fd was closed with
+ * corio_close), -EBADF, -EPERM outside a coroutine. */
+CORIO_API int corio_poll(int fd, unsigned events, int64_t deadline);
+CORIO_API int corio_poll_start(struct corio_future *f, int fd, unsigned events, int64_t deadline);
+
+/* A watch kept on one fd for a long time (a TLS connection, a resolver's socket): one poll stays
+ * armed for every wake-up of the fd (multishot, 5.13: one SQE in all, where corio_poll costs one
+ * per wait; without CORIO_FEAT_POLL_MULTISHOT it is armed again for each wait), and the events
+ * that come while its coroutine is busy are kept, or'd together, until corio_poller_next returns
+ * them: nothing is lost. Events are reported when they happen, as by epoll's edge-triggered mode,
+ * not again while they last: call corio_poller_next once the library's call would block (EAGAIN,
+ * SSL_ERROR_WANT_READ), not while data it has not read may wait. It may return an event that is
+ * over by then (what came was read meanwhile): the library's next call says it would block, and
+ * the wait after that waits. Lives in caller storage; one coroutine, the one that called
+ * corio_poller_init, uses it, on its loop's thread. */
+struct corio_poller {
+    CORIO_ALIGN8 unsigned char opaque_[128];
+};
+
+/* Prepares a poller of @fd for @events (as corio_poll's); the poll is armed on the first
+ * corio_poller_next. Does not suspend. Returns 0, or -errno: -EPERM outside a coroutine,
+ * -EOPNOTSUPP without readiness waits (CORIO_FEAT_POLL). */
+CORIO_API int corio_poller_init(struct corio_poller *p, int fd, unsigned events);
+
+/* Returns the events kept since the last call, or waits for the next. It returns all it kept,
+ * whichever the caller waits for now: one that waits for POLLOUT and is given POLLIN keeps that
+ * for its next wait, as it is not reported again. A deadline or a cancel ends the wait, not the
+ * watch: events that come afterwards are kept for the next call. May suspend. Returns the ready
+ * events (> 0), or -errno: -ETIMEDOUT, -ECANCELED (the caller was cancelled, or, from then on,
+ * @fd was closed with corio_close), -EBADF (from then on), -EPERM outside the coroutine that
+ * owns @p, -EINVAL for a poller not prepared or finished. */
+CORIO_API int corio_poller_next(struct corio_poller *p, int64_t deadline);
+
+/* Disarms the poll and waits for its last CQE, so that @p's storage may go; works in a cancelled
+ * coroutine too. May suspend (while the poll is armed), in the owning coroutine only. A poller
+ * whose owner returns without this call is disarmed then, and the owner's stack is kept until
+ * the last CQE is in. Returns nothing. */
+CORIO_API void corio_poller_fini(struct corio_poller *p);
 
 /* ==== buffers ================================================================================
  * Provided buffer rings (5.19): the kernel picks a buffer from the ring when data arrives, so a
