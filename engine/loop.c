@@ -362,10 +362,12 @@ static int exchange(struct corio_loop *l, bool *idle)
 
 int corio_loop_run(struct corio_loop *l)
 {
-    if (l->running)
-        return -EBUSY;
+    /* The owner first: another thread must not read the loop's state, which its own thread
+     * writes without atomics. */
     if (!pthread_equal(l->owner, pthread_self()))
         return -EPERM;
+    if (l->running)
+        return -EBUSY;
     struct corio_loop *prev = corio__tls_loop;
     corio__tls_loop = l;
     l->running = true;
