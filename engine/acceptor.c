@@ -1,6 +1,7 @@
 /* The multishot acceptor: one accept armed on a listener for every connection that arrives,
  * queued until its owner takes it; into the fixed file table one at a time if asked. */
 #include "loop.h"
+#include "dump.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -200,6 +201,7 @@ static int acc_arm(struct corio__acceptor *a)
                                  .op_flags = a->fixed ? 0 : SOCK_CLOEXEC,
                                  .aux = a->fixed ? 3 : 0};
     corio__op_submit(&l->io, &op, &a->p.c, NULL);
+    corio__pending_stamp(&a->p, op.opcode, op.fd);
     a->armed = true;
     if (corio__list_empty(&a->p.link))
         corio__pending_add(&a->p);
@@ -266,4 +268,11 @@ void corio_acceptor_fini(struct corio_acceptor *pub)
         acc_park(a, t);
     corio__list_remove(&a->p.link);
     a->loop = NULL;
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__acceptor_wait_name(corio__abort_fn *a)
+{
+    return a == acc_abort ? "a connection (acceptor)" : NULL;
 }

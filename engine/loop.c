@@ -5,6 +5,7 @@
 #include "loop.h"
 
 #include "blocking.h"
+#include "dump.h"
 #include "future.h"
 #include "segv.h"
 
@@ -90,6 +91,8 @@ int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts,
     l->owner = pthread_self();
     if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV))
         corio__segv_acquire();
+    corio__tick_ref_take(&l->born);
+    corio__loop_register(l);
     *out = l;
     return 0;
 }
@@ -111,6 +114,7 @@ void corio_loop_free(struct corio_loop *l)
     /* After the run above, which waited for every call on the workers (their callers stay alive
      * until then), and before the backend goes: its read of the pool's eventfd may be in flight. */
     corio__blocking_free(l);
+    corio__loop_unregister(l);
     corio__stack_pool_fini(&l->stacks);
     corio__sched_fini(&l->sched);
     corio__remote_fini(l);

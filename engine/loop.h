@@ -16,6 +16,7 @@
 #include "remote.h"
 #include "scheduler.h"
 #include "stack.h"
+#include "ticks.h"
 
 struct corio__blocking;
 
@@ -45,6 +46,10 @@ struct corio_loop {
     int64_t wake_deadline;          /* one in flight surely fires by then; INT64_MAX: unknown */
     struct corio__blocking *blocking; /* corio_blocking's worker pool (blocking.c), made on the
                                          first call; NULL until then */
+    /* -- seeing inside it (dump.c) -- */
+    struct corio__tick_ref born; /* the tick counter and the clock at creation: ages of ops in
+                                    flight are counted in ticks and converted against it */
+    struct corio__list registry; /* in the process's list of loops (dump.c) */
 };
 
 /* corio_loop_new, with @refuse: CORIO_FEAT_ bits of setup flags to treat as refused by the kernel,

@@ -4,6 +4,7 @@
 #include "base.h"
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -92,6 +93,82 @@ struct corio__stack *corio__stack_get(struct corio__stack_pool *p)
     return s;
 }
 
+/* ---- the high-water mark (debug builds) -------------------------------------------------------*/
+
+#ifdef CORIO__STACK_WATERMARK
+/* The lowest word that is not zero in [@from, @to), or @to. Not instrumented: it reads below
+ * the stack pointer of a suspended coroutine, where ASan may keep the redzones of frames that
+ * returned. */
+__attribute__((no_sanitize_address)) static char *first_nonzero(const char *from, const char *to)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)from;
+    const uint64_t *end = (const uint64_t *)(const void *)to;
+    while (w < end && *w == 0)
+        w++;
+    return (char *)(uintptr_t)w;
+}
+
+/* The lowest word of @s that is not zero, or s->hi. Pages that no coroutine ever touched are not
+ * in memory (mincore) and hold zeros: only the others are read, so that the reset at every
+ * coroutine's end reads a page or two rather than the whole stack. */
+static char *low_water(const struct corio__stack *s)
+{
+    size_t page = corio__page_size();
+    unsigned char vec[64];
+    for (char *p = s->lo; p < s->hi; p += sizeof(vec) * page) {
+        size_t len =
+            (size_t)(s->hi - p) < sizeof(vec) * page ? (size_t)(s->hi - p) : sizeof(vec) * page;
+        size_t n = (len + page - 1) / page;
+        if (mincore(p, len, vec) != 0)
+            memset(vec, 1, n); /* unknown: read them all */
+        for (size_t i = 0; i < n; i++) {
+            if (!(vec[i] & 1))
+                continue;
+            char *from = p + i * page, *to = from + page < s->hi ? from + page : s->hi;
+            char *w = first_nonzero(from, to);
+            if (w < to)
+                return w;
+        }
+    }
+    return s->hi;
+}
+
+size_t corio__stack_used(const struct corio__stack *s)
+{
+#ifdef CORIO__VALGRIND
+    /* memcheck calls the dead frames below a stack pointer inaccessible: reading them is the
+     * point here, not a bug. */
+    VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+    size_t used = (size_t)(s->hi - low_water(s));
+#ifdef CORIO__VALGRIND
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+    return used;
+}
+
+/* Zeroes what the last coroutine on @s wrote, so that the next one's mark starts from nothing. */
+static void watermark_reset(struct corio__stack *s)
+{
+#ifdef CORIO__VALGRIND
+    VALGRIND_MAKE_MEM_DEFINED(s->lo, (size_t)(s->hi - s->lo));
+#endif
+    char *low = low_water(s);
+    memset(low, 0, (size_t)(s->hi - low));
+}
+#else
+size_t corio__stack_used(const struct corio__stack *s)
+{
+    (void)s;
+    return 0;
+}
+
+static void watermark_reset(struct corio__stack *s)
+{
+    (void)s;
+}
+#endif
+
 void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
 {
     CORIO__ASSERT(p->n_live > 0);
@@ -105,6 +182,7 @@ void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
         unmap(s);
         return;
     }
+    watermark_reset(s);
 #ifdef CORIO__VALGRIND
     /* memcheck marked the frames that ended as inaccessible as the stack pointer rose above
      * them; the next coroutine on this stack builds its frames there (and, on another slot, its
