@@ -19,6 +19,7 @@
 #include "ticks.h"
 
 struct corio__blocking;
+struct corio__stall;
 
 struct corio_loop {
     struct corio__sched sched;      /* run queue, switching, timers */
@@ -46,7 +47,9 @@ struct corio_loop {
     int64_t wake_deadline;          /* one in flight surely fires by then; INT64_MAX: unknown */
     struct corio__blocking *blocking; /* corio_blocking's worker pool (blocking.c), made on the
                                          first call; NULL until then */
-    /* -- seeing inside it (dump.c) -- */
+    /* -- seeing inside it (dump.c, stall.c) -- */
+    struct corio__stall *stall;  /* the stall detector while it runs with one; NULL otherwise:
+                                    the loop's hooks test it (stall.h) */
     struct corio__tick_ref born; /* the tick counter and the clock at creation: ages of ops in
                                     flight are counted in ticks and converted against it */
     struct corio__list registry; /* in the process's list of loops (dump.c) */

@@ -185,7 +185,16 @@ struct corio_loop_opts {
                                  of seconds for calls of milliseconds: past it, telling the caller
                                  to back off is better than memory that grows without end.
                                  UINT32_MAX: no bound. */
-    unsigned char reserved_[52]; /* zero: room for the options of later 1.x releases. */
+    unsigned stall_ms;        /* the stall detector: a loop iteration that runs longer than this
+                                 many milliseconds (a coroutine that computes, or blocks in a
+                                 system call, without yielding) is reported on stderr with the
+                                 coroutine that ran and its backtrace, at most once a second
+                                 (see corio_loop_dump). A watchdog thread runs beside the loop
+                                 while it runs, and signals the loop's thread with
+                                 CORIO_STALL_SIGNAL to take the backtrace. Default (0): off,
+                                 unless the environment's CORIO_STALL_MS is set; off costs the
+                                 loop one predicted branch per iteration. */
+    unsigned char reserved_[48]; /* zero: room for the options of later 1.x releases. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
@@ -312,7 +321,7 @@ CORIO_API int corio_spawn_at(corio_id *out, struct corio_loop *loop, corio_fn *f
                              const char *file, int line);
 #define corio_spawn(out, loop, fn, arg) corio_spawn_at(out, loop, fn, arg, __FILE__, __LINE__)
 
-/* Names the calling coroutine for corio_loop_dump and the gdb script. The name
+/* Names the calling coroutine for corio_loop_dump, the stall report and the gdb script. The name
  * is copied (cut to 23 bytes), so @name may be a buffer of the caller's; NULL or "" removes it.
  * Does not suspend. Returns 0, or -EPERM outside a coroutine. */
 CORIO_API int corio_set_name(const char *name);
