@@ -29,6 +29,7 @@ int tool_block_signals(void)
      * default action never runs; the signalfd receives it). */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    sigaddset(&set, SIGUSR1); /* for tool_dump_on_sigusr1's signalfd */
     return -pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -180,4 +181,50 @@ int tool_listen(const char *who, const char *host, uint16_t port, int backlog)
         fflush(stdout);
     }
     return lfd;
+}
+
+/* ---- the coroutine dump on SIGUSR1 --------------------------------------------------------------
+ */
+
+/* Run by each loop on its own thread, where corio_loop_dump may look at it. */
+static void dump_here(void *arg)
+{
+    (void)arg;
+    corio_loop_dump(corio_loop_current(), stderr);
+}
+
+void tool_dump_loops(struct corio_loop *loop)
+{
+    unsigned n = corio_thread_count();
+    if (n == 0) {
+        corio_loop_dump(loop, stderr);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        corio_loop_post(corio_thread_loop(i), dump_here, NULL);
+}
+
+static int sigusr1_waiter(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    struct signalfd_siginfo si;
+    corio_set_name("SIGUSR1 dump");
+    while (corio_read(fd, &si, sizeof(si), -1, CORIO_FOREVER) == (ssize_t)sizeof(si))
+        tool_dump_loops(corio_loop_current());
+    corio_close(fd);
+    return 0;
+}
+
+int tool_dump_on_sigusr1(struct corio_loop *loop)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int err = corio_spawn(NULL, loop, sigusr1_waiter, (void *)(intptr_t)fd);
+    if (err)
+        close(fd);
+    return err;
 }

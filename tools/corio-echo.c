@@ -51,7 +51,8 @@ static void usage(FILE *f)
                "                    load generator, and one loop is what they compare\n"
                "  --stats           print the loop's counters at exit\n"
                "  --help            this text\n"
-               "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
+               "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM;\n"
+               "SIGUSR1 writes the coroutine dump to stderr; CORIO_STALL_MS=N reports stalls.\n");
 }
 
 /* Fast mode: the kernel picks a buffer from the shared ring as data arrives; the connection
@@ -104,6 +105,8 @@ static int server(void *arg)
     }
     if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
         fprintf(stderr, "corio-echo: no signal handling\n");
+    if (corio_thread_index() == 0 && tool_dump_on_sigusr1(loop) != 0)
+        fprintf(stderr, "corio-echo: no dump on SIGUSR1\n");
     int lfd = tool_listen("corio-echo", o.host, o.port, o.backlog);
     if (lfd < 0) {
         atomic_store(&server_err, lfd);

@@ -28,7 +28,8 @@ static void usage(FILE *f)
                "  --stats              print counters at exit\n"
                "  --help               this text\n"
                "Without --root, GET / answers \"Hello, World!\" (text/plain) and other paths 404.\n"
-               "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
+               "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM;\n"
+               "SIGUSR1 writes the coroutine dump to stderr; CORIO_STALL_MS=N reports stalls.\n");
 }
 
 static const char *host = "0.0.0.0";
@@ -55,6 +56,8 @@ static int server(void *arg)
     struct corio_loop *loop = corio_loop_current();
     if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
         fprintf(stderr, "corio-httpd: no signal handling\n");
+    if (corio_thread_index() == 0 && tool_dump_on_sigusr1(loop) != 0)
+        fprintf(stderr, "corio-httpd: no dump on SIGUSR1\n");
     struct corio_http_server *srv;
     int err = corio_http_server_new(&srv, &ho);
     if (err) {
