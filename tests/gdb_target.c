@@ -2,6 +2,7 @@
  * channel, and a running one that stops the process with SIGTRAP for gdb to look at them
  * (tools/corio-gdb.py). It includes the engine's headers so that its own debug information
  * describes the structs the script reads, whatever the library's build type. */
+#include "future.h"
 #include "loop.h"
 
 #include <corio.h>
@@ -12,6 +13,7 @@
 /* Referenced so that the compiler emits the types the gdb script reads. */
 struct corio_loop *gdb_target_loop_type;
 struct corio__future *gdb_target_future_type;
+enum corio__opcode gdb_target_opcode_type;
 
 static int sv[2];
 static struct corio_chan *ch;

@@ -57,9 +57,11 @@ def list_items(head, type_name, field):
 
 def loops():
     try:
-        head = gdb.parse_and_eval("corio__loops")
-    except gdb.error:
-        raise gdb.GdbError("corio: no corio__loops here: not a corio program, or no symbols")
+        # Cast: a library built without -g has the symbol but not its type.
+        head = gdb.parse_and_eval("*(struct corio__list *)&corio__loops")
+    except gdb.error as e:
+        raise gdb.GdbError("corio: cannot read corio__loops (%s): not a corio program, or no "
+                           "debug information for corio's structs" % e)
     return list(list_items(head, "struct corio_loop", "registry"))
 
 
@@ -80,8 +82,11 @@ def symbol(addr):
 
 def op_text(op):
     """An op as the dump says it: "recv on fd 5", or "timeout" for the ops without an fd."""
-    code = op["opcode"].cast(gdb.lookup_type("enum corio__opcode"))
-    name = str(code).replace("CORIO__OP_", "").lower()
+    try:
+        code = op["opcode"].cast(gdb.lookup_type("enum corio__opcode"))
+        name = str(code).replace("CORIO__OP_", "").lower()
+    except gdb.error:
+        name = "opcode %d" % int(op["opcode"])  # no debug information for the enum
     if name in ("nop", "timeout", "socket"):
         return name
     return "%s on fd %d" % (name, int(op["fd"]))
@@ -98,8 +103,12 @@ def describe(co):
         else:
             text += " for " + WAITS.get(abort, abort)
             if abort == "abort_one":
-                fut = t["wait_obj"].cast(gdb.lookup_type("struct corio__future").pointer())
-                text += " (%s)" % op_text(fut["op"])
+                try:
+                    fut_t = gdb.lookup_type("struct corio__future").pointer()
+                except gdb.error:
+                    fut_t = None  # no debug information for futures: the op goes unnamed
+                if fut_t is not None:
+                    text += " (%s)" % op_text(t["wait_obj"].cast(fut_t)["op"])
     if bool(t["cancelled"]):
         text += ", cancelled"
     return text
