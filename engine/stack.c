@@ -96,41 +96,47 @@ struct corio__stack *corio__stack_get(struct corio__stack_pool *p)
 /* ---- the high-water mark (debug builds) -------------------------------------------------------*/
 
 #ifdef CORIO__STACK_WATERMARK
-/* The lowest word that is not zero in [@from, @to), or @to. Not instrumented: it reads below
- * the stack pointer of a suspended coroutine, where ASan may keep the redzones of frames that
- * returned. */
+/* True when the 8 words at @w are all zero. */
+__attribute__((no_sanitize_address)) static inline bool zero8(const uint64_t *w)
+{
+    return (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0;
+}
+
+/* The lowest word that is not zero in [@from, @to), or @to. Not instrumented, nor memcmp: it
+ * reads the redzones ASan keeps between a suspended coroutine's live frames. Eight words a step:
+ * debug builds, which keep the mark, are not optimised. */
 __attribute__((no_sanitize_address)) static char *first_nonzero(const char *from, const char *to)
 {
     const uint64_t *w = (const uint64_t *)(const void *)from;
     const uint64_t *end = (const uint64_t *)(const void *)to;
+    while (w + 8 <= end && zero8(w))
+        w += 8;
     while (w < end && *w == 0)
         w++;
     return (char *)(uintptr_t)w;
 }
 
-/* The lowest word of @s that is not zero, or s->hi. Pages that no coroutine ever touched are not
- * in memory (mincore) and hold zeros: only the others are read, so that the reset at every
- * coroutine's end reads a page or two rather than the whole stack. */
+/* The lowest word of @s that is not zero, or s->hi, looked for page by page down from the top
+ * (where stacks are used) to the first page of zeros only. Reading every page in memory instead
+ * (mincore) made 100,000 spawns and joins of test_coro take 230 ms instead of 33 in a debug
+ * build; this takes about 110. A frame that holds a page of zeros (a large zeroed buffer) hides
+ * what lies below it: the mark then reads low, and the pages below are not reset, so that a
+ * later coroutine's mark on this stack may read high. */
 static char *low_water(const struct corio__stack *s)
 {
     size_t page = corio__page_size();
-    unsigned char vec[64];
-    for (char *p = s->lo; p < s->hi; p += sizeof(vec) * page) {
-        size_t len =
-            (size_t)(s->hi - p) < sizeof(vec) * page ? (size_t)(s->hi - p) : sizeof(vec) * page;
-        size_t n = (len + page - 1) / page;
-        if (mincore(p, len, vec) != 0)
-            memset(vec, 1, n); /* unknown: read them all */
-        for (size_t i = 0; i < n; i++) {
-            if (!(vec[i] & 1))
-                continue;
-            char *from = p + i * page, *to = from + page < s->hi ? from + page : s->hi;
-            char *w = first_nonzero(from, to);
-            if (w < to)
-                return w;
-        }
+    char *low = s->hi;
+    char *p = (char *)((uintptr_t)(s->hi - 1) & ~(uintptr_t)(page - 1));
+    for (;; p -= page) {
+        char *from = p > s->lo ? p : s->lo, *to = p + page < s->hi ? p + page : s->hi;
+        char *w = first_nonzero(from, to);
+        if (w == to)
+            break;
+        low = w;
+        if (from == s->lo)
+            break;
     }
-    return s->hi;
+    return low;
 }
 
 size_t corio__stack_used(const struct corio__stack *s)
