@@ -3,6 +3,7 @@
 #include "acceptor.h"
 
 #include "loop.h"
+#include "dump.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -224,6 +225,7 @@ static int acc_arm(struct corio__acceptor *a)
                                  .op_flags = a->fixed ? 0 : SOCK_CLOEXEC,
                                  .aux = a->fixed ? 3 : 0};
     corio__op_submit(&l->io, &op, &a->p.c, NULL);
+    corio__pending_stamp(&a->p, op.opcode, op.fd);
     a->armed = true;
     if (corio__list_empty(&a->p.link))
         corio__pending_add(&a->p);
@@ -293,4 +295,11 @@ void corio_acceptor_fini(struct corio_acceptor *pub)
         acc_park(a, t);
     corio__list_remove(&a->p.link);
     a->loop = NULL;
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__acceptor_wait_name(corio__abort_fn *a)
+{
+    return a == acc_abort ? "a connection (acceptor)" : NULL;
 }

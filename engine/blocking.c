@@ -19,6 +19,7 @@
 #include "blocking.h"
 
 #include "pool.h"
+#include "dump.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -247,6 +248,7 @@ static int submit(struct corio__task *t, corio_blocking_fn *fn, void *arg,
         free(j);
         return err;
     }
+    corio__pending_stamp(&j->p, CORIO__PENDING_BLOCKING, -1);
     corio__pending_add(&j->p);
     b->out++;
     arm(b);
@@ -301,4 +303,11 @@ void corio__blocking_free(struct corio_loop *l)
     corio__pool_fini(&b->pool);
     free(b);
     l->blocking = NULL;
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__blocking_wait_name(corio__abort_fn *a)
+{
+    return a == abort_wait ? "a blocking call" : NULL;
 }

@@ -8,6 +8,7 @@
 #include "future.h"
 
 #include "loop.h"
+#include "dump.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -286,6 +287,7 @@ static void rx_arm(struct corio__receiver *rx)
     const struct corio__op op = {
         .opcode = CORIO__OP_RECV_MULTI, .fd = rx->fd, .aux = rx->br->bgid};
     corio__op_submit(&rx->br->loop->io, &op, &rx->p.c, NULL);
+    corio__pending_stamp(&rx->p, op.opcode, op.fd);
     rx->armed = true;
     rx->cancelling = false;
     if (corio__list_empty(&rx->p.link))
@@ -416,4 +418,11 @@ ssize_t corio_write_fixed(int fd, const void *buf, size_t len, int64_t off, unsi
                                  .off = (uint64_t)off,
                                  .aux = index};
     return (ssize_t)corio__future_run(&op, deadline, CORIO__FK_OP);
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__receiver_wait_name(corio__abort_fn *a)
+{
+    return a == rx_abort ? "data (receiver)" : NULL;
 }

@@ -8,6 +8,7 @@
  * select can also be woken by a future; its channel waiters are then stale until it runs, and the
  * matching code skips waiters whose coroutine is no longer parked. */
 #include "future.h"
+#include "dump.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -329,4 +330,13 @@ int corio_select(struct corio_select_case *cases, size_t n, int64_t deadline)
     if (w != local)
         free(w);
     return ret;
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__chan_wait_name(corio__abort_fn *a)
+{
+    if (a == chan_abort)
+        return "a channel";
+    return a == sel_abort ? "a channel select" : NULL;
 }

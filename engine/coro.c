@@ -210,7 +210,8 @@ static int remote_spawn(struct corio_loop *l, corio_id *out, corio_fn *fn, void 
     return 0;
 }
 
-int corio_spawn(corio_id *out, struct corio_loop *l, corio_fn *fn, void *arg)
+int corio_spawn_at(corio_id *out, struct corio_loop *l, corio_fn *fn, void *arg, const char *file,
+                   int line)
 {
     if (!l)
         l = corio__tls_loop;
@@ -219,8 +220,33 @@ int corio_spawn(corio_id *out, struct corio_loop *l, corio_fn *fn, void *arg)
     if (unlikely(!pthread_equal(l->owner, pthread_self())))
         return remote_spawn(l, out, fn, arg);
     int err;
-    corio__spawn(l, fn, arg, out, NULL, true, &err);
+    struct corio_coro *co = corio__spawn(l, fn, arg, out, NULL, true, &err);
+    if (co) {
+        co->spawn_file = file;
+        co->spawn_line = line;
+    }
     return err;
+}
+
+/* The function behind the macro of the same name, for callers built without it. */
+int(corio_spawn)(corio_id *out, struct corio_loop *l, corio_fn *fn, void *arg)
+{
+    return corio_spawn_at(out, l, fn, arg, NULL, 0);
+}
+
+int corio_set_name(const char *name)
+{
+    struct corio_coro *co = corio__self();
+    if (!co)
+        return -EPERM;
+    if (!name)
+        name = "";
+    size_t n = strlen(name);
+    if (n >= sizeof(co->name))
+        n = sizeof(co->name) - 1;
+    memcpy(co->name, name, n);
+    co->name[n] = '\0';
+    return 0;
 }
 
 /* ---- join, detach, cancel --------------------------------------------------------------------- */
@@ -289,10 +315,15 @@ int corio_cancel(corio_id id)
     return 0;
 }
 
+corio_id corio__coro_id(const struct corio_coro *co)
+{
+    return make_id(co->slot, co->loop->coros.slots[co->slot].gen);
+}
+
 corio_id corio_self(void)
 {
     struct corio_coro *co = corio__self();
-    return co ? make_id(co->slot, co->loop->coros.slots[co->slot].gen) : 0;
+    return co ? corio__coro_id(co) : 0;
 }
 
 bool corio_cancelled(void)
@@ -460,4 +491,11 @@ void corio__coros_fini(struct corio__coros *cs)
 {
     free(cs->slots);
     cs->slots = NULL;
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__coro_wait_name(corio__abort_fn *a)
+{
+    return a == join_abort ? "a coroutine to end (join)" : NULL;
 }

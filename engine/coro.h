@@ -10,6 +10,7 @@
 #include "list.h"
 #include "op.h"
 #include "scheduler.h"
+#include "ticks.h"
 
 struct corio_coro;
 struct corio_loop;
@@ -27,7 +28,45 @@ struct corio__pending {
     corio__pending_cancel_fn *cancel;  /* its owner ended while it was linked */
     struct corio_coro *owner;          /* the coroutine in whose frame it lives */
     struct corio__list link;           /* in owner->pending while linked */
+#ifndef CORIO_NO_INFLIGHT
+    /* The in-flight table (corio_loop_dump): the pending lists of the loop's coroutines are the
+     * table, so keeping it costs only these stamps, written when the record is submitted. */
+    uint64_t since; /* corio__ticks() at submission */
+    int32_t fd;     /* the op's fd (not kept for a future: see its op) */
+    uint8_t opcode; /* enum corio__opcode, or CORIO__PENDING_BLOCKING (not for a future) */
+#endif
 };
+
+/* The opcode of a pending record that is a call on corio_blocking's workers, not a kernel op. */
+#define CORIO__PENDING_BLOCKING 0xffu
+
+/* Stamps @p for the in-flight table as submitted now. A future's op is in the future itself
+ * (corio__future_of_pending), so this is all a future pays: every op takes this path. */
+static inline void corio__pending_stamp_time(struct corio__pending *p)
+{
+#ifndef CORIO_NO_INFLIGHT
+    p->since = corio__ticks();
+#else
+    (void)p;
+#endif
+}
+
+/* Stamps @p, which is not a future, as op @opcode on @fd, submitted now. Returns nothing. */
+static inline void corio__pending_stamp(struct corio__pending *p, uint8_t opcode, int32_t fd)
+{
+#ifndef CORIO_NO_INFLIGHT
+    corio__pending_stamp_time(p);
+    p->fd = fd;
+    p->opcode = opcode;
+#else
+    (void)p;
+    (void)opcode;
+    (void)fd;
+#endif
+}
+
+/* The room for a coroutine's name, its NUL included: corio_set_name keeps a copy, cut to fit. */
+#define CORIO__NAME_MAX 24
 
 /* A coroutine. The task comes first: the hot fields of both share the stack's top lines. */
 struct corio_coro {
@@ -43,6 +82,9 @@ struct corio_coro {
     struct corio__list group_link; /* in group->members */
     corio_fn *fn;                  /* body */
     void *arg;                     /* body's argument */
+    const char *spawn_file;        /* where it was spawned (corio_spawn's macro), or NULL */
+    int spawn_line;                /* and the line */
+    char name[CORIO__NAME_MAX];    /* corio_set_name's copy, NUL-terminated; "" if unnamed */
 };
 _Static_assert(offsetof(struct corio_coro, pending) + sizeof(struct corio__list) <= 128,
                "keep the pending list in the task's second cache line");
@@ -112,6 +154,9 @@ static inline struct corio_coro *corio__self(void)
 struct corio_coro *corio__spawn(struct corio_loop *l, corio_fn *fn, void *arg, corio_id *out,
                                 struct corio__group *g, bool ready, int *err);
 
+/* Returns the handle of live coroutine @co. */
+corio_id corio__coro_id(const struct corio_coro *co);
+
 /* Returns the live coroutine behind @id on @l, or NULL if it ended or @id is stale. */
 struct corio_coro *corio__coro_lookup(struct corio_loop *l, corio_id id);
 
@@ -166,5 +211,8 @@ int corio__pending_park(struct corio__task **waiter, struct corio__task *t, int6
 
 /* Cancels every member of @g (now and later spawned ones). Returns the number cancelled. */
 int corio__group_cancel(struct corio__group *g);
+
+/* For the dump: "a coroutine to end (join)" when @a is a join's abort function; else NULL. */
+const char *corio__coro_wait_name(corio__abort_fn *a);
 
 #endif

@@ -349,6 +349,7 @@ int corio__future_start(struct corio__future *f, const struct corio__op *op, int
     f->flags = linked ? CORIO__FF_LINKED : 0;
     f->res = 0;
     f->state = CORIO__F_PENDING;
+    corio__pending_stamp_time(&f->p);
     corio__pending_add(&f->p);
     return 0;
 }
@@ -561,4 +562,23 @@ int corio_future_cancel(struct corio_future *pub)
         return -EINVAL;
     cancel_kernel(f);
     return 0;
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const struct corio__future *corio__future_of_pending(const struct corio__pending *p)
+{
+    return p->c.complete == complete ? container_of(p, struct corio__future, p) : NULL;
+}
+
+const struct corio__future *corio__future_awaited(const struct corio__task *t)
+{
+    return t->state == CORIO__T_WAITING && t->abort == abort_one ? t->wait_obj : NULL;
+}
+
+const char *corio__future_wait_name(corio__abort_fn *a)
+{
+    if (a == abort_one)
+        return "an op";
+    return a == abort_set ? "any or all of its ops" : NULL;
 }

@@ -90,4 +90,14 @@ static inline bool corio__future_watch(struct corio_future *pub, bool on)
     return f->state == CORIO__F_PENDING;
 }
 
+/* For the dump: what a coroutine parked with abort function @a waits for, when @a is an await's
+ * ("an op": its wait_obj is the future); else NULL. */
+const char *corio__future_wait_name(corio__abort_fn *a);
+
+/* For the dump: the future whose record is @p, or NULL when @p is another kind of record. */
+const struct corio__future *corio__future_of_pending(const struct corio__pending *p);
+
+/* For the dump: the one future that task @t is parked in corio_await on, or NULL. */
+const struct corio__future *corio__future_awaited(const struct corio__task *t);
+
 #endif

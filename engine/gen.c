@@ -5,6 +5,7 @@
 #include "coro.h"
 
 #include "loop.h"
+#include "dump.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -191,4 +192,13 @@ int corio_gen_fini(struct corio_gen *pub)
     while (g->state != GEN_DONE)
         corio__park(self, CORIO_FOREVER, NULL, NULL);
     return g->result;
+}
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__gen_wait_name(corio__abort_fn *a)
+{
+    if (a == send_abort)
+        return "a generator to yield";
+    return a == yield_abort ? "its generator's driver" : NULL;
 }

@@ -26,14 +26,25 @@ int corio_group_init(struct corio_group *pub, unsigned flags)
     return 0;
 }
 
-int corio_group_spawn(corio_id *out, struct corio_group *pub, corio_fn *fn, void *arg)
+int corio_group_spawn_at(corio_id *out, struct corio_group *pub, corio_fn *fn, void *arg,
+                         const char *file, int line)
 {
     struct corio_loop *l = corio__tls_loop;
     if (!l || !fn)
         return -EINVAL;
     int err;
-    corio__spawn(l, fn, arg, out, grp(pub), true, &err);
+    struct corio_coro *co = corio__spawn(l, fn, arg, out, grp(pub), true, &err);
+    if (co) {
+        co->spawn_file = file;
+        co->spawn_line = line;
+    }
     return err;
+}
+
+/* The function behind the macro of the same name, for callers built without it. */
+int(corio_group_spawn)(corio_id *out, struct corio_group *pub, corio_fn *fn, void *arg)
+{
+    return corio_group_spawn_at(out, pub, fn, arg, NULL, 0);
 }
 
 int corio_group_cancel(struct corio_group *pub)

@@ -6,8 +6,10 @@
 
 #include "blocking.h"
 #include "drain.h"
+#include "dump.h"
 #include "future.h"
 #include "segv.h"
+#include "stall.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -34,6 +36,9 @@ static void fill_defaults(struct corio_loop_opts *o)
     const char *clock = getenv("CORIO_CLOCK");
     if (clock && strcmp(clock, "virtual") == 0)
         o->flags |= CORIO_LOOP_VIRTUAL_CLOCK;
+    const char *stall = getenv("CORIO_STALL_MS");
+    if (!o->stall_ms && stall)
+        o->stall_ms = (unsigned)strtoul(stall, NULL, 10);
 }
 
 /* The loop's timeout op for an idle wait without EXT_ARG fired (or was cancelled by the ring's
@@ -97,6 +102,8 @@ int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts,
     l->owner = pthread_self();
     if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV))
         corio__segv_acquire();
+    corio__tick_ref_take(&l->born);
+    corio__loop_register(l);
     *out = l;
     return 0;
 }
@@ -118,6 +125,7 @@ void corio_loop_free(struct corio_loop *l)
     /* After the run above, which waited for every call on the workers (their callers stay alive
      * until then), and before the backend goes: its read of the pool's eventfd may be in flight. */
     corio__blocking_free(l);
+    corio__loop_unregister(l);
     corio__stack_pool_fini(&l->stacks);
     corio__sched_fini(&l->sched);
     corio__remote_fini(l);
@@ -343,10 +351,14 @@ static int exchange(struct corio_loop *l, bool *idle)
             corio__op_unsubmitted(&l->io) == 0 && !(l->opts.flags & CORIO_LOOP_REMOTE))
             return break_deadlock(l) ? 1 : -1;
         /* CQEs already waiting (spilled while a full SQ was flushed) are reaped at once. */
-        if (corio__op_has_cqes(&l->io))
+        if (corio__op_has_cqes(&l->io)) {
             err = corio__op_flush(&l->io);
-        else
+        } else {
+            /* However long the wait (or the SQPOLL spin) lasts, it is no stall: the mark holds
+             * until the next iteration's start, past the reap, which runs no user code. */
+            corio__stall_idle(l->stall);
             err = idle_wait(l);
+        }
     } else if (corio__op_quiet(&l->io)) {
         /* Coroutines keep each other busy and the ring has nothing for us. */
         if (l->sched.timers.n)
@@ -373,8 +385,11 @@ int corio_loop_run(struct corio_loop *l)
     l->running = true;
     l->deadlock = false;
     corio__sched_enter(&l->sched);
+    if (l->opts.stall_ms && l->coros.live > 0)
+        corio__stall_start(l, &l->stall, l->opts.stall_ms); /* on failure: unwatched */
     while (l->coros.live > 0) {
         l->stats.iterations++;
+        corio__stall_progress(l->stall);
         if (unlikely(corio__remote_pending(&l->remote)))
             corio__remote_drain(l);
         run_batch(l);
@@ -391,6 +406,11 @@ int corio_loop_run(struct corio_loop *l)
             l->batch_avg = l->batch_avg - l->batch_avg / 8 + (got > 64 ? 64 : got) * 2;
         if (l->sched.timers.n)
             corio__sched_fire_timers(&l->sched);
+    }
+    if (l->stall) {
+        struct corio__stall *s = l->stall;
+        l->stall = NULL; /* first: a report asked for now finds no detector */
+        corio__stall_stop(s);
     }
     l->running = false;
     l->coros.stopping = false;

@@ -16,8 +16,10 @@
 #include "remote.h"
 #include "scheduler.h"
 #include "stack.h"
+#include "ticks.h"
 
 struct corio__blocking;
+struct corio__stall;
 
 struct corio_loop {
     struct corio__sched sched;      /* run queue, switching, timers */
@@ -50,6 +52,12 @@ struct corio_loop {
     /* A drain's deadline (drain.c) is this stand-in's own deadline: a task that never runs,
      * parked for ever, whose abort stops the loop when the scheduler's timer for it fires. */
     struct corio__task drain_timer;
+    /* -- seeing inside it (dump.c, stall.c) -- */
+    struct corio__stall *stall;  /* the stall detector while it runs with one; NULL otherwise:
+                                    the loop's hooks test it (stall.h) */
+    struct corio__tick_ref born; /* the tick counter and the clock at creation: ages of ops in
+                                    flight are counted in ticks and converted against it */
+    struct corio__list registry; /* in the process's list of loops (dump.c) */
 };
 
 /* corio_loop_new, with @refuse: CORIO_FEAT_ bits of setup flags to treat as refused by the kernel,

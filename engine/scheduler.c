@@ -246,3 +246,10 @@ void corio__waitq_wake_all(struct corio__list *q, int res)
     while (corio__waitq_wake(q, res))
         ;
 }
+
+/* ---- what a parked coroutine waits for (corio_loop_dump) --------------------------------------*/
+
+const char *corio__waitq_wait_name(corio__abort_fn *a)
+{
+    return a == waitq_abort ? "a mutex, semaphore, wait group, event, group or buffer ring" : NULL;
+}

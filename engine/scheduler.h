@@ -277,4 +277,8 @@ struct corio__task *corio__waitq_wake(struct corio__list *q, int res);
 /* Wakes every waiter of @q with @res. Returns nothing. */
 void corio__waitq_wake_all(struct corio__list *q, int res);
 
+/* For the dump: what a task parked with abort function @a waits for, in words, when @a is a wait
+ * queue's; else NULL. */
+const char *corio__waitq_wait_name(corio__abort_fn *a);
+
 #endif

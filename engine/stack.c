@@ -4,6 +4,7 @@
 #include "base.h"
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -92,6 +93,88 @@ struct corio__stack *corio__stack_get(struct corio__stack_pool *p)
     return s;
 }
 
+/* ---- the high-water mark (debug builds) -------------------------------------------------------*/
+
+#ifdef CORIO__STACK_WATERMARK
+/* True when the 8 words at @w are all zero. */
+__attribute__((no_sanitize_address)) static inline bool zero8(const uint64_t *w)
+{
+    return (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0;
+}
+
+/* The lowest word that is not zero in [@from, @to), or @to. Not instrumented, nor memcmp: it
+ * reads the redzones ASan keeps between a suspended coroutine's live frames. Eight words a step:
+ * debug builds, which keep the mark, are not optimised. */
+__attribute__((no_sanitize_address)) static char *first_nonzero(const char *from, const char *to)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)from;
+    const uint64_t *end = (const uint64_t *)(const void *)to;
+    while (w + 8 <= end && zero8(w))
+        w += 8;
+    while (w < end && *w == 0)
+        w++;
+    return (char *)(uintptr_t)w;
+}
+
+/* The lowest word of @s that is not zero, or s->hi, looked for page by page down from the top
+ * (where stacks are used) to the first page of zeros only. Reading every page in memory instead
+ * (mincore) made 100,000 spawns and joins of test_coro take 230 ms instead of 33 in a debug
+ * build; this takes about 110. A frame that holds a page of zeros (a large zeroed buffer) hides
+ * what lies below it: the mark then reads low, and the pages below are not reset, so that a
+ * later coroutine's mark on this stack may read high. */
+static char *low_water(const struct corio__stack *s)
+{
+    size_t page = corio__page_size();
+    char *low = s->hi;
+    char *p = (char *)((uintptr_t)(s->hi - 1) & ~(uintptr_t)(page - 1));
+    for (;; p -= page) {
+        char *from = p > s->lo ? p : s->lo, *to = p + page < s->hi ? p + page : s->hi;
+        char *w = first_nonzero(from, to);
+        if (w == to)
+            break;
+        low = w;
+        if (from == s->lo)
+            break;
+    }
+    return low;
+}
+
+size_t corio__stack_used(const struct corio__stack *s)
+{
+#ifdef CORIO__VALGRIND
+    /* memcheck calls the dead frames below a stack pointer inaccessible: reading them is the
+     * point here, not a bug. */
+    VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+    size_t used = (size_t)(s->hi - low_water(s));
+#ifdef CORIO__VALGRIND
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+    return used;
+}
+
+/* Zeroes what the last coroutine on @s wrote, so that the next one's mark starts from nothing. */
+static void watermark_reset(struct corio__stack *s)
+{
+#ifdef CORIO__VALGRIND
+    VALGRIND_MAKE_MEM_DEFINED(s->lo, (size_t)(s->hi - s->lo));
+#endif
+    char *low = low_water(s);
+    memset(low, 0, (size_t)(s->hi - low));
+}
+#else
+size_t corio__stack_used(const struct corio__stack *s)
+{
+    (void)s;
+    return 0;
+}
+
+static void watermark_reset(struct corio__stack *s)
+{
+    (void)s;
+}
+#endif
+
 void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
 {
     CORIO__ASSERT(p->n_live > 0);
@@ -105,6 +188,7 @@ void corio__stack_put(struct corio__stack_pool *p, struct corio__stack *s)
         unmap(s);
         return;
     }
+    watermark_reset(s);
 #ifdef CORIO__VALGRIND
     /* memcheck marked the frames that ended as inaccessible as the stack pointer rose above
      * them; the next coroutine on this stack builds its frames there (and, on another slot, its

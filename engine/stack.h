@@ -51,4 +51,17 @@ bool corio__stack_in_guard(const struct corio__stack *s, const void *addr);
 
 size_t corio__page_size(void);
 
+/* Debug builds (no NDEBUG) keep every byte of a pooled stack that no coroutine is using at zero,
+ * as a fresh mapping is: the lowest word that is not zero is then the deepest point a coroutine
+ * reached (corio__stack_used), give or take the zeros its deepest frame held. Release builds
+ * keep nothing and pay nothing. */
+#ifndef NDEBUG
+#define CORIO__STACK_WATERMARK 1
+#endif
+
+/* The high-water mark of @s: bytes from its top down to the deepest word its coroutine has
+ * written, its struct included. Reads the whole unused part of the stack, so for dumps only.
+ * Returns 0 where it is not kept (release builds). */
+size_t corio__stack_used(const struct corio__stack *s);
+
 #endif

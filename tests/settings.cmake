@@ -34,3 +34,5 @@ set(CORIO_TEST_SETTINGS_test_testing TIMEOUT 120 LABELS unit net faults memcheck
 set(CORIO_TEST_SETTINGS_test_poll TIMEOUT 60 LABELS unit net memcheck)
 set(CORIO_TEST_SETTINGS_test_poll_tls TIMEOUT 60 LABELS unit net memcheck
     LIBS OpenSSL::SSL OpenSSL::Crypto)
+set(CORIO_TEST_SETTINGS_test_dump TIMEOUT 60 LABELS unit memcheck)
+set(CORIO_TEST_SETTINGS_test_stall TIMEOUT 60 LABELS unit threads)

@@ -14,6 +14,8 @@
 /* SIGINT and SIGTERM, read by a coroutine on each loop; how many of them came. */
 static struct corio_signals tool_sigs;
 static bool tool_sigs_ok;
+static struct corio_signals tool_usr1; /* SIGUSR1: the coroutine dump */
+static bool tool_usr1_ok;
 static _Atomic unsigned tool_signalled;
 
 int tool_signals_init(void)
@@ -24,7 +26,15 @@ int tool_signals_init(void)
     sigaddset(&set, SIGTERM);
     int err = corio_signals_init(&tool_sigs, &set);
     tool_sigs_ok = err == 0;
-    return err;
+    if (err)
+        return err;
+    /* SIGUSR1, tool_dump_on_sigusr1's, in a set of its own: read through the loop like the stop
+     * signals, so that a drain is not held up by its waiter. */
+    sigset_t usr;
+    sigemptyset(&usr);
+    sigaddset(&usr, SIGUSR1);
+    tool_usr1_ok = corio_signals_init(&tool_usr1, &usr) == 0;
+    return 0;
 }
 
 void tool_signals_fini(void)
@@ -32,6 +42,9 @@ void tool_signals_fini(void)
     if (tool_sigs_ok)
         corio_signals_fini(&tool_sigs);
     tool_sigs_ok = false;
+    if (tool_usr1_ok)
+        corio_signals_fini(&tool_usr1);
+    tool_usr1_ok = false;
 }
 
 static int signal_waiter(void *arg)
@@ -320,4 +333,39 @@ int tool_serve_handed(const char *who, int lfd)
         }
         hand_over(fd);
     }
+}
+
+/* ---- the coroutine dump on SIGUSR1 --------------------------------------------------------------
+ */
+
+/* Run by each loop on its own thread, where corio_loop_dump may look at it. */
+static void dump_here(void *arg)
+{
+    (void)arg;
+    corio_loop_dump(corio_loop_current(), stderr);
+}
+
+void tool_dump_loops(struct corio_loop *loop)
+{
+    unsigned n = corio_thread_count();
+    if (n == 0) {
+        corio_loop_dump(loop, stderr);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        corio_loop_post(corio_thread_loop(i), dump_here, NULL);
+}
+
+static int sigusr1_waiter(void *arg)
+{
+    (void)arg;
+    corio_set_name("SIGUSR1 dump");
+    while (corio_signals_next(&tool_usr1, NULL, CORIO_FOREVER) == SIGUSR1)
+        tool_dump_loops(corio_loop_current());
+    return 0;
+}
+
+int tool_dump_on_sigusr1(struct corio_loop *loop)
+{
+    return tool_usr1_ok ? corio_spawn(NULL, loop, sigusr1_waiter, NULL) : -EINVAL;
 }

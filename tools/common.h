@@ -21,6 +21,14 @@ void tool_signals_fini(void);
  * draining hears the second signal (a drained loop's ends with it). Returns 0 or -errno. */
 int tool_stop_on_signals(int64_t drain_timeout);
 
+/* Spawns a coroutine on @loop that, at each SIGUSR1 (taken by tool_signals_init), writes the
+ * coroutine dump of every loop of the tool to stderr (tool_dump_loops). Returns 0 or -errno. */
+int tool_dump_on_sigusr1(struct corio_loop *loop);
+
+/* Writes corio_loop_dump of every loop of the tool to stderr, each on its own thread: the loops
+ * of corio_run_threads, or @loop alone. Call it on @loop's thread. Returns nothing. */
+void tool_dump_loops(struct corio_loop *loop);
+
 /* Parses a non-negative integer option value (with optional k/m/g suffix, powers of 1024).
  * Exits with status 2 and a message on a bad value. Returns the value. */
 uint64_t tool_parse_size(const char *opt, const char *val);

@@ -62,7 +62,8 @@ static void usage(FILE *f)
                "  --help            this text\n"
                "Prints 'ready port=N' when listening. The first SIGINT or SIGTERM stops it\n"
                "gracefully: it accepts no more and ends once its clients have closed their\n"
-               "connections, or after --drain-timeout; a second signal stops it at once.\n");
+               "connections, or after --drain-timeout; a second signal stops it at once.\n\n"
+               "SIGUSR1 writes the coroutine dump to stderr; CORIO_STALL_MS=N reports stalls.\n");
 }
 
 /* Fast mode: the kernel picks a buffer from the shared ring as data arrives; the connection
@@ -149,6 +150,8 @@ static int server(void *arg)
     }
     if (tool_stop_on_signals(drain_timeout) != 0)
         fprintf(stderr, "corio-echo: no signal handling\n");
+    if (corio_thread_index() == 0 && tool_dump_on_sigusr1(loop) != 0)
+        fprintf(stderr, "corio-echo: no dump on SIGUSR1\n");
     struct corio_group conns;
     corio_group_init(&conns, 0);
     corio_fn *conn = plain ? echo_conn : echo_conn_ring;

@@ -36,7 +36,8 @@ static void usage(FILE *f)
                "Prints 'ready port=N' when listening. The first SIGINT or SIGTERM stops it\n"
                "gracefully: it accepts no more, closes idle keep-alive connections, answers the\n"
                "requests under way with 'Connection: close', and ends when they are done or after\n"
-               "--drain-timeout; a second signal stops it at once.\n");
+               "--drain-timeout; a second signal stops it at once.\n\n"
+               "SIGUSR1 writes the coroutine dump to stderr; CORIO_STALL_MS=N reports stalls.\n");
 }
 
 static const char *host = "0.0.0.0";
@@ -98,6 +99,8 @@ static int server(void *arg)
     struct corio_loop *loop = corio_loop_current();
     if (tool_stop_on_signals(drain_timeout) != 0)
         fprintf(stderr, "corio-httpd: no signal handling\n");
+    if (corio_thread_index() == 0 && tool_dump_on_sigusr1(loop) != 0)
+        fprintf(stderr, "corio-httpd: no dump on SIGUSR1\n");
     struct corio_http_server *srv;
     int err = corio_http_server_new(&srv, &ho);
     if (err) {

@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -193,7 +194,16 @@ struct corio_loop_opts {
                                  of seconds for calls of milliseconds: past it, telling the caller
                                  to back off is better than memory that grows without end.
                                  UINT32_MAX: no bound. */
-    unsigned char reserved_[52]; /* zero: room for the options of later 1.x releases. */
+    unsigned stall_ms;        /* the stall detector: a loop iteration that runs longer than this
+                                 many milliseconds (a coroutine that computes, or blocks in a
+                                 system call, without yielding) is reported on stderr with the
+                                 coroutine that ran and its backtrace, at most once a second
+                                 (see corio_loop_dump). A watchdog thread runs beside the loop
+                                 while it runs, and signals the loop's thread with
+                                 CORIO_STALL_SIGNAL to take the backtrace. Default (0): off,
+                                 unless the environment's CORIO_STALL_MS is set; off costs the
+                                 loop one predicted branch per iteration. */
+    unsigned char reserved_[48]; /* zero: room for the options of later 1.x releases. */
 };
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
@@ -381,6 +391,19 @@ typedef uint64_t corio_id;
  * the caller. Returns 0, or -errno: -ENOMEM (no stack), -EINVAL (no loop, or a handle asked for
  * across threads). */
 CORIO_API int corio_spawn(corio_id *out, struct corio_loop *loop, corio_fn *fn, void *arg);
+
+/* corio_spawn, recording @file:@line as the coroutine's spawn site for corio_loop_dump and the gdb
+ * script (tools/corio-gdb.py); @file is kept as a pointer, so it must be static (__FILE__ is).
+ * corio_spawn is a macro that calls it with the caller's __FILE__ and __LINE__; the function
+ * corio_spawn, reached as (corio_spawn)(...), records no site. Returns as corio_spawn. */
+CORIO_API int corio_spawn_at(corio_id *out, struct corio_loop *loop, corio_fn *fn, void *arg,
+                             const char *file, int line);
+#define corio_spawn(out, loop, fn, arg) corio_spawn_at(out, loop, fn, arg, __FILE__, __LINE__)
+
+/* Names the calling coroutine for corio_loop_dump, the stall report and the gdb script. The name
+ * is copied (cut to 23 bytes), so @name may be a buffer of the caller's; NULL or "" removes it.
+ * Does not suspend. Returns 0, or -EPERM outside a coroutine. */
+CORIO_API int corio_set_name(const char *name);
 
 /* Waits until coroutine @co ends and stores its return value in *result (if not NULL); the handle
  * is then spent. May suspend. Returns 0, or -errno: -ESRCH (no such coroutine, or already joined or
@@ -974,6 +997,12 @@ CORIO_API int corio_group_init(struct corio_group *g, unsigned flags);
  * -EINVAL outside a running loop). */
 CORIO_API int corio_group_spawn(corio_id *out, struct corio_group *g, corio_fn *fn, void *arg);
 
+/* corio_group_spawn with a spawn site, as corio_spawn_at; corio_group_spawn is a macro that
+ * passes the caller's __FILE__ and __LINE__. Returns as corio_group_spawn. */
+CORIO_API int corio_group_spawn_at(corio_id *out, struct corio_group *g, corio_fn *fn, void *arg,
+                                   const char *file, int line);
+#define corio_group_spawn(out, g, fn, arg) corio_group_spawn_at(out, g, fn, arg, __FILE__, __LINE__)
+
 /* Cancels every member of @g, now and spawned later, without waiting. Returns the number of
  * members that were cancelled. */
 CORIO_API int corio_group_cancel(struct corio_group *g);
@@ -1215,6 +1244,38 @@ CORIO_API int corio_gen_result(const struct corio_gen *g);
  * deadline: a cancelled generator's waits fail at once, so it only runs its clean-up. May
  * suspend. Returns its result (as corio_gen_result), or -EPERM outside a coroutine. */
 CORIO_API int corio_gen_fini(struct corio_gen *g);
+
+/* ==== introspection ========================================================================== */
+
+/* One operation in flight, as corio_loop_inflight reports it. */
+struct corio_op_info {
+    corio_id owner; /* the coroutine that started it and waits for it */
+    const char *op; /* what it is: "recv", "accept_multishot", "timeout" (a sleep), "blocking" (a
+                       corio_blocking call on the loop's workers), ...: a static string */
+    int fd;         /* its fd, or -1 (and for "socket", the domain) */
+    int64_t age_ns; /* how long ago it was submitted */
+};
+
+/* The in-flight table: fills @out[0..@n) with the operations in flight that @loop's coroutines
+ * (zombies included) started, coroutine by coroutine in the order they were spawned. Ops of the
+ * loop's own (its wake-up read, its timers) are not listed. The table is always kept, at the
+ * cost of a time stamp per op, unless the library was built with CORIO_INFLIGHT=OFF. On @loop's
+ * thread only (from one of its coroutines, a function posted to it, or while it does not run).
+ * Does not suspend. Returns how many are in flight (more than @n when @out was too short), or
+ * -errno: -EPERM on another thread, -EINVAL, -EOPNOTSUPP when the table is compiled out. */
+CORIO_API int corio_loop_inflight(const struct corio_loop *loop, struct corio_op_info *out,
+                                  size_t n);
+
+/* The coroutine dump: writes to @f a line on @loop (backend, coroutines, completions in flight,
+ * iterations) and one per coroutine: its number and id, its name (corio_set_name), its state
+ * (running; ready; waiting, and for what: an op and its fd, a channel, a lock, a join...; ended
+ * with ops still in flight), whether it is cancelled and its deadline, its spawn site (the
+ * corio_spawn macro's __FILE__:__LINE__), its body's address, and, in debug builds (no NDEBUG),
+ * its stack's high-water mark; under it, a line for each of its ops in flight, with opcode, fd
+ * and age. The format is for people, not parsers. On @loop's thread only (another thread posts
+ * a function that calls it: corio_loop_post). Does not suspend. Returns 0, or -errno: -EPERM on
+ * another thread, -EINVAL. */
+CORIO_API int corio_loop_dump(const struct corio_loop *loop, FILE *f);
 
 #ifdef __cplusplus
 }
