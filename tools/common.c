@@ -335,8 +335,7 @@ int tool_serve_handed(const char *who, int lfd)
     }
 }
 
-/* ---- the coroutine dump on SIGUSR1 --------------------------------------------------------------
- */
+/* ---- the coroutine dump on SIGUSR1 ------------------------------------------------------------ */
 
 /* Run by each loop on its own thread, where corio_loop_dump may look at it. */
 static void dump_here(void *arg)
