@@ -12,6 +12,7 @@
 #include "base.h"
 #include "coro.h"
 #include "list.h"
+#include "metrics.h"
 #include "op.h"
 #include "remote.h"
 #include "scheduler.h"
@@ -45,6 +46,7 @@ struct corio_loop {
     int64_t wake_deadline;          /* one in flight surely fires by then; INT64_MAX: unknown */
     struct corio__blocking *blocking; /* corio_blocking's worker pool (blocking.c), made on the
                                          first call; NULL until then */
+    struct corio__metrics metrics;  /* what readers on other threads see (metrics.c) */
 };
 
 /* corio_loop_new, with @refuse: CORIO_FEAT_ bits of setup flags to treat as refused by the kernel,

@@ -7,7 +7,9 @@
  * a close nobody waits for): the fault seam leaves those alone too. The in-flight count
  * goes up by one per tracked SQE and down by one per CQE that is the last of its SQE (no
  * CORIO__CQE_F_MORE: a multishot's final CQE, a zero-copy send's notification), so it is exactly
- * the number of CQEs the loop can still expect. */
+ * the number of CQEs the loop can still expect. TAG_SAMPLED is TAG_OP for an op whose latency is
+ * timed (latency.c): its CQEs go by the sampler on their way, and the others pay nothing for it;
+ * its cancel carries the same tag, since the kernel matches a cancel by the whole user_data. */
 #include "op.h"
 
 #include "probe.h"
@@ -21,6 +23,7 @@ enum {
     TAG_OP = CORIO__TAG_OP,
     TAG_LINK = CORIO__TAG_LINK,
     TAG_UNTRACKED = CORIO__TAG_UNTRACKED,
+    TAG_SAMPLED = CORIO__TAG_SAMPLED,
     TAG_MASK = CORIO__TAG_MASK
 };
 
@@ -85,6 +88,7 @@ int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
                    struct corio_stats *stats, uint64_t refuse, uint64_t *features)
 {
     io->inflight = 0;
+    corio__lat_init(&io->lat, o->latency_sample);
     io->why[0] = '\0';
     enum corio_backend want = wanted(o);
     if (want != CORIO_BACKEND_EPOLL) {
@@ -117,7 +121,8 @@ void corio__op_fini(struct corio__io *io)
 void corio__op_submit_poll(struct corio__io *io, const struct corio__op *op,
                            struct corio__completion *c, const struct corio__ts *deadline)
 {
-    corio__poll_prep(io->poll, op, user_data(c, TAG_OP), deadline, user_data(c, TAG_LINK));
+    unsigned tag = c ? corio__op_tag(io, (uint64_t)(uintptr_t)c, op->opcode) : TAG_OP;
+    corio__poll_prep(io->poll, op, user_data(c, tag), deadline, user_data(c, TAG_LINK));
     io->inflight += deadline ? 2 : 1;
 }
 
@@ -132,10 +137,15 @@ void corio__op_submit_untracked(struct corio__io *io, const struct corio__op *op
 
 void corio__op_cancel(struct corio__io *io, struct corio__completion *c)
 {
+    unsigned tag = TAG_OP;
+#if CORIO__HISTOGRAMS
+    if (c && corio__lat_timed(&io->lat, (uint64_t)(uintptr_t)c))
+        tag = TAG_SAMPLED;
+#endif
     if (io->ring)
-        corio__ring_cancel(io->ring, user_data(c, TAG_OP), 0);
+        corio__ring_cancel(io->ring, user_data(c, tag), 0);
     else
-        corio__poll_cancel(io->poll, user_data(c, TAG_OP), 0);
+        corio__poll_cancel(io->poll, user_data(c, tag), 0);
 }
 
 static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
@@ -148,6 +158,12 @@ static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
     if (likely(tag <= TAG_LINK)) {
         if (!(cqe->flags & CORIO__CQE_F_MORE))
             io->inflight--;
+    } else if (tag == TAG_SAMPLED) {
+        if (!(cqe->flags & CORIO__CQE_F_MORE))
+            io->inflight--;
+#if CORIO__HISTOGRAMS
+        corio__lat_done(&io->lat, ud & ~(uint64_t)TAG_MASK, cqe->flags & CORIO__CQE_F_MORE);
+#endif
     } else if (unlikely(tag != TAG_UNTRACKED)) {
         corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)ud);
     }

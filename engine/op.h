@@ -12,6 +12,7 @@
 
 #include "base.h"
 #include "epoll.h"
+#include "latency.h"
 #include "ring.h"
 
 struct corio__completion;
@@ -41,6 +42,7 @@ struct corio__io {
     size_t inflight;                     /* CQEs still to come for tracked submissions */
     char why[192];                       /* why io_uring is not used, or "" */
     struct corio__cqe cqes[CORIO__REAP_BATCH]; /* the reap buffer */
+    struct corio__lat lat;               /* latency sampling and histograms (latency.h) */
 };
 
 /* Sets up the backend for a loop with options @o, counting into @stats, and probes the kernel:
@@ -55,7 +57,26 @@ int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
 void corio__op_fini(struct corio__io *io);
 
 /* The tags in the low bits of a CQE's user_data (op.c explains them). */
-enum { CORIO__TAG_OP = 0, CORIO__TAG_LINK = 1, CORIO__TAG_UNTRACKED = 2, CORIO__TAG_MASK = 7 };
+enum {
+    CORIO__TAG_OP = 0,
+    CORIO__TAG_LINK = 1,
+    CORIO__TAG_UNTRACKED = 2,
+    CORIO__TAG_SAMPLED = 3,
+    CORIO__TAG_MASK = 7
+};
+
+/* The tag of an op's own CQEs: TAG_SAMPLED for one op in latency_sample, whose latency is timed,
+ * else TAG_OP. A countdown, so that the ops not timed pay one decrement and a branch. */
+static inline unsigned corio__op_tag(struct corio__io *io, uint64_t ud, unsigned opcode)
+{
+#if CORIO__HISTOGRAMS
+    if (unlikely(--io->lat.countdown == 0) && corio__lat_start(&io->lat, ud, opcode))
+        return CORIO__TAG_SAMPLED;
+#else
+    (void)io, (void)ud, (void)opcode;
+#endif
+    return CORIO__TAG_OP;
+}
 
 /* Hands @op to the backend; each of its CQEs goes to @c. With @deadline (not NULL: an absolute
  * CLOCK_MONOTONIC time the kernel reads at submission) a linked timeout follows it, whose CQE
@@ -74,11 +95,12 @@ static inline void corio__op_submit(struct corio__io *io, const struct corio__op
         return;
     }
     uint64_t ud = (uint64_t)(uintptr_t)c;
+    unsigned tag = corio__op_tag(io, ud, op->opcode);
     if (deadline) {
-        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);
+        corio__ring_prep(io->ring, op, ud | tag, deadline, ud | CORIO__TAG_LINK);
         io->inflight += 2;
     } else {
-        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, NULL, 0);
+        corio__ring_prep(io->ring, op, ud | tag, NULL, 0);
         io->inflight += 1;
     }
 }

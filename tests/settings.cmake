@@ -26,3 +26,4 @@ set(CORIO_TEST_SETTINGS_test_epoll TIMEOUT 90 LABELS unit net memcheck LIBS cori
 set(CORIO_TEST_SETTINGS_test_remote TIMEOUT 120 LABELS unit threads memcheck)
 set(CORIO_TEST_SETTINGS_test_blocking TIMEOUT 120 LABELS unit threads memcheck)
 set(CORIO_TEST_SETTINGS_test_resolve TIMEOUT 60 LABELS unit net memcheck)
+set(CORIO_TEST_SETTINGS_test_metrics TIMEOUT 60 LABELS unit threads memcheck)
