@@ -1,5 +1,5 @@
 /* Pieces the command-line tools share: clean stop on SIGINT/SIGTERM, numbers from options,
- * CPU pinning, and the --stats report. */
+ * CPU pinning, the --stats report, and the report on SIGUSR1. */
 #ifndef CORIO_TOOLS_COMMON_H
 #define CORIO_TOOLS_COMMON_H
 
@@ -7,8 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Blocks SIGINT and SIGTERM in the calling thread (before it creates threads or its loop), so
- * that tool_stop_on_signals can receive them through a signalfd. Returns 0 or -errno. */
+/* Blocks SIGINT, SIGTERM and SIGUSR1 in the calling thread (before it creates threads or its
+ * loop), so that tool_stop_on_signals and tool_report_on_signal can receive them through
+ * signalfds. Returns 0 or -errno. */
 int tool_block_signals(void);
 
 /* Spawns a coroutine on @loop that waits for SIGINT or SIGTERM and then stops the
@@ -40,7 +41,19 @@ int tool_run(const char *who, unsigned threads, int cpu, const struct corio_loop
  * all of them listen. Returns the listening fd, or -errno with the cause printed. */
 int tool_listen(const char *who, const char *host, uint16_t port, int backlog);
 
-/* Prints the loop's counters to stderr, one line, prefixed by @who. */
+/* Prints the loop's counters to stderr, prefixed by @who: one line of counters (the only one
+ * with "enters=", which benchmarks/run reads), one of gauges, and one per op kind that was timed,
+ * with its latency quantiles. On @loop's thread the values are current; on another, as
+ * corio_loop_metrics gives them. */
 void tool_print_stats(const char *who, struct corio_loop *loop);
+
+/* Prints to stderr, prefixed by @who, what the tool's loops are doing: every loop's metrics
+ * (tool_print_stats; with several loops, "who[i]" names loop i). The one place a report on demand
+ * is made: what else a tool should show when asked belongs here. Returns nothing. */
+void tool_report(const char *who);
+
+/* Spawns a coroutine on @loop that runs tool_report(@who) each time the process gets SIGUSR1,
+ * until the loop stops (it is cancelled with the rest). Returns 0 or -errno. */
+int tool_report_on_signal(struct corio_loop *loop, const char *who);
 
 #endif

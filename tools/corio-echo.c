@@ -49,7 +49,8 @@ static void usage(FILE *f)
                "  --threads N       N loops on N threads, one listener each (SO_REUSEPORT);\n"
                "                    default 1: the benchmarks pin one server thread beside the\n"
                "                    load generator, and one loop is what they compare\n"
-               "  --stats           print the loop's counters at exit\n"
+               "  --stats           print the loop's counters at exit (SIGUSR1 prints them at any\n"
+               "                    time)\n"
                "  --help            this text\n"
                "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
 }
@@ -102,7 +103,8 @@ static int server(void *arg)
             plain = true;
         }
     }
-    if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
+    if (corio_thread_index() == 0 && (tool_stop_on_signals(loop) != 0 ||
+                                      tool_report_on_signal(loop, "corio-echo") != 0))
         fprintf(stderr, "corio-echo: no signal handling\n");
     int lfd = tool_listen("corio-echo", o.host, o.port, o.backlog);
     if (lfd < 0) {

@@ -25,7 +25,11 @@ static void usage(FILE *f)
                "                       own CPU)\n"
                "  --threads N          N loops on N threads, one listener each (SO_REUSEPORT);\n"
                "                       default 1: the benchmarks compare one loop\n"
-               "  --stats              print counters at exit\n"
+               "  --stats              print counters at exit (and on SIGUSR1, always)\n"
+               "  --metrics-path P     serve every loop's metrics in Prometheus' text format at\n"
+               "                       path P (GET) of the server's port, e.g. /metrics\n"
+               "  --metrics-port N     serve them on port N (at every path) instead, on its own\n"
+               "                       listener of the first loop; prints 'metrics port=N'\n"
                "  --help               this text\n"
                "Without --root, GET / answers \"Hello, World!\" (text/plain) and other paths 404.\n"
                "Prints 'ready port=N' when listening; stops cleanly on SIGINT/SIGTERM.\n");
@@ -38,6 +42,63 @@ static unsigned threads = 1;
 static bool stats;
 static struct corio_http_server_opts ho;
 static _Atomic int server_err;
+static const char *metrics_path;
+static int metrics_port = -1;
+
+/* GET of the metrics: every loop's, in Prometheus' text format, measured first and then written
+ * into a buffer of that size (grown if the text grew in between). */
+static int metrics(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    struct corio_loop *loops[1024];
+    unsigned n = corio_thread_count();
+    for (unsigned i = 0; i < n; i++)
+        loops[i] = corio_thread_loop(i);
+    size_t cap = 16384;
+    char *buf = NULL;
+    ssize_t len;
+    for (;;) {
+        char *grown = realloc(buf, cap);
+        if (!grown) {
+            free(buf);
+            return corio_http_respond(c, 500, "text/plain", "no memory\n", 10, CORIO_FOREVER);
+        }
+        buf = grown;
+        len = corio_metrics_prometheus(buf, cap, loops, n);
+        if (len < 0 || (size_t)len < cap)
+            break;
+        cap = (size_t)len + 4096;
+    }
+    int err = len < 0 ? corio_http_respond(c, 501, "text/plain", "no metrics in this build\n",
+                                           25, CORIO_FOREVER)
+                      : corio_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf,
+                                           (size_t)len, CORIO_FOREVER);
+    free(buf);
+    return err;
+}
+
+/* --metrics-port: a server of its own on the first loop that answers every GET with the
+ * metrics, so that they need not share the port, or the path space, of the site. */
+static int metrics_server(void *arg)
+{
+    (void)arg;
+    struct corio_http_server *srv = NULL;
+    int lfd = corio_listen_tcp(host, (uint16_t)metrics_port, 64, 0);
+    if (lfd < 0) {
+        fprintf(stderr, "corio-httpd: metrics port %d: %s\n", metrics_port, strerror(-lfd));
+        return lfd;
+    }
+    int err = corio_http_server_new(&srv, NULL);
+    if (err == 0 && (err = corio_http_route(srv, "GET", "/*", metrics, NULL)) == 0) {
+        printf("metrics port=%d\n", corio_local_port(lfd));
+        fflush(stdout);
+        err = corio_http_serve(srv, lfd);
+    }
+    corio_http_server_free(srv);
+    corio_close(lfd);
+    return err;
+}
 
 static int hello(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
@@ -53,8 +114,12 @@ static int server(void *arg)
 {
     (void)arg;
     struct corio_loop *loop = corio_loop_current();
-    if (corio_thread_index() == 0 && tool_stop_on_signals(loop) != 0)
+    if (corio_thread_index() == 0 && (tool_stop_on_signals(loop) != 0 ||
+                                      tool_report_on_signal(loop, "corio-httpd") != 0))
         fprintf(stderr, "corio-httpd: no signal handling\n");
+    if (corio_thread_index() == 0 && metrics_port >= 0 &&
+        corio_spawn(NULL, loop, metrics_server, NULL) != 0)
+        fprintf(stderr, "corio-httpd: no metrics server\n");
     struct corio_http_server *srv;
     int err = corio_http_server_new(&srv, &ho);
     if (err) {
@@ -62,6 +127,8 @@ static int server(void *arg)
         corio_threads_stop();
         return err;
     }
+    if (metrics_path)
+        corio_http_route(srv, "GET", metrics_path, metrics, NULL);
     if (!ho.root)
         corio_http_route(srv, "GET", "/", hello, NULL);
     int lfd = tool_listen("corio-httpd", host, port, backlog);
@@ -96,7 +163,7 @@ int main(int argc, char **argv)
     struct corio_loop_opts lo = {0};
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_ROOT, O_HDR, O_IDLE, O_MAX, O_BACKLOG, O_STACK, O_SQPOLL,
-           O_CPU, O_STATS, O_THREADS };
+           O_CPU, O_STATS, O_THREADS, O_MPATH, O_MPORT };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"host", required_argument, NULL, O_HOST},
@@ -110,6 +177,8 @@ int main(int argc, char **argv)
         {"cpu", required_argument, NULL, O_CPU},
         {"stats", no_argument, NULL, O_STATS},
         {"threads", required_argument, NULL, O_THREADS},
+        {"metrics-path", required_argument, NULL, O_MPATH},
+        {"metrics-port", required_argument, NULL, O_MPORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -127,11 +196,14 @@ int main(int argc, char **argv)
         case O_CPU: cpu = (int)tool_parse_size("--cpu", optarg); break;
         case O_STATS: stats = true; break;
         case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
+        case O_MPATH: metrics_path = optarg; break;
+        case O_MPORT: metrics_port = (int)tool_parse_size("--metrics-port", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || threads == 0 || threads > 1024) {
+    if (optind != argc || threads == 0 || threads > 1024 || metrics_port > 65535 ||
+        (metrics_path && metrics_path[0] != '/')) {
         usage(stderr);
         return 2;
     }
