@@ -5,7 +5,7 @@
  * lengthen every op), and the gauges belong to the modules that keep them (coroutines, stacks,
  * timers): only the loop's thread reads them, here, when it publishes. A reader on another thread
  * copies the published words between two reads of the sequence, and asks for a new copy when the
- * one it got is older than a millisecond: a busy loop publishes every 64 iterations anyway, and a
+ * one it got is older than a millisecond: a busy loop publishes every 256 iterations anyway, and a
  * sleeping one is woken by the request. */
 #include "metrics.h"
 

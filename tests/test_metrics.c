@@ -357,15 +357,15 @@ static struct corio_latency latency(struct corio_loop *l, const char *op)
     return h;
 }
 
-/* One op in latency_sample is timed: every one, one in 16 (the default), or none. */
+/* One op in latency_sample is timed: every one, one in 64 (the default), or none. */
 static void nop_samples(unsigned every, uint64_t expect)
 {
     struct corio_loop_opts o = {.latency_sample = every};
     struct corio_loop *l = t_mkloop(&o);
-    assert_int_equal(t_run1(l, nops, (void *)(intptr_t)160), 0);
+    assert_int_equal(t_run1(l, nops, (void *)(intptr_t)640), 0);
     t_expect_ok();
     struct corio_latency h = latency(l, "nop");
-    print_message("  latency_sample=%u: %llu of 160 NOPs timed, p50 < %lld ns\n", every,
+    print_message("  latency_sample=%u: %llu of 640 NOPs timed, p50 < %lld ns\n", every,
                   (unsigned long long)h.samples, (long long)corio_latency_quantile(&h, 0.5));
     assert_int_equal(h.samples, expect);
     if (expect)
@@ -376,8 +376,8 @@ static void nop_samples(unsigned every, uint64_t expect)
 static void test_metrics_latency_sampling(void **state)
 {
     (void)state;
-    nop_samples(1, 160);
-    nop_samples(0, 160 / 16);
+    nop_samples(1, 640);
+    nop_samples(0, 640 / 64);
     nop_samples(CORIO_LATENCY_OFF, 0);
 }
 
