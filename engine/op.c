@@ -41,6 +41,14 @@ static const enum corio_feature needed[] = {
     CORIO_FEAT_TIMEOUT, CORIO_FEAT_LINK_TIMEOUT, CORIO_FEAT_ASYNC_CANCEL,
 };
 
+bool corio__op_needed(enum corio_feature f)
+{
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(needed); i++)
+        if (needed[i] == f)
+            return true;
+    return false;
+}
+
 /* The backend asked for: the option, else CORIO_BACKEND, else auto. */
 static enum corio_backend wanted(const struct corio_loop_opts *o)
 {

@@ -53,6 +53,9 @@ struct corio__io {
 int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
                    struct corio_stats *stats, uint64_t refuse, uint64_t *features);
 
+/* Returns true if io_uring must offer op @f for a loop to use it (without it, epoll serves). */
+bool corio__op_needed(enum corio_feature f);
+
 /* Tears the backend down; no op may be in flight. Returns nothing. */
 void corio__op_fini(struct corio__io *io);
 

@@ -5,30 +5,9 @@
 #include "metrics.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-/* Text written into a caller's buffer, snprintf-like: @pos counts what would have been written. */
-struct out {
-    char *buf;
-    size_t len;
-    size_t pos;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = o->pos < o->len ? o->len - o->pos : 0;
-    int n = vsnprintf(room ? o->buf + o->pos : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->pos += (size_t)n;
-}
 
 struct family {
     const char *name; /* without the corio_ prefix */
@@ -67,10 +46,11 @@ static uint64_t field(const struct corio_metrics *m, size_t off)
     return *(const uint64_t *)(const void *)((const char *)m + off);
 }
 
-static void histograms(struct out *o, struct corio_loop *const *loops, unsigned n)
+static void histograms(struct corio__text *o, struct corio_loop *const *loops, unsigned n)
 {
-    put(o, "# HELP corio_op_latency_seconds Submit-to-completion latency of sampled ops.\n"
-           "# TYPE corio_op_latency_seconds histogram\n");
+    corio__text_put(o,
+                    "# HELP corio_op_latency_seconds Submit-to-completion latency of sampled ops.\n"
+                    "# TYPE corio_op_latency_seconds histogram\n");
     const char *name;
     for (unsigned op = 0; (name = corio_op_name(op)) != NULL; op++) {
         for (unsigned i = 0; i < n; i++) {
@@ -80,16 +60,18 @@ static void histograms(struct out *o, struct corio_loop *const *loops, unsigned 
             uint64_t cum = 0;
             for (unsigned b = 0; b + 1 < CORIO_LATENCY_BUCKETS; b++) {
                 cum += h.buckets[b];
-                put(o, "corio_op_latency_seconds_bucket{loop=\"%u\",op=\"%s\",le=\"%.9g\"} %llu\n",
+                corio__text_put(
+                    o, "corio_op_latency_seconds_bucket{loop=\"%u\",op=\"%s\",le=\"%.9g\"} %llu\n",
                     i, name, (double)corio_latency_bound(b) / 1e9, (unsigned long long)cum);
             }
             cum += h.buckets[CORIO_LATENCY_BUCKETS - 1];
-            put(o, "corio_op_latency_seconds_bucket{loop=\"%u\",op=\"%s\",le=\"+Inf\"} %llu\n", i,
+            corio__text_put(
+                o, "corio_op_latency_seconds_bucket{loop=\"%u\",op=\"%s\",le=\"+Inf\"} %llu\n", i,
                 name, (unsigned long long)cum);
-            put(o, "corio_op_latency_seconds_sum{loop=\"%u\",op=\"%s\"} %.9f\n", i, name,
-                (double)h.sum_ns / 1e9);
-            put(o, "corio_op_latency_seconds_count{loop=\"%u\",op=\"%s\"} %llu\n", i, name,
-                (unsigned long long)cum);
+            corio__text_put(o, "corio_op_latency_seconds_sum{loop=\"%u\",op=\"%s\"} %.9f\n", i,
+                            name, (double)h.sum_ns / 1e9);
+            corio__text_put(o, "corio_op_latency_seconds_count{loop=\"%u\",op=\"%s\"} %llu\n", i,
+                            name, (unsigned long long)cum);
         }
     }
 }
@@ -105,20 +87,20 @@ ssize_t corio_metrics_prometheus(char *buf, size_t len, struct corio_loop *const
         return -ENOMEM;
     for (unsigned i = 0; i < n; i++)
         corio_loop_metrics(loops[i], &m[i]);
-    struct out o = {.buf = buf, .len = len, .pos = 0};
+    struct corio__text o = {.buf = buf, .len = len, .pos = 0};
     if (len)
         buf[0] = '\0';
-    put(&o, "# HELP corio_loop_info The backend each loop runs on.\n"
-            "# TYPE corio_loop_info gauge\n");
+    corio__text_put(&o, "# HELP corio_loop_info The backend each loop runs on.\n"
+                        "# TYPE corio_loop_info gauge\n");
     for (unsigned i = 0; i < n; i++)
-        put(&o, "corio_loop_info{loop=\"%u\",backend=\"%s\"} 1\n", i,
-            corio_backend_name(corio_loop_backend(loops[i])));
+        corio__text_put(&o, "corio_loop_info{loop=\"%u\",backend=\"%s\"} 1\n", i,
+                        corio_backend_name(corio_loop_backend(loops[i])));
     for (size_t f = 0; f < CORIO__ARRAY_SIZE(families); f++) {
-        put(&o, "# HELP corio_%s %s\n# TYPE corio_%s %s\n", families[f].name, families[f].help,
-            families[f].name, families[f].type);
+        corio__text_put(&o, "# HELP corio_%s %s\n# TYPE corio_%s %s\n", families[f].name,
+                        families[f].help, families[f].name, families[f].type);
         for (unsigned i = 0; i < n; i++)
-            put(&o, "corio_%s{loop=\"%u\"} %llu\n", families[f].name, i,
-                (unsigned long long)field(&m[i], families[f].off));
+            corio__text_put(&o, "corio_%s{loop=\"%u\"} %llu\n", families[f].name, i,
+                            (unsigned long long)field(&m[i], families[f].off));
     }
     if (CORIO__HISTOGRAMS)
         histograms(&o, loops, n);

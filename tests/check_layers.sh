@@ -20,7 +20,7 @@ layer_of() {
     scheduler | segv) echo 3 ;;
     coro | group | future | remote | metrics | loop.h) echo 4 ;;
     loop | threads | blocking | file | net | resolve | listen | acceptor | buf | sync | chan | gen | \
-        prometheus) \
+        prometheus | report) \
         echo 5 ;;
     *) echo "check_layers: no layer for $1: add it to the table in $0" >&2; echo 99 ;;
     esac
