@@ -327,6 +327,8 @@ int corio_loop_run(struct corio_loop *l)
     l->running = true;
     l->deadlock = false;
     corio__sched_enter(&l->sched);
+    if (CORIO__METRICS)
+        corio__metrics_running(l, true);
     while (l->coros.live > 0) {
         l->stats.iterations++;
         if (unlikely(corio__metrics_due(l->stats.iterations)))
@@ -351,7 +353,7 @@ int corio_loop_run(struct corio_loop *l)
     l->running = false;
     l->coros.stopping = false;
     if (CORIO__METRICS)
-        corio__metrics_publish(l); /* a loop that is not running cannot answer a reader */
+        corio__metrics_running(l, false); /* a loop that is not running cannot answer a reader */
     corio__tls_loop = prev;
     return l->deadlock ? -EDEADLK : 0;
 }

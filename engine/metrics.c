@@ -54,6 +54,13 @@ void corio__metrics_publish(struct corio_loop *l)
     atomic_store_explicit(&p->seq, s + 2, memory_order_release);
 }
 
+void corio__metrics_running(struct corio_loop *l, bool running)
+{
+    if (!running)
+        corio__metrics_publish(l);
+    atomic_store_explicit(&l->metrics.running, running, memory_order_release);
+}
+
 /* A reader's request, run by the loop. */
 static void run_refresh(struct corio_loop *l, struct corio__msg *m)
 {
@@ -69,6 +76,7 @@ void corio__metrics_init(struct corio_loop *l)
     for (size_t i = 0; i < CORIO__METRICS_WORDS; i++)
         atomic_init(&p->words[i], 0);
     atomic_flag_clear(&p->refresh_queued);
+    atomic_init(&p->running, false);
     p->refresh.run = run_refresh;
     p->refresh.heap = false;
     corio__metrics_publish(l);
@@ -105,9 +113,12 @@ int corio_loop_metrics(struct corio_loop *l, struct corio_metrics *out)
         return 0;
     }
     struct corio__metrics *p = &l->metrics;
+    /* Acquire pairs with the release in corio__metrics_running: a loop seen stopped has published
+     * its last values. */
+    bool running = atomic_load_explicit(&p->running, memory_order_acquire);
     uint64_t seq = read_published(p, out);
     int64_t now = corio_now();
-    if (now - out->taken_at <= FRESH_NS)
+    if (!running || now - out->taken_at <= FRESH_NS)
         return 0;
     if (!atomic_flag_test_and_set(&p->refresh_queued))
         corio__remote_send(l, &p->refresh);

@@ -31,6 +31,7 @@ struct corio__metrics {
     _Atomic uint64_t words[CORIO__METRICS_WORDS]; /* a struct corio_metrics, word by word */
     struct corio__msg refresh;  /* a reader's request for fresh values, needing no memory */
     atomic_flag refresh_queued; /* refresh is in the loop's queue: a second reader adds nothing */
+    _Atomic bool running;       /* inside corio_loop_run: only then can the loop answer a request */
 };
 
 /* Sets up @l's published metrics and publishes the first values. Returns nothing. */
@@ -38,6 +39,10 @@ void corio__metrics_init(struct corio_loop *l);
 
 /* Publishes @l's current values, on its thread. Returns nothing. */
 void corio__metrics_publish(struct corio_loop *l);
+
+/* corio_loop_run starts (@running) or ends: at the end the values are published, and until the
+ * next start readers take them as they are instead of asking a loop that cannot answer. */
+void corio__metrics_running(struct corio_loop *l, bool running);
 
 /* Whether the loop publishes in the iteration numbered @iterations. */
 static inline bool corio__metrics_due(uint64_t iterations)

@@ -313,7 +313,8 @@ struct corio_metrics {
  * publishes them (under a sequence lock) every 256 iterations, and when a reader finds them older
  * than a millisecond it asks the loop for fresh ones (a message, as corio_loop_post, that wakes a
  * sleeping loop) and waits up to 10 ms for them; a loop stuck in a coroutine that does not yield
- * cannot answer, and then the last values come back, as old as out->taken_at says. On the loop's
+ * cannot answer, and then the last values come back, as old as out->taken_at says. A loop that
+ * is not running gives the values it published when its last run ended. On the loop's
  * own thread the values are read directly, current. @loop must outlive the call. Returns 0, or
  * -EOPNOTSUPP in a build without metrics (CMake CORIO_METRICS=OFF). */
 CORIO_API int corio_loop_metrics(struct corio_loop *loop, struct corio_metrics *out);
