@@ -126,11 +126,41 @@ void corio__op_fini(struct corio__io *io)
     io->poll = NULL;
 }
 
+/* The tag of the op whose countdown reached 0: TAG_SAMPLED if its latency can be timed (a sample
+ * slot is free), else TAG_OP. */
+static unsigned timed_tag(struct corio__io *io, struct corio__completion *c, unsigned opcode)
+{
+#if CORIO__HISTOGRAMS
+    if (corio__lat_start(&io->lat, (uint64_t)(uintptr_t)c, opcode))
+        return TAG_SAMPLED;
+#else
+    (void)io, (void)c, (void)opcode;
+#endif
+    return TAG_OP;
+}
+
+/* The tag of an op's own CQEs: TAG_SAMPLED for one op in latency_sample, else TAG_OP. */
+static unsigned op_tag(struct corio__io *io, struct corio__completion *c, unsigned opcode)
+{
+    if (CORIO__HISTOGRAMS && unlikely(--io->lat.countdown == 0))
+        return timed_tag(io, c, opcode);
+    return TAG_OP;
+}
+
 void corio__op_submit_poll(struct corio__io *io, const struct corio__op *op,
                            struct corio__completion *c, const struct corio__ts *deadline)
 {
-    unsigned tag = c ? corio__op_tag(io, (uint64_t)(uintptr_t)c, op->opcode) : TAG_OP;
+    unsigned tag = c ? op_tag(io, c, op->opcode) : TAG_OP;
     corio__poll_prep(io->poll, op, user_data(c, tag), deadline, user_data(c, TAG_LINK));
+    io->inflight += deadline ? 2 : 1;
+}
+
+void corio__op_submit_timed(struct corio__io *io, const struct corio__op *op,
+                            struct corio__completion *c, const struct corio__ts *deadline)
+{
+    unsigned tag = timed_tag(io, c, op->opcode); /* it sets the countdown again */
+    corio__ring_prep(io->ring, op, user_data(c, tag), deadline,
+                     deadline ? user_data(c, TAG_LINK) : 0);
     io->inflight += deadline ? 2 : 1;
 }
 
@@ -156,6 +186,21 @@ void corio__op_cancel(struct corio__io *io, struct corio__completion *c)
         corio__poll_cancel(io->poll, user_data(c, tag), 0);
 }
 
+/* A CQE whose tag is neither TAG_OP nor TAG_LINK nor TAG_UNTRACKED: a timed op's, counted as
+ * TAG_OP's are and handed to the sampler, or a corrupt one. Out of line: one op in
+ * latency_sample comes here. */
+__attribute__((noinline)) static void dispatch_timed(struct corio__io *io,
+                                                   const struct corio__cqe *cqe, unsigned tag)
+{
+    if (unlikely(tag != TAG_SAMPLED))
+        corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)cqe->user_data);
+    if (!(cqe->flags & CORIO__CQE_F_MORE))
+        io->inflight--;
+#if CORIO__HISTOGRAMS
+    corio__lat_done(&io->lat, cqe->user_data & ~(uint64_t)TAG_MASK, cqe->flags & CORIO__CQE_F_MORE);
+#endif
+}
+
 static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
 {
     uint64_t ud = cqe->user_data;
@@ -166,14 +211,8 @@ static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
     if (likely(tag <= TAG_LINK)) {
         if (!(cqe->flags & CORIO__CQE_F_MORE))
             io->inflight--;
-    } else if (tag == TAG_SAMPLED) {
-        if (!(cqe->flags & CORIO__CQE_F_MORE))
-            io->inflight--;
-#if CORIO__HISTOGRAMS
-        corio__lat_done(&io->lat, ud & ~(uint64_t)TAG_MASK, cqe->flags & CORIO__CQE_F_MORE);
-#endif
     } else if (unlikely(tag != TAG_UNTRACKED)) {
-        corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)ud);
+        dispatch_timed(io, cqe, tag);
     }
     c->complete(c, cqe, tag == TAG_LINK);
 }

@@ -68,18 +68,11 @@ enum {
     CORIO__TAG_MASK = 7
 };
 
-/* The tag of an op's own CQEs: TAG_SAMPLED for one op in latency_sample, whose latency is timed,
- * else TAG_OP. A countdown, so that the ops not timed pay one decrement and a branch. */
-static inline unsigned corio__op_tag(struct corio__io *io, uint64_t ud, unsigned opcode)
-{
-#if CORIO__HISTOGRAMS
-    if (unlikely(--io->lat.countdown == 0) && corio__lat_start(&io->lat, ud, opcode))
-        return CORIO__TAG_SAMPLED;
-#else
-    (void)io, (void)ud, (void)opcode;
-#endif
-    return CORIO__TAG_OP;
-}
+/* Hands @op to the backend as corio__op_submit does, as the one op in latency_sample whose latency
+ * is timed (when a sample slot is free): its CQEs carry TAG_SAMPLED. Out of line, and the whole
+ * submission, so that the inline path keeps no value across a call. Returns nothing. */
+void corio__op_submit_timed(struct corio__io *io, const struct corio__op *op,
+                            struct corio__completion *c, const struct corio__ts *deadline);
 
 /* Hands @op to the backend; each of its CQEs goes to @c. With @deadline (not NULL: an absolute
  * CLOCK_MONOTONIC time the kernel reads at submission) a linked timeout follows it, whose CQE
@@ -97,13 +90,19 @@ static inline void corio__op_submit(struct corio__io *io, const struct corio__op
         corio__op_submit_poll(io, op, c, deadline);
         return;
     }
+#if CORIO__HISTOGRAMS
+    /* A countdown: the ops not timed pay one decrement and a branch. */
+    if (unlikely(--io->lat.countdown == 0)) {
+        corio__op_submit_timed(io, op, c, deadline);
+        return;
+    }
+#endif
     uint64_t ud = (uint64_t)(uintptr_t)c;
-    unsigned tag = corio__op_tag(io, ud, op->opcode);
     if (deadline) {
-        corio__ring_prep(io->ring, op, ud | tag, deadline, ud | CORIO__TAG_LINK);
+        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);
         io->inflight += 2;
     } else {
-        corio__ring_prep(io->ring, op, ud | tag, NULL, 0);
+        corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, NULL, 0);
         io->inflight += 1;
     }
 }
