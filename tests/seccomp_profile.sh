@@ -4,7 +4,8 @@
 # other one fails with EPERM, the profile's default action) and execs the tool. On each backend
 # (forced, so that a refused io_uring fails instead of falling back): corio-echo, in both of its
 # modes, must echo corio-load's verified bytes and print its report on SIGUSR1, corio-httpd must
-# serve a file and its metrics, and both must exit cleanly on SIGTERM. And the filter must bite:
+# serve a file and its metrics (at --metrics-path and on --metrics-port), and both must exit
+# cleanly on SIGTERM. And the filter must bite:
 # under the epoll profile, io_uring is refused and corio-probe names the cause.
 #
 # usage: seccomp_profile.sh <seccomp_exec> <corio-probe> <corio-echo> <corio-httpd> <corio-load>
@@ -72,11 +73,20 @@ for be in io_uring epoll; do
             fail "corio-echo fell back to epoll under the io_uring profile"
     done
     lib_start httpd "$SECEXEC" "$NRS" env CORIO_BACKEND=$be "$HTTPD" --port 0 --host 127.0.0.1 \
-        --root "$TMP/www" --metrics-path /metrics
+        --root "$TMP/www" --metrics-path /metrics --metrics-port 0
     curl -sf "http://127.0.0.1:$PORT/blob" -o "$TMP/got" || fail "GET /blob under the $be profile"
     cmp -s "$TMP/got" "$TMP/www/blob" || fail "GET /blob: other bytes under the $be profile"
     curl -sf "http://127.0.0.1:$PORT/metrics" | grep -q '^corio_cqes_total{loop="0"} [1-9]' ||
         fail "GET /metrics under the $be profile"
+    MPORT=
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        MPORT=$(sed -n 's/^metrics port=\([0-9][0-9]*\)$/\1/p' "$TMP/httpd.out")
+        [ -n "$MPORT" ] && break
+        sleep 0.1
+    done
+    [ -n "$MPORT" ] || fail "corio-httpd printed no metrics port"
+    curl -sf "http://127.0.0.1:$MPORT/anything" | grep -q '^# TYPE corio_op_latency_seconds histogram' ||
+        fail "GET of the metrics port under the $be profile"
     lib_stop httpd clean
     echo "seccomp_profile: $be: corio-echo, corio-load and corio-httpd work under its profile"
 done
