@@ -108,7 +108,6 @@ const char *corio_feature_name(enum corio_feature f)
     return names[f];
 }
 
-
 void corio__text_put(struct corio__text *t, const char *fmt, ...)
 {
     va_list ap;

@@ -190,7 +190,7 @@ void corio__op_cancel(struct corio__io *io, struct corio__completion *c)
  * TAG_OP's are and handed to the sampler, or a corrupt one. Out of line: one op in
  * latency_sample comes here. */
 __attribute__((noinline)) static void dispatch_timed(struct corio__io *io,
-                                                   const struct corio__cqe *cqe, unsigned tag)
+                                                     const struct corio__cqe *cqe, unsigned tag)
 {
     if (unlikely(tag != TAG_SAMPLED))
         corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)cqe->user_data);

@@ -14,18 +14,12 @@
 # runtime needs more), and 1 with a message on the first failure.
 set -u
 
-if [ $# -ne 7 ]; then
+[ $# -eq 7 ] || {
     echo "usage: $0 <seccomp_exec> <corio-probe> <corio-echo> <corio-httpd> <corio-load> <cc>" \
         "<scratch-dir>" >&2
     exit 2
-fi
-SECEXEC=$1
-PROBE=$2
-ECHO=$3
-HTTPD=$4
-LOAD=$5
-CC=$6
-TMP=$7
+}
+SECEXEC=$1 PROBE=$2 ECHO=$3 HTTPD=$4 LOAD=$5 CC=$6 TMP=$7
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 if ! command -v curl >/dev/null 2>&1; then

@@ -131,8 +131,8 @@ void tool_print_stats(const char *who, struct corio_loop *loop)
             s->iterations, s->rx_pauses);
     fprintf(stderr,
             "%s: coroutines=%" PRIu64 " stacks_in_use=%" PRIu64 " stacks_cached=%" PRIu64
-            " timers=%" PRIu64 " inflight=%" PRIu64 " remote_msgs=%" PRIu64
-            " remote_wakes=%" PRIu64 "\n",
+            " timers=%" PRIu64 " inflight=%" PRIu64 " remote_msgs=%" PRIu64 " remote_wakes=%" PRIu64
+            "\n",
             who, m.coroutines, m.stacks_in_use, m.stacks_cached, m.timers, m.inflight,
             s->remote_msgs, s->remote_wakes);
     print_latency(who, loop);

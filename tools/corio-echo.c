@@ -103,8 +103,8 @@ static int server(void *arg)
             plain = true;
         }
     }
-    if (corio_thread_index() == 0 && (tool_stop_on_signals(loop) != 0 ||
-                                      tool_report_on_signal(loop, "corio-echo") != 0))
+    if (corio_thread_index() == 0 &&
+        (tool_stop_on_signals(loop) != 0 || tool_report_on_signal(loop, "corio-echo") != 0))
         fprintf(stderr, "corio-echo: no signal handling\n");
     int lfd = tool_listen("corio-echo", o.host, o.port, o.backlog);
     if (lfd < 0) {

@@ -70,8 +70,8 @@ static int metrics(struct corio_http_conn *c, const struct corio_http_request *r
             break;
         cap = (size_t)len + 4096;
     }
-    int err = len < 0 ? corio_http_respond(c, 501, "text/plain", "no metrics in this build\n",
-                                           25, CORIO_FOREVER)
+    int err = len < 0 ? corio_http_respond(c, 501, "text/plain", "no metrics in this build\n", 25,
+                                           CORIO_FOREVER)
                       : corio_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf,
                                            (size_t)len, CORIO_FOREVER);
     free(buf);
@@ -114,8 +114,8 @@ static int server(void *arg)
 {
     (void)arg;
     struct corio_loop *loop = corio_loop_current();
-    if (corio_thread_index() == 0 && (tool_stop_on_signals(loop) != 0 ||
-                                      tool_report_on_signal(loop, "corio-httpd") != 0))
+    if (corio_thread_index() == 0 &&
+        (tool_stop_on_signals(loop) != 0 || tool_report_on_signal(loop, "corio-httpd") != 0))
         fprintf(stderr, "corio-httpd: no signal handling\n");
     if (corio_thread_index() == 0 && metrics_port >= 0 &&
         corio_spawn(NULL, loop, metrics_server, NULL) != 0)
