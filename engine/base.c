@@ -143,3 +143,13 @@ const char *corio_feature_name(enum corio_feature f)
     return names[f];
 }
 
+void corio__text_put(struct corio__text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = t->pos < t->len ? t->len - t->pos : 0;
+    int n = vsnprintf(room ? t->buf + t->pos : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->pos += (size_t)n;
+}

@@ -74,6 +74,18 @@ extern void (*corio__panic_hook)(void);
 extern bool corio__on_valgrind;
 #endif
 
+/* Text written into a caller's buffer, snprintf-like: @pos counts all that was written or would
+ * have been, and the buffer stays NUL-terminated where it has room. */
+struct corio__text {
+    char *buf;  /* the caller's buffer, or NULL with @len 0 */
+    size_t len; /* its size */
+    size_t pos; /* the length of the text so far, also past @len */
+};
+
+/* Appends printf(@fmt, ...) to @t. Returns nothing. */
+void corio__text_put(struct corio__text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Thread-local storage for the current loop and coroutine: initial-exec, so that a shared libcorio
  * reads it with one instruction instead of a __tls_get_addr call. */
 #define CORIO__TLS _Thread_local __attribute__((tls_model("initial-exec")))

@@ -154,8 +154,9 @@ static inline void arrived(struct corio__future *f)
 /* A transient -EAGAIN (io_uring may give one where a blocking syscall would wait, and the fault
  * seam injects them) is not the caller's problem: the op is submitted again, a bounded number of
  * times, unless the caller asked for non-blocking behaviour (MSG_DONTWAIT). So is an automatic
- * send_zc the socket refuses (-EOPNOTSUPP). Returns true if it was resubmitted. */
-static bool retry(struct corio__future *f, int res)
+ * send_zc the socket refuses (-EOPNOTSUPP). Returns true if it was resubmitted. Never inlined:
+ * its submission would make every completion save and restore registers for this rare path. */
+__attribute__((noinline)) static bool retry(struct corio__future *f, int res)
 {
     if (f->kind != CORIO__FK_OP || f->retries >= 8 ||
         (f->flags & (CORIO__FF_CANCELLED | CORIO__FF_TIMED_OUT)))

@@ -100,6 +100,7 @@ int corio__loop_new(struct corio_loop **out, const struct corio_loop_opts *opts,
     corio__stack_pool_init(&l->stacks, l->opts.stack_size + corio__coro_overhead(),
                            l->opts.stack_cache);
     l->owner = pthread_self();
+    corio__metrics_init(l);
     if (!(l->opts.flags & CORIO_LOOP_NO_SIGSEGV))
         corio__segv_acquire();
     corio__tick_ref_take(&l->born);
@@ -387,9 +388,13 @@ int corio_loop_run(struct corio_loop *l)
     corio__sched_enter(&l->sched);
     if (l->opts.stall_ms && l->coros.live > 0)
         corio__stall_start(l, &l->stall, l->opts.stall_ms); /* on failure: unwatched */
+    if (CORIO__METRICS)
+        corio__metrics_running(l, true);
     while (l->coros.live > 0) {
         l->stats.iterations++;
         corio__stall_progress(l->stall);
+        if (unlikely(corio__metrics_due(l->stats.iterations)))
+            corio__metrics_publish(l);
         if (unlikely(corio__remote_pending(&l->remote)))
             corio__remote_drain(l);
         run_batch(l);
@@ -415,6 +420,8 @@ int corio_loop_run(struct corio_loop *l)
     l->running = false;
     l->coros.stopping = false;
     corio__drain_end(l);
+    if (CORIO__METRICS)
+        corio__metrics_running(l, false); /* a loop that is not running cannot answer a reader */
     corio__tls_loop = prev;
     return l->deadlock ? -EDEADLK : 0;
 }

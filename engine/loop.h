@@ -12,6 +12,7 @@
 #include "base.h"
 #include "coro.h"
 #include "list.h"
+#include "metrics.h"
 #include "op.h"
 #include "remote.h"
 #include "scheduler.h"
@@ -58,6 +59,7 @@ struct corio_loop {
     struct corio__tick_ref born; /* the tick counter and the clock at creation: ages of ops in
                                     flight are counted in ticks and converted against it */
     struct corio__list registry; /* in the process's list of loops (dump.c) */
+    struct corio__metrics metrics;  /* what readers on other threads see (metrics.c) */
 };
 
 /* corio_loop_new, with @refuse: CORIO_FEAT_ bits of setup flags to treat as refused by the kernel,

@@ -7,7 +7,9 @@
  * a close nobody waits for): the fault seam leaves those alone too. The in-flight count
  * goes up by one per tracked SQE and down by one per CQE that is the last of its SQE (no
  * CORIO__CQE_F_MORE: a multishot's final CQE, a zero-copy send's notification), so it is exactly
- * the number of CQEs the loop can still expect. */
+ * the number of CQEs the loop can still expect. TAG_SAMPLED is TAG_OP for an op whose latency is
+ * timed (latency.c): its CQEs go by the sampler on their way, and the others pay nothing for it;
+ * its cancel carries the same tag, since the kernel matches a cancel by the whole user_data. */
 #include "op.h"
 
 #include "probe.h"
@@ -21,6 +23,7 @@ enum {
     TAG_OP = CORIO__TAG_OP,
     TAG_LINK = CORIO__TAG_LINK,
     TAG_UNTRACKED = CORIO__TAG_UNTRACKED,
+    TAG_SAMPLED = CORIO__TAG_SAMPLED,
     TAG_MASK = CORIO__TAG_MASK
 };
 
@@ -37,6 +40,14 @@ static const enum corio_feature needed[] = {
     CORIO_FEAT_RECV,    CORIO_FEAT_SENDMSG, CORIO_FEAT_RECVMSG,  CORIO_FEAT_SHUTDOWN,
     CORIO_FEAT_TIMEOUT, CORIO_FEAT_LINK_TIMEOUT, CORIO_FEAT_ASYNC_CANCEL,
 };
+
+bool corio__op_needed(enum corio_feature f)
+{
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(needed); i++)
+        if (needed[i] == f)
+            return true;
+    return false;
+}
 
 /* The backend asked for: the option, else CORIO_BACKEND, else auto. */
 static enum corio_backend wanted(const struct corio_loop_opts *o)
@@ -85,6 +96,7 @@ int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
                    struct corio_stats *stats, uint64_t refuse, uint64_t *features)
 {
     io->inflight = 0;
+    corio__lat_init(&io->lat, o->latency_sample);
     io->why[0] = '\0';
     enum corio_backend want = wanted(o);
     if (want != CORIO_BACKEND_EPOLL) {
@@ -114,10 +126,41 @@ void corio__op_fini(struct corio__io *io)
     io->poll = NULL;
 }
 
+/* The tag of the op whose countdown reached 0: TAG_SAMPLED if its latency can be timed (a sample
+ * slot is free), else TAG_OP. */
+static unsigned timed_tag(struct corio__io *io, struct corio__completion *c, unsigned opcode)
+{
+#if CORIO__HISTOGRAMS
+    if (corio__lat_start(&io->lat, (uint64_t)(uintptr_t)c, opcode))
+        return TAG_SAMPLED;
+#else
+    (void)io, (void)c, (void)opcode;
+#endif
+    return TAG_OP;
+}
+
+/* The tag of an op's own CQEs: TAG_SAMPLED for one op in latency_sample, else TAG_OP. */
+static unsigned op_tag(struct corio__io *io, struct corio__completion *c, unsigned opcode)
+{
+    if (CORIO__HISTOGRAMS && unlikely(--io->lat.countdown == 0))
+        return timed_tag(io, c, opcode);
+    return TAG_OP;
+}
+
 void corio__op_submit_poll(struct corio__io *io, const struct corio__op *op,
                            struct corio__completion *c, const struct corio__ts *deadline)
 {
-    corio__poll_prep(io->poll, op, user_data(c, TAG_OP), deadline, user_data(c, TAG_LINK));
+    unsigned tag = c ? op_tag(io, c, op->opcode) : TAG_OP;
+    corio__poll_prep(io->poll, op, user_data(c, tag), deadline, user_data(c, TAG_LINK));
+    io->inflight += deadline ? 2 : 1;
+}
+
+void corio__op_submit_timed(struct corio__io *io, const struct corio__op *op,
+                            struct corio__completion *c, const struct corio__ts *deadline)
+{
+    unsigned tag = timed_tag(io, c, op->opcode); /* it sets the countdown again */
+    corio__ring_prep(io->ring, op, user_data(c, tag), deadline,
+                     deadline ? user_data(c, TAG_LINK) : 0);
     io->inflight += deadline ? 2 : 1;
 }
 
@@ -139,10 +182,30 @@ void corio__op_msg_ring(struct corio__io *io, const struct corio__io *target,
 
 void corio__op_cancel(struct corio__io *io, struct corio__completion *c)
 {
+    unsigned tag = TAG_OP;
+#if CORIO__HISTOGRAMS
+    if (c && corio__lat_timed(&io->lat, (uint64_t)(uintptr_t)c))
+        tag = TAG_SAMPLED;
+#endif
     if (io->ring)
-        corio__ring_cancel(io->ring, user_data(c, TAG_OP), 0);
+        corio__ring_cancel(io->ring, user_data(c, tag), 0);
     else
-        corio__poll_cancel(io->poll, user_data(c, TAG_OP), 0);
+        corio__poll_cancel(io->poll, user_data(c, tag), 0);
+}
+
+/* A CQE whose tag is neither TAG_OP nor TAG_LINK nor TAG_UNTRACKED: a timed op's, counted as
+ * TAG_OP's are and handed to the sampler, or a corrupt one. Out of line: one op in
+ * latency_sample comes here. */
+__attribute__((noinline)) static void dispatch_timed(struct corio__io *io,
+                                                     const struct corio__cqe *cqe, unsigned tag)
+{
+    if (unlikely(tag != TAG_SAMPLED))
+        corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)cqe->user_data);
+    if (!(cqe->flags & CORIO__CQE_F_MORE))
+        io->inflight--;
+#if CORIO__HISTOGRAMS
+    corio__lat_done(&io->lat, cqe->user_data & ~(uint64_t)TAG_MASK, cqe->flags & CORIO__CQE_F_MORE);
+#endif
 }
 
 static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
@@ -156,7 +219,7 @@ static inline void dispatch(struct corio__io *io, const struct corio__cqe *cqe)
         if (!(cqe->flags & CORIO__CQE_F_MORE))
             io->inflight--;
     } else if (unlikely(tag != TAG_UNTRACKED)) {
-        corio__panic("CQE with unknown user_data tag %llx", (unsigned long long)ud);
+        dispatch_timed(io, cqe, tag);
     }
     c->complete(c, cqe, tag == TAG_LINK);
 }

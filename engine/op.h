@@ -12,6 +12,7 @@
 
 #include "base.h"
 #include "epoll.h"
+#include "latency.h"
 #include "ring.h"
 
 struct corio__completion;
@@ -41,6 +42,7 @@ struct corio__io {
     size_t inflight;                     /* CQEs still to come for tracked submissions */
     char why[192];                       /* why io_uring is not used, or "" */
     struct corio__cqe cqes[CORIO__REAP_BATCH]; /* the reap buffer */
+    struct corio__lat lat;               /* latency sampling and histograms (latency.h) */
 };
 
 /* Sets up the backend for a loop with options @o, counting into @stats, and probes the kernel:
@@ -51,11 +53,26 @@ struct corio__io {
 int corio__op_init(struct corio__io *io, const struct corio_loop_opts *o,
                    struct corio_stats *stats, uint64_t refuse, uint64_t *features);
 
+/* Returns true if io_uring must offer op @f for a loop to use it (without it, epoll serves). */
+bool corio__op_needed(enum corio_feature f);
+
 /* Tears the backend down; no op may be in flight. Returns nothing. */
 void corio__op_fini(struct corio__io *io);
 
 /* The tags in the low bits of a CQE's user_data (op.c explains them). */
-enum { CORIO__TAG_OP = 0, CORIO__TAG_LINK = 1, CORIO__TAG_UNTRACKED = 2, CORIO__TAG_MASK = 7 };
+enum {
+    CORIO__TAG_OP = 0,
+    CORIO__TAG_LINK = 1,
+    CORIO__TAG_UNTRACKED = 2,
+    CORIO__TAG_SAMPLED = 3,
+    CORIO__TAG_MASK = 7
+};
+
+/* Hands @op to the backend as corio__op_submit does, as the one op in latency_sample whose latency
+ * is timed (when a sample slot is free): its CQEs carry TAG_SAMPLED. Out of line, and the whole
+ * submission, so that the inline path keeps no value across a call. Returns nothing. */
+void corio__op_submit_timed(struct corio__io *io, const struct corio__op *op,
+                            struct corio__completion *c, const struct corio__ts *deadline);
 
 /* Hands @op to the backend; each of its CQEs goes to @c. With @deadline (not NULL: an absolute
  * CLOCK_MONOTONIC time the kernel reads at submission) a linked timeout follows it, whose CQE
@@ -73,6 +90,13 @@ static inline void corio__op_submit(struct corio__io *io, const struct corio__op
         corio__op_submit_poll(io, op, c, deadline);
         return;
     }
+#if CORIO__HISTOGRAMS
+    /* A countdown: the ops not timed pay one decrement and a branch. */
+    if (unlikely(--io->lat.countdown == 0)) {
+        corio__op_submit_timed(io, op, c, deadline);
+        return;
+    }
+#endif
     uint64_t ud = (uint64_t)(uintptr_t)c;
     if (deadline) {
         corio__ring_prep(io->ring, op, ud | CORIO__TAG_OP, deadline, ud | CORIO__TAG_LINK);

@@ -33,8 +33,7 @@ uint64_t corio__probe_uring(struct corio__ring *r)
     return probe_modes(r, f);
 }
 
-/* Reads the first integer of a one-line /proc file. Returns it, or -1. */
-static long read_proc_long(const char *path)
+long corio__read_proc_long(const char *path)
 {
     FILE *fp = fopen(path, "re");
     if (!fp)
@@ -46,8 +45,7 @@ static long read_proc_long(const char *path)
     return v;
 }
 
-/* Returns the "Seccomp:" mode of this process (0 none, 1 strict, 2 filter), or -1. */
-static long seccomp_mode(void)
+long corio__seccomp_mode(void)
 {
     FILE *fp = fopen("/proc/self/status", "re");
     if (!fp)
@@ -63,12 +61,12 @@ static long seccomp_mode(void)
 
 const char *corio_strerror_setup(int err)
 {
-    long disabled = read_proc_long("/proc/sys/kernel/io_uring_disabled");
+    long disabled = corio__read_proc_long("/proc/sys/kernel/io_uring_disabled");
     switch (err) {
     case 0:
         return "no error";
     case -ENOSYS:
-        if (seccomp_mode() == 2)
+        if (corio__seccomp_mode() == 2)
             return "io_uring_setup failed with ENOSYS under a seccomp filter: the container's "
                    "seccomp profile blocks io_uring (allow io_uring_setup/enter/register)";
         return "io_uring_setup failed with ENOSYS: this kernel has no io_uring (needs Linux 5.10+"
@@ -80,7 +78,7 @@ const char *corio_strerror_setup(int err)
         if (disabled == 1)
             return "io_uring_setup failed with EPERM: the sysctl kernel.io_uring_disabled=1 "
                    "allows io_uring only to the group in kernel.io_uring_group and CAP_SYS_ADMIN";
-        if (seccomp_mode() == 2)
+        if (corio__seccomp_mode() == 2)
             return "io_uring_setup failed with EPERM under a seccomp filter: the container's "
                    "seccomp profile blocks io_uring";
         /* Name the sysctl even when it is not the cause, so that the reader can rule it out. */

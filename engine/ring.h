@@ -102,6 +102,13 @@ struct corio__cqe {
 int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *opts,
                     struct corio_stats *stats, uint64_t refuse);
 
+/* Returns the CORIO_FEAT_ bits of the setup flags some attempt to create the ring asked for. */
+uint64_t corio__ring_setup_asked(const struct corio__ring *r);
+
+/* Returns why setup flag @f was not granted: the -errno with which io_uring_setup refused the
+ * last set of flags that held it, or 0 if it was granted or never asked for. */
+int corio__ring_setup_refusal(const struct corio__ring *r, enum corio_feature f);
+
 /* Returns the CORIO_FEAT_ bits of the setup flags the kernel granted. */
 uint64_t corio__ring_setup_feats(const struct corio__ring *r);
 

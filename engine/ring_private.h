@@ -37,6 +37,9 @@ struct corio__ring {
     unsigned spill_n;           /* entries in spill */
     unsigned spill_cap;         /* capacity of spill */
     unsigned woken_tail;        /* SQPOLL: the SQ tail the sleeping poller was last woken for */
+    uint64_t setup_asked;       /* CORIO_FEAT_ bits of the setup flags some attempt held */
+    int setup_refused[CORIO_FEAT_COUNT]; /* per setup flag: the -errno of the last attempt that
+                                            held it and failed, 0 once it is granted */
 };
 
 

@@ -211,6 +211,28 @@ uint64_t corio__ring_probe_ops(struct corio__ring *r)
     return f & ~corio__fault_hidden_ops();
 }
 
+/* Notes what one attempt with @flags asked for and, when it failed with @err, why the flags it held
+ * may be missing from the ring: the capability report says so (corio_report). */
+static void note_attempt(struct corio__ring *r, unsigned flags, int err)
+{
+    for (size_t i = 0; i < CORIO__ARRAY_SIZE(setup_flags); i++) {
+        if (!(flags & setup_flags[i].setup))
+            continue;
+        r->setup_asked |= 1ull << setup_flags[i].feat;
+        r->setup_refused[setup_flags[i].feat] = err;
+    }
+}
+
+uint64_t corio__ring_setup_asked(const struct corio__ring *r)
+{
+    return r->setup_asked;
+}
+
+int corio__ring_setup_refusal(const struct corio__ring *r, enum corio_feature f)
+{
+    return (unsigned)f < CORIO_FEAT_COUNT ? r->setup_refused[f] : 0;
+}
+
 int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
                     struct corio_stats *stats, uint64_t refuse)
 {
@@ -223,6 +245,7 @@ int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
     int err;
     for (;;) {
         err = try_setup(r, o, flags);
+        note_attempt(r, flags, err);
         if (err != -EINVAL)
             break;
         flags = degrade(flags, refused);
@@ -235,6 +258,7 @@ int corio__ring_new(struct corio__ring **out, const struct corio_loop_opts *o,
         flags = wanted_flags(&(struct corio_loop_opts){.flags = o->flags & CORIO_LOOP_FOREIGN},
                              refused);
         err = try_setup(r, o, flags);
+        note_attempt(r, flags, err);
     }
     if (err) {
         free(r);

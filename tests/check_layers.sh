@@ -16,11 +16,11 @@ layer_of() {
     base | list | heap | ctx | mpsc | ticks) echo 0 ;;
     ring | ring_setup | ring_private | fault | fault_config | fault_private | stack | pool | epoll | \
         epoll_ops | epoll_setup | epoll_private) echo 1 ;;
-    probe | op) echo 2 ;;
+    probe | op | latency) echo 2 ;;
     scheduler | segv) echo 3 ;;
-    coro | group | future | remote | loop.h) echo 4 ;;
+    coro | group | future | remote | metrics | loop.h) echo 4 ;;
     loop | threads | blocking | file | net | resolve | listen | acceptor | poller | buf | sync | chan | \
-        xchan | gen | drain | signals | dump | stall) \
+        xchan | gen | drain | signals | dump | stall | prometheus | report) \
         echo 5 ;;
     *) echo "check_layers: no layer for $1: add it to the table in $0" >&2; echo 99 ;;
     esac

@@ -36,3 +36,5 @@ set(CORIO_TEST_SETTINGS_test_poll_tls TIMEOUT 60 LABELS unit net memcheck
     LIBS OpenSSL::SSL OpenSSL::Crypto)
 set(CORIO_TEST_SETTINGS_test_dump TIMEOUT 60 LABELS unit memcheck)
 set(CORIO_TEST_SETTINGS_test_stall TIMEOUT 60 LABELS unit threads)
+set(CORIO_TEST_SETTINGS_test_metrics TIMEOUT 60 LABELS unit threads memcheck)
+set(CORIO_TEST_SETTINGS_test_report TIMEOUT 60 LABELS unit faults HELPERS corio_test_helpers_testing)

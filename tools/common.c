@@ -28,7 +28,7 @@ int tool_signals_init(void)
     tool_sigs_ok = err == 0;
     if (err)
         return err;
-    /* SIGUSR1, tool_dump_on_sigusr1's, in a set of its own: read through the loop like the stop
+    /* SIGUSR1, tool_report_on_signal's, in a set of its own: read through the loop like the stop
      * signals, so that a drain is not held up by its waiter. */
     sigset_t usr;
     sigemptyset(&usr);
@@ -115,16 +115,65 @@ int tool_pin_cpu(int cpu)
     return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/* The latency quantiles of every op kind @loop timed, a line each. */
+static void print_latency(const char *who, struct corio_loop *loop)
+{
+    const char *name;
+    for (unsigned op = 0; (name = corio_op_name(op)) != NULL; op++) {
+        struct corio_latency h;
+        if (corio_loop_latency(loop, op, &h) != 0 || h.samples == 0)
+            continue;
+        fprintf(stderr,
+                "%s: latency op=%s samples=%" PRIu64 " mean_us=%.1f p50_us<%.1f p99_us<%.1f "
+                "p999_us<%.1f\n",
+                who, name, h.samples, (double)h.sum_ns / (double)h.samples / 1e3,
+                (double)corio_latency_quantile(&h, 0.5) / 1e3,
+                (double)corio_latency_quantile(&h, 0.99) / 1e3,
+                (double)corio_latency_quantile(&h, 0.999) / 1e3);
+    }
+}
+
 void tool_print_stats(const char *who, struct corio_loop *loop)
 {
-    const struct corio_stats *s = corio_loop_stats(loop);
+    struct corio_metrics m;
+    if (corio_loop_metrics(loop, &m) != 0) {
+        /* A build without metrics: the loop's own counters, on its own thread. */
+        memset(&m, 0, sizeof(m));
+        m.stats = *corio_loop_stats(loop);
+    }
+    const struct corio_stats *s = &m.stats;
     fprintf(stderr,
             "%s: sqes=%" PRIu64 " enters=%" PRIu64 " cqes=%" PRIu64 " cq_overflows=%" PRIu64
             " enobufs=%" PRIu64 " switches=%" PRIu64 " spawns=%" PRIu64 " iterations=%" PRIu64
             " rx_pauses=%" PRIu64 "\n",
             who, s->sqes, s->enters, s->cqes, s->cq_overflows, s->enobufs, s->switches, s->spawns,
             s->iterations, s->rx_pauses);
+    fprintf(stderr,
+            "%s: coroutines=%" PRIu64 " stacks_in_use=%" PRIu64 " stacks_cached=%" PRIu64
+            " timers=%" PRIu64 " inflight=%" PRIu64 " remote_msgs=%" PRIu64 " remote_wakes=%" PRIu64
+            "\n",
+            who, m.coroutines, m.stacks_in_use, m.stacks_cached, m.timers, m.inflight,
+            s->remote_msgs, s->remote_wakes);
+    print_latency(who, loop);
 }
+
+void tool_report(const char *who)
+{
+    unsigned n = corio_thread_count();
+    for (unsigned i = 0; i < n; i++) {
+        struct corio_loop *loop = corio_thread_loop(i);
+        if (!loop)
+            continue;
+        char name[64];
+        if (n > 1)
+            snprintf(name, sizeof(name), "%s[%u]", who, i);
+        else
+            snprintf(name, sizeof(name), "%s", who);
+        tool_print_stats(name, loop);
+    }
+    tool_dump_loops(corio_loop_current());
+}
+
 
 int tool_loop_new(const char *who, struct corio_loop **out, const struct corio_loop_opts *opts)
 {
@@ -357,14 +406,14 @@ void tool_dump_loops(struct corio_loop *loop)
 
 static int sigusr1_waiter(void *arg)
 {
-    (void)arg;
-    corio_set_name("SIGUSR1 dump");
+    const char *who = arg;
+    corio_set_name("SIGUSR1 report");
     while (corio_signals_next(&tool_usr1, NULL, CORIO_FOREVER) == SIGUSR1)
-        tool_dump_loops(corio_loop_current());
+        tool_report(who);
     return 0;
 }
 
-int tool_dump_on_sigusr1(struct corio_loop *loop)
+int tool_report_on_signal(struct corio_loop *loop, const char *who)
 {
-    return tool_usr1_ok ? corio_spawn(NULL, loop, sigusr1_waiter, NULL) : -EINVAL;
+    return tool_usr1_ok ? corio_spawn(NULL, loop, sigusr1_waiter, (void *)who) : -EINVAL;
 }

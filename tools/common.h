@@ -1,5 +1,5 @@
 /* Pieces the command-line tools share: a graceful stop on SIGINT/SIGTERM, numbers from options,
- * CPU pinning, and the --stats report. */
+ * CPU pinning, the --stats report, and the report on SIGUSR1. */
 #ifndef CORIO_TOOLS_COMMON_H
 #define CORIO_TOOLS_COMMON_H
 
@@ -20,10 +20,6 @@ void tool_signals_fini(void);
  * finish; a second one stops them all at once. Every loop runs one, so that the last loop still
  * draining hears the second signal (a drained loop's ends with it). Returns 0 or -errno. */
 int tool_stop_on_signals(int64_t drain_timeout);
-
-/* Spawns a coroutine on @loop that, at each SIGUSR1 (taken by tool_signals_init), writes the
- * coroutine dump of every loop of the tool to stderr (tool_dump_loops). Returns 0 or -errno. */
-int tool_dump_on_sigusr1(struct corio_loop *loop);
 
 /* Writes corio_loop_dump of every loop of the tool to stderr, each on its own thread: the loops
  * of corio_run_threads, or @loop alone. Call it on @loop's thread. Returns nothing. */
@@ -90,7 +86,20 @@ int tool_serve_handed(const char *who, int lfd);
  * least-loaded count of its loop. */
 void tool_conn_done(void);
 
-/* Prints the loop's counters to stderr, one line, prefixed by @who. */
+/* Prints the loop's counters to stderr, prefixed by @who: one line of counters (the only one
+ * with "enters=", which benchmarks/run reads), one of gauges, and one per op kind that was timed,
+ * with its latency quantiles. On @loop's thread the values are current; on another, as
+ * corio_loop_metrics gives them. */
 void tool_print_stats(const char *who, struct corio_loop *loop);
+
+/* Prints to stderr, prefixed by @who, what the tool's loops are doing: every loop's metrics
+ * (tool_print_stats; with several loops, "who[i]" names loop i), then every loop's coroutine dump
+ * (tool_dump_loops). The one place a report on demand is made: what else a tool should show when
+ * asked belongs here. On a loop's thread. Returns nothing. */
+void tool_report(const char *who);
+
+/* Spawns a coroutine on @loop that runs tool_report(@who) each time the process gets SIGUSR1
+ * (taken by tool_signals_init), until the loop stops or has drained. Returns 0 or -errno. */
+int tool_report_on_signal(struct corio_loop *loop, const char *who);
 
 #endif

@@ -58,12 +58,14 @@ static void usage(FILE *f)
                "                    connection to one), round-robin or least (loop 0 accepts\n"
                "                    and hands each over in turn, or to the loop with fewest)\n"
                "  --drain-timeout S seconds a graceful stop lets connections finish (default 5)\n"
-               "  --stats           print the loop's counters at exit\n"
+               "  --stats           print the loop's counters at exit (SIGUSR1 prints them at any\n"
+               "                    time)\n"
                "  --help            this text\n"
                "Prints 'ready port=N' when listening. The first SIGINT or SIGTERM stops it\n"
                "gracefully: it accepts no more and ends once its clients have closed their\n"
-               "connections, or after --drain-timeout; a second signal stops it at once.\n\n"
-               "SIGUSR1 writes the coroutine dump to stderr; CORIO_STALL_MS=N reports stalls.\n");
+               "connections, or after --drain-timeout; a second signal stops it at once.\n"
+               "SIGUSR1 writes the counters and the coroutine dump to stderr; CORIO_STALL_MS=N\n"
+               "reports stalls.\n");
 }
 
 /* Fast mode: the kernel picks a buffer from the shared ring as data arrives; the connection
@@ -150,8 +152,8 @@ static int server(void *arg)
     }
     if (tool_stop_on_signals(drain_timeout) != 0)
         fprintf(stderr, "corio-echo: no signal handling\n");
-    if (corio_thread_index() == 0 && tool_dump_on_sigusr1(loop) != 0)
-        fprintf(stderr, "corio-echo: no dump on SIGUSR1\n");
+    if (corio_thread_index() == 0 && tool_report_on_signal(loop, "corio-echo") != 0)
+        fprintf(stderr, "corio-echo: no report on SIGUSR1\n");
     struct corio_group conns;
     corio_group_init(&conns, 0);
     corio_fn *conn = plain ? echo_conn : echo_conn_ring;

@@ -30,14 +30,19 @@ static void usage(FILE *f)
                "                       connection to one), round-robin or least (loop 0 accepts\n"
                "                       and hands each over in turn, or to the loop with fewest)\n"
                "  --drain-timeout S    seconds a graceful stop lets requests finish (default 5)\n"
-               "  --stats              print counters at exit\n"
+               "  --stats              print counters at exit (and on SIGUSR1, always)\n"
+               "  --metrics-path P     serve every loop's metrics in Prometheus' text format at\n"
+               "                       path P (GET) of the server's port, e.g. /metrics\n"
+               "  --metrics-port N     serve them on port N (at every path) instead, on its own\n"
+               "                       listener of the first loop; prints 'metrics port=N'\n"
                "  --help               this text\n"
                "Without --root, GET / answers \"Hello, World!\" (text/plain) and other paths 404.\n"
                "Prints 'ready port=N' when listening. The first SIGINT or SIGTERM stops it\n"
                "gracefully: it accepts no more, closes idle keep-alive connections, answers the\n"
                "requests under way with 'Connection: close', and ends when they are done or after\n"
-               "--drain-timeout; a second signal stops it at once.\n\n"
-               "SIGUSR1 writes the coroutine dump to stderr; CORIO_STALL_MS=N reports stalls.\n");
+               "--drain-timeout; a second signal stops it at once.\n"
+               "SIGUSR1 writes the counters and the coroutine dump to stderr; CORIO_STALL_MS=N\n"
+               "reports stalls.\n");
 }
 
 static const char *host = "0.0.0.0";
@@ -51,6 +56,63 @@ static int64_t drain_timeout = CORIO_SEC(5);
 static bool stats;
 static struct corio_http_server_opts ho;
 static _Atomic int server_err;
+static const char *metrics_path;
+static int metrics_port = -1;
+
+/* GET of the metrics: every loop's, in Prometheus' text format, measured first and then written
+ * into a buffer of that size (grown if the text grew in between). */
+static int metrics(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    struct corio_loop *loops[1024];
+    unsigned n = corio_thread_count();
+    for (unsigned i = 0; i < n; i++)
+        loops[i] = corio_thread_loop(i);
+    size_t cap = 16384;
+    char *buf = NULL;
+    ssize_t len;
+    for (;;) {
+        char *grown = realloc(buf, cap);
+        if (!grown) {
+            free(buf);
+            return corio_http_respond(c, 500, "text/plain", "no memory\n", 10, CORIO_FOREVER);
+        }
+        buf = grown;
+        len = corio_metrics_prometheus(buf, cap, loops, n);
+        if (len < 0 || (size_t)len < cap)
+            break;
+        cap = (size_t)len + 4096;
+    }
+    int err = len < 0 ? corio_http_respond(c, 501, "text/plain", "no metrics in this build\n", 25,
+                                           CORIO_FOREVER)
+                      : corio_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf,
+                                           (size_t)len, CORIO_FOREVER);
+    free(buf);
+    return err;
+}
+
+/* --metrics-port: a server of its own on the first loop that answers every GET with the
+ * metrics, so that they need not share the port, or the path space, of the site. */
+static int metrics_server(void *arg)
+{
+    (void)arg;
+    struct corio_http_server *srv = NULL;
+    int lfd = corio_listen_tcp(host, (uint16_t)metrics_port, 64, 0);
+    if (lfd < 0) {
+        fprintf(stderr, "corio-httpd: metrics port %d: %s\n", metrics_port, strerror(-lfd));
+        return lfd;
+    }
+    int err = corio_http_server_new(&srv, NULL);
+    if (err == 0 && (err = corio_http_route(srv, "GET", "/*", metrics, NULL)) == 0) {
+        printf("metrics port=%d\n", corio_local_port(lfd));
+        fflush(stdout);
+        err = corio_http_serve(srv, lfd);
+    }
+    corio_http_server_free(srv);
+    corio_close(lfd);
+    return err;
+}
 
 static int hello(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
@@ -99,8 +161,11 @@ static int server(void *arg)
     struct corio_loop *loop = corio_loop_current();
     if (tool_stop_on_signals(drain_timeout) != 0)
         fprintf(stderr, "corio-httpd: no signal handling\n");
-    if (corio_thread_index() == 0 && tool_dump_on_sigusr1(loop) != 0)
-        fprintf(stderr, "corio-httpd: no dump on SIGUSR1\n");
+    if (corio_thread_index() == 0 && tool_report_on_signal(loop, "corio-httpd") != 0)
+        fprintf(stderr, "corio-httpd: no report on SIGUSR1\n");
+    if (corio_thread_index() == 0 && metrics_port >= 0 &&
+        corio_spawn(NULL, loop, metrics_server, NULL) != 0)
+        fprintf(stderr, "corio-httpd: no metrics server\n");
     struct corio_http_server *srv;
     int err = corio_http_server_new(&srv, &ho);
     if (err) {
@@ -108,6 +173,8 @@ static int server(void *arg)
         corio_threads_stop();
         return err;
     }
+    if (metrics_path)
+        corio_http_route(srv, "GET", metrics_path, metrics, NULL);
     if (!ho.root)
         corio_http_route(srv, "GET", "/", hello, NULL);
     loop_srv = srv;
@@ -148,7 +215,7 @@ int main(int argc, char **argv)
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_ROOT, O_HDR, O_IDLE, O_MAX, O_BACKLOG, O_STACK, O_SQPOLL,
            O_CPU, O_STATS, O_THREADS, O_DRAIN,
-           O_BALANCE };
+           O_BALANCE, O_MPATH, O_MPORT };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"host", required_argument, NULL, O_HOST},
@@ -164,6 +231,8 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, O_THREADS},
         {"balance", required_argument, NULL, O_BALANCE},
         {"drain-timeout", required_argument, NULL, O_DRAIN},
+        {"metrics-path", required_argument, NULL, O_MPATH},
+        {"metrics-port", required_argument, NULL, O_MPORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -183,11 +252,14 @@ int main(int argc, char **argv)
         case O_BALANCE: tool_set_balance("--balance", optarg); break;
         case O_THREADS: threads = (unsigned)tool_parse_size("--threads", optarg); break;
         case O_DRAIN: drain_timeout = tool_parse_seconds("--drain-timeout", optarg); break;
+        case O_MPATH: metrics_path = optarg; break;
+        case O_MPORT: metrics_port = (int)tool_parse_size("--metrics-port", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || threads == 0 || threads > 1024) {
+    if (optind != argc || threads == 0 || threads > 1024 || metrics_port > 65535 ||
+        (metrics_path && metrics_path[0] != '/')) {
         usage(stderr);
         return 2;
     }

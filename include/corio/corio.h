@@ -203,8 +203,15 @@ struct corio_loop_opts {
                                  CORIO_STALL_SIGNAL to take the backtrace. Default (0): off,
                                  unless the environment's CORIO_STALL_MS is set; off costs the
                                  loop one predicted branch per iteration. */
-    unsigned char reserved_[48]; /* zero: room for the options of later 1.x releases. */
+    unsigned latency_sample;  /* the latency histograms (corio_loop_latency) time one op in
+                                 this many, submit to completion: two clock reads per timed op.
+                                 Default (0): 64, under 1% of a NOP round trip and still
+                                 thousands of samples a second on a busy loop; 1: every op;
+                                 CORIO_LATENCY_OFF: none. */
+    unsigned char reserved_[44]; /* zero: room for the options of later 1.x releases. */
 };
+
+#define CORIO_LATENCY_OFF UINT32_MAX
 
 #define CORIO_SQPOLL_SPIN_AWAKE UINT32_MAX
 
@@ -372,6 +379,99 @@ CORIO_API const struct corio_stats *corio_loop_stats(const struct corio_loop *lo
  * (kernel.io_uring_disabled, a seccomp filter, a kernel without io_uring, RLIMIT_MEMLOCK). Returns a
  * static string. */
 CORIO_API const char *corio_strerror_setup(int err);
+
+/* ==== metrics =============================================================================== */
+
+/* What a loop is doing, read with corio_loop_metrics from any thread while it runs. */
+struct corio_metrics {
+    struct corio_stats stats; /* the counters (see struct corio_stats) */
+    uint64_t coroutines;      /* coroutines alive */
+    uint64_t stacks_in_use;   /* coroutine stacks handed out (live coroutines and zombies) */
+    uint64_t stacks_cached;   /* stacks kept for reuse */
+    uint64_t timers;          /* timers armed in the loop's heap: deadlines of waits that are not
+                                 ops (locks, channels, joins, events) and coroutines' own
+                                 deadlines; a sleep and an op's deadline are kernel timeouts,
+                                 counted in inflight */
+    uint64_t inflight;        /* completions the loop still expects from the kernel */
+    uint64_t latency_skipped; /* ops due to be timed while every sample slot was taken */
+    int64_t taken_at;         /* corio_now() when the loop took these values */
+    uint64_t reserved_[8];    /* zero: room for the metrics of later 1.x releases */
+};
+
+/* Copies @loop's metrics into *out. Any thread, at any time, without stopping the loop: the loop
+ * publishes them (under a sequence lock) every 256 iterations, and when a reader finds them older
+ * than a millisecond it asks the loop for fresh ones (a message, as corio_loop_post, that wakes a
+ * sleeping loop) and waits up to 10 ms for them; a loop stuck in a coroutine that does not yield
+ * cannot answer, and then the last values come back, as old as out->taken_at says. A loop that
+ * is not running gives the values it published when its last run ended. On the loop's
+ * own thread the values are read directly, current. @loop must outlive the call. Returns 0, or
+ * -EOPNOTSUPP in a build without metrics (CMake CORIO_METRICS=OFF). */
+CORIO_API int corio_loop_metrics(struct corio_loop *loop, struct corio_metrics *out);
+
+/* The buckets of a latency histogram. Bucket 0 counts latencies below 1024 ns, bucket i those in
+ * [2^(9+i), 2^(10+i)) ns, and the last also everything longer. */
+#define CORIO_LATENCY_BUCKETS 32
+
+/* A latency histogram: one kind of op, submit to completion (the first CQE), sampled. */
+struct corio_latency {
+    uint64_t samples;                        /* ops timed */
+    uint64_t sum_ns;                         /* their latencies added up, in nanoseconds */
+    uint64_t buckets[CORIO_LATENCY_BUCKETS]; /* how many fell in each bucket */
+};
+
+/* Returns the name of op kind @op ("nop", "read", "recv", ...: 0, 1, 2 ... up to the first that
+ * gives NULL), the kinds of corio_loop_latency, or NULL past the last. */
+CORIO_API const char *corio_op_name(unsigned op);
+
+/* Copies @loop's latency histogram of op kind @op (see corio_op_name) into *out. Any thread, at
+ * any time: the loop's thread writes each counter atomically, so each is exact, though a reader may
+ * see one timed op in samples before it shows in its bucket. Returns 0, or -errno: -ENOENT past
+ * the last kind, -EOPNOTSUPP in a build without histograms (CMake CORIO_HISTOGRAMS=OFF). */
+CORIO_API int corio_loop_latency(const struct corio_loop *loop, unsigned op,
+                                 struct corio_latency *out);
+
+/* Returns the upper bound of latency bucket @i in nanoseconds (exclusive), or INT64_MAX for the
+ * last bucket and past it. */
+CORIO_API int64_t corio_latency_bound(unsigned i);
+
+/* Returns an upper bound of the @q quantile (0 to 1) of @h: the bound of the bucket it falls in
+ * (at most twice the true value), or 0 if @h has no samples. */
+CORIO_API int64_t corio_latency_quantile(const struct corio_latency *h, double q);
+
+/* Writes the metrics and latency histograms of @loops[0..n) in Prometheus' text format (version
+ * 0.0.4) into @buf, each sample labelled loop="i" (and op="..." for the histograms). Any thread.
+ * Returns the length of the text (without its terminating NUL, written when @len allows: like
+ * snprintf, a result >= @len means @buf was too small), or -errno: -EOPNOTSUPP in a build without
+ * metrics. */
+CORIO_API ssize_t corio_metrics_prometheus(char *buf, size_t len, struct corio_loop *const *loops,
+                                           unsigned n);
+
+/* ==== capability report ===================================================================== */
+
+/* With corio_report: add the seccomp profiles (see corio_seccomp_profile). */
+#define CORIO_REPORT_SECCOMP 0x1u
+
+/* Writes a report of what this machine gives corio, as one JSON object, into @buf: the kernel;
+ * the backend a loop made with @opts (NULL: defaults) gets, and why not io_uring; what io_uring
+ * offers, from a loop forced onto it: the setup flags corio asked for and those granted, with the
+ * reason for each refusal, the ops corio uses (each present or not, and whether corio needs it),
+ * the ring features and op modes, or why io_uring cannot be had at all; the limits that bite:
+ * RLIMIT_MEMLOCK against the rings' memory (counted on kernels before 5.12) and RLIMIT_NOFILE
+ * against @max_conns connections (0: 10000); kernel.io_uring_disabled and kernel.io_uring_group;
+ * the process's seccomp mode and, with CORIO_REPORT_SECCOMP in @flags, the profiles of both
+ * backends. It makes and frees loops on the calling thread, so not inside one of its loops' runs.
+ * Returns the length of the text (snprintf-like: a result >= @len means @buf was too small), or
+ * -EINVAL for an unknown flag. */
+CORIO_API ssize_t corio_report(char *buf, size_t len, const struct corio_loop_opts *opts,
+                               uint64_t max_conns, unsigned flags);
+
+/* Writes the seccomp profile that a corio program on @backend needs (CORIO_BACKEND_AUTO: either),
+ * in the JSON form that Docker's --security-opt seccomp= (and runc, containerd, podman) accept:
+ * every other system call fails with EPERM. It lists what corio and a program on glibc make (the
+ * program's own needs come on top); io_uring's ops run inside the kernel, where seccomp does not
+ * see them, so its list is the shorter. Returns the length of the text (snprintf-like), or -EINVAL
+ * for an unknown backend. */
+CORIO_API ssize_t corio_seccomp_profile(char *buf, size_t len, enum corio_backend backend);
 
 /* ==== coroutines ============================================================================= */
 
