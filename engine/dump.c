@@ -37,37 +37,12 @@ void corio__loop_unregister(struct corio_loop *l)
 
 /* ---- names ----------------------------------------------------------------------------------- */
 
-static const char *const op_names[CORIO__OP_COUNT] = {
-    [CORIO__OP_NOP] = "nop",
-    [CORIO__OP_READ] = "read",
-    [CORIO__OP_WRITE] = "write",
-    [CORIO__OP_READV] = "readv",
-    [CORIO__OP_WRITEV] = "writev",
-    [CORIO__OP_OPENAT] = "openat",
-    [CORIO__OP_CLOSE] = "close",
-    [CORIO__OP_FSYNC] = "fsync",
-    [CORIO__OP_STATX] = "statx",
-    [CORIO__OP_SOCKET] = "socket",
-    [CORIO__OP_ACCEPT] = "accept",
-    [CORIO__OP_CONNECT] = "connect",
-    [CORIO__OP_SEND] = "send",
-    [CORIO__OP_RECV] = "recv",
-    [CORIO__OP_SENDMSG] = "sendmsg",
-    [CORIO__OP_RECVMSG] = "recvmsg",
-    [CORIO__OP_SHUTDOWN] = "shutdown",
-    [CORIO__OP_TIMEOUT] = "timeout",
-    [CORIO__OP_RECV_MULTI] = "recv_multishot",
-    [CORIO__OP_ACCEPT_MULTI] = "accept_multishot",
-    [CORIO__OP_SEND_ZC] = "send_zc",
-    [CORIO__OP_READ_FIXED] = "read_fixed",
-    [CORIO__OP_WRITE_FIXED] = "write_fixed",
-};
-
 static const char *op_name(unsigned opcode)
 {
     if (opcode == CORIO__PENDING_BLOCKING)
         return "blocking";
-    return opcode < CORIO__OP_COUNT && op_names[opcode] ? op_names[opcode] : "?";
+    const char *name = corio_op_name(opcode); /* metrics.c's table, the one list of names */
+    return name ? name : "?";
 }
 
 /* The fd of op @opcode described with @fd, or -1 for the ops that have none (their fd field is

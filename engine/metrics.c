@@ -160,6 +160,7 @@ static const char *const op_names[] = {
     [CORIO__OP_SEND_ZC] = "send_zc",
     [CORIO__OP_READ_FIXED] = "read_fixed",
     [CORIO__OP_WRITE_FIXED] = "write_fixed",
+    [CORIO__OP_POLL] = "poll",
 };
 _Static_assert(CORIO__ARRAY_SIZE(op_names) == CORIO__OP_COUNT, "a name for every opcode");
 
