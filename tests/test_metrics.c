@@ -133,6 +133,13 @@ static int live_body(void *arg)
 static void test_metrics_read_while_running(void **state)
 {
     (void)state;
+    if (t_on_valgrind()) {
+        /* valgrind runs one thread at a time and gave the reader no turn in which the loop's
+         * snapshot had moved for 10 s once (a CI run; other runs passed): what this test times
+         * is the two threads running side by side, which the gcc, ASan and TSan runs check. */
+        print_message("skipped: under valgrind the reader and the loop do not run side by side\n");
+        skip();
+    }
     struct live v = {.loop = wakeable_loop()};
     assert_int_equal(t_run1(v.loop, live_body, &v), 0);
     t_expect_ok();
