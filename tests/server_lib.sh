@@ -46,17 +46,23 @@ lib_start() {
     fail "$lib_name printed no ready line in 5 s"
 }
 
-# lib_stop NAME [clean]: SIGTERM; the server must exit within 2 s, and with "clean" with status 0.
-lib_stop() {
-    kill -TERM "$PID" 2>/dev/null
+# lib_wait_exit TENTHS MESSAGE: waits TENTHS tenths of a second at most for the server (PID) to
+# end, else fails with MESSAGE; then reaps it, its status in rc.
+lib_wait_exit() {
     i=0
     while kill -0 "$PID" 2>/dev/null; do
-        [ $i -ge 20 ] && fail "$1 did not exit within 2 s of SIGTERM"
+        [ $i -ge "$1" ] && fail "$2"
         sleep 0.1
         i=$((i + 1))
     done
     wait "$PID"
     rc=$?
+}
+
+# lib_stop NAME [clean]: SIGTERM; the server must exit within 2 s, and with "clean" with status 0.
+lib_stop() {
+    kill -TERM "$PID" 2>/dev/null
+    lib_wait_exit 20 "$1 did not exit within 2 s of SIGTERM"
     PID=
     if [ "${2:-}" = clean ] && [ "$rc" -ne 0 ]; then
         fail "$1 exited with status $rc after SIGTERM"

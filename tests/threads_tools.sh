@@ -142,13 +142,8 @@ drain() {
     kill -0 "$PID" 2>/dev/null || fail "$name ended before its client's exchange was done"
     wait "$cpid"
     grep -q '^ok$' "$TMP/client.out" || fail "$name: client: $(cat "$TMP/client.out")"
-    i=0
-    while kill -0 "$PID" 2>/dev/null; do
-        [ $i -ge 30 ] && fail "$name did not end within 3 s of its last exchange"
-        sleep 0.1
-        i=$((i + 1))
-    done
-    wait "$PID" || fail "$name ended with status $? after a drain"
+    lib_wait_exit 30 "$name did not end within 3 s of its last exchange"
+    [ "$rc" -eq 0 ] || fail "$name ended with status $rc after a drain"
     PID=
 }
 
