@@ -136,13 +136,10 @@ void corio__task_cancel(struct corio__task *t)
         t->abort(t, -ECANCELED);
 }
 
-void corio__task_set_deadline(struct corio__task *t, int64_t deadline)
+/* The part of corio__task_set_deadline that sets a deadline (@deadline >= 0). */
+void corio__task_arm_deadline(struct corio__task *t, int64_t deadline)
 {
     struct corio__heap *h = &t->sched->timers;
-    t->expired = false;
-    t->deadline_at = deadline < 0 ? CORIO_FOREVER : deadline;
-    if (deadline < 0)
-        return; /* an armed timer fires once more and finds nothing to do */
     if (deadline <= corio_now()) {
         t->expired = true;
         return;

@@ -229,12 +229,23 @@ int corio__park_switch(struct corio__task *t, struct corio__task *to, int64_t de
 /* Cancels @t: flags it and aborts its current wait. Returns nothing. */
 void corio__task_cancel(struct corio__task *t);
 
+/* Arms @t's deadline timer for @deadline (>= 0): the slow part of corio__task_set_deadline. */
+void corio__task_arm_deadline(struct corio__task *t, int64_t deadline);
+
 /* Sets @t's own deadline (absolute, or CORIO_FOREVER for none): once it passes, its current wait
  * is aborted with -ETIMEDOUT and its later waits fail at once, until the deadline is set again.
  * O(1) unless the deadline moves earlier than the armed timer: a server that sets a later deadline
  * per request, or removes it, leaves the timer where it is, and the timer, when it fires, is
  * armed again for the deadline then set, or dropped. Returns nothing. */
-void corio__task_set_deadline(struct corio__task *t, int64_t deadline);
+static inline void corio__task_set_deadline(struct corio__task *t, int64_t deadline)
+{
+    t->expired = false;
+    t->deadline_at = deadline < 0 ? CORIO_FOREVER : deadline;
+    /* Removing the deadline only clears it: an armed timer fires once more and finds nothing to
+     * do. Inline, as servers remove theirs after every request. */
+    if (deadline >= 0)
+        corio__task_arm_deadline(t, deadline);
+}
 
 /* The checks every wait makes before parking. Returns the running task in *out and 0, or -EPERM
  * (outside a coroutine), -ECANCELED, -ETIMEDOUT (@deadline or the task's own already past). */
