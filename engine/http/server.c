@@ -176,7 +176,7 @@ static ssize_t read_head_until(struct corio_http_conn *c, struct corio_http_requ
      * head turns out to be incomplete: most heads come in one piece and never are. The deadline
      * then counts from the parse of the first bytes instead of their arrival, microseconds
      * later, which is nothing beside header_timeout. */
-    bool stamp = false;
+    bool stamp = !idle && c->head_deadline < 0;
     for (;;) {
         ssize_t r = parse_head(c, &p, req, hdrs);
         if (r != -EAGAIN)
@@ -383,8 +383,9 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     c->rpos = c->bpos;
     if (c->rpos == c->rlen)
         c->rpos = c->rlen = 0;
-    if (c->rpos < c->rlen) /* else the next head starts idle (read_head) */
-        c->head_deadline = corio_now() + c->s->o.header_timeout;
+    /* A pipelined head's deadline is stamped only if it turns out incomplete (read_head_until);
+     * else the next head starts idle (read_head). */
+    c->head_deadline = -1;
     /* More pipelined bytes wait: answer them before sending, unless the output is filling. */
     return c->wlen <= c->wcap / 2 || corio__http_flush(c, CORIO_FOREVER) == 0;
 }

@@ -37,6 +37,9 @@ struct corio__http_route {
 /* Room for the status line, Date and Server of a response head: "HTTP/1.1 " and a status, the
  * longest reason phrase (31 bytes), and "Date: " with an IMF-fixdate and "Server: corio". */
 #define CORIO__HTTP_HEAD_START_MAX 112
+/* The longest plain head, and Content-Type, that the server keeps for the next response. */
+#define CORIO__HTTP_PLAIN_HEAD_MAX 256
+#define CORIO__HTTP_PLAIN_CTYPE_MAX 64
 
 struct corio_http_server {
     struct corio_http_server_opts o;  /* options with defaults filled in */
@@ -53,6 +56,19 @@ struct corio_http_server {
     int head_status;                       /* its status, 0 before the first response */
     size_t head_len;                       /* bytes in head */
     char head[CORIO__HTTP_HEAD_START_MAX]; /* the lines */
+    /* The whole head of the last plain response (no template, no added lines: a handler's
+     * corio_http_respond), kept for the next one with the same status, Content-Type, length and
+     * Connection in the same second, which is then one copy (respond.c). */
+    struct {
+        int64_t sec;                        /* the second of its Date; -1: none kept */
+        int status;                         /* its status */
+        int ctlen;                          /* bytes of its Content-Type, -1: none */
+        int64_t len;                        /* its Content-Length, -1: none */
+        bool keep_alive;                    /* its Connection */
+        size_t n;                           /* bytes in head */
+        char ctype[CORIO__HTTP_PLAIN_CTYPE_MAX]; /* its Content-Type */
+        char head[CORIO__HTTP_PLAIN_HEAD_MAX];   /* the head */
+    } plain;
 };
 
 /* Where the response to the request being served stands. */
@@ -88,7 +104,8 @@ struct corio_http_conn {
     char *xbuf;                  /* lines of corio_http_add_header for the next response head,
                                     room for CORIO_HTTP_ADDED_HEADER_BYTES */
     size_t xlen;                 /* bytes of them; the response head takes them and resets it */
-    int64_t head_deadline;       /* when the head being read must be complete */
+    int64_t head_deadline;       /* when the head being read must be complete; -1: not
+                                    stamped yet (read_head_until stamps it) */
     uint64_t nreq;               /* requests served on this connection */
     /* The request being served. */
     const struct corio_http_request *req; /* its head, in rbuf */
