@@ -66,6 +66,19 @@ static int h_hello(struct corio_http_conn *c, const struct corio_http_request *r
                               CORIO_FOREVER);
 }
 
+/* Answers /alike/NAME with body NAME and Content-Type "text/NAME", status 201 for a NAME that
+ * starts with 'c', else 200; the type is written into the same buffer each time, so that a
+ * server keeping a head for alike responses must look at the type's bytes, not its address. */
+static int h_alike(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)arg;
+    static char ctype[32];
+    const char *name = req->target + strlen("/alike/");
+    size_t len = req->target_len - strlen("/alike/");
+    snprintf(ctype, sizeof(ctype), "text/%.*s", (int)len, name);
+    return corio_http_respond(c, name[0] == 'c' ? 201 : 200, ctype, name, len, CORIO_FOREVER);
+}
+
 static int h_submitted(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
 {
     (void)req;
@@ -453,6 +466,7 @@ static void add_routes(struct corio_http_server *s)
     assert_int_equal(corio_http_route(s, "POST", "/hurried-5s", h_hurried, &ms_5000), 0);
     assert_int_equal(corio_http_route(s, "GET", "/respond-late", h_respond_late, NULL), 0);
     assert_int_equal(corio_http_route(s, "GET", "/hello", h_hello, NULL), 0);
+    assert_int_equal(corio_http_route(s, "GET", "/alike/*", h_alike, NULL), 0);
     assert_int_equal(corio_http_route(s, NULL, "/echo", h_echo, NULL), 0);
     assert_int_equal(corio_http_route(s, "POST", "/submit", h_submitted, NULL), 0);
     assert_int_equal(corio_http_route(s, "DELETE", "/submit", h_submitted, NULL), 0);
@@ -919,6 +933,44 @@ static void sc_get_head(struct env *e)
     }
     resp_free(&r);
     cl_close(&c);
+}
+
+/* Responses alike but for one value each (type, length, status, Connection), pipelined so that
+ * they are written in the same second: each head says its own values. */
+static void sc_alike_heads(struct env *e)
+{
+    static const char *const names[] = {"ab", "ab", "xy", "abc", "ab", "cd", "ab", "ab"};
+    struct client c;
+    struct resp r;
+    if (!CL_OPEN(e, &c))
+        return;
+    char reqs[512] = "";
+    size_t n = sizeof(names) / sizeof(names[0]);
+    for (size_t i = 0; i < n; i++) {
+        char one[64];
+        snprintf(one, sizeof(one), "GET /alike/%s HTTP/1.1\r\nHost: t\r\n%s\r\n", names[i],
+                 i == n - 1 ? "Connection: close\r\n" : "");
+        strcat(reqs, one);
+    }
+    CL_SENDS(&c, reqs);
+    for (size_t i = 0; i < n; i++) {
+        char type[32], len[24];
+        snprintf(type, sizeof(type), "text/%s", names[i]);
+        snprintf(len, sizeof(len), "%zu", strlen(names[i]));
+        if (EXPECT_RESPONSE(&c, &r, names[i][0] == 'c' ? 201 : 200)) {
+            EXPECT_HDR(&r, "Content-Type", type);
+            EXPECT_HDR(&r, "Content-Length", len);
+            EXPECT_HDR(&r, "Connection", i == n - 1 ? "close" : "keep-alive");
+            EXPECT_BODY_STR(&r, names[i]);
+        }
+        resp_free(&r);
+    }
+    cl_close(&c);
+}
+
+static void test_http_server_alike_heads(void **state)
+{
+    run_scenario(state, sc_alike_heads, NULL);
 }
 
 static void test_http_server_get_head(void **state)
@@ -2781,6 +2833,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T_LOOP_FDS_TEST(test_http_server_get_head),
+        T_LOOP_FDS_TEST(test_http_server_alike_heads),
         T_LOOP_FDS_TEST(test_http_server_add_header),
         T_LOOP_FDS_TEST(test_http_server_addresses),
         T_LOOP_FDS_TEST(test_http_server_addresses_unix),

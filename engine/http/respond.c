@@ -13,20 +13,18 @@
 /* Makes the server's first lines of a head (s->head) those of a response with @status now:
  * formatted again when the status or the second differs from the last response's. Returns 0, or
  * -EINVAL for a status outside 100..999. */
-static int head_start(struct corio_http_server *s, int status)
+static int head_start(struct corio_http_server *s, int status, time_t sec)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec == s->head_sec && status == s->head_status)
+    if (sec == s->head_sec && status == s->head_status)
         return 0;
     char date[CORIO_HTTP_DATE_LEN];
     struct corio_http_response r = {.status = status, .date_str = date};
     /* Room is not the issue: the buffer holds the longest lines (server.h). */
     ssize_t n;
-    if (corio_http_format_date(date, sizeof(date), ts.tv_sec) < 0 ||
+    if (corio_http_format_date(date, sizeof(date), sec) < 0 ||
         (n = corio__http_format_head_start(s->head, sizeof(s->head), &r)) < 0)
         return -EINVAL;
-    s->head_sec = ts.tv_sec;
+    s->head_sec = sec;
     s->head_status = status;
     s->head_len = (size_t)n;
     return 0;
@@ -57,8 +55,49 @@ static int put_head(struct corio_http_conn *c, const struct corio_http_response 
     return 0;
 }
 
-int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
-                           const struct corio_http_response *tmpl, int64_t deadline)
+/* Whether the plain head kept by the server (server.h) is the one of a response with @status,
+ * Content-Type @ctype (@ctlen bytes, -1 for none), @len and @keep_alive in second @sec. */
+static bool plain_same(const struct corio_http_server *s, time_t sec, int status,
+                       const char *ctype, int ctlen, int64_t len, bool keep_alive)
+{
+    return s->plain.sec == sec && s->plain.status == status && s->plain.len == len &&
+           s->plain.keep_alive == keep_alive && s->plain.ctlen == ctlen &&
+           (ctlen <= 0 || memcmp(s->plain.ctype, ctype, (size_t)ctlen) == 0);
+}
+
+/* Keeps the @n bytes of head at @head, just written for a plain response with these values, for
+ * the next one; a head or Content-Type too long to keep is not. */
+static void plain_keep(struct corio_http_server *s, time_t sec, int status, const char *ctype,
+                       int ctlen, int64_t len, bool keep_alive, const char *head, size_t n)
+{
+    s->plain.sec = -1;
+    if (n > sizeof(s->plain.head) || ctlen > (int)sizeof(s->plain.ctype))
+        return;
+    memcpy(s->plain.head, head, n);
+    if (ctlen > 0)
+        memcpy(s->plain.ctype, ctype, (size_t)ctlen);
+    s->plain.n = n;
+    s->plain.status = status;
+    s->plain.ctlen = ctlen;
+    s->plain.len = len;
+    s->plain.keep_alive = keep_alive;
+    s->plain.sec = sec;
+}
+
+/* The length of Content-Type @ctype for plain_same, or -1 for none or one too long to keep. */
+static int plain_ctlen(const char *ctype)
+{
+    if (!ctype)
+        return -1;
+    size_t n = strnlen(ctype, CORIO__HTTP_PLAIN_CTYPE_MAX + 1);
+    return n > CORIO__HTTP_PLAIN_CTYPE_MAX ? -2 : (int)n;
+}
+
+/* corio__http_write_head past the kept plain head: the head formatted from @tmpl (or none), the
+ * added lines and the values given, and kept when it is plain (@ctlen >= -1). */
+static int write_head_formatted(struct corio_http_conn *c, int status, const char *ctype,
+                                int ctlen, int64_t len, const struct corio_http_response *tmpl,
+                                time_t sec, int64_t deadline)
 {
     /* Without a template, only what the head's rest reads needs a value: the optional lines
      * off, and the fields set below. */
@@ -71,12 +110,6 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
         r.extra = NULL;
         r.extra_len = 0;
     }
-    /* A client that waits for 100 Continue and gets a final response instead does not send its
-     * body (RFC 9110 section 10.1.1), so corio__http_body_discard ends the connection: say so in
-     * advance. */
-    if (c->expect_continue && !c->sent_continue &&
-        (c->body == CORIO__HTTP_BODY_LENGTH || c->body == CORIO__HTTP_BODY_CHUNKED))
-        c->keep_alive = false;
     if (c->xlen) {
         r.extra = c->xbuf;
         r.extra_len = c->xlen;
@@ -84,17 +117,19 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
     }
     r.content_type = ctype;
     r.content_length = len;
-    /* A drain of the loop: this is the connection's last response. */
-    if (c->keep_alive && corio_draining())
-        c->keep_alive = false;
     r.keep_alive = c->keep_alive && !c->broken;
-    int err = head_start(c->s, status);
+    struct corio_http_server *s = c->s;
+    int err = head_start(s, status, sec);
     if (err)
         return err;
     for (int tries = 0; tries < 2; tries++) {
+        size_t at = c->wlen;
         err = put_head(c, &r);
         if (err == 0) {
-            c->s->stats.responses++;
+            if (ctlen >= -1)
+                plain_keep(s, sec, status, ctype, ctlen, len, r.keep_alive, c->wbuf + at,
+                           c->wlen - at);
+            s->stats.responses++;
             return 0;
         }
         if (err != -ENOSPC)
@@ -104,6 +139,35 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
             return err;
     }
     return -ENOSPC;
+}
+
+int corio__http_write_head(struct corio_http_conn *c, int status, const char *ctype, int64_t len,
+                           const struct corio_http_response *tmpl, int64_t deadline)
+{
+    /* A client that waits for 100 Continue and gets a final response instead does not send its
+     * body (RFC 9110 section 10.1.1), so corio__http_body_discard ends the connection: say so in
+     * advance. */
+    if (c->expect_continue && !c->sent_continue &&
+        (c->body == CORIO__HTTP_BODY_LENGTH || c->body == CORIO__HTTP_BODY_CHUNKED))
+        c->keep_alive = false;
+    /* A drain of the loop: this is the connection's last response. */
+    if (c->keep_alive && corio_draining())
+        c->keep_alive = false;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    /* A plain response like the last one (the same status, type, length and Connection in the
+     * same second, as a server answering many alike sends): one copy of the kept head. */
+    int ctlen = !tmpl && c->xlen == 0 ? plain_ctlen(ctype) : -2;
+    struct corio_http_server *s = c->s;
+    if (ctlen >= -1 &&
+        plain_same(s, ts.tv_sec, status, ctype, ctlen, len, c->keep_alive && !c->broken) &&
+        c->wcap - c->wlen >= s->plain.n) {
+        memcpy(c->wbuf + c->wlen, s->plain.head, s->plain.n);
+        c->wlen += s->plain.n;
+        s->stats.responses++;
+        return 0;
+    }
+    return write_head_formatted(c, status, ctype, ctlen, len, tmpl, ts.tv_sec, deadline);
 }
 
 /* Header fields the server writes itself on every response it sends for a handler: a second
