@@ -588,6 +588,11 @@ CORIO_API void corio_threads_stop(void);
  *   the loop has ended, so that a coroutine that waits for the next stop signal does not keep a
  *   drained loop running; until then it goes on waiting, and can hear a second signal;
  * - every other wait (a receive, a send, a sleep, a lock, a join) goes on as it was.
+ * A drain does not close listening sockets: their owner does, once its accept loop has ended.
+ * Connections the kernel completed but nobody accepted (the listen backlog) are reset by that
+ * close, as the kernel resets them for any listener closed with a backlog; a client sees
+ * ECONNRESET on its first read. To keep them, hand the listening socket itself to the process
+ * that takes over (SCM_RIGHTS) instead of closing it.
  * -ESHUTDOWN, not -ECANCELED: the coroutine is not cancelled (its later calls work, its clean-up
  * and the end of its connection need them), and a server tells "stop accepting" from "stop now".
  * When the deadline passes, every coroutine left is cancelled as corio_loop_stop does; the loop's
