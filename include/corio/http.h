@@ -540,6 +540,59 @@ CORIO_API int corio_http_flush(struct corio_http_conn *c, int64_t deadline);
 CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len,
                                        int64_t deadline);
 
+/* ==== client ================================================================================= */
+
+/* corio http: an HTTP/1.1 client on corio's coroutines, with the response head parser it reads
+ * with. The parser is a pure function like the request parser above; the client keeps a pool of
+ * keep-alive connections per host and port, and its calls wait on the server until a deadline. */
+
+/* A parsed response head. Every pointer points into the buffer given to the parse, as for a
+ * request. */
+struct corio_http_response_head {
+    int status;                        /* the status code, 100..999 */
+    int minor_version;                 /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    const char *reason;                /* the reason phrase, may be empty */
+    size_t reason_len;                 /* bytes in reason */
+    struct corio_http_header *headers; /* the caller's header storage, in arrival order */
+    size_t num_headers;                /* header fields stored in headers */
+    int64_t content_length;            /* Content-Length, or -1 when absent */
+    bool chunked;                      /* Transfer-Encoding: chunked; then content_length is -1 */
+    bool keep_alive;                   /* the server lets the connection carry another request */
+};
+
+/* Parses an HTTP/1.1 response head from @buf[0..@len), incrementally as
+ * corio_http_parse_request() does: call it each time more bytes arrive with the whole unconsumed
+ * data from the start of the response (bytes already passed must not change; the buffer may
+ * move), with a @p that corio_http_parser_init() reset (or CORIO_HTTP_PARSER_INIT) and the same
+ * @lim (NULL: defaults) each time. Only the new bytes are scanned. Fields follow the request
+ * parser's rules exactly (no obs-fold, no space before the colon, no bare LF). Of @lim,
+ * max_head_bytes and max_headers apply; a body's length is not bounded here.
+ *
+ * On success @resp is filled with pointers into @buf, the fields go to @headers (at most
+ * min(@nheaders, max_headers)), and the body starts at @buf + return value. What frames the body
+ * depends on the request too (RFC 9112 section 6.3), which the parser does not know: a response
+ * to HEAD, and any 1xx, 204 or 304, has none whatever its fields say; else chunked, or
+ * content_length bytes, or, with neither, the bytes until the server closes the connection. A 1xx
+ * other than 101 is an interim response, and the final one follows it. @resp is untouched unless
+ * the head is complete; @headers may be written. @p is reset on completion and on error.
+ *
+ * Returns the head length (> 0), -EAGAIN when more bytes are needed, or -errno: -EBADMSG for a
+ * malformed head (the first bytes not "HTTP/", a bad status line or field, a bare LF, a second
+ * Content-Length, Transfer-Encoding with Content-Length or in HTTP/1.0), -EMSGSIZE for a head
+ * over max_head_bytes (as soon as that many bytes came without its end) or with more fields than
+ * allowed, -EOPNOTSUPP for a transfer coding other than a single "chunked", -EPROTONOSUPPORT for
+ * a well-formed version other than HTTP/1.0 and 1.1. */
+CORIO_API ssize_t corio_http_parse_response(struct corio_http_parser *p, const char *buf,
+                                            size_t len, const struct corio_http_limits *lim,
+                                            struct corio_http_response_head *resp,
+                                            struct corio_http_header *headers, size_t nheaders);
+
+/* Finds the first header field of @resp named @name (NUL-terminated, case-insensitive), as
+ * corio_http_header_get() does for a request. Pure: never suspends. Returns 0 with *@value (into
+ * the parsed buffer, not NUL-terminated) and *@len set, or -ENOENT when no field has that name. */
+CORIO_API int corio_http_response_header_get(const struct corio_http_response_head *resp,
+                                             const char *name, const char **value, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif
