@@ -593,6 +593,129 @@ CORIO_API ssize_t corio_http_parse_response(struct corio_http_parser *p, const c
 CORIO_API int corio_http_response_header_get(const struct corio_http_response_head *resp,
                                              const char *name, const char **value, size_t *len);
 
+struct corio_http_client;
+
+/* A client's configuration. Zero means the default for every field. */
+struct corio_http_client_opts {
+    size_t max_idle;       /* idle connections kept per host and port. Default 8 */
+    int64_t idle_timeout;  /* ns an idle connection is kept for reuse; then it is closed (when the
+                              client is next used, or by corio_http_client_free). Default 30 s */
+    size_t max_head_bytes; /* largest response head, and largest request head; above it the
+                              request fails with -EMSGSIZE. Default 8192 */
+    size_t max_headers;    /* response header fields kept; more give -EMSGSIZE. Default 64 */
+    size_t buffer_size;    /* each connection's buffer; at least max_head_bytes + 1024, so that
+                              a chunked body has room beside the head. Default 16 KiB */
+};
+
+/* Where a streamed request body comes from: fills @buf with up to @len bytes by @deadline.
+ * Returns the bytes written (> 0), 0 at the end of the body, or -errno, which fails the request. */
+typedef ssize_t corio_http_body_fn(void *arg, void *buf, size_t len, int64_t deadline);
+
+/* One request. Strings are NUL-terminated and read during the call only. */
+struct corio_http_client_request {
+    const char *method; /* any token ("GET", "POST", "PROPFIND"); NULL: "GET" */
+    const char *host;   /* a host name (resolved with corio_resolve) or a numeric address */
+    uint16_t port;      /* the server's TCP port */
+    const char *target; /* the request-target, "/path?query"; NULL: "/" */
+    /* Header fields to send, each a token name and a value without CR, LF, NUL or other control
+     * bytes. The client writes Host (unless given here), and the framing fields itself:
+     * Content-Length, Transfer-Encoding and Connection are refused here. */
+    const struct corio_http_header *headers;
+    size_t num_headers; /* fields in headers */
+    /* The body: @body_len bytes at @body (sent with Content-Length; none when 0 and no
+     * body_fn), or, when body_fn is set, what it produces: body_length bytes exactly
+     * (Content-Length), or, for -1, a chunked body until it returns 0. */
+    const void *body;
+    size_t body_len;
+    corio_http_body_fn *body_fn;
+    void *body_arg;      /* passed to body_fn */
+    int64_t body_length; /* for body_fn: the body's exact length, or -1 for unknown (chunked) */
+};
+
+/* One request and its response, in the caller's storage: set by corio_http_client_send or
+ * _fetch, read with corio_http_client_read, and ended with corio_http_client_end. */
+struct corio_http_exchange {
+    int status;                                  /* the final response's status */
+    const struct corio_http_response_head *head; /* its head (fields, framing); valid until
+                                                    corio_http_client_end */
+    void *conn_;                                 /* private: the connection it holds */
+};
+
+/* The counters of a client, read with corio_http_client_stats. */
+struct corio_http_client_counters {
+    uint64_t requests; /* requests sent (a retry counts again) */
+    uint64_t connects; /* connections made */
+    uint64_t reused;   /* requests sent on a pooled connection */
+    uint64_t retries;  /* requests sent again on a fresh connection after a pooled one failed */
+    uint64_t stale;    /* pooled connections dropped: closed by the server or idle too long */
+};
+
+/* Creates a client, owned by the caller until corio_http_client_free. Its connections belong to
+ * the loop that made them: use a client from coroutines of one loop, any number of them at once
+ * (each request takes a connection of its own). @opts may be NULL for the defaults; it is copied.
+ * Does not suspend. Returns 0 and sets *@out, or -errno: -EINVAL for a buffer_size below
+ * max_head_bytes + 1024, -ENOMEM. */
+CORIO_API int corio_http_client_new(struct corio_http_client **out,
+                                    const struct corio_http_client_opts *opts);
+
+/* Closes the idle connections of @cl and frees it. Every exchange must have been ended first.
+ * NULL is a no-op. Works in a coroutine or outside one (corio_close). Returns nothing. */
+CORIO_API void corio_http_client_free(struct corio_http_client *cl);
+
+/* Sends request @rq and reads the head of its response into @x. The connection is a pooled idle
+ * one to rq->host:rq->port if there is one (a pooled connection the server has closed is noticed
+ * and dropped first), else a new one (corio_dial_tcp: the name is resolved with corio_resolve).
+ * If a pooled connection fails before any byte of the response came (the server closed it while
+ * the request was on its way), the request is sent again once on a new connection, when that is
+ * safe: an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) and a body from memory.
+ * Interim 1xx responses are skipped. Everything, the retry included, ends by @deadline.
+ *
+ * On success the body, if any, is read with corio_http_client_read, and @x must be ended with
+ * corio_http_client_end, which puts the connection back in the pool when the response was read
+ * whole and both sides keep it alive. On failure @x holds nothing and needs no end (ending it is
+ * harmless). Must run in a coroutine; may suspend. Returns the status (100..999) or -errno:
+ * -ECONNREFUSED, -ENETUNREACH or corio_resolve's errors when no connection could be made,
+ * -ECONNRESET when the server reset or closed the connection before the head was whole, -EPIPE
+ * when it closed while the request was sent, -EBADMSG for a malformed response,
+ * -EMSGSIZE for a response head over max_head_bytes or max_headers, -EOPNOTSUPP or
+ * -EPROTONOSUPPORT as corio_http_parse_response, -E2BIG when the request head does not fit the
+ * buffer, -ETIMEDOUT when @deadline passed, -ECANCELED, -EINVAL for a bad @rq (no host, a bad
+ * method, target or header field, or a refused field), a body_fn's error, -ENOMEM. */
+CORIO_API int corio_http_client_send(struct corio_http_client *cl, struct corio_http_exchange *x,
+                                     const struct corio_http_client_request *rq, int64_t deadline);
+
+/* Reads up to @len bytes of the body of @x's response into @buf, decoded (Content-Length, chunked,
+ * or until the server closes, as the head says; nothing for HEAD, 1xx, 204 and 304). Waits until
+ * @deadline at the latest. After a failure the connection is not reused. Must run in a coroutine;
+ * may suspend. Returns the bytes read, 0 at the end of the body, or -errno: -ETIMEDOUT,
+ * -ECONNRESET when the server ended the stream inside a Content-Length or chunked body (or reset
+ * it), -EBADMSG for bad chunked framing, -EPROTO after an earlier failure, -EINVAL for an ended
+ * @x. */
+CORIO_API ssize_t corio_http_client_read(struct corio_http_exchange *x, void *buf, size_t len,
+                                         int64_t deadline);
+
+/* Ends @x: its connection goes back to its client's pool when the whole response was read, the
+ * server did not ask to close, the body was not delimited by the close, and no byte follows it;
+ * otherwise the connection is closed. @x->head is invalid afterwards. An ended or failed @x is a
+ * no-op. Does not wait on the server. Returns nothing. */
+CORIO_API void corio_http_client_end(struct corio_http_exchange *x);
+
+/* corio_http_client_send, then the whole body read into @buf (@cap bytes), all by @deadline.
+ * @x must be ended with corio_http_client_end (its head stays readable till then), also when
+ * the body did not fit. Must run in a coroutine; may suspend. Returns the body's length (0 for
+ * none; the status is @x->status), or -errno as corio_http_client_send and
+ * corio_http_client_read, or -ENOSPC when the body is longer than @cap (@buf then holds the
+ * first @cap bytes, and the connection is not reused). */
+CORIO_API ssize_t corio_http_client_fetch(struct corio_http_client *cl,
+                                          struct corio_http_exchange *x,
+                                          const struct corio_http_client_request *rq, void *buf,
+                                          size_t cap, int64_t deadline);
+
+/* Reads the counters of @cl. Does not suspend. Returns a pointer into @cl, valid until
+ * corio_http_client_free. */
+CORIO_API const struct corio_http_client_counters *
+corio_http_client_stats(const struct corio_http_client *cl);
+
 #ifdef __cplusplus
 }
 #endif
