@@ -247,6 +247,10 @@ static int hand_conn(void *arg)
         if (n <= 0)
             break;
         const char *target = strchr(req, ' ') + 1;
+        if (strncmp(target, "/rst", 4) == 0) {
+            t_set_linger0(hc->fd); /* the close sends a RST */
+            break;
+        }
         if (strncmp(target, "/hang", 5) == 0) {
             corio_sleep(CORIO_FOREVER);
             break;
@@ -491,6 +495,12 @@ static void sc_corio_bodies(struct env *e)
     struct corio_http_exchange x;
     T_EXPECT_EQ(corio_http_client_send(e->cl, &x, &rq, T_DL(BOUND_MS)), -EINVAL);
     T_EXPECT_EQ(corio_http_server_stats(e->s)->connections, 1);
+    /* A host name, resolved: a pool of its own, so a connection of its own. */
+    rq = req_of(e, "GET", "/hello");
+    rq.host = "localhost";
+    T_EXPECT_EQ(corio_http_client_fetch(e->cl, &x, &rq, out, sizeof(out), T_DL(BOUND_MS)), 6);
+    corio_http_client_end(&x);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->connections, 2);
 }
 
 static void test_http_client_bodies(void **state)
@@ -550,6 +560,7 @@ static void sc_hand_errors(struct env *e)
     T_EXPECT_EQ(fetch(e, "GET", "/big", buf, sizeof(buf), 0), -EMSGSIZE);
     T_EXPECT_EQ(fetch(e, "GET", "/cut", buf, sizeof(buf), 200), -ECONNRESET);
     T_EXPECT_EQ(fetch(e, "GET", "/cutchunk", buf, sizeof(buf), 200), -ECONNRESET);
+    T_EXPECT_EQ(fetch(e, "GET", "/rst", buf, sizeof(buf), 0), -ECONNRESET);
     /* No answer: the deadline ends the wait. */
     struct corio_http_client_request rq = req_of(e, "GET", "/hang");
     struct corio_http_exchange x;

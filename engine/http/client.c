@@ -354,10 +354,10 @@ static ssize_t format_head(struct corio_http_client *cl, struct conn *c,
         out_str(&o, "Transfer-Encoding: chunked\r\n");
     } else {
         int64_t n = rq->body_fn ? rq->body_length : (int64_t)rq->body_len;
-        bool bodyless = n == 0 && rq->method &&
-                        (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0);
-        /* A GET or HEAD without a body says nothing of one, as browsers do. */
-        if (!bodyless && (n > 0 || rq->method)) {
+        const char *m = rq->method ? rq->method : "GET";
+        /* A GET or HEAD without a body says nothing of one, as browsers do; other methods say
+         * 0, which servers that want a length for a POST need. */
+        if (n > 0 || (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
             snprintf(num, sizeof(num), "Content-Length: %lld\r\n", (long long)n);
             out_str(&o, num);
         }

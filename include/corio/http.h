@@ -622,8 +622,8 @@ struct corio_http_client_request {
      * Content-Length, Transfer-Encoding and Connection are refused here. */
     const struct corio_http_header *headers;
     size_t num_headers; /* fields in headers */
-    /* The body: @body_len bytes at @body (sent with Content-Length; none when 0 and no
-     * body_fn), or, when body_fn is set, what it produces: body_length bytes exactly
+    /* The body: @body_len bytes at @body, sent with Content-Length (left out for a GET or HEAD
+     * without a body), or, when body_fn is set, what it produces: body_length bytes exactly
      * (Content-Length), or, for -1, a chunked body until it returns 0. */
     const void *body;
     size_t body_len;
