@@ -508,12 +508,14 @@ static void test_http_client_bodies(void **state)
     run(state, sc_corio_bodies, true, NULL);
 }
 
-/* Idle connections past idle_timeout are not used again. */
+/* Idle connections past idle_timeout are closed, without a call of the client's to notice. */
 static void sc_idle_timeout(struct env *e)
 {
     char buf[64];
     T_EXPECT_EQ(fetch(e, "GET", "/hello", buf, sizeof(buf), 200), 6);
-    t_sleep_ms(150);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->open, 1);
+    t_sleep_ms(200);
+    T_EXPECT_EQ(corio_http_server_stats(e->s)->open, 0);
     T_EXPECT_EQ(fetch(e, "GET", "/hello", buf, sizeof(buf), 200), 6);
     T_EXPECT_EQ(fetch(e, "GET", "/hello", buf, sizeof(buf), 200), 6);
     T_EXPECT_EQ(corio_http_server_stats(e->s)->connections, 2);
@@ -527,6 +529,41 @@ static void test_http_client_idle_timeout(void **state)
 }
 
 /* ---- against the hand-written server --------------------------------------------------------- */
+
+/* A drain of the loop closes the idle connections at once, and the client's coroutine ends. */
+static int drain_main(void *arg)
+{
+    struct env *e = arg;
+    T_EXPECT_EQ(corio_group_init(&e->conns, 0), 0);
+    if (!T_EXPECT_EQ(corio_spawn(&e->server_co, NULL, hand_serve, e), 0))
+        return -1;
+    char buf[64];
+    T_EXPECT_EQ(fetch(e, "GET", "/x", buf, sizeof(buf), 200), 3);
+    T_EXPECT_EQ(corio_loop_drain(corio_loop_current(), T_DL(BOUND_MS)), 0);
+    /* The server's connection ends when the client closes its end: long before idle_timeout. */
+    int64_t t0 = corio_now();
+    T_EXPECT_EQ(corio_group_wait(&e->conns, T_DL(BOUND_MS)), 0);
+    T_EXPECT(t_ms_since(t0) < 2000);
+    int ret = 0;
+    T_EXPECT_EQ(corio_join(e->server_co, &ret, T_DL(BOUND_MS)), 0);
+    T_EXPECT_EQ(ret, -ESHUTDOWN);
+    return 0;
+}
+
+static void test_http_client_drain(void **state)
+{
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    e.lfd = corio_listen_tcp("127.0.0.1", 0, 64, 0);
+    assert_true(e.lfd >= 0);
+    e.port = (uint16_t)corio_local_port(e.lfd);
+    assert_int_equal(corio_http_client_new(&e.cl, NULL), 0);
+    int ret = t_run1(*state, drain_main, &e);
+    corio_http_client_free(e.cl);
+    close(e.lfd);
+    t_expect_ok();
+    assert_int_equal(ret, 0);
+}
 
 static void sc_hand_bodies(struct env *e)
 {
@@ -627,6 +664,7 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_client_corio),
         T_LOOP_FDS_TEST(test_http_client_bodies),
         T_LOOP_FDS_TEST(test_http_client_idle_timeout),
+        T_LOOP_FDS_TEST(test_http_client_drain),
         T_LOOP_FDS_TEST(test_http_client_hand_bodies),
         T_LOOP_FDS_TEST(test_http_client_hand_errors),
         T_LOOP_FDS_TEST(test_http_client_hand_closed),

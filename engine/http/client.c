@@ -13,8 +13,10 @@
  * seen before use (its FIN is readable); one closed while the request travels fails with nothing
  * received, and then the request, if it may be sent twice, goes again on a new connection.
  *
- * Idle connections are closed lazily: when a request or an end finds them past idle_timeout, and
- * by corio_http_client_free. A coroutine of the client's own would keep its loop from ending.
+ * Idle connections past idle_timeout are closed by a reaper coroutine, which lives only while the
+ * pool holds some (so that a loop whose client has gone quiet ends once they are closed) and
+ * marks its sleep idle (so that a drain closes them at once). The calls sweep as well, in case no
+ * reaper could be spawned.
  */
 #include "parser.h"
 
@@ -70,8 +72,15 @@ struct pool {
     char host[];                      /* the host as the requests name it */
 };
 
+/* What the reaper shares with its client: the client, or NULL once it has been freed. */
+struct reaper {
+    struct corio_http_client *cl;
+};
+
 struct corio_http_client {
     struct corio_http_client_opts o;
+    struct reaper *reaper;        /* the running reaper, or NULL */
+    corio_id reaper_id;           /* its id, to cancel it */
     struct corio_http_limits lim; /* what the response parser is given */
     struct pool *pools;
     struct corio_http_client_counters stats;
@@ -153,6 +162,11 @@ void corio_http_client_free(struct corio_http_client *cl)
 {
     if (!cl)
         return;
+    if (cl->reaper) {
+        /* It frees its own part when it wakes, and leaves the client alone. */
+        cl->reaper->cl = NULL;
+        corio_cancel(cl->reaper_id);
+    }
     while (cl->pools) {
         struct pool *p = cl->pools;
         cl->pools = p->next;
@@ -169,6 +183,65 @@ void corio_http_client_free(struct corio_http_client *cl)
 const struct corio_http_client_counters *corio_http_client_stats(const struct corio_http_client *cl)
 {
     return &cl->stats;
+}
+
+/* The time the first idle connection of @cl expires at, or -1 when none is idle. */
+static int64_t next_expiry(const struct corio_http_client *cl)
+{
+    int64_t first = -1;
+    for (const struct pool *p = cl->pools; p; p = p->next) {
+        for (const struct conn *c = p->idle; c; c = c->next) {
+            if (first < 0 || c->idle_since < first)
+                first = c->idle_since;
+        }
+    }
+    return first < 0 ? -1 : first + cl->o.idle_timeout;
+}
+
+/* The reaper: sleeps until the first idle connection expires and closes those that have, until
+ * none is idle. A drain, or a stop of the loop, closes them all and ends it; a cancel by
+ * corio_http_client_free ends it without a look at the client, which is gone. */
+static int reap(void *arg)
+{
+    struct reaper *r = arg;
+    while (r->cl) {
+        int64_t at = next_expiry(r->cl);
+        if (at < 0)
+            break;
+        int err = corio_set_idle(true);
+        if (err == 0) {
+            err = corio_sleep(at);
+            corio_set_idle(false);
+        }
+        if (!r->cl)
+            break;
+        int64_t cutoff =
+            err == -ETIMEDOUT || err == 0 ? corio_now() - r->cl->o.idle_timeout : INT64_MAX;
+        for (struct pool *p = r->cl->pools; p; p = p->next)
+            pool_sweep(r->cl, p, cutoff);
+    }
+    if (r->cl)
+        r->cl->reaper = NULL;
+    free(r);
+    return 0;
+}
+
+/* Starts the reaper of @cl if it has none. Without one (no memory, no loop) the calls' sweeps are
+ * all there is. */
+static void reaper_start(struct corio_http_client *cl)
+{
+    if (cl->reaper)
+        return;
+    struct reaper *r = malloc(sizeof(*r));
+    if (!r)
+        return;
+    r->cl = cl;
+    if (corio_spawn(&cl->reaper_id, NULL, reap, r) != 0) {
+        free(r);
+        return;
+    }
+    corio_detach(cl->reaper_id);
+    cl->reaper = r;
 }
 
 /* Returns the pool for @host:@port, made if there is none, or NULL without memory. */
@@ -686,6 +759,7 @@ void corio_http_client_end(struct corio_http_exchange *x)
     p->idle = c;
     p->nidle++;
     sweep(cl);
+    reaper_start(cl);
 }
 
 ssize_t corio_http_client_fetch(struct corio_http_client *cl, struct corio_http_exchange *x,

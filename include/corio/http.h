@@ -598,8 +598,9 @@ struct corio_http_client;
 /* A client's configuration. Zero means the default for every field. */
 struct corio_http_client_opts {
     size_t max_idle;       /* idle connections kept per host and port. Default 8 */
-    int64_t idle_timeout;  /* ns an idle connection is kept for reuse; then it is closed (when the
-                              client is next used, or by corio_http_client_free). Default 30 s */
+    int64_t idle_timeout;  /* ns an idle connection is kept for reuse; then it is closed, by a
+                              coroutine of the client's that lives while connections are idle.
+                              Default 30 s */
     size_t max_head_bytes; /* largest response head, and largest request head; above it the
                               request fails with -EMSGSIZE. Default 8192 */
     size_t max_headers;    /* response header fields kept; more give -EMSGSIZE. Default 64 */
@@ -652,14 +653,18 @@ struct corio_http_client_counters {
 
 /* Creates a client, owned by the caller until corio_http_client_free. Its connections belong to
  * the loop that made them: use a client from coroutines of one loop, any number of them at once
- * (each request takes a connection of its own). @opts may be NULL for the defaults; it is copied.
+ * (each request takes a connection of its own). While connections are idle in its pool, a
+ * coroutine of the client's closes each at its idle_timeout, and so holds its loop until then (a
+ * loop's run ends when its coroutines have): free the client to end it sooner. A drain of the
+ * loop closes the idle connections at once. @opts may be NULL for the defaults; it is copied.
  * Does not suspend. Returns 0 and sets *@out, or -errno: -EINVAL for a buffer_size below
  * max_head_bytes + 1024, -ENOMEM. */
 CORIO_API int corio_http_client_new(struct corio_http_client **out,
                                     const struct corio_http_client_opts *opts);
 
-/* Closes the idle connections of @cl and frees it. Every exchange must have been ended first.
- * NULL is a no-op. Works in a coroutine or outside one (corio_close). Returns nothing. */
+/* Closes the idle connections of @cl, ends its coroutine, and frees it. Every exchange must have
+ * been ended first. NULL is a no-op. Works in a coroutine of the client's loop or outside any
+ * loop (corio_close). Returns nothing. */
 CORIO_API void corio_http_client_free(struct corio_http_client *cl);
 
 /* Sends request @rq and reads the head of its response into @x. The connection is a pooled idle
