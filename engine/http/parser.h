@@ -37,6 +37,14 @@ ssize_t corio__http_parse_request_scratch(struct corio_http_parser *p, const cha
                                           struct corio_http_request *req,
                                           struct corio_http_header *headers, size_t nheaders);
 
+/* Parses the field lines at *@pp, up to and including the empty line that ends a head, with the
+ * request parser's rules for a field, into @headers (at most @cap of them, their count in *@n),
+ * and moves *@pp past that line. The head must end in CRLF CRLF before @end and hold no bare LF,
+ * as a head scanner makes sure. The response parser's call. Returns 0, -EBADMSG, or -E2BIG for
+ * more than @cap fields. */
+int corio__http_parse_field_lines(const char **pp, const char *end,
+                                  struct corio_http_header *headers, size_t cap, size_t *n);
+
 /* The two parts of corio_http_format_response(), which writes one after the other: the status
  * line, Date and Server of @r; then the rest of the head, from the lines after Server to the
  * empty line. So a server may keep the first part, which changes once a second, formatted.

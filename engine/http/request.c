@@ -406,15 +406,50 @@ static int parse_request_line(const char **pp, const char *end, const struct cor
     return 0;
 }
 
-/* Parses the field lines at *@pp up to and including the empty line that ends the head, into
- * @headers (room for @cap) and @req, noting what matters in @f, and moves *@pp past that line.
- * Returns 0, -errno, or -EAGAIN if @end comes first (only parse_whole() can meet that). */
-static int parse_fields(const char **pp, const char *end, const struct corio_http_limits *lim,
-                        struct corio_http_request *req, struct corio_http_header *headers,
-                        size_t cap, struct head_facts *f)
+/* Parses the field line at *@pp, which does not start with CR, into @h and moves *@pp past its
+ * CRLF. field-line = field-name ":" OWS field-value OWS CRLF. A line starting with SP or HTAB is
+ * obs-fold (or whitespace before the first field), which RFC 9112 lets us reject. The request and
+ * the response parsers share it, so that both judge fields alike. Returns 0 or -EBADMSG. */
+static inline __attribute__((always_inline)) int field_line(const char **pp, const char *end,
+                                                            struct corio_http_header *h)
 {
     const char *p = *pp;
-    size_t max_fields = cap < lim->max_headers ? cap : lim->max_headers;
+    const char *name = p;
+    while (IS(C_TCHAR, *p))
+        p++;
+    if (p == name || *p != ':')
+        return -EBADMSG;
+    size_t name_len = (size_t)(p - name);
+    p++;
+    while (is_ows(*p))
+        p++;
+    const char *value = p;
+    p = skip_words(p, end, 0x20);
+    while (IS(C_VALUE, *p))
+        p++;
+    if (p[0] != '\r' || p[1] != '\n')
+        return -EBADMSG;
+    const char *vend = p;
+    while (vend > value && is_ows(vend[-1]))
+        vend--;
+    h->name = name;
+    h->name_len = name_len;
+    h->value = value;
+    h->value_len = (size_t)(vend - value);
+    *pp = p + 2;
+    return 0;
+}
+
+/* Parses the field lines at *@pp up to and including the empty line that ends the head into
+ * @headers (at most @max_fields), their count in *@count, and moves *@pp past that line. With a
+ * @req, applies each field to it, noting what matters in @f; both parsers inline it, the response
+ * parser with NULL, which drops that part. Returns 0, -errno, or -EAGAIN if @end comes first (only
+ * parse_whole() can meet that). */
+static inline __attribute__((always_inline)) int
+field_lines(const char **pp, const char *end, struct corio_http_header *headers, size_t max_fields,
+            size_t *count, struct corio_http_request *req, struct head_facts *f)
+{
+    const char *p = *pp;
     size_t n = 0;
     for (;;) {
         if (p == end)
@@ -425,42 +460,41 @@ static int parse_fields(const char **pp, const char *end, const struct corio_htt
                 return -EBADMSG;
             break;
         }
-        /* field-line = field-name ":" OWS field-value OWS CRLF. A line starting with SP or HTAB
-         * is obs-fold (or whitespace before the first field), which RFC 9112 lets us reject. */
-        const char *name = p;
-        while (IS(C_TCHAR, *p))
-            p++;
-        if (p == name || *p != ':')
-            return -EBADMSG;
-        size_t name_len = (size_t)(p - name);
-        p++;
-        while (is_ows(*p))
-            p++;
-        const char *value = p;
-        p = skip_words(p, end, 0x20);
-        while (IS(C_VALUE, *p))
-            p++;
-        if (p[0] != '\r' || p[1] != '\n')
-            return -EBADMSG;
-        const char *vend = p;
-        while (vend > value && is_ows(vend[-1]))
-            vend--;
-        p += 2;
-
+        struct corio_http_header fl;
+        int err = field_line(&p, end, &fl);
+        if (err)
+            return err;
         if (n == max_fields)
             return -E2BIG;
         struct corio_http_header *h = &headers[n++];
-        h->name = name;
-        h->name_len = name_len;
-        h->value = value;
-        h->value_len = (size_t)(vend - value);
-        int err = apply_field(h, req, f);
-        if (err < 0)
-            return err;
+        *h = fl;
+        if (req) {
+            err = apply_field(h, req, f);
+            if (err < 0)
+                return err;
+        }
     }
-    req->num_headers = n;
+    *count = n;
     *pp = p + 2;
     return 0;
+}
+
+/* Parses the field lines at *@pp up to and including the empty line that ends the head, into
+ * @headers (room for @cap) and @req, noting what matters in @f, and moves *@pp past that line.
+ * Returns what field_lines() does. */
+static int parse_fields(const char **pp, const char *end, const struct corio_http_limits *lim,
+                        struct corio_http_request *req, struct corio_http_header *headers,
+                        size_t cap, struct head_facts *f)
+{
+    size_t max_fields = cap < lim->max_headers ? cap : lim->max_headers;
+    return field_lines(pp, end, headers, max_fields, &req->num_headers, req, f);
+}
+
+int corio__http_parse_field_lines(const char **pp, const char *end,
+                                  struct corio_http_header *headers, size_t cap, size_t *n)
+{
+    int err = field_lines(pp, end, headers, cap, n, NULL, NULL);
+    return err == -EAGAIN ? -EBADMSG : err;
 }
 
 /* Applies the framing and routing rules (RFC 9112 sections 3.2 and 6.1) to the parsed head and

@@ -540,6 +540,187 @@ CORIO_API int corio_http_flush(struct corio_http_conn *c, int64_t deadline);
 CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, size_t len,
                                        int64_t deadline);
 
+/* ==== client ================================================================================= */
+
+/* corio http: an HTTP/1.1 client on corio's coroutines, with the response head parser it reads
+ * with. The parser is a pure function like the request parser above; the client keeps a pool of
+ * keep-alive connections per host and port, and its calls wait on the server until a deadline. */
+
+/* A parsed response head. Every pointer points into the buffer given to the parse, as for a
+ * request. */
+struct corio_http_response_head {
+    int status;                        /* the status code, 100..999 */
+    int minor_version;                 /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    const char *reason;                /* the reason phrase, may be empty */
+    size_t reason_len;                 /* bytes in reason */
+    struct corio_http_header *headers; /* the caller's header storage, in arrival order */
+    size_t num_headers;                /* header fields stored in headers */
+    int64_t content_length;            /* Content-Length, or -1 when absent */
+    bool chunked;                      /* Transfer-Encoding: chunked; then content_length is -1 */
+    bool keep_alive;                   /* the server lets the connection carry another request */
+};
+
+/* Parses an HTTP/1.1 response head from @buf[0..@len), incrementally as
+ * corio_http_parse_request() does: call it each time more bytes arrive with the whole unconsumed
+ * data from the start of the response (bytes already passed must not change; the buffer may
+ * move), with a @p that corio_http_parser_init() reset (or CORIO_HTTP_PARSER_INIT) and the same
+ * @lim (NULL: defaults) each time. Only the new bytes are scanned. Fields follow the request
+ * parser's rules exactly (no obs-fold, no space before the colon, no bare LF). Of @lim,
+ * max_head_bytes and max_headers apply; a body's length is not bounded here.
+ *
+ * On success @resp is filled with pointers into @buf, the fields go to @headers (at most
+ * min(@nheaders, max_headers)), and the body starts at @buf + return value. What frames the body
+ * depends on the request too (RFC 9112 section 6.3), which the parser does not know: a response
+ * to HEAD, and any 1xx, 204 or 304, has none whatever its fields say; else chunked, or
+ * content_length bytes, or, with neither, the bytes until the server closes the connection. A 1xx
+ * other than 101 is an interim response, and the final one follows it. @resp is untouched unless
+ * the head is complete; @headers may be written. @p is reset on completion and on error.
+ *
+ * Returns the head length (> 0), -EAGAIN when more bytes are needed, or -errno: -EBADMSG for a
+ * malformed head (the first bytes not "HTTP/", a bad status line or field, a bare LF, a second
+ * Content-Length, Transfer-Encoding with Content-Length or in HTTP/1.0), -EMSGSIZE for a head
+ * over max_head_bytes (as soon as that many bytes came without its end) or with more fields than
+ * allowed, -EOPNOTSUPP for a transfer coding other than a single "chunked", -EPROTONOSUPPORT for
+ * a well-formed version other than HTTP/1.0 and 1.1. */
+CORIO_API ssize_t corio_http_parse_response(struct corio_http_parser *p, const char *buf,
+                                            size_t len, const struct corio_http_limits *lim,
+                                            struct corio_http_response_head *resp,
+                                            struct corio_http_header *headers, size_t nheaders);
+
+/* Finds the first header field of @resp named @name (NUL-terminated, case-insensitive), as
+ * corio_http_header_get() does for a request. Pure: never suspends. Returns 0 with *@value (into
+ * the parsed buffer, not NUL-terminated) and *@len set, or -ENOENT when no field has that name. */
+CORIO_API int corio_http_response_header_get(const struct corio_http_response_head *resp,
+                                             const char *name, const char **value, size_t *len);
+
+struct corio_http_client;
+
+/* A client's configuration. Zero means the default for every field. */
+struct corio_http_client_opts {
+    size_t max_idle;       /* idle connections kept per host and port. Default 8 */
+    int64_t idle_timeout;  /* ns an idle connection is kept for reuse; then it is closed, by a
+                              coroutine of the client's that lives while connections are idle.
+                              Default 30 s */
+    size_t max_head_bytes; /* largest response head, and largest request head; above it the
+                              request fails with -EMSGSIZE. Default 8192 */
+    size_t max_headers;    /* response header fields kept; more give -EMSGSIZE. Default 64 */
+    size_t buffer_size;    /* each connection's buffer; at least max_head_bytes + 1024, so that
+                              a chunked body has room beside the head. Default 16 KiB */
+};
+
+/* Where a streamed request body comes from: fills @buf with up to @len bytes by @deadline.
+ * Returns the bytes written (> 0), 0 at the end of the body, or -errno, which fails the request. */
+typedef ssize_t corio_http_body_fn(void *arg, void *buf, size_t len, int64_t deadline);
+
+/* One request. Strings are NUL-terminated and read during the call only. */
+struct corio_http_client_request {
+    const char *method; /* any token ("GET", "POST", "PROPFIND"); NULL: "GET" */
+    const char *host;   /* a host name (resolved with corio_resolve) or a numeric address */
+    uint16_t port;      /* the server's TCP port */
+    const char *target; /* the request-target, "/path?query"; NULL: "/" */
+    /* Header fields to send, each a token name and a value without CR, LF, NUL or other control
+     * bytes. The client writes Host (unless given here), and the framing fields itself:
+     * Content-Length, Transfer-Encoding and Connection are refused here. */
+    const struct corio_http_header *headers;
+    size_t num_headers; /* fields in headers */
+    /* The body: @body_len bytes at @body, sent with Content-Length (left out for a GET or HEAD
+     * without a body), or, when body_fn is set, what it produces: body_length bytes exactly
+     * (Content-Length), or, for -1, a chunked body until it returns 0. */
+    const void *body;
+    size_t body_len;
+    corio_http_body_fn *body_fn;
+    void *body_arg;      /* passed to body_fn */
+    int64_t body_length; /* for body_fn: the body's exact length, or -1 for unknown (chunked) */
+};
+
+/* One request and its response, in the caller's storage: set by corio_http_client_send or
+ * _fetch, read with corio_http_client_read, and ended with corio_http_client_end. */
+struct corio_http_exchange {
+    int status;                                  /* the final response's status */
+    const struct corio_http_response_head *head; /* its head (fields, framing); valid until
+                                                    corio_http_client_end */
+    void *conn_;                                 /* private: the connection it holds */
+};
+
+/* The counters of a client, read with corio_http_client_stats. */
+struct corio_http_client_counters {
+    uint64_t requests; /* requests sent (a retry counts again) */
+    uint64_t connects; /* connections made */
+    uint64_t reused;   /* requests sent on a pooled connection */
+    uint64_t retries;  /* requests sent again on a fresh connection after a pooled one failed */
+    uint64_t stale;    /* pooled connections dropped: closed by the server or idle too long */
+};
+
+/* Creates a client, owned by the caller until corio_http_client_free. Its connections belong to
+ * the loop that made them: use a client from coroutines of one loop, any number of them at once
+ * (each request takes a connection of its own). While connections are idle in its pool, a
+ * coroutine of the client's closes each at its idle_timeout, and so holds its loop until then (a
+ * loop's run ends when its coroutines have): free the client to end it sooner. A drain of the
+ * loop closes the idle connections at once. @opts may be NULL for the defaults; it is copied.
+ * Does not suspend. Returns 0 and sets *@out, or -errno: -EINVAL for a buffer_size below
+ * max_head_bytes + 1024, -ENOMEM. */
+CORIO_API int corio_http_client_new(struct corio_http_client **out,
+                                    const struct corio_http_client_opts *opts);
+
+/* Closes the idle connections of @cl, ends its coroutine, and frees it. Every exchange must have
+ * been ended first. NULL is a no-op. Works in a coroutine of the client's loop or outside any
+ * loop (corio_close). Returns nothing. */
+CORIO_API void corio_http_client_free(struct corio_http_client *cl);
+
+/* Sends request @rq and reads the head of its response into @x. The connection is a pooled idle
+ * one to rq->host:rq->port if there is one (a pooled connection the server has closed is noticed
+ * and dropped first), else a new one (corio_dial_tcp: the name is resolved with corio_resolve).
+ * If a pooled connection fails before any byte of the response came (the server closed it while
+ * the request was on its way), the request is sent again once on a new connection, when that is
+ * safe: an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) and a body from memory.
+ * Interim 1xx responses are skipped. Everything, the retry included, ends by @deadline.
+ *
+ * On success the body, if any, is read with corio_http_client_read, and @x must be ended with
+ * corio_http_client_end, which puts the connection back in the pool when the response was read
+ * whole and both sides keep it alive. On failure @x holds nothing and needs no end (ending it is
+ * harmless). Must run in a coroutine; may suspend. Returns the status (100..999) or -errno:
+ * -ECONNREFUSED, -ENETUNREACH or corio_resolve's errors when no connection could be made,
+ * -ECONNRESET when the server reset or closed the connection before the head was whole, -EPIPE
+ * when it closed while the request was sent, -EBADMSG for a malformed response,
+ * -EMSGSIZE for a response head over max_head_bytes or max_headers, -EOPNOTSUPP or
+ * -EPROTONOSUPPORT as corio_http_parse_response, -E2BIG when the request head does not fit the
+ * buffer, -ETIMEDOUT when @deadline passed, -ECANCELED, -EINVAL for a bad @rq (no host, a bad
+ * method, target or header field, or a refused field), a body_fn's error, -ENOMEM. */
+CORIO_API int corio_http_client_send(struct corio_http_client *cl, struct corio_http_exchange *x,
+                                     const struct corio_http_client_request *rq, int64_t deadline);
+
+/* Reads up to @len bytes of the body of @x's response into @buf, decoded (Content-Length, chunked,
+ * or until the server closes, as the head says; nothing for HEAD, 1xx, 204 and 304). Waits until
+ * @deadline at the latest. After a failure the connection is not reused. Must run in a coroutine;
+ * may suspend. Returns the bytes read, 0 at the end of the body, or -errno: -ETIMEDOUT,
+ * -ECONNRESET when the server ended the stream inside a Content-Length or chunked body (or reset
+ * it), -EBADMSG for bad chunked framing, -EPROTO after an earlier failure, -EINVAL for an ended
+ * @x. */
+CORIO_API ssize_t corio_http_client_read(struct corio_http_exchange *x, void *buf, size_t len,
+                                         int64_t deadline);
+
+/* Ends @x: its connection goes back to its client's pool when the whole response was read, the
+ * server did not ask to close, the body was not delimited by the close, and no byte follows it;
+ * otherwise the connection is closed. @x->head is invalid afterwards. An ended or failed @x is a
+ * no-op. Does not wait on the server. Returns nothing. */
+CORIO_API void corio_http_client_end(struct corio_http_exchange *x);
+
+/* corio_http_client_send, then the whole body read into @buf (@cap bytes), all by @deadline.
+ * @x must be ended with corio_http_client_end (its head stays readable till then), also when
+ * the body did not fit. Must run in a coroutine; may suspend. Returns the body's length (0 for
+ * none; the status is @x->status), or -errno as corio_http_client_send and
+ * corio_http_client_read, or -ENOSPC when the body is longer than @cap (@buf then holds the
+ * first @cap bytes, and the connection is not reused). */
+CORIO_API ssize_t corio_http_client_fetch(struct corio_http_client *cl,
+                                          struct corio_http_exchange *x,
+                                          const struct corio_http_client_request *rq, void *buf,
+                                          size_t cap, int64_t deadline);
+
+/* Reads the counters of @cl. Does not suspend. Returns a pointer into @cl, valid until
+ * corio_http_client_free. */
+CORIO_API const struct corio_http_client_counters *
+corio_http_client_stats(const struct corio_http_client *cl);
+
 #ifdef __cplusplus
 }
 #endif

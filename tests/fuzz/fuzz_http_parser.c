@@ -1,14 +1,15 @@
 /* libFuzzer target for the HTTP parser files (engine/http/, all but server.c).
  *
- * Each input is used five ways: as a request head (with the default limits and with small ones
+ * Each input is used six ways: as a request head (with the default limits and with small ones
  * that the corpus can reach), as a chunked body, as the body after a chunked head, as a request
- * whose header fields and query are looked up, and as the argument of the small helpers. Heads and
+ * whose header fields and query are looked up, as a response head (and the chunked body after
+ * it), and as the argument of the small helpers. Heads and
  * bodies are fed whole, split at every point into two calls, and one byte at a time, each piece an
  * exact-size heap copy so that ASan sees any read past the bytes given; every way must give the
  * same result. Any disagreement or broken invariant aborts, which libFuzzer reports as a crash.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iengine/http
- *        engine/http/{tables,request,chunked,response,date,mime,range,path}.c
+ *        engine/http/{tables,request,chunked,response,response_head,date,mime,range,path}.c
  *        tests/fuzz/fuzz_http_parser.c; or with tests/fuzz/replay_main.c and any compiler. */
 #include "parser.h"
 
@@ -346,6 +347,87 @@ static void fuzz_lookups(const uint8_t *data, size_t size, const struct corio_ht
     free(b);
 }
 
+/* A response parse reduced to offsets, comparable across buffers. */
+struct resp_summary {
+    ssize_t ret;
+    int status, minor_version;
+    size_t reason_off, reason_len, num_headers;
+    size_t hdr[NHDR][4];
+    int64_t content_length;
+    int chunked, keep_alive;
+};
+
+/* One response parse call on an exact-size copy of @data[0..@n); checks what a successful parse
+ * promises and records it. */
+static ssize_t feed_response(struct corio_http_parser *p, const uint8_t *data, size_t n,
+                             const struct corio_http_limits *lim, struct resp_summary *s)
+{
+    struct corio_http_header h[NHDR];
+    struct corio_http_response_head r;
+    char *b = dup_exact(data, n);
+    ssize_t ret = corio_http_parse_response(p, b, n, lim, &r, h, NHDR);
+    memset(s, 0, sizeof(*s));
+    s->ret = ret;
+    CHECK(ret > 0 || ret == -EAGAIN || ret == -EBADMSG || ret == -EMSGSIZE || ret == -EOPNOTSUPP ||
+          ret == -EPROTONOSUPPORT);
+    if (ret > 0) {
+        size_t len = (size_t)ret;
+        CHECK(len <= n && len <= lim->max_head_bytes && memcmp(b, "HTTP/1.", 7) == 0);
+        CHECK(memcmp(b + len - 4, "\r\n\r\n", 4) == 0);
+        CHECK(r.status >= 100 && r.status <= 999);
+        CHECK(r.minor_version == 0 || r.minor_version == 1);
+        CHECK(inside(b, len, r.reason, r.reason_len));
+        CHECK(r.num_headers <= lim->max_headers && r.headers == h);
+        CHECK(r.content_length >= -1 && (!r.chunked || r.content_length == -1));
+        s->status = r.status;
+        s->minor_version = r.minor_version;
+        s->reason_off = (size_t)(r.reason - b);
+        s->reason_len = r.reason_len;
+        s->num_headers = r.num_headers;
+        for (size_t i = 0; i < r.num_headers; i++) {
+            CHECK(inside(b, len, h[i].name, h[i].name_len) && h[i].name_len > 0);
+            CHECK(inside(b, len, h[i].value, h[i].value_len));
+            CHECK(memchr(h[i].value, '\n', h[i].value_len) == NULL);
+            s->hdr[i][0] = (size_t)(h[i].name - b);
+            s->hdr[i][1] = h[i].name_len;
+            s->hdr[i][2] = (size_t)(h[i].value - b);
+            s->hdr[i][3] = h[i].value_len;
+        }
+        const char *v;
+        size_t vl;
+        CHECK(corio_http_response_header_get(&r, "content-length", &v, &vl) == 0 ||
+              r.content_length == -1);
+        s->content_length = r.content_length;
+        s->chunked = r.chunked;
+        s->keep_alive = r.keep_alive;
+    }
+    free(b);
+    return ret;
+}
+
+/* Parses as a response head whole, at every split and byte by byte; all must agree. Returns the
+ * whole result. */
+static ssize_t fuzz_response(const uint8_t *data, size_t size, const struct corio_http_limits *lim)
+{
+    static struct resp_summary whole, part;
+    struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+    ssize_t r = feed_response(&p, data, size, lim, &whole);
+    for (size_t k = 0; k < size; k++) {
+        corio_http_parser_init(&p);
+        ssize_t r1 = feed_response(&p, data, k, lim, &part);
+        if (r1 == -EAGAIN)
+            r1 = feed_response(&p, data, size, lim, &part);
+        CHECK(r1 == r && memcmp(&part, &whole, sizeof(whole)) == 0);
+    }
+    corio_http_parser_init(&p);
+    ssize_t r1 = -EAGAIN;
+    part = whole;
+    for (size_t k = 1; k <= size && r1 == -EAGAIN; k++)
+        r1 = feed_response(&p, data, k, lim, &part);
+    CHECK(r1 == r && memcmp(&part, &whole, sizeof(whole)) == 0);
+    return r;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -372,6 +454,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_chunked(data + r, size - (size_t)r, &defaults);
         fuzz_lookups(data, size, &defaults);
     }
+
+    ssize_t rr = fuzz_response(data, size, &defaults);
+    fuzz_response(data, size, &small);
+    if (rr > 0)
+        fuzz_chunked(data + rr, size - (size_t)rr, &defaults);
 
     fuzz_helpers(data, size);
     return 0;
