@@ -95,6 +95,7 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
         err = put_head(c, &r);
         if (err == 0) {
             c->s->stats.responses++;
+            c->status = status;
             return 0;
         }
         if (err != -ENOSPC)
