@@ -25,28 +25,55 @@ struct segs {
     uint16_t len[CORIO__HTTP_MAX_SEGS + 1]; /* their lengths */
 };
 
-/* FNV-1a over one byte: the hash of exact paths, cheap over the short strings paths are. */
-static inline uint32_t hash_byte(uint32_t h, char c)
+static inline uint64_t load64(const char *p)
 {
-    return (h ^ (uint8_t)c) * 16777619u;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
 }
 
-#define HASH_SEED 2166136261u
-
-static uint32_t hash_bytes(const char *p, size_t n)
+static inline uint32_t load32(const char *p)
 {
-    uint32_t h = HASH_SEED;
-    for (size_t i = 0; i < n; i++)
-        h = hash_byte(h, p[i]);
-    return h;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
-/* Whether the @n bytes at @a and @b are the same: a loop for the short strings that paths and
- * routes mostly are, where a call to memcmp costs more than the compare. */
+/* The hash of an exact path (@n >= 1 bytes at @p): its length and its first and last eight bytes
+ * (and eight from the middle of a longer one), mixed by one multiply. A hash over every byte
+ * would be a chain of multiplies, one per byte, and cost more than the lookup it serves; paths
+ * that agree in these bytes only share a probe sequence, and the compare tells them apart. */
+static inline uint32_t path_hash(const char *p, size_t n)
+{
+    uint64_t a, b;
+    if (n >= 8) {
+        a = load64(p);
+        b = load64(p + n - 8);
+        if (n > 16)
+            a ^= load64(p + n / 2 - 4) * 0xff51afd7ed558ccdull;
+    } else if (n >= 4) {
+        a = load32(p);
+        b = (uint64_t)load32(p + n - 4) << 32;
+    } else {
+        a = (uint8_t)p[0] | (uint32_t)(uint8_t)p[n / 2] << 8 | (uint32_t)(uint8_t)p[n - 1] << 16;
+        b = 0;
+    }
+    uint64_t h = (a ^ (b << 29 | b >> 35) ^ n) * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(h >> 32);
+}
+
+/* Whether the @n bytes at @a and @b are the same. Paths and routes are mostly short strings,
+ * where a call to memcmp costs more than the compare: up to 16 bytes are two overlapping loads
+ * from each side, from the start and from the end. */
 static inline bool same_bytes(const char *a, const char *b, size_t n)
 {
-    if (n > 16)
-        return memcmp(a, b, n) == 0;
+    if (n >= 8) {
+        if (n > 16)
+            return memcmp(a, b, n) == 0;
+        return ((load64(a) ^ load64(b)) | (load64(a + n - 8) ^ load64(b + n - 8))) == 0;
+    }
+    if (n >= 4)
+        return ((load32(a) ^ load32(b)) | (load32(a + n - 4) ^ load32(b + n - 4))) == 0;
     for (size_t i = 0; i < n; i++) {
         if (a[i] != b[i])
             return false;
@@ -109,7 +136,10 @@ static int compile_pattern(struct corio__http_route *r)
             return -EINVAL;
         struct corio__http_seg *seg = &r->segs[r->nsegs++];
         char c = r->path[i];
-        bool rest = c == '*' && end == r->len;
+        bool rest = c == '*';
+        /* A rest segment anywhere but last would leave the segments after it nothing. */
+        if (rest && end != r->len)
+            return -EINVAL;
         seg->param = c == ':' || rest;
         seg->off = (uint16_t)(seg->param ? i + 1 : i);
         seg->len = (uint16_t)(seg->param ? 0 : end - i);
@@ -230,7 +260,7 @@ int corio__http_router_add(struct corio__http_router *rt, int method, const char
         free(r.path);
         return err;
     }
-    r.hash = hash_bytes(r.path, r.len);
+    r.hash = path_hash(r.path, r.len);
     rt->routes = v;
     rt->routes[rt->n++] = r;
     if (r.nparams > rt->max_params)
@@ -279,13 +309,17 @@ static const char *target_path(const char *t, size_t tl, size_t *pl, uint32_t *h
         tl -= (size_t)(slash - t);
         t = slash;
     }
-    /* One pass finds the query and hashes the path before it. */
-    uint32_t h = HASH_SEED;
+    /* A loop where the target is short, as most are: a call to memchr costs more there. */
     size_t n = 0;
-    while (n < tl && t[n] != '?')
-        h = hash_byte(h, t[n++]);
+    if (tl > 16) {
+        const char *q = memchr(t, '?', tl);
+        n = q ? (size_t)(q - t) : tl;
+    } else {
+        while (n < tl && t[n] != '?')
+            n++;
+    }
     *pl = n;
-    *hash = h;
+    *hash = n ? path_hash(t, n) : 0;
     return t;
 }
 
@@ -304,25 +338,43 @@ static int32_t exact_find(const struct corio__http_router *rt, const char *p, si
     return -1;
 }
 
-/* Splits the path @p (@pl bytes, starting with '/') into @s. */
+/* Ends the segment that started at @s's *@start at the '/' at @slash: records it, and starts the
+ * next after the slash. Returns false once @s is full (it then counts one segment more). */
+static inline bool seg_end(struct segs *s, size_t *start, size_t slash)
+{
+    if (s->n == CORIO__HTTP_MAX_SEGS || slash > UINT16_MAX) {
+        s->n = CORIO__HTTP_MAX_SEGS + 1;
+        return false;
+    }
+    s->off[s->n] = (uint16_t)*start;
+    s->len[s->n++] = (uint16_t)(slash - *start);
+    *start = slash + 1;
+    return true;
+}
+
+/* Splits the path @p (@pl bytes, starting with '/') into @s. The slashes are found eight bytes at
+ * a time: a byte loop over a path spends most of a pattern match on this. */
 static void split(const char *p, size_t pl, struct segs *s)
 {
+    const uint64_t ones7 = 0x7f7f7f7f7f7f7f7full, slashes = 0x2f2f2f2f2f2f2f2full;
+    size_t start = 1, i = 1;
     s->n = 0;
-    size_t i = 1;
-    for (;;) {
-        size_t end = i;
-        while (end < pl && p[end] != '/')
-            end++;
-        if (s->n == CORIO__HTTP_MAX_SEGS || end > UINT16_MAX) {
-            s->n = CORIO__HTTP_MAX_SEGS + 1;
-            return;
+    for (; i + 8 <= pl; i += 8) {
+        uint64_t x = load64(p + i) ^ slashes;
+        /* A high bit for each byte of x that is 0, that is each '/', and no other (no carry
+         * between bytes, unlike the shorter (x - 0x01..) & ~x form). */
+        uint64_t m = ~(((x & ones7) + ones7) | x | ones7);
+        while (m) {
+            if (!seg_end(s, &start, i + (size_t)__builtin_ctzll(m) / 8))
+                return;
+            m &= m - 1;
         }
-        s->off[s->n] = (uint16_t)i;
-        s->len[s->n++] = (uint16_t)(end - i);
-        if (end >= pl)
-            return;
-        i = end + 1;
     }
+    for (; i < pl; i++) {
+        if (p[i] == '/' && !seg_end(s, &start, i))
+            return;
+    }
+    seg_end(s, &start, pl);
 }
 
 /* Whether the pattern @r matches the path @p split into @s. */

@@ -556,7 +556,7 @@ CORIO_API ssize_t corio_http_read_body(struct corio_http_conn *c, void *buf, siz
  *   empty ("/files/" followed by "*path" takes "/files/" and "/files/a/b.txt", not "/files").
  *   Other segments are literals, compared as exact paths are. A name is 1 to 31 letters, digits
  *   or '_', once per pattern; a pattern has at most 8 parameters and 32 segments; no segment is
- *   empty.
+ *   empty, and only the last starts with '*'.
  * Exact paths with ':' in a segment's first byte were literal before patterns existed: such a
  * route is a pattern now.
  *
