@@ -37,9 +37,9 @@
 #endif
 #endif
 
+#ifndef NO_MALLOC_COUNT
 static atomic_ulong n_allocs; /* malloc, calloc and realloc calls so far */
 
-#ifndef NO_MALLOC_COUNT
 /* The program's own definitions take the place of libc's for every caller, the library's
  * included; each counts and hands over to glibc's allocator under its other name. */
 extern void *__libc_malloc(size_t n);
@@ -103,12 +103,11 @@ static int h_params(struct corio_http_conn *c, const struct corio_http_request *
 
 /* What the hooks saw. */
 static struct {
-    char order[64];        /* a letter per hook call: before 'a', 'b'; after 'A', 'B' */
-    size_t norder;         /* letters in order */
-    int status;            /* the last status an after-hook saw */
-    uint64_t bytes;        /* and bytes */
-    unsigned long mallocs; /* n_allocs when the last before-hook 'a' ran */
-    char param[64];        /* the parameter "id" as a before-hook saw it, or "" */
+    char order[64]; /* a letter per hook call: before 'a', 'b'; after 'A', 'B' */
+    size_t norder;  /* letters in order */
+    int status;     /* the last status an after-hook saw */
+    uint64_t bytes; /* and bytes */
+    char param[64]; /* the parameter "id" as a before-hook saw it, or "" */
 } seen;
 
 static void mark(char ch)
@@ -610,6 +609,7 @@ static void test_http_router_hooks(void **state)
     run(state, sc_hooks);
 }
 
+#ifndef NO_MALLOC_COUNT
 /* The requests of the allocation check: every kind of match, decoding, a mount and a hook's
  * answer, on one connection. */
 static const struct {
@@ -642,6 +642,7 @@ static void sc_no_alloc(struct env *e)
              2 * sizeof(rounds) / sizeof(rounds[0]));
     t_expect_(after == before, msg, __FILE__, __LINE__);
 }
+#endif
 
 static void test_http_router_no_alloc(void **state)
 {
