@@ -514,6 +514,10 @@ int corio__http_router_decode(struct corio_http_conn *c)
     size_t used = 0;
     if (r->nparams == 0)
         return 0;
+    /* No room: a route with parameters was added while the connection was served, which the
+     * header forbids; refuse the request rather than write anywhere. */
+    if (!c->pscratch)
+        return -ENOMEM;
     for (unsigned i = 0; i < r->nparams; i++) {
         struct corio__http_param *p = &c->m.params[i];
         if (!memchr(p->p, '%', p->len))

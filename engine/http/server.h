@@ -323,7 +323,8 @@ const struct corio__http_route *corio__http_router_find(const struct corio__http
                                                         unsigned *allowed);
 
 /* Percent-decodes the parameters of @c's match that hold a '%' into c->pscratch, pointing them
- * there. Returns 0, -EBADMSG for a bad escape or an encoded NUL, or -EACCES for an encoded '/'. */
+ * there. Returns 0, -EBADMSG for a bad escape or an encoded NUL, -EACCES for an encoded '/', or
+ * -ENOMEM when the connection has no room for them (a route added while it was served). */
 int corio__http_router_decode(struct corio_http_conn *c);
 
 /* Runs the before-hooks of the server of @c in the order added, until one answers or fails.
