@@ -248,7 +248,8 @@ static void dispatch_to(struct corio_http_conn *c, const struct corio_http_reque
                         const struct corio__http_route *r, unsigned allowed)
 {
     struct corio_http_server *s = c->s;
-    int err = corio__http_hooks_before(c, req);
+    /* Tested here, so that a server without hooks or parameters pays no call for them. */
+    int err = s->router.nhooks ? corio__http_hooks_before(c, req) : 0;
     if (err != 0) {
         handler_done(c, err);
         return;
@@ -284,7 +285,7 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
     unsigned allowed;
     const struct corio__http_route *r = corio__http_router_find(
         &c->s->router, (int)req->method, req->target, req->target_len, &c->m, &allowed);
-    int err = r ? corio__http_router_decode(c) : 0;
+    int err = r && r->nparams ? corio__http_router_decode(c) : 0;
     if (err) {
         /* A parameter that cannot be decoded is a bad request, as such a path is for a file;
          * an encoded '/' is refused, not malformed, and keeps the connection. */
@@ -293,7 +294,8 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
     } else {
         dispatch_to(c, req, r, allowed);
     }
-    corio__http_hooks_after(c, req, start);
+    if (c->s->router.nhooks)
+        corio__http_hooks_after(c, req, start);
     c->m.r = NULL;
 }
 
