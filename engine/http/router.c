@@ -119,7 +119,8 @@ static bool name_ok(const struct corio__http_route *r, const struct corio__http_
 }
 
 /* Splits the pattern in @r->path (a copy of the caller's, @r->len bytes) into segments, making
- * each '/' after the first a NUL. Returns 0, or -EINVAL for a pattern that breaks the rules. */
+ * each '/' after the first a NUL. Returns 0, -EINVAL for a pattern that breaks the rules, or
+ * -ENOMEM. */
 static int compile_pattern(struct corio__http_route *r)
 {
     r->segs = calloc(CORIO__HTTP_MAX_SEGS, sizeof(*r->segs));

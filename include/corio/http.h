@@ -596,8 +596,9 @@ CORIO_API int corio_http_mount(struct corio_http_server *s, const char *prefix, 
 
 /* An after-hook: called once a request's response is complete (or failed), with its @status (0
  * when no response head went out) and the @bytes of head and body it put out on the connection
- * (buffered or sent; a HEAD's or a 304's head alone). It runs in the connection's coroutine and
- * may suspend; it must not answer (the response is over: the calls return -EALREADY or -EINVAL).
+ * (buffered or sent, an interim 100 Continue included; a HEAD's or a 304's head alone). It runs in
+ * the connection's coroutine and may suspend; it must not answer (the response is over: the calls
+ * return -EALREADY or -EINVAL).
  * @req and everything it points to are valid until it returns. Returns nothing. */
 typedef void corio_http_after_hook(struct corio_http_conn *c, const struct corio_http_request *req,
                                    int status, uint64_t bytes, void *arg);
