@@ -379,7 +379,8 @@ static void split(const char *p, size_t pl, struct segs *s)
 }
 
 /* Whether the pattern @r matches the path @p split into @s. */
-static inline bool pattern_matches(const struct corio__http_route *r, const char *p, const struct segs *s)
+static inline bool pattern_matches(const struct corio__http_route *r, const char *p,
+                                   const struct segs *s)
 {
     bool rest = r->kind == CORIO__HTTP_RT_REST;
     if (rest ? s->n < r->nsegs : s->n != r->nsegs)
