@@ -289,8 +289,7 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
     if (err) {
         /* A parameter that cannot be decoded is a bad request, as such a path is for a file;
          * an encoded '/' is refused, not malformed, and keeps the connection. */
-        corio__http_respond_error(c, err == -ENOMEM ? 500 : corio_http_status(err),
-                                  err != -EACCES);
+        corio__http_respond_error(c, err == -ENOMEM ? 500 : corio_http_status(err), err != -EACCES);
     } else {
         dispatch_to(c, req, r, allowed);
     }
