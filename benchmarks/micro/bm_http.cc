@@ -12,6 +12,12 @@
  * - BM_http_format_response: one response head of a static file (200, Date from a cached string,
  *   Content-Type, Content-Length, Last-Modified formatted from a time_t, keep-alive), as
  *   corio-httpd writes it. Bytes are head bytes.
+ * - BM_http_route/<case>: one match of a request against a server's table of 20 routes (10
+ *   exact paths, 6 patterns with parameters, 4 prefixes and rest patterns), as the server matches
+ *   each request before its handler (corio_http_route_find: the same code, parameters captured,
+ *   not decoded). The cases: exact "GET /plaintext"; param "GET /orgs/corio/repos/engine", the
+ *   fifth pattern with two parameters; prefix "GET /api/v2/things/1", the last prefix route after
+ *   every pattern missed; miss "GET /nope/x", a 404 that tries every tier.
  * Every benchmark checks its result once before the timed loop and skips with an error if the call
  * fails, so a broken parser cannot look fast.
  *
@@ -21,6 +27,7 @@
 #include "bm_common.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -167,6 +174,71 @@ void BM_http_format_response(benchmark::State &state)
 }
 BENCHMARK(BM_http_format_response);
 
+int route_h(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)c;
+    (void)req;
+    (void)arg;
+    return 0;
+}
+
+/* The benchmark's route table: a small service's, in the order an application would add it. */
+const char *const k_routes[][2] = {
+    {"GET", "/plaintext"},
+    {"GET", "/json"},
+    {"GET", "/"},
+    {"GET", "/about"},
+    {"POST", "/login"},
+    {"POST", "/logout"},
+    {"GET", "/health"},
+    {"GET", "/metrics"},
+    {"GET", "/api/v1/status"},
+    {"GET", "/favicon.ico"},
+    {"GET", "/users/:id"},
+    {"DELETE", "/users/:id"},
+    {"GET", "/users/:id/posts/:post"},
+    {"GET", "/api/v1/items/:item"},
+    {"GET", "/orgs/:org/repos/:repo"},
+    {"GET", "/search/:q"},
+    {"GET", "/static/*"},
+    {"GET", "/files/*path"},
+    {"GET", "/assets/*"},
+    {"GET", "/api/v2/*rest"},
+};
+
+void BM_http_route(benchmark::State &state, const char *target, int want)
+{
+    struct corio_http_server *s = nullptr;
+    if (corio_http_server_new(&s, nullptr) != 0) {
+        state.SkipWithError("no server");
+        return;
+    }
+    for (const auto &r : k_routes) {
+        if (corio_http_route(s, r[0], r[1], route_h, nullptr) != 0) {
+            state.SkipWithError("a route is refused");
+            corio_http_server_free(s);
+            return;
+        }
+    }
+    const size_t len = strlen(target);
+    unsigned allow;
+    if (corio_http_route_find(s, CORIO_HTTP_GET, target, len, &allow) != want) {
+        state.SkipWithError("the request takes another route");
+        corio_http_server_free(s);
+        return;
+    }
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(corio_http_route_find(s, CORIO_HTTP_GET, target, len, &allow));
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(state.iterations());
+    corio_http_server_free(s);
+}
+BENCHMARK_CAPTURE(BM_http_route, exact, "/plaintext", 0);
+BENCHMARK_CAPTURE(BM_http_route, param, "/orgs/corio/repos/engine", 14);
+BENCHMARK_CAPTURE(BM_http_route, prefix, "/api/v2/things/1", 19);
+BENCHMARK_CAPTURE(BM_http_route, miss, "/nope/x", -ENOENT);
+
 void summary()
 {
     using corio_bm::median_ns;
@@ -177,6 +249,10 @@ void summary()
     printf("  ns per item (CPU, median): parse_request %.1f, chunked_decode %.0f (of which the "
            "copy-in %.0f, the decoder %.0f), format_response %.1f\n",
            parse, decode, copy, decode - copy, format);
+    printf("  ns per route match of 20 routes (CPU, median): exact %.1f, param %.1f, prefix %.1f, "
+           "miss %.1f\n",
+           median_ns("BM_http_route/exact"), median_ns("BM_http_route/param"),
+           median_ns("BM_http_route/prefix"), median_ns("BM_http_route/miss"));
 }
 
 } // namespace

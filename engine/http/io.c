@@ -66,6 +66,7 @@ static int send_out(struct corio_http_conn *c, const void *p, size_t len, int64_
         c->broken = true;
         return (int)r;
     }
+    c->sent += len;
     return 0;
 }
 

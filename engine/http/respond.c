@@ -130,6 +130,7 @@ static int write_head_formatted(struct corio_http_conn *c, int status, const cha
                 plain_keep(s, sec, status, ctype, ctlen, len, r.keep_alive, c->wbuf + at,
                            c->wlen - at);
             s->stats.responses++;
+            c->status = status;
             return 0;
         }
         if (err != -ENOSPC)
@@ -165,6 +166,7 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
         memcpy(c->wbuf + c->wlen, s->plain.head, s->plain.n);
         c->wlen += s->plain.n;
         s->stats.responses++;
+        c->status = status;
         return 0;
     }
     return write_head_formatted(c, status, ctype, ctlen, len, tmpl, ts.tv_sec, deadline);

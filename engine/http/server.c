@@ -73,9 +73,7 @@ void corio_http_server_free(struct corio_http_server *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n_routes; i++)
-        free(s->routes[i].path);
-    free(s->routes);
+    corio__http_router_free(&s->router);
     if (s->root_fd >= 0)
         close(s->root_fd);
     free(s);
@@ -100,19 +98,7 @@ int corio_http_route(struct corio_http_server *s, const char *method, const char
         if (m < 0)
             return -EINVAL;
     }
-    struct corio__http_route *r = realloc(s->routes, (s->n_routes + 1) * sizeof(*r));
-    if (!r)
-        return -ENOMEM;
-    s->routes = r;
-    size_t len = strlen(path);
-    bool prefix = path[len - 1] == '*';
-    if (prefix)
-        len--;
-    char *copy = strndup(path, len);
-    if (!copy)
-        return -ENOMEM;
-    s->routes[s->n_routes++] = (struct corio__http_route){m, copy, len, prefix, h, arg};
-    return 0;
+    return corio__http_router_add(&s->router, m, path, h, arg);
 }
 
 const struct corio_http_stats *corio_http_server_stats(const struct corio_http_server *s)
@@ -237,88 +223,39 @@ static ssize_t read_head(struct corio_http_conn *c, struct corio_http_request *r
     return r;
 }
 
-/* Whether the @n bytes at @a and @b are the same: a loop for the short strings that paths and
- * routes mostly are, where a call to memcmp costs more than the compare. */
-static inline bool same_bytes(const char *a, const char *b, size_t n)
+/* Completes the response of a handler (or a before-hook) that returned @err: a 500 for none, the
+ * end of a body of unknown length, or the close that a failure asks for. */
+static void handler_done(struct corio_http_conn *c, int err)
 {
-    if (n > 16)
-        return memcmp(a, b, n) == 0;
-    for (size_t i = 0; i < n; i++) {
-        if (a[i] != b[i])
-            return false;
+    if (c->resp == CORIO__HTTP_RESP_NONE) {
+        c->keep_alive = false;
+        corio__http_respond_error(c, 500, true);
+    } else if (c->resp == CORIO__HTTP_RESP_STARTED) {
+        /* A body of unknown length that the handler did not end is complete now that it
+         * returned: it gets its last chunk, unless the handler failed, which the client
+         * should see as a cut body. Promised bytes that never came lose the framing. */
+        if (err < 0 || c->framing == CORIO__HTTP_FRAME_LENGTH ||
+            corio_http_finish(c, CORIO_FOREVER) != 0)
+            c->broken = true;
+    } else if (err < 0) {
+        c->keep_alive = false;
     }
-    return true;
 }
 
-/* The length of the path of the target @t (@tl bytes): up to its query. A loop where the target
- * is short, as most are, for the same reason. */
-static inline size_t path_len(const char *t, size_t tl)
-{
-    if (tl > 16) {
-        const char *q = memchr(t, '?', tl);
-        return q ? (size_t)(q - t) : tl;
-    }
-    size_t n = 0;
-    while (n < tl && t[n] != '?')
-        n++;
-    return n;
-}
-
-/* Finds the route for @req. *@allowed gets a bit (1u << method) for each method that has a
- * route for the path, GET implying HEAD, so that a miss can tell 404 from 405 and fill Allow. */
-static const struct corio__http_route *
-find_route(struct corio_http_server *s, const struct corio_http_request *req, unsigned *allowed)
-{
-    const char *t = req->target;
-    size_t tl = req->target_len;
-    unsigned allow = 0;
-    *allowed = 0;
-    /* The absolute form (a proxy-style target) routes by its path. */
-    if (tl > 0 && t[0] != '/') {
-        const char *sep = memmem(t, tl, "://", 3);
-        const char *slash = sep ? memchr(sep + 3, '/', tl - (size_t)(sep + 3 - t)) : NULL;
-        if (!slash)
-            return NULL;
-        tl -= (size_t)(slash - t);
-        t = slash;
-    }
-    size_t pl = path_len(t, tl);
-    for (size_t i = 0; i < s->n_routes; i++) {
-        const struct corio__http_route *r = &s->routes[i];
-        if ((r->prefix ? pl < r->len : pl != r->len) || !same_bytes(t, r->path, r->len))
-            continue;
-        if (r->method < 0 || r->method == (int)req->method ||
-            (r->method == CORIO_HTTP_GET && req->method == CORIO_HTTP_HEAD))
-            return r;
-        /* Not the any-method route (that one matched above). */
-        allow |= 1u << r->method;
-        if (r->method == CORIO_HTTP_GET)
-            allow |= 1u << CORIO_HTTP_HEAD;
-    }
-    *allowed = allow;
-    return NULL;
-}
-
-static void dispatch(struct corio_http_conn *c, const struct corio_http_request *req)
+/* Answers @req with its route's handler, a static file, 405 or 404, once the before-hooks let it
+ * go on. @r and @allowed are what the router found. */
+static void dispatch_to(struct corio_http_conn *c, const struct corio_http_request *req,
+                        const struct corio__http_route *r, unsigned allowed)
 {
     struct corio_http_server *s = c->s;
-    unsigned allowed;
-    const struct corio__http_route *r = find_route(s, req, &allowed);
+    /* Tested here, so that a server without hooks or parameters pays no call for them. */
+    int err = s->router.nhooks ? corio__http_hooks_before(c, req) : 0;
+    if (err != 0) {
+        handler_done(c, err);
+        return;
+    }
     if (r) {
-        int err = r->h(c, req, r->arg);
-        if (c->resp == CORIO__HTTP_RESP_NONE) {
-            c->keep_alive = false;
-            corio__http_respond_error(c, 500, true);
-        } else if (c->resp == CORIO__HTTP_RESP_STARTED) {
-            /* A body of unknown length that the handler did not end is complete now that it
-             * returned: it gets its last chunk, unless the handler failed, which the client
-             * should see as a cut body. Promised bytes that never came lose the framing. */
-            if (err < 0 || c->framing == CORIO__HTTP_FRAME_LENGTH ||
-                corio_http_finish(c, CORIO_FOREVER) != 0)
-                c->broken = true;
-        } else if (err < 0) {
-            c->keep_alive = false;
-        }
+        handler_done(c, r->h(c, req, r->arg));
         return;
     }
     if (s->root_fd >= 0 && (req->method == CORIO_HTTP_GET || req->method == CORIO_HTTP_HEAD)) {
@@ -340,6 +277,25 @@ static void dispatch(struct corio_http_conn *c, const struct corio_http_request 
         return;
     }
     corio__http_respond_error(c, 404, false);
+}
+
+static void dispatch(struct corio_http_conn *c, const struct corio_http_request *req)
+{
+    uint64_t start = c->sent + c->wlen;
+    unsigned allowed;
+    const struct corio__http_route *r = corio__http_router_find(
+        &c->s->router, (int)req->method, req->target, req->target_len, &c->m, &allowed);
+    int err = r && r->nparams ? corio__http_router_decode(c) : 0;
+    if (err) {
+        /* A parameter that cannot be decoded is a bad request, as such a path is for a file;
+         * an encoded '/' is refused, not malformed, and keeps the connection. */
+        corio__http_respond_error(c, err == -ENOMEM ? 500 : corio_http_status(err), err != -EACCES);
+    } else {
+        dispatch_to(c, req, r, allowed);
+    }
+    if (c->s->router.nhooks)
+        corio__http_hooks_after(c, req, start);
+    c->m.r = NULL;
 }
 
 /* After an error response, read what the client still sends for a moment before closing, so that
@@ -369,6 +325,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     c->resp = CORIO__HTTP_RESP_NONE;
+    c->status = 0;
     corio__http_body_start(c, req, c->rpos + hl);
     dispatch(c, req);
     /* A deadline the handler set and left ends with it: the server bounds its own waits. */
@@ -454,8 +411,10 @@ static void serve_one(struct corio_http_server *s, int fd, int64_t accepted,
     size_t hdr_bytes = s->o.limits.max_headers * sizeof(struct corio_http_header);
     /* One allocation per connection: input, output, the added header lines, then the parsed
      * header fields. */
-    char *mem =
-        malloc(2 * bs + CORIO__HTTP_XBUF_FRONT + CORIO_HTTP_ADDED_HEADER_BYTES + hdr_bytes + 16);
+    size_t xbytes = CORIO__HTTP_XBUF_FRONT + CORIO_HTTP_ADDED_HEADER_BYTES + hdr_bytes + 16;
+    /* And room for decoded parameters where a route has them. */
+    size_t pbytes = s->router.max_params ? s->o.limits.max_target_bytes : 0;
+    char *mem = malloc(2 * bs + xbytes + pbytes);
     s->stats.open++;
     if (mem) {
         c.rbuf = mem;
@@ -463,6 +422,7 @@ static void serve_one(struct corio_http_server *s, int fd, int64_t accepted,
         c.wbuf = mem + bs;
         c.wcap = bs;
         c.xbuf = mem + 2 * bs + CORIO__HTTP_XBUF_FRONT;
+        c.pscratch = pbytes ? mem + 2 * bs + xbytes : NULL;
         c.use_rx = s->ring && corio_receiver_init(&c.rx, c.fd, s->ring) == 0;
         serve_conn(&c);
         if (c.use_rx) {

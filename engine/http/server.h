@@ -5,7 +5,8 @@
  *   io.c       a connection's input and output buffers, and the deadlines of its waits
  *   respond.c  response heads, added header fields, responses, streamed responses, error responses
  *   body.c     request bodies: Content-Length and chunked, 100-continue, discarding
- *   static.c   static files below the server's root
+ *   static.c   static files below the server's root or a mount's directory
+ *   router.c   routes, their match and parameters, mounts, hooks
  *
  * A connection owns one allocation: its input buffer, its output buffer, the room for the header
  * lines a handler adds to a response, and the parsed header fields. A request head is
@@ -25,13 +26,86 @@
 #include <sys/types.h>
 #include <time.h>
 
+/* The most parameters one pattern may name, and the most segments it may have. */
+#define CORIO__HTTP_MAX_PARAMS 8
+#define CORIO__HTTP_MAX_SEGS 32
+
+/* What a route matches: the whole path, a pattern of segments with parameters, the path's first
+ * bytes (a trailing '*'), or a pattern whose last segment takes the rest of the path ('*name'). */
+enum { CORIO__HTTP_RT_EXACT, CORIO__HTTP_RT_PATTERN, CORIO__HTTP_RT_PREFIX, CORIO__HTTP_RT_REST };
+
+/* One segment of a pattern: literal bytes of the route's path, or a parameter whose name is the
+ * NUL-terminated string at the same offset. */
+struct corio__http_seg {
+    uint16_t off; /* where its bytes (or the parameter's name) start in the route's path */
+    uint16_t len; /* bytes in the literal; 0 for a parameter */
+    bool param;   /* a parameter: matches any non-empty segment */
+};
+
 struct corio__http_route {
-    int method;            /* enum corio_http_method, or -1 for any */
-    char *path;            /* the path, or its prefix (without the '*') */
-    size_t len;            /* bytes in path */
-    bool prefix;           /* match as a prefix */
-    corio_http_handler *h; /* handler */
-    void *arg;             /* its argument */
+    int method;                   /* enum corio_http_method, or -1 for any */
+    uint8_t kind;                 /* CORIO__HTTP_RT_* */
+    uint8_t nsegs;                /* patterns: segments, the rest segment included */
+    uint8_t nparams;              /* patterns: parameters, the rest included */
+    uint32_t hash;                /* exact: the hash of path (router.c) */
+    int32_t next;                 /* exact: the next route with the same path, or -1 */
+    char *path;                   /* the path, its prefix (without the '*'), or the pattern
+                                     with each '/' after the first made a NUL, so that the names
+                                     of its parameters are strings */
+    size_t len;                   /* bytes in path */
+    struct corio__http_seg *segs; /* patterns: the segments (allocated), else NULL */
+    corio_http_handler *h;        /* handler */
+    void *arg;                    /* its argument */
+};
+
+/* A pair of hooks around every request (corio_http_hook). */
+struct corio__http_hook {
+    corio_http_handler *before;   /* or NULL */
+    corio_http_after_hook *after; /* or NULL */
+    void *arg;                    /* passed to both */
+};
+
+/* The longest prefix of a mount, so that a redirect to a directory's slash form has room. */
+#define CORIO__HTTP_MOUNT_PREFIX_MAX 256
+
+/* A directory served below a path prefix (corio_http_mount). */
+struct corio__http_mount {
+    int fd;        /* the directory */
+    size_t len;    /* bytes in prefix, which ends in '/' */
+    char prefix[]; /* the prefix, NUL-terminated */
+};
+
+/* The routes of a server in the tiers a request is matched against, and its hooks. Everything is
+ * allocated when routes are added, nothing when a request is matched. */
+struct corio__http_router {
+    struct corio__http_route *routes;  /* every route in the order added */
+    size_t n;                          /* routes in use */
+    uint32_t *exact;                   /* open-addressing table of 1 + the index of the first
+                                          route of each exact path; 0 is an empty slot */
+    uint32_t mask;                     /* slots in exact minus one (a power of two minus one) */
+    uint32_t *tiers[2];                /* indices of the pattern routes, then of the prefix and
+                                          rest routes, each in the order added */
+    size_t ntier[2];                   /* entries in each */
+    size_t max_params;                 /* the most parameters of any route */
+    struct corio__http_hook *hooks;    /* in the order added */
+    size_t nhooks;                     /* hooks in use */
+    struct corio__http_mount **mounts; /* to close and free with the server */
+    size_t nmounts;                    /* mounts in use */
+};
+
+/* One parameter of the matched route: its value, in the head or decoded into the connection's
+ * scratch room. */
+struct corio__http_param {
+    const char *p; /* the value, not NUL-terminated */
+    size_t len;    /* bytes in it */
+};
+
+/* The route a request matched, with its path and parameters. */
+struct corio__http_match {
+    const struct corio__http_route *r;                       /* the route, or NULL */
+    const char *path;                                        /* the request's path, in the head */
+    size_t path_len;                                         /* bytes in path, without the query */
+    struct corio__http_param params[CORIO__HTTP_MAX_PARAMS]; /* r->nparams of them */
 };
 
 /* Room for the status line, Date and Server of a response head: "HTTP/1.1 " and a status, the
@@ -44,8 +118,7 @@ struct corio__http_route {
 struct corio_http_server {
     struct corio_http_server_opts o;  /* options with defaults filled in */
     int root_fd;                      /* the static root directory, or -1 */
-    struct corio__http_route *routes; /* in the order added */
-    size_t n_routes;                  /* routes in use */
+    struct corio__http_router router; /* routes, mounts and hooks (router.c) */
     struct corio_http_stats stats;    /* counters */
     struct corio_sem slots;           /* free connection slots */
     struct corio_bufring *ring;       /* buffers for the connections' multishot receives */
@@ -135,6 +208,12 @@ struct corio_http_conn {
     socklen_t peer_len;            /* its length, 0 if accept gave none */
     struct sockaddr_storage local; /* the local address */
     socklen_t local_len;           /* its length, 0 until it was read */
+    /* The router's part of the request being served. */
+    struct corio__http_match m; /* the route it matched and its parameters */
+    char *pscratch;             /* room for percent-decoded parameters: max_target_bytes, or
+                                   NULL when no route has parameters */
+    int status;                 /* the status of the last response head written, 0 for none */
+    uint64_t sent;              /* bytes sent on the connection so far */
 };
 
 /* Hidden, so that the files call each other directly and not through the PLT. */
@@ -231,6 +310,50 @@ void corio__http_body_discard(struct corio_http_conn *c);
 /* Answers a GET or HEAD @req with the file it names below the server's root. May suspend.
  * Returns nothing: the outcome is the response (or a broken connection). */
 void corio__http_serve_file(struct corio_http_conn *c, const struct corio_http_request *req);
+
+/* Answers a GET or HEAD @req with the file that the path @t[0..@tl) (from its '/', up to the end
+ * of the target: a query is dropped) names below directory @root_fd; @pfx[0..@pfx_len) is what
+ * the client's path has in front of @t, for a redirect to a directory's slash form. May suspend.
+ * Returns nothing: the outcome is the response (or a broken connection). */
+void corio__http_serve_file_at(struct corio_http_conn *c, const struct corio_http_request *req,
+                               int root_fd, const char *t, size_t tl, const char *pfx,
+                               size_t pfx_len);
+
+/* ---- router.c: routes, mounts and hooks -------------------------------------------------------
+ */
+
+/* Adds a route for @method (-1: any) and @path (valid, starting with '/') to @rt, as
+ * corio_http_route says. Returns 0, -EINVAL or -ENOMEM. */
+int corio__http_router_add(struct corio__http_router *rt, int method, const char *path,
+                           corio_http_handler *h, void *arg);
+
+/* Frees the routes, mounts and hooks of @rt and closes the mounts' directories. Returns nothing. */
+void corio__http_router_free(struct corio__http_router *rt);
+
+/* Finds the route for a request with @method and the request-target @t (@tl bytes) in @rt and
+ * fills @m with it, its path and its parameters (raw, as in the target). *@allowed gets a bit
+ * (1u << method) for each method that has a route for the path, GET implying HEAD, so that a
+ * miss can tell 404 from 405. Allocates nothing. Returns the route, or NULL. */
+const struct corio__http_route *corio__http_router_find(const struct corio__http_router *rt,
+                                                        int method, const char *t, size_t tl,
+                                                        struct corio__http_match *m,
+                                                        unsigned *allowed);
+
+/* Percent-decodes the parameters of @c's match that hold a '%' into c->pscratch, pointing them
+ * there. Returns 0, -EBADMSG for a bad escape or an encoded NUL, -EACCES for an encoded '/', or
+ * -ENOMEM when the connection has no room for them (a route added while it was served). */
+int corio__http_router_decode(struct corio_http_conn *c);
+
+/* Runs the before-hooks of the server of @c in the order added, until one answers or fails.
+ * May suspend. Returns 0 when the request goes on to its handler, else what stopped it: 1 for a
+ * hook that answered, or the hook's -errno. */
+int corio__http_hooks_before(struct corio_http_conn *c, const struct corio_http_request *req);
+
+/* Runs the after-hooks of the server of @c in the reverse order, with the response's status and
+ * the bytes it put out since @start (c->sent + c->wlen when the request began). May suspend.
+ * Returns nothing. */
+void corio__http_hooks_after(struct corio_http_conn *c, const struct corio_http_request *req,
+                             uint64_t start);
 
 #pragma GCC visibility pop
 

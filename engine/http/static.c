@@ -15,17 +15,19 @@
 struct file_job {
     char path[4096 + 16]; /* the decoded path, NUL-terminated; room to append "index.html" */
     ssize_t plen;         /* bytes in path */
+    int root_fd;          /* the directory it is below */
+    const char *pfx;      /* what the client's path has in front of path (a mount's prefix) */
+    size_t pfx_len;       /* bytes in pfx */
     int fd;               /* the open file */
     int64_t deadline;     /* for every file operation of the request */
     struct statx st;      /* type, size and mtime of the file */
 };
 
-/* Decodes the request-target into @f->path and opens that file below the root. Returns 0, or
- * -1 once an error response has been written. */
-static int file_open(struct corio_http_conn *c, const struct corio_http_request *req,
-                     struct file_job *f)
+/* Decodes the target @t (@tl bytes) into @f->path and opens that file below the root. Returns 0,
+ * or -1 once an error response has been written. */
+static int file_open(struct corio_http_conn *c, const char *t, size_t tl, struct file_job *f)
 {
-    f->plen = corio_http_decode_path(req->target, req->target_len, f->path, sizeof(f->path) - 16);
+    f->plen = corio_http_decode_path(t, tl, f->path, sizeof(f->path) - 16);
     if (f->plen < 0) {
         /* A path too long for the buffer came from a target as long: 414. A ".." is refused
          * (403) without closing: nothing in the request is malformed. */
@@ -40,7 +42,7 @@ static int file_open(struct corio_http_conn *c, const struct corio_http_request 
     /* Symlinks below the root are followed, as nginx does by default; ".." never gets here. */
     const char *rel = f->path[1] ? f->path + 1 : ".";
     f->deadline = corio_now() + c->s->o.body_timeout;
-    f->fd = corio_openat(c->s->root_fd, rel, O_RDONLY | O_NONBLOCK, 0, f->deadline);
+    f->fd = corio_openat(f->root_fd, rel, O_RDONLY | O_NONBLOCK, 0, f->deadline);
     if (f->fd < 0) {
         int fd = f->fd;
         corio__http_respond_error(
@@ -64,8 +66,8 @@ static bool file_stat(struct corio_http_conn *c, struct file_job *f)
         /* A directory named without its slash: send the client to the slash form. The decoded
          * path may hold any byte but NUL; one that cannot stand in a header field (a CR, say)
          * is refused by corio_http_add_header, and the directory is then not found. */
-        char loc[sizeof(f->path) + 1];
-        snprintf(loc, sizeof(loc), "%.*s/", (int)f->plen, f->path);
+        char loc[sizeof(f->path) + CORIO__HTTP_MOUNT_PREFIX_MAX + 1];
+        snprintf(loc, sizeof(loc), "%.*s%.*s/", (int)f->pfx_len, f->pfx, (int)f->plen, f->path);
         if (corio_http_add_header(c, "Location", loc) == 0)
             corio_http_respond_start(c, 301, NULL, 0, CORIO_FOREVER);
         else
@@ -167,10 +169,20 @@ static void file_body(struct corio_http_conn *c, const struct file_job *f, int64
 
 void corio__http_serve_file(struct corio_http_conn *c, const struct corio_http_request *req)
 {
+    corio__http_serve_file_at(c, req, c->s->root_fd, req->target, req->target_len, "", 0);
+}
+
+void corio__http_serve_file_at(struct corio_http_conn *c, const struct corio_http_request *req,
+                               int root_fd, const char *t, size_t tl, const char *pfx,
+                               size_t pfx_len)
+{
     struct file_job f;
     int64_t first, len;
 
-    if (file_open(c, req, &f) < 0)
+    f.root_fd = root_fd;
+    f.pfx = pfx;
+    f.pfx_len = pfx_len;
+    if (file_open(c, t, tl, &f) < 0)
         return;
     if (file_stat(c, &f) && file_head(c, req, &f, &first, &len) && !c->head_only)
         file_body(c, &f, first, len);

@@ -400,9 +400,12 @@ CORIO_API void corio_http_server_free(struct corio_http_server *s);
 
 /* Routes requests with @method ("GET", ...; NULL for any) and @path to @h(c, req, arg). @path is
  * matched exactly against the request-target's path (the part before '?'), or as a prefix when
- * it ends in '*'. Routes are tried in the order they were added. @path is copied; @arg is
- * passed to @h as given. Add routes before serving. Does not suspend. Returns 0, -EINVAL (no
- * path, a path without a leading '/', an unknown method, no handler) or -ENOMEM. */
+ * it ends in '*', or as a pattern when a segment starts with ':' or the last one with '*' and a
+ * name ("Routing" at the end of this header says how, and in which order routes are tried).
+ * A GET route takes HEAD requests too. @path is copied; @arg is passed to @h as given. Add
+ * routes before serving. Does not suspend. Returns 0, -EINVAL (no path, a path without a
+ * leading '/', an unknown method, no handler, a pattern that breaks the rules there) or
+ * -ENOMEM. */
 CORIO_API int corio_http_route(struct corio_http_server *s, const char *method, const char *path,
                                corio_http_handler *h, void *arg);
 
@@ -720,6 +723,91 @@ CORIO_API ssize_t corio_http_client_fetch(struct corio_http_client *cl,
  * corio_http_client_free. */
 CORIO_API const struct corio_http_client_counters *
 corio_http_client_stats(const struct corio_http_client *cl);
+
+/* ==== routing: patterns with parameters, mounts, hooks ====================================== */
+
+/* Routing. corio_http_route takes three shapes of path, told apart by their bytes, so that one
+ * call routes them all and a server's routes read as one table:
+ * - exact: "/about", matched against the request's path byte for byte (no decoding, as the
+ *   path arrives);
+ * - prefix: "/stream/" followed by '*', matched against the path's first bytes;
+ * - pattern: segments between '/', where a segment ":name" is a parameter that takes one
+ *   non-empty segment of the request's path ("/users/:id", "/a/:x/b/:y"), and a last segment
+ *   "*name" takes the rest of the path after the segments before it, '/' included and possibly
+ *   empty ("/files/" followed by "*path" takes "/files/" and "/files/a/b.txt", not "/files").
+ *   Other segments are literals, compared as exact paths are. A name is 1 to 31 letters, digits
+ *   or '_', once per pattern; a pattern has at most 8 parameters and 32 segments; no segment is
+ *   empty, and only the last starts with '*'.
+ * Exact paths with ':' in a segment's first byte were literal before patterns existed: such a
+ * route is a pattern now.
+ *
+ * Precedence: a request takes the first route, in the order they were added, of the first of
+ * these tiers that has a route for both its path and its method: exact paths (looked up in a hash
+ * table: one hash of the path however many routes there are), then patterns without a rest
+ * segment, then prefixes, rest patterns and mounts. A route for any method (NULL) and a GET route
+ * for HEAD count as routes for the method. When no tier has one: a GET or HEAD goes to the
+ * server's root directory if it has one, else a path that some route takes for other methods is
+ * answered 405 with Allow listing them all (over every tier), and any other 404. Matching
+ * allocates nothing and reads the request's path once for the exact tier, and once more to split
+ * it into segments when a pattern tier is reached. */
+
+/* Returns the value of parameter @name (":name" or "*name" in the pattern of the route that
+ * took the request on @c), and sets *@len to its length, or returns NULL when the route has no
+ * such parameter. The value is percent-decoded as a static file's path is ("%20" is a space; a
+ * '+' stays one): a request whose parameter holds a bad escape is answered 400, an encoded NUL
+ * 400 and an encoded '/' 403, before any hook or handler runs. It is not NUL-terminated. It
+ * points into the request's head in the server's input buffer, or, for a value that held an
+ * escape, into the connection's room for decoded values (no copy for the common case, no
+ * allocation for any); both stay valid until the handler returns, and for the hooks of the same
+ * request until the after-hooks return. A rest parameter is not cleaned: it may hold "..", so a
+ * handler that maps it to a file does what corio_http_decode_path does, or uses a mount. Does
+ * not suspend. */
+CORIO_API const char *corio_http_param(struct corio_http_conn *c, const char *name, size_t *len);
+
+/* Serves the files below directory @dir for GET and HEAD requests whose path starts with @prefix
+ * (which starts and ends with '/', has no '*' and no ':' segment, and is at most 256 bytes): the
+ * prefix is stripped and the rest names the file, as the server's root directory does for its paths
+ * (index.html for a directory, Last-Modified, 304, one Range, 403 for a path with a ".." segment,
+ * 404 for a missing file). A mount is a route of the prefix tier (see Routing), and other methods
+ * on its paths get 405. @dir is opened now (the string is not kept) and closed by
+ * corio_http_server_free. Add mounts before serving. Does not suspend. Returns 0, or -errno:
+ * -EINVAL for a bad prefix, -ENOENT/-ENOTDIR/-EACCES for a directory that cannot be opened,
+ * -ENOMEM. */
+CORIO_API int corio_http_mount(struct corio_http_server *s, const char *prefix, const char *dir);
+
+/* An after-hook: called once a request's response is complete (or failed), with its @status (0
+ * when no response head went out) and the @bytes of head and body it put out on the connection
+ * (buffered or sent, an interim 100 Continue included; a HEAD's or a 304's head alone). It runs in
+ * the connection's coroutine and may suspend; it must not answer (the response is over: the calls
+ * return -EALREADY or -EINVAL).
+ * @req and everything it points to are valid until it returns. Returns nothing. */
+typedef void corio_http_after_hook(struct corio_http_conn *c, const struct corio_http_request *req,
+                                   int status, uint64_t bytes, void *arg);
+
+/* Adds a pair of hooks that run around every request the server parsed: @before (may be NULL)
+ * once the request is routed (so corio_http_param works in it) and before its handler, its
+ * mount, its static file or its 404/405; @after (may be NULL) once it is answered. Before-hooks
+ * run in the order added, after-hooks in the reverse order, so that a pair added first wraps all
+ * the others (as nested middleware does). A before-hook has a handler's signature and rules and
+ * returns 0 to let the request go on; one that answers (401 for a missing credential, say) stops
+ * it, and so does one that returns -errno (then without an answer, the server answers 500 and
+ * closes, as for a failed handler): the later before-hooks and the handler are skipped. Every
+ * after-hook runs for every request, stopped ones and the 400/403 of a bad parameter included; a
+ * request that did not parse (the parser's 4xx) runs no hook. @arg goes to both as given. The
+ * hooks are kept in one array allocated here: running them allocates nothing. Add hooks before
+ * serving. Does not suspend. Returns 0, -EINVAL (no server, or both hooks NULL) or -ENOMEM. */
+CORIO_API int corio_http_hook(struct corio_http_server *s, corio_http_handler *before,
+                              corio_http_after_hook *after, void *arg);
+
+/* Tells which route of @s would take a request with @method and request-target @t (@tl bytes),
+ * as the server matches it: for tests, tools that print a server's table, and measuring the
+ * match alone. *@allowed (may be NULL) gets a bit (1u << method) for each method that has a
+ * route for the path (GET implying HEAD). Allocates nothing; does not suspend. Returns the
+ * route's number (0 for the first added; mounts count as routes), or -ENOENT when no route
+ * takes the request: a 404, or a 405 when *@allowed is not 0. */
+CORIO_API int corio_http_route_find(const struct corio_http_server *s,
+                                    enum corio_http_method method, const char *t, size_t tl,
+                                    unsigned *allowed);
 
 #ifdef __cplusplus
 }
