@@ -442,19 +442,15 @@ static const struct corio__http_route *tier_find(const struct corio__http_router
     return NULL;
 }
 
-const struct corio__http_route *corio__http_router_find(const struct corio__http_router *rt,
-                                                        int method, const char *t, size_t tl,
-                                                        struct corio__http_match *m,
-                                                        unsigned *allowed)
+/* corio__http_router_find past a first exact route that does not take @method (@i, or -1 for
+ * none): the rest of the exact routes of the path, then the patterns and prefixes. Out of line,
+ * so that the common case, an exact route that takes the request, saves no registers for it. */
+static __attribute__((noinline)) const struct corio__http_route *
+find_rest(const struct corio__http_router *rt, int method, int32_t i, struct corio__http_match *m,
+          unsigned *allowed)
 {
     unsigned allow = 0;
-    uint32_t hash;
-    m->r = NULL;
-    *allowed = 0;
-    m->path = target_path(t, tl, &m->path_len, &hash);
-    if (!m->path)
-        return NULL;
-    for (int32_t i = exact_find(rt, m->path, m->path_len, hash); i >= 0; i = rt->routes[i].next) {
+    for (; i >= 0; i = rt->routes[i].next) {
         const struct corio__http_route *r = &rt->routes[i];
         if (method_ok(r->method, method))
             return m->r = r;
@@ -471,6 +467,23 @@ const struct corio__http_route *corio__http_router_find(const struct corio__http
     }
     *allowed = allow;
     return NULL;
+}
+
+const struct corio__http_route *corio__http_router_find(const struct corio__http_router *rt,
+                                                        int method, const char *t, size_t tl,
+                                                        struct corio__http_match *m,
+                                                        unsigned *allowed)
+{
+    uint32_t hash;
+    m->r = NULL;
+    *allowed = 0;
+    m->path = target_path(t, tl, &m->path_len, &hash);
+    if (!m->path)
+        return NULL;
+    int32_t i = exact_find(rt, m->path, m->path_len, hash);
+    if (i >= 0 && method_ok(rt->routes[i].method, method))
+        return m->r = &rt->routes[i];
+    return find_rest(rt, method, i, m, allowed);
 }
 
 int corio_http_route_find(const struct corio_http_server *s, enum corio_http_method method,
