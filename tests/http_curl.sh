@@ -1,8 +1,9 @@
 #!/bin/sh
 # Drives a real corio-httpd with curl: static files from a scratch root (GET compared byte for
-# byte with cmp, HEAD, Range, 404, 304, keep-alive reuse) and the default hello server (GET / is
-# exactly "Hello, World!" as text/plain). Each server must stop on SIGTERM with status 0 within
-# 2 s (under ASan that also means no leak at exit).
+# byte with cmp, HEAD, Range, 404, 304, keep-alive reuse), the default hello server (GET / is
+# exactly "Hello, World!" as text/plain) and its TechEmpower plaintext and JSON routes. Each
+# server must stop on SIGTERM with status 0 within 2 s (under ASan that also means no leak at
+# exit).
 #
 # usage: http_curl.sh <path-to-corio-httpd> <scratch-dir>
 # Exits 0 on success, 77 when curl is missing, and 1 with a message on the first failure.
@@ -141,6 +142,54 @@ out=$($CURL -I -o /dev/null -w '%{http_code} %{size_download}' "$URL/") || fail 
 expect_eq "hello HEAD / status and body size" "$out" "200 0"
 out=$($CURL -o /dev/null -w '%{http_code}' "$URL/other") || fail "hello GET /other: curl failed"
 expect_eq "hello GET /other status" "$out" 404
+stop_httpd
+
+# ---- TechEmpower's plaintext and JSON tests ---------------------------------------------------
+# GET /plaintext is exactly "Hello, World!" and GET /json exactly {"message":"Hello, World!"},
+# each with the fields the tests require (Server, Date as an IMF-fixdate, the Content-Type, a
+# Content-Length that matches the body), on HTTP/1.1 keep-alive (curl reuses the connection for
+# both) and on HTTP/1.0; other methods get 405.
+
+# check NAME HEADERS BODY WANT_BODY WANT_TYPE: the body is exactly WANT_BODY, and the head has
+# the fields TechEmpower requires.
+check() {
+    printf '%s' "$4" >"$TMP/want"
+    cmp -s "$3" "$TMP/want" || fail "$1: body is '$(cat "$3")', not '$4'"
+    expect_eq "$1 Content-Type" "$(header "$2" Content-Type)" "$5"
+    expect_eq "$1 Content-Length" "$(header "$2" Content-Length)" "$(printf '%s' "$4" | wc -c)"
+    expect_eq "$1 Server" "$(header "$2" Server)" corio
+    header "$2" Date |
+        grep -Eq '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] [A-Z][a-z]{2} [0-9]{4} [0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT$' ||
+        fail "$1: Date '$(header "$2" Date)' is not an IMF-fixdate"
+}
+
+start_httpd
+URL="http://127.0.0.1:$PORT"
+PLAIN='Hello, World!'
+JSON='{"message":"Hello, World!"}'
+
+# Both on one keep-alive connection.
+# --next: options per transfer (each its own -D), the connection shared.
+W='%{http_code}:%{num_connects} '
+out=$($CURL -o "$TMP/p.body" -D "$TMP/p.hdr" -w "$W" "$URL/plaintext" --next --noproxy 127.0.0.1 \
+    --max-time 10 -o "$TMP/j.body" -D "$TMP/j.hdr" -w "$W" "$URL/json") ||
+    fail "GET /plaintext and /json: curl failed"
+expect_eq "GET /plaintext, /json: status and new connections" "$out" "200:1 200:0 "
+check "GET /plaintext" "$TMP/p.hdr" "$TMP/p.body" "$PLAIN" text/plain
+check "GET /json" "$TMP/j.hdr" "$TMP/j.body" "$JSON" application/json
+
+# HTTP/1.0, as some benchmark clients still speak it.
+out=$($CURL -0 -o "$TMP/j0.body" -D "$TMP/j0.hdr" -w '%{http_code}' "$URL/json") ||
+    fail "HTTP/1.0 GET /json: curl failed"
+expect_eq "HTTP/1.0 GET /json status" "$out" 200
+check "HTTP/1.0 GET /json" "$TMP/j0.hdr" "$TMP/j0.body" "$JSON" application/json
+
+# The routes are GET's: another method gets 405 with Allow.
+out=$($CURL -X POST -d x -o /dev/null -D "$TMP/post.hdr" -w '%{http_code}' "$URL/json") ||
+    fail "POST /json: curl failed"
+expect_eq "POST /json status" "$out" 405
+header "$TMP/post.hdr" Allow | grep -q GET || fail "POST /json: Allow does not name GET"
+
 stop_httpd
 
 echo "http_curl: all checks passed"

@@ -1,4 +1,5 @@
-/* corio-httpd: an HTTP/1.1 server on corio. GET / answers "Hello, World!"; --root serves files. */
+/* corio-httpd: an HTTP/1.1 server on corio. GET / and /plaintext answer "Hello, World!", GET /json
+ * a JSON hello (TechEmpower's plaintext and JSON tests); --root serves files. */
 #include "common.h"
 
 #include <corio/http.h>
@@ -36,7 +37,9 @@ static void usage(FILE *f)
                "  --metrics-port N     serve them on port N (at every path) instead, on its own\n"
                "                       listener of the first loop; prints 'metrics port=N'\n"
                "  --help               this text\n"
-               "Without --root, GET / answers \"Hello, World!\" (text/plain) and other paths 404.\n"
+               "Without --root, GET / and GET /plaintext answer \"Hello, World!\" (text/plain),\n"
+               "GET /json {\"message\":\"Hello, World!\"} (application/json, serialised per\n"
+               "request): TechEmpower's plaintext and JSON tests; other paths 404.\n"
                "Prints 'ready port=N' when listening. The first SIGINT or SIGTERM stops it\n"
                "gracefully: it accepts no more, closes idle keep-alive connections, answers the\n"
                "requests under way with 'Connection: close', and ends when they are done or after\n"
@@ -122,6 +125,88 @@ static int hello(struct corio_http_conn *c, const struct corio_http_request *req
     return corio_http_respond(c, 200, "text/plain", body, sizeof(body) - 1, CORIO_FOREVER);
 }
 
+/* ---- TechEmpower's plaintext and JSON tests ------------------------------------------------
+ * GET /plaintext is the hello above. GET /json answers {"message":"Hello, World!"}, serialised
+ * for each request as the JSON test demands (no canned body), by the small writer below: output
+ * into a caller's buffer, strings escaped, overflow remembered rather than checked at each step. */
+struct json_out {
+    char *p;         /* where the next byte goes */
+    char *end;       /* one past the buffer */
+    bool overflow;   /* a write did not fit: the text is cut and must not be sent */
+    bool need_comma; /* a member was written in the current object */
+};
+
+static void json_raw(struct json_out *j, const char *s, size_t n)
+{
+    if ((size_t)(j->end - j->p) < n) {
+        j->overflow = true;
+        return;
+    }
+    memcpy(j->p, s, n);
+    j->p += n;
+}
+
+/* Writes @s as a JSON string: quotes, '"' and backslash escaped, control bytes as \u00XX. The bytes
+ * that need no escape are copied a run at a time: per byte, the check is all the work. */
+static void json_string(struct json_out *j, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    json_raw(j, "\"", 1);
+    const char *run = s;
+    for (;; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        json_raw(j, run, (size_t)(s - run));
+        if (ch == '\0')
+            break;
+        if (ch == '"' || ch == '\\') {
+            char esc[2] = {'\\', (char)ch};
+            json_raw(j, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+            json_raw(j, esc, 6);
+        }
+        run = s + 1;
+    }
+    json_raw(j, "\"", 1);
+}
+
+static void json_object_begin(struct json_out *j)
+{
+    json_raw(j, "{", 1);
+    j->need_comma = false;
+}
+
+static void json_object_end(struct json_out *j)
+{
+    json_raw(j, "}", 1);
+}
+
+static void json_member_string(struct json_out *j, const char *name, const char *value)
+{
+    if (j->need_comma)
+        json_raw(j, ",", 1);
+    json_string(j, name);
+    json_raw(j, ":", 1);
+    json_string(j, value);
+    j->need_comma = true;
+}
+
+static int json_hello(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    char buf[64];
+    struct json_out j = {.p = buf, .end = buf + sizeof(buf)};
+    json_object_begin(&j);
+    json_member_string(&j, "message", "Hello, World!");
+    json_object_end(&j);
+    if (j.overflow)
+        return corio_http_respond(c, 500, "text/plain", "overflow\n", 9, CORIO_FOREVER);
+    return corio_http_respond(c, 200, "application/json", buf, (size_t)(j.p - buf), CORIO_FOREVER);
+}
+
 /* This loop's server, for the connections handed to the loop (--balance round-robin, least). */
 static _Thread_local struct corio_http_server *loop_srv;
 
@@ -175,8 +260,11 @@ static int server(void *arg)
     }
     if (metrics_path)
         corio_http_route(srv, "GET", metrics_path, metrics, NULL);
-    if (!ho.root)
+    if (!ho.root) {
         corio_http_route(srv, "GET", "/", hello, NULL);
+        corio_http_route(srv, "GET", "/plaintext", hello, NULL);
+        corio_http_route(srv, "GET", "/json", json_hello, NULL);
+    }
     loop_srv = srv;
     bool handing = tool_hands_over();
     int lfd = tool_listen("corio-httpd", host, port, backlog);

@@ -1,7 +1,10 @@
 /*
  * epoll_http: a single-threaded epoll HTTP/1.1 "hello" responder, the same-machine baseline that
  * corio's HTTP server is measured against. Every request gets a 200 with a 13-byte text/plain body,
- * "Hello, World!". It has no dependency on corio.
+ * "Hello, World!", except TechEmpower's two tests: GET /plaintext and GET /json get the bytes that
+ * corio-httpd sends for them (its Server and Connection headers too, so that both write as much),
+ * but canned, rebuilt once a second for the Date like the hello: this is the floor a server with
+ * a parser, a router and a JSON writer is measured against. It has no dependency on corio.
  *
  * The loop is the echo baseline's (epoll_echo.c explains level triggering and recv()/send()):
  * one recv() per readable event into a shared buffer, every complete request head in it answered,
@@ -52,6 +55,15 @@
 #define MAX_BODY ((uint64_t)1 << 53)
 
 static const char hello_body[] = "Hello, World!";
+static const char json_body[] = "{\"message\":\"Hello, World!\"}";
+
+/* Which body a request gets, from its target. */
+enum body_kind {
+    BODY_HELLO,     /* any other target */
+    BODY_PLAINTEXT, /* /plaintext */
+    BODY_JSON,      /* /json */
+    BODY_COUNT,
+};
 
 /* How a 200 ends the connection: the three variants of the Connection header. */
 enum conn_mode {
@@ -80,6 +92,7 @@ enum stop {
 struct request {
     uint64_t content_length; /* body bytes that follow the head, to be discarded */
     enum conn_mode mode;     /* how the response treats the connection */
+    enum body_kind kind;     /* which response */
     bool head_only;          /* HEAD: the response carries no body */
 };
 
@@ -110,7 +123,8 @@ struct server {
     uint64_t msgs;         /* recv() calls that returned data */
     uint64_t bytes;        /* bytes read */
     uint64_t reqs;         /* responses queued, errors included */
-    struct response ok[MODE_COUNT]; /* the 200 for each connection mode */
+    /* The 200 for each kind of target and each connection mode. */
+    struct response ok[BODY_COUNT][MODE_COUNT];
     struct response err[ERR_COUNT]; /* 400, 431 and 501 */
     char rbuf[IN_BUF_SIZE];         /* shared read buffer for connections with no partial head */
     char wbuf[OUT_BUF_SIZE];        /* shared output batch, sent before the next read */
@@ -145,6 +159,30 @@ static void set_response(struct response *r, const char *status, const char *dat
     r->head_len = (uint16_t)(n - (int)strlen(body));
 }
 
+/* The responses to /plaintext and /json, in corio-httpd's words: its Server field, and a
+ * Connection field on every response. */
+static void build_techempower(struct server *s, const char *date)
+{
+    static const char *const conn[MODE_COUNT] = {
+        [MODE_DEFAULT] = "keep-alive",
+        [MODE_KEEP_ALIVE] = "keep-alive",
+        [MODE_CLOSE] = "close",
+    };
+    char extra[160];
+    for (int i = 0; i < MODE_COUNT; i++) {
+        snprintf(extra, sizeof(extra),
+                 "Server: corio\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                 "Connection: %s\r\n",
+                 strlen(hello_body), conn[i]);
+        set_response(&s->ok[BODY_PLAINTEXT][i], "200 OK", date, extra, hello_body);
+        snprintf(extra, sizeof(extra),
+                 "Server: corio\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Connection: %s\r\n",
+                 strlen(json_body), conn[i]);
+        set_response(&s->ok[BODY_JSON][i], "200 OK", date, extra, json_body);
+    }
+}
+
 /*
  * Rebuilds every canned response for the second @now. Called once per loop iteration that crosses
  * a second boundary, so the Date costs one time() (vDSO, no syscall) per epoll_wait().
@@ -168,7 +206,8 @@ static void build_responses(struct server *s, time_t now)
     /* The C locale is in force (no setlocale() call): the day and month names HTTP wants. */
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     for (int i = 0; i < MODE_COUNT; i++)
-        set_response(&s->ok[i], "200 OK", date, ok_extra[i], hello_body);
+        set_response(&s->ok[BODY_HELLO][i], "200 OK", date, ok_extra[i], hello_body);
+    build_techempower(s, date);
     for (int i = 0; i < ERR_COUNT; i++)
         set_response(&s->err[i], err_status[i], date, "Content-Length: 0\r\nConnection: close\r\n",
                      "");
@@ -217,6 +256,11 @@ static int parse_head(const char *p, size_t len, struct request *rq)
         q++;
     if (q == target || *q != ' ')
         return 400;
+    rq->kind = BODY_HELLO;
+    if (q - target == 10 && memcmp(target, "/plaintext", 10) == 0)
+        rq->kind = BODY_PLAINTEXT;
+    else if (q - target == 5 && memcmp(target, "/json", 5) == 0)
+        rq->kind = BODY_JSON;
     q++;
     if (end - q < 10 || memcmp(q, "HTTP/1.", 7) != 0 || (q[7] != '0' && q[7] != '1') ||
         q[8] != '\r' || q[9] != '\n')
@@ -360,7 +404,7 @@ static enum stop handle_requests(struct server *s, struct conn *c, char **pp, si
             why = STOP_CLOSE;
             break;
         }
-        const struct response *r = &s->ok[rq.mode];
+        const struct response *r = &s->ok[rq.kind][rq.mode];
         size_t n = rq.head_only ? r->head_len : r->len;
         memcpy(s->wbuf + *wlen, r->text, n);
         *wlen += n;
