@@ -91,6 +91,7 @@ int corio__http_write_head(struct corio_http_conn *c, int status, const char *ct
     int err = head_start(c->s, status);
     if (err)
         return err;
+    c->status = status;
     for (int tries = 0; tries < 2; tries++) {
         err = put_head(c, &r);
         if (err == 0) {

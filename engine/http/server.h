@@ -53,6 +53,7 @@ struct corio_http_server {
     int head_status;                       /* its status, 0 before the first response */
     size_t head_len;                       /* bytes in head */
     char head[CORIO__HTTP_HEAD_START_MAX]; /* the lines */
+    struct corio__http_log *log;           /* the access log, NULL when off (access.c) */
 };
 
 /* Where the response to the request being served stands. */
@@ -118,6 +119,8 @@ struct corio_http_conn {
     socklen_t peer_len;            /* its length, 0 if accept gave none */
     struct sockaddr_storage local; /* the local address */
     socklen_t local_len;           /* its length, 0 until it was read */
+    int status;                    /* the status of the last response head written */
+    uint64_t out_bytes;            /* bytes handed to sends (the access log counts from it) */
 };
 
 /* Hidden, so that the files call each other directly and not through the PLT. */
@@ -214,6 +217,42 @@ void corio__http_body_discard(struct corio_http_conn *c);
 /* Answers a GET or HEAD @req with the file it names below the server's root. May suspend.
  * Returns nothing: the outcome is the response (or a broken connection). */
 void corio__http_serve_file(struct corio_http_conn *c, const struct corio_http_request *req);
+
+/* ---- access.c: the access log ----------------------------------------------------------------
+ */
+
+/* Sets up @s's access log if its options ask for one. Returns 0 or -ENOMEM. */
+int corio__http_log_new(struct corio_http_server *s);
+
+/* Hands over what the log holds and frees it. Returns nothing. */
+void corio__http_log_free(struct corio_http_server *s);
+
+/* The first corio_http_serve or _serve_conn of @s began (in a coroutine): starts the timer that
+ * hands the lines over once a second. Returns nothing. */
+void corio__http_log_hold(struct corio_http_server *s);
+
+/* The last of them ended: stops the timer and hands the lines over. Returns nothing. */
+void corio__http_log_drop(struct corio_http_server *s);
+
+/* What the log needs of a request before its handler runs: where its bytes start and when. */
+struct corio__http_log_mark {
+    int64_t start;      /* corio_now() at the end of the head */
+    uint64_t out_bytes; /* c->out_bytes + c->wlen then */
+};
+
+/* Notes the start of the request being served on @c, whose status is not known yet. Returns
+ * nothing. */
+static inline void corio__http_log_mark(struct corio_http_conn *c, struct corio__http_log_mark *m)
+{
+    c->status = 0;
+    m->start = corio_now();
+    m->out_bytes = c->out_bytes + c->wlen;
+}
+
+/* Adds the line of request @req, served on @c since @m, to the log, handing the lines over first
+ * when the buffer has no room for it. Does not suspend. Returns nothing. */
+void corio__http_log_request(struct corio_http_conn *c, const struct corio_http_request *req,
+                             const struct corio__http_log_mark *m);
 
 #pragma GCC visibility pop
 

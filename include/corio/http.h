@@ -356,6 +356,24 @@ struct corio_http_conn;
 typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_http_request *req,
                                void *arg);
 
+/* Receives lines of the access log: @len bytes at @lines, one or more whole lines, each ending
+ * in '\n', in the order the requests ended. A line is the Common Log Format with the duration
+ * appended:
+ *   peer - - [day/Mon/year:HH:MM:SS +0000] "METHOD target HTTP/1.x" status bytes seconds
+ * where peer is the client's address (a Unix socket's peer is "-"), bytes counts the head and
+ * body sent (a response cut short counts what was written for it), and seconds is the time from
+ * the end of the head to the end of the request, in microseconds' precision. Bytes of the method
+ * and target outside visible ASCII, '"' and '\\' are written as \xHH, and a target is cut at 2048
+ * bytes. Lines are gathered in a buffer of the server's (one server serves one loop), and
+ * handed over when it fills (one hand-over per 64 KiB of lines), once a second, and when the
+ * last corio_http_serve or corio_http_serve_conn of the server returns. The function runs on the
+ * loop's thread, in a coroutine of the server's (the connection's whose line filled the buffer,
+ * a timer's, or the serving call's as it ends), and must not suspend: copy the lines, or write
+ * them without waiting. Without a function, access_log_fd gets the lines with write(2) on the loop's thread, as nginx
+ * writes its log: give it a file, or a pipe that is read promptly. @arg is the option's
+ * access_log_arg. Returns nothing. */
+typedef void corio_http_access_log_fn(void *arg, const char *lines, size_t len);
+
 /* The server's configuration. The timeouts are durations in nanoseconds (CORIO_SEC(10)), not
  * deadlines: the server turns each into a deadline when the phase it bounds begins. Zero means the
  * default for every field. */
@@ -375,6 +393,15 @@ struct corio_http_server_opts {
                                backlog. Default 10000 */
     size_t buffer_size;     /* per-connection input and output buffers, each; at least
                                max_head_bytes + 1. Default 16 KiB */
+    /* The access log: one line per request, off by default (see corio_http_access_log_fn).
+     * Lines go to access_log when set, else to access_log_fd when it is above 0. */
+    corio_http_access_log_fn *access_log; /* receives the lines; NULL: none */
+    void *access_log_arg;                 /* passed to access_log as given */
+    int access_log_fd;                    /* > 0: the lines are written to it; 0: none */
+    /* Zero: room for the options of later 1.x releases. The struct is read field by field and
+     * zero means the default for each, as corio_loop_opts (corio.h): a new option comes out of
+     * this room, so that the struct keeps its size. */
+    unsigned char reserved_[68];
 };
 
 /* A server's counters, kept by the server and read with corio_http_server_stats. */
