@@ -35,6 +35,7 @@ static void usage(FILE *f)
                "  --drain-timeout S    seconds a graceful stop lets requests finish (default 5)\n"
                "  --access-log PATH    a line per request (Common Log Format and the seconds it\n"
                "                       took) appended to PATH, or written to stdout for -\n"
+               "  --max-requests N     requests per connection; the last one's response closes it\n"
                "  --stats              print counters at exit (and on SIGUSR1, always)\n"
                "  --metrics-path P     serve every loop's metrics in Prometheus' text format at\n"
                "                       path P (GET) of the server's port, e.g. /metrics\n"
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_ROOT, O_HDR, O_IDLE, O_MAX, O_BACKLOG, O_STACK, O_SQPOLL,
            O_CPU, O_STATS, O_THREADS, O_DRAIN,
-           O_BALANCE, O_MPATH, O_MPORT, O_ALOG };
+           O_BALANCE, O_MPATH, O_MPORT, O_ALOG, O_MAXREQ };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"host", required_argument, NULL, O_HOST},
@@ -240,6 +241,7 @@ int main(int argc, char **argv)
         {"metrics-path", required_argument, NULL, O_MPATH},
         {"metrics-port", required_argument, NULL, O_MPORT},
         {"access-log", required_argument, NULL, O_ALOG},
+        {"max-requests", required_argument, NULL, O_MAXREQ},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -262,6 +264,7 @@ int main(int argc, char **argv)
         case O_MPATH: metrics_path = optarg; break;
         case O_MPORT: metrics_port = (int)tool_parse_size("--metrics-port", optarg); break;
         case O_ALOG: access_log = optarg; break;
+        case O_MAXREQ: ho.max_requests = tool_parse_size("--max-requests", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

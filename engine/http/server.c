@@ -373,6 +373,9 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     c->req = req;
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
+    /* The connection's last request by max_requests: its response says "Connection: close". */
+    if (c->s->o.max_requests && c->nreq >= c->s->o.max_requests)
+        c->keep_alive = false;
     c->resp = CORIO__HTTP_RESP_NONE;
     struct corio__http_log_mark mark;
     if (c->s->log)

@@ -393,6 +393,10 @@ struct corio_http_server_opts {
                                backlog. Default 10000 */
     size_t buffer_size;     /* per-connection input and output buffers, each; at least
                                max_head_bytes + 1. Default 16 KiB */
+    uint64_t max_requests;  /* requests one connection may make: the response to the last
+                               says "Connection: close" and the connection then closes, so
+                               that clients spread over restarted or added servers. Default
+                               (0): no limit */
     /* The access log: one line per request, off by default (see corio_http_access_log_fn).
      * Lines go to access_log when set, else to access_log_fd when it is above 0. */
     corio_http_access_log_fn *access_log; /* receives the lines; NULL: none */
@@ -401,7 +405,7 @@ struct corio_http_server_opts {
     /* Zero: room for the options of later 1.x releases. The struct is read field by field and
      * zero means the default for each, as corio_loop_opts (corio.h): a new option comes out of
      * this room, so that the struct keeps its size. */
-    unsigned char reserved_[68];
+    unsigned char reserved_[60];
 };
 
 /* A server's counters, kept by the server and read with corio_http_server_stats. */
