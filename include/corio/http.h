@@ -369,9 +369,9 @@ typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_htt
  * last corio_http_serve or corio_http_serve_conn of the server returns. The function runs on the
  * loop's thread, in a coroutine of the server's (the connection's whose line filled the buffer,
  * a timer's, or the serving call's as it ends), and must not suspend: copy the lines, or write
- * them without waiting. Without a function, access_log_fd gets the lines with write(2) on the loop's thread, as nginx
- * writes its log: give it a file, or a pipe that is read promptly. @arg is the option's
- * access_log_arg. Returns nothing. */
+ * them without waiting. Without a function, access_log_fd gets the lines with write(2) on the
+ * loop's thread, as nginx writes its log: give it a file, or a pipe that is read promptly. @arg is
+ * the option's access_log_arg. Returns nothing. */
 typedef void corio_http_access_log_fn(void *arg, const char *lines, size_t len);
 
 /* The server's configuration. The timeouts are durations in nanoseconds (CORIO_SEC(10)), not
