@@ -41,17 +41,17 @@ struct rig {
 /* A client connection with its unread input. */
 struct conn {
     int fd;
-    size_t len;       /* bytes in buf */
-    char buf[16384];  /* received, not yet consumed */
+    size_t len;      /* bytes in buf */
+    char buf[16384]; /* received, not yet consumed */
 };
 
 /* One response as the client read it. */
 struct reply {
     int status;
-    bool close;        /* "Connection: close" */
-    size_t bytes;      /* head and body, as received */
-    char body[256];    /* the body's first bytes, NUL-terminated */
-    int64_t body_len;  /* Content-Length */
+    bool close;       /* "Connection: close" */
+    size_t bytes;     /* head and body, as received */
+    char body[256];   /* the body's first bytes, NUL-terminated */
+    int64_t body_len; /* Content-Length */
 };
 
 static bool conn_open(struct rig *r, struct conn *c)
@@ -111,8 +111,8 @@ static bool conn_reply(struct conn *c, struct reply *rp, int64_t deadline)
         if (conn_more(c, deadline) <= 0)
             return T_EXPECT(!"a whole response body");
     }
-    size_t keep = (size_t)rp->body_len < sizeof(rp->body) ? (size_t)rp->body_len
-                                                          : sizeof(rp->body) - 1;
+    size_t keep =
+        (size_t)rp->body_len < sizeof(rp->body) ? (size_t)rp->body_len : sizeof(rp->body) - 1;
     memcpy(rp->body, c->buf + hl, keep);
     rp->bytes = hl + (size_t)rp->body_len;
     memmove(c->buf, c->buf + rp->bytes, c->len - rp->bytes);
@@ -251,11 +251,11 @@ static void test_http_conn_idle_timeout(void **state)
 
 /* What the access log's function received. */
 struct sink {
-    char *text;   /* every line, in order */
-    size_t len;   /* bytes in text */
-    size_t cap;   /* its size */
-    unsigned calls;         /* hand-overs */
-    bool torn;              /* a hand-over that did not end a line */
+    char *text;     /* every line, in order */
+    size_t len;     /* bytes in text */
+    size_t cap;     /* its size */
+    unsigned calls; /* hand-overs */
+    bool torn;      /* a hand-over that did not end a line */
 };
 
 static void sink_lines(void *arg, const char *lines, size_t len)
@@ -293,8 +293,8 @@ static void expect_line(const char *line, const char *request_line, int status, 
     int st = 0;
     unsigned long long nb = 0;
     double secs = -1;
-    int n = sscanf(line, "127.0.0.1 - - [%63[^]]] \"%255[^\"]\" %d %llu %lf\n", date, req, &st,
-                   &nb, &secs);
+    int n = sscanf(line, "127.0.0.1 - - [%63[^]]] \"%255[^\"]\" %d %llu %lf\n", date, req, &st, &nb,
+                   &secs);
     if (!T_EXPECT_EQ(n, 5))
         return;
     T_EXPECT(strlen(date) == 26 && strcmp(date + 20, " +0000") == 0);
@@ -426,16 +426,16 @@ static void test_http_conn_access_log_fd(void **state)
 
 /* An upload: what the client sends and what the handler saw. */
 struct upload {
-    int64_t size;     /* body bytes */
-    bool chunked;     /* chunked, else Content-Length */
-    char *block;      /* the pattern */
-    char *buf;        /* the handler's read buffer */
-    int fd;           /* the file the handler writes the body to */
-    int64_t got;      /* bytes the handler read */
-    bool same;        /* they were the pattern */
-    long rss_start;   /* VmRSS before the upload, KiB */
-    long rss_max;     /* the highest VmRSS the handler saw, KiB */
-    int status;       /* the final response's */
+    int64_t size;   /* body bytes */
+    bool chunked;   /* chunked, else Content-Length */
+    char *block;    /* the pattern */
+    char *buf;      /* the handler's read buffer */
+    int fd;         /* the file the handler writes the body to */
+    int64_t got;    /* bytes the handler read */
+    bool same;      /* they were the pattern */
+    long rss_start; /* VmRSS before the upload, KiB */
+    long rss_max;   /* the highest VmRSS the handler saw, KiB */
+    int status;     /* the final response's */
 };
 
 /* Reads the field @name ("VmRSS:") of /proc/self/status, in KiB. Returns it, or -1. */
@@ -540,11 +540,14 @@ static void cl_upload(struct rig *r)
     u->rss_start = status_kib("VmRSS:");
     char head[160];
     if (u->chunked)
-        snprintf(head, sizeof(head), "PUT /upload HTTP/1.1\r\nHost: t\r\n"
-                                     "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+        snprintf(head, sizeof(head),
+                 "PUT /upload HTTP/1.1\r\nHost: t\r\n"
+                 "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
     else
-        snprintf(head, sizeof(head), "PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %" PRId64
-                                     "\r\nExpect: 100-continue\r\n\r\n", u->size);
+        snprintf(head, sizeof(head),
+                 "PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %" PRId64
+                 "\r\nExpect: 100-continue\r\n\r\n",
+                 u->size);
     conn_send(&c, head);
     /* The client waits for the go-ahead; it comes because the handler reads. */
     if (!conn_reply(&c, &rp, T_DL(WAIT_MS)) || !T_EXPECT_EQ(rp.status, 100))
@@ -601,8 +604,8 @@ static void run_upload(void **state, bool chunked)
     assert_int_equal(fstat(u.fd, &st), 0);
     printf("# %s upload of %" PRId64 " MiB: %.0f ms (%.0f MiB/s), RSS %ld KiB at the start, "
            "%ld KiB at most while it streamed\n",
-           chunked ? "chunked" : "Content-Length", u.size >> 20, ms, (double)(u.size >> 20) / ms * 1e3,
-           u.rss_start, u.rss_max);
+           chunked ? "chunked" : "Content-Length", u.size >> 20, ms,
+           (double)(u.size >> 20) / ms * 1e3, u.rss_start, u.rss_max);
     assert_int_equal(u.status, 200);
     assert_int_equal(u.got, u.size);
     assert_int_equal(st.st_size, u.size);
@@ -688,7 +691,7 @@ static int h_route_continue(struct corio_http_conn *c, const struct corio_http_r
 {
     size_t n = req->target_len;
     return n == 6 && memcmp(req->target, "/count", 6) == 0 ? h_count(c, req, arg)
-                                                          : h_refuse(c, req, arg);
+                                                           : h_refuse(c, req, arg);
 }
 
 static void test_http_conn_continue(void **state)
