@@ -52,6 +52,7 @@ struct reply {
     size_t bytes;     /* head and body, as received */
     char body[256];   /* the body's first bytes, NUL-terminated */
     int64_t body_len; /* Content-Length */
+    bool chunked;     /* Transfer-Encoding: chunked */
 };
 
 static bool conn_open(struct rig *r, struct conn *c)
@@ -90,9 +91,9 @@ static const char *head_field(const char *h, size_t n, const char *name)
     return NULL;
 }
 
-/* Reads one response with a Content-Length body (or none, for a 1xx). Returns whether one came
+/* Reads a response head and consumes it, leaving the body in c->buf. Returns whether one came
  * whole by @deadline. */
-static bool conn_reply(struct conn *c, struct reply *rp, int64_t deadline)
+static bool conn_head(struct conn *c, struct reply *rp, int64_t deadline)
 {
     memset(rp, 0, sizeof(*rp));
     char *end;
@@ -105,18 +106,34 @@ static bool conn_reply(struct conn *c, struct reply *rp, int64_t deadline)
         return false;
     const char *cl = head_field(c->buf, hl, "Content-Length");
     const char *conn = head_field(c->buf, hl, "Connection");
+    const char *te = head_field(c->buf, hl, "Transfer-Encoding");
     rp->body_len = cl ? strtoll(cl, NULL, 10) : 0;
     rp->close = conn && strncmp(conn, "close", 5) == 0;
-    while (c->len < hl + (size_t)rp->body_len) {
+    rp->chunked = te && strncmp(te, "chunked", 7) == 0;
+    rp->bytes = hl;
+    memmove(c->buf, c->buf + hl, c->len - hl);
+    c->len -= hl;
+    return true;
+}
+
+/* Reads one response with a Content-Length body (or none, for a 1xx). Returns whether one came
+ * whole by @deadline. */
+static bool conn_reply(struct conn *c, struct reply *rp, int64_t deadline)
+{
+    if (!conn_head(c, rp, deadline))
+        return false;
+    size_t n = (size_t)rp->body_len;
+    if (!T_EXPECT(n <= sizeof(c->buf)))
+        return false;
+    while (c->len < n) {
         if (conn_more(c, deadline) <= 0)
             return T_EXPECT(!"a whole response body");
     }
-    size_t keep =
-        (size_t)rp->body_len < sizeof(rp->body) ? (size_t)rp->body_len : sizeof(rp->body) - 1;
-    memcpy(rp->body, c->buf + hl, keep);
-    rp->bytes = hl + (size_t)rp->body_len;
-    memmove(c->buf, c->buf + rp->bytes, c->len - rp->bytes);
-    c->len -= rp->bytes;
+    size_t keep = n < sizeof(rp->body) ? n : sizeof(rp->body) - 1;
+    memcpy(rp->body, c->buf, keep);
+    rp->bytes += n;
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
     return true;
 }
 
@@ -700,6 +717,168 @@ static void test_http_conn_continue(void **state)
     rig_run(state, &r, "/*", h_route_continue);
 }
 
+/* ---- response bodies from a file ------------------------------------------------------------ */
+
+/* The file the handlers send from: FILE_BYTES of a pattern, larger than the server's output
+ * buffer and its pipes' capacity, an odd size so that no piece lines up. */
+#define FILE_BYTES (3 * 256 * 1024 + 4099)
+
+struct file_rig {
+    int fd;        /* the file */
+    char *data;    /* its bytes */
+    int misuse[4]; /* what the calls made wrongly returned */
+    int short_err; /* what a range past the file's end returned */
+};
+
+/* Answers by path: /whole (Content-Length, the whole file in one call), /pieces (Content-Length,
+ * three calls, one of them short), /chunked (unknown length: two chunks from the file),
+ * /short (a range past the end: cut), /misuse (calls refused). */
+static bool target_is(const struct corio_http_request *req, const char *path)
+{
+    return req->target_len == strlen(path) && memcmp(req->target, path, req->target_len) == 0;
+}
+
+static int h_file(struct corio_http_conn *c, const struct corio_http_request *req, void *arg)
+{
+    struct file_rig *f = arg;
+    int64_t dl = T_DL(WAIT_MS);
+    if (target_is(req, "/whole")) {
+        corio_http_respond_start(c, 200, "application/octet-stream", FILE_BYTES, dl);
+        return corio_http_send_file(c, f->fd, 0, FILE_BYTES, dl);
+    }
+    if (target_is(req, "/pieces")) {
+        corio_http_respond_start(c, 200, NULL, FILE_BYTES, dl);
+        int err = corio_http_send_file(c, f->fd, 0, 100, dl);
+        if (!err)
+            err = corio_http_write(c, f->data + 100, 200, dl);
+        if (!err)
+            err = corio_http_send_file(c, f->fd, 300, FILE_BYTES - 300, dl);
+        return err;
+    }
+    if (target_is(req, "/chunked")) {
+        corio_http_respond_start(c, 200, NULL, -1, dl);
+        int err = corio_http_send_file(c, f->fd, 7, FILE_BYTES - 7, dl);
+        return err ? err : corio_http_send_file(c, f->fd, 0, 7, dl);
+    }
+    if (target_is(req, "/short")) {
+        corio_http_respond_start(c, 200, NULL, FILE_BYTES, dl);
+        f->short_err = corio_http_send_file(c, f->fd, 10, FILE_BYTES, dl);
+        return 0;
+    }
+    f->misuse[0] = corio_http_send_file(c, f->fd, 0, 10, dl); /* nothing started */
+    corio_http_respond_start(c, 200, NULL, 10, dl);
+    f->misuse[1] = corio_http_send_file(c, f->fd, 0, 11, dl); /* more than owed */
+    f->misuse[2] = corio_http_send_file(c, -1, 0, 10, dl);
+    f->misuse[3] = corio_http_send_file(c, f->fd, 0, 10, dl);
+    return 0;
+}
+
+/* Reads @n body bytes and expects them to be @want. Returns whether they were. */
+static bool conn_body_is(struct conn *c, const char *want, size_t n)
+{
+    size_t at = 0;
+    while (at < n) {
+        if (c->len == 0 && conn_more(c, T_DL(WAIT_MS)) <= 0)
+            return T_EXPECT(!"the whole body");
+        size_t k = c->len < n - at ? c->len : n - at;
+        if (!T_EXPECT(memcmp(c->buf, want + at, k) == 0))
+            return false;
+        memmove(c->buf, c->buf + k, c->len - k);
+        c->len -= k;
+        at += k;
+    }
+    return true;
+}
+
+/* Reads a chunked body and expects its payload to be @want (@n bytes). Returns whether it was. */
+static bool conn_chunked_is(struct conn *c, const char *want, size_t n)
+{
+    size_t at = 0;
+    for (;;) {
+        char *eol;
+        while (!(eol = memmem(c->buf, c->len, "\r\n", 2))) {
+            if (conn_more(c, T_DL(WAIT_MS)) <= 0)
+                return T_EXPECT(!"a chunk-size line");
+        }
+        size_t size = strtoul(c->buf, NULL, 16), ll = (size_t)(eol + 2 - c->buf);
+        memmove(c->buf, c->buf + ll, c->len - ll);
+        c->len -= ll;
+        if (!T_EXPECT(at + size <= n) || !conn_body_is(c, want + at, size) ||
+            !conn_body_is(c, "\r\n", 2))
+            return false;
+        at += size;
+        if (size == 0)
+            return T_EXPECT_EQ(at, n);
+    }
+}
+
+static void cl_file(struct rig *r)
+{
+    struct file_rig *f = r->arg;
+    struct conn c;
+    struct reply rp;
+    /* The data of the last request as it should come: rotated by 7 bytes for /chunked. */
+    char *rot = malloc(FILE_BYTES);
+    if (!T_EXPECT(rot != NULL) || !conn_open(r, &c))
+        return;
+    memcpy(rot, f->data + 7, FILE_BYTES - 7);
+    memcpy(rot + FILE_BYTES - 7, f->data, 7);
+    static const char *const gets[] = {"/whole", "/pieces", "/chunked"};
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < 3; i++) {
+            char req[96];
+            snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", gets[i]);
+            conn_send(&c, req);
+            if (!conn_head(&c, &rp, T_DL(WAIT_MS)) || !T_EXPECT_EQ(rp.status, 200))
+                goto out;
+            if (i < 2)
+                T_EXPECT(rp.body_len == FILE_BYTES && conn_body_is(&c, f->data, FILE_BYTES));
+            else
+                T_EXPECT(rp.chunked && conn_chunked_is(&c, rot, FILE_BYTES));
+        }
+        /* The file's pages dropped from the page cache (where the kernel agrees): the second
+         * round reads them in again as it sends. */
+        fdatasync(f->fd);
+        posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED);
+    }
+    /* HEAD: a head only, the call a no-op. */
+    conn_send(&c, "HEAD /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (conn_head(&c, &rp, T_DL(WAIT_MS)))
+        T_EXPECT(rp.status == 200 && rp.body_len == FILE_BYTES && c.len == 0);
+    conn_send(&c, "GET /misuse HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (conn_head(&c, &rp, T_DL(WAIT_MS)))
+        T_EXPECT(rp.body_len == 10 && conn_body_is(&c, f->data, 10));
+    /* A range past the file's end: the body is cut, and the connection ends. */
+    conn_send(&c, "GET /short HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (conn_head(&c, &rp, T_DL(WAIT_MS)) && T_EXPECT_EQ(rp.body_len, FILE_BYTES)) {
+        ssize_t n;
+        c.len = 0;
+        while ((n = conn_more(&c, T_DL(WAIT_MS))) > 0)
+            c.len = 0;
+        T_EXPECT_EQ(n, 0);
+        T_EXPECT_EQ(f->short_err, -EIO);
+    }
+out:
+    corio_close(c.fd);
+    free(rot);
+}
+
+static void test_http_conn_send_file(void **state)
+{
+    struct file_rig f = {.fd = t_tmpfile(), .data = malloc(FILE_BYTES)};
+    assert_true(f.fd >= 0 && f.data);
+    t_fill(f.data, FILE_BYTES, 21, 0);
+    assert_int_equal(pwrite(f.fd, f.data, FILE_BYTES, 0), FILE_BYTES);
+    struct rig r = {.client = cl_file, .arg = &f};
+    rig_run(state, &r, "/*", h_file);
+    assert_int_equal(f.misuse[0], -EINVAL);
+    assert_int_equal(f.misuse[1], -EINVAL);
+    assert_int_equal(f.misuse[2], -EINVAL);
+    assert_int_equal(f.misuse[3], 0);
+    free(f.data);
+    close(f.fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +889,7 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_conn_upload_length),
         T_LOOP_FDS_TEST(test_http_conn_upload_chunked),
         T_LOOP_FDS_TEST(test_http_conn_continue),
+        T_LOOP_FDS_TEST(test_http_conn_send_file),
     };
     /* The slow variant (CORIO_TEST_UPLOAD_MIB=1024, test_http_conn_1g) runs the uploads only. */
     const struct CMUnitTest uploads[] = {

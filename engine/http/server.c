@@ -81,6 +81,7 @@ void corio_http_server_free(struct corio_http_server *s)
         free(s->routes[i].path);
     free(s->routes);
     corio__http_log_free(s);
+    corio__http_pipes_free(s);
     if (s->root_fd >= 0)
         close(s->root_fd);
     free(s);

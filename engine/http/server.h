@@ -54,6 +54,7 @@ struct corio_http_server {
     size_t head_len;                       /* bytes in head */
     char head[CORIO__HTTP_HEAD_START_MAX]; /* the lines */
     struct corio__http_log *log;           /* the access log, NULL when off (access.c) */
+    struct corio__http_pipes *pipes;       /* pipes kept for file bodies (sendfile.c) */
 };
 
 /* Where the response to the request being served stands. */
@@ -217,6 +218,19 @@ void corio__http_body_discard(struct corio_http_conn *c);
 /* Answers a GET or HEAD @req with the file it names below the server's root. May suspend.
  * Returns nothing: the outcome is the response (or a broken connection). */
 void corio__http_serve_file(struct corio_http_conn *c, const struct corio_http_request *req);
+
+/* ---- sendfile.c: response bodies from a file --------------------------------------------------
+ */
+
+/* Sends @len bytes of file @fd from @off as body bytes, after what the output buffer holds, with
+ * no framing of its own; the sends wait until @deadline at the latest (and the idle bound), each
+ * file read too (and body_timeout). May suspend. Returns 0, or -errno with the connection
+ * marked broken (-EIO when the file ends before @len bytes). */
+int corio__http_send_range(struct corio_http_conn *c, int fd, int64_t off, int64_t len,
+                           int64_t deadline);
+
+/* Closes the pipes @s kept. Returns nothing. */
+void corio__http_pipes_free(struct corio_http_server *s);
 
 /* ---- access.c: the access log ----------------------------------------------------------------
  */

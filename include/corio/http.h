@@ -544,6 +544,23 @@ CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status,
 CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len,
                                int64_t deadline);
 
+/* Sends @len bytes of the open file @fd, from offset @off, as body bytes of a response started
+ * with corio_http_respond_start: for a Content-Length body at most what it still owes, for a body
+ * of unknown length one chunk (or the bytes as they are for an HTTP/1.0 client). The bytes go
+ * from the page cache to the socket with splice(2), through a pipe of the server's, never through
+ * the caller's memory nor the server's (a short range is copied to the output buffer instead, to
+ * go out with the head in one send). The file's offset is not moved, and @fd stays the caller's:
+ * it may be closed when the call returns. @fd must be a file splice(2) reads from (a regular
+ * file, a block device); bytes of it not in the page cache are read in first without holding the
+ * loop's thread. The call waits for the peer to take the bytes until @deadline at
+ * the latest (or the server's idle bound, if earlier). For a HEAD request nothing is sent and the
+ * call returns 0. A failure cuts the response: the connection closes after the handler. May
+ * suspend. Returns 0 or -errno: -EINVAL without a started response, for a negative @fd, @off or
+ * @len, or for more bytes than Content-Length left; -EIO when the file ends before @off + @len;
+ * -ETIMEDOUT; -EPIPE when the peer is gone; another errno of splice(2) or read(2). */
+CORIO_API int corio_http_send_file(struct corio_http_conn *c, int fd, int64_t off, int64_t len,
+                                   int64_t deadline);
+
 /* Ends a response started with corio_http_respond_start(..., -1, ...): the last chunk for an
  * HTTP/1.1 client (buffered like the writes), nothing for an HTTP/1.0 one, whose connection then
  * closes. A response that is already complete (a corio_http_respond, a Content-Length body sent
