@@ -375,11 +375,11 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     /* The connection's last request by max_requests: its response says "Connection: close". */
-    if (c->s->o.max_requests && c->nreq >= c->s->o.max_requests)
+    if (__builtin_expect(c->nreq == c->s->o.max_requests, 0))
         c->keep_alive = false;
     c->resp = CORIO__HTTP_RESP_NONE;
     struct corio__http_log_mark mark;
-    if (c->s->log)
+    if (__builtin_expect(c->s->log != NULL, 0))
         corio__http_log_mark(c, &mark);
     corio__http_body_start(c, req, c->rpos + hl);
     dispatch(c, req);
@@ -387,7 +387,7 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     corio_set_deadline(CORIO_FOREVER, NULL);
     if (c->keep_alive && !c->broken)
         corio__http_body_discard(c);
-    if (c->s->log)
+    if (__builtin_expect(c->s->log != NULL, 0))
         corio__http_log_request(c, req, &mark);
     if (!c->keep_alive || c->broken || corio_cancelled()) {
         corio__http_flush(c, CORIO_FOREVER);
