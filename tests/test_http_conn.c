@@ -725,9 +725,11 @@ static void test_http_conn_continue(void **state)
 /* The file the handlers send from: FILE_BYTES of a pattern, larger than the server's output
  * buffer and its pipes' capacity, an odd size so that no piece lines up. */
 #define FILE_BYTES (3 * 256 * 1024 + 4099)
+#define BIG_BYTES (64 * 1024 * 1024)
 
 struct file_rig {
     int fd;        /* the file */
+    int big_fd;    /* a sparse file of BIG_BYTES, more than the sockets hold */
     char *data;    /* its bytes */
     int misuse[4]; /* what the calls made wrongly returned */
     int short_err; /* what a range past the file's end returned */
@@ -762,6 +764,10 @@ static int h_file(struct corio_http_conn *c, const struct corio_http_request *re
         corio_http_respond_start(c, 200, NULL, -1, dl);
         int err = corio_http_send_file(c, f->fd, 7, FILE_BYTES - 7, dl);
         return err ? err : corio_http_send_file(c, f->fd, 0, 7, dl);
+    }
+    if (target_is(req, "/big")) {
+        corio_http_respond_start(c, 200, NULL, BIG_BYTES, dl);
+        return corio_http_send_file(c, f->big_fd, 0, BIG_BYTES, dl);
     }
     if (target_is(req, "/short")) {
         corio_http_respond_start(c, 200, NULL, FILE_BYTES, dl);
@@ -866,10 +872,39 @@ out:
     free(rot);
 }
 
+/* Clients that go away in the middle of a file's body, after the server has filled the socket and
+ * waits for room: the reset they cause ends the server's splices with ECONNRESET, or with EPIPE
+ * where the connection's receive took the reset first (io_uring's multishot receive stays armed),
+ * and that raises SIGPIPE, which would end this process, the server's, unless it is taken back.
+ * Then a whole body again. */
+static void cl_file_gone(struct rig *r)
+{
+    struct file_rig *f = r->arg;
+    struct conn c;
+    struct reply rp;
+    for (int i = 0; i < 8; i++) {
+        if (!conn_open(r, &c))
+            return;
+        conn_send(&c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+        T_EXPECT(conn_head(&c, &rp, T_DL(WAIT_MS)));
+        /* Unread bytes make the close a reset. */
+        t_sleep_ms(5 + i);
+        corio_close(c.fd);
+        t_sleep_ms(5);
+    }
+    if (!conn_open(r, &c))
+        return;
+    conn_send(&c, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (conn_head(&c, &rp, T_DL(WAIT_MS)))
+        T_EXPECT(conn_body_is(&c, f->data, FILE_BYTES));
+    corio_close(c.fd);
+}
+
 static void test_http_conn_send_file(void **state)
 {
-    struct file_rig f = {.fd = t_tmpfile(), .data = malloc(FILE_BYTES)};
-    assert_true(f.fd >= 0 && f.data);
+    struct file_rig f = {.fd = t_tmpfile(), .big_fd = t_tmpfile(), .data = malloc(FILE_BYTES)};
+    assert_true(f.fd >= 0 && f.big_fd >= 0 && f.data);
+    assert_int_equal(ftruncate(f.big_fd, BIG_BYTES), 0);
     t_fill(f.data, FILE_BYTES, 21, 0);
     assert_int_equal(pwrite(f.fd, f.data, FILE_BYTES, 0), FILE_BYTES);
     struct rig r = {.client = cl_file, .arg = &f};
@@ -878,8 +913,11 @@ static void test_http_conn_send_file(void **state)
     assert_int_equal(f.misuse[1], -EINVAL);
     assert_int_equal(f.misuse[2], -EINVAL);
     assert_int_equal(f.misuse[3], 0);
+    struct rig gone = {.client = cl_file_gone, .arg = &f};
+    rig_run(state, &gone, "/*", h_file);
     free(f.data);
     close(f.fd);
+    close(f.big_fd);
 }
 
 int main(void)

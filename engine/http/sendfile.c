@@ -93,7 +93,10 @@ static ssize_t splice_out(struct corio_http_conn *c, int fl, int p, size_t n, un
     int err = errno;
     if (!(fl & O_NONBLOCK))
         fcntl(c->fd, F_SETFL, fl);
-    if (m < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+    /* A splice moves the pipe's buffers one send each: one that failed after others went out
+     * raised its SIGPIPE all the same, and the splice returns the short count. A splice that moved
+     * everything raised none, so only a short one or a failure needs the look. */
+    if ((m < 0 ? err == EPIPE : (size_t)m < n) && !sigismember(&old, SIGPIPE)) {
         const struct timespec now = {0, 0};
         sigtimedwait(&pipe_set, NULL, &now);
     }
