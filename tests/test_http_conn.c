@@ -920,6 +920,48 @@ static void test_http_conn_send_file(void **state)
     close(f.big_fd);
 }
 
+/* ---- cookies --------------------------------------------------------------------------------- */
+
+static void test_http_conn_cookies(void **state)
+{
+    (void)state;
+    static const char head[] = "GET / HTTP/1.1\r\nHost: t\r\n"
+                               "Cookie: a=1; b=two ;\tsid=\"q v\"; flag; e = x\r\n"
+                               "Accept: */*\r\n"
+                               "cookie: c=3; a=second; f=\r\n\r\n";
+    struct corio_http_parser p = CORIO_HTTP_PARSER_INIT;
+    struct corio_http_request req;
+    struct corio_http_header hdrs[8];
+    assert_int_equal(corio_http_parse_request(&p, head, sizeof(head) - 1, NULL, &req, hdrs, 8),
+                     sizeof(head) - 1);
+    static const struct {
+        const char *name;
+        ssize_t ret;
+        const char *value;
+    } cases[] = {
+        {"a", 1, "1"},           /* the first of two */
+        {"b", 3, "two"},         /* whitespace around the pair */
+        {"sid", 3, "q v"},       /* quotes off */
+        {"e", 1, "x"},           /* whitespace around '=' */
+        {"c", 1, "3"},           /* the second field */
+        {"f", 0, ""},            /* empty */
+        {"flag", -ENOENT, NULL}, /* no '=': no pair */
+        {"A", -ENOENT, NULL},    /* names are case-sensitive */
+        {"d", -ENOENT, NULL},
+        {"", -ENOENT, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[16] = "unset";
+        ssize_t r = corio_http_cookie_get(&req, cases[i].name, out, sizeof(out));
+        assert_int_equal(r, cases[i].ret);
+        if (r >= 0)
+            assert_string_equal(out, cases[i].value);
+    }
+    char small[3];
+    assert_int_equal(corio_http_cookie_get(&req, "b", small, sizeof(small)), -ENOSPC);
+    assert_int_equal(corio_http_cookie_get(&req, "a", small, sizeof(small)), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -931,6 +973,7 @@ int main(void)
         T_LOOP_FDS_TEST(test_http_conn_upload_chunked),
         T_LOOP_FDS_TEST(test_http_conn_continue),
         T_LOOP_FDS_TEST(test_http_conn_send_file),
+        cmocka_unit_test(test_http_conn_cookies),
     };
     /* The slow variant (CORIO_TEST_UPLOAD_MIB=1024, test_http_conn_1g) runs the uploads only. */
     const struct CMUnitTest uploads[] = {

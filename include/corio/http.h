@@ -215,6 +215,17 @@ CORIO_API ssize_t corio_http_header_join(const struct corio_http_request *req, c
 CORIO_API ssize_t corio_http_query_get(const struct corio_http_request *req, const char *key,
                                        char *out, size_t cap);
 
+/* Looks up the cookie @name in @req's Cookie header fields (every one of them, in order: a client
+ * sends one, HTTP/2 gateways several): the pairs are "name=value" separated by ';', with SP or
+ * HTAB allowed around them, and a value in double quotes is given without them. @name is compared
+ * exactly (cookie names are case-sensitive); the first match wins, and a pair without '=' is
+ * skipped. The value is copied to @out as it was sent (cookies are opaque: no %-decoding) and
+ * NUL-terminated. Pure: never suspends. Returns its length (without the NUL), -ENOENT when no
+ * pair has that name (or @name is empty), or -ENOSPC when it and its NUL do not fit in @cap
+ * bytes. */
+CORIO_API ssize_t corio_http_cookie_get(const struct corio_http_request *req, const char *name,
+                                        char *out, size_t cap);
+
 /* Prepares @c to decode one chunked body under @lim (NULL: defaults): max_body_bytes bounds the
  * decoded payload and max_head_bytes bounds the trailer section. Returns nothing. */
 CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c,
