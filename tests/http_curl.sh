@@ -1,7 +1,7 @@
 #!/bin/sh
 # Drives a real corio-httpd with curl: static files from a scratch root (GET compared byte for
 # byte with cmp, HEAD, Range, 404, 304, keep-alive reuse) and the default hello server (GET / is
-# exactly "Hello, World!" as text/plain). Each server must stop on SIGTERM with status 0 within
+# exactly "Hello, World!" as text/plain), its --access-log and --max-requests. Each server must stop on SIGTERM with status 0 within
 # 2 s (under ASan that also means no leak at exit).
 #
 # usage: http_curl.sh <path-to-corio-httpd> <scratch-dir>
@@ -142,6 +142,20 @@ expect_eq "hello HEAD / status and body size" "$out" "200 0"
 out=$($CURL -o /dev/null -w '%{http_code}' "$URL/other") || fail "hello GET /other: curl failed"
 expect_eq "hello GET /other status" "$out" 404
 stop_httpd
+
+# ---- the access log and max_requests ---------------------------------------------------------
+# Three GETs on a keep-alive connection that may serve two: the second response closes it, so
+# the third needs a connection of its own. Each request has its line in the log, written by the
+# time the server has ended (the log hands its lines over once a second and at the end).
+start_httpd --access-log "$TMP/access.log" --max-requests 2
+URL="http://127.0.0.1:$PORT"
+out=$($CURL -o /dev/null -o /dev/null -o /dev/null -w '%{http_code}:%{num_connects} ' \
+    "$URL/" "$URL/x" "$URL/") || fail "max-requests GETs: curl failed"
+expect_eq "max-requests statuses and new connections" "$out" "200:1 404:0 200:1 "
+stop_httpd
+expect_eq "access log lines" "$(wc -l <"$TMP/access.log" | tr -d ' ')" 3
+grep -Eq '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /x HTTP/1\.1" 404 [0-9]+ [0-9]+\.[0-9]{6}$' \
+    "$TMP/access.log" || fail "access log: no line for GET /x: $(cat "$TMP/access.log")"
 
 echo "http_curl: all checks passed"
 exit 0
