@@ -6,6 +6,8 @@
  *   respond.c  response heads, added header fields, responses, streamed responses, error responses
  *   body.c     request bodies: Content-Length and chunked, 100-continue, discarding
  *   static.c   static files below the server's root
+ *   sendfile.c response bodies from a file: corio_http_send_file, and the static files' bodies
+ *   access.c   the access log
  *
  * A connection owns one allocation: its input buffer, its output buffer, the room for the header
  * lines a handler adds to a response, and the parsed header fields. A request head is
