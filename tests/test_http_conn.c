@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -769,6 +770,21 @@ static int h_file(struct corio_http_conn *c, const struct corio_http_request *re
         corio_http_respond_start(c, 200, NULL, BIG_BYTES, dl);
         return corio_http_send_file(c, f->big_fd, 0, BIG_BYTES, dl);
     }
+    if (target_is(req, "/nofd")) {
+        /* No descriptor can be had while the body goes (the limit at the lowest free one), so
+         * neither can a pipe: the bytes go through the output buffer. */
+        struct rlimit was, now;
+        int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        getrlimit(RLIMIT_NOFILE, &was);
+        now = was;
+        now.rlim_cur = probe >= 0 ? (rlim_t)probe : was.rlim_cur;
+        close(probe);
+        setrlimit(RLIMIT_NOFILE, &now);
+        corio_http_respond_start(c, 200, NULL, FILE_BYTES, dl);
+        int err = corio_http_send_file(c, f->fd, 0, FILE_BYTES, dl);
+        setrlimit(RLIMIT_NOFILE, &was);
+        return err;
+    }
     if (target_is(req, "/short")) {
         corio_http_respond_start(c, 200, NULL, FILE_BYTES, dl);
         f->short_err = corio_http_send_file(c, f->fd, 10, FILE_BYTES, dl);
@@ -900,6 +916,20 @@ static void cl_file_gone(struct rig *r)
     corio_close(c.fd);
 }
 
+/* The body of a file on a fresh server (no pipe kept) when no pipe can be made. */
+static void cl_file_nofd(struct rig *r)
+{
+    struct file_rig *f = r->arg;
+    struct conn c;
+    struct reply rp;
+    if (!conn_open(r, &c))
+        return;
+    conn_send(&c, "GET /nofd HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (conn_head(&c, &rp, T_DL(WAIT_MS)) && T_EXPECT_EQ(rp.status, 200))
+        T_EXPECT(conn_body_is(&c, f->data, FILE_BYTES));
+    corio_close(c.fd);
+}
+
 static void test_http_conn_send_file(void **state)
 {
     struct file_rig f = {.fd = t_tmpfile(), .big_fd = t_tmpfile(), .data = malloc(FILE_BYTES)};
@@ -915,6 +945,8 @@ static void test_http_conn_send_file(void **state)
     assert_int_equal(f.misuse[3], 0);
     struct rig gone = {.client = cl_file_gone, .arg = &f};
     rig_run(state, &gone, "/*", h_file);
+    struct rig nofd = {.client = cl_file_nofd, .arg = &f};
+    rig_run(state, &nofd, "/*", h_file);
     free(f.data);
     close(f.fd);
     close(f.big_fd);

@@ -145,43 +145,6 @@ static int warm(struct corio_http_conn *c, int fd, int64_t off, int64_t len, int
     return n > 0 ? 0 : n == 0 ? -EIO : (int)n;
 }
 
-/* Sends @len bytes of @fd from @off through a pipe. Returns 0 or -errno. */
-static int splice_range(struct corio_http_conn *c, int fd, int64_t off, int64_t len,
-                        int64_t deadline)
-{
-    int fl = fcntl(c->fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    int p[2];
-    int err = pipe_take(c->s, p);
-    if (err)
-        return err;
-    while (len > 0) {
-        loff_t pos = off;
-        ssize_t n = splice(fd, &pos, p[1], NULL, len < PIPE_BYTES ? (size_t)len : PIPE_BYTES,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n < 0 && errno == EAGAIN) {
-            err = warm(c, fd, off, len, deadline);
-            if (err)
-                break;
-            continue;
-        }
-        if (n <= 0) {
-            /* The file shrank under us (0), or cannot be spliced. */
-            err = n == 0 ? -EIO : -errno;
-            break;
-        }
-        off += n;
-        len -= n;
-        err = pipe_to_socket(c, fl, p[0], (size_t)n, len > 0, deadline);
-        if (err)
-            break;
-    }
-    /* After a failed send the pipe may hold bytes: it is closed, not kept. */
-    pipe_give(c->s, p, err == 0);
-    return err;
-}
-
 /* Sends @len bytes of @fd from @off by reading them into the output buffer's free space and
  * sending it, chunk by chunk. Each read is bounded by body_timeout, as a request body's reads
  * are, and by @deadline. Returns 0 or -errno. */
@@ -204,6 +167,50 @@ static int read_range(struct corio_http_conn *c, int fd, int64_t off, int64_t le
         len -= n;
     }
     return 0;
+}
+
+/* Sends @len bytes of @fd from @off through a pipe. Where no pipe can be had (a process out of
+ * descriptors: a pipe takes two) or the file cannot be spliced (splice(2) refuses some kinds of
+ * file with -EINVAL), the bytes left go through the output buffer instead: the pipe is empty at
+ * those points. Returns 0 or -errno. */
+static int splice_range(struct corio_http_conn *c, int fd, int64_t off, int64_t len,
+                        int64_t deadline)
+{
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    int p[2];
+    if (pipe_take(c->s, p) != 0)
+        return read_range(c, fd, off, len, deadline);
+    int err = 0;
+    while (len > 0) {
+        loff_t pos = off;
+        ssize_t n = splice(fd, &pos, p[1], NULL, len < PIPE_BYTES ? (size_t)len : PIPE_BYTES,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0 && errno == EAGAIN) {
+            err = warm(c, fd, off, len, deadline);
+            if (err)
+                break;
+            continue;
+        }
+        if (n < 0 && errno == EINVAL) {
+            err = read_range(c, fd, off, len, deadline);
+            break;
+        }
+        if (n <= 0) {
+            /* The file shrank under us (0), or failed. */
+            err = n == 0 ? -EIO : -errno;
+            break;
+        }
+        off += n;
+        len -= n;
+        err = pipe_to_socket(c, fl, p[0], (size_t)n, len > 0, deadline);
+        if (err)
+            break;
+    }
+    /* After a failed send the pipe may hold bytes: it is closed, not kept. */
+    pipe_give(c->s, p, err == 0);
+    return err;
 }
 
 int corio__http_send_range(struct corio_http_conn *c, int fd, int64_t off, int64_t len,
