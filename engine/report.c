@@ -75,6 +75,11 @@ static const char *const sys_net[] = {
     "socket",  "bind",   "listen",   "setsockopt", "getsockopt", "getsockname", "getpeername",
     "connect", "sendto", "recvfrom", "sendmmsg",   "poll",       "ppoll"};
 
+/* corio_http's bodies from a file (engine/http/sendfile.c), on either backend: file to pipe to
+ * socket with splice, and a SIGPIPE that a splice raised taken back (fcntl and rt_sigprocmask
+ * are above). */
+static const char *const sys_http[] = {"pipe2", "splice", "rt_sigtimedwait"};
+
 /* io_uring: the ops themselves run inside the kernel, where a seccomp filter does not see them. */
 static const char *const sys_uring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
 
@@ -99,6 +104,7 @@ static void profile(struct corio__text *t, enum corio_backend b)
                        "\"syscalls\":[{\"names\":[");
     names(t, sys_process, CORIO__ARRAY_SIZE(sys_process), &first);
     names(t, sys_net, CORIO__ARRAY_SIZE(sys_net), &first);
+    names(t, sys_http, CORIO__ARRAY_SIZE(sys_http), &first);
     if (b != CORIO_BACKEND_EPOLL)
         names(t, sys_uring, CORIO__ARRAY_SIZE(sys_uring), &first);
     if (b != CORIO_BACKEND_IO_URING)

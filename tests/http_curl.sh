@@ -1,9 +1,9 @@
 #!/bin/sh
 # Drives a real corio-httpd with curl: static files from a scratch root (GET compared byte for
 # byte with cmp, HEAD, Range, 404, 304, keep-alive reuse), the default hello server (GET / is
-# exactly "Hello, World!" as text/plain) and its TechEmpower plaintext and JSON routes. Each
-# server must stop on SIGTERM with status 0 within 2 s (under ASan that also means no leak at
-# exit).
+# exactly "Hello, World!" as text/plain), its TechEmpower plaintext and JSON routes, its
+# --access-log and --max-requests. Each server must stop on SIGTERM with status 0 within 2 s
+# (under ASan that also means no leak at exit).
 #
 # usage: http_curl.sh <path-to-corio-httpd> <scratch-dir>
 # Exits 0 on success, 77 when curl is missing, and 1 with a message on the first failure.
@@ -191,6 +191,20 @@ expect_eq "POST /json status" "$out" 405
 header "$TMP/post.hdr" Allow | grep -q GET || fail "POST /json: Allow does not name GET"
 
 stop_httpd
+
+# ---- the access log and max_requests ---------------------------------------------------------
+# Three GETs on a keep-alive connection that may serve two: the second response closes it, so
+# the third needs a connection of its own. Each request has its line in the log, written by the
+# time the server has ended (the log hands its lines over once a second and at the end).
+start_httpd --access-log "$TMP/access.log" --max-requests 2
+URL="http://127.0.0.1:$PORT"
+out=$($CURL -o /dev/null -o /dev/null -o /dev/null -w '%{http_code}:%{num_connects} ' \
+    "$URL/" "$URL/x" "$URL/") || fail "max-requests GETs: curl failed"
+expect_eq "max-requests statuses and new connections" "$out" "200:1 404:0 200:1 "
+stop_httpd
+expect_eq "access log lines" "$(wc -l <"$TMP/access.log" | tr -d ' ')" 3
+grep -Eq '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /x HTTP/1\.1" 404 [0-9]+ [0-9]+\.[0-9]{6}$' \
+    "$TMP/access.log" || fail "access log: no line for GET /x: $(cat "$TMP/access.log")"
 
 echo "http_curl: all checks passed"
 exit 0

@@ -4,11 +4,14 @@
 
 #include <corio/http.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -31,6 +34,9 @@ static void usage(FILE *f)
                "                       connection to one), round-robin or least (loop 0 accepts\n"
                "                       and hands each over in turn, or to the loop with fewest)\n"
                "  --drain-timeout S    seconds a graceful stop lets requests finish (default 5)\n"
+               "  --access-log PATH    a line per request (Common Log Format and the seconds it\n"
+               "                       took) appended to PATH, or written to stdout for -\n"
+               "  --max-requests N     requests per connection; the last one's response closes it\n"
                "  --stats              print counters at exit (and on SIGUSR1, always)\n"
                "  --metrics-path P     serve every loop's metrics in Prometheus' text format at\n"
                "                       path P (GET) of the server's port, e.g. /metrics\n"
@@ -61,6 +67,7 @@ static struct corio_http_server_opts ho;
 static _Atomic int server_err;
 static const char *metrics_path;
 static int metrics_port = -1;
+static const char *access_log; /* --access-log: a path, or "-" for stdout */
 
 /* GET of the metrics: every loop's, in Prometheus' text format, measured first and then written
  * into a buffer of that size (grown if the text grew in between). */
@@ -303,7 +310,7 @@ int main(int argc, char **argv)
     int cpu = -1;
     enum { O_PORT = 256, O_HOST, O_ROOT, O_HDR, O_IDLE, O_MAX, O_BACKLOG, O_STACK, O_SQPOLL,
            O_CPU, O_STATS, O_THREADS, O_DRAIN,
-           O_BALANCE, O_MPATH, O_MPORT };
+           O_BALANCE, O_MPATH, O_MPORT, O_ALOG, O_MAXREQ };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"host", required_argument, NULL, O_HOST},
@@ -321,6 +328,8 @@ int main(int argc, char **argv)
         {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"metrics-path", required_argument, NULL, O_MPATH},
         {"metrics-port", required_argument, NULL, O_MPORT},
+        {"access-log", required_argument, NULL, O_ALOG},
+        {"max-requests", required_argument, NULL, O_MAXREQ},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -342,6 +351,8 @@ int main(int argc, char **argv)
         case O_DRAIN: drain_timeout = tool_parse_seconds("--drain-timeout", optarg); break;
         case O_MPATH: metrics_path = optarg; break;
         case O_MPORT: metrics_port = (int)tool_parse_size("--metrics-port", optarg); break;
+        case O_ALOG: access_log = optarg; break;
+        case O_MAXREQ: ho.max_requests = tool_parse_size("--max-requests", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -350,6 +361,16 @@ int main(int argc, char **argv)
         (metrics_path && metrics_path[0] != '/')) {
         usage(stderr);
         return 2;
+    }
+    /* One descriptor for every loop's log: each writes whole batches of lines, appended. */
+    if (access_log && strcmp(access_log, "-") != 0) {
+        ho.access_log_fd = open(access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (ho.access_log_fd < 0) {
+            fprintf(stderr, "corio-httpd: %s: %s\n", access_log, strerror(errno));
+            return 1;
+        }
+    } else if (access_log) {
+        ho.access_log_fd = STDOUT_FILENO;
     }
     /* The options checked once here, where a bad root is reported before anything listens. */
     struct corio_http_server *check;

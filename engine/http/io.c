@@ -59,6 +59,7 @@ static int send_out(struct corio_http_conn *c, const void *p, size_t len, int64_
     int64_t prev = CORIO_FOREVER;
     if (deadline != CORIO_FOREVER)
         prev = corio__http_phase_begin(deadline);
+    c->out_bytes += len;
     ssize_t r = corio_send_all(c->fd, p, len, NULL, CORIO_FOREVER);
     if (deadline != CORIO_FOREVER)
         corio__http_phase_end(prev);
@@ -66,7 +67,6 @@ static int send_out(struct corio_http_conn *c, const void *p, size_t len, int64_
         c->broken = true;
         return (int)r;
     }
-    c->sent += len;
     return 0;
 }
 

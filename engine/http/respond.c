@@ -122,6 +122,7 @@ static int write_head_formatted(struct corio_http_conn *c, int status, const cha
     int err = head_start(s, status, sec);
     if (err)
         return err;
+    c->status = status;
     for (int tries = 0; tries < 2; tries++) {
         size_t at = c->wlen;
         err = put_head(c, &r);

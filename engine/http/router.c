@@ -654,7 +654,7 @@ void corio__http_hooks_after(struct corio_http_conn *c, const struct corio_http_
     const struct corio__http_router *rt = &c->s->router;
     if (rt->nhooks == 0)
         return;
-    uint64_t bytes = c->sent + c->wlen - start;
+    uint64_t bytes = c->out_bytes + c->wlen - start;
     for (size_t i = rt->nhooks; i-- > 0;) {
         const struct corio__http_hook *k = &rt->hooks[i];
         if (k->after)

@@ -64,6 +64,10 @@ int corio_http_server_new(struct corio_http_server **out, const struct corio_htt
         }
         s->o.root = NULL; /* not kept: the caller's string may go */
     }
+    if (corio__http_log_new(s) != 0) {
+        corio_http_server_free(s);
+        return -ENOMEM;
+    }
     corio_sem_init(&s->slots, (unsigned)s->o.max_connections);
     *out = s;
     return 0;
@@ -74,6 +78,8 @@ void corio_http_server_free(struct corio_http_server *s)
     if (!s)
         return;
     corio__http_router_free(&s->router);
+    corio__http_log_free(s);
+    corio__http_pipes_free(s);
     if (s->root_fd >= 0)
         close(s->root_fd);
     free(s);
@@ -281,7 +287,7 @@ static void dispatch_to(struct corio_http_conn *c, const struct corio_http_reque
 
 static void dispatch(struct corio_http_conn *c, const struct corio_http_request *req)
 {
-    uint64_t start = c->sent + c->wlen;
+    uint64_t start = c->out_bytes + c->wlen;
     unsigned allowed;
     const struct corio__http_route *r = corio__http_router_find(
         &c->s->router, (int)req->method, req->target, req->target_len, &c->m, &allowed);
@@ -324,14 +330,22 @@ static bool serve_request(struct corio_http_conn *c, const struct corio_http_req
     c->req = req;
     c->head_only = req->method == CORIO_HTTP_HEAD;
     c->keep_alive = req->keep_alive;
+    /* The connection's last request by max_requests: its response says "Connection: close". */
+    if (__builtin_expect(c->nreq == c->s->o.max_requests, 0))
+        c->keep_alive = false;
     c->resp = CORIO__HTTP_RESP_NONE;
     c->status = 0;
+    struct corio__http_log_mark mark;
+    if (__builtin_expect(c->s->log != NULL, 0))
+        corio__http_log_mark(c, &mark);
     corio__http_body_start(c, req, c->rpos + hl);
     dispatch(c, req);
     /* A deadline the handler set and left ends with it: the server bounds its own waits. */
     corio_set_deadline(CORIO_FOREVER, NULL);
     if (c->keep_alive && !c->broken)
         corio__http_body_discard(c);
+    if (__builtin_expect(c->s->log != NULL, 0))
+        corio__http_log_request(c, req, &mark);
     if (!c->keep_alive || c->broken || corio_cancelled()) {
         corio__http_flush(c, CORIO_FOREVER);
         return false;
@@ -385,6 +399,8 @@ static void ring_hold(struct corio_http_server *s)
     struct corio_loop *loop = corio_loop_current();
     if (s->ring_users++ == 0 && !s->ring && loop && corio_loop_has(loop, CORIO_FEAT_RECV_MULTISHOT))
         corio_bufring_new(&s->ring, loop, 1024, 4096);
+    if (s->ring_users == 1)
+        corio__http_log_hold(s);
 }
 
 static void ring_drop(struct corio_http_server *s)
@@ -392,6 +408,7 @@ static void ring_drop(struct corio_http_server *s)
     if (--s->ring_users == 0) {
         corio_bufring_free(s->ring);
         s->ring = NULL;
+        corio__http_log_drop(s);
     }
 }
 

@@ -7,6 +7,8 @@
  *   body.c     request bodies: Content-Length and chunked, 100-continue, discarding
  *   static.c   static files below the server's root or a mount's directory
  *   router.c   routes, their match and parameters, mounts, hooks
+ *   sendfile.c response bodies from a file: corio_http_send_file, and the static files' bodies
+ *   access.c   the access log
  *
  * A connection owns one allocation: its input buffer, its output buffer, the room for the header
  * lines a handler adds to a response, and the parsed header fields. A request head is
@@ -142,6 +144,8 @@ struct corio_http_server {
         char ctype[CORIO__HTTP_PLAIN_CTYPE_MAX]; /* its Content-Type */
         char head[CORIO__HTTP_PLAIN_HEAD_MAX];   /* the head */
     } plain;
+    struct corio__http_log *log;           /* the access log, NULL when off (access.c) */
+    struct corio__http_pipes *pipes;       /* pipes kept for file bodies (sendfile.c) */
 };
 
 /* Where the response to the request being served stands. */
@@ -213,7 +217,8 @@ struct corio_http_conn {
     char *pscratch;             /* room for percent-decoded parameters: max_target_bytes, or
                                    NULL when no route has parameters */
     int status;                 /* the status of the last response head written, 0 for none */
-    uint64_t sent;              /* bytes sent on the connection so far */
+    uint64_t out_bytes;         /* bytes sent on the connection so far (the access log and the
+                                   after-hooks count from it) */
 };
 
 /* Hidden, so that the files call each other directly and not through the PLT. */
@@ -350,10 +355,58 @@ int corio__http_router_decode(struct corio_http_conn *c);
 int corio__http_hooks_before(struct corio_http_conn *c, const struct corio_http_request *req);
 
 /* Runs the after-hooks of the server of @c in the reverse order, with the response's status and
- * the bytes it put out since @start (c->sent + c->wlen when the request began). May suspend.
+ * the bytes it put out since @start (c->out_bytes + c->wlen when the request began). May suspend.
  * Returns nothing. */
 void corio__http_hooks_after(struct corio_http_conn *c, const struct corio_http_request *req,
                              uint64_t start);
+/* ---- sendfile.c: response bodies from a file --------------------------------------------------
+ */
+
+/* Sends @len bytes of file @fd from @off as body bytes, after what the output buffer holds, with
+ * no framing of its own; the sends wait until @deadline at the latest (and the idle bound), each
+ * file read too (and body_timeout). May suspend. Returns 0, or -errno with the connection
+ * marked broken (-EIO when the file ends before @len bytes). */
+int corio__http_send_range(struct corio_http_conn *c, int fd, int64_t off, int64_t len,
+                           int64_t deadline);
+
+/* Closes the pipes @s kept. Returns nothing. */
+void corio__http_pipes_free(struct corio_http_server *s);
+
+/* ---- access.c: the access log ----------------------------------------------------------------
+ */
+
+/* Sets up @s's access log if its options ask for one. Returns 0 or -ENOMEM. */
+int corio__http_log_new(struct corio_http_server *s);
+
+/* Hands over what the log holds and frees it. Returns nothing. */
+void corio__http_log_free(struct corio_http_server *s);
+
+/* The first corio_http_serve or _serve_conn of @s began (in a coroutine): starts the timer that
+ * hands the lines over once a second. Returns nothing. */
+void corio__http_log_hold(struct corio_http_server *s);
+
+/* The last of them ended: stops the timer and hands the lines over. Returns nothing. */
+void corio__http_log_drop(struct corio_http_server *s);
+
+/* What the log needs of a request before its handler runs: where its bytes start and when. */
+struct corio__http_log_mark {
+    int64_t start;      /* corio_now() at the end of the head */
+    uint64_t out_bytes; /* c->out_bytes + c->wlen then */
+};
+
+/* Notes the start of the request being served on @c, whose status is not known yet. Returns
+ * nothing. */
+static inline void corio__http_log_mark(struct corio_http_conn *c, struct corio__http_log_mark *m)
+{
+    c->status = 0;
+    m->start = corio_now();
+    m->out_bytes = c->out_bytes + c->wlen;
+}
+
+/* Adds the line of request @req, served on @c since @m, to the log, handing the lines over first
+ * when the buffer has no room for it. Does not suspend. Returns nothing. */
+void corio__http_log_request(struct corio_http_conn *c, const struct corio_http_request *req,
+                             const struct corio__http_log_mark *m);
 
 #pragma GCC visibility pop
 

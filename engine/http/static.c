@@ -1,7 +1,7 @@
 /* The HTTP server's static files: a GET or HEAD that no route takes is answered with the file it
  * names below the server's root directory (index.html for a directory, 301 to the slash form of
  * a directory named without it), with Last-Modified, If-Modified-Since (304) and one byte range
- * (206, 416). The file's bytes are read into the output buffer's free space and sent from there. */
+ * (206, 416). The file's bytes are sent with corio__http_send_range (sendfile.c). */
 #include "server.h"
 
 #include <errno.h>
@@ -146,27 +146,6 @@ static bool file_head(struct corio_http_conn *c, const struct corio_http_request
     return err == 0 && status != 304 && status != 416;
 }
 
-/* Sends @len bytes of the file from @off: read into the output buffer's free space and sent,
- * chunk by chunk. */
-static void file_body(struct corio_http_conn *c, const struct file_job *f, int64_t off, int64_t len)
-{
-    while (len > 0 && !c->broken) {
-        if (c->wcap - c->wlen < 4096 && corio__http_flush(c, CORIO_FOREVER) != 0)
-            break;
-        size_t room = c->wcap - c->wlen;
-        size_t want = (uint64_t)len < room ? (size_t)len : room;
-        ssize_t n = corio_read(f->fd, c->wbuf + c->wlen, want, off, f->deadline);
-        if (n <= 0) {
-            /* The file shrank or failed under us: the promised length cannot be kept. */
-            c->broken = true;
-            break;
-        }
-        c->wlen += (size_t)n;
-        off += n;
-        len -= n;
-    }
-}
-
 void corio__http_serve_file(struct corio_http_conn *c, const struct corio_http_request *req)
 {
     corio__http_serve_file_at(c, req, c->s->root_fd, req->target, req->target_len, "", 0);
@@ -185,6 +164,6 @@ void corio__http_serve_file_at(struct corio_http_conn *c, const struct corio_htt
     if (file_open(c, t, tl, &f) < 0)
         return;
     if (file_stat(c, &f) && file_head(c, req, &f, &first, &len) && !c->head_only)
-        file_body(c, &f, first, len);
+        corio__http_send_range(c, f.fd, first, len, CORIO_FOREVER);
     corio_close(f.fd);
 }

@@ -215,6 +215,17 @@ CORIO_API ssize_t corio_http_header_join(const struct corio_http_request *req, c
 CORIO_API ssize_t corio_http_query_get(const struct corio_http_request *req, const char *key,
                                        char *out, size_t cap);
 
+/* Looks up the cookie @name in @req's Cookie header fields (every one of them, in order: a client
+ * sends one, HTTP/2 gateways several): the pairs are "name=value" separated by ';', with SP or
+ * HTAB allowed around them, and a value in double quotes is given without them. @name is compared
+ * exactly (cookie names are case-sensitive); the first match wins, and a pair without '=' is
+ * skipped. The value is copied to @out as it was sent (cookies are opaque: no %-decoding) and
+ * NUL-terminated. Pure: never suspends. Returns its length (without the NUL), -ENOENT when no
+ * pair has that name (or @name is empty), or -ENOSPC when it and its NUL do not fit in @cap
+ * bytes. */
+CORIO_API ssize_t corio_http_cookie_get(const struct corio_http_request *req, const char *name,
+                                        char *out, size_t cap);
+
 /* Prepares @c to decode one chunked body under @lim (NULL: defaults): max_body_bytes bounds the
  * decoded payload and max_head_bytes bounds the trailer section. Returns nothing. */
 CORIO_API void corio_http_chunked_init(struct corio_http_chunked *c,
@@ -356,6 +367,24 @@ struct corio_http_conn;
 typedef int corio_http_handler(struct corio_http_conn *c, const struct corio_http_request *req,
                                void *arg);
 
+/* Receives lines of the access log: @len bytes at @lines, one or more whole lines, each ending
+ * in '\n', in the order the requests ended. A line is the Common Log Format with the duration
+ * appended:
+ *   peer - - [day/Mon/year:HH:MM:SS +0000] "METHOD target HTTP/1.x" status bytes seconds
+ * where peer is the client's address (a Unix socket's peer is "-"), bytes counts the head and
+ * body sent (a response cut short counts what was written for it), and seconds is the time from
+ * the end of the head to the end of the request, in microseconds' precision. Bytes of the method
+ * and target outside visible ASCII, '"' and '\\' are written as \xHH, and a target is cut at 2048
+ * bytes. Lines are gathered in a buffer of the server's (one server serves one loop), and
+ * handed over when it fills (one hand-over per 64 KiB of lines), once a second, and when the
+ * last corio_http_serve or corio_http_serve_conn of the server returns. The function runs on the
+ * loop's thread, in a coroutine of the server's (the connection's whose line filled the buffer,
+ * a timer's, or the serving call's as it ends), and must not suspend: copy the lines, or write
+ * them without waiting. Without a function, access_log_fd gets the lines with write(2) on the
+ * loop's thread, as nginx writes its log: give it a file, or a pipe that is read promptly. @arg is
+ * the option's access_log_arg. Returns nothing. */
+typedef void corio_http_access_log_fn(void *arg, const char *lines, size_t len);
+
 /* The server's configuration. The timeouts are durations in nanoseconds (CORIO_SEC(10)), not
  * deadlines: the server turns each into a deadline when the phase it bounds begins. Zero means the
  * default for every field. */
@@ -375,6 +404,19 @@ struct corio_http_server_opts {
                                backlog. Default 10000 */
     size_t buffer_size;     /* per-connection input and output buffers, each; at least
                                max_head_bytes + 1. Default 16 KiB */
+    uint64_t max_requests;  /* requests one connection may make: the response to the last
+                               says "Connection: close" and the connection then closes, so
+                               that clients spread over restarted or added servers. Default
+                               (0): no limit */
+    /* The access log: one line per request, off by default (see corio_http_access_log_fn).
+     * Lines go to access_log when set, else to access_log_fd when it is above 0. */
+    corio_http_access_log_fn *access_log; /* receives the lines; NULL: none */
+    void *access_log_arg;                 /* passed to access_log as given */
+    int access_log_fd;                    /* > 0: the lines are written to it; 0: none */
+    /* Zero: room for the options of later 1.x releases. The struct is read field by field and
+     * zero means the default for each, as corio_loop_opts (corio.h): a new option comes out of
+     * this room, so that the struct keeps its size. */
+    unsigned char reserved_[60];
 };
 
 /* A server's counters, kept by the server and read with corio_http_server_stats. */
@@ -515,6 +557,23 @@ CORIO_API int corio_http_respond_start(struct corio_http_conn *c, int status,
  * -ETIMEDOUT, -EPIPE when the peer is gone. */
 CORIO_API int corio_http_write(struct corio_http_conn *c, const void *buf, size_t len,
                                int64_t deadline);
+
+/* Sends @len bytes of the open file @fd, from offset @off, as body bytes of a response started
+ * with corio_http_respond_start: for a Content-Length body at most what it still owes, for a body
+ * of unknown length one chunk (or the bytes as they are for an HTTP/1.0 client). The bytes go
+ * from the page cache to the socket with splice(2), through a pipe of the server's, never through
+ * the caller's memory nor the server's (a short range is copied to the output buffer instead, to
+ * go out with the head in one send). The file's offset is not moved, and @fd stays the caller's:
+ * it may be closed when the call returns. @fd must be a file splice(2) reads from (a regular
+ * file, a block device); bytes of it not in the page cache are read in first without holding the
+ * loop's thread. The call waits for the peer to take the bytes until @deadline at
+ * the latest (or the server's idle bound, if earlier). For a HEAD request nothing is sent and the
+ * call returns 0. A failure cuts the response: the connection closes after the handler. May
+ * suspend. Returns 0 or -errno: -EINVAL without a started response, for a negative @fd, @off or
+ * @len, or for more bytes than Content-Length left; -EIO when the file ends before @off + @len;
+ * -ETIMEDOUT; -EPIPE when the peer is gone; another errno of splice(2) or read(2). */
+CORIO_API int corio_http_send_file(struct corio_http_conn *c, int fd, int64_t off, int64_t len,
+                                   int64_t deadline);
 
 /* Ends a response started with corio_http_respond_start(..., -1, ...): the last chunk for an
  * HTTP/1.1 client (buffered like the writes), nothing for an HTTP/1.0 one, whose connection then
