@@ -131,7 +131,6 @@ static int write_head_formatted(struct corio_http_conn *c, int status, const cha
                 plain_keep(s, sec, status, ctype, ctlen, len, r.keep_alive, c->wbuf + at,
                            c->wlen - at);
             s->stats.responses++;
-            c->status = status;
             return 0;
         }
         if (err != -ENOSPC)
