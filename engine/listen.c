@@ -83,17 +83,150 @@ static int dial(int family, const struct sockaddr *sa, socklen_t len, int64_t de
     return fd;
 }
 
+/* How long an attempt has the field alone before the next address is tried beside it: RFC 8305's
+ * Connection Attempt Delay, at the value it recommends. An address that refuses at once (nothing
+ * listens there, no route) hands over at once instead. */
+#define DIAL_STAGGER CORIO_MS(250)
+
+/* RFC 8305's order: taking turns, a broken IPv6 path costs one stagger, not one per IPv6
+ * address. */
+void corio__dial_order(const struct sockaddr_storage *addrs, size_t n,
+                       const struct sockaddr_storage **order)
+{
+    sa_family_t first = addrs[0].ss_family;
+    size_t k = 0, a = 0, b = 0;
+    while (k < n) {
+        while (a < n && addrs[a].ss_family != first)
+            a++;
+        if (a < n)
+            order[k++] = &addrs[a++];
+        while (b < n && addrs[b].ss_family == first)
+            b++;
+        if (b < n)
+            order[k++] = &addrs[b++];
+    }
+}
+
+/* The attempts of one dial, racing: the connects in flight, their sockets, and the timer that
+ * lets the next address in. Lives in the dialling coroutine's frame (about 2 KiB). */
+struct dial_race {
+    struct corio_future conn[MAX_ADDRS];    /* attempt i's connect */
+    struct corio_future timer;              /* ends when the next address is due */
+    struct corio_future *fs[MAX_ADDRS + 1]; /* for corio_await_any: the attempts, then the timer */
+    int fd[MAX_ADDRS];                      /* attempt i's socket; -1 once closed */
+    const struct sockaddr_storage *order[MAX_ADDRS];
+    size_t n;                               /* addresses */
+    size_t next;                            /* the next address to try */
+    size_t tries;                           /* attempts made (each has a socket and a connect) */
+    bool timing;                            /* the timer is running */
+    int64_t deadline;
+    int err;                                /* the last failure: what a dial that fails returns */
+};
+
+/* Stops the timer, if it runs. */
+static void race_untime(struct dial_race *r)
+{
+    if (r->timing) {
+        corio_future_cancel(&r->timer);
+        corio_await(&r->timer, CORIO_FOREVER);
+        r->timing = false;
+    }
+}
+
+/* Starts an attempt on the next address (one whose socket cannot be made fails at once: the
+ * one after it is taken) and, while addresses are left, the timer. Returns 0, or -errno: the
+ * caller's cancel or deadline. */
+static int race_next(struct dial_race *r)
+{
+    race_untime(r);
+    while (r->next < r->n) {
+        const struct sockaddr_storage *ss = r->order[r->next++];
+        int fd = corio_socket(ss->ss_family, SOCK_STREAM, 0);
+        if (fd == -ECANCELED || fd == -ETIMEDOUT || fd == -EPERM)
+            return fd;
+        if (fd < 0) {
+            r->err = fd;
+            continue;
+        }
+        size_t i = r->tries++;
+        r->fd[i] = fd;
+        r->fs[i] = &r->conn[i];
+        /* A connect that cannot start is completed with its error, reported like any other. */
+        corio_connect_start(&r->conn[i], fd, (const struct sockaddr *)ss,
+                            corio__sockaddr_len(ss), r->deadline);
+        break;
+    }
+    if (r->next == r->n)
+        return 0;
+    int64_t due = corio_now() + DIAL_STAGGER;
+    if (r->deadline >= 0 && due > r->deadline)
+        due = r->deadline;
+    int err = corio_sleep_start(&r->timer, due);
+    r->timing = err == 0;
+    return err;
+}
+
 int corio__dial_addrs(const struct sockaddr_storage *addrs, size_t n, int64_t deadline)
 {
-    int fd = -ENOENT;
-    for (size_t i = 0; i < n; i++) {
-        const struct sockaddr_storage *ss = &addrs[i];
-        fd = dial(ss->ss_family, (const struct sockaddr *)ss, corio__sockaddr_len(ss), deadline);
-        /* What ended this attempt ends the others too: the caller's cancel or deadline. */
-        if (fd >= 0 || fd == -ECANCELED || fd == -ETIMEDOUT || fd == -EPERM)
+    if (n == 0)
+        return -ENOENT;
+    if (n == 1)
+        return dial(addrs[0].ss_family, (const struct sockaddr *)&addrs[0],
+                    corio__sockaddr_len(&addrs[0]), deadline);
+    if (deadline >= 0 && deadline <= corio_now())
+        return -ETIMEDOUT; /* no attempt once the caller's time is up */
+    struct dial_race r;
+    r.n = n < MAX_ADDRS ? n : MAX_ADDRS;
+    r.next = r.tries = 0;
+    r.timing = false;
+    r.deadline = deadline;
+    r.err = -ENOENT;
+    corio__dial_order(addrs, r.n, r.order);
+    size_t won = MAX_ADDRS;
+    int err = race_next(&r);
+    while (err == 0) {
+        size_t k = r.tries;
+        if (r.timing)
+            r.fs[k++] = &r.timer;
+        int i = k ? corio_await_any(r.fs, k, deadline) : -ENOENT;
+        if (i < 0) {
+            /* -ENOENT: every attempt failed, and no address is left. */
+            err = i == -ENOENT ? r.err : i;
             break;
+        }
+        if ((size_t)i == r.tries) { /* the timer: the next address joins in */
+            r.timing = false;
+            if (corio_future_result(&r.timer) == 0)
+                err = race_next(&r);
+            continue;
+        }
+        ssize_t res = corio_future_result(&r.conn[i]);
+        if (res == 0) {
+            won = (size_t)i;
+            break;
+        }
+        corio_close(r.fd[i]);
+        r.fd[i] = -1;
+        r.err = (int)res;
+        /* What ended this attempt ends the others too: the caller's cancel or deadline. */
+        if (res == -ECANCELED || res == -ETIMEDOUT || res == -EPERM) {
+            err = (int)res;
+            break;
+        }
+        /* It failed: the next address need not wait for the timer. */
+        if (r.next < r.n)
+            err = race_next(&r);
     }
-    return fd;
+    /* The losers: cancelled, awaited, closed. */
+    for (size_t i = 0; i < r.tries; i++) {
+        if (i == won || r.fd[i] < 0)
+            continue;
+        corio_future_cancel(&r.conn[i]);
+        corio_await(&r.conn[i], CORIO_FOREVER);
+        corio_close(r.fd[i]);
+    }
+    race_untime(&r);
+    return won < MAX_ADDRS ? r.fd[won] : err;
 }
 
 int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline)

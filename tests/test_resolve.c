@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <poll.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -352,6 +353,118 @@ static void test_resolve_dial_localhost_both(void **state)
     close(s.lfd6);
 }
 
+/* ---- racing the addresses (RFC 8305) ----------------------------------------------------------
+ */
+
+static void test_resolve_dial_order(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a[6];
+    const sa_family_t fam[6] = {AF_INET6, AF_INET6, AF_INET6, AF_INET, AF_INET, AF_INET6};
+    for (int i = 0; i < 6; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].ss_family = fam[i];
+    }
+    const struct sockaddr_storage *o[6];
+    /* The families take turns from the first one's; each keeps the resolver's order. */
+    corio__dial_order(a, 6, o);
+    const int want[6] = {0, 3, 1, 4, 2, 5};
+    for (int i = 0; i < 6; i++)
+        assert_ptr_equal(o[i], &a[want[i]]);
+    /* One family: the resolver's order as it is. */
+    corio__dial_order(&a[3], 2, o);
+    assert_ptr_equal(o[0], &a[3]);
+    assert_ptr_equal(o[1], &a[4]);
+}
+
+/* A listener that drops connection attempts without an answer: its backlog of 0 is full with one
+ * connection it never accepts, and the kernel drops the SYN of the next (the client would send it
+ * again a second later). The loopback stand-in for an address whose path is broken. */
+struct hole {
+    int lfd, filler;
+    uint16_t port;
+};
+
+static bool hole_make(struct hole *h)
+{
+    h->lfd = corio_listen_tcp("127.0.0.1", 0, 0, 0);
+    assert_true(h->lfd >= 0);
+    h->port = (uint16_t)corio_local_port(h->lfd);
+    struct sockaddr_storage ss;
+    assert_int_equal(corio_resolve("127.0.0.1", h->port, AF_INET, &ss, 1, T_BOUND), 1);
+    h->filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(h->filler >= 0);
+    assert_int_equal(connect(h->filler, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+    /* The precondition, checked: a further attempt gets no answer within 300 ms. */
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    assert_true(probe >= 0);
+    int r = connect(probe, (struct sockaddr *)&ss, sizeof(struct sockaddr_in));
+    bool dropped = false;
+    if (r != 0 && errno == EINPROGRESS) {
+        struct pollfd pfd = {.fd = probe, .events = POLLOUT};
+        dropped = poll(&pfd, 1, 300) == 0;
+    }
+    close(probe);
+    return dropped;
+}
+
+static void hole_free(struct hole *h)
+{
+    close(h->filler);
+    close(h->lfd);
+}
+
+struct race {
+    struct hole hole[2];
+    int good;                   /* a listener that answers */
+    struct sockaddr_storage a[4]; /* hole 0, the good one; hole 0, hole 1 */
+};
+
+static int race_body(void *p)
+{
+    struct race *r = p;
+    /* The first address never answers: the second joins after the stagger and wins, long before
+     * the deadline that would have ended a dial trying them one after the other. */
+    int64_t t0 = corio_now();
+    int fd = corio__dial_addrs(&r->a[0], 2, t0 + CORIO_SEC(20));
+    int64_t took = corio_now() - t0;
+    if (T_EXPECT(fd >= 0)) {
+        T_EXPECT_EQ(accept_check(r->good, fd), AF_INET);
+        corio_close(fd);
+    }
+    T_EXPECT(took >= CORIO_MS(250)); /* the first had its 250 ms alone */
+    T_EXPECT(took < CORIO_SEC(20));
+    /* Neither answers: the deadline ends both attempts, and their sockets are closed (the test's
+     * fd check sees any left open). */
+    t0 = corio_now();
+    T_EXPECT_EQ(corio__dial_addrs(&r->a[2], 2, t0 + CORIO_MS(600)), -ETIMEDOUT);
+    T_EXPECT_ELAPSED(t0, 600);
+    return 0;
+}
+
+static void test_resolve_dial_race(void **state)
+{
+    struct race r;
+    for (int i = 0; i < 2; i++)
+        if (!hole_make(&r.hole[i])) {
+            hole_free(&r.hole[0]);
+            if (i == 1)
+                hole_free(&r.hole[1]);
+            print_message("SKIP: a full loopback listener answers connection attempts here\n");
+            skip();
+        }
+    r.good = corio_listen_tcp("127.0.0.1", 0, 8, 0);
+    assert_true(r.good >= 0);
+    r.a[0] = addr_of("127.0.0.1", r.hole[0].port);
+    r.a[1] = addr_of("127.0.0.1", (uint16_t)corio_local_port(r.good));
+    r.a[2] = r.a[0];
+    r.a[3] = addr_of("127.0.0.1", r.hole[1].port);
+    t_run_checked(state, race_body, &r);
+    close(r.good);
+    hole_free(&r.hole[0]);
+    hole_free(&r.hole[1]);
+}
+
 /* ---- a lookup that waits for a worker: deadline and cancel ---------------------------------- */
 
 static int hold_worker(void *p)
@@ -406,6 +519,8 @@ int main(void)
         T_LOOP_FDS_TEST(test_resolve_dial_listen_by_name),
         T_LOOP_FDS_TEST(test_resolve_dial_next_address),
         T_LOOP_FDS_TEST(test_resolve_dial_localhost_both),
+        T_GUARD_TEST(test_resolve_dial_order),
+        T_LOOP_FDS_TEST(test_resolve_dial_race),
         T_GUARD_TEST(test_resolve_deadline_while_queued),
     };
     return T_RUN_TESTS(tests);

@@ -883,12 +883,15 @@ CORIO_API ssize_t corio_recv_all(int fd, void *buf, size_t len, size_t *done, in
 CORIO_API int corio_listen_tcp(const char *host, uint16_t port, int backlog, unsigned flags);
 
 /* Connects a new TCP socket to @host:@port and sets TCP_NODELAY. @host is a numeric IPv4 or IPv6
- * address or a host name, resolved as corio_resolve does (within @deadline); the addresses are
- * tried one after the other in the resolver's order, and the first that accepts wins (an address
- * that drops the connection attempt without an answer holds the rest up until @deadline: there
- * is no racing of attempts, RFC 8305). May suspend. Returns the connected fd, owned by the caller,
- * or -errno: the last attempt's (-ECONNREFUSED, -ENETUNREACH), -ETIMEDOUT, -ECANCELED, or
- * corio_resolve's. */
+ * address or a host name, resolved as corio_resolve does (within @deadline). A name's addresses
+ * race as RFC 8305 ("happy eyeballs") says: they are tried in the resolver's order with the two
+ * families taking turns (IPv6, IPv4, IPv6, ... when the first is IPv6); each attempt has 250 ms
+ * alone before the next joins it, or less when it fails (refused, unreachable: the next starts
+ * at once); the first to connect wins, and the others are cancelled and their sockets closed. So
+ * an address whose path drops the attempt without an answer costs 250 ms, not the whole
+ * @deadline. At most 8 addresses are tried. May suspend. Returns the connected fd, owned by the
+ * caller, or -errno: the last failed attempt's (-ECONNREFUSED, -ENETUNREACH), -ETIMEDOUT,
+ * -ECANCELED, or corio_resolve's. */
 CORIO_API int corio_dial_tcp(const char *host, uint16_t port, int64_t deadline);
 
 /* Resolves @host to at most @max addresses with @port, stored in @out[0..) as struct sockaddr_in
