@@ -3,9 +3,12 @@
  * thread. */
 #include "helpers.h"
 
+#include "loop.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -756,6 +759,69 @@ static void test_loop_run_deadlock_result(void **state)
     t_expect_ok();
 }
 
+/* ---- the batch wait's default follows the thread's CPUs --------------------------------------- */
+
+struct batch_probe {
+    int cpus;           /* CPUs the thread is let run on: 1, or every one the process has */
+    unsigned asked;     /* batch_wait_us asked for */
+    unsigned got;       /* what the loop took */
+    int err;
+};
+
+static void *batch_probe_thread(void *p)
+{
+    struct batch_probe *b = p;
+    cpu_set_t set;
+    if (b->cpus == 1) {
+        sched_getaffinity(0, sizeof(set), &set);
+        int first = 0;
+        while (!CPU_ISSET(first, &set))
+            first++;
+        CPU_ZERO(&set);
+        CPU_SET(first, &set);
+        b->err = sched_setaffinity(0, sizeof(set), &set);
+        if (b->err)
+            return NULL;
+    }
+    struct corio_loop_opts o = {.batch_wait_us = b->asked};
+    struct corio_loop *l = NULL;
+    b->err = corio_loop_new(&l, &o);
+    if (b->err == 0) {
+        b->got = l->opts.batch_wait_us;
+        corio_loop_free(l);
+    }
+    return NULL;
+}
+
+static unsigned batch_wait_of(int cpus, unsigned asked)
+{
+    struct batch_probe b = {.cpus = cpus, .asked = asked};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, batch_probe_thread, &b), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(b.err, 0);
+    return b.got;
+}
+
+static void test_loop_batch_wait_default(void **state)
+{
+    (void)state;
+    /* Pinned: the loop's CPU is its own, and a batch wait costs nothing there. */
+    assert_int_equal(batch_wait_of(1, 0), 50);
+    /* Asked for: as asked, pinned or not. */
+    assert_int_equal(batch_wait_of(1, CORIO_BATCH_WAIT_OFF), 0);
+    assert_int_equal(batch_wait_of(1, 20), 20);
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    if (CPU_COUNT(&set) < 2) {
+        print_message("SKIP: this process may run on one CPU only; the shared case needs two\n");
+        skip();
+    }
+    /* On CPUs it shares: no batch wait unless asked for. */
+    assert_int_equal(batch_wait_of(0, 0), 0);
+    assert_int_equal(batch_wait_of(0, 20), 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_loop_setup_refused),
         cmocka_unit_test(test_loop_refuse_each_setup_flag),
         cmocka_unit_test(test_loop_threads_ping_pong),
+        cmocka_unit_test(test_loop_batch_wait_default),
     };
     return T_RUN_TESTS(tests);
 }

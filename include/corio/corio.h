@@ -170,8 +170,10 @@ struct corio_loop_opts {
     unsigned fixed_files;     /* slots of the fixed file table (direct descriptors); 0: none. */
     size_t zc_threshold;      /* corio_send uses zero-copy send_zc from this many bytes; 0: never.*/
     unsigned batch_wait_us;   /* when busy, an idle wait may hold out this long for more CQEs so
-                                 that one wake-up serves several (kernel 6.12+); default 50,
-                                 CORIO_BATCH_WAIT_OFF: never. */
+                                 that one wake-up serves several (kernel 6.12+); default 50 when
+                                 the thread that makes the loop may run on one CPU only (pinned),
+                                 else never: sharing CPUs, the sleep hands the CPU away and costs
+                                 more than it saves. CORIO_BATCH_WAIT_OFF: never. */
     unsigned sqpoll_spin_us;  /* with CORIO_LOOP_SQPOLL: how long an idle loop polls the CQ before
                                  it sleeps in io_uring_enter. 0 or CORIO_SQPOLL_SPIN_AWAKE (the
                                  default): for as long as the kernel's poller is awake, so that
