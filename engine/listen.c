@@ -159,8 +159,8 @@ static int race_next(struct dial_race *r)
     if (r->next == r->n)
         return 0;
     int64_t due = corio_now() + DIAL_STAGGER;
-    if (r->deadline >= 0 && due > r->deadline)
-        due = r->deadline;
+    if (r->deadline >= 0 && due >= r->deadline)
+        return 0; /* no attempt could start in time: the deadline ends the ones there are */
     int err = corio_sleep_start(&r->timer, due);
     r->timing = err == 0;
     return err;
@@ -196,8 +196,7 @@ int corio__dial_addrs(const struct sockaddr_storage *addrs, size_t n, int64_t de
         }
         if ((size_t)i == r.tries) { /* the timer: the next address joins in */
             r.timing = false;
-            if (corio_future_result(&r.timer) == 0)
-                err = race_next(&r);
+            err = race_next(&r); /* the caller's cancel, if that ended it, ends this too */
             continue;
         }
         ssize_t res = corio_future_result(&r.conn[i]);
@@ -208,8 +207,10 @@ int corio__dial_addrs(const struct sockaddr_storage *addrs, size_t n, int64_t de
         corio_close(r.fd[i]);
         r.fd[i] = -1;
         r.err = (int)res;
-        /* What ended this attempt ends the others too: the caller's cancel or deadline. */
-        if (res == -ECANCELED || res == -ETIMEDOUT || res == -EPERM) {
+        /* What ended this attempt ends the others too: the caller's cancel or deadline. (Not
+         * the kernel's own refusals, -EPERM from a firewall or -ETIMEDOUT when its SYNs ran out:
+         * they are this path's, and another family's path may be fine.) */
+        if (res == -ECANCELED || (res == -ETIMEDOUT && deadline >= 0 && corio_now() >= deadline)) {
             err = (int)res;
             break;
         }
