@@ -430,6 +430,13 @@ struct race {
     struct sockaddr_storage refused[2]; /* nothing listens there; the good one */
 };
 
+/* Dials the two holes with a long deadline, to be cancelled while both attempts wait. */
+static int race_cancelled(void *p)
+{
+    struct race *r = p;
+    return corio__dial_addrs(&r->a[2], 2, corio_now() + CORIO_SEC(20));
+}
+
 static int race_body(void *p)
 {
     struct race *r = p;
@@ -458,6 +465,19 @@ static int race_body(void *p)
         corio_close(fd);
     }
     T_EXPECT(took < CORIO_MS(250));
+    /* Cancelled in mid-race, both attempts in flight (after the stagger): -ECANCELED at once,
+     * every socket closed (the fd check), every future awaited before the frame goes (ASan,
+     * valgrind). */
+    corio_id id;
+    if (!T_EXPECT_EQ(corio_spawn(&id, NULL, race_cancelled, r), 0))
+        return 0;
+    T_EXPECT_EQ(corio_sleep(corio_now() + CORIO_MS(400)), 0);
+    t0 = corio_now();
+    T_EXPECT_EQ(corio_cancel(id), 0);
+    int res = 0;
+    T_EXPECT_EQ(corio_join(id, &res, t0 + CORIO_SEC(5)), 0);
+    T_EXPECT_EQ(res, -ECANCELED);
+    T_EXPECT(corio_now() - t0 < CORIO_SEC(2));
     return 0;
 }
 
