@@ -428,6 +428,8 @@ struct race {
     int good;                     /* a listener that answers */
     struct sockaddr_storage a[4]; /* hole 0, the good one; hole 0, hole 1 */
     struct sockaddr_storage refused[2]; /* nothing listens there; the good one */
+    int good6;                    /* a listener on ::1, or -1 where there is no IPv6 loopback */
+    struct sockaddr_storage mixed[3]; /* hole 0, the good one, the good one on ::1 */
 };
 
 /* Dials the two holes with a long deadline, to be cancelled while both attempts wait. */
@@ -465,6 +467,15 @@ static int race_body(void *p)
         corio_close(fd);
     }
     T_EXPECT(took < CORIO_MS(250));
+    /* The families take turns: after the IPv4 hole comes the IPv6 listener, third in the
+     * resolver's order, before the second, IPv4 one. Which listener accepts tells. */
+    if (r->good6 >= 0) {
+        fd = corio__dial_addrs(r->mixed, 3, corio_now() + CORIO_SEC(20));
+        if (T_EXPECT(fd >= 0)) {
+            T_EXPECT_EQ(accept_check(r->good6, fd), AF_INET6);
+            corio_close(fd);
+        }
+    }
     /* Cancelled in mid-race, both attempts in flight (after the stagger): -ECANCELED at once,
      * every socket closed (the fd check), every future awaited before the frame goes (ASan,
      * valgrind). */
@@ -501,7 +512,17 @@ static void test_resolve_dial_race(void **state)
     r.a[3] = addr_of("127.0.0.1", r.hole[1].port);
     r.refused[0] = addr_of("127.0.0.1", closed_port("127.0.0.1"));
     r.refused[1] = r.a[1];
+    r.good6 = corio_listen_tcp("::1", 0, 8, CORIO_LISTEN_V6ONLY);
+    if (r.good6 < 0)
+        print_message("note: no IPv6 loopback here (%s): the families' turns are not checked\n",
+                      strerror(-r.good6));
+    else
+        r.mixed[2] = addr_of("::1", (uint16_t)corio_local_port(r.good6));
+    r.mixed[0] = r.a[0];
+    r.mixed[1] = r.a[1];
     t_run_checked(state, race_body, &r);
+    if (r.good6 >= 0)
+        close(r.good6);
     close(r.good);
     hole_free(&r.hole[0]);
     hole_free(&r.hole[1]);
