@@ -163,6 +163,17 @@ bool ratio_line(const char *what, double value, const char *op, double target, c
 
 int run_main(int argc, char **argv, void (*summary)())
 {
+    /* The summary's medians and targets come from every repetition, which these flags keep from
+     * the reporter: refused, rather than a summary of nan. */
+    for (const char *f : {"--benchmark_report_aggregates_only", "--benchmark_display_aggregates_only"})
+        for (int i = 1; i < argc; i++)
+            if (strncmp(argv[i], f, strlen(f)) == 0 && strstr(argv[i], "=false") == nullptr) {
+                fprintf(stderr,
+                        "%s: %s hides the repetitions that the medians and targets are taken "
+                        "from; leave it out (the table shows the aggregates anyway)\n",
+                        argv[0], argv[i]);
+                return 2;
+            }
     std::vector<char *> args(argv, argv + argc);
     static char interleave[] = "--benchmark_enable_random_interleaving=true";
     static char reps[] = "--benchmark_repetitions=5";
